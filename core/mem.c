@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/* core/mem.c - allocation wrappers; the only file that knows whether jemalloc is in. */
+#include "core/mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mq_config.h"
+#if MQ_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
+static void oom(size_t size)
+{
+    fprintf(stderr, "starling: out of memory allocating %zu bytes\n", size);
+    abort();
+}
+
+void *mq_alloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (p == NULL)
+        oom(size);
+    return p;
+}
+
+void *mq_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        oom(n * size);
+    return p;
+}
+
+void *mq_realloc(void *p, size_t size)
+{
+    void *q = realloc(p, size ? size : 1);
+    if (q == NULL)
+        oom(size);
+    return q;
+}
+
+void mq_free(void *p)
+{
+    free(p);
+}
+
+char *mq_strndup(const char *s, size_t len)
+{
+    char *d = mq_alloc(len + 1);
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+void *mq_try_alloc(size_t size)
+{
+    return malloc(size ? size : 1);
+}
+
+size_t mq_mem_allocated(void)
+{
+#if MQ_HAVE_JEMALLOC
+    /* jemalloc's statistics are cached per epoch: bump it to read a fresh figure. */
+    uint64_t epoch = 1;
+    size_t sz = sizeof(epoch);
+    (void)mallctl("epoch", &epoch, &sz, &epoch, sz); /* failure leaves the old figure */
+    size_t allocated = 0;
+    sz = sizeof(allocated);
+    if (mallctl("stats.allocated", &allocated, &sz, NULL, 0) != 0)
+        return 0;
+    return allocated;
+#else
+    return 0;
+#endif
+}

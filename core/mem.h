@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* core/mem.h - the one allocation interface: jemalloc arenas when built in, libc otherwise. */
+#ifndef MQ_CORE_MEM_H
+#define MQ_CORE_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* These never return NULL: on exhaustion they log and abort (h2o's h2o_fatal). Any thread.
+ * mq_free(NULL) is a no-op. */
+void *mq_alloc(size_t size) __attribute__((malloc, alloc_size(1)));
+void *mq_calloc(size_t n, size_t size) __attribute__((malloc, alloc_size(1, 2)));
+void *mq_realloc(void *p, size_t size) __attribute__((alloc_size(2)));
+void mq_free(void *p);
+char *mq_strndup(const char *s, size_t len);
+
+/* Allocation of a client-controlled size: returns NULL instead of aborting, so the caller can
+ * close that one connection (0x95 / 0x97). */
+void *mq_try_alloc(size_t size);
+
+/* Sets *out = a * b; false on overflow. */
+static inline bool mq_size_mul(size_t a, size_t b, size_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+/* Bytes the allocator has handed out and not taken back, from jemalloc's "stats.allocated";
+ * 0 when jemalloc is not built in (libc malloc keeps no such total). Any thread. */
+size_t mq_mem_allocated(void);
+
+#endif
