@@ -117,7 +117,7 @@ typedef struct mq_props {
     uint16_t server_keep_alive;
     uint16_t receive_maximum; /* never 0 */
     uint16_t topic_alias_maximum;
-    uint16_t topic_alias; /* never 0 */
+    uint16_t topic_alias;          /* never 0 */
     uint8_t payload_format;        /* 0 bytes, 1 UTF-8 */
     uint8_t request_problem_info;  /* 0 or 1 */
     uint8_t request_response_info; /* 0 or 1 */
@@ -201,13 +201,13 @@ typedef struct mq_ack {
 /* One entry of a SUBSCRIBE (filter + options byte) or of an UNSUBSCRIBE (filter only). */
 typedef struct mq_sub_entry {
     mq_str_t filter;
-    uint8_t qos;             /* requested maximum QoS */
-    bool no_local;           /* v5 */
-    bool retain_as_published;/* v5 */
-    uint8_t retain_handling; /* v5: 0, 1 or 2 */
-    uint8_t rc;              /* decoded: MQ_RC_SUCCESS, or MQ_RC_TOPIC_FILTER_INVALID for a
-                                filter that breaks the wildcard rules (the server answers
-                                that entry with a failure code, it does not disconnect) */
+    uint8_t qos;              /* requested maximum QoS */
+    bool no_local;            /* v5 */
+    bool retain_as_published; /* v5 */
+    uint8_t retain_handling;  /* v5: 0, 1 or 2 */
+    uint8_t rc;               /* decoded: MQ_RC_SUCCESS, or MQ_RC_TOPIC_FILTER_INVALID for a
+                                 filter that breaks the wildcard rules (the server answers
+                                 that entry with a failure code, it does not disconnect) */
 } mq_sub_entry_t;
 
 /* SUBSCRIBE and UNSUBSCRIBE. Decoding validates every entry and keeps them in 'raw' (the
@@ -259,15 +259,15 @@ bool mq_sub_next(const mq_packet_t *pkt, uint8_t proto, size_t *pos, mq_sub_entr
  * pieces is gathered in the decoder's own buffer (at most max_packet_size bytes, checked
  * before anything is allocated). */
 typedef struct mq_decoder {
-    uint8_t role;   /* enum mq_role */
-    uint8_t proto;  /* 0 until a CONNECT or mq_decoder_set_proto() fixes it */
+    uint8_t role;             /* enum mq_role */
+    uint8_t proto;            /* 0 until a CONNECT or mq_decoder_set_proto() fixes it */
     uint32_t max_packet_size; /* whole packet, fixed header included; 0 = protocol maximum */
     /* private: resumable state */
-    uint8_t _state;     /* 0 = type byte, 1 = length bytes, 2 = body */
-    uint8_t _hdr;       /* first byte of the fixed header */
-    uint8_t _n_len;     /* length bytes read so far */
-    uint32_t _rem;      /* remaining length, as far as read */
-    mq_buf_t _body;     /* body gathered across calls */
+    uint8_t _state; /* 0 = type byte, 1 = length bytes, 2 = body */
+    uint8_t _hdr;   /* first byte of the fixed header */
+    uint8_t _n_len; /* length bytes read so far */
+    uint32_t _rem;  /* remaining length, as far as read */
+    mq_buf_t _body; /* body gathered across calls */
 } mq_decoder_t;
 
 /* 'proto' = 0 for a server (learned from CONNECT), or the version a client connects with. */
@@ -300,13 +300,12 @@ MQ_MUST_CHECK enum mq_rc mq_codec_decode(enum mq_role role, uint8_t proto, const
 /* Decodes a body (the bytes after the fixed header) of a packet whose first header byte is
  * 'hdr'; the remaining length is 'len'. The building block of both functions above. */
 MQ_MUST_CHECK enum mq_rc mq_codec_decode_body(enum mq_role role, uint8_t proto, uint8_t hdr,
-                                              const uint8_t *body, uint32_t len,
-                                              mq_packet_t *pkt, const char **why);
+                                              const uint8_t *body, uint32_t len, mq_packet_t *pkt,
+                                              const char **why);
 
 /* Validates a v5 property block (without its length prefix) for context 'ctx' and fills *p. */
-MQ_MUST_CHECK enum mq_rc mq_props_decode(enum mq_prop_ctx ctx, enum mq_role role,
-                                         const uint8_t *in, size_t len, mq_props_t *p,
-                                         const char **why);
+MQ_MUST_CHECK enum mq_rc mq_props_decode(enum mq_prop_ctx ctx, enum mq_role role, const uint8_t *in,
+                                         size_t len, mq_props_t *p, const char **why);
 
 /* Reads a Variable Byte Integer from in[0..len): returns the number of bytes read (1..4),
  * 0 when more bytes are needed, -1 when malformed (a fifth byte would be needed). */

@@ -49,7 +49,7 @@ bool mq_utf8_is_valid(const uint8_t *s, size_t len)
             cp = (cp << 6) | (cc & 0x3F);
         }
         if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return false; /* overlong or out of range */
+            return false;                 /* overlong or out of range */
         if (cp >= 0xD800 && cp <= 0xDFFF) /* [MQTT-1.5.4-1] surrogates are ill-formed */
             return false;
         i += n + 1;

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* core/codec_internal.h - byte readers/writers shared by the codec's decode, encode and props. */
+#ifndef MQ_CORE_CODEC_INTERNAL_H
+#define MQ_CORE_CODEC_INTERNAL_H
+
+#include <string.h>
+
+#include "core/codec.h"
+
+/* A bounds-checked reader over one packet body (or property block). Every read returns
+ * false when the bytes run out; the caller turns that into MQ_RC_MALFORMED_PACKET. */
+typedef struct mq_codec__rd {
+    const uint8_t *p;
+    const uint8_t *end;
+} mq_codec__rd_t;
+
+static inline size_t mq_codec__left(const mq_codec__rd_t *r)
+{
+    return (size_t)(r->end - r->p);
+}
+
+static inline bool mq_codec__u8(mq_codec__rd_t *r, uint8_t *v)
+{
+    if (r->p >= r->end)
+        return false;
+    *v = *r->p++;
+    return true;
+}
+
+static inline bool mq_codec__u16(mq_codec__rd_t *r, uint16_t *v)
+{
+    if (mq_codec__left(r) < 2)
+        return false;
+    *v = (uint16_t)(r->p[0] << 8 | r->p[1]);
+    r->p += 2;
+    return true;
+}
+
+static inline bool mq_codec__u32(mq_codec__rd_t *r, uint32_t *v)
+{
+    if (mq_codec__left(r) < 4)
+        return false;
+    *v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 | r->p[3];
+    r->p += 4;
+    return true;
+}
+
+/* Two-byte length + bytes, as a view (Binary Data, or a string before UTF-8 checks). */
+static inline bool mq_codec__bin(mq_codec__rd_t *r, mq_str_t *s)
+{
+    uint16_t n;
+    if (!mq_codec__u16(r, &n) || mq_codec__left(r) < n)
+        return false;
+    s->ptr = (const char *)r->p;
+    s->len = n;
+    r->p += n;
+    return true;
+}
+
+static inline uint8_t *mq_codec__put_u16(uint8_t *o, uint16_t v)
+{
+    o[0] = (uint8_t)(v >> 8);
+    o[1] = (uint8_t)v;
+    return o + 2;
+}
+
+static inline uint8_t *mq_codec__put_u32(uint8_t *o, uint32_t v)
+{
+    o[0] = (uint8_t)(v >> 24);
+    o[1] = (uint8_t)(v >> 16);
+    o[2] = (uint8_t)(v >> 8);
+    o[3] = (uint8_t)v;
+    return o + 4;
+}
+
+static inline uint8_t *mq_codec__put_bin(uint8_t *o, mq_str_t s)
+{
+    o = mq_codec__put_u16(o, (uint16_t)s.len);
+    if (s.len)
+        memcpy(o, s.ptr, s.len);
+    return o + s.len;
+}
+
+/* Reads a v5 Variable Byte Integer in the minimal encoding; false when short or malformed. */
+bool mq_codec__varint(mq_codec__rd_t *r, uint32_t *v);
+
+/* Writes the property block of 'p' (without the length prefix) at 'o'; returns the end. */
+uint8_t *mq_codec__put_props(uint8_t *o, const mq_props_t *p);
+
+#endif
