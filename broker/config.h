@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/* broker/config.h - mosquitto.conf syntax: options, defaults, parsing with file:line errors. */
+#ifndef MQ_BROKER_CONFIG_H
+#define MQ_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MQ_CONFIG_MAX_LISTENERS 16
+
+typedef struct mq_listener_conf {
+    uint16_t port;
+    char *bind_address;      /* owned; NULL = all addresses (mosquitto's default) */
+    uint32_t max_connections;/* per listener; 0 = unlimited (mosquitto's -1) */
+} mq_listener_conf_t;
+
+/* The broker's configuration; immutable once the broker starts (STYLE.md §6). Strings are
+ * owned by the struct and released by mq_config_fini(). */
+typedef struct mq_config {
+    mq_listener_conf_t listeners[MQ_CONFIG_MAX_LISTENERS];
+    unsigned n_listeners;
+    bool has_explicit_listener; /* a 'listener' or 'port' line was seen */
+
+    bool allow_anonymous;         /* default: true with no listener configured, else false */
+    bool allow_anonymous_set;     /* the option was given */
+    bool allow_zero_length_clientid; /* default true */
+    char *auto_id_prefix;         /* default "auto-" */
+    uint16_t max_inflight_messages; /* default 20; 0 = unlimited (mosquitto), stored as 65535 */
+    uint32_t max_queued_messages; /* default 1000; 0 = unlimited */
+    uint64_t max_queued_bytes;    /* default 0 = unlimited */
+    uint32_t message_size_limit;  /* default 0 = the protocol maximum (268435455) */
+    uint32_t max_packet_size;     /* default 0 = the protocol maximum */
+    uint16_t max_keepalive;       /* default 65535 */
+    uint8_t max_qos;              /* default 2 */
+    bool retain_available;        /* default true */
+    bool upgrade_outgoing_qos;    /* default false */
+    bool set_tcp_nodelay;         /* default true (Starling; mosquitto's default is false) */
+    uint32_t max_connections;     /* global, from a line before any 'listener'; 0 = unlimited */
+    char *pid_file;               /* NULL = none */
+    char *user;                   /* default "mosquitto" (only used when started as root) */
+    unsigned workers;             /* Starling's own; 0 = online CPUs */
+    uint32_t sys_interval;        /* default 10 seconds; 0 = no $SYS */
+    bool verbose;                 /* -v, or log_type all */
+} mq_config_t;
+
+/* Sets every option to its default. */
+void mq_config_init(mq_config_t *cfg);
+
+/* Releases the strings owned by 'cfg'. */
+void mq_config_fini(mq_config_t *cfg);
+
+/* Parses 'path' (mosquitto.conf syntax: '#' comments, blank lines, "option value" lines,
+ * include_dir) into 'cfg', on top of what 'cfg' already holds. Returns 0, or -1 with a
+ * one-line message "FILE:LINE: what is wrong" in err[0..errlen) (for an unreadable file:
+ * "FILE: strerror"). Unknown options, bad values and mosquitto options that Starling does not
+ * implement are errors; the message names the option. */
+int mq_config_parse_file(mq_config_t *cfg, const char *path, char *err, size_t errlen);
+
+/* As mq_config_parse_file(), from a string; 'name' stands for the file in messages. */
+int mq_config_parse_string(mq_config_t *cfg, const char *name, const char *text, char *err,
+                           size_t errlen);
+
+/* Completes the configuration after parsing and the command line: adds the default listener
+ * (port 1883, or 'port_override' when non-zero, on 127.0.0.1 when no listener was configured,
+ * as mosquitto 2 does), applies the allow_anonymous default. Returns 0 or -1 with err set. */
+int mq_config_finish(mq_config_t *cfg, uint16_t port_override, char *err, size_t errlen);
+
+#endif
