@@ -11,8 +11,8 @@
 
 typedef struct mq_listener_conf {
     uint16_t port;
-    char *bind_address;      /* owned; NULL = all addresses (mosquitto's default) */
-    uint32_t max_connections;/* per listener; 0 = unlimited (mosquitto's -1) */
+    char *bind_address;       /* owned; NULL = all addresses (mosquitto's default) */
+    uint32_t max_connections; /* per listener; 0 = unlimited (mosquitto's -1) */
 } mq_listener_conf_t;
 
 /* The broker's configuration; immutable once the broker starts (STYLE.md §6). Strings are
@@ -22,26 +22,27 @@ typedef struct mq_config {
     unsigned n_listeners;
     bool has_explicit_listener; /* a 'listener' or 'port' line was seen */
 
-    bool allow_anonymous;         /* default: true with no listener configured, else false */
-    bool allow_anonymous_set;     /* the option was given */
+    bool allow_anonymous;            /* default: true with no listener configured, else false */
+    bool allow_anonymous_set;        /* the option was given */
     bool allow_zero_length_clientid; /* default true */
-    char *auto_id_prefix;         /* default "auto-" */
-    uint16_t max_inflight_messages; /* default 20; 0 = unlimited (mosquitto), stored as 65535 */
-    uint32_t max_queued_messages; /* default 1000; 0 = unlimited */
-    uint64_t max_queued_bytes;    /* default 0 = unlimited */
-    uint32_t message_size_limit;  /* default 0 = the protocol maximum (268435455) */
-    uint32_t max_packet_size;     /* default 0 = the protocol maximum */
-    uint16_t max_keepalive;       /* default 65535 */
-    uint8_t max_qos;              /* default 2 */
-    bool retain_available;        /* default true */
-    bool upgrade_outgoing_qos;    /* default false */
-    bool set_tcp_nodelay;         /* default true (Starling; mosquitto's default is false) */
-    uint32_t max_connections;     /* global, from a line before any 'listener'; 0 = unlimited */
-    char *pid_file;               /* NULL = none */
-    char *user;                   /* default "mosquitto" (only used when started as root) */
-    unsigned workers;             /* Starling's own; 0 = online CPUs */
-    uint32_t sys_interval;        /* default 10 seconds; 0 = no $SYS */
-    bool verbose;                 /* -v, or log_type all */
+    char *auto_id_prefix;            /* default "auto-" */
+    uint16_t max_inflight_messages;  /* default 20; 0 = unlimited (mosquitto), stored as 65535 */
+    uint32_t max_queued_messages;    /* default 1000; 0 = unlimited */
+    uint64_t max_queued_bytes;       /* default 0 = unlimited */
+    uint32_t message_size_limit;     /* default 0 = the protocol maximum (268435455) */
+    uint32_t max_packet_size;        /* default 0 = the protocol maximum */
+    uint16_t max_keepalive;          /* default 65535 */
+    uint8_t max_qos;                 /* default 2 */
+    bool retain_available;           /* default true */
+    bool upgrade_outgoing_qos;       /* default false */
+    bool set_tcp_nodelay;            /* default true (Starling; mosquitto's default is false) */
+    uint32_t max_connections;        /* global, from a line before any 'listener'; 0 = unlimited */
+    char *pid_file;                  /* NULL = none */
+    char *user;                      /* default "mosquitto" (only used when started as root) */
+    unsigned workers;                /* Starling's own; 0 = online CPUs */
+    uint32_t sys_interval;           /* default 10 seconds; 0 = no $SYS */
+    bool verbose;                    /* -v, or log_type all */
+    bool connection_messages;        /* default true */
 } mq_config_t;
 
 /* Sets every option to its default. */

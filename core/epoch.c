@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/* core/epoch.c - QSBR: a global epoch, a per-thread "seen" epoch, per-thread retire lists. */
+#include "core/epoch.h"
+
+#include "core/mem.h"
+#include "core/rc.h"
+
+struct mq_epoch_rec {
+    _Alignas(64) atomic_uint_fast64_t seen; /* epoch at the last quiescent point; 0 offline */
+    mq_epoch_t *ep;
+    mq_epoch_entry_t *head, **tail; /* retired, oldest first */
+    uint64_t n_pending;
+    unsigned idx;
+};
+
+struct mq_epoch {
+    _Alignas(64) atomic_uint_fast64_t global;
+    unsigned n;
+    mq_epoch_rec_t recs[];
+};
+
+mq_epoch_t *mq_epoch_new(unsigned max_threads)
+{
+    mq_epoch_t *ep = mq_calloc(1, sizeof(*ep) + max_threads * sizeof(mq_epoch_rec_t));
+    atomic_init(&ep->global, 1);
+    ep->n = max_threads;
+    for (unsigned i = 0; i < max_threads; i++) {
+        atomic_init(&ep->recs[i].seen, 0);
+        ep->recs[i].ep = ep;
+        ep->recs[i].tail = &ep->recs[i].head;
+        ep->recs[i].idx = i;
+    }
+    return ep;
+}
+
+static void run_all(mq_epoch_rec_t *r, uint64_t below)
+{
+    while (r->head && r->head->epoch < below) {
+        mq_epoch_entry_t *e = r->head;
+        r->head = e->next;
+        if (r->head == NULL)
+            r->tail = &r->head;
+        r->n_pending--;
+        e->fn(e);
+    }
+}
+
+void mq_epoch_free(mq_epoch_t *ep)
+{
+    if (ep == NULL)
+        return;
+    for (unsigned i = 0; i < ep->n; i++)
+        run_all(&ep->recs[i], UINT64_MAX);
+    mq_free(ep);
+}
+
+mq_epoch_rec_t *mq_epoch_register(mq_epoch_t *ep, unsigned idx)
+{
+    MQ_ASSERT(idx < ep->n);
+    mq_epoch_rec_t *r = &ep->recs[idx];
+    mq_epoch_online(r);
+    return r;
+}
+
+/* Smallest epoch seen by any online thread: everything retired before it is unreachable. */
+static uint64_t min_seen(const mq_epoch_t *ep)
+{
+    uint64_t min = atomic_load_explicit(&ep->global, memory_order_seq_cst);
+    for (unsigned i = 0; i < ep->n; i++) {
+        uint64_t s = atomic_load_explicit(&ep->recs[i].seen, memory_order_seq_cst);
+        if (s != 0 && s < min)
+            min = s;
+    }
+    return min;
+}
+
+void mq_epoch_quiescent(mq_epoch_rec_t *r)
+{
+    /* seq_cst pairs with the seq_cst increment in retire and the loads in min_seen: a thread
+     * that announces epoch g has finished with everything unlinked before g was taken. */
+    uint64_t g = atomic_load_explicit(&r->ep->global, memory_order_seq_cst);
+    atomic_store_explicit(&r->seen, g, memory_order_seq_cst);
+    if (r->head)
+        run_all(r, min_seen(r->ep));
+}
+
+void mq_epoch_offline(mq_epoch_rec_t *r)
+{
+    atomic_store_explicit(&r->seen, 0, memory_order_seq_cst);
+}
+
+void mq_epoch_online(mq_epoch_rec_t *r)
+{
+    uint64_t g = atomic_load_explicit(&r->ep->global, memory_order_seq_cst);
+    atomic_store_explicit(&r->seen, g, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst); /* before any shared read that follows */
+}
+
+void mq_epoch_retire(mq_epoch_rec_t *r, mq_epoch_entry_t *e, mq_epoch_free_cb *fn)
+{
+    e->fn = fn;
+    e->next = NULL;
+    /* the entry is unreachable from now on; threads that saw an epoch <= this one may still
+     * hold it, threads that announce a later epoch cannot */
+    e->epoch = atomic_fetch_add_explicit(&r->ep->global, 1, memory_order_seq_cst);
+    *r->tail = e;
+    r->tail = &e->next;
+    r->n_pending++;
+}
+
+uint64_t mq_epoch_pending(const mq_epoch_rec_t *r)
+{
+    return r->n_pending;
+}

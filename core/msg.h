@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/* core/msg.h - the immutable, refcounted application message shared by every worker. */
+#ifndef MQ_CORE_MSG_H
+#define MQ_CORE_MSG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/epoch.h"
+
+/* One PUBLISH as routed: built once by the receiving worker, then shared read-only by every
+ * worker that delivers it (DESIGN.md rule 5). Its bytes are the encoded 3.1.1 PUBLISH at
+ * QoS 0 without retain ('wire'); every other variant (QoS 1/2 with a packet id, retain set)
+ * is that header patched, so topic and payload are copied into the message exactly once. */
+typedef struct mq_msg {
+    atomic_uint refs; /* mq_msg_ref/unref; freed at 0 */
+    uint8_t qos;      /* QoS it was published with */
+    bool retain;      /* published with the retain flag */
+    uint16_t topic_len;
+    uint32_t payload_len;
+    uint32_t hdr_len;        /* fixed header bytes at the start of 'wire' (2..5) */
+    uint32_t wire_len;       /* whole QoS 0 packet */
+    mq_epoch_entry_t retire; /* used once: when the retained store lets go of it */
+    uint8_t wire[];          /* hdr | topic length | topic | payload */
+} mq_msg_t;
+
+/* Builds a message; returns it with one reference, owned by the caller. NULL when the size
+ * is beyond what a PUBLISH can carry (the caller has checked limits before). Any thread. */
+mq_msg_t *mq_msg_new(const char *topic, size_t topic_len, const void *payload, size_t payload_len,
+                     uint8_t qos, bool retain);
+
+static inline mq_msg_t *mq_msg_ref(mq_msg_t *m)
+{
+    /* relaxed: a new reference is always made from an existing one (h2o's refcount) */
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+/* Drops one reference; the last one frees the message. Any thread. */
+void mq_msg_unref(mq_msg_t *m);
+
+static inline mq_str_t mq_msg_topic(const mq_msg_t *m)
+{
+    return (mq_str_t){(const char *)m->wire + m->hdr_len + 2, m->topic_len};
+}
+
+static inline mq_str_t mq_msg_payload(const mq_msg_t *m)
+{
+    return (mq_str_t){(const char *)m->wire + m->hdr_len + 2 + m->topic_len, m->payload_len};
+}
+
+/* Size of the PUBLISH of 'm' delivered at 'qos' (a packet id is added for QoS > 0). */
+size_t mq_msg_publish_size(const mq_msg_t *m, uint8_t qos);
+
+/* Writes the 3.1/3.1.1 PUBLISH of 'm' at 'qos' with 'packet_id', 'retain' and 'dup' into 'out'
+ * (mq_msg_publish_size(m, qos) bytes); returns the bytes written. */
+size_t mq_msg_write_publish(const mq_msg_t *m, uint8_t qos, uint16_t packet_id, bool retain,
+                            bool dup, uint8_t *out);
+
+#endif

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/* core/sess.c - session state machine: outbound window and queue, acknowledgements, resume. */
+#include "core/sess.h"
+
+#include <string.h>
+
+#include "core/codec.h"
+#include "core/mem.h"
+
+mq_sess_t *mq_sess_new(const char *client_id, size_t len, uint64_t id_hash, bool clean,
+                       const mq_sess_limits_t *limits)
+{
+    mq_sess_t *s = mq_calloc(1, sizeof(*s));
+    s->client_id = mq_strndup(client_id, len);
+    s->id_len = len;
+    s->id_hash = id_hash;
+    s->clean = clean;
+    s->limits = limits;
+    s->next_packet_id = 1;
+    return s;
+}
+
+void mq_sess_free(mq_sess_t *s)
+{
+    if (s == NULL)
+        return;
+    for (uint32_t i = 0; i < s->n_inflight; i++)
+        mq_msg_unref(s->inflight[i].msg);
+    for (uint32_t i = 0; i < s->q_len; i++)
+        mq_msg_unref(s->queue[(s->q_head + i) % s->q_cap].msg);
+    for (uint32_t i = 0; i < s->n_subs; i++)
+        mq_free(s->subs[i].filter);
+    mq_free(s->subs);
+    mq_free(s->inflight);
+    mq_free(s->queue);
+    mq_free(s->qos2_in);
+    mq_free(s->client_id);
+    mq_free(s);
+}
+
+static void write_ack(mq_buf_t *out, uint8_t type, uint16_t packet_id)
+{
+    uint8_t b[4] = {(uint8_t)(type << 4 | (type == MQ_PUBREL ? 0x02 : 0)), 2,
+                    (uint8_t)(packet_id >> 8), (uint8_t)packet_id};
+    mq_buf_append(out, b, sizeof(b));
+}
+
+static void write_publish(mq_sess_t *s, const mq_outmsg_t *o, bool dup)
+{
+    size_t n = mq_msg_publish_size(o->msg, o->qos);
+    mq_buf_reserve(s->out, n);
+    s->out->len += mq_msg_write_publish(o->msg, o->qos, o->packet_id, o->retain, dup,
+                                        s->out->data + s->out->len);
+    s->stats.publish_sent++;
+    s->stats.publish_bytes += o->msg->payload_len;
+}
+
+static bool packet_id_in_flight(const mq_sess_t *s, uint16_t id)
+{
+    for (uint32_t i = 0; i < s->n_inflight; i++)
+        if (s->inflight[i].packet_id == id)
+            return true;
+    return false;
+}
+
+static uint16_t next_packet_id(mq_sess_t *s)
+{
+    /* at most 65535 in flight, so a free id always exists; the window is usually small and
+     * the ids in it consecutive, so the scan ends at once */
+    for (;;) {
+        uint16_t id = s->next_packet_id++;
+        if (s->next_packet_id == 0)
+            s->next_packet_id = 1;
+        if (!packet_id_in_flight(s, id))
+            return id;
+    }
+}
+
+/* Puts 'o' in flight (assigning its packet id) and writes it. */
+static void send_inflight(mq_sess_t *s, mq_outmsg_t o)
+{
+    if (s->n_inflight == s->cap_inflight) {
+        s->cap_inflight = s->cap_inflight ? s->cap_inflight * 2 : 4;
+        s->inflight = mq_realloc(s->inflight, s->cap_inflight * sizeof(*s->inflight));
+    }
+    o.packet_id = next_packet_id(s);
+    o.state = MQ_OUT_PUBLISH;
+    s->inflight[s->n_inflight++] = o;
+    write_publish(s, &o, false);
+}
+
+static bool enqueue(mq_sess_t *s, mq_outmsg_t o)
+{
+    const mq_sess_limits_t *l = s->limits;
+    if ((l->max_queued && s->q_len >= l->max_queued) ||
+        (l->max_queued_bytes && s->q_bytes + o.msg->payload_len > l->max_queued_bytes)) {
+        s->stats.dropped++;
+        return false;
+    }
+    if (s->q_len == s->q_cap) {
+        uint32_t cap = s->q_cap ? s->q_cap * 2 : 8;
+        mq_outmsg_t *q = mq_alloc(cap * sizeof(*q));
+        for (uint32_t i = 0; i < s->q_len; i++)
+            q[i] = s->queue[(s->q_head + i) % s->q_cap];
+        mq_free(s->queue);
+        s->queue = q;
+        s->q_cap = cap;
+        s->q_head = 0;
+    }
+    s->queue[(s->q_head + s->q_len) % s->q_cap] = o;
+    s->q_len++;
+    s->q_bytes += o.msg->payload_len;
+    mq_msg_ref(o.msg);
+    return true;
+}
+
+/* Moves queued messages into the window while there is room and a connection. */
+static void pump(mq_sess_t *s)
+{
+    while (s->out && s->q_len > 0) {
+        mq_outmsg_t o = s->queue[s->q_head];
+        if (o.qos > 0 && s->n_inflight >= s->limits->max_inflight)
+            return;
+        s->q_head = (s->q_head + 1) % s->q_cap;
+        s->q_len--;
+        s->q_bytes -= o.msg->payload_len;
+        if (o.qos == 0) {
+            write_publish(s, &o, false);
+            mq_msg_unref(o.msg);
+        } else {
+            send_inflight(s, o); /* the queue's reference moves into the window */
+        }
+    }
+}
+
+bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain)
+{
+    mq_outmsg_t o = {.msg = msg, .qos = qos, .retain = retain};
+    if (s->out == NULL) {
+        if (qos == 0) { /* queue_qos0_messages false: QoS 0 is not kept for the offline */
+            s->stats.dropped++;
+            return false;
+        }
+        return enqueue(s, o);
+    }
+    if (qos == 0 && s->q_len == 0) {
+        write_publish(s, &o, false);
+        return true;
+    }
+    if (qos > 0 && s->q_len == 0 && s->n_inflight < s->limits->max_inflight) {
+        mq_msg_ref(msg);
+        send_inflight(s, o);
+        return true;
+    }
+    return enqueue(s, o); /* keeps order behind what already waits */
+}
+
+static mq_outmsg_t *find_inflight(mq_sess_t *s, uint16_t id, uint8_t qos, uint8_t state)
+{
+    for (uint32_t i = 0; i < s->n_inflight; i++) {
+        mq_outmsg_t *o = &s->inflight[i];
+        if (o->packet_id == id && o->qos == qos && o->state == state)
+            return o;
+    }
+    return NULL;
+}
+
+static void remove_inflight(mq_sess_t *s, mq_outmsg_t *o)
+{
+    mq_msg_unref(o->msg);
+    size_t i = (size_t)(o - s->inflight);
+    memmove(o, o + 1, (s->n_inflight - i - 1) * sizeof(*o));
+    s->n_inflight--;
+}
+
+enum mq_rc mq_sess_on_puback(mq_sess_t *s, uint16_t packet_id)
+{
+    mq_outmsg_t *o = find_inflight(s, packet_id, 1, MQ_OUT_PUBLISH);
+    if (o == NULL)
+        return MQ_RC_PACKET_ID_NOT_FOUND;
+    remove_inflight(s, o);
+    pump(s);
+    return MQ_RC_SUCCESS;
+}
+
+enum mq_rc mq_sess_on_pubrec(mq_sess_t *s, uint16_t packet_id)
+{
+    mq_outmsg_t *o = find_inflight(s, packet_id, 2, MQ_OUT_PUBLISH);
+    if (o == NULL) {
+        o = find_inflight(s, packet_id, 2, MQ_OUT_PUBREL);
+        if (o == NULL)
+            return MQ_RC_PACKET_ID_NOT_FOUND;
+    } else {
+        /* [MQTT-4.3.3-4] after PUBREC the message itself is no longer needed */
+        mq_msg_unref(o->msg);
+        o->msg = NULL;
+        o->state = MQ_OUT_PUBREL;
+    }
+    if (s->out)
+        write_ack(s->out, MQ_PUBREL, packet_id);
+    return MQ_RC_SUCCESS;
+}
+
+enum mq_rc mq_sess_on_pubcomp(mq_sess_t *s, uint16_t packet_id)
+{
+    mq_outmsg_t *o = find_inflight(s, packet_id, 2, MQ_OUT_PUBREL);
+    if (o == NULL)
+        return MQ_RC_PACKET_ID_NOT_FOUND;
+    remove_inflight(s, o);
+    pump(s);
+    return MQ_RC_SUCCESS;
+}
+
+void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn)
+{
+    s->out = out;
+    s->conn = conn;
+    s->is_online = true;
+    for (uint32_t i = 0; i < s->n_inflight; i++) {
+        mq_outmsg_t *o = &s->inflight[i];
+        if (o->state == MQ_OUT_PUBREL)
+            write_ack(out, MQ_PUBREL, o->packet_id);
+        else
+            write_publish(s, o, true);
+    }
+    pump(s);
+}
+
+void mq_sess_detach(mq_sess_t *s)
+{
+    s->out = NULL;
+    s->conn = NULL;
+    s->is_online = false;
+}
+
+bool mq_sess_qos2_received(mq_sess_t *s, uint16_t packet_id)
+{
+    for (uint32_t i = 0; i < s->n_qos2_in; i++)
+        if (s->qos2_in[i] == packet_id)
+            return false;
+    if (s->n_qos2_in == s->cap_qos2_in) {
+        s->cap_qos2_in = s->cap_qos2_in ? s->cap_qos2_in * 2 : 4;
+        s->qos2_in = mq_realloc(s->qos2_in, s->cap_qos2_in * sizeof(*s->qos2_in));
+    }
+    s->qos2_in[s->n_qos2_in++] = packet_id;
+    return true;
+}
+
+void mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id)
+{
+    for (uint32_t i = 0; i < s->n_qos2_in; i++) {
+        if (s->qos2_in[i] == packet_id) {
+            s->qos2_in[i] = s->qos2_in[--s->n_qos2_in];
+            return;
+        }
+    }
+}
+
+mq_sub_t *mq_sess_find_sub(mq_sess_t *s, const char *filter, size_t len)
+{
+    for (uint32_t i = 0; i < s->n_subs; i++)
+        if (s->subs[i].len == len && memcmp(s->subs[i].filter, filter, len) == 0)
+            return &s->subs[i];
+    return NULL;
+}
+
+mq_sub_t *mq_sess_add_sub(mq_sess_t *s, const char *filter, size_t len, uint64_t fid, uint8_t qos)
+{
+    if (s->n_subs == s->cap_subs) {
+        s->cap_subs = s->cap_subs ? s->cap_subs * 2 : 2;
+        s->subs = mq_realloc(s->subs, s->cap_subs * sizeof(*s->subs));
+    }
+    mq_sub_t *sub = &s->subs[s->n_subs++];
+    sub->fid = fid;
+    sub->filter = mq_strndup(filter, len);
+    sub->len = (uint16_t)len;
+    sub->qos = qos;
+    return sub;
+}
+
+void mq_sess_remove_sub(mq_sess_t *s, mq_sub_t *sub)
+{
+    mq_free(sub->filter);
+    *sub = s->subs[--s->n_subs];
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/* core/sess.h - one client session: subscriptions, outbound QoS window and queue, inbound QoS 2. */
+#ifndef MQ_CORE_SESS_H
+#define MQ_CORE_SESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/msg.h"
+#include "core/rc.h"
+
+/* A session is owned by exactly one worker (DESIGN.md rule 1) and touched by no other
+ * thread. It does no I/O: while a connection is attached, it appends the packets it must
+ * send to that connection's output buffer ('out'); the worker flushes it. Detached, it queues
+ * what a persistent session must keep (QoS 1 and 2) and drops QoS 0, as mosquitto does with
+ * queue_qos0_messages false. Everything here is designed to be journaled later: the state is
+ * subscriptions, in-flight entries and the queue, each a plain record. */
+
+typedef struct mq_sess_limits {
+    uint16_t max_inflight;     /* outbound QoS 1/2 messages awaiting acknowledgement; >= 1 */
+    uint32_t max_queued;       /* messages queued beyond the window; 0 = unlimited */
+    uint64_t max_queued_bytes; /* payload bytes queued; 0 = unlimited */
+} mq_sess_limits_t;
+
+typedef struct mq_sub {
+    uint64_t fid; /* filter id in the shared index */
+    char *filter; /* owned, NUL-terminated */
+    uint16_t len;
+    uint8_t qos; /* granted */
+} mq_sub_t;
+
+enum mq_out_state {
+    MQ_OUT_PUBLISH = 0, /* PUBLISH sent, awaiting PUBACK (QoS 1) or PUBREC (QoS 2) */
+    MQ_OUT_PUBREL = 1,  /* PUBREL sent, awaiting PUBCOMP (QoS 2) */
+};
+
+typedef struct mq_outmsg {
+    mq_msg_t *msg; /* a reference; NULL once a QoS 2 message reached PUBREL */
+    uint16_t packet_id;
+    uint8_t qos;
+    uint8_t state; /* enum mq_out_state */
+    bool retain;   /* the retain flag to send */
+} mq_outmsg_t;
+
+typedef struct mq_sess_stats {
+    uint64_t dropped;       /* messages dropped by the queue limits or while offline */
+    uint64_t publish_sent;  /* PUBLISH packets written */
+    uint64_t publish_bytes; /* their payload bytes */
+} mq_sess_stats_t;
+
+typedef struct mq_sess {
+    char *client_id; /* owned, NUL-terminated */
+    size_t id_len;
+    uint64_t id_hash;
+    bool clean;                     /* clean session: discarded when the connection ends */
+    bool is_online;                 /* a connection is attached */
+    mq_buf_t *out;                  /* the attached connection's output, or NULL */
+    void *conn;                     /* the attached connection (net/), or NULL */
+    struct mq_sess *next_in_bucket; /* the worker's client id table */
+    uint64_t stamp;                 /* last message routed to this session (per-message dedup) */
+    uint8_t stamp_qos;
+
+    mq_sub_t *subs;
+    uint32_t n_subs, cap_subs;
+
+    mq_outmsg_t *inflight; /* oldest first */
+    uint32_t n_inflight, cap_inflight;
+    mq_outmsg_t *queue; /* ring buffer of waiting messages */
+    uint32_t q_head, q_len, q_cap;
+    uint64_t q_bytes;
+    uint16_t next_packet_id;
+
+    uint16_t *qos2_in; /* inbound QoS 2 packet ids received and not yet released */
+    uint32_t n_qos2_in, cap_qos2_in;
+
+    const mq_sess_limits_t *limits;
+    mq_sess_stats_t stats;
+} mq_sess_t;
+
+/* Returns a new detached session for 'client_id', owned by the caller. */
+mq_sess_t *mq_sess_new(const char *client_id, size_t len, uint64_t id_hash, bool clean,
+                       const mq_sess_limits_t *limits);
+
+/* Frees the session, dropping every message reference. Subscriptions must have been removed
+ * from the index by the caller (it knows the index; the session does not). NULL is a no-op. */
+void mq_sess_free(mq_sess_t *s);
+
+/* Attaches a connection's output buffer and re-sends what the session owes it: every
+ * in-flight PUBLISH again with DUP set, every pending PUBREL [MQTT-4.4.0-1], then queued
+ * messages up to the window. */
+void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn);
+
+/* Detaches the connection; from now on QoS 1/2 messages queue and QoS 0 ones are dropped. */
+void mq_sess_detach(mq_sess_t *s);
+
+/* Delivers 'msg' at 'qos' (already min(subscription, publication)) with 'retain' as the
+ * retain flag to send. Writes it now, or queues it, or drops it (counted in stats.dropped)
+ * when the queue limits say so; returns false when dropped. */
+bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain);
+
+/* Outbound acknowledgements. Each returns MQ_RC_SUCCESS, or MQ_RC_PACKET_ID_NOT_FOUND for an
+ * id that is not in flight in the right state (the caller logs it; not fatal in 3.1.1). */
+enum mq_rc mq_sess_on_puback(mq_sess_t *s, uint16_t packet_id);
+enum mq_rc mq_sess_on_pubrec(mq_sess_t *s, uint16_t packet_id);
+enum mq_rc mq_sess_on_pubcomp(mq_sess_t *s, uint16_t packet_id);
+
+/* Inbound QoS 2: returns true when 'packet_id' is new (the caller routes the message), false
+ * when it is a re-send of a message not yet released (not routed again [MQTT-4.3.3-10]).
+ * Either way the caller answers PUBREC. */
+bool mq_sess_qos2_received(mq_sess_t *s, uint16_t packet_id);
+
+/* Inbound PUBREL: forgets 'packet_id'; the caller answers PUBCOMP. */
+void mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id);
+
+/* Subscriptions (the session's own list; the worker keeps the index and its filter table in
+ * step). Returns the existing entry for 'filter', or NULL. */
+mq_sub_t *mq_sess_find_sub(mq_sess_t *s, const char *filter, size_t len);
+
+/* Adds a subscription; the filter is copied. Returns the new entry. */
+mq_sub_t *mq_sess_add_sub(mq_sess_t *s, const char *filter, size_t len, uint64_t fid, uint8_t qos);
+
+/* Removes the subscription at 'sub' (from mq_sess_find_sub). */
+void mq_sess_remove_sub(mq_sess_t *s, mq_sub_t *sub);
+
+/* Messages waiting in the queue (not in flight). */
+static inline uint32_t mq_sess_queued(const mq_sess_t *s)
+{
+    return s->q_len;
+}
+
+#endif
