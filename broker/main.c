@@ -8,12 +8,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker/config.h"
+#include "broker/sys.h"
 #include "core/log.h"
 #include "mq_config.h"
 #include "net/server.h"
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void usage(FILE *f)
 {
@@ -214,10 +223,29 @@ int main(int argc, char **argv)
     }
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s running", MQ_VERSION);
 
+    /* The control thread: signals, and $SYS every sys_interval (0 disables the tree). */
+    mq_sys_t *sys = cfg.sys_interval ? mq_sys_new(srv, mono_s()) : NULL;
+    double next_sys = mono_s();
     for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0)
-            continue;
+        if (sys && mono_s() >= next_sys) {
+            mq_sys_update(sys, mono_s());
+            next_sys += cfg.sys_interval;
+            if (next_sys < mono_s()) /* a stall: do not publish in a burst to catch up */
+                next_sys = mono_s() + cfg.sys_interval;
+        }
+        int sig;
+        if (sys) {
+            double wait = next_sys - mono_s();
+            struct timespec ts = {.tv_sec = (time_t)wait,
+                                  .tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9)};
+            if (wait < 0)
+                ts.tv_sec = ts.tv_nsec = 0;
+            sig = sigtimedwait(&set, NULL, &ts);
+        } else {
+            sig = sigwaitinfo(&set, NULL);
+        }
+        if (sig < 0)
+            continue; /* timeout (EAGAIN) or EINTR */
         if (sig == SIGINT || sig == SIGTERM)
             break;
         if (sig == SIGHUP)
@@ -225,6 +253,7 @@ int main(int argc, char **argv)
                                   "yet; the running configuration is unchanged.");
     }
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s terminating", MQ_VERSION);
+    mq_sys_free(sys);
     mq_server_stop(srv);
     if (cfg.pid_file)
         unlink(cfg.pid_file);

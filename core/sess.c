@@ -38,8 +38,10 @@ void mq_sess_free(mq_sess_t *s)
     mq_free(s);
 }
 
-static void write_ack(mq_buf_t *out, uint8_t type, uint16_t packet_id)
+static void write_ack(mq_sess_t *s, uint8_t type, uint16_t packet_id)
 {
+    mq_buf_t *out = s->out;
+    s->stats.packets_sent++;
     uint8_t b[4] = {(uint8_t)(type << 4 | (type == MQ_PUBREL ? 0x02 : 0)), 2,
                     (uint8_t)(packet_id >> 8), (uint8_t)packet_id};
     mq_buf_append(out, b, sizeof(b));
@@ -52,6 +54,7 @@ static void write_publish(mq_sess_t *s, const mq_outmsg_t *o, bool dup)
     s->out->len += mq_msg_write_publish(o->msg, o->qos, o->packet_id, o->retain, dup,
                                         s->out->data + s->out->len);
     s->stats.publish_sent++;
+    s->stats.packets_sent++;
     s->stats.publish_bytes += o->msg->payload_len;
 }
 
@@ -197,7 +200,7 @@ enum mq_rc mq_sess_on_pubrec(mq_sess_t *s, uint16_t packet_id)
         o->state = MQ_OUT_PUBREL;
     }
     if (s->out)
-        write_ack(s->out, MQ_PUBREL, packet_id);
+        write_ack(s, MQ_PUBREL, packet_id);
     return MQ_RC_SUCCESS;
 }
 
@@ -219,7 +222,7 @@ void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn)
     for (uint32_t i = 0; i < s->n_inflight; i++) {
         mq_outmsg_t *o = &s->inflight[i];
         if (o->state == MQ_OUT_PUBREL)
-            write_ack(out, MQ_PUBREL, o->packet_id);
+            write_ack(s, MQ_PUBREL, o->packet_id);
         else
             write_publish(s, o, true);
     }

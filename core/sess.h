@@ -44,10 +44,12 @@ typedef struct mq_outmsg {
     bool retain;   /* the retain flag to send */
 } mq_outmsg_t;
 
+/* Plain counters, written by the owning worker only; it sums them for $SYS. */
 typedef struct mq_sess_stats {
     uint64_t dropped;       /* messages dropped by the queue limits or while offline */
     uint64_t publish_sent;  /* PUBLISH packets written */
     uint64_t publish_bytes; /* their payload bytes */
+    uint64_t packets_sent;  /* every packet written (PUBLISH and PUBREL) */
 } mq_sess_stats_t;
 
 typedef struct mq_sess {
@@ -123,6 +125,12 @@ mq_sub_t *mq_sess_add_sub(mq_sess_t *s, const char *filter, size_t len, uint64_t
 
 /* Removes the subscription at 'sub' (from mq_sess_find_sub). */
 void mq_sess_remove_sub(mq_sess_t *s, mq_sub_t *sub);
+
+/* Outbound QoS 1/2 messages awaiting acknowledgement. */
+static inline uint32_t mq_sess_inflight(const mq_sess_t *s)
+{
+    return s->n_inflight;
+}
 
 /* Messages waiting in the queue (not in flight). */
 static inline uint32_t mq_sess_queued(const mq_sess_t *s)

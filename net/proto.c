@@ -22,6 +22,7 @@ static mq_sess_t *find_sess(mq_worker_t *w, const char *id, size_t len, uint64_t
 
 static void insert_sess(mq_worker_t *w, mq_sess_t *s)
 {
+    w->n_sessions++;
     s->next_in_bucket = mq_map_get(&w->sessions, s->id_hash);
     mq_map_put(&w->sessions, s->id_hash, s);
 }
@@ -98,6 +99,11 @@ static void destroy_sess(mq_worker_t *w, mq_sess_t *s)
     while (s->n_subs > 0)
         unsubscribe_one(w, s, &s->subs[s->n_subs - 1]);
     unlink_sess(w, s);
+    w->n_sessions--;
+    w->cnt.retired.dropped += s->stats.dropped;
+    w->cnt.retired.publish_sent += s->stats.publish_sent;
+    w->cnt.retired.publish_bytes += s->stats.publish_bytes;
+    w->cnt.retired.packets_sent += s->stats.packets_sent;
     mq_sess_free(s);
 }
 
@@ -164,14 +170,9 @@ void mq_proto__deliver(mq_worker_t *w, mq_msg_t *msg, const uint64_t *fids, uint
     }
     for (uint32_t i = 0; i < w->n_dsess; i++) {
         mq_sess_t *s = w->dsess[i];
-        uint64_t sent = s->stats.publish_sent;
-        if (!mq_sess_deliver(s, msg, s->stamp_qos, false))
-            atomic_fetch_add_explicit(&w->stats.pub_dropped, 1, memory_order_relaxed);
-        if (s->conn && s->stats.publish_sent != sent) {
-            atomic_fetch_add_explicit(&w->stats.pub_sent, s->stats.publish_sent - sent,
-                                      memory_order_relaxed);
+        (void)mq_sess_deliver(s, msg, s->stamp_qos, false); /* a drop is in s->stats */
+        if (s->conn)
             mq_worker__mark_dirty(w, s->conn);
-        }
     }
 }
 
@@ -221,7 +222,7 @@ static void route(mq_worker_t *w, mq_msg_t *msg)
 
 /* Stores (or clears) the retained message, then routes it with the retain flag cleared for
  * live subscribers [MQTT-3.3.1-9] (the message's bytes never carry it). */
-static void publish(mq_worker_t *w, mq_msg_t *msg)
+void mq_proto__publish(mq_worker_t *w, mq_msg_t *msg)
 {
     if (msg->retain)
         (void)mq_tindex_retain(w->srv->ix, msg, w->ep); /* count changes are read by $SYS */
@@ -236,6 +237,7 @@ static void out_ack(mq_conn_t *c, uint8_t type, uint16_t packet_id)
     uint8_t b[4] = {(uint8_t)(type << 4 | (type == MQ_PUBREL ? 0x02 : 0)), 2,
                     (uint8_t)(packet_id >> 8), (uint8_t)packet_id};
     mq_buf_append(&c->out, b, sizeof(b));
+    c->w->cnt.msgs_sent++;
     mq_worker__mark_dirty(c->w, c);
 }
 
@@ -245,6 +247,7 @@ static void out_connack(mq_conn_t *c, bool session_present, uint8_t rc)
     uint8_t b[4] = {MQ_CONNACK << 4, 2,
                     (uint8_t)(session_present && c->proto >= MQ_PROTO_311 ? 1 : 0), rc};
     mq_buf_append(&c->out, b, sizeof(b));
+    c->w->cnt.msgs_sent++;
     mq_worker__mark_dirty(c->w, c);
 }
 
@@ -359,7 +362,8 @@ static int handle_connect(mq_conn_t *c, const mq_packet_t *pkt)
     c->sess = s;
     c->state = MQ_CONN_ACTIVE;
     mq_buf_fini(&c->pre);
-    atomic_fetch_add_explicit(&w->stats.connections, 1, memory_order_relaxed);
+    w->n_online++;
+    w->cnt.connects++;
     out_connack(c, present, CONNACK_ACCEPTED);
     mq_sess_attach(s, &c->out, c); /* re-sends in-flight and queued messages after CONNACK */
     if (o->connection_messages)
@@ -376,8 +380,8 @@ static int handle_publish(mq_conn_t *c, const mq_packet_t *pkt)
     mq_worker_t *w = c->w;
     const mq_server_opts_t *o = &w->srv->opts;
     const mq_publish_t *p = &pkt->publish;
-    atomic_fetch_add_explicit(&w->stats.pub_received, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&w->stats.pub_bytes_received, p->payload.len, memory_order_relaxed);
+    w->cnt.pub_received++;
+    w->cnt.pub_bytes_received += p->payload.len;
     if (p->qos > o->max_qos) {
         mq_worker__close(c, true, "PUBLISH QoS above max_qos");
         return MQ_BYTES_CLOSED;
@@ -393,7 +397,7 @@ static int handle_publish(mq_conn_t *c, const mq_packet_t *pkt)
                "worker=%u client=%s dropped PUBLISH of %zu bytes over "
                "message_size_limit",
                w->idx, c->sess->client_id, p->payload.len);
-        atomic_fetch_add_explicit(&w->stats.pub_dropped, 1, memory_order_relaxed);
+        w->cnt.pub_dropped++;
         route_it = false;
     }
     if (p->qos == 2 && !mq_sess_qos2_received(c->sess, p->packet_id))
@@ -402,7 +406,7 @@ static int handle_publish(mq_conn_t *c, const mq_packet_t *pkt)
         mq_msg_t *msg = mq_msg_new(p->topic.ptr, p->topic.len, p->payload.ptr, p->payload.len,
                                    p->qos, p->retain);
         MQ_ASSERT(msg != NULL); /* the decoder bounded topic and payload */
-        publish(w, msg);
+        mq_proto__publish(w, msg);
         mq_msg_unref(msg);
     }
     if (p->qos == 1)
@@ -417,7 +421,6 @@ static void handle_outbound_ack(mq_conn_t *c, const mq_packet_t *pkt)
     mq_sess_t *s = c->sess;
     uint16_t id = pkt->ack.packet_id;
     enum mq_rc rc;
-    uint64_t sent = s->stats.publish_sent;
     switch (pkt->type) {
     case MQ_PUBACK:
         rc = mq_sess_on_puback(s, id);
@@ -432,9 +435,6 @@ static void handle_outbound_ack(mq_conn_t *c, const mq_packet_t *pkt)
     if (rc != MQ_RC_SUCCESS)
         MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s %s for unknown packet id %u", c->w->idx,
                s->client_id, mq_ptype_str(pkt->type), id);
-    if (s->stats.publish_sent != sent)
-        atomic_fetch_add_explicit(&c->w->stats.pub_sent, s->stats.publish_sent - sent,
-                                  memory_order_relaxed);
     mq_worker__mark_dirty(c->w, c);
 }
 
@@ -454,8 +454,7 @@ static void send_retained(void *arg, mq_msg_t *msg)
     if (rc->w->srv->opts.upgrade_outgoing_qos)
         q = rc->qos;
     /* [MQTT-3.3.1-8] retained messages go out with the retain flag set */
-    if (!mq_sess_deliver(rc->s, msg, q, true))
-        atomic_fetch_add_explicit(&rc->w->stats.pub_dropped, 1, memory_order_relaxed);
+    (void)mq_sess_deliver(rc->s, msg, q, true); /* a drop is counted in the session */
 }
 
 static void handle_subscribe(mq_conn_t *c, const mq_packet_t *pkt)
@@ -473,6 +472,7 @@ static void handle_subscribe(mq_conn_t *c, const mq_packet_t *pkt)
     hdr[hl + 1] = (uint8_t)pkt->subscribe.packet_id;
     uint8_t *codes = hdr + hl + 2;
     c->out.len += hl + total;
+    w->cnt.msgs_sent++;
     /* SUBACK first, then the retained messages of each filter [MQTT-3.8.4-1..-5] */
     size_t pos = 0, i = 0;
     mq_sub_entry_t e;
@@ -500,10 +500,7 @@ static void handle_subscribe(mq_conn_t *c, const mq_packet_t *pkt)
         /* codes[] may move if the buffer grows while retained messages are written: */
         size_t codes_off = (size_t)(codes - c->out.data);
         retained_ctx_t rc = {w, s, qos};
-        uint64_t sent = s->stats.publish_sent;
         mq_tindex_retained(w->srv->ix, e.filter.ptr, e.filter.len, send_retained, &rc);
-        atomic_fetch_add_explicit(&w->stats.pub_sent, s->stats.publish_sent - sent,
-                                  memory_order_relaxed);
         codes = c->out.data + codes_off;
     }
     mq_worker__mark_dirty(w, c);
@@ -528,7 +525,7 @@ static void handle_unsubscribe(mq_conn_t *c, const mq_packet_t *pkt)
 static int handle_packet(mq_conn_t *c, const mq_packet_t *pkt)
 {
     mq_worker_t *w = c->w;
-    atomic_fetch_add_explicit(&w->stats.msgs_received, 1, memory_order_relaxed);
+    w->cnt.msgs_received++;
     if (c->state == MQ_CONN_PRE) /* the decoder only lets a CONNECT through first */
         return handle_connect(c, pkt);
     switch (pkt->type) {
@@ -552,6 +549,7 @@ static int handle_packet(mq_conn_t *c, const mq_packet_t *pkt)
     case MQ_PINGREQ: {
         uint8_t b[2] = {MQ_PINGRESP << 4, 0};
         mq_buf_append(&c->out, b, 2);
+        w->cnt.msgs_sent++;
         mq_worker__mark_dirty(w, c);
         return MQ_BYTES_OK;
     }
@@ -644,18 +642,62 @@ void mq_proto__on_closed(mq_conn_t *c)
                    c->will_pending ? "closed its connection" : "disconnected");
         mq_sess_detach(s);
         c->sess = NULL;
-        atomic_fetch_sub_explicit(&w->stats.connections, 1, memory_order_relaxed);
+        w->n_online--;
         if (s->clean)
             destroy_sess(w, s);
     }
     if (c->will_pending && c->will) {
         c->will_pending = false;
-        publish(w, c->will);
+        mq_proto__publish(w, c->will);
     }
+}
+
+#define PUT(field, v) atomic_store_explicit(&w->stats.field, (v), memory_order_relaxed)
+
+/* Sums the sessions' counters and gauges into the figures other threads read. */
+static void publish_stats(mq_worker_t *w)
+{
+    mq_sess_stats_t t = w->cnt.retired;
+    uint64_t subs = 0, inflight = 0, queued = 0, queued_bytes = 0;
+    for (size_t i = 0; i < w->sessions.cap; i++) {
+        if (w->sessions.slots[i].key == 0)
+            continue;
+        for (mq_sess_t *s = w->sessions.slots[i].val; s; s = s->next_in_bucket) {
+            t.dropped += s->stats.dropped;
+            t.publish_sent += s->stats.publish_sent;
+            t.publish_bytes += s->stats.publish_bytes;
+            t.packets_sent += s->stats.packets_sent;
+            subs += s->n_subs;
+            inflight += mq_sess_inflight(s);
+            queued += mq_sess_queued(s);
+            queued_bytes += s->q_bytes;
+        }
+    }
+    PUT(msgs_received, w->cnt.msgs_received);
+    PUT(msgs_sent, w->cnt.msgs_sent + t.packets_sent);
+    PUT(pub_received, w->cnt.pub_received);
+    PUT(pub_bytes_received, w->cnt.pub_bytes_received);
+    PUT(pub_sent, t.publish_sent);
+    PUT(pub_bytes_sent, t.publish_bytes);
+    PUT(pub_dropped, w->cnt.pub_dropped + t.dropped);
+    PUT(bytes_received, w->cnt.bytes_received);
+    PUT(bytes_sent, w->cnt.bytes_sent);
+    PUT(sockets, w->cnt.sockets);
+    PUT(connects, w->cnt.connects);
+    PUT(connections, w->n_online);
+    PUT(sessions, w->n_sessions);
+    PUT(subscriptions, subs);
+    PUT(inflight, inflight);
+    PUT(queued, queued);
+    PUT(queued_bytes, queued_bytes);
+    PUT(ring_depth, mq_ring_depth(w->inbox));
+    PUT(loop_us, w->loop_ns_max / 1000);
+    w->loop_ns_max = 0;
 }
 
 void mq_proto__tick(mq_worker_t *w)
 {
+    publish_stats(w);
     uint64_t now = w->now_ms;
     uint64_t connect_ms = (uint64_t)w->srv->opts.connect_timeout_s * 1000;
     for (mq_conn_t *c = w->conns; c; c = c->next) {

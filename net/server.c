@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -276,4 +277,79 @@ void mq_server_stop(mq_server_t *srv)
 uint16_t mq_server_port(const mq_server_t *srv, unsigned i)
 {
     return i < srv->n_listeners ? srv->listeners[i].port : 0;
+}
+
+unsigned mq_server_workers(const mq_server_t *srv)
+{
+    return srv->n_workers;
+}
+
+#define GET(field) atomic_load_explicit(&w->stats.field, memory_order_relaxed)
+
+void mq_server_stats(const mq_server_t *srv, mq_server_stats_t *total,
+                     mq_server_stats_t *per_worker)
+{
+    memset(total, 0, sizeof(*total));
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        mq_worker_t *w = &srv->workers[i];
+        mq_server_stats_t s = {
+            .msgs_received = GET(msgs_received),
+            .msgs_sent = GET(msgs_sent),
+            .pub_received = GET(pub_received),
+            .pub_sent = GET(pub_sent),
+            .pub_dropped = GET(pub_dropped),
+            .pub_bytes_received = GET(pub_bytes_received),
+            .pub_bytes_sent = GET(pub_bytes_sent),
+            .bytes_received = GET(bytes_received),
+            .bytes_sent = GET(bytes_sent),
+            .sockets = GET(sockets),
+            .connects = GET(connects),
+            .connections = GET(connections),
+            .sessions = GET(sessions),
+            .subscriptions = GET(subscriptions),
+            .inflight = GET(inflight),
+            .queued = GET(queued),
+            .queued_bytes = GET(queued_bytes),
+            .ring_depth = GET(ring_depth),
+            .loop_us = GET(loop_us),
+        };
+        if (per_worker)
+            per_worker[i] = s;
+        total->msgs_received += s.msgs_received;
+        total->msgs_sent += s.msgs_sent;
+        total->pub_received += s.pub_received;
+        total->pub_sent += s.pub_sent;
+        total->pub_dropped += s.pub_dropped;
+        total->pub_bytes_received += s.pub_bytes_received;
+        total->pub_bytes_sent += s.pub_bytes_sent;
+        total->bytes_received += s.bytes_received;
+        total->bytes_sent += s.bytes_sent;
+        total->sockets += s.sockets;
+        total->connects += s.connects;
+        total->connections += s.connections;
+        total->sessions += s.sessions;
+        total->subscriptions += s.subscriptions;
+        total->inflight += s.inflight;
+        total->queued += s.queued;
+        total->queued_bytes += s.queued_bytes;
+        total->ring_depth += s.ring_depth;
+        if (s.loop_us > total->loop_us)
+            total->loop_us = s.loop_us;
+    }
+    total->retained = mq_tindex_retained_count(srv->ix);
+    total->retained_bytes = mq_tindex_retained_bytes(srv->ix);
+}
+
+void mq_server_publish(mq_server_t *srv, const char *topic, const void *payload, size_t len,
+                       bool retain)
+{
+    mq_msg_t *msg = mq_msg_new(topic, strlen(topic), payload, len, 0, retain);
+    if (msg == NULL)
+        return;
+    mq_worker_t *w = &srv->workers[0];
+    mq_ring_entry_t e = {.type = MQ_RE_PUBLISH, .ptr = msg};
+    while (!mq_ring_push(w->inbox, &e))
+        sched_yield(); /* the control thread may wait; workers never do */
+    if (!atomic_exchange_explicit(&w->wake_pending, 1, memory_order_seq_cst))
+        ctl_wake(srv, w->ring_fd);
 }

@@ -48,6 +48,35 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
  * a client failure, as with mosquitto), joins the threads and frees everything. Main thread. */
 void mq_server_stop(mq_server_t *srv);
 
+/* Broker-wide figures, summed over the workers (relaxed loads of single-writer counters
+ * that each worker refreshes once a second). */
+typedef struct mq_server_stats {
+    uint64_t msgs_received, msgs_sent; /* packets */
+    uint64_t pub_received, pub_sent, pub_dropped;
+    uint64_t pub_bytes_received, pub_bytes_sent;
+    uint64_t bytes_received, bytes_sent;
+    uint64_t sockets;     /* connections accepted so far */
+    uint64_t connects;    /* CONNECTs accepted so far */
+    uint64_t connections; /* sessions with a connection now */
+    uint64_t sessions;    /* sessions, connected or not */
+    uint64_t subscriptions;
+    uint64_t inflight, queued, queued_bytes; /* outbound messages held for sessions */
+    uint64_t ring_depth;                     /* inbox entries waiting */
+    uint64_t loop_us;                        /* longest loop turn in the last second */
+    uint64_t retained, retained_bytes;
+} mq_server_stats_t;
+
+/* Fills *total, and per_worker[0..mq_server_workers()) when not NULL. Any thread. */
+void mq_server_stats(const mq_server_t *srv, mq_server_stats_t *total,
+                     mq_server_stats_t *per_worker);
+
+unsigned mq_server_workers(const mq_server_t *srv);
+
+/* Publishes a message as the broker itself ($SYS): it is routed by worker 0 like any PUBLISH
+ * (retained when 'retain'). Main thread. */
+void mq_server_publish(mq_server_t *srv, const char *topic, const void *payload, size_t len,
+                       bool retain);
+
 /* The port actually bound by listener 'i' (useful with port 0). */
 uint16_t mq_server_port(const mq_server_t *srv, unsigned i);
 

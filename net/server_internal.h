@@ -52,6 +52,7 @@ enum mq_msg_type {
     MQ_RE_DELIVER = 3,  /* worker -> worker: ptr = msg (a reference), a[0..n) = filter ids, or
                            n > MQ_RING_INLINE: a[0] = pointer to n ids (owned by the consumer) */
     MQ_RE_STOP = 4,     /* main -> worker */
+    MQ_RE_PUBLISH = 5,  /* main -> worker 0: ptr = msg (a reference) to publish as the broker */
 };
 
 /* ---- connections --------------------------------------------------------------------------- */
@@ -107,13 +108,37 @@ typedef struct mq_lfilter {
     uint32_t n, cap;
 } mq_lfilter_t;
 
-/* Per-worker counters: single writer (the worker), read with relaxed loads (DESIGN.md rule 8). */
+/* One worker's counters, written by that worker alone with plain increments (DESIGN.md
+ * rule 8: no atomic read-modify-write and no shared cache line on the hot path). */
+typedef struct mq_worker_cnt {
+    uint64_t msgs_received;      /* packets received */
+    uint64_t msgs_sent;          /* packets written outside sessions (acks, CONNACK, ...) */
+    uint64_t pub_received;       /* PUBLISH received */
+    uint64_t pub_bytes_received; /* their payload bytes */
+    uint64_t pub_dropped;        /* PUBLISH dropped on receipt (message_size_limit) */
+    uint64_t bytes_received, bytes_sent;
+    uint64_t sockets;        /* connections this worker took from the acceptor */
+    uint64_t connects;       /* CONNECTs accepted */
+    mq_sess_stats_t retired; /* counters of sessions already destroyed */
+} mq_worker_cnt_t;
+
+/* What other threads read: the worker refreshes it once a second (relaxed stores), the
+ * control thread sums the workers' figures (relaxed loads). */
 typedef struct mq_worker_stats {
     atomic_uint_fast64_t msgs_received, msgs_sent;
     atomic_uint_fast64_t pub_received, pub_sent, pub_dropped;
     atomic_uint_fast64_t pub_bytes_received, pub_bytes_sent;
     atomic_uint_fast64_t bytes_received, bytes_sent;
-    atomic_uint_fast64_t connections; /* currently attached */
+    atomic_uint_fast64_t sockets;
+    atomic_uint_fast64_t connects;
+    atomic_uint_fast64_t connections; /* sessions with a connection */
+    atomic_uint_fast64_t sessions;    /* all sessions, connected or not */
+    atomic_uint_fast64_t subscriptions;
+    atomic_uint_fast64_t inflight; /* outbound QoS 1/2 awaiting acknowledgement */
+    atomic_uint_fast64_t queued;   /* messages queued for sessions */
+    atomic_uint_fast64_t queued_bytes;
+    atomic_uint_fast64_t ring_depth; /* inbox entries waiting */
+    atomic_uint_fast64_t loop_us;    /* longest loop turn in the last second, microseconds */
 } mq_worker_stats_t;
 
 /* Entries a producer could not push because the target's ring was full, kept in order. */
@@ -153,6 +178,10 @@ struct mq_worker {
     uint64_t wake_mask;      /* target workers to wake at the end of the turn */
     mq_overflow_t *overflow; /* per target worker */
     uint64_t next_auto_id;
+    uint64_t n_sessions;  /* sessions in 'sessions' */
+    uint64_t n_online;    /* of which connected */
+    uint64_t loop_ns_max; /* longest turn since the last tick */
+    mq_worker_cnt_t cnt;
     mq_worker_stats_t stats;
 };
 
@@ -224,6 +253,9 @@ void mq_proto__deliver(mq_worker_t *w, mq_msg_t *msg, const uint64_t *fids, uint
 /* The connection is gone (socket closed): detaches or frees its session, publishes the will
  * when c->will_pending. */
 void mq_proto__on_closed(mq_conn_t *c);
+
+/* Publishes 'msg' as if a client had: retained store, then routing. */
+void mq_proto__publish(mq_worker_t *w, mq_msg_t *msg);
 
 /* Once a second: keep-alive and connect timeouts. */
 void mq_proto__tick(mq_worker_t *w);

@@ -169,7 +169,7 @@ void mq_worker__fini(mq_worker_t *w)
     while (mq_ring_pop(w->inbox, &e)) {
         if (e.type == MQ_RE_NEW_CONN)
             close((int)e.a[0]);
-        else if (e.type == MQ_RE_DELIVER) {
+        else if (e.type == MQ_RE_DELIVER || e.type == MQ_RE_PUBLISH) {
             mq_msg_unref(e.ptr);
             if (e.n > MQ_RING_INLINE)
                 mq_free((void *)(uintptr_t)e.a[0]);
@@ -409,8 +409,7 @@ static void on_recv(mq_worker_t *w, mq_conn_t *c, struct io_uring_cqe *cqe)
         int r = MQ_BYTES_OK;
         if (cqe->res > 0 && c->state != MQ_CONN_CLOSING) {
             c->last_rx_ms = w->now_ms;
-            atomic_fetch_add_explicit(&w->stats.bytes_received, (uint64_t)cqe->res,
-                                      memory_order_relaxed);
+            w->cnt.bytes_received += (uint64_t)cqe->res;
             r = mq_proto__on_bytes(c, data, (size_t)cqe->res); /* closing is handled below */
         }
         /* the buffer goes back before this handler returns (STYLE.md §4): everything we keep
@@ -452,7 +451,7 @@ static void on_send(mq_worker_t *w, mq_conn_t *c, struct io_uring_cqe *cqe)
         maybe_release(c);
         return;
     }
-    atomic_fetch_add_explicit(&w->stats.bytes_sent, (uint64_t)cqe->res, memory_order_relaxed);
+    w->cnt.bytes_sent += (uint64_t)cqe->res;
     c->wsent += (size_t)cqe->res;
     if (c->wsent < c->wbuf.len) { /* a short send: resume it (STYLE.md §7) */
         struct io_uring_sqe *sqe = get_sqe(&w->ring);
@@ -472,6 +471,7 @@ static void on_send(mq_worker_t *w, mq_conn_t *c, struct io_uring_cqe *cqe)
 static void on_new_conn(mq_worker_t *w, int fd, unsigned listener)
 {
     mq_conn_t *c = conn_new(w, fd, listener);
+    w->cnt.sockets++;
     if (w->srv->opts.connection_messages)
         MQ_LOG(MQ_LOG_NOTICE, "New connection from %s on port %u.", c->peer,
                w->srv->listeners[listener].port);
@@ -505,6 +505,10 @@ static void drain_inbox(mq_worker_t *w)
             break;
         case MQ_RE_STOP:
             atomic_store(&w->stop, true);
+            break;
+        case MQ_RE_PUBLISH:
+            mq_proto__publish(w, e.ptr);
+            mq_msg_unref(e.ptr);
             break;
         default:
             MQ_ASSERT(0 && "unknown ring entry");
@@ -561,11 +565,20 @@ void *mq_worker__main(void *arg)
         return NULL;
     w->ep = mq_epoch_register(w->srv->ep, w->idx);
     arm_timer(w);
+    struct timespec turn_start;
+    clock_gettime(CLOCK_MONOTONIC, &turn_start);
     while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
         drain_inbox(w);
         retry_overflow(w);
         flush_dirty(w);
         send_wakes(w);
+        /* how long this turn's work took, from the end of the wait to here ($SYS) */
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        uint64_t ns = (uint64_t)(t1.tv_sec - turn_start.tv_sec) * 1000000000u +
+                      (uint64_t)t1.tv_nsec - (uint64_t)turn_start.tv_nsec;
+        if (ns > w->loop_ns_max)
+            w->loop_ns_max = ns;
         /* end of a turn: nothing from the shared index is held any more (STYLE.md §6) */
         mq_epoch_quiescent(w->ep);
         mq_epoch_offline(w->ep);
@@ -573,7 +586,9 @@ void *mq_worker__main(void *arg)
         mq_epoch_online(w->ep);
         if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY)
             MQ_LOG(MQ_LOG_ERROR, "worker=%u io_uring_submit_and_wait: %s", w->idx, strerror(-rc));
-        w->now_ms = now_ms();
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        w->now_ms = (uint64_t)t0.tv_sec * 1000 + (uint64_t)t0.tv_nsec / 1000000;
         unsigned head, n = 0;
         struct io_uring_cqe *cqe;
         io_uring_for_each_cqe(&w->ring, head, cqe)
@@ -582,6 +597,7 @@ void *mq_worker__main(void *arg)
             n++;
         }
         io_uring_cq_advance(&w->ring, n);
+        turn_start = t0;
     }
     mq_epoch_offline(w->ep);
     io_uring_unregister_buf_ring(&w->ring, BGID);
