@@ -76,6 +76,7 @@ static void to_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     o->limits.max_inflight = cfg->max_inflight_messages ? cfg->max_inflight_messages : 65535;
     o->limits.max_queued = cfg->max_queued_messages;
     o->limits.max_queued_bytes = cfg->max_queued_bytes;
+    o->limits.out_high_water = 256 * 1024;
     o->connection_messages = cfg->connection_messages;
 }
 

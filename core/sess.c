@@ -117,10 +117,17 @@ static bool enqueue(mq_sess_t *s, mq_outmsg_t o)
     return true;
 }
 
+/* True when the connection already has more output waiting than it should (a subscriber
+ * slower than its publishers): messages then queue, bounded, instead of growing 'out'. */
+static bool congested(const mq_sess_t *s)
+{
+    return s->limits->out_high_water && s->out->len >= s->limits->out_high_water;
+}
+
 /* Moves queued messages into the window while there is room and a connection. */
 static void pump(mq_sess_t *s)
 {
-    while (s->out && s->q_len > 0) {
+    while (s->out && s->q_len > 0 && !congested(s)) {
         mq_outmsg_t o = s->queue[s->q_head];
         if (o.qos > 0 && s->n_inflight >= s->limits->max_inflight)
             return;
@@ -146,11 +153,13 @@ bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain)
         }
         return enqueue(s, o);
     }
-    if (qos == 0 && s->q_len == 0) {
+    if (s->q_len > 0 || congested(s))
+        return enqueue(s, o); /* keeps order behind what already waits */
+    if (qos == 0) {
         write_publish(s, &o, false);
         return true;
     }
-    if (qos > 0 && s->q_len == 0 && s->n_inflight < s->limits->max_inflight) {
+    if (s->n_inflight < s->limits->max_inflight) {
         mq_msg_ref(msg);
         send_inflight(s, o);
         return true;
@@ -234,6 +243,11 @@ void mq_sess_detach(mq_sess_t *s)
     s->out = NULL;
     s->conn = NULL;
     s->is_online = false;
+}
+
+void mq_sess_on_writable(mq_sess_t *s)
+{
+    pump(s);
 }
 
 bool mq_sess_qos2_received(mq_sess_t *s, uint16_t packet_id)

@@ -22,6 +22,8 @@ typedef struct mq_sess_limits {
     uint16_t max_inflight;     /* outbound QoS 1/2 messages awaiting acknowledgement; >= 1 */
     uint32_t max_queued;       /* messages queued beyond the window; 0 = unlimited */
     uint64_t max_queued_bytes; /* payload bytes queued; 0 = unlimited */
+    size_t out_high_water;     /* output bytes waiting for the socket above which messages
+                                  queue (QoS 0 too) instead of being written; 0 = none */
 } mq_sess_limits_t;
 
 typedef struct mq_sub {
@@ -101,6 +103,9 @@ void mq_sess_detach(mq_sess_t *s);
  * retain flag to send. Writes it now, or queues it, or drops it (counted in stats.dropped)
  * when the queue limits say so; returns false when dropped. */
 bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain);
+
+/* The connection's output drained below the high-water mark: writes what waits. */
+void mq_sess_on_writable(mq_sess_t *s);
 
 /* Outbound acknowledgements. Each returns MQ_RC_SUCCESS, or MQ_RC_PACKET_ID_NOT_FOUND for an
  * id that is not in flight in the right state (the caller logs it; not fatal in 3.1.1). */

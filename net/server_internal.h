@@ -141,6 +141,13 @@ typedef struct mq_worker_stats {
     atomic_uint_fast64_t loop_us;    /* longest loop turn in the last second, microseconds */
 } mq_worker_stats_t;
 
+/* A received buffer whose processing waits until this worker's overflow drains. */
+typedef struct mq_deferred {
+    mq_conn_t *c;
+    uint16_t bid;
+    uint32_t len;
+} mq_deferred_t;
+
 /* Entries a producer could not push because the target's ring was full, kept in order. */
 typedef struct mq_overflow {
     mq_ring_entry_t *e;
@@ -177,6 +184,11 @@ struct mq_worker {
     uint64_t touched;        /* target workers with ids in tfids */
     uint64_t wake_mask;      /* target workers to wake at the end of the turn */
     mq_overflow_t *overflow; /* per target worker */
+    bool congested;          /* some overflow list is long: stop consuming publishers' input */
+    mq_deferred_t *deferred; /* buffers held while congested, in arrival order */
+    uint32_t n_deferred, cap_deferred;
+    mq_conn_t **rearm; /* connections whose receive waits for free buffers */
+    uint32_t n_rearm, cap_rearm;
     uint64_t next_auto_id;
     uint64_t n_sessions;  /* sessions in 'sessions' */
     uint64_t n_online;    /* of which connected */

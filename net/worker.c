@@ -18,7 +18,10 @@
 #define BUF_SIZE (8 * 1024) /* bytes each */
 #define RING_ENTRIES 4096   /* SQ size; the CQ is twice that */
 #define INBOX_ENTRIES 16384
-#define WAKE_TAG 0x57414b45 /* MSG_RING payload that means "look at your inbox" */
+/* Back-pressure between workers: past OVF_HIGH entries waiting for one target, a worker
+ * stops consuming its connections' input until the lists are back under OVF_LOW. */
+#define OVF_HIGH 16384u
+#define OVF_LOW 4096u
 
 static uint64_t now_ms(void)
 {
@@ -196,6 +199,8 @@ void mq_worker__fini(mq_worker_t *w)
     mq_free(w->cap_tfids);
     mq_free(w->overflow);
     mq_free(w->dsess);
+    mq_free(w->deferred);
+    mq_free(w->rearm);
     mq_ring_free(w->inbox);
     if (w->br)
         munmap(w->br, w->n_bufs * sizeof(struct io_uring_buf));
@@ -228,13 +233,17 @@ void mq_worker__send(mq_worker_t *w, unsigned to, const mq_ring_entry_t *e)
     mq_overflow_t *o = &w->overflow[to];
     /* order matters (a subscriber sees one publisher's messages in order): once something
      * waits in the overflow list, later entries wait behind it */
-    if (o->len > 0 || !mq_ring_push(t->inbox, e))
+    if (o->len > 0 || !mq_ring_push(t->inbox, e)) {
         overflow_push(o, e);
+        if (o->len > OVF_HIGH)
+            w->congested = true;
+    }
     w->wake_mask |= 1ull << to;
 }
 
 static void retry_overflow(mq_worker_t *w)
 {
+    uint32_t longest = 0;
     for (unsigned to = 0; to < w->srv->n_workers; to++) {
         mq_overflow_t *o = &w->overflow[to];
         while (o->len > 0 && mq_ring_push(w->srv->workers[to].inbox, &o->e[o->head])) {
@@ -244,7 +253,11 @@ static void retry_overflow(mq_worker_t *w)
         }
         if (o->len > 0)
             w->wake_mask |= 1ull << to; /* keep nudging the consumer */
+        if (o->len > longest)
+            longest = o->len;
     }
+    /* hysteresis, so that reading does not flap on and off around one threshold */
+    w->congested = w->congested ? longest > OVF_LOW : longest > OVF_HIGH;
 }
 
 /* At most one wake-up per target per loop turn, and none when one is already on its way
@@ -387,11 +400,59 @@ static void flush_dirty(mq_worker_t *w)
         if (c->state == MQ_CONN_CLOSING) {
             finish_close(c);
             maybe_release(c);
-        } else if (c->need_rearm && !c->recv_armed) {
-            c->need_rearm = false;
-            arm_recv(c, c->state == MQ_CONN_ACTIVE);
         }
     }
+}
+
+/* ---- back-pressure -------------------------------------------------------------------------- */
+
+static void defer(mq_worker_t *w, mq_conn_t *c, unsigned bid, uint32_t len)
+{
+    if (w->n_deferred == w->cap_deferred) { /* at most one entry per provided buffer */
+        w->cap_deferred = w->cap_deferred ? w->cap_deferred * 2 : 64;
+        w->deferred = mq_realloc(w->deferred, w->cap_deferred * sizeof(*w->deferred));
+    }
+    w->deferred[w->n_deferred++] = (mq_deferred_t){c, (uint16_t)bid, len};
+    c->n_ops++; /* the held buffer keeps 'c' alive */
+}
+
+static void return_buffer(mq_worker_t *w, unsigned bid)
+{
+    io_uring_buf_ring_add(w->br, w->bufs + (size_t)bid * w->buf_size, w->buf_size,
+                          (unsigned short)bid, io_uring_buf_ring_mask(w->n_bufs), 0);
+    io_uring_buf_ring_advance(w->br, 1);
+}
+
+/* Processes held buffers in arrival order while the worker is not congested, then re-arms
+ * the receives that stopped for lack of buffers. */
+static void resume_input(mq_worker_t *w)
+{
+    uint32_t i = 0;
+    while (i < w->n_deferred && !w->congested) {
+        mq_deferred_t d = w->deferred[i++];
+        d.c->n_ops--;
+        if (d.c->state == MQ_CONN_ACTIVE) {
+            w->cnt.bytes_received += d.len;
+            (void)mq_proto__on_bytes(d.c, w->bufs + (size_t)d.bid * w->buf_size, d.len);
+        }
+        return_buffer(w, d.bid);
+        if (d.c->state == MQ_CONN_CLOSING)
+            maybe_release(d.c);
+    }
+    memmove(w->deferred, w->deferred + i, (w->n_deferred - i) * sizeof(*w->deferred));
+    w->n_deferred -= i;
+    if (w->n_deferred > 0)
+        return;
+    for (uint32_t k = 0; k < w->n_rearm; k++) {
+        mq_conn_t *c = w->rearm[k];
+        c->need_rearm = false;
+        c->n_ops--;
+        if (c->state == MQ_CONN_ACTIVE && !c->recv_armed)
+            arm_recv(c, true);
+        else
+            maybe_release(c);
+    }
+    w->n_rearm = 0;
 }
 
 /* ---- completions ----------------------------------------------------------------------------- */
@@ -407,6 +468,13 @@ static void on_recv(mq_worker_t *w, mq_conn_t *c, struct io_uring_cqe *cqe)
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         uint8_t *data = w->bufs + (size_t)bid * w->buf_size;
         int r = MQ_BYTES_OK;
+        if (cqe->res > 0 && c->state == MQ_CONN_ACTIVE && (w->congested || w->n_deferred)) {
+            /* back-pressure: keep the buffer (the ring runs dry, receives stop with ENOBUFS,
+             * TCP pushes back on the clients) and process it once the overflow drains */
+            defer(w, c, bid, (uint32_t)cqe->res);
+            c->last_rx_ms = w->now_ms;
+            goto after_buffer;
+        }
         if (cqe->res > 0 && c->state != MQ_CONN_CLOSING) {
             c->last_rx_ms = w->now_ms;
             w->cnt.bytes_received += (uint64_t)cqe->res;
@@ -420,6 +488,7 @@ static void on_recv(mq_worker_t *w, mq_conn_t *c, struct io_uring_cqe *cqe)
         if (r == MQ_BYTES_GONE)
             return; /* 'c' belongs to another worker now */
     }
+after_buffer:
     if (c->state == MQ_CONN_CLOSING) {
         maybe_release(c);
         return;
@@ -427,8 +496,16 @@ static void on_recv(mq_worker_t *w, mq_conn_t *c, struct io_uring_cqe *cqe)
     if (cqe->res == 0) {
         mq_worker__close(c, true, "connection closed by the client");
     } else if (cqe->res == -ENOBUFS) {
-        c->need_rearm = true; /* re-armed at the end of the turn, once buffers are back */
-        mq_worker__mark_dirty(w, c);
+        /* re-armed once buffers are back (at once if none is held back) */
+        if (!c->need_rearm) {
+            c->need_rearm = true;
+            c->n_ops++; /* the pending re-arm keeps 'c' alive */
+            if (w->n_rearm == w->cap_rearm) {
+                w->cap_rearm = w->cap_rearm ? w->cap_rearm * 2 : 64;
+                w->rearm = mq_realloc(w->rearm, w->cap_rearm * sizeof(*w->rearm));
+            }
+            w->rearm[w->n_rearm++] = c;
+        }
     } else if (cqe->res < 0) {
         mq_worker__close(c, true, strerror(-cqe->res));
     } else if (!c->recv_armed && c->state != MQ_CONN_CLOSING) {
@@ -465,7 +542,9 @@ static void on_send(mq_worker_t *w, mq_conn_t *c, struct io_uring_cqe *cqe)
     c->wbuf.len = 0;
     if (c->wbuf.cap > 64 * 1024) /* a burst grew it: give the memory back */
         mq_buf_fini(&c->wbuf);
-    mq_worker__mark_dirty(w, c); /* more output may be waiting; closing continues there */
+    if (c->sess && c->state == MQ_CONN_ACTIVE && mq_sess_queued(c->sess) > 0)
+        mq_sess_on_writable(c->sess); /* what queued while the socket was slow */
+    mq_worker__mark_dirty(w, c);      /* more output may be waiting; closing continues there */
 }
 
 static void on_new_conn(mq_worker_t *w, int fd, unsigned listener)
@@ -570,6 +649,8 @@ void *mq_worker__main(void *arg)
     while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
         drain_inbox(w);
         retry_overflow(w);
+        if (w->n_deferred || w->n_rearm)
+            resume_input(w);
         flush_dirty(w);
         send_wakes(w);
         /* how long this turn's work took, from the end of the wait to here ($SYS) */
