@@ -20,7 +20,9 @@ typedef struct mq_listener_conf {
 typedef struct mq_config {
     mq_listener_conf_t listeners[MQ_CONFIG_MAX_LISTENERS];
     unsigned n_listeners;
-    bool has_explicit_listener; /* a 'listener' or 'port' line was seen */
+    bool has_explicit_listener; /* a 'listener', 'port' or 'bind_address' line was seen */
+    mq_listener_conf_t default_listener; /* from 'port' / 'bind_address' (mosquitto 1.x style) */
+    bool has_default_listener;
 
     bool allow_anonymous;            /* default: true with no listener configured, else false */
     bool allow_anonymous_set;        /* the option was given */
@@ -36,7 +38,8 @@ typedef struct mq_config {
     bool retain_available;           /* default true */
     bool upgrade_outgoing_qos;       /* default false */
     bool set_tcp_nodelay;            /* default true (Starling; mosquitto's default is false) */
-    uint32_t max_connections;        /* global, from a line before any 'listener'; 0 = unlimited */
+    uint32_t max_connections;        /* whole broker, from a line before any 'listener' (and the
+                                      * default listener's); 0 = unlimited */
     char *pid_file;                  /* NULL = none */
     char *user;                      /* default "mosquitto" (only used when started as root) */
     unsigned workers;                /* Starling's own; 0 = online CPUs */
