@@ -81,7 +81,7 @@ static enum mq_rc read_flag(mq_codec__rd_t *r, uint8_t *v, const char **why)
 
 static enum mq_rc read_value(mq_codec__rd_t *r, uint8_t id, mq_props_t *p, const char **why)
 {
-    uint16_t zero16_ok = 1;
+    bool ok = false; /* set by the reads that fall through to the check below */
     uint32_t u32 = 0;
     mq_str_t k, v;
     switch (id) {
@@ -102,13 +102,13 @@ static enum mq_rc read_value(mq_codec__rd_t *r, uint8_t id, mq_props_t *p, const
     case MQ_PROP_SHARED_SUB_AVAILABLE:
         return read_flag(r, &p->shared_sub_available, why);
     case MQ_PROP_MESSAGE_EXPIRY:
-        zero16_ok = mq_codec__u32(r, &p->message_expiry);
+        ok = mq_codec__u32(r, &p->message_expiry);
         break;
     case MQ_PROP_SESSION_EXPIRY:
-        zero16_ok = mq_codec__u32(r, &p->session_expiry);
+        ok = mq_codec__u32(r, &p->session_expiry);
         break;
     case MQ_PROP_WILL_DELAY:
-        zero16_ok = mq_codec__u32(r, &p->will_delay);
+        ok = mq_codec__u32(r, &p->will_delay);
         break;
     case MQ_PROP_MAXIMUM_PACKET_SIZE:
         if (!mq_codec__u32(r, &p->max_packet_size))
@@ -119,10 +119,10 @@ static enum mq_rc read_value(mq_codec__rd_t *r, uint8_t id, mq_props_t *p, const
         }
         return MQ_RC_SUCCESS;
     case MQ_PROP_SERVER_KEEP_ALIVE:
-        zero16_ok = mq_codec__u16(r, &p->server_keep_alive);
+        ok = mq_codec__u16(r, &p->server_keep_alive);
         break;
     case MQ_PROP_TOPIC_ALIAS_MAXIMUM:
-        zero16_ok = mq_codec__u16(r, &p->topic_alias_maximum);
+        ok = mq_codec__u16(r, &p->topic_alias_maximum);
         break;
     case MQ_PROP_RECEIVE_MAXIMUM:
         if (!mq_codec__u16(r, &p->receive_maximum))
@@ -151,7 +151,7 @@ static enum mq_rc read_value(mq_codec__rd_t *r, uint8_t id, mq_props_t *p, const
             p->subscription_id = u32;
         return MQ_RC_SUCCESS;
     case MQ_PROP_CONTENT_TYPE:
-        zero16_ok = read_utf8(r, &p->content_type);
+        ok = read_utf8(r, &p->content_type);
         break;
     case MQ_PROP_RESPONSE_TOPIC:
         if (!read_utf8(r, &p->response_topic))
@@ -164,35 +164,35 @@ static enum mq_rc read_value(mq_codec__rd_t *r, uint8_t id, mq_props_t *p, const
         }
         return MQ_RC_SUCCESS;
     case MQ_PROP_ASSIGNED_CLIENT_ID:
-        zero16_ok = read_utf8(r, &p->assigned_client_id);
+        ok = read_utf8(r, &p->assigned_client_id);
         break;
     case MQ_PROP_AUTH_METHOD:
-        zero16_ok = read_utf8(r, &p->auth_method);
+        ok = read_utf8(r, &p->auth_method);
         break;
     case MQ_PROP_RESPONSE_INFO:
-        zero16_ok = read_utf8(r, &p->response_info);
+        ok = read_utf8(r, &p->response_info);
         break;
     case MQ_PROP_SERVER_REFERENCE:
-        zero16_ok = read_utf8(r, &p->server_reference);
+        ok = read_utf8(r, &p->server_reference);
         break;
     case MQ_PROP_REASON_STRING:
-        zero16_ok = read_utf8(r, &p->reason_string);
+        ok = read_utf8(r, &p->reason_string);
         break;
     case MQ_PROP_CORRELATION_DATA:
-        zero16_ok = mq_codec__bin(r, &p->correlation_data);
+        ok = mq_codec__bin(r, &p->correlation_data);
         break;
     case MQ_PROP_AUTH_DATA:
-        zero16_ok = mq_codec__bin(r, &p->auth_data);
+        ok = mq_codec__bin(r, &p->auth_data);
         break;
     case MQ_PROP_USER_PROPERTY:
-        zero16_ok = read_utf8(r, &k) && read_utf8(r, &v);
-        if (zero16_ok)
+        ok = read_utf8(r, &k) && read_utf8(r, &v);
+        if (ok)
             p->n_user++;
         break;
     default:
         MQ_ASSERT(0 && "property id not in the table");
     }
-    if (!zero16_ok) {
+    if (!ok) {
         *why = "property truncated or not UTF-8";
         return MQ_RC_MALFORMED_PACKET;
     }
