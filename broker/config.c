@@ -15,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
+
+#include "broker/logging.h"
+#include "core/log.h"
 
 #define MQ_CONFIG_MAX_INCLUDE_DEPTH 8
 #define MQ_CONFIG_MAX_TOKENS        8
@@ -59,6 +63,10 @@ void mq_config_init(mq_config_t *cfg)
     cfg->user = strdup("mosquitto");
     cfg->sys_interval = 10;
     cfg->connection_messages = true;
+    cfg->log_dest = MQ_LOGDEST_STDERR;
+    cfg->log_types = MQ_LOG_DEFAULT;
+    cfg->log_timestamp = true;
+    cfg->log_facility = LOG_DAEMON;
 }
 
 void mq_config_fini(mq_config_t *cfg)
@@ -69,6 +77,8 @@ void mq_config_fini(mq_config_t *cfg)
     free(cfg->auto_id_prefix);
     free(cfg->pid_file);
     free(cfg->user);
+    free(cfg->log_file);
+    free(cfg->log_timestamp_format);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -147,8 +157,8 @@ static const char *const unsupported[] = {
     "notifications", "notifications_local_only", "notification_topic", "remote_clientid",
     "remote_password", "remote_username", "restart_timeout", "round_robin", "start_type",
     "threshold", "try_private",
-    /* logging and the rest (issue 5 brings the logging options) */
-    "log_dest", "log_facility", "log_timestamp", "log_timestamp_format", "memory_limit",
+    /* the rest */
+    "memory_limit",
     "check_retain_source", "clientid_prefixes", "max_queued_bytes_per_client",
     "retry_interval", "websockets_origin",
 };
@@ -223,6 +233,40 @@ static int add_listener(parse_ctx_t *p, char **tok, int ntok)
     return 0;
 }
 
+static int parse_log_dest(parse_ctx_t *p, char **tok, int ntok)
+{
+    mq_config_t *cfg = p->cfg;
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } dests[] = {
+        {"stdout", MQ_LOGDEST_STDOUT}, {"stderr", MQ_LOGDEST_STDERR}, {"syslog", MQ_LOGDEST_SYSLOG},
+        {"topic", MQ_LOGDEST_TOPIC},   {"file", MQ_LOGDEST_FILE},     {"none", 0},
+    };
+    for (size_t i = 0; i < sizeof(dests) / sizeof(dests[0]); i++) {
+        if (strcmp(tok[1], dests[i].name) != 0)
+            continue;
+        if (dests[i].bit == MQ_LOGDEST_FILE) {
+            if (ntok < 3)
+                return fail(p, "log_dest file needs a path");
+            if (ntok > 3)
+                return fail(p, "unexpected '%s' after the log file path", tok[3]);
+            if (set_string(p, &cfg->log_file, tok[2]) < 0)
+                return -1;
+        } else if (ntok > 2) {
+            return fail(p, "unexpected '%s' after log_dest %s", tok[2], tok[1]);
+        }
+        if (!cfg->log_dest_set)
+            cfg->log_dest = 0; /* the first log_dest line replaces the default */
+        cfg->log_dest_set = true;
+        cfg->log_dest |= dests[i].bit;
+        return 0;
+    }
+    if (strcmp(tok[1], "dlt") == 0)
+        return fail(p, "log_dest dlt is not supported");
+    return fail(p, "invalid value '%s' for log_dest", tok[1]);
+}
+
 static int apply(parse_ctx_t *p, char **tok, int ntok)
 {
     mq_config_t *cfg = p->cfg;
@@ -246,7 +290,8 @@ static int apply(parse_ctx_t *p, char **tok, int ntok)
         "max_keepalive", "max_qos", "retain_available", "upgrade_outgoing_qos",
         "set_tcp_nodelay", "pid_file", "user", "workers", "sys_interval",
         "connection_messages", "log_type", "include_dir", "protocol",
-        "allow_duplicate_messages",
+        "allow_duplicate_messages", "log_dest", "log_timestamp", "log_timestamp_format",
+        "log_facility",
     };
     bool is_known = false;
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -255,6 +300,18 @@ static int apply(parse_ctx_t *p, char **tok, int ntok)
         return fail(p, "unknown option '%s'", opt);
     if (!val)
         return fail(p, "option '%s' needs a value", opt);
+    if (strcmp(opt, "log_dest") == 0)
+        return parse_log_dest(p, tok, ntok);
+    if (strcmp(opt, "log_timestamp_format") == 0) {
+        /* a strftime format may hold spaces: the value is the rest of the line */
+        char fmt[256] = "";
+        for (int i = 1; i < ntok; i++) {
+            if (i > 1)
+                strncat(fmt, " ", sizeof(fmt) - strlen(fmt) - 1);
+            strncat(fmt, tok[i], sizeof(fmt) - strlen(fmt) - 1);
+        }
+        return set_string(p, &cfg->log_timestamp_format, fmt);
+    }
     if (ntok > 2)
         return fail(p, "unexpected '%s' after the value of %s", tok[2], opt);
 
@@ -362,17 +419,36 @@ static int apply(parse_ctx_t *p, char **tok, int ntok)
     if (strcmp(opt, "connection_messages") == 0)
         return parse_bool(p, opt, val, &cfg->connection_messages);
     if (strcmp(opt, "log_type") == 0) {
-        static const char *const types[] = {"debug", "error", "warning", "notice", "information",
-                                            "subscribe", "unsubscribe", "websockets", "none",
-                                            "all"};
+        static const struct {
+            const char *name;
+            unsigned bits;
+        } types[] = {
+            {"error", MQ_LOG_ERROR},       {"warning", MQ_LOG_WARN},
+            {"notice", MQ_LOG_NOTICE},     {"information", MQ_LOG_INFO},
+            {"subscribe", MQ_LOG_SUBSCRIBE}, {"unsubscribe", MQ_LOG_UNSUBSCRIBE},
+            {"debug", MQ_LOG_DEBUG},       {"websockets", 0},
+            {"none", 0},                   {"all", MQ_LOG_ALL},
+        };
         for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-            if (strcmp(val, types[i]) == 0) {
-                if (strcmp(val, "all") == 0 || strcmp(val, "debug") == 0)
-                    cfg->verbose = true;
+            if (strcmp(val, types[i].name) == 0) {
+                if (!cfg->log_type_set)
+                    cfg->log_types = 0; /* the first log_type line replaces the default */
+                cfg->log_type_set = true;
+                cfg->log_types |= types[i].bits;
                 return 0;
             }
         }
         return fail(p, "invalid value '%s' for log_type", val);
+    }
+    if (strcmp(opt, "log_timestamp") == 0)
+        return parse_bool(p, opt, val, &cfg->log_timestamp);
+    if (strcmp(opt, "log_facility") == 0) {
+        static const int local[8] = {LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2, LOG_LOCAL3,
+                                     LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7};
+        if (parse_u64(p, opt, val, 0, 7, &v) < 0)
+            return -1;
+        cfg->log_facility = local[v];
+        return 0;
     }
     if (strcmp(opt, "allow_duplicate_messages") == 0) {
         bool ignored; /* mosquitto 2 ignores it too: duplicates are always allowed */

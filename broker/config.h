@@ -44,8 +44,17 @@ typedef struct mq_config {
     char *user;                      /* default "mosquitto" (only used when started as root) */
     unsigned workers;                /* Starling's own; 0 = online CPUs */
     uint32_t sys_interval;           /* default 10 seconds; 0 = no $SYS */
-    bool verbose;                    /* -v, or log_type all */
     bool connection_messages;        /* default true */
+
+    /* logging (broker/logging.h); each repeatable option's first line replaces the default */
+    unsigned log_dest;            /* enum mq_log_dest bits; default stderr */
+    bool log_dest_set;            /* a log_dest line was seen */
+    char *log_file;               /* log_dest file PATH */
+    unsigned log_types;           /* enum mq_log_type bits; default error|warning|notice|info */
+    bool log_type_set;            /* a log_type line was seen */
+    bool log_timestamp;           /* default true */
+    char *log_timestamp_format;   /* strftime(3) format; NULL = seconds since the epoch */
+    int log_facility;             /* syslog facility LOG_LOCAL0..7; default LOG_DAEMON */
 } mq_config_t;
 
 /* Sets every option to its default. */

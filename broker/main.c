@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "broker/config.h"
+#include "broker/logging.h"
 #include "broker/sys.h"
 #include "core/log.h"
 #include "mq_config.h"
@@ -175,8 +176,8 @@ int main(int argc, char **argv)
         mq_config_fini(&cfg);
         return 1;
     }
-    if (verbose || cfg.verbose)
-        atomic_store(&mq_log_max, MQ_LOG_DEBUG);
+    /* -v overrides the configuration's log types, as with mosquitto */
+    atomic_store(&mq_log_mask, verbose ? MQ_LOG_ALL : cfg.log_types);
 
     if (daemonize && daemon(1, 0) < 0) { /* before any thread exists */
         fprintf(stderr, "Error: Unable to fork: %s\n", strerror(errno));
@@ -193,12 +194,27 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    mq_logging_opts_t lopts = {
+        .dests = cfg.log_dest,
+        .file = cfg.log_file,
+        .timestamp = cfg.log_timestamp,
+        .timestamp_format = cfg.log_timestamp_format,
+        .syslog_facility = cfg.log_facility,
+    };
+    mq_logging_t *logging = mq_logging_start(&lopts, err, sizeof(err));
+    if (logging == NULL) {
+        fprintf(stderr, "Error: %s\n", err);
+        mq_config_fini(&cfg);
+        return 1;
+    }
+
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s starting", MQ_VERSION);
     if (config_file)
         MQ_LOG(MQ_LOG_NOTICE, "Config loaded from %s.", config_file);
     else
         MQ_LOG(MQ_LOG_NOTICE, "Using default config.");
     if (cfg.pid_file && write_pid_file(cfg.pid_file) < 0) {
+        mq_logging_stop(logging);
         mq_config_fini(&cfg);
         return 1;
     }
@@ -211,14 +227,18 @@ int main(int argc, char **argv)
         MQ_LOG(MQ_LOG_ERROR, "Error: %s", err);
         if (cfg.pid_file)
             unlink(cfg.pid_file);
+        mq_logging_stop(logging);
         mq_config_fini(&cfg);
         return 1;
     }
+    mq_logging_set_server(logging, srv);
     for (unsigned i = 0; i < opts.n_listeners; i++)
         MQ_LOG(MQ_LOG_NOTICE, "Opening ipv4/ipv6 listen socket on port %u.",
                mq_server_port(srv, i));
     if (drop_privileges(cfg.user) < 0) {
+        mq_logging_set_server(logging, NULL);
         mq_server_stop(srv);
+        mq_logging_stop(logging);
         mq_config_fini(&cfg);
         return 1;
     }
@@ -249,15 +269,20 @@ int main(int argc, char **argv)
             continue; /* timeout (EAGAIN) or EINTR */
         if (sig == SIGINT || sig == SIGTERM)
             break;
-        if (sig == SIGHUP)
-            MQ_LOG(MQ_LOG_NOTICE, "SIGHUP received: configuration reload is not implemented "
-                                  "yet; the running configuration is unchanged.");
+        if (sig == SIGHUP) {
+            mq_logging_reopen(logging); /* log rotation */
+            MQ_LOG(MQ_LOG_NOTICE, "SIGHUP received: log file re-opened; configuration reload "
+                                  "is not implemented yet, the running configuration is "
+                                  "unchanged.");
+        }
     }
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s terminating", MQ_VERSION);
     mq_sys_free(sys);
+    mq_logging_set_server(logging, NULL);
     mq_server_stop(srv);
     if (cfg.pid_file)
         unlink(cfg.pid_file);
+    mq_logging_stop(logging);
     mq_config_fini(&cfg);
     return 0;
 }

@@ -487,6 +487,8 @@ static void handle_subscribe(mq_conn_t *c, const mq_packet_t *pkt)
         }
         uint8_t qos = e.qos < o->max_qos ? e.qos : o->max_qos;
         codes[i++] = qos;
+        MQ_LOG(MQ_LOG_SUBSCRIBE, "%s %u %.*s", s->client_id, qos, (int)e.filter.len,
+               e.filter.ptr); /* mosquitto's format: client qos filter */
         mq_sub_t *sub = mq_sess_find_sub(s, e.filter.ptr, e.filter.len);
         if (sub) { /* [MQTT-3.8.4-3] replaces the existing subscription's QoS */
             sub->qos = qos;
@@ -512,6 +514,8 @@ static void handle_unsubscribe(mq_conn_t *c, const mq_packet_t *pkt)
     size_t pos = 0;
     mq_sub_entry_t e;
     while (mq_sub_next(pkt, c->proto, &pos, &e)) {
+        MQ_LOG(MQ_LOG_UNSUBSCRIBE, "%s %.*s", c->sess->client_id, (int)e.filter.len,
+               e.filter.ptr);
         mq_sub_t *sub = mq_sess_find_sub(c->sess, e.filter.ptr, e.filter.len);
         if (sub)
             unsubscribe_one(w, c->sess, sub);

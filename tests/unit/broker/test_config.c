@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "broker/config.h"
+#include "broker/logging.h"
+#include "core/log.h"
 
 static mq_config_t cfg;
 static char err[512];
@@ -148,7 +150,7 @@ Test(config, every_supported_option_is_applied)
     cr_assert_eq(cfg.workers, 3);
     cr_assert_eq(cfg.sys_interval, 0);
     cr_assert(!cfg.connection_messages);
-    cr_assert(cfg.verbose);
+    cr_assert_eq(cfg.log_types, MQ_LOG_ALL);
 }
 
 Test(config, crlf_line_endings_are_accepted)
