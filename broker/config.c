@@ -78,6 +78,7 @@ void mq_config_fini(mq_config_t *cfg)
     free(cfg->pid_file);
     free(cfg->user);
     free(cfg->log_file);
+    free(cfg->metrics_address);
     free(cfg->log_timestamp_format);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -291,7 +292,7 @@ static int apply(parse_ctx_t *p, char **tok, int ntok)
         "set_tcp_nodelay", "pid_file", "user", "workers", "sys_interval",
         "connection_messages", "log_type", "include_dir", "protocol",
         "allow_duplicate_messages", "log_dest", "log_timestamp", "log_timestamp_format",
-        "log_facility",
+        "log_facility", "metrics_listener",
     };
     bool is_known = false;
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -302,6 +303,14 @@ static int apply(parse_ctx_t *p, char **tok, int ntok)
         return fail(p, "option '%s' needs a value", opt);
     if (strcmp(opt, "log_dest") == 0)
         return parse_log_dest(p, tok, ntok);
+    if (strcmp(opt, "metrics_listener") == 0) {
+        if (ntok > 3)
+            return fail(p, "unexpected '%s' after metrics_listener's address", tok[3]);
+        if (parse_u64(p, opt, val, 1, 65535, &v) < 0)
+            return -1;
+        cfg->metrics_port = (uint16_t)v;
+        return ntok == 3 ? set_string(p, &cfg->metrics_address, tok[2]) : 0;
+    }
     if (strcmp(opt, "log_timestamp_format") == 0) {
         /* a strftime format may hold spaces: the value is the rest of the line */
         char fmt[256] = "";

@@ -45,6 +45,8 @@ typedef struct mq_config {
     unsigned workers;                /* Starling's own; 0 = online CPUs */
     uint32_t sys_interval;           /* default 10 seconds; 0 = no $SYS */
     bool connection_messages;        /* default true */
+    uint16_t metrics_port;           /* metrics_listener PORT [ADDRESS]; 0 = off (Starling's) */
+    char *metrics_address;           /* NULL = all addresses */
 
     /* logging (broker/logging.h); each repeatable option's first line replaces the default */
     unsigned log_dest;            /* enum mq_log_dest bits; default stderr */

@@ -13,6 +13,7 @@
 
 #include "broker/config.h"
 #include "broker/logging.h"
+#include "broker/metrics.h"
 #include "broker/sys.h"
 #include "core/log.h"
 #include "mq_config.h"
@@ -219,6 +220,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    double start_s = mono_s();
     mq_server_opts_t opts;
     to_opts(&cfg, &opts);
     mq_server_t *srv;
@@ -242,10 +244,25 @@ int main(int argc, char **argv)
         mq_config_fini(&cfg);
         return 1;
     }
+    mq_metrics_t *metrics = NULL;
+    if (cfg.metrics_port) {
+        metrics = mq_metrics_start(srv, logging, cfg.metrics_address, cfg.metrics_port,
+                                   start_s, err, sizeof(err));
+        if (metrics == NULL) {
+            MQ_LOG(MQ_LOG_ERROR, "Error: %s", err);
+            mq_logging_set_server(logging, NULL);
+            mq_server_stop(srv);
+            mq_logging_stop(logging);
+            mq_config_fini(&cfg);
+            return 1;
+        }
+        MQ_LOG(MQ_LOG_NOTICE, "Serving Prometheus metrics on http://%s:%u/metrics",
+               cfg.metrics_address ? cfg.metrics_address : "*", mq_metrics_port(metrics));
+    }
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s running", MQ_VERSION);
 
     /* The control thread: signals, and $SYS every sys_interval (0 disables the tree). */
-    mq_sys_t *sys = cfg.sys_interval ? mq_sys_new(srv, mono_s()) : NULL;
+    mq_sys_t *sys = cfg.sys_interval ? mq_sys_new(srv, start_s) : NULL;
     double next_sys = mono_s();
     for (;;) {
         if (sys && mono_s() >= next_sys) {
@@ -278,6 +295,7 @@ int main(int argc, char **argv)
     }
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s terminating", MQ_VERSION);
     mq_sys_free(sys);
+    mq_metrics_stop(metrics);
     mq_logging_set_server(logging, NULL);
     mq_server_stop(srv);
     if (cfg.pid_file)
