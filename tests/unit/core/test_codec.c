@@ -905,3 +905,405 @@ Test(codec, encodes_remaining_length_minimally_at_every_boundary)
     cr_expect(eq(sz, mq_codec_encoded_size(&p, MQ_PROTO_311), 0), "one byte over the maximum");
     cr_expect(eq(sz, mq_codec_encode(&p, MQ_PROTO_311, big, sizeof(big)), 0));
 }
+
+/* ---- rejections -------------------------------------------------------------------------- */
+
+/* No pointers in here: Criterion runs each parameter in a fresh process and hands it the
+ * parameter's bytes, so strings live inside the struct. */
+struct reject_case {
+    char name[64];
+    uint8_t role;    /* enum mq_role */
+    uint8_t proto;   /* decoder's protocol: 0 = a server before CONNECT */
+    uint32_t max;    /* decoder's max_packet_size; 0 = protocol maximum */
+    uint8_t n_ok;    /* packets that decode before the failing one */
+    bool stream;     /* only the stream decoder sees this rule (not mq_codec_decode) */
+    uint16_t rc;     /* expected result */
+    char hex[128];   /* the input */
+};
+
+#define S MQ_ROLE_SERVER
+#define C MQ_ROLE_CLIENT
+#define CONNECT_V4_A "10 0d 00 04 4d 51 54 54 04 02 00 3c 00 01 61 "
+
+static struct reject_case rejects[] = {
+    /* 0x81 Malformed Packet: fixed header */
+    {"reserved packet type 0", S, 4, 0, 0, 0, 0x81, "00 00"},
+    {"PINGREQ with flag bits", S, 4, 0, 0, 0, 0x81, "c1 00"},
+    {"PUBREL with flags 0000", S, 4, 0, 0, 0, 0x81, "60 02 00 01"},
+    {"SUBSCRIBE with flags 0000", S, 4, 0, 0, 0, 0x81, "80 08 00 01 00 03 61 2f 62 01"},
+    {"UNSUBSCRIBE with flags 0011", S, 4, 0, 0, 0, 0x81, "a3 05 00 01 00 01 61"},
+    {"CONNACK with flag bits", C, 4, 0, 0, 0, 0x81, "21 02 00 00"},
+    {"v5 DISCONNECT with flag bits", S, 5, 0, 0, 0, 0x81, "e8 00"},
+    {"CONNECT with flag bits", S, 0, 0, 0, 0, 0x81, "11 0d 00 04 4d 51 54 54 04 02 00 3c 00 01 61"},
+    {"PUBLISH QoS 3", S, 4, 0, 0, 0, 0x81, "36 05 00 01 61 00 01"},
+    {"PUBLISH QoS 3 with DUP and retain", S, 5, 0, 0, 0, 0x81, "3f 06 00 01 61 00 01 00"},
+    {"PUBLISH DUP with QoS 0", S, 4, 0, 0, 0, 0x81, "38 03 00 01 61"},
+    {"remaining length over 4 bytes", S, 4, 0, 0, 0, 0x81, "30 ff ff ff ff 7f"},
+    {"remaining length over 4 bytes on PINGREQ", S, 3, 0, 0, 0, 0x81, "c0 80 80 80 80 01"},
+    {"v5 remaining length not minimal", S, 5, 0, 0, 0, 0x81, "c0 80 00"},
+    {"AUTH in a v4 stream", S, 4, 0, 0, 0, 0x81, "f0 00"},
+    {"AUTH in a v3 stream to a client", C, 3, 0, 0, 0, 0x81, "f0 00"},
+    /* 0x81: packet identifier 0 [MQTT-2.2.1-3] */
+    {"PUBLISH QoS 1 packet id 0", S, 4, 0, 0, 0, 0x81, "32 05 00 01 61 00 00"},
+    {"PUBLISH QoS 2 packet id 0", S, 5, 0, 0, 0, 0x81, "34 06 00 01 61 00 00 00"},
+    {"PUBACK packet id 0", S, 4, 0, 0, 0, 0x81, "40 02 00 00"},
+    {"PUBREC packet id 0", C, 4, 0, 0, 0, 0x81, "50 02 00 00"},
+    {"PUBREL packet id 0", S, 5, 0, 0, 0, 0x81, "62 02 00 00"},
+    {"PUBCOMP packet id 0", S, 3, 0, 0, 0, 0x81, "70 02 00 00"},
+    {"SUBSCRIBE packet id 0", S, 4, 0, 0, 0, 0x81, "82 06 00 00 00 01 61 00"},
+    {"UNSUBSCRIBE packet id 0", S, 4, 0, 0, 0, 0x81, "a2 05 00 00 00 01 61"},
+    {"SUBACK packet id 0", C, 4, 0, 0, 0, 0x81, "90 03 00 00 00"},
+    {"UNSUBACK packet id 0", C, 4, 0, 0, 0, 0x81, "b0 02 00 00"},
+    /* 0x81: bad UTF-8 [MQTT-1.5.4-1], [MQTT-1.5.4-2] */
+    {"topic not UTF-8", S, 4, 0, 0, 0, 0x81, "30 04 00 02 c3 28"},
+    {"topic with U+0000", S, 4, 0, 0, 0, 0x81, "30 04 00 02 61 00"},
+    {"topic with surrogate U+D800", S, 4, 0, 0, 0, 0x81, "30 05 00 03 ed a0 80"},
+    {"topic with overlong '/'", S, 5, 0, 0, 0, 0x81, "30 05 00 02 c0 af 00"},
+    {"topic above U+10FFFF", C, 4, 0, 0, 0, 0x81, "30 06 00 04 f4 90 80 80"},
+    {"client id with U+0000", S, 0, 0, 0, 0, 0x81,
+     "10 0e 00 04 4d 51 54 54 04 02 00 3c 00 02 61 00"},
+    {"client id with surrogate U+DC00", S, 0, 0, 0, 0, 0x81,
+     "10 0f 00 04 4d 51 54 54 04 02 00 3c 00 03 ed b0 80"},
+    {"user name not UTF-8", S, 0, 0, 0, 0, 0x81,
+     "10 10 00 04 4d 51 54 54 04 82 00 3c 00 01 61 00 01 ff"},
+    {"will topic with overlong U+0000", S, 0, 0, 0, 0, 0x81,
+     "10 13 00 04 4d 51 54 54 04 06 00 3c 00 01 61 00 02 c0 80 00 00"},
+    {"SUBSCRIBE filter not UTF-8", S, 4, 0, 0, 0, 0x81, "82 06 00 01 00 01 ff 00"},
+    {"UNSUBSCRIBE filter with U+0000", S, 4, 0, 0, 0, 0x81, "a2 05 00 01 00 01 00"},
+    {"user property not UTF-8", S, 5, 0, 0, 0, 0x81, "30 0a 00 01 61 06 26 00 01 ff 00 00"},
+    {"reason string with U+0000", C, 5, 0, 0, 0, 0x81, "40 08 00 01 10 04 1f 00 01 00"},
+    /* 0x81: lengths that do not add up */
+    {"PUBACK v4 with a trailing byte", S, 4, 0, 0, 0, 0x81, "40 03 00 01 00"},
+    {"PINGREQ with a body", S, 4, 0, 0, 0, 0x81, "c0 01 00"},
+    {"PINGRESP with a body", C, 5, 0, 0, 0, 0x81, "d0 01 00"},
+    {"DISCONNECT v4 with a body", S, 4, 0, 0, 0, 0x81, "e0 01 00"},
+    {"CONNACK v4 with a trailing byte", C, 4, 0, 0, 0, 0x81, "20 03 00 00 00"},
+    {"UNSUBACK v4 with a reason code", C, 4, 0, 0, 0, 0x81, "b0 03 00 01 00"},
+    {"CONNECT with a trailing byte", S, 0, 0, 0, 0, 0x81,
+     "10 0e 00 04 4d 51 54 54 04 02 00 3c 00 01 61 00"},
+    {"v5 PUBACK with bytes after its properties", S, 5, 0, 0, 0, 0x81, "40 05 00 01 00 00 00"},
+    {"CONNECT truncated inside protocol name", S, 0, 0, 0, 0, 0x81, "10 03 00 04 4d"},
+    {"CONNECT without client id", S, 0, 0, 0, 0, 0x81, "10 0a 00 04 4d 51 54 54 04 02 00 3c"},
+    {"PUBLISH QoS 1 without packet id", S, 4, 0, 0, 0, 0x81, "32 03 00 01 61"},
+    {"string length past the packet", S, 4, 0, 0, 0, 0x81, "30 04 00 05 61 62"},
+    {"SUBSCRIBE without options byte", S, 4, 0, 0, 0, 0x81, "82 05 00 01 00 01 61"},
+    {"v5 CONNECT properties past the packet", S, 0, 0, 0, 0, 0x81,
+     "10 0e 00 04 4d 51 54 54 05 02 00 3c 05 00 01 61"},
+    {"property length past the packet", S, 5, 0, 0, 0, 0x81, "40 04 00 01 00 05"},
+    {"property length not minimal", C, 5, 0, 0, 0, 0x81, "20 04 00 00 80 00"},
+    {"unknown property id 0x7f", C, 5, 0, 0, 0, 0x81, "40 05 00 01 00 01 7f"},
+    {"unknown property id 0", C, 5, 0, 0, 0, 0x81, "40 05 00 01 00 01 00"},
+    {"property value truncated", S, 5, 0, 0, 0, 0x81, "30 07 00 01 61 03 02 00 00"},
+    /* 0x81: flags and options */
+    {"CONNECT reserved flag", S, 0, 0, 0, 0, 0x81, "10 0d 00 04 4d 51 54 54 04 03 00 3c 00 01 61"},
+    {"will QoS 3", S, 0, 0, 0, 0, 0x81, "10 0d 00 04 4d 51 54 54 04 1e 00 3c 00 01 61"},
+    {"will retain without will", S, 0, 0, 0, 0, 0x81,
+     "10 0d 00 04 4d 51 54 54 04 22 00 3c 00 01 61"},
+    {"will QoS without will", S, 0, 0, 0, 0, 0x81, "10 0d 00 04 4d 51 54 54 04 0a 00 3c 00 01 61"},
+    {"v4 password without user name", S, 0, 0, 0, 0, 0x81,
+     "10 10 00 04 4d 51 54 54 04 42 00 3c 00 01 61 00 01 70"},
+    {"SUBSCRIBE options QoS 3", S, 4, 0, 0, 0, 0x81, "82 06 00 01 00 01 61 03"},
+    {"v4 SUBSCRIBE reserved option bits", S, 4, 0, 0, 0, 0x81, "82 06 00 01 00 01 61 04"},
+    {"v5 SUBSCRIBE reserved option bits", S, 5, 0, 0, 0, 0x81, "82 07 00 01 00 00 01 61 40"},
+    {"v4 SUBACK return code 3", C, 4, 0, 0, 0, 0x81, "90 03 00 01 03"},
+    {"v4 CONNACK return code 6", C, 4, 0, 0, 0, 0x81, "20 02 00 06"},
+    {"CONNACK reserved acknowledge flags", C, 5, 0, 0, 0, 0x81, "20 03 02 00 00"},
+
+    /* 0x82 Protocol Error */
+    {"first packet is PINGREQ", S, 0, 0, 0, 0, 0x82, "c0 00"},
+    {"first packet is PUBLISH", S, 0, 0, 0, 0, 0x82, "30 03 00 01 61"},
+    {"first packet is DISCONNECT", S, 0, 0, 0, 0, 0x82, "e0 00"},
+    {"second CONNECT", S, 0, 0, 1, 1, 0x82, CONNECT_V4_A CONNECT_V4_A},
+    {"second CONNECT after other packets", S, 0, 0, 2, 1, 0x82, CONNECT_V4_A "c0 00 " CONNECT_V4_A},
+    {"empty SUBSCRIBE v4", S, 4, 0, 0, 0, 0x82, "82 02 00 01"},
+    {"empty SUBSCRIBE v5", S, 5, 0, 0, 0, 0x82, "82 03 00 01 00"},
+    {"empty UNSUBSCRIBE v3", S, 3, 0, 0, 0, 0x82, "a2 02 00 01"},
+    {"empty UNSUBSCRIBE v5", S, 5, 0, 0, 0, 0x82, "a2 03 00 01 00"},
+    {"duplicate message expiry in PUBLISH", S, 5, 0, 0, 0, 0x82,
+     "30 0e 00 01 61 0a 02 00 00 00 01 02 00 00 00 02"},
+    {"duplicate session expiry in CONNECT", S, 0, 0, 0, 0, 0x82,
+     "10 18 00 04 4d 51 54 54 05 02 00 3c 0a 11 00 00 00 01 11 00 00 00 02 00 01 61"},
+    {"duplicate subscription id in SUBSCRIBE", S, 5, 0, 0, 0, 0x82,
+     "82 0b 00 01 04 0b 01 0b 02 00 01 61 00"},
+    {"duplicate reason string in PUBACK", C, 5, 0, 0, 0, 0x82,
+     "40 0a 00 01 10 06 1f 00 00 1f 00 00"},
+    {"session expiry in PUBLISH", S, 5, 0, 0, 0, 0x82, "30 09 00 01 61 05 11 00 00 00 01"},
+    {"reason string in PUBLISH", S, 5, 0, 0, 0, 0x82, "30 08 00 01 61 04 1f 00 01 78"},
+    {"topic alias in SUBSCRIBE", S, 5, 0, 0, 0, 0x82, "82 0a 00 01 03 23 00 01 00 01 61 00"},
+    {"will delay in CONNECT properties", S, 0, 0, 0, 0, 0x82,
+     "10 13 00 04 4d 51 54 54 05 02 00 3c 05 18 00 00 00 05 00 01 61"},
+    {"CONNACK sent to a server", S, 4, 0, 0, 0, 0x82, "20 02 00 00"},
+    {"SUBACK sent to a server", S, 4, 0, 0, 0, 0x82, "90 03 00 01 00"},
+    {"SUBSCRIBE sent to a client", C, 4, 0, 0, 0, 0x82, "82 06 00 01 00 01 61 00"},
+    {"PINGREQ sent to a client", C, 4, 0, 0, 0, 0x82, "c0 00"},
+    {"CONNECT sent to a client", C, 4, 0, 0, 0, 0x82, CONNECT_V4_A},
+    {"DISCONNECT from a server before v5", C, 4, 0, 0, 0, 0x82, "e0 00"},
+    {"subscription id in a client PUBLISH", S, 5, 0, 0, 0, 0x82, "30 06 00 01 61 02 0b 01"},
+    {"subscription id 0 in SUBSCRIBE", S, 5, 0, 0, 0, 0x82, "82 09 00 01 02 0b 00 00 01 61 00"},
+    {"retain handling 3", S, 5, 0, 0, 0, 0x82, "82 07 00 01 00 00 01 61 30"},
+    {"no local on a shared subscription", S, 5, 0, 0, 0, 0x82,
+     "82 10 00 01 00 00 0a 24 73 68 61 72 65 2f 67 2f 61 04"},
+    {"receive maximum 0 in CONNECT", S, 0, 0, 0, 0, 0x82,
+     "10 11 00 04 4d 51 54 54 05 02 00 3c 03 21 00 00 00 01 61"},
+    {"maximum packet size 0 in CONNECT", S, 0, 0, 0, 0, 0x82,
+     "10 13 00 04 4d 51 54 54 05 02 00 3c 05 27 00 00 00 00 00 01 61"},
+    {"payload format 2", S, 5, 0, 0, 0, 0x82, "30 06 00 01 61 02 01 02"},
+    {"response topic with a wildcard", S, 5, 0, 0, 0, 0x82, "30 08 00 01 61 04 08 00 01 23"},
+    {"session expiry in a server DISCONNECT", C, 5, 0, 0, 0, 0x82, "e0 07 00 05 11 00 00 00 01"},
+    {"v4 CONNACK session present with refusal", C, 4, 0, 0, 0, 0x82, "20 02 01 05"},
+    {"v5 CONNACK unknown reason code", C, 5, 0, 0, 0, 0x82, "20 03 00 01 00"},
+    {"v5 PUBACK unknown reason code", S, 5, 0, 0, 0, 0x82, "40 03 00 01 05"},
+    {"v5 PUBREL reason code 0x10", S, 5, 0, 0, 0, 0x82, "62 03 00 01 10"},
+    {"v5 SUBACK without reason codes", C, 5, 0, 0, 0, 0x82, "90 03 00 01 00"},
+    {"v4 SUBACK without return codes", C, 4, 0, 0, 0, 0x82, "90 02 00 01"},
+    {"v5 SUBACK unknown reason code", C, 5, 0, 0, 0, 0x82, "90 04 00 01 00 03"},
+    {"v5 UNSUBACK reason code 0x01", C, 5, 0, 0, 0, 0x82, "b0 04 00 01 00 01"},
+    {"v5 DISCONNECT unknown reason code", S, 5, 0, 0, 0, 0x82, "e0 01 01"},
+    {"v5 AUTH unknown reason code", S, 5, 0, 0, 0, 0x82, "f0 01 01"},
+
+    /* 0x84 Unsupported Protocol Version [MQTT-3.1.2-1], [MQTT-3.1.2-2] */
+    {"protocol name MQTX", S, 0, 0, 0, 0, 0x84, "10 0d 00 04 4d 51 54 58 04 02 00 3c 00 01 61"},
+    {"protocol name in lower case", S, 0, 0, 0, 0, 0x84,
+     "10 0d 00 04 6d 71 74 74 04 02 00 3c 00 01 61"},
+    {"MQTT with level 3", S, 0, 0, 0, 0, 0x84, "10 0d 00 04 4d 51 54 54 03 02 00 3c 00 01 61"},
+    {"MQTT with level 6", S, 0, 0, 0, 0, 0x84, "10 0d 00 04 4d 51 54 54 06 02 00 3c 00 01 61"},
+    {"MQIsdp with level 4", S, 0, 0, 0, 0, 0x84,
+     "10 0f 00 06 4d 51 49 73 64 70 04 02 00 3c 00 01 61"},
+
+    /* 0x90 Topic Name invalid */
+    {"PUBLISH topic with '+'", S, 4, 0, 0, 0, 0x90, "30 05 00 03 61 2f 2b"},
+    {"PUBLISH topic '#'", S, 5, 0, 0, 0, 0x90, "30 04 00 01 23 00"},
+    {"PUBLISH to a client with a wildcard", C, 4, 0, 0, 0, 0x90, "30 05 00 03 61 2f 2b"},
+    {"empty topic v3", S, 3, 0, 0, 0, 0x90, "30 02 00 00"},
+    {"empty topic v4", S, 4, 0, 0, 0, 0x90, "30 02 00 00"},
+    {"empty topic v5 without topic alias", S, 5, 0, 0, 0, 0x90, "30 03 00 00 00"},
+    {"will topic with a wildcard", S, 0, 0, 0, 0, 0x90,
+     "10 14 00 04 4d 51 54 54 04 06 00 3c 00 01 61 00 03 61 2f 23 00 00"},
+
+    /* 0x94 Topic Alias invalid [MQTT-3.3.2-8] */
+    {"topic alias 0", S, 5, 0, 0, 0, 0x94, "30 07 00 01 61 03 23 00 00"},
+    {"topic alias 0 with empty topic", S, 5, 0, 0, 0, 0x94, "30 06 00 00 03 23 00 00"},
+
+    /* 0x95 Packet too large: the decoder's max_packet_size, whole packet counted */
+    {"PUBLISH one byte over the maximum", S, 4, 10, 0, 1, 0x95, "30 09 00 01 61 00 00 00 00 00 00"},
+    {"refused from the fixed header alone", S, 4, 10, 0, 1, 0x95, "30 09"},
+    {"huge remaining length refused before buffering", S, 5, 1000, 0, 1, 0x95, "30 ff ff ff 7f"},
+    {"CONNECT over the maximum", S, 0, 14, 0, 1, 0x95, CONNECT_V4_A},
+    {"second packet over the maximum", S, 4, 8, 1, 1, 0x95, "c0 00 30 07 00 01 61 00 00 00 00"},
+};
+
+#undef S
+#undef C
+
+/* Feeds the case's bytes 'step' at a time (0 = all at once) and returns the first result
+ * that is neither a packet nor MQ_RC_AGAIN; MQ_RC_AGAIN when the input ran out. */
+static enum mq_rc run_stream(const struct reject_case *c, const uint8_t *b, size_t n, size_t step,
+                             unsigned *n_ok, const char **why, mq_packet_t *pkt)
+{
+    mq_decoder_t d;
+    mq_decoder_init(&d, c->role, c->proto, c->max);
+    size_t off = 0;
+    enum mq_rc rc = MQ_RC_AGAIN;
+    *n_ok = 0;
+    while (off < n) {
+        size_t len = step && n - off > step ? step : n - off, used = 0;
+        rc = mq_decoder_feed(&d, b + off, len, &used, pkt, why);
+        if (rc == MQ_RC_SUCCESS) {
+            ++*n_ok;
+            rc = MQ_RC_AGAIN;
+        } else if (rc == MQ_RC_AGAIN) {
+            cr_assert(eq(sz, used, len), "%s: AGAIN without taking every byte", c->name);
+        } else {
+            break;
+        }
+        cr_assert(gt(sz, used, 0), "%s: no progress", c->name);
+        off += used;
+    }
+    mq_decoder_fini(&d);
+    return rc;
+}
+
+ParameterizedTestParameters(codec, rejects_invalid_input_with_the_right_reason_code)
+{
+    return cr_make_param_array(struct reject_case, rejects, MQ_ARRAY_LEN(rejects));
+}
+
+ParameterizedTest(struct reject_case *c, codec, rejects_invalid_input_with_the_right_reason_code)
+{
+    uint8_t in[256];
+    size_t n = mqt_hex(c->hex, in, sizeof(in));
+    mq_packet_t pkt;
+    const char *why = NULL;
+    if (!c->stream) {
+        enum mq_rc rc = mq_codec_decode(c->role, c->proto, in, n, &pkt, &why);
+        cr_expect(eq(int, rc, c->rc), "%s: mq_codec_decode gave 0x%x (%s), expected 0x%x", c->name,
+                  rc, why ? why : "", c->rc);
+        cr_expect(why != NULL, "%s: no reason given", c->name);
+        cr_expect(eq(u8, pkt.type, in[0] >> 4), "%s: packet type not reported", c->name);
+    }
+    static const size_t steps[] = {0, 1, 2, 3, 7};
+    for (size_t i = 0; i < MQ_ARRAY_LEN(steps); i++) {
+        unsigned n_ok;
+        why = NULL;
+        enum mq_rc rc = run_stream(c, in, n, steps[i], &n_ok, &why, &pkt);
+        cr_expect(eq(int, rc, c->rc), "%s: stream in steps of %zu gave 0x%x (%s), expected 0x%x",
+                  c->name, steps[i], rc, why ? why : "", c->rc);
+        cr_expect(eq(u32, n_ok, c->n_ok), "%s: %u packets before the failure, expected %u",
+                  c->name, n_ok, c->n_ok);
+        cr_expect(why != NULL, "%s: stream gave no reason", c->name);
+    }
+}
+
+Test(codec, reports_the_clients_level_with_an_unsupported_version)
+{
+    uint8_t in[64];
+    size_t n = mqt_hex("10 0d 00 04 4d 51 54 54 06 02 00 3c 00 01 61", in, sizeof(in));
+    mq_packet_t pkt;
+    const char *why;
+    cr_assert(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 0, in, n, &pkt, &why),
+                 MQ_RC_UNSUPPORTED_PROTOCOL_VERSION));
+    cr_expect(eq(u8, pkt.type, MQ_CONNECT));
+    cr_expect(eq(u8, pkt.connect.level, 6));
+    /* a v5 client refused for another reason is still known as v5 */
+    n = mqt_hex("10 11 00 04 4d 51 54 54 05 02 00 3c 03 21 00 00 00 01 61", in, sizeof(in));
+    cr_assert(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 0, in, n, &pkt, &why),
+                 MQ_RC_PROTOCOL_ERROR));
+    cr_expect(eq(u8, pkt.connect.level, 5));
+}
+
+Test(codec, marks_each_invalid_subscribe_filter_with_0x8f_without_failing_the_packet)
+{
+    static const mq_sub_entry_t ents[] = {
+        {.filter = LIT("a/#/b")},      {.filter = LIT("ok/+"), .qos = 1},
+        {.filter = LIT("a+")},         {.filter = LIT("")},
+        {.filter = LIT("$share//x")},  {.filter = LIT("$share/g/#"), .qos = 2},
+        {.filter = LIT("sport#")},     {.filter = LIT("$share/g")},
+        {.filter = LIT("+/+/#")},
+    };
+    static const uint8_t want[] = {0x8F, 0x00, 0x8F, 0x8F, 0x8F, 0x00, 0x8F, 0x8F, 0x00};
+    static const uint8_t types[] = {MQ_SUBSCRIBE, MQ_UNSUBSCRIBE};
+    for (size_t t = 0; t < MQ_ARRAY_LEN(types); t++) {
+        for (size_t i = 0; i < MQ_ARRAY_LEN(all_protos); i++) {
+            uint8_t proto = all_protos[i];
+            mq_packet_t p = make(types[t]), out;
+            p.subscribe.packet_id = 9;
+            p.subscribe.n = MQ_ARRAY_LEN(ents);
+            p.subscribe.entries = ents;
+            roundtrip(&p, proto, MQ_ROLE_SERVER, buf, sizeof(buf), &out);
+            size_t pos = 0;
+            mq_sub_entry_t e;
+            for (size_t k = 0; k < MQ_ARRAY_LEN(ents); k++) {
+                cr_assert(mq_sub_next(&out, proto, &pos, &e));
+                EXPECT_STR(e.filter, ents[k].filter, "entry %zu", k);
+                cr_expect(eq(u8, e.rc, want[k]), "%s v%u: filter '%.*s' rc", mq_ptype_str(types[t]),
+                          proto, (int)ents[k].filter.len, ents[k].filter.ptr);
+            }
+            cr_expect(not(mq_sub_next(&out, proto, &pos, &e)));
+        }
+    }
+}
+
+/* ---- the stream decoder ------------------------------------------------------------------ */
+
+Test(codec, stream_decoder_accepts_a_packet_exactly_at_max_packet_size)
+{
+    uint8_t in[16];
+    size_t n = mqt_hex("30 08 00 01 61 00 00 00 00 00", in, sizeof(in));
+    mq_decoder_t d;
+    mq_decoder_init(&d, MQ_ROLE_SERVER, MQ_PROTO_311, 10);
+    mq_packet_t pkt;
+    size_t used;
+    const char *why;
+    cr_expect(eq(int, mq_decoder_feed(&d, in, n, &used, &pkt, &why), MQ_RC_SUCCESS));
+    cr_expect(eq(sz, used, n));
+    cr_expect(eq(sz, pkt.publish.payload.len, 5));
+    mq_decoder_fini(&d);
+}
+
+Test(codec, stream_decoder_learns_the_version_from_connect)
+{
+    uint8_t in[64];
+    size_t n = mqt_hex("10 0e 00 04 4d 51 54 54 05 02 00 3c 00 00 01 61", in, sizeof(in));
+    mq_decoder_t d;
+    mq_decoder_init(&d, MQ_ROLE_SERVER, 0, 0);
+    mq_packet_t pkt;
+    size_t used;
+    const char *why;
+    cr_assert(eq(int, mq_decoder_feed(&d, in, n, &used, &pkt, &why), MQ_RC_SUCCESS));
+    cr_expect(eq(u8, d.proto, MQ_PROTO_5));
+    /* now a v5 PUBLISH carrying a property block decodes */
+    n = mqt_hex("30 07 00 01 61 03 23 00 01", in, sizeof(in));
+    cr_assert(eq(int, mq_decoder_feed(&d, in, n, &used, &pkt, &why), MQ_RC_SUCCESS));
+    cr_expect(eq(u16, pkt.props.topic_alias, 1));
+    mq_decoder_fini(&d);
+
+    /* the same PUBLISH after a v4 CONNECT: the alias bytes are payload */
+    mq_decoder_init(&d, MQ_ROLE_SERVER, 0, 0);
+    n = mqt_hex(CONNECT_V4_A, in, sizeof(in));
+    cr_assert(eq(int, mq_decoder_feed(&d, in, n, &used, &pkt, &why), MQ_RC_SUCCESS));
+    cr_expect(eq(u8, d.proto, MQ_PROTO_311));
+    n = mqt_hex("30 07 00 01 61 03 23 00 01", in, sizeof(in));
+    cr_assert(eq(int, mq_decoder_feed(&d, in, n, &used, &pkt, &why), MQ_RC_SUCCESS));
+    cr_expect(eq(sz, pkt.publish.payload.len, 4));
+    cr_expect(eq(u64, pkt.props.present, 0));
+    mq_decoder_fini(&d);
+}
+
+Test(codec, stream_decoder_splits_back_to_back_packets_under_every_chunk_size)
+{
+    static const char *const hex =
+        "10 0e 00 04 4d 51 54 54 05 02 00 3c 00 00 01 61 " /* CONNECT v5 */
+        "32 0a 00 03 61 2f 62 00 05 00 68 69 "             /* PUBLISH q1 */
+        "82 0a 00 01 03 0b 80 01 00 01 61 01 "             /* SUBSCRIBE, sub id 128 */
+        "c0 00 "                                           /* PINGREQ */
+        "40 03 00 05 10 "                                  /* PUBACK rc 0x10 */
+        "62 02 00 05 "                                     /* PUBREL */
+        "a2 06 00 02 00 00 01 61 "                         /* UNSUBSCRIBE */
+        "f0 00 "                                           /* AUTH */
+        "e0 00";                                           /* DISCONNECT */
+    static const uint8_t types[] = {MQ_CONNECT, MQ_PUBLISH, MQ_SUBSCRIBE, MQ_PINGREQ, MQ_PUBACK,
+                                    MQ_PUBREL, MQ_UNSUBSCRIBE, MQ_AUTH, MQ_DISCONNECT};
+    uint8_t in[128];
+    size_t n = mqt_hex(hex, in, sizeof(in));
+    for (size_t step = 1; step <= n; step++) {
+        mq_decoder_t d;
+        mq_decoder_init(&d, MQ_ROLE_SERVER, 0, 0);
+        size_t off = 0, k = 0;
+        while (off < n) {
+            size_t len = n - off > step ? step : n - off, used;
+            mq_packet_t pkt;
+            const char *why = NULL;
+            enum mq_rc rc = mq_decoder_feed(&d, in + off, len, &used, &pkt, &why);
+            if (rc == MQ_RC_SUCCESS) {
+                cr_assert(lt(sz, k, MQ_ARRAY_LEN(types)), "step %zu: too many packets", step);
+                cr_expect(eq(u8, pkt.type, types[k]), "step %zu: packet %zu type", step, k);
+                if (pkt.type == MQ_PUBLISH)
+                    EXPECT_STR(pkt.publish.payload, MQ_STR_LIT("hi"), "step %zu payload", step);
+                if (pkt.type == MQ_SUBSCRIBE)
+                    cr_expect(eq(u32, pkt.props.subscription_id, 128), "step %zu sub id", step);
+                if (pkt.type == MQ_PUBACK)
+                    cr_expect(eq(u8, pkt.ack.rc, 0x10), "step %zu PUBACK rc", step);
+                k++;
+            } else {
+                cr_assert(eq(int, rc, MQ_RC_AGAIN), "step %zu at %zu: rc 0x%x (%s)", step, off,
+                          rc, why ? why : "");
+            }
+            off += used;
+        }
+        cr_expect(eq(sz, k, MQ_ARRAY_LEN(types)), "step %zu: packets decoded", step);
+        mq_decoder_fini(&d);
+    }
+}
+
+Test(codec, decode_refuses_bytes_after_one_whole_packet_and_waits_for_a_prefix)
+{
+    uint8_t in[8];
+    mq_packet_t pkt;
+    const char *why;
+    size_t n = mqt_hex("c0 00 c0 00", in, sizeof(in));
+    cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, n, &pkt, &why),
+                 MQ_RC_MALFORMED_PACKET));
+    cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, 0, &pkt, &why), MQ_RC_AGAIN));
+    cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, 1, &pkt, &why), MQ_RC_AGAIN));
+    cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, 2, &pkt, &why), MQ_RC_SUCCESS));
+}
