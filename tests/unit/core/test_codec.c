@@ -1060,6 +1060,12 @@ static struct reject_case rejects[] = {
     {"v5 UNSUBACK reason code 0x01", C, 5, 0, 0, 0, 0x82, "b0 04 00 01 00 01"},
     {"v5 DISCONNECT unknown reason code", S, 5, 0, 0, 0, 0x82, "e0 01 01"},
     {"v5 AUTH unknown reason code", S, 5, 0, 0, 0, 0x82, "f0 01 01"},
+    /* §3.1.2.11.10: Authentication Data without Authentication Method */
+    {"authentication data without method in CONNECT", S, 0, 0, 0, 0, 0x82,
+     "10 12 00 04 4d 51 54 54 05 02 00 3c 04 16 00 01 78 00 01 61"},
+    {"authentication data without method in CONNACK", C, 5, 0, 0, 0, 0x82,
+     "20 06 00 00 03 16 00 00"},
+    {"authentication data without method in AUTH", S, 5, 0, 0, 0, 0x82, "f0 05 18 03 16 00 00"},
 
     /* 0x84 Unsupported Protocol Version [MQTT-3.1.2-1], [MQTT-3.1.2-2] */
     {"protocol name MQTX", S, 0, 0, 0, 0, 0x84, "10 0d 00 04 4d 51 54 58 04 02 00 3c 00 01 61"},
@@ -1306,4 +1312,18 @@ Test(codec, decode_refuses_bytes_after_one_whole_packet_and_waits_for_a_prefix)
     cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, 0, &pkt, &why), MQ_RC_AGAIN));
     cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, 1, &pkt, &why), MQ_RC_AGAIN));
     cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, 2, &pkt, &why), MQ_RC_SUCCESS));
+}
+
+Test(codec, accepts_authentication_data_before_its_method)
+{
+    /* property order is free: the method may follow the data in the same block */
+    uint8_t in[32];
+    size_t n = mqt_hex("f0 0b 18 09 16 00 00 15 00 03 61 62 63", in, sizeof(in));
+    mq_packet_t pkt;
+    const char *why = NULL;
+    enum mq_rc rc = mq_codec_decode(MQ_ROLE_SERVER, MQ_PROTO_5, in, n, &pkt, &why);
+    cr_assert(eq(int, rc, MQ_RC_SUCCESS), "rc 0x%x (%s)", rc, why ? why : "");
+    EXPECT_STR(pkt.props.auth_method, MQ_STR_LIT("abc"), "method");
+    cr_expect(eq(sz, pkt.props.auth_data.len, 0));
+    cr_expect(mq_props_has(&pkt.props, MQ_PROP_AUTH_DATA));
 }
