@@ -81,7 +81,7 @@ static enum mq_rc read_flag(mq_codec__rd_t *r, uint8_t *v, const char **why)
 
 static enum mq_rc read_value(mq_codec__rd_t *r, uint8_t id, mq_props_t *p, const char **why)
 {
-    uint16_t zero16_ok = 1;
+    uint16_t zero16_ok = 0; /* a case that breaks without setting it failed to read a value */
     uint32_t u32 = 0;
     mq_str_t k, v;
     switch (id) {
