@@ -941,6 +941,8 @@ static struct reject_case rejects[] = {
     {"remaining length over 4 bytes", S, 4, 0, 0, 0, 0x81, "30 ff ff ff ff 7f"},
     {"remaining length over 4 bytes on PINGREQ", S, 3, 0, 0, 0, 0x81, "c0 80 80 80 80 01"},
     {"v5 remaining length not minimal", S, 5, 0, 0, 0, 0x81, "c0 80 00"},
+    {"v5 CONNECT remaining length not minimal", S, 0, 0, 0, 0, 0x81,
+     "10 8e 00 00 04 4d 51 54 54 05 02 00 3c 00 00 01 61"},
     {"AUTH in a v4 stream", S, 4, 0, 0, 0, 0x81, "f0 00"},
     {"AUTH in a v3 stream to a client", C, 3, 0, 0, 0, 0x81, "f0 00"},
     /* 0x81: packet identifier 0 [MQTT-2.2.1-3] */
@@ -1341,4 +1343,16 @@ Test(codec, accepts_authentication_data_before_its_method)
     EXPECT_STR(pkt.props.auth_method, MQ_STR_LIT("abc"), "method");
     cr_expect(eq(sz, pkt.props.auth_data.len, 0));
     cr_expect(mq_props_has(&pkt.props, MQ_PROP_AUTH_DATA));
+}
+
+Test(codec, round_trips_a_connect_with_a_multi_byte_remaining_length)
+{
+    static char id[300];
+    memset(id, 'c', sizeof(id));
+    for (size_t i = 0; i < MQ_ARRAY_LEN(all_protos); i++) {
+        mq_packet_t p = make(MQ_CONNECT);
+        p.connect.client_id = (mq_str_t){id, sizeof(id)};
+        check_connect(&p, all_protos[i], "300-byte client id");
+        cr_expect(eq(u8, buf[1] & 0x80, 0x80), "v%u: two length bytes expected", all_protos[i]);
+    }
 }
