@@ -16,7 +16,9 @@ TestSuite(codec);
 static const uint8_t all_protos[] = {MQ_PROTO_31, MQ_PROTO_311, MQ_PROTO_5};
 
 /* A mq_str_t initializer usable in static data (MQ_STR_LIT is a compound literal). */
+/* clang-format off */
 #define LIT(s) {(s), sizeof(s) - 1}
+/* clang-format on */
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
@@ -25,8 +27,7 @@ static bool str_eq(mq_str_t a, mq_str_t b)
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
-#define EXPECT_STR(got, want, ...)                                                                 \
-    cr_expect(str_eq((got), (want)), __VA_ARGS__)
+#define EXPECT_STR(got, want, ...) cr_expect(str_eq((got), (want)), __VA_ARGS__)
 
 /* The protocol a decoder starts with: a server learns it from CONNECT. */
 static uint8_t start_proto(enum mq_role role, uint8_t type, uint8_t proto)
@@ -69,8 +70,8 @@ static void feed_pieces(enum mq_role role, uint8_t proto, const uint8_t *b, size
         mq_packet_t pkt;
         enum mq_rc rc = mq_decoder_feed(&d, b + start, end - start, &used, &pkt, &why);
         if (i < ncut) {
-            cr_assert(eq(int, rc, MQ_RC_AGAIN), "%s: piece ending at %zu of %zu: rc 0x%x (%s)",
-                      how, end, n, rc, why ? why : "");
+            cr_assert(eq(int, rc, MQ_RC_AGAIN), "%s: piece ending at %zu of %zu: rc 0x%x (%s)", how,
+                      end, n, rc, why ? why : "");
             cr_assert(eq(sz, used, end - start), "%s: piece ending at %zu not all taken", how, end);
         } else {
             cr_assert(eq(int, rc, MQ_RC_SUCCESS), "%s: last piece of %zu bytes: rc 0x%x (%s)", how,
@@ -125,8 +126,8 @@ static size_t roundtrip(const mq_packet_t *in, uint8_t proto, enum mq_role role,
     cr_assert(eq(int, rc, MQ_RC_SUCCESS), "%s v%u: decode rc 0x%x (%s)", mq_ptype_str(in->type),
               proto, rc, why ? why : "");
     cr_assert(eq(u8, out->type, in->type));
-    cr_expect(eq(u32, out->remaining_len, (uint32_t)(n - 1 - mq_codec_varint_size(
-                                                           out->remaining_len))));
+    cr_expect(
+        eq(u32, out->remaining_len, (uint32_t)(n - 1 - mq_codec_varint_size(out->remaining_len))));
     /* a strict prefix is never a packet */
     mq_packet_t tmp;
     rc = mq_codec_decode(role, start_proto(role, in->type, proto), buf, n - 1, &tmp, &why);
@@ -179,8 +180,9 @@ static void expect_props(const mq_props_t *got, const mq_props_t *want, const ch
         EXPECT_STR(v, want->user[i].val, "%s: user property %u value", ctx, i);
     }
     cr_expect(not(mq_props_next_user(got, &pos, &k, &v)), "%s: extra user property", ctx);
-    uint32_t want_ids = want->sub_ids ? want->n_sub_ids
-                                      : mq_props_has(want, MQ_PROP_SUBSCRIPTION_ID) ? 1 : 0;
+    uint32_t want_ids = want->sub_ids                                 ? want->n_sub_ids
+                        : mq_props_has(want, MQ_PROP_SUBSCRIPTION_ID) ? 1
+                                                                      : 0;
     cr_expect(eq(u32, got->n_sub_ids, want_ids), "%s: subscription id count", ctx);
     pos = 0;
     uint32_t id;
@@ -424,8 +426,8 @@ Test(codec, round_trips_publish_for_every_qos_retain_and_dup)
                             set_publish_props(&p.props);
                         size_t n = roundtrip(&p, proto, MQ_ROLE_SERVER, buf, sizeof(buf), &out);
                         uint8_t hdr = (uint8_t)(0x30 | dup << 3 | qos << 1 | retain);
-                        cr_expect(eq(u8, buf[0], hdr), "v%u q%u r%d d%d: header byte", proto,
-                                  qos, retain, dup);
+                        cr_expect(eq(u8, buf[0], hdr), "v%u q%u r%d d%d: header byte", proto, qos,
+                                  retain, dup);
                         cr_expect(eq(u8, out.flags, hdr & 0x0F));
                         cr_expect(eq(u8, out.publish.qos, qos), "v%u: qos", proto);
                         cr_expect(eq(int, out.publish.retain, retain), "v%u: retain", proto);
@@ -433,11 +435,10 @@ Test(codec, round_trips_publish_for_every_qos_retain_and_dup)
                         cr_expect(eq(u16, out.publish.packet_id, p.publish.packet_id),
                                   "v%u q%u: packet id", proto, qos);
                         EXPECT_STR(out.publish.topic, p.publish.topic, "v%u: topic", proto);
-                        EXPECT_STR(out.publish.payload, p.publish.payload, "v%u: payload",
-                                   proto);
+                        EXPECT_STR(out.publish.payload, p.publish.payload, "v%u: payload", proto);
                         cr_expect(out.publish.payload.ptr == NULL ||
-                                      (const uint8_t *)out.publish.payload.ptr == buf + n -
-                                          out.publish.payload.len,
+                                      (const uint8_t *)out.publish.payload.ptr ==
+                                          buf + n - out.publish.payload.len,
                                   "payload must be a view at the end of the input");
                         if (proto == MQ_PROTO_5)
                             expect_props(&out.props, &p.props, "PUBLISH");
@@ -528,10 +529,11 @@ Test(codec, round_trips_subscribe_and_walks_its_entries)
     static const mq_sub_entry_t ents[] = {
         {.filter = LIT("sport/tennis/+"), .qos = 0},
         {.filter = LIT("a/#"), .qos = 1, .no_local = true, .retain_handling = 2},
-        {.filter = LIT("$share/g/x/y"), .qos = 2, .retain_as_published = true,
+        {.filter = LIT("$share/g/x/y"),
+         .qos = 2,
+         .retain_as_published = true,
          .retain_handling = 1},
-        {.filter = LIT("caf\xc3\xa9"), .qos = 1, .no_local = true,
-         .retain_as_published = true},
+        {.filter = LIT("caf\xc3\xa9"), .qos = 1, .no_local = true, .retain_as_published = true},
     };
     for (size_t i = 0; i < MQ_ARRAY_LEN(all_protos); i++) {
         uint8_t proto = all_protos[i];
@@ -555,8 +557,8 @@ Test(codec, round_trips_subscribe_and_walks_its_entries)
             EXPECT_STR(e.filter, ents[k].filter, "v%u entry %zu: filter", proto, k);
             cr_expect(eq(u8, e.qos, ents[k].qos), "v%u entry %zu: qos", proto, k);
             bool v5 = proto == MQ_PROTO_5; /* options exist only in v5 */
-            cr_expect(eq(int, e.no_local, v5 && ents[k].no_local), "v%u entry %zu: nl", proto, k);
-            cr_expect(eq(int, e.retain_as_published, v5 && ents[k].retain_as_published),
+            cr_expect(eq(int, e.no_local, v5 &&ents[k].no_local), "v%u entry %zu: nl", proto, k);
+            cr_expect(eq(int, e.retain_as_published, v5 &&ents[k].retain_as_published),
                       "v%u entry %zu: rap", proto, k);
             cr_expect(eq(u8, e.retain_handling, v5 ? ents[k].retain_handling : 0),
                       "v%u entry %zu: rh", proto, k);
@@ -585,7 +587,8 @@ Test(codec, round_trips_unsubscribe)
             add_users(&p.props, 1);
         size_t n = roundtrip(&p, proto, MQ_ROLE_SERVER, buf, sizeof(buf), &out);
         cr_expect(eq(u8, buf[0], 0xA2));
-        cr_expect(eq(sz, n, 2 + 2 + (proto == MQ_PROTO_5 ? 1 + 1 + 2 + 6 + 2 + 7 : 0) + 5 + 3 + 12));
+        cr_expect(
+            eq(sz, n, 2 + 2 + (proto == MQ_PROTO_5 ? 1 + 1 + 2 + 6 + 2 + 7 : 0) + 5 + 3 + 12));
         cr_expect(eq(u16, out.subscribe.packet_id, 7));
         size_t pos = 0;
         mq_sub_entry_t e;
@@ -912,13 +915,13 @@ Test(codec, encodes_remaining_length_minimally_at_every_boundary)
  * parameter's bytes, so strings live inside the struct. */
 struct reject_case {
     char name[64];
-    uint8_t role;    /* enum mq_role */
-    uint8_t proto;   /* decoder's protocol: 0 = a server before CONNECT */
-    uint32_t max;    /* decoder's max_packet_size; 0 = protocol maximum */
-    uint8_t n_ok;    /* packets that decode before the failing one */
-    bool stream;     /* only the stream decoder sees this rule (not mq_codec_decode) */
-    uint16_t rc;     /* expected result */
-    char hex[128];   /* the input */
+    uint8_t role;  /* enum mq_role */
+    uint8_t proto; /* decoder's protocol: 0 = a server before CONNECT */
+    uint32_t max;  /* decoder's max_packet_size; 0 = protocol maximum */
+    uint8_t n_ok;  /* packets that decode before the failing one */
+    bool stream;   /* only the stream decoder sees this rule (not mq_codec_decode) */
+    uint16_t rc;   /* expected result */
+    char hex[128]; /* the input */
 };
 
 #define S MQ_ROLE_SERVER
@@ -1171,8 +1174,8 @@ ParameterizedTest(struct reject_case *c, codec, rejects_invalid_input_with_the_r
         enum mq_rc rc = run_stream(c, in, n, steps[i], &n_ok, &why, &pkt);
         cr_expect(eq(int, rc, c->rc), "%s: stream in steps of %zu gave 0x%x (%s), expected 0x%x",
                   c->name, steps[i], rc, why ? why : "", c->rc);
-        cr_expect(eq(u32, n_ok, c->n_ok), "%s: %u packets before the failure, expected %u",
-                  c->name, n_ok, c->n_ok);
+        cr_expect(eq(u32, n_ok, c->n_ok), "%s: %u packets before the failure, expected %u", c->name,
+                  n_ok, c->n_ok);
         cr_expect(why != NULL, "%s: stream gave no reason", c->name);
     }
 }
@@ -1189,18 +1192,17 @@ Test(codec, reports_the_clients_level_with_an_unsupported_version)
     cr_expect(eq(u8, pkt.connect.level, 6));
     /* a v5 client refused for another reason is still known as v5 */
     n = mqt_hex("10 11 00 04 4d 51 54 54 05 02 00 3c 03 21 00 00 00 01 61", in, sizeof(in));
-    cr_assert(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 0, in, n, &pkt, &why),
-                 MQ_RC_PROTOCOL_ERROR));
+    cr_assert(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 0, in, n, &pkt, &why), MQ_RC_PROTOCOL_ERROR));
     cr_expect(eq(u8, pkt.connect.level, 5));
 }
 
 Test(codec, marks_each_invalid_subscribe_filter_with_0x8f_without_failing_the_packet)
 {
     static const mq_sub_entry_t ents[] = {
-        {.filter = LIT("a/#/b")},      {.filter = LIT("ok/+"), .qos = 1},
-        {.filter = LIT("a+")},         {.filter = LIT("")},
-        {.filter = LIT("$share//x")},  {.filter = LIT("$share/g/#"), .qos = 2},
-        {.filter = LIT("sport#")},     {.filter = LIT("$share/g")},
+        {.filter = LIT("a/#/b")},     {.filter = LIT("ok/+"), .qos = 1},
+        {.filter = LIT("a+")},        {.filter = LIT("")},
+        {.filter = LIT("$share//x")}, {.filter = LIT("$share/g/#"), .qos = 2},
+        {.filter = LIT("sport#")},    {.filter = LIT("$share/g")},
         {.filter = LIT("+/+/#")},
     };
     static const uint8_t want[] = {0x8F, 0x00, 0x8F, 0x8F, 0x8F, 0x00, 0x8F, 0x8F, 0x00};
@@ -1284,8 +1286,9 @@ Test(codec, stream_decoder_splits_back_to_back_packets_under_every_chunk_size)
         "a2 06 00 02 00 00 01 61 "                         /* UNSUBSCRIBE */
         "f0 00 "                                           /* AUTH */
         "e0 00";                                           /* DISCONNECT */
-    static const uint8_t types[] = {MQ_CONNECT, MQ_PUBLISH, MQ_SUBSCRIBE, MQ_PINGREQ, MQ_PUBACK,
-                                    MQ_PUBREL, MQ_UNSUBSCRIBE, MQ_AUTH, MQ_DISCONNECT};
+    static const uint8_t types[] = {MQ_CONNECT,     MQ_PUBLISH, MQ_SUBSCRIBE,
+                                    MQ_PINGREQ,     MQ_PUBACK,  MQ_PUBREL,
+                                    MQ_UNSUBSCRIBE, MQ_AUTH,    MQ_DISCONNECT};
     uint8_t in[128];
     size_t n = mqt_hex(hex, in, sizeof(in));
     for (size_t step = 1; step <= n; step++) {
@@ -1308,8 +1311,8 @@ Test(codec, stream_decoder_splits_back_to_back_packets_under_every_chunk_size)
                     cr_expect(eq(u8, pkt.ack.rc, 0x10), "step %zu PUBACK rc", step);
                 k++;
             } else {
-                cr_assert(eq(int, rc, MQ_RC_AGAIN), "step %zu at %zu: rc 0x%x (%s)", step, off,
-                          rc, why ? why : "");
+                cr_assert(eq(int, rc, MQ_RC_AGAIN), "step %zu at %zu: rc 0x%x (%s)", step, off, rc,
+                          why ? why : "");
             }
             off += used;
         }
@@ -1324,8 +1327,8 @@ Test(codec, decode_refuses_bytes_after_one_whole_packet_and_waits_for_a_prefix)
     mq_packet_t pkt;
     const char *why;
     size_t n = mqt_hex("c0 00 c0 00", in, sizeof(in));
-    cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, n, &pkt, &why),
-                 MQ_RC_MALFORMED_PACKET));
+    cr_expect(
+        eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, n, &pkt, &why), MQ_RC_MALFORMED_PACKET));
     cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, 0, &pkt, &why), MQ_RC_AGAIN));
     cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, 1, &pkt, &why), MQ_RC_AGAIN));
     cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, 4, in, 2, &pkt, &why), MQ_RC_SUCCESS));

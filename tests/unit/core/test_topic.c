@@ -78,13 +78,13 @@ static const struct valid_case filters[] = {
     {"+/tennis/#", true},
     {"$SYS/#", true},
     {"a//b", true},
-    {"$share", true},         /* no slash: an ordinary filter */
-    {"$shared/x/y", true},    /* not the share prefix */
+    {"$share", true},      /* no slash: an ordinary filter */
+    {"$shared/x/y", true}, /* not the share prefix */
     {"$share/g/a/b", true},
     {"$share/g/#", true},
     {"$share/g/+/x", true},
     {"$share/group-1/sport/+/player1", true},
-    {"$share/g//", true},     /* filter "/" */
+    {"$share/g//", true}, /* filter "/" */
     {"", false},
     {"sport/tennis#", false},
     {"sport/tennis/#/ranking", false},
@@ -95,14 +95,14 @@ static const struct valid_case filters[] = {
     {"##", false},
     {"++", false},
     {"a/#/", false},
-    {"$share/", false},       /* no share name, no filter */
-    {"$share/g", false},      /* no filter */
-    {"$share/g/", false},     /* empty filter */
-    {"$share//a", false},     /* empty share name */
-    {"$share/+/a", false},    /* wildcard share name */
+    {"$share/", false},    /* no share name, no filter */
+    {"$share/g", false},   /* no filter */
+    {"$share/g/", false},  /* empty filter */
+    {"$share//a", false},  /* empty share name */
+    {"$share/+/a", false}, /* wildcard share name */
     {"$share/#/a", false},
     {"$share/a+b/x", false},
-    {"$share/g/a#", false},   /* invalid filter after the share name */
+    {"$share/g/a#", false}, /* invalid filter after the share name */
     {"$share/g/#/a", false},
 };
 
@@ -142,8 +142,8 @@ Test(topic, splits_shared_subscription_into_share_name_and_filter)
 
 Test(topic, split_shared_refuses_ordinary_filters_and_leaves_outputs_alone)
 {
-    static const char *const plain[] = {"sport/#", "$share", "$share/nofilter", "$SHARE/g/x",
-                                        "share/g/x", "$shared/g/x", "#"};
+    static const char *const plain[] = {
+        "sport/#", "$share", "$share/nofilter", "$SHARE/g/x", "share/g/x", "$shared/g/x", "#"};
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
         mq_str_t share = {"untouched", 9}, rest = {"untouched", 9};
         cr_expect(not(mq_topic_split_shared(plain[i], strlen(plain[i]), &share, &rest)),

@@ -104,7 +104,8 @@ Test(utf8, finds_an_invalid_byte_at_every_position_of_a_long_string)
             buf[pos] = 0xff;
             cr_expect(not(mq_utf8_is_valid(buf, len)), "0xff at %zu of %zu accepted", pos, len);
             buf[pos] = 0x80;
-            cr_expect(not(mq_utf8_is_valid(buf, len)), "lone 0x80 at %zu of %zu accepted", pos, len);
+            cr_expect(not(mq_utf8_is_valid(buf, len)), "lone 0x80 at %zu of %zu accepted", pos,
+                      len);
             buf[pos] = 0x7f;
             cr_expect(mq_utf8_is_valid(buf, len), "DEL at %zu of %zu rejected", pos, len);
         }
