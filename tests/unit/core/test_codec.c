@@ -1359,3 +1359,12 @@ Test(codec, round_trips_a_connect_with_a_multi_byte_remaining_length)
         cr_expect(eq(u8, buf[1] & 0x80, 0x80), "v%u: two length bytes expected", all_protos[i]);
     }
 }
+
+Test(codec, names_packet_types)
+{
+    cr_expect(eq(str, (char *)mq_ptype_str(MQ_CONNECT), "CONNECT"));
+    cr_expect(eq(str, (char *)mq_ptype_str(MQ_PUBREL), "PUBREL"));
+    cr_expect(eq(str, (char *)mq_ptype_str(MQ_AUTH), "AUTH"));
+    cr_expect(eq(str, (char *)mq_ptype_str(0), "?"));
+    cr_expect(eq(str, (char *)mq_ptype_str(16), "?"));
+}
