@@ -542,6 +542,13 @@ static enum mq_rc read_fixed_header(enum mq_role role, uint8_t proto, const uint
     return MQ_RC_SUCCESS;
 }
 
+/* [MQTT-1.5.5-1] for a v5 CONNECT, whose fixed header was read before its version was known. */
+static bool connect_length_ok(const mq_packet_t *pkt, size_t n_len, uint32_t rem)
+{
+    return pkt->type != MQ_CONNECT || pkt->connect.level != MQ_PROTO_5 ||
+           n_len == mq_codec_varint_size(rem);
+}
+
 enum mq_rc mq_codec_decode(enum mq_role role, uint8_t proto, const uint8_t *buf, size_t len,
                            mq_packet_t *pkt, const char **why)
 {
@@ -558,7 +565,10 @@ enum mq_rc mq_codec_decode(enum mq_role role, uint8_t proto, const uint8_t *buf,
         return MQ_RC_AGAIN;
     if (len - hdr_len > rem)
         FAIL(MQ_RC_MALFORMED_PACKET, "bytes after the packet");
-    return mq_codec_decode_body(role, proto, buf[0], buf + hdr_len, rem, pkt, why);
+    rc = mq_codec_decode_body(role, proto, buf[0], buf + hdr_len, rem, pkt, why);
+    if (rc == MQ_RC_SUCCESS && !connect_length_ok(pkt, hdr_len - 1, rem))
+        FAIL(MQ_RC_MALFORMED_PACKET, "remaining length not minimally encoded");
+    return rc;
 }
 
 /* A whole body is at hand: decode it and apply what it teaches the stream. */
@@ -566,6 +576,8 @@ static enum mq_rc finish(mq_decoder_t *d, const uint8_t *body, mq_packet_t *pkt,
 {
     d->_state = ST_TYPE;
     enum mq_rc rc = mq_codec_decode_body(d->role, d->proto, d->_hdr, body, d->_rem, pkt, why);
+    if (rc == MQ_RC_SUCCESS && !connect_length_ok(pkt, d->_n_len, d->_rem))
+        FAIL(MQ_RC_MALFORMED_PACKET, "remaining length not minimally encoded");
     if (pkt->type == MQ_CONNECT && d->role == MQ_ROLE_SERVER && rc == MQ_RC_SUCCESS)
         d->proto = pkt->connect.level;
     return rc;

@@ -241,6 +241,12 @@ enum mq_rc mq_props_decode(enum mq_prop_ctx ctx, enum mq_role role, const uint8_
         if (rc != MQ_RC_SUCCESS)
             return rc;
     }
+    /* §3.1.2.11.10: Authentication Data without an Authentication Method is a Protocol Error.
+     * Checked after the loop: the method may come after the data in the block. */
+    if (mq_props_has(p, MQ_PROP_AUTH_DATA) && !mq_props_has(p, MQ_PROP_AUTH_METHOD)) {
+        *why = "authentication data without authentication method";
+        return MQ_RC_PROTOCOL_ERROR;
+    }
     return MQ_RC_SUCCESS;
 }
 
