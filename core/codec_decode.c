@@ -636,8 +636,10 @@ enum mq_rc mq_decoder_feed(mq_decoder_t *d, const uint8_t *in, size_t len, size_
     size_t take = d->_rem - d->_body.len;
     if (take > avail)
         take = avail;
+    /* Grow with what actually arrives: a header claiming 256 MB must not cost 256 MB before
+     * the bytes exist (bounded by max_packet_size anyway, checked above). */
     if (d->_body.cap == 0)
-        mq_buf_reserve(&d->_body, d->_rem); /* bounded by max_packet_size, checked above */
+        mq_buf_reserve(&d->_body, d->_rem < 65536 ? d->_rem : 65536);
     mq_buf_append(&d->_body, p, take);
     p += take;
     *used = (size_t)(p - in);
