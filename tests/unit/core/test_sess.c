@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "core/codec.h"
 #include "core/msg.h"
+#include "core/rc.h"
 #include "core/sess.h"
 
 /* One packet the session wrote, decoded with the project codec as a 3.1.1 client would. */
@@ -601,4 +602,57 @@ Test(sess, subscriptions_are_added_found_replaced_and_removed)
     cr_assert(eq(u32, s->n_subs, 2));
     cr_assert(eq(ptr, mq_sess_find_sub(s, "c/d", 3), NULL));
     cr_assert(eq(u64, mq_sess_find_sub(s, "c", 1)->fid, 13));
+}
+
+/* ---- encoding ------------------------------------------------------------------------------ */
+
+/* The packet id makes a QoS 1/2 PUBLISH 2 bytes longer than the shared QoS 0 encoding; where
+ * that crosses a Variable Byte Integer boundary (127/128, 16383/16384) the header grows. */
+Test(sess, publish_length_is_right_across_varint_boundaries)
+{
+    static char payload[16400];
+    memset(payload, 'p', sizeof(payload));
+    lim.max_inflight = 4;
+    open_sess(true);
+    const size_t sizes[] = {0, 1, 120, 121, 122, 123, 124, 125, 126, 16375, 16376, 16377, 16378,
+                            16379, 16380};
+    for (size_t i = 0; i < MQ_ARRAY_LEN(sizes); i++) {
+        mq_msg_t *m = mq_msg_new("t/x", 3, payload, sizes[i], 0, false);
+        cr_assert(not(eq(ptr, m, NULL)));
+        for (uint8_t qos = 0; qos <= 2; qos++) {
+            cr_assert(mq_sess_deliver(s, m, qos, false));
+            mq_packet_t pkt;
+            const char *why = "";
+            enum mq_rc rc =
+                mq_codec_decode(MQ_ROLE_CLIENT, MQ_PROTO_311, out.data, out.len, &pkt, &why);
+            cr_assert(eq(int, rc, MQ_RC_SUCCESS), "payload %zu qos %u: %s", sizes[i], qos, why);
+            cr_assert(eq(u8, pkt.type, MQ_PUBLISH));
+            cr_assert(eq(u8, pkt.publish.qos, qos));
+            cr_assert(eq(sz, pkt.publish.topic.len, 3));
+            cr_assert(eq(sz, pkt.publish.payload.len, sizes[i]), "qos %u", qos);
+            cr_assert(eq(sz, out.len, mq_msg_publish_size(m, qos)));
+            if (qos == 1)
+                cr_assert(eq(int, mq_sess_on_puback(s, pkt.publish.packet_id), MQ_RC_SUCCESS));
+            if (qos == 2) {
+                cr_assert(eq(int, mq_sess_on_pubrec(s, pkt.publish.packet_id), MQ_RC_SUCCESS));
+                cr_assert(eq(int, mq_sess_on_pubcomp(s, pkt.publish.packet_id), MQ_RC_SUCCESS));
+            }
+            out.len = 0;
+        }
+        cr_assert(eq(u32, refs(m), 1));
+        mq_msg_unref(m);
+    }
+}
+
+Test(sess, qos0_is_not_held_behind_a_full_window)
+{
+    lim.max_inflight = 1;
+    open_sess(true);
+    cr_assert(mq_sess_deliver(s, msg("a"), 1, false));
+    cr_assert(mq_sess_deliver(s, msg("b"), 0, false)); /* nothing queued: goes out now */
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 2));
+    expect_publish(&p[0], "a", 1, false);
+    expect_publish(&p[1], "b", 0, false);
+    cr_assert(eq(u32, mq_sess_queued(s), 0));
 }

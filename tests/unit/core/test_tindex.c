@@ -2,6 +2,8 @@
 /* tests/unit/core/test_tindex.c - topic index: interest, wildcard matching, retained store. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +37,7 @@ static mq_tindex_t *ix;
 
 static void setup(void)
 {
-    ep = mq_epoch_new(1);
+    ep = mq_epoch_new(4); /* record 0: the test thread; 1..3: reader threads */
     rec = mq_epoch_register(ep, 0);
     ix = mq_tindex_new(ep);
 }
@@ -457,4 +459,68 @@ Test(tindex, retained_messages_are_released_when_the_index_is_freed)
     cr_assert(eq(u32, atomic_load(&old->refs), 1));
     mq_msg_unref(m);
     mq_msg_unref(old);
+}
+
+/* ---- concurrent readers ------------------------------------------------------------------- */
+
+#define READERS 2
+
+static atomic_bool stop;
+static atomic_uint_fast64_t bad;   /* wrong answers seen by readers (asserted on the main thread) */
+static atomic_uint_fast64_t turns; /* reader loop turns */
+static uint64_t stable_fid;
+
+static void *reader(void *arg)
+{
+    mq_epoch_rec_t *r = mq_epoch_register(ep, (unsigned)(uintptr_t)arg);
+    while (!atomic_load(&stop)) {
+        hits_t h = {0};
+        mq_tindex_match(ix, "s/stable", 8, on_match, &h);
+        if (h.n != 1 || h.h[0].fid != stable_fid || h.h[0].workers != 1)
+            atomic_fetch_add(&bad, 1);
+        rhits_t rh = {0};
+        mq_tindex_retained(ix, "s/stable", 8, on_retained, &rh);
+        if (rh.n > 1)
+            atomic_fetch_add(&bad, 1);
+        for (size_t i = 0; i < rh.n; i++) {
+            mq_str_t pl = mq_msg_payload(rh.msg[i]);
+            if (pl.len != 2 || pl.ptr[0] != 'v' || (pl.ptr[1] != '1' && pl.ptr[1] != '2'))
+                atomic_fetch_add(&bad, 1);
+        }
+        atomic_fetch_add(&turns, 1);
+        mq_epoch_quiescent(r); /* end of this reader's "loop turn" */
+    }
+    mq_epoch_offline(r);
+    return NULL;
+}
+
+Test(tindex, readers_see_a_stable_filter_while_siblings_churn, .timeout = 60)
+{
+    stable_fid = add("s/stable", 0);
+    pthread_t t[READERS];
+    for (uintptr_t i = 0; i < READERS; i++)
+        cr_assert(eq(int, pthread_create(&t[i], NULL, reader, (void *)(i + 1)), 0));
+    char f[32];
+    for (int round = 0; round < 30; round++) {
+        for (int i = 0; i < 150; i++) {
+            snprintf(f, sizeof(f), "s/%d", i);
+            add(f, (unsigned)(i % 64));
+        }
+        cr_assert(eq(int, retain("s/stable", round % 2 ? "v1" : "v2"), round == 0 ? 1 : 0));
+        mq_epoch_quiescent(rec);
+        for (int i = 0; i < 150; i++) {
+            snprintf(f, sizeof(f), "s/%d", i);
+            del(f, (unsigned)(i % 64));
+        }
+        mq_epoch_quiescent(rec);
+    }
+    cr_assert(eq(int, retain("s/stable", ""), -1));
+    atomic_store(&stop, true);
+    for (int i = 0; i < READERS; i++)
+        cr_assert(eq(int, pthread_join(t[i], NULL), 0));
+    cr_assert(eq(u64, atomic_load(&bad), 0));
+    cr_assert(gt(u64, atomic_load(&turns), 0));
+    mq_epoch_quiescent(rec); /* the readers are offline: everything retired can go */
+    cr_assert(eq(u64, mq_epoch_pending(rec), 0));
+    cr_log_info("reader turns: %llu", (unsigned long long)atomic_load(&turns));
 }
