@@ -32,8 +32,8 @@ static size_t n_msgs;
 
 static void setup(void)
 {
-    lim = (mq_sess_limits_t){.max_inflight = 2, .max_queued = 0, .max_queued_bytes = 0,
-                             .out_high_water = 0};
+    lim = (mq_sess_limits_t){
+        .max_inflight = 2, .max_queued = 0, .max_queued_bytes = 0, .out_high_water = 0};
     s = NULL;
     n_msgs = 0;
     mq_buf_init(&out);
@@ -614,8 +614,8 @@ Test(sess, publish_length_is_right_across_varint_boundaries)
     memset(payload, 'p', sizeof(payload));
     lim.max_inflight = 4;
     open_sess(true);
-    const size_t sizes[] = {0, 1, 120, 121, 122, 123, 124, 125, 126, 16375, 16376, 16377, 16378,
-                            16379, 16380};
+    const size_t sizes[] = {0,   1,     120,   121,   122,   123,   124,  125,
+                            126, 16375, 16376, 16377, 16378, 16379, 16380};
     for (size_t i = 0; i < MQ_ARRAY_LEN(sizes); i++) {
         mq_msg_t *m = mq_msg_new("t/x", 3, payload, sizes[i], 0, false);
         cr_assert(not(eq(ptr, m, NULL)));

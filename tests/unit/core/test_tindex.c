@@ -136,8 +136,8 @@ Test(tindex, one_filter_on_several_workers_reports_one_mask)
 
 Test(tindex, distinct_filters_get_distinct_ids)
 {
-    uint64_t ids[] = {add("a", 0), add("a/b", 0), add("a/+", 0), add("+", 0), add("#", 0),
-                      add("a/#", 0), add("b", 0), add("/", 0)};
+    uint64_t ids[] = {add("a", 0), add("a/b", 0), add("a/+", 0), add("+", 0),
+                      add("#", 0), add("a/#", 0), add("b", 0),   add("/", 0)};
     for (size_t i = 0; i < MQ_ARRAY_LEN(ids); i++)
         for (size_t j = i + 1; j < MQ_ARRAY_LEN(ids); j++)
             cr_assert(not(eq(u64, ids[i], ids[j])), "filters %zu and %zu", i, j);
@@ -182,14 +182,14 @@ Test(tindex, hash_matches_the_parent_level_and_everything_below)
 
 Test(tindex, every_matching_filter_is_reported_once)
 {
-    const char *filters[] = {"a/b", "a/+", "a/#", "#", "+/b", "+/+", "+/#", "a/b/#"};
+    const char *filters[] = {"a/b", "a/+", "a/#", "#", "+/b", "+/+", "+/#", "a/b/#", "a/+/#"};
     uint64_t ids[MQ_ARRAY_LEN(filters)];
     for (size_t i = 0; i < MQ_ARRAY_LEN(filters); i++)
         ids[i] = add(filters[i], (unsigned)i);
-    add("a/c", 9);   /* not matching */
-    add("+/c", 10);  /* not matching */
+    add("a/c", 9);    /* not matching */
+    add("+/c", 10);   /* not matching */
     add("a/b/c", 11); /* not matching */
-    add("b/#", 12);  /* not matching */
+    add("b/#", 12);   /* not matching */
     hits_t h = match("a/b");
     cr_assert(eq(sz, h.n, MQ_ARRAY_LEN(filters)));
     for (size_t i = 0; i < MQ_ARRAY_LEN(filters); i++)
@@ -228,7 +228,7 @@ Test(tindex, removing_interest_stops_matches)
     cr_assert(eq(u64, h.h[0].workers, 2));
     del("a/b", 1);
     cr_assert(eq(sz, n_matches("a/b"), 0));
-    del("a/b", 1);        /* again: nothing to do */
+    del("a/b", 1);         /* again: nothing to do */
     del("never/added", 0); /* unknown: nothing to do */
     mq_epoch_quiescent(rec);
     cr_assert(eq(u64, mq_epoch_pending(rec), 0));
@@ -416,6 +416,7 @@ Test(tindex, retained_lookup_follows_the_wildcard_rules)
     cr_assert_str_eq(retained_topics("a/#"), "a a/b a/b/c a/x/c");
     cr_assert_str_eq(retained_topics("a/+"), "a/b");
     cr_assert_str_eq(retained_topics("a/+/c"), "a/b/c a/x/c");
+    cr_assert_str_eq(retained_topics("a/+/#"), "a/b a/b/c a/x/c");
     cr_assert_str_eq(retained_topics("+"), "a");
     cr_assert_str_eq(retained_topics("+/x"), "b/x");
     cr_assert_str_eq(retained_topics("+/+"), "/lead a/b b/x");
