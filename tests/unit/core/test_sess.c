@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
@@ -655,4 +656,30 @@ Test(sess, qos0_is_not_held_behind_a_full_window)
     expect_publish(&p[0], "a", 1, false);
     expect_publish(&p[1], "b", 0, false);
     cr_assert(eq(u32, mq_sess_queued(s), 0));
+}
+
+/* With upgrade_outgoing_qos a QoS 0 message of the largest size may be delivered at QoS 1/2;
+ * its packet id would push the remaining length past what a Variable Byte Integer can hold
+ * (and write a fifth length byte past the reserved space). It is dropped and counted. */
+Test(sess, message_too_large_for_a_packet_id_is_dropped_at_qos1_and_qos2)
+{
+    size_t payload_len = MQ_CODEC_MAX_REMAINING - 2 - 3; /* remaining length at the maximum */
+    char *payload = calloc(1, payload_len);              /* untouched zero pages: cheap */
+    cr_assert(not(eq(ptr, payload, NULL)));
+    mq_msg_t *m = mq_msg_new("t/x", 3, payload, payload_len, 0, false);
+    free(payload);
+    cr_assert(not(eq(ptr, m, NULL)));
+    cr_assert(lt(sz, n_msgs, MAX_MSGS));
+    msgs[n_msgs++] = m;
+
+    open_sess(true);
+    cr_assert(not(mq_sess_deliver(s, m, 1, false)));
+    cr_assert(not(mq_sess_deliver(s, m, 2, false)));
+    cr_assert(eq(u64, s->stats.dropped, 2));
+    cr_assert(eq(sz, out.len, 0));
+    cr_assert(eq(u32, mq_sess_inflight(s), 0));
+    mq_sess_detach(s); /* nor is it queued for later */
+    cr_assert(not(mq_sess_deliver(s, m, 1, false)));
+    cr_assert(eq(u32, mq_sess_queued(s), 0));
+    cr_assert(eq(u32, refs(m), 1));
 }
