@@ -146,6 +146,12 @@ static void pump(mq_sess_t *s)
 bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain)
 {
     mq_outmsg_t o = {.msg = msg, .qos = qos, .retain = retain};
+    /* A packet id adds 2 bytes: a QoS 0 message of the largest size delivered at QoS 1/2
+     * (upgrade_outgoing_qos) would need a 5-byte remaining length [MQTT-1.5.5]; drop it. */
+    if (qos > 0 && msg->wire_len - msg->hdr_len + 2 > MQ_CODEC_MAX_REMAINING) {
+        s->stats.dropped++;
+        return false;
+    }
     if (s->out == NULL) {
         if (qos == 0) { /* queue_qos0_messages false: QoS 0 is not kept for the offline */
             s->stats.dropped++;

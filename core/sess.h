@@ -101,7 +101,8 @@ void mq_sess_detach(mq_sess_t *s);
 
 /* Delivers 'msg' at 'qos' (already min(subscription, publication)) with 'retain' as the
  * retain flag to send. Writes it now, or queues it, or drops it (counted in stats.dropped)
- * when the queue limits say so; returns false when dropped. */
+ * when the queue limits say so or when its packet id would make it larger than a PUBLISH
+ * can be; returns false when dropped. */
 bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain);
 
 /* The connection's output drained below the high-water mark: writes what waits. */

@@ -1,0 +1,685 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/unit/core/test_sess.c - session window, queue, acknowledgements, resume and dedup. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/codec.h"
+#include "core/msg.h"
+#include "core/rc.h"
+#include "core/sess.h"
+
+/* One packet the session wrote, decoded with the project codec as a 3.1.1 client would. */
+typedef struct pkt {
+    uint8_t type;
+    uint8_t qos;
+    bool dup;
+    bool retain;
+    uint16_t packet_id;
+    char topic[64];
+    char payload[64];
+} pkt_t;
+
+#define MAX_MSGS 16
+
+static mq_sess_limits_t lim;
+static mq_sess_t *s;
+static mq_buf_t out;
+static mq_msg_t *msgs[MAX_MSGS]; /* the test's own references, released in teardown */
+static size_t n_msgs;
+
+static void setup(void)
+{
+    lim = (mq_sess_limits_t){
+        .max_inflight = 2, .max_queued = 0, .max_queued_bytes = 0, .out_high_water = 0};
+    s = NULL;
+    n_msgs = 0;
+    mq_buf_init(&out);
+}
+
+static void teardown(void)
+{
+    mq_sess_free(s);
+    for (size_t i = 0; i < n_msgs; i++)
+        mq_msg_unref(msgs[i]);
+    mq_buf_fini(&out);
+}
+
+TestSuite(sess, .init = setup, .fini = teardown);
+
+/* A session using 'lim' (set the limits first), attached to 'out' when 'attach'. */
+static void open_sess(bool attach)
+{
+    s = mq_sess_new("client-1", 8, 42, false, &lim);
+    cr_assert(not(eq(ptr, s, NULL)));
+    if (attach)
+        mq_sess_attach(s, &out, (void *)&out);
+}
+
+/* A message on topic "t/<i>" with payload "<i>"; the test keeps one reference. */
+static mq_msg_t *msg(const char *payload)
+{
+    char topic[32];
+    snprintf(topic, sizeof(topic), "t/%s", payload);
+    mq_msg_t *m = mq_msg_new(topic, strlen(topic), payload, strlen(payload), 1, false);
+    cr_assert(not(eq(ptr, m, NULL)));
+    cr_assert(lt(sz, n_msgs, MAX_MSGS));
+    msgs[n_msgs++] = m;
+    return m;
+}
+
+static unsigned refs(const mq_msg_t *m)
+{
+    return atomic_load(&((mq_msg_t *)m)->refs);
+}
+
+static void copy_str(char *dst, size_t cap, mq_str_t v)
+{
+    cr_assert(lt(sz, v.len, cap));
+    memcpy(dst, v.ptr, v.len);
+    dst[v.len] = '\0';
+}
+
+/* Decodes every packet in 'b' into p[0..max), empties 'b'; returns the packet count. Fails the
+ * test when the bytes are not a sequence of whole, valid packets. */
+static size_t take(mq_buf_t *b, pkt_t *p, size_t max)
+{
+    size_t off = 0, n = 0;
+    while (off < b->len) {
+        uint32_t rem = 0;
+        int vn = mq_codec_read_varint(b->data + off + 1, b->len - off - 1, &rem);
+        cr_assert(gt(int, vn, 0), "bad fixed header at offset %zu", off);
+        size_t plen = 1 + (size_t)vn + rem;
+        cr_assert(le(sz, off + plen, b->len), "truncated packet at offset %zu", off);
+        mq_packet_t pkt;
+        const char *why = "";
+        enum mq_rc rc =
+            mq_codec_decode(MQ_ROLE_CLIENT, MQ_PROTO_311, b->data + off, plen, &pkt, &why);
+        cr_assert(eq(int, rc, MQ_RC_SUCCESS), "packet %zu does not decode: %s", n, why);
+        cr_assert(lt(sz, n, max), "more than %zu packets written", max);
+        pkt_t *q = &p[n];
+        memset(q, 0, sizeof(*q));
+        q->type = pkt.type;
+        if (pkt.type == MQ_PUBLISH) {
+            q->qos = pkt.publish.qos;
+            q->dup = pkt.publish.dup;
+            q->retain = pkt.publish.retain;
+            q->packet_id = pkt.publish.packet_id;
+            copy_str(q->topic, sizeof(q->topic), pkt.publish.topic);
+            copy_str(q->payload, sizeof(q->payload), pkt.publish.payload);
+        } else {
+            q->packet_id = pkt.ack.packet_id;
+        }
+        off += plen;
+        n++;
+    }
+    b->len = 0;
+    return n;
+}
+
+/* Asserts that p is a PUBLISH of payload 'payload' at 'qos' with 'dup'. */
+static void expect_publish(const pkt_t *p, const char *payload, uint8_t qos, bool dup)
+{
+    char topic[32];
+    snprintf(topic, sizeof(topic), "t/%s", payload);
+    cr_assert(eq(u8, p->type, MQ_PUBLISH));
+    cr_assert_str_eq(p->payload, payload);
+    cr_assert_str_eq(p->topic, topic);
+    cr_assert(eq(u8, p->qos, qos));
+    cr_assert(eq(int, p->dup, dup));
+    if (qos == 0)
+        cr_assert(eq(u16, p->packet_id, 0));
+    else
+        cr_assert(not(eq(u16, p->packet_id, 0)));
+}
+
+/* ---- QoS 0 ------------------------------------------------------------------------------- */
+
+Test(sess, qos0_is_written_at_once_without_keeping_a_reference)
+{
+    open_sess(true);
+    mq_msg_t *m = msg("a");
+    cr_assert(mq_sess_deliver(s, m, 0, false));
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    expect_publish(&p[0], "a", 0, false);
+    cr_assert(not(p[0].retain));
+    cr_assert(eq(u32, mq_sess_inflight(s), 0));
+    cr_assert(eq(u32, mq_sess_queued(s), 0));
+    cr_assert(eq(u32, refs(m), 1));
+    cr_assert(eq(u64, s->stats.publish_sent, 1));
+    cr_assert(eq(u64, s->stats.publish_bytes, 1));
+    cr_assert(eq(u64, s->stats.packets_sent, 1));
+}
+
+Test(sess, retain_flag_is_written_as_requested)
+{
+    open_sess(true);
+    cr_assert(mq_sess_deliver(s, msg("a"), 0, true));
+    cr_assert(mq_sess_deliver(s, msg("b"), 1, true));
+    cr_assert(mq_sess_deliver(s, msg("c"), 1, false));
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 3));
+    cr_assert(p[0].retain);
+    cr_assert(p[1].retain);
+    cr_assert(not(p[2].retain));
+}
+
+/* ---- QoS 1 window and queue --------------------------------------------------------------- */
+
+Test(sess, qos1_is_written_and_held_until_puback)
+{
+    open_sess(true);
+    mq_msg_t *m = msg("a");
+    cr_assert(mq_sess_deliver(s, m, 1, false));
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    expect_publish(&p[0], "a", 1, false);
+    cr_assert(eq(u32, mq_sess_inflight(s), 1));
+    cr_assert(eq(u32, refs(m), 2));
+
+    cr_assert(eq(int, mq_sess_on_puback(s, p[0].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(u32, mq_sess_inflight(s), 0));
+    cr_assert(eq(u32, refs(m), 1));
+    cr_assert(eq(sz, take(&out, p, 4), 0)); /* the session writes nothing for a PUBACK */
+}
+
+Test(sess, window_holds_max_inflight_and_queues_the_rest_in_order)
+{
+    lim.max_inflight = 2;
+    open_sess(true);
+    const char *names[] = {"0", "1", "2", "3", "4"};
+    for (int i = 0; i < 5; i++)
+        cr_assert(mq_sess_deliver(s, msg(names[i]), 1, false));
+    pkt_t p[8];
+    cr_assert(eq(sz, take(&out, p, 8), 2));
+    expect_publish(&p[0], "0", 1, false);
+    expect_publish(&p[1], "1", 1, false);
+    cr_assert(not(eq(u16, p[0].packet_id, p[1].packet_id)));
+    cr_assert(eq(u32, mq_sess_inflight(s), 2));
+    cr_assert(eq(u32, mq_sess_queued(s), 3));
+    cr_assert(eq(u64, s->q_bytes, 3));
+
+    /* each PUBACK frees one slot, which the oldest queued message takes */
+    uint16_t pending[2] = {p[0].packet_id, p[1].packet_id};
+    for (int next = 2; next < 5; next++) {
+        cr_assert(eq(int, mq_sess_on_puback(s, pending[0]), MQ_RC_SUCCESS));
+        cr_assert(eq(sz, take(&out, p, 8), 1));
+        expect_publish(&p[0], names[next], 1, false);
+        cr_assert(not(eq(u16, p[0].packet_id, pending[1])));
+        pending[0] = pending[1];
+        pending[1] = p[0].packet_id;
+        cr_assert(eq(u32, mq_sess_inflight(s), 2));
+        cr_assert(eq(u32, mq_sess_queued(s), (uint32_t)(4 - next)));
+    }
+    cr_assert(eq(int, mq_sess_on_puback(s, pending[1]), MQ_RC_SUCCESS)); /* out of order */
+    cr_assert(eq(int, mq_sess_on_puback(s, pending[0]), MQ_RC_SUCCESS));
+    cr_assert(eq(u32, mq_sess_inflight(s), 0));
+    cr_assert(eq(u64, s->q_bytes, 0));
+    cr_assert(eq(sz, take(&out, p, 8), 0));
+    for (size_t i = 0; i < n_msgs; i++)
+        cr_assert(eq(u32, refs(msgs[i]), 1), "message %zu still referenced", i);
+}
+
+Test(sess, qos0_waits_behind_queued_qos1_to_keep_order)
+{
+    lim.max_inflight = 1;
+    open_sess(true);
+    cr_assert(mq_sess_deliver(s, msg("a"), 1, false));
+    cr_assert(mq_sess_deliver(s, msg("b"), 1, false));
+    cr_assert(mq_sess_deliver(s, msg("c"), 0, false));
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    expect_publish(&p[0], "a", 1, false);
+    cr_assert(eq(u32, mq_sess_queued(s), 2));
+
+    cr_assert(eq(int, mq_sess_on_puback(s, p[0].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, p, 4), 2));
+    expect_publish(&p[0], "b", 1, false);
+    expect_publish(&p[1], "c", 0, false);
+    cr_assert(eq(u32, mq_sess_queued(s), 0));
+    cr_assert(eq(u32, refs(msgs[2]), 1)); /* the queue's reference to the QoS 0 one is gone */
+}
+
+Test(sess, queue_beyond_max_queued_drops_and_counts)
+{
+    lim.max_inflight = 1;
+    lim.max_queued = 2;
+    open_sess(true);
+    cr_assert(mq_sess_deliver(s, msg("a"), 1, false)); /* in flight */
+    cr_assert(mq_sess_deliver(s, msg("b"), 1, false)); /* queued */
+    cr_assert(mq_sess_deliver(s, msg("c"), 2, false)); /* queued */
+    mq_msg_t *d = msg("d");
+    cr_assert(not(mq_sess_deliver(s, d, 1, false)));
+    cr_assert(not(mq_sess_deliver(s, msg("e"), 0, false))); /* QoS 0 queues behind, too */
+    cr_assert(eq(u64, s->stats.dropped, 2));
+    cr_assert(eq(u32, mq_sess_queued(s), 2));
+    cr_assert(eq(u32, refs(d), 1)); /* a dropped message is not referenced */
+
+    /* the queue drains in order and the dropped ones never appear */
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    cr_assert(eq(int, mq_sess_on_puback(s, p[0].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    expect_publish(&p[0], "b", 1, false);
+    cr_assert(eq(int, mq_sess_on_puback(s, p[0].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    expect_publish(&p[0], "c", 2, false);
+    cr_assert(eq(u32, mq_sess_queued(s), 0));
+}
+
+Test(sess, queue_beyond_max_queued_bytes_drops_and_counts)
+{
+    lim.max_inflight = 1;
+    lim.max_queued_bytes = 5;
+    open_sess(true);
+    cr_assert(mq_sess_deliver(s, msg("xxxxxxxx"), 1, false)); /* in flight: not counted */
+    cr_assert(mq_sess_deliver(s, msg("aaa"), 1, false));      /* 3 queued bytes */
+    cr_assert(mq_sess_deliver(s, msg("bb"), 1, false));       /* 5: exactly the limit */
+    cr_assert(not(mq_sess_deliver(s, msg("c"), 1, false)));   /* 6 would be over */
+    cr_assert(eq(u64, s->stats.dropped, 1));
+    cr_assert(eq(u64, s->q_bytes, 5));
+    cr_assert(eq(u32, mq_sess_queued(s), 2));
+
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    cr_assert(eq(int, mq_sess_on_puback(s, p[0].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(u64, s->q_bytes, 2)); /* "aaa" moved into the window */
+    cr_assert(mq_sess_deliver(s, msg("ccc"), 1, false));
+    cr_assert(eq(u64, s->q_bytes, 5));
+}
+
+/* ---- QoS 2 ------------------------------------------------------------------------------- */
+
+Test(sess, qos2_goes_publish_pubrec_pubrel_pubcomp)
+{
+    lim.max_inflight = 1;
+    open_sess(true);
+    mq_msg_t *m = msg("a");
+    cr_assert(mq_sess_deliver(s, m, 2, false));
+    cr_assert(mq_sess_deliver(s, msg("b"), 2, false)); /* waits for the whole exchange */
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    expect_publish(&p[0], "a", 2, false);
+    uint16_t id = p[0].packet_id;
+
+    cr_assert(eq(int, mq_sess_on_pubrec(s, id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    cr_assert(eq(u8, p[0].type, MQ_PUBREL));
+    cr_assert(eq(u16, p[0].packet_id, id));
+    cr_assert(eq(u32, refs(m), 1)); /* the message is no longer needed after PUBREC */
+    cr_assert(eq(u32, mq_sess_inflight(s), 1));
+    cr_assert(eq(u32, mq_sess_queued(s), 1));
+
+    cr_assert(eq(int, mq_sess_on_pubcomp(s, id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    expect_publish(&p[0], "b", 2, false);
+    cr_assert(eq(u32, mq_sess_inflight(s), 1));
+    cr_assert(eq(u32, mq_sess_queued(s), 0));
+    cr_assert(eq(u64, s->stats.packets_sent, 3));
+    cr_assert(eq(u64, s->stats.publish_sent, 2));
+}
+
+Test(sess, repeated_pubrec_writes_pubrel_again)
+{
+    open_sess(true);
+    cr_assert(mq_sess_deliver(s, msg("a"), 2, false));
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    uint16_t id = p[0].packet_id;
+    cr_assert(eq(int, mq_sess_on_pubrec(s, id), MQ_RC_SUCCESS));
+    cr_assert(eq(int, mq_sess_on_pubrec(s, id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, p, 4), 2));
+    cr_assert(eq(u8, p[1].type, MQ_PUBREL));
+    cr_assert(eq(u16, p[1].packet_id, id));
+}
+
+Test(sess, acks_for_unknown_or_mismatched_ids_return_packet_id_not_found)
+{
+    open_sess(true);
+    cr_assert(mq_sess_deliver(s, msg("q1"), 1, false));
+    cr_assert(mq_sess_deliver(s, msg("q2"), 2, false));
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 2));
+    uint16_t id1 = p[0].packet_id, id2 = p[1].packet_id;
+    uint16_t unknown = (uint16_t)(id1 + id2 + 100);
+
+    cr_assert(eq(int, mq_sess_on_puback(s, unknown), MQ_RC_PACKET_ID_NOT_FOUND));
+    cr_assert(eq(int, mq_sess_on_pubrec(s, unknown), MQ_RC_PACKET_ID_NOT_FOUND));
+    cr_assert(eq(int, mq_sess_on_pubcomp(s, unknown), MQ_RC_PACKET_ID_NOT_FOUND));
+    /* the right id with the wrong acknowledgement for its QoS or state */
+    cr_assert(eq(int, mq_sess_on_puback(s, id2), MQ_RC_PACKET_ID_NOT_FOUND));
+    cr_assert(eq(int, mq_sess_on_pubrec(s, id1), MQ_RC_PACKET_ID_NOT_FOUND));
+    cr_assert(eq(int, mq_sess_on_pubcomp(s, id1), MQ_RC_PACKET_ID_NOT_FOUND));
+    cr_assert(eq(int, mq_sess_on_pubcomp(s, id2), MQ_RC_PACKET_ID_NOT_FOUND)); /* before PUBREC */
+    cr_assert(eq(u32, mq_sess_inflight(s), 2));
+    cr_assert(eq(sz, take(&out, p, 4), 0));
+
+    /* an id acknowledged once is unknown the second time */
+    cr_assert(eq(int, mq_sess_on_puback(s, id1), MQ_RC_SUCCESS));
+    cr_assert(eq(int, mq_sess_on_puback(s, id1), MQ_RC_PACKET_ID_NOT_FOUND));
+    cr_assert(eq(int, mq_sess_on_pubrec(s, id2), MQ_RC_SUCCESS));
+    cr_assert(eq(int, mq_sess_on_pubcomp(s, id2), MQ_RC_SUCCESS));
+    cr_assert(eq(int, mq_sess_on_pubcomp(s, id2), MQ_RC_PACKET_ID_NOT_FOUND));
+    cr_assert(eq(u32, mq_sess_inflight(s), 0));
+}
+
+/* ---- offline sessions and resume ---------------------------------------------------------- */
+
+Test(sess, detached_session_drops_qos0_and_queues_qos1_and_qos2)
+{
+    open_sess(false);
+    mq_msg_t *q0 = msg("a");
+    cr_assert(not(mq_sess_deliver(s, q0, 0, false)));
+    cr_assert(mq_sess_deliver(s, msg("b"), 1, false));
+    cr_assert(mq_sess_deliver(s, msg("c"), 2, false));
+    cr_assert(mq_sess_deliver(s, msg("d"), 1, false));
+    cr_assert(eq(u64, s->stats.dropped, 1));
+    cr_assert(eq(u32, refs(q0), 1));
+    cr_assert(eq(u32, mq_sess_queued(s), 3));
+    cr_assert(eq(u32, mq_sess_inflight(s), 0)); /* nothing is in flight without a connection */
+    cr_assert(eq(u64, s->stats.packets_sent, 0));
+
+    /* attaching sends the queue up to the window (2), in order, as first transmissions */
+    mq_sess_attach(s, &out, NULL);
+    cr_assert(s->is_online);
+    pkt_t p[8];
+    cr_assert(eq(sz, take(&out, p, 8), 2));
+    expect_publish(&p[0], "b", 1, false);
+    expect_publish(&p[1], "c", 2, false);
+    cr_assert(eq(u32, mq_sess_queued(s), 1));
+    cr_assert(eq(int, mq_sess_on_puback(s, p[0].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, p, 8), 1));
+    expect_publish(&p[0], "d", 1, false);
+}
+
+Test(sess, reattach_resends_inflight_with_dup_and_pending_pubrel)
+{
+    lim.max_inflight = 3;
+    open_sess(true);
+    cr_assert(mq_sess_deliver(s, msg("a"), 1, false));
+    cr_assert(mq_sess_deliver(s, msg("b"), 2, true));
+    cr_assert(mq_sess_deliver(s, msg("c"), 2, false));
+    cr_assert(mq_sess_deliver(s, msg("d"), 1, false)); /* queued: window full */
+    pkt_t p[8];
+    cr_assert(eq(sz, take(&out, p, 8), 3));
+    uint16_t ida = p[0].packet_id, idb = p[1].packet_id, idc = p[2].packet_id;
+    cr_assert(eq(int, mq_sess_on_pubrec(s, idc), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, p, 8), 1)); /* PUBREL c */
+
+    mq_sess_detach(s);
+    cr_assert(not(s->is_online));
+    cr_assert(eq(ptr, s->out, NULL));
+    cr_assert(mq_sess_deliver(s, msg("e"), 1, false));
+
+    mq_buf_t out2;
+    mq_buf_init(&out2);
+    mq_sess_attach(s, &out2, NULL);
+    size_t n = take(&out2, p, 8);
+    mq_buf_fini(&out2);
+    cr_assert(eq(sz, n, 3));
+    expect_publish(&p[0], "a", 1, true);
+    cr_assert(eq(u16, p[0].packet_id, ida));
+    expect_publish(&p[1], "b", 2, true);
+    cr_assert(eq(u16, p[1].packet_id, idb));
+    cr_assert(p[1].retain); /* re-sent as first sent */
+    cr_assert(eq(u8, p[2].type, MQ_PUBREL));
+    cr_assert(eq(u16, p[2].packet_id, idc));
+    cr_assert(eq(u32, mq_sess_queued(s), 2)); /* d and e still wait for the window */
+    mq_sess_detach(s);
+}
+
+Test(sess, pubrec_while_detached_moves_to_pubrel_sent_on_attach)
+{
+    open_sess(true);
+    cr_assert(mq_sess_deliver(s, msg("a"), 2, false));
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    uint16_t id = p[0].packet_id;
+    mq_sess_detach(s);
+    cr_assert(eq(int, mq_sess_on_pubrec(s, id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, p, 4), 0)); /* nothing written without a connection */
+    mq_sess_attach(s, &out, NULL);
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    cr_assert(eq(u8, p[0].type, MQ_PUBREL));
+    cr_assert(eq(u16, p[0].packet_id, id));
+}
+
+Test(sess, free_releases_inflight_and_queued_references)
+{
+    lim.max_inflight = 1;
+    open_sess(true);
+    mq_msg_t *a = msg("a"), *b = msg("b"), *c = msg("c");
+    cr_assert(mq_sess_deliver(s, a, 1, false));
+    cr_assert(mq_sess_deliver(s, b, 2, false));
+    cr_assert(mq_sess_deliver(s, c, 1, false));
+    cr_assert(eq(u32, refs(a), 2));
+    cr_assert(eq(u32, refs(b), 2));
+    cr_assert(eq(u32, refs(c), 2));
+    mq_sess_free(s);
+    s = NULL;
+    cr_assert(eq(u32, refs(a), 1));
+    cr_assert(eq(u32, refs(b), 1));
+    cr_assert(eq(u32, refs(c), 1));
+}
+
+/* ---- packet ids ------------------------------------------------------------------------- */
+
+Test(sess, packet_ids_are_never_zero_and_wrap_to_one)
+{
+    lim.max_inflight = 1;
+    open_sess(true);
+    mq_msg_t *m = msg("a");
+    pkt_t p[2];
+    uint16_t prev = 0;
+    for (uint32_t i = 0; i < 65535u + 3u; i++) {
+        cr_assert(mq_sess_deliver(s, m, 1, false));
+        cr_assert(eq(sz, take(&out, p, 2), 1));
+        uint16_t id = p[0].packet_id;
+        cr_assert(not(eq(u16, id, 0)));
+        uint16_t want = prev == 65535 ? 1 : (uint16_t)(prev + 1);
+        cr_assert(eq(u16, id, want), "message %u", i);
+        cr_assert(eq(int, mq_sess_on_puback(s, id), MQ_RC_SUCCESS));
+        prev = id;
+    }
+    cr_assert(eq(u16, prev, 3));
+}
+
+Test(sess, wrapped_packet_ids_skip_ids_still_in_flight)
+{
+    lim.max_inflight = 2;
+    open_sess(true);
+    pkt_t p[2];
+    cr_assert(mq_sess_deliver(s, msg("held"), 1, false));
+    cr_assert(eq(sz, take(&out, p, 2), 1));
+    cr_assert(eq(u16, p[0].packet_id, 1)); /* never acknowledged */
+    mq_msg_t *m = msg("a");
+    for (uint32_t id = 2; id <= 65535; id++) {
+        cr_assert(mq_sess_deliver(s, m, 1, false));
+        cr_assert(eq(sz, take(&out, p, 2), 1));
+        cr_assert(eq(u16, p[0].packet_id, (uint16_t)id));
+        cr_assert(eq(int, mq_sess_on_puback(s, p[0].packet_id), MQ_RC_SUCCESS));
+    }
+    cr_assert(mq_sess_deliver(s, m, 1, false));
+    cr_assert(eq(sz, take(&out, p, 2), 1));
+    cr_assert(eq(u16, p[0].packet_id, 2));
+}
+
+/* ---- output back-pressure ----------------------------------------------------------------- */
+
+Test(sess, output_above_high_water_queues_until_writable)
+{
+    lim.out_high_water = 10;
+    open_sess(true);
+    cr_assert(mq_sess_deliver(s, msg("0123456789"), 0, false)); /* written: output was empty */
+    size_t first = out.len;
+    cr_assert(ge(sz, first, 10));
+    cr_assert(mq_sess_deliver(s, msg("b"), 0, false));
+    cr_assert(mq_sess_deliver(s, msg("c"), 1, false));
+    cr_assert(eq(sz, out.len, first)); /* nothing more written while congested */
+    cr_assert(eq(u32, mq_sess_queued(s), 2));
+    cr_assert(eq(u32, mq_sess_inflight(s), 0));
+
+    mq_sess_on_writable(s); /* still congested: still nothing */
+    cr_assert(eq(sz, out.len, first));
+
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 1)); /* the worker flushed the output */
+    mq_sess_on_writable(s);
+    cr_assert(eq(sz, take(&out, p, 4), 2));
+    expect_publish(&p[0], "b", 0, false);
+    expect_publish(&p[1], "c", 1, false);
+    cr_assert(eq(u32, mq_sess_queued(s), 0));
+    cr_assert(eq(u32, mq_sess_inflight(s), 1));
+}
+
+/* ---- inbound QoS 2 ------------------------------------------------------------------------ */
+
+Test(sess, inbound_qos2_id_is_duplicate_until_released)
+{
+    open_sess(true);
+    cr_assert(mq_sess_qos2_received(s, 7));
+    cr_assert(not(mq_sess_qos2_received(s, 7)));
+    cr_assert(mq_sess_qos2_received(s, 8)); /* other ids are independent */
+    mq_sess_qos2_released(s, 7);
+    cr_assert(mq_sess_qos2_received(s, 7));
+    cr_assert(not(mq_sess_qos2_received(s, 8)));
+    mq_sess_qos2_released(s, 9); /* unknown: ignored */
+    cr_assert(not(mq_sess_qos2_received(s, 7)));
+}
+
+Test(sess, inbound_qos2_tracks_many_ids)
+{
+    open_sess(false);
+    for (uint16_t id = 1; id <= 100; id++)
+        cr_assert(mq_sess_qos2_received(s, id));
+    for (uint16_t id = 1; id <= 100; id++)
+        cr_assert(not(mq_sess_qos2_received(s, id)), "id %u", id);
+    for (uint16_t id = 1; id <= 100; id += 2)
+        mq_sess_qos2_released(s, id);
+    for (uint16_t id = 1; id <= 100; id++)
+        cr_assert(eq(int, mq_sess_qos2_received(s, id), id % 2 == 1), "id %u", id);
+}
+
+/* ---- subscriptions ------------------------------------------------------------------------ */
+
+Test(sess, subscriptions_are_added_found_replaced_and_removed)
+{
+    open_sess(false);
+    char filter[] = "a/+";
+    mq_sub_t *sub = mq_sess_add_sub(s, filter, 3, 11, 1);
+    cr_assert(eq(u64, sub->fid, 11));
+    filter[0] = 'z'; /* the session keeps its own copy */
+    cr_assert(eq(ptr, mq_sess_find_sub(s, "z/+", 3), NULL));
+    cr_assert(not(eq(ptr, mq_sess_add_sub(s, "b/#", 3, 12, 0), NULL)));
+    cr_assert(not(eq(ptr, mq_sess_add_sub(s, "c", 1, 13, 2), NULL)));
+    cr_assert(not(eq(ptr, mq_sess_add_sub(s, "c/d", 3, 14, 2), NULL)));
+    cr_assert(eq(u32, s->n_subs, 4));
+
+    sub = mq_sess_find_sub(s, "a/+", 3);
+    cr_assert(not(eq(ptr, sub, NULL)));
+    cr_assert(eq(str, sub->filter, "a/+"));
+    cr_assert(eq(u8, sub->qos, 1));
+    cr_assert(eq(ptr, mq_sess_find_sub(s, "a/", 2), NULL)); /* a prefix is not a match */
+    cr_assert(eq(ptr, mq_sess_find_sub(s, "c/d/e", 5), NULL));
+
+    /* re-subscribing replaces the granted QoS of the existing entry */
+    sub = mq_sess_find_sub(s, "c", 1);
+    cr_assert(eq(u64, sub->fid, 13));
+    sub->qos = 0;
+    cr_assert(eq(u8, mq_sess_find_sub(s, "c", 1)->qos, 0));
+
+    mq_sess_remove_sub(s, mq_sess_find_sub(s, "a/+", 3));
+    cr_assert(eq(u32, s->n_subs, 3));
+    cr_assert(eq(ptr, mq_sess_find_sub(s, "a/+", 3), NULL));
+    cr_assert(eq(u64, mq_sess_find_sub(s, "b/#", 3)->fid, 12));
+    cr_assert(eq(u64, mq_sess_find_sub(s, "c", 1)->fid, 13));
+    cr_assert(eq(u64, mq_sess_find_sub(s, "c/d", 3)->fid, 14));
+
+    mq_sess_remove_sub(s, mq_sess_find_sub(s, "c/d", 3)); /* the last entry */
+    cr_assert(eq(u32, s->n_subs, 2));
+    cr_assert(eq(ptr, mq_sess_find_sub(s, "c/d", 3), NULL));
+    cr_assert(eq(u64, mq_sess_find_sub(s, "c", 1)->fid, 13));
+}
+
+/* ---- encoding ------------------------------------------------------------------------------ */
+
+/* The packet id makes a QoS 1/2 PUBLISH 2 bytes longer than the shared QoS 0 encoding; where
+ * that crosses a Variable Byte Integer boundary (127/128, 16383/16384) the header grows. */
+Test(sess, publish_length_is_right_across_varint_boundaries)
+{
+    static char payload[16400];
+    memset(payload, 'p', sizeof(payload));
+    lim.max_inflight = 4;
+    open_sess(true);
+    const size_t sizes[] = {0,   1,     120,   121,   122,   123,   124,  125,
+                            126, 16375, 16376, 16377, 16378, 16379, 16380};
+    for (size_t i = 0; i < MQ_ARRAY_LEN(sizes); i++) {
+        mq_msg_t *m = mq_msg_new("t/x", 3, payload, sizes[i], 0, false);
+        cr_assert(not(eq(ptr, m, NULL)));
+        for (uint8_t qos = 0; qos <= 2; qos++) {
+            cr_assert(mq_sess_deliver(s, m, qos, false));
+            mq_packet_t pkt;
+            const char *why = "";
+            enum mq_rc rc =
+                mq_codec_decode(MQ_ROLE_CLIENT, MQ_PROTO_311, out.data, out.len, &pkt, &why);
+            cr_assert(eq(int, rc, MQ_RC_SUCCESS), "payload %zu qos %u: %s", sizes[i], qos, why);
+            cr_assert(eq(u8, pkt.type, MQ_PUBLISH));
+            cr_assert(eq(u8, pkt.publish.qos, qos));
+            cr_assert(eq(sz, pkt.publish.topic.len, 3));
+            cr_assert(eq(sz, pkt.publish.payload.len, sizes[i]), "qos %u", qos);
+            cr_assert(eq(sz, out.len, mq_msg_publish_size(m, qos)));
+            if (qos == 1)
+                cr_assert(eq(int, mq_sess_on_puback(s, pkt.publish.packet_id), MQ_RC_SUCCESS));
+            if (qos == 2) {
+                cr_assert(eq(int, mq_sess_on_pubrec(s, pkt.publish.packet_id), MQ_RC_SUCCESS));
+                cr_assert(eq(int, mq_sess_on_pubcomp(s, pkt.publish.packet_id), MQ_RC_SUCCESS));
+            }
+            out.len = 0;
+        }
+        cr_assert(eq(u32, refs(m), 1));
+        mq_msg_unref(m);
+    }
+}
+
+Test(sess, qos0_is_not_held_behind_a_full_window)
+{
+    lim.max_inflight = 1;
+    open_sess(true);
+    cr_assert(mq_sess_deliver(s, msg("a"), 1, false));
+    cr_assert(mq_sess_deliver(s, msg("b"), 0, false)); /* nothing queued: goes out now */
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 2));
+    expect_publish(&p[0], "a", 1, false);
+    expect_publish(&p[1], "b", 0, false);
+    cr_assert(eq(u32, mq_sess_queued(s), 0));
+}
+
+/* With upgrade_outgoing_qos a QoS 0 message of the largest size may be delivered at QoS 1/2;
+ * its packet id would push the remaining length past what a Variable Byte Integer can hold
+ * (and write a fifth length byte past the reserved space). It is dropped and counted. */
+Test(sess, message_too_large_for_a_packet_id_is_dropped_at_qos1_and_qos2)
+{
+    size_t payload_len = MQ_CODEC_MAX_REMAINING - 2 - 3; /* remaining length at the maximum */
+    char *payload = calloc(1, payload_len);              /* untouched zero pages: cheap */
+    cr_assert(not(eq(ptr, payload, NULL)));
+    mq_msg_t *m = mq_msg_new("t/x", 3, payload, payload_len, 0, false);
+    free(payload);
+    cr_assert(not(eq(ptr, m, NULL)));
+    cr_assert(lt(sz, n_msgs, MAX_MSGS));
+    msgs[n_msgs++] = m;
+
+    open_sess(true);
+    cr_assert(not(mq_sess_deliver(s, m, 1, false)));
+    cr_assert(not(mq_sess_deliver(s, m, 2, false)));
+    cr_assert(eq(u64, s->stats.dropped, 2));
+    cr_assert(eq(sz, out.len, 0));
+    cr_assert(eq(u32, mq_sess_inflight(s), 0));
+    mq_sess_detach(s); /* nor is it queued for later */
+    cr_assert(not(mq_sess_deliver(s, m, 1, false)));
+    cr_assert(eq(u32, mq_sess_queued(s), 0));
+    cr_assert(eq(u32, refs(m), 1));
+}
