@@ -67,6 +67,7 @@ void mq_map_put(mq_map_t *m, uint64_t key, void *val)
 
 void *mq_map_del(mq_map_t *m, uint64_t key)
 {
+    MQ_ASSERT(key != 0); /* 0 marks an empty slot */
     if (m->cap == 0)
         return NULL;
     size_t mask = m->cap - 1, i = slot_of(key, m->cap);

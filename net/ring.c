@@ -24,6 +24,7 @@ struct mq_ring {
 
 mq_ring_t *mq_ring_new(uint32_t cap)
 {
+    MQ_ASSERT(cap <= (1u << 31));
     uint32_t n = 2;
     while (n < cap)
         n *= 2;
