@@ -48,6 +48,7 @@ typedef struct client {
     uint64_t acked;     /* publisher: PUBACK / PUBCOMP received */
     uint64_t next_due;  /* publisher with -I: next send time, ns */
     uint16_t next_pid;  /* last packet id used */
+    uint16_t window;    /* publisher: QoS>0 in flight, -W capped by a v5 Receive Maximum */
     uint32_t one_pub;   /* subscriber: publisher tracked in 'one', UINT32_MAX = none */
     track_t one;
     track_t *many;      /* subscriber hearing several publishers: indexed by publisher id */
@@ -344,13 +345,12 @@ static bool can_publish(const sb_thread_t *t, const client_t *c)
 {
     if (c->state != CS_READY || c->out.len - c->out_off >= OUT_HIGH_WATER)
         return false;
-    uint64_t window = t->o->inflight;
-    if (t->o->qos > 0 && c->seq - c->acked >= window)
+    if (t->o->qos > 0 && c->seq - c->acked >= c->window)
         return false;
     if (t->run->fan > 0) {
         /* end-to-end window: bounded work queued in the broker, whatever the QoS */
         uint64_t d = atomic_load_explicit(&t->run->pubs[c->plan->pub_id].delivered, RLX);
-        if (c->seq - d / t->run->fan >= window)
+        if (c->seq - d / t->run->fan >= t->run->e2e_window)
             return false;
     }
     return true;
@@ -439,6 +439,10 @@ static void on_packet(sb_thread_t *t, client_t *c, const mq_packet_t *pkt, uint6
         }
         bump(&t->st.conn_ok, 1);
         sb_hist_record(&t->st.connack, now - c->t_start);
+        c->window = (uint16_t)t->o->inflight;
+        if (mq_props_has(&pkt->props, MQ_PROP_RECEIVE_MAXIMUM) &&
+            pkt->props.receive_maximum < c->window)
+            c->window = pkt->props.receive_maximum; /* [MQTT-3.3.4-7] */
         if (c->role == SB_ROLE_SUB) {
             mq_sub_entry_t e = {.filter = mq_str(c->plan->topic), .qos = t->o->qos};
             mq_packet_t sub = {.type = MQ_SUBSCRIBE};
@@ -479,6 +483,14 @@ static void on_packet(sb_thread_t *t, client_t *c, const mq_packet_t *pkt, uint6
         bump(&t->st.acked, 1);
         return;
     case MQ_PUBREC:
+        if (pkt->ack.rc >= 0x80) { /* v5: refused, the flow ends here [MQTT-4.3.3] */
+            snprintf(why, sizeof(why), "rc=0x%02x", pkt->ack.rc);
+            log_error(t, c, "publish refused", why);
+            bump(&t->st.errors, 1);
+            c->acked++;
+            bump(&t->st.acked, 1);
+            return;
+        }
         queue_ack(t, c, MQ_PUBREL, pkt->ack.packet_id);
         return;
     case MQ_PUBREL:

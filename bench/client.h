@@ -45,7 +45,7 @@ typedef struct sb_opts {
     double duration_s;    /* -d: publishing time (conn: holding time) */
     uint8_t proto;        /* -V: 3, 4 or 5 */
     uint32_t threads;     /* --threads */
-    uint32_t inflight;    /* -W: outstanding messages per publisher */
+    uint32_t inflight;    /* -W: outstanding messages per publisher (0 until defaulted) */
     uint32_t conn_rate;   /* -R: new connections per second over all threads; 0 = no limit */
     uint16_t keepalive;   /* -k: seconds, 0 = off */
     const char *username; /* -u */
@@ -88,6 +88,7 @@ typedef struct sb_run {
     _Atomic int phase;      /* enum sb_phase; main thread writes with release */
     uint64_t run_start_ns;  /* set before phase RUN is published */
     uint32_t fan;           /* deliveries expected per message (0: no subscribers of ours) */
+    uint32_t e2e_window;    /* per publisher: sent and not yet delivered to our subscribers */
     uint32_t n_clients;
     sb_plan_t *plan;        /* n_clients entries */
     uint32_t n_pubs;
