@@ -28,7 +28,7 @@ for attempt in 1 2 3 4 5; do
   up=
   for _ in $(seq 50); do
     kill -0 "$pid" 2>/dev/null || break
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1; break; fi
+    if "$bench" conn -p "$port" -c 1 -d 0 --quiet > /dev/null 2>&1; then up=1; break; fi
     sleep 0.1
   done
   [ -n "$up" ] && break
