@@ -316,6 +316,8 @@ static void on_publish(sb_thread_t *t, client_t *c, const mq_packet_t *pkt, uint
     track_t *k = track_for(c, pub);
     if (!k)
         return;
+    if (c->plan->expect == SB_EXPECT_NONE && k->next == 0 && k->seen == 0)
+        k->next = seq; /* a publisher we did not start: count from what we hear first */
     if (seq >= k->next) {
         uint64_t step = seq + 1 - k->next; /* this message and the gap before it */
         bump(&t->st.lost, step - 1);
