@@ -41,17 +41,17 @@ typedef struct client {
     uint32_t gi; /* global client index: client id and plan entry */
     const sb_plan_t *plan;
     mq_decoder_t dec;
-    mq_buf_t out;       /* encoded, unsent bytes start at out_off */
+    mq_buf_t out; /* encoded, unsent bytes start at out_off */
     size_t out_off;
-    uint64_t t_start;   /* CLOCK_MONOTONIC ns of connect() */
-    uint64_t seq;       /* publisher: messages sent */
-    uint64_t acked;     /* publisher: PUBACK / PUBCOMP received */
-    uint64_t next_due;  /* publisher with -I: next send time, ns */
-    uint16_t next_pid;  /* last packet id used */
-    uint16_t window;    /* publisher: QoS>0 in flight, -W capped by a v5 Receive Maximum */
-    uint32_t one_pub;   /* subscriber: publisher tracked in 'one', UINT32_MAX = none */
+    uint64_t t_start;  /* CLOCK_MONOTONIC ns of connect() */
+    uint64_t seq;      /* publisher: messages sent */
+    uint64_t acked;    /* publisher: PUBACK / PUBCOMP received */
+    uint64_t next_due; /* publisher with -I: next send time, ns */
+    uint16_t next_pid; /* last packet id used */
+    uint16_t window;   /* publisher: QoS>0 in flight, -W capped by a v5 Receive Maximum */
+    uint32_t one_pub;  /* subscriber: publisher tracked in 'one', UINT32_MAX = none */
     track_t one;
-    track_t *many;      /* subscriber hearing several publishers: indexed by publisher id */
+    track_t *many; /* subscriber hearing several publishers: indexed by publisher id */
     uint32_t n_many;
     struct client *next_flush;
 } client_t;
@@ -66,15 +66,15 @@ struct sb_thread {
     uint32_t n;
     client_t **pubs; /* the publishers among 'clients', in schedule order */
     uint32_t n_pubs;
-    uint32_t cursor;         /* -I schedule: next publisher due */
+    uint32_t cursor; /* -I schedule: next publisher due */
     bool schedule_started;
-    uint32_t next_connect;   /* clients[next_connect] is the next to connect */
-    uint32_t handshakes;     /* connects waiting for CONNACK */
+    uint32_t next_connect; /* clients[next_connect] is the next to connect */
+    uint32_t handshakes;   /* connects waiting for CONNACK */
     uint64_t next_connect_ns;
     uint64_t connect_gap_ns; /* 0 = no rate limit */
     uint64_t next_ping_ns;
     uint32_t n_logged;
-    client_t *flush;         /* clients with bytes to send */
+    client_t *flush; /* clients with bytes to send */
     uint8_t *rbuf;
     uint8_t *payload;
     sb_stats_t st;
@@ -105,8 +105,7 @@ static void log_error(sb_thread_t *t, const client_t *c, const char *what, const
     fprintf(stderr, "starling-bench: client %u: %s%s%s%s\n", c->gi, what, detail ? " (" : "",
             detail ? detail : "", detail ? ")" : "");
     if (t->n_logged == MAX_LOGGED_ERRORS)
-        fprintf(stderr, "starling-bench: thread %u: further errors are only counted\n",
-                t->index);
+        fprintf(stderr, "starling-bench: thread %u: further errors are only counted\n", t->index);
 }
 
 /* Closes 'c'. 'is_error': an unexpected end (counted in errors, and in conn_fail when the
@@ -195,8 +194,7 @@ static void flush_all(sb_thread_t *t)
 static void send_connect(sb_thread_t *t, client_t *c)
 {
     char id[48];
-    snprintf(id, sizeof(id), "sb%x-%c%u", (unsigned)getpid() & 0xfffffu,
-             "cps"[c->role], c->gi);
+    snprintf(id, sizeof(id), "sb%x-%c%u", (unsigned)getpid() & 0xfffffu, "cps"[c->role], c -> gi);
     mq_packet_t pkt = {.type = MQ_CONNECT};
     mq_connect_t *k = &pkt.connect;
     k->level = t->o->proto;
@@ -224,8 +222,10 @@ static void start_connect(sb_thread_t *t, client_t *c)
         c->state = CS_CLOSED;
         bump(&t->st.errors, 1);
         bump(&t->st.conn_fail, 1);
-        log_error(t, c, "socket() failed", errno == EMFILE ? "too many open files: raise "
-                  "ulimit -n or lower -c" : strerror(errno));
+        log_error(t, c, "socket() failed",
+                  errno == EMFILE ? "too many open files: raise "
+                                    "ulimit -n or lower -c"
+                                  : strerror(errno));
         return;
     }
     int one = 1;

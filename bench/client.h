@@ -85,14 +85,14 @@ typedef struct sb_stats {
 
 typedef struct sb_run {
     const sb_opts_t *o;
-    _Atomic int phase;      /* enum sb_phase; main thread writes with release */
-    uint64_t run_start_ns;  /* set before phase RUN is published */
-    uint32_t fan;           /* deliveries expected per message (0: no subscribers of ours) */
-    uint32_t e2e_window;    /* per publisher: sent and not yet delivered to our subscribers */
+    _Atomic int phase;     /* enum sb_phase; main thread writes with release */
+    uint64_t run_start_ns; /* set before phase RUN is published */
+    uint32_t fan;          /* deliveries expected per message (0: no subscribers of ours) */
+    uint32_t e2e_window;   /* per publisher: sent and not yet delivered to our subscribers */
     uint32_t n_clients;
-    sb_plan_t *plan;        /* n_clients entries */
+    sb_plan_t *plan; /* n_clients entries */
     uint32_t n_pubs;
-    sb_pubstat_t *pubs;     /* n_pubs entries */
+    sb_pubstat_t *pubs; /* n_pubs entries */
 } sb_run_t;
 
 typedef struct sb_thread sb_thread_t;

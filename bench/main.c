@@ -110,9 +110,16 @@ static void parse_args(int argc, char **argv, sb_opts_t *o)
             break;
     if (s == MQ_ARRAY_LEN(SCENARIOS))
         die_usage("unknown scenario '%s'", argv[1]);
-    *o = (sb_opts_t){.scenario = SCENARIOS[s].sc, .scenario_name = SCENARIOS[s].name,
-                     .host = "127.0.0.1", .port = 1883, .count = 10, .size = 256,
-                     .topic = SCENARIOS[s].topic, .duration_s = 10, .proto = 4, .threads = 1,
+    *o = (sb_opts_t){.scenario = SCENARIOS[s].sc,
+                     .scenario_name = SCENARIOS[s].name,
+                     .host = "127.0.0.1",
+                     .port = 1883,
+                     .count = 10,
+                     .size = 256,
+                     .topic = SCENARIOS[s].topic,
+                     .duration_s = 10,
+                     .proto = 4,
+                     .threads = 1,
                      .inflight = 0};
     static const struct option longs[] = {
         {"threads", required_argument, NULL, 'T'}, {"inflight", required_argument, NULL, 'W'},
@@ -123,22 +130,54 @@ static void parse_args(int argc, char **argv, sb_opts_t *o)
     int ch;
     while ((ch = getopt_long(argc, argv, "h:p:c:q:s:I:W:t:d:V:R:k:u:P:", longs, NULL)) != -1) {
         switch (ch) {
-        case 'h': o->host = optarg; break;
-        case 'p': o->port = (uint16_t)parse_u32(optarg, "-p", 1, 65535); break;
-        case 'c': o->count = parse_u32(optarg, "-c", 1, 10000000); break;
-        case 'q': o->qos = (uint8_t)parse_u32(optarg, "-q", 0, 2); break;
-        case 's': o->size = parse_u32(optarg, "-s", 0, 256u << 20); break;
-        case 'I': o->interval_ms = parse_u32(optarg, "-I", 0, 3600000); break;
-        case 'W': o->inflight = parse_u32(optarg, "-W", 1, 65535); break;
-        case 't': o->topic = optarg; break;
-        case 'V': o->proto = (uint8_t)parse_u32(optarg, "-V", 3, 5); break;
-        case 'R': o->conn_rate = parse_u32(optarg, "-R", 0, 10000000); break;
-        case 'k': o->keepalive = (uint16_t)parse_u32(optarg, "-k", 0, 65535); break;
-        case 'u': o->username = optarg; break;
-        case 'P': o->password = optarg; break;
-        case 'T': o->threads = parse_u32(optarg, "--threads", 1, 256); break;
-        case 'Q': o->quiet = true; break;
-        case 'H': usage(stdout); exit(0);
+        case 'h':
+            o->host = optarg;
+            break;
+        case 'p':
+            o->port = (uint16_t)parse_u32(optarg, "-p", 1, 65535);
+            break;
+        case 'c':
+            o->count = parse_u32(optarg, "-c", 1, 10000000);
+            break;
+        case 'q':
+            o->qos = (uint8_t)parse_u32(optarg, "-q", 0, 2);
+            break;
+        case 's':
+            o->size = parse_u32(optarg, "-s", 0, 256u << 20);
+            break;
+        case 'I':
+            o->interval_ms = parse_u32(optarg, "-I", 0, 3600000);
+            break;
+        case 'W':
+            o->inflight = parse_u32(optarg, "-W", 1, 65535);
+            break;
+        case 't':
+            o->topic = optarg;
+            break;
+        case 'V':
+            o->proto = (uint8_t)parse_u32(optarg, "-V", 3, 5);
+            break;
+        case 'R':
+            o->conn_rate = parse_u32(optarg, "-R", 0, 10000000);
+            break;
+        case 'k':
+            o->keepalive = (uint16_t)parse_u32(optarg, "-k", 0, 65535);
+            break;
+        case 'u':
+            o->username = optarg;
+            break;
+        case 'P':
+            o->password = optarg;
+            break;
+        case 'T':
+            o->threads = parse_u32(optarg, "--threads", 1, 256);
+            break;
+        case 'Q':
+            o->quiet = true;
+            break;
+        case 'H':
+            usage(stdout);
+            exit(0);
         case 'd': {
             char *end;
             o->duration_s = strtod(optarg, &end);
@@ -146,7 +185,8 @@ static void parse_args(int argc, char **argv, sb_opts_t *o)
                 die_usage("-d: expected seconds, got '%s'", optarg);
             break;
         }
-        default: die_usage("bad option");
+        default:
+            die_usage("bad option");
         }
     }
     if (optind < argc)
@@ -156,8 +196,10 @@ static void parse_args(int argc, char **argv, sb_opts_t *o)
          * messages past it (v5 announces it as Receive Maximum, which we honour) */
         o->inflight = o->qos == 2 ? 20 : 100;
     if (o->size < SB_HDR_SIZE) {
-        fprintf(stderr, "starling-bench: -s raised to %u bytes: each payload carries the "
-                "publisher id, sequence number and send time\n", SB_HDR_SIZE);
+        fprintf(stderr,
+                "starling-bench: -s raised to %u bytes: each payload carries the "
+                "publisher id, sequence number and send time\n",
+                SB_HDR_SIZE);
         o->size = SB_HDR_SIZE;
     }
     bool publishes = o->scenario != SB_CONN && o->scenario != SB_SUB;
@@ -216,8 +258,11 @@ static char *wildcard(const char *tmpl)
 static void plan_client(sb_run_t *r, uint32_t gi, uint8_t role, uint32_t thread, uint32_t pub_id,
                         int64_t expect, char *topic)
 {
-    r->plan[gi] = (sb_plan_t){.role = role, .thread = thread % r->o->threads, .pub_id = pub_id,
-                              .expect = expect, .topic = topic};
+    r->plan[gi] = (sb_plan_t){.role = role,
+                              .thread = thread % r->o->threads,
+                              .pub_id = pub_id,
+                              .expect = expect,
+                              .topic = topic};
 }
 
 /* Lays out who connects where: pairs share a thread, so delivery stays thread-local. */
@@ -226,22 +271,45 @@ static void build_plan(sb_run_t *r)
     const sb_opts_t *o = r->o;
     uint32_t n = o->count;
     switch (o->scenario) {
-    case SB_CONN: r->n_clients = n; break;
-    case SB_SUB: r->n_clients = n; break;
-    case SB_PUB: r->n_clients = n; r->n_pubs = n; break;
-    case SB_PAIRS: r->n_clients = 2 * n; r->n_pubs = n; r->fan = 1; break;
-    case SB_FANOUT: r->n_clients = n + 1; r->n_pubs = 1; r->fan = n; break;
-    case SB_FANIN: r->n_clients = n + 1; r->n_pubs = n; r->fan = 1; break;
+    case SB_CONN:
+        r->n_clients = n;
+        break;
+    case SB_SUB:
+        r->n_clients = n;
+        break;
+    case SB_PUB:
+        r->n_clients = n;
+        r->n_pubs = n;
+        break;
+    case SB_PAIRS:
+        r->n_clients = 2 * n;
+        r->n_pubs = n;
+        r->fan = 1;
+        break;
+    case SB_FANOUT:
+        r->n_clients = n + 1;
+        r->n_pubs = 1;
+        r->fan = n;
+        break;
+    case SB_FANIN:
+        r->n_clients = n + 1;
+        r->n_pubs = n;
+        r->fan = 1;
+        break;
     }
     r->plan = mq_calloc(r->n_clients, sizeof(sb_plan_t));
     r->pubs = mq_calloc(r->n_pubs ? r->n_pubs : 1, sizeof(sb_pubstat_t));
     for (uint32_t i = 0; i < n; i++) {
         switch (o->scenario) {
-        case SB_CONN: plan_client(r, i, SB_ROLE_CONN, i, 0, 0, NULL); break;
+        case SB_CONN:
+            plan_client(r, i, SB_ROLE_CONN, i, 0, 0, NULL);
+            break;
         case SB_SUB:
             plan_client(r, i, SB_ROLE_SUB, i, 0, SB_EXPECT_NONE, expand(o->topic, i));
             break;
-        case SB_PUB: plan_client(r, i, SB_ROLE_PUB, i, i, 0, expand(o->topic, i)); break;
+        case SB_PUB:
+            plan_client(r, i, SB_ROLE_PUB, i, i, 0, expand(o->topic, i));
+            break;
         case SB_PAIRS:
             plan_client(r, 2 * i, SB_ROLE_SUB, i, 0, i, expand(o->topic, i));
             plan_client(r, 2 * i + 1, SB_ROLE_PUB, i, i, 0, expand(o->topic, i));
@@ -249,7 +317,9 @@ static void build_plan(sb_run_t *r)
         case SB_FANOUT:
             plan_client(r, i + 1, SB_ROLE_SUB, i, 0, 0, expand(o->topic, 0));
             break;
-        case SB_FANIN: plan_client(r, i + 1, SB_ROLE_PUB, i, i, 0, expand(o->topic, i)); break;
+        case SB_FANIN:
+            plan_client(r, i + 1, SB_ROLE_PUB, i, i, 0, expand(o->topic, i));
+            break;
         }
     }
     if (o->scenario == SB_FANOUT)
@@ -281,8 +351,10 @@ static bool raise_nofile(uint32_t n_clients, uint32_t threads)
         return false;
     }
     if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur)
-        fprintf(stderr, "starling-bench: warning: open-file limit %llu is below the %llu "
-                "needed\n", (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+        fprintf(stderr,
+                "starling-bench: warning: open-file limit %llu is below the %llu "
+                "needed\n",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)need);
     return true;
 }
 
@@ -294,8 +366,10 @@ static void check_port_range(uint32_t n_clients)
     if (!f)
         return;
     if (fscanf(f, "%u %u", &lo, &hi) == 2 && hi >= lo && n_clients > hi - lo + 1)
-        fprintf(stderr, "starling-bench: warning: %u connections but only %u local ports "
-                "(net.ipv4.ip_local_port_range)\n", n_clients, hi - lo + 1);
+        fprintf(stderr,
+                "starling-bench: warning: %u connections but only %u local ports "
+                "(net.ipv4.ip_local_port_range)\n",
+                n_clients, hi - lo + 1);
     fclose(f);
 }
 
@@ -384,8 +458,8 @@ typedef struct progress {
     sb_hist_t *prev_lat, *cur_lat, *win_lat, *connack;
 } progress_t;
 
-static void progress_tick(progress_t *p, sb_thread_t **th, uint32_t n, const sb_run_t *r,
-                          int phase, uint64_t now)
+static void progress_tick(progress_t *p, sb_thread_t **th, uint32_t n, const sb_run_t *r, int phase,
+                          uint64_t now)
 {
     totals_t t;
     sum(th, n, &t, p->cur_lat, p->connack);
@@ -449,7 +523,8 @@ static int report(const sb_run_t *r, const totals_t *t, const sb_hist_t *lat,
              p99 = sb_hist_percentile(h, 99), p999 = sb_hist_percentile(h, 99.9),
              max = sb_hist_max(h);
     uint64_t errors = t->errors + timed_out;
-    double rate_sent = run_s > 0 ? t->sent / run_s : 0, rate_recv = recv_s > 0 ? t->recv / recv_s : 0;
+    double rate_sent = run_s > 0 ? t->sent / run_s : 0,
+           rate_recv = recv_s > 0 ? t->recv / recv_s : 0;
     char a[16], b[16], c[16], d[16], e[16];
 
     printf("starling-bench %s: %u clients (-c %u), QoS %u, %u B payload, %.1f s, %u thread%s\n",
@@ -462,16 +537,16 @@ static int report(const sb_run_t *r, const totals_t *t, const sb_hist_t *lat,
            fmt_ns(b, sizeof(b), sb_hist_percentile(connack, 99)),
            fmt_ns(c, sizeof(c), sb_hist_max(connack)));
     if (!is_conn) {
-        printf("  messages     sent %llu (%.0f/s), received %llu (%.0f/s)", (unsigned long long)
-               t->sent, rate_sent, (unsigned long long)t->recv, rate_recv);
+        printf("  messages     sent %llu (%.0f/s), received %llu (%.0f/s)",
+               (unsigned long long)t->sent, rate_sent, (unsigned long long)t->recv, rate_recv);
         if (o->qos > 0)
             printf(", acked %llu", (unsigned long long)t->acked);
         printf("\n  latency      p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%llu samples)\n",
                fmt_ns(a, sizeof(a), p50), fmt_ns(b, sizeof(b), p90), fmt_ns(c, sizeof(c), p99),
                fmt_ns(d, sizeof(d), p999), fmt_ns(e, sizeof(e), max),
                (unsigned long long)sb_hist_count(lat));
-        printf("  integrity    lost %llu%s, duplicates %llu, reordered %llu", (unsigned long long)
-               t->lost, o->qos == 0 && t->lost ? " (QoS 0: allowed)" : "",
+        printf("  integrity    lost %llu%s, duplicates %llu, reordered %llu",
+               (unsigned long long)t->lost, o->qos == 0 && t->lost ? " (QoS 0: allowed)" : "",
                (unsigned long long)t->dup, (unsigned long long)t->reorder);
         if (t->foreign)
             printf(", foreign payloads %llu", (unsigned long long)t->foreign);
@@ -485,9 +560,8 @@ static int report(const sb_run_t *r, const totals_t *t, const sb_hist_t *lat,
            o->scenario_name, r->n_clients, o->count, o->threads, o->qos, o->size, run_s,
            (unsigned long long)t->sent, (unsigned long long)t->recv, rate_sent, rate_recv,
            p50 / 1e3, p90 / 1e3, p99 / 1e3, p999 / 1e3, max / 1e3, (unsigned long long)t->lost,
-           (unsigned long long)t->dup, (unsigned long long)t->reorder,
-           (unsigned long long)errors, (unsigned long long)t->conn_ok,
-           (unsigned long long)(t->conn_fail + timed_out),
+           (unsigned long long)t->dup, (unsigned long long)t->reorder, (unsigned long long)errors,
+           (unsigned long long)t->conn_ok, (unsigned long long)(t->conn_fail + timed_out),
            sb_hist_percentile(connack, 50) / 1e3, sb_hist_percentile(connack, 99) / 1e3);
     fflush(stdout);
     bool failed = errors > 0 || t->conn_fail > 0 || (o->qos > 0 && (t->lost > 0 || t->dup > 0));
@@ -544,8 +618,8 @@ int main(int argc, char **argv)
     uint64_t timed_out = 0;
 
     /* setup: every client connected (and subscribed) or failed, within a deadline */
-    uint64_t setup_ns = 10 * SEC_NS + (o.conn_rate ? (uint64_t)run.n_clients * SEC_NS /
-                                                        o.conn_rate : run.n_clients * 1000000ull);
+    uint64_t setup_ns = 10 * SEC_NS + (o.conn_rate ? (uint64_t)run.n_clients * SEC_NS / o.conn_rate
+                                                   : run.n_clients * 1000000ull);
     for (;;) {
         uint64_t now = sb_now_ns();
         sum(th, o.threads, &t, NULL, NULL);
@@ -570,7 +644,7 @@ int main(int argc, char **argv)
     run.run_start_ns = sb_now_ns();
     set_phase(&run, SB_PHASE_RUN);
     pg.last_ns = run.run_start_ns;
-    uint64_t run_ns = (uint64_t)(o.duration_s * 1e9);
+    uint64_t run_ns = t.ready ? (uint64_t)(o.duration_s * 1e9) : 0; /* nobody to run */
     while (!g_interrupted && started == o.threads) {
         uint64_t now = sb_now_ns();
         if (now - run.run_start_ns >= run_ns)
