@@ -49,6 +49,7 @@ typedef struct client {
     uint64_t next_due; /* publisher with -I: next send time, ns */
     uint16_t next_pid; /* last packet id used */
     uint16_t window;   /* publisher: QoS>0 in flight, -W capped by a v5 Receive Maximum */
+    uint64_t *sent_ts; /* 'pub' at QoS>0: send time of sequence s at [s % inflight] */
     uint32_t one_pub;  /* subscriber: publisher tracked in 'one', UINT32_MAX = none */
     track_t one;
     track_t *many; /* subscriber hearing several publishers: indexed by publisher id */
@@ -376,6 +377,8 @@ static void publish_one(sb_thread_t *t, client_t *c)
     pkt.publish.topic = mq_str(c->plan->topic);
     pkt.publish.payload = (mq_str_t){(const char *)t->payload, t->o->size};
     queue_packet(t, c, &pkt);
+    if (c->sent_ts)
+        c->sent_ts[c->seq % t->o->inflight] = now;
     c->seq++;
     atomic_store_explicit(&t->run->pubs[pub].sent, c->seq, RLX);
     bump(&t->st.sent, 1);
@@ -423,6 +426,19 @@ static bool publish_due(sb_thread_t *t, uint64_t now, int *timeout_ms)
     return true;
 }
 
+/* A PUBACK or PUBCOMP (or a refusing PUBREC) ended the oldest outstanding publish: brokers
+ * acknowledge in order [MQTT-4.6.0-2], so it is sequence 'acked'. */
+static void on_acked(sb_thread_t *t, client_t *c, uint64_t now)
+{
+    if (c->sent_ts && c->acked < c->seq) {
+        uint64_t ts = c->sent_ts[c->acked % t->o->inflight];
+        if (now >= ts)
+            sb_hist_record(&t->st.lat, now - ts); /* 'pub': latency = publish to ack */
+    }
+    c->acked++;
+    bump(&t->st.acked, 1);
+}
+
 /* ---- input ------------------------------------------------------------------------------- */
 
 static void on_packet(sb_thread_t *t, client_t *c, const mq_packet_t *pkt, uint64_t now)
@@ -442,6 +458,8 @@ static void on_packet(sb_thread_t *t, client_t *c, const mq_packet_t *pkt, uint6
         bump(&t->st.conn_ok, 1);
         sb_hist_record(&t->st.connack, now - c->t_start);
         c->window = (uint16_t)t->o->inflight;
+        if (t->o->scenario == SB_PUB && t->o->qos > 0 && c->role == SB_ROLE_PUB && !c->sent_ts)
+            c->sent_ts = mq_calloc(t->o->inflight, sizeof(uint64_t));
         if (mq_props_has(&pkt->props, MQ_PROP_RECEIVE_MAXIMUM) &&
             pkt->props.receive_maximum < c->window)
             c->window = pkt->props.receive_maximum; /* [MQTT-3.3.4-7] */
@@ -481,16 +499,14 @@ static void on_packet(sb_thread_t *t, client_t *c, const mq_packet_t *pkt, uint6
             log_error(t, c, "publish refused", why);
             bump(&t->st.errors, 1);
         }
-        c->acked++;
-        bump(&t->st.acked, 1);
+        on_acked(t, c, now);
         return;
     case MQ_PUBREC:
         if (pkt->ack.rc >= 0x80) { /* v5: refused, the flow ends here [MQTT-4.3.3] */
             snprintf(why, sizeof(why), "rc=0x%02x", pkt->ack.rc);
             log_error(t, c, "publish refused", why);
             bump(&t->st.errors, 1);
-            c->acked++;
-            bump(&t->st.acked, 1);
+            on_acked(t, c, now);
             return;
         }
         queue_ack(t, c, MQ_PUBREL, pkt->ack.packet_id);
@@ -729,6 +745,7 @@ void sb_thread_free(sb_thread_t *t)
             mq_decoder_fini(&c->dec);
         mq_buf_fini(&c->out);
         mq_free(c->many);
+        mq_free(c->sent_ts);
     }
     close(t->ep);
     mq_free(t->clients);

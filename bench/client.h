@@ -79,8 +79,8 @@ typedef struct sb_stats {
     _Atomic uint64_t subs_ready;                  /* subscribers that got their SUBACK, ever */
     _Atomic uint64_t last_recv_ns;                /* CLOCK_MONOTONIC of the latest PUBLISH in */
     _Atomic int seen_phase;                       /* the phase this thread has acted on (release) */
-    sb_hist_t lat;                                /* end-to-end latency, ns */
-    sb_hist_t connack;                            /* connect() to CONNACK, ns */
+    sb_hist_t lat;     /* end-to-end latency, ns (pub: publish to PUBACK / PUBCOMP) */
+    sb_hist_t connack; /* connect() to CONNACK, ns */
 } sb_stats_t;
 
 typedef struct sb_run {
