@@ -659,12 +659,12 @@ int main(int argc, char **argv)
     set_phase(&run, SB_PHASE_DRAIN);
     wait_seen(th, started, SB_PHASE_DRAIN);
     uint64_t drain_start = sb_now_ns(), last_change = drain_start, last_seen = UINT64_MAX;
-    while (!g_interrupted) {
+    for (;;) { /* after Ctrl-C too, but briefly: the counts are worth a second */
         uint64_t now = sb_now_ns();
         sum(th, o.threads, &t, NULL, NULL);
         bool all_in = run.fan ? t.recv >= t.sent * run.fan : true;
         bool all_acked = o.qos == 0 || t.acked >= t.sent;
-        if ((all_in && all_acked) || now - drain_start > 5 * SEC_NS)
+        if ((all_in && all_acked) || now - drain_start > (g_interrupted ? 1 : 5) * SEC_NS)
             break;
         uint64_t progress = t.recv + t.acked;
         if (progress != last_seen) {
