@@ -1,0 +1,756 @@
+/* SPDX-License-Identifier: MIT */
+/* bench/client.c - the connection engine: one epoll loop per thread, edge-triggered,
+ * non-blocking sockets, packets built and parsed by the core codec. */
+#include "bench/client.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/codec.h"
+#include "core/mem.h"
+
+#define RLX memory_order_relaxed
+#define READ_BUF_SIZE (64u * 1024u)
+#define OUT_HIGH_WATER (256u * 1024u) /* unsent bytes past which a publisher waits */
+#define MAX_HANDSHAKES 256u           /* per thread at once when no -R rate is set */
+#define MAX_TRACKED_PUB (1u << 20)    /* publisher ids we keep sequence state for */
+#define MAX_EVENTS 256
+#define MAX_LOGGED_ERRORS 5u /* per thread; later errors are only counted */
+
+enum cstate { CS_IDLE, CS_CONNECTING, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSED };
+
+/* Sequence state of one publisher as seen by one subscriber. */
+typedef struct track {
+    uint64_t next; /* next expected sequence number */
+    uint64_t seen; /* bit i: sequence next-1-i has arrived (64 deep, for dup vs. late) */
+} track_t;
+
+typedef struct client {
+    int fd;
+    uint8_t role;  /* enum sb_role */
+    uint8_t state; /* enum cstate */
+    bool in_flush; /* on the thread's flush list */
+    bool was_ready;
+    uint32_t gi; /* global client index: client id and plan entry */
+    const sb_plan_t *plan;
+    mq_decoder_t dec;
+    mq_buf_t out; /* encoded, unsent bytes start at out_off */
+    size_t out_off;
+    uint64_t t_start;  /* CLOCK_MONOTONIC ns of connect() */
+    uint64_t seq;      /* publisher: messages sent */
+    uint64_t acked;    /* publisher: PUBACK / PUBCOMP received */
+    uint64_t next_due; /* publisher with -I: next send time, ns */
+    uint16_t next_pid; /* last packet id used */
+    uint16_t window;   /* publisher: QoS>0 in flight, -W capped by a v5 Receive Maximum */
+    uint64_t *sent_ts; /* 'pub' at QoS>0: send time of sequence s at [s % inflight] */
+    uint32_t one_pub;  /* subscriber: publisher tracked in 'one', UINT32_MAX = none */
+    track_t one;
+    track_t *many; /* subscriber hearing several publishers: indexed by publisher id */
+    uint32_t n_many;
+    struct client *next_flush;
+} client_t;
+
+struct sb_thread {
+    sb_run_t *run;
+    const sb_opts_t *o;
+    uint32_t index;
+    pthread_t tid;
+    int ep;
+    client_t *clients;
+    uint32_t n;
+    client_t **pubs; /* the publishers among 'clients', in schedule order */
+    uint32_t n_pubs;
+    uint32_t cursor; /* -I schedule: next publisher due */
+    bool schedule_started;
+    uint32_t next_connect; /* clients[next_connect] is the next to connect */
+    uint32_t handshakes;   /* connects waiting for CONNACK */
+    uint64_t next_connect_ns;
+    uint64_t connect_gap_ns; /* 0 = no rate limit */
+    uint64_t next_ping_ns;
+    uint32_t n_logged;
+    client_t *flush; /* clients with bytes to send */
+    uint8_t *rbuf;
+    uint8_t *payload;
+    sb_stats_t st;
+};
+
+uint64_t sb_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Single-writer counter update: the engine thread owns every counter in its sb_stats_t. */
+static inline void bump(_Atomic uint64_t *c, uint64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, RLX) + d, RLX);
+}
+
+static inline void drop_one(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, RLX) - 1, RLX);
+}
+
+static void log_error(sb_thread_t *t, const client_t *c, const char *what, const char *detail)
+{
+    if (t->n_logged++ >= MAX_LOGGED_ERRORS)
+        return;
+    fprintf(stderr, "starling-bench: client %u: %s%s%s%s\n", c->gi, what, detail ? " (" : "",
+            detail ? detail : "", detail ? ")" : "");
+    if (t->n_logged == MAX_LOGGED_ERRORS)
+        fprintf(stderr, "starling-bench: thread %u: further errors are only counted\n", t->index);
+}
+
+/* Closes 'c'. 'is_error': an unexpected end (counted in errors, and in conn_fail when the
+ * client never became ready). */
+static void close_client(sb_thread_t *t, client_t *c, bool is_error, const char *what,
+                         const char *detail)
+{
+    if (c->state == CS_CLOSED || c->state == CS_IDLE)
+        return;
+    if (is_error) {
+        log_error(t, c, what, detail);
+        bump(&t->st.errors, 1);
+        if (!c->was_ready)
+            bump(&t->st.conn_fail, 1);
+    }
+    if (c->state == CS_CONNECTING || c->state == CS_CONNACK)
+        t->handshakes--;
+    if (c->state == CS_READY)
+        drop_one(&t->st.ready);
+    close(c->fd); /* also leaves the epoll set */
+    c->fd = -1;
+    c->state = CS_CLOSED;
+    drop_one(&t->st.open);
+}
+
+static void queue_packet(sb_thread_t *t, client_t *c, const mq_packet_t *pkt)
+{
+    size_t n = mq_codec_encoded_size(pkt, t->o->proto);
+    MQ_ASSERT(n > 0);
+    mq_buf_reserve(&c->out, n);
+    size_t w = mq_codec_encode(pkt, t->o->proto, c->out.data + c->out.len, c->out.cap - c->out.len);
+    MQ_ASSERT(w == n);
+    c->out.len += w;
+    if (!c->in_flush) {
+        c->in_flush = true;
+        c->next_flush = t->flush;
+        t->flush = c;
+    }
+}
+
+static void queue_ack(sb_thread_t *t, client_t *c, uint8_t type, uint16_t packet_id)
+{
+    mq_packet_t pkt = {.type = type};
+    pkt.ack.packet_id = packet_id;
+    queue_packet(t, c, &pkt);
+}
+
+/* Sends what 'c' has queued; on EAGAIN keeps the rest for the next EPOLLOUT edge. */
+static void flush_client(sb_thread_t *t, client_t *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t r = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (r > 0) {
+            c->out_off += (size_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (c->out_off > c->out.len / 2) { /* keep the buffer from creeping forward */
+                mq_buf_consume(&c->out, c->out_off);
+                c->out_off = 0;
+            }
+            return;
+        }
+        close_client(t, c, true, "send failed", strerror(errno));
+        return;
+    }
+    c->out.len = c->out_off = 0;
+}
+
+static void flush_all(sb_thread_t *t)
+{
+    client_t *c = t->flush;
+    t->flush = NULL;
+    while (c) {
+        client_t *next = c->next_flush;
+        c->in_flush = false;
+        if (c->state != CS_CLOSED && c->state != CS_CONNECTING)
+            flush_client(t, c);
+        c = next;
+    }
+}
+
+static void send_connect(sb_thread_t *t, client_t *c)
+{
+    char id[48];
+    snprintf(id, sizeof(id), "sb%x-%c%u", (unsigned)getpid() & 0xfffffu, "cps"[c->role], c -> gi);
+    mq_packet_t pkt = {.type = MQ_CONNECT};
+    mq_connect_t *k = &pkt.connect;
+    k->level = t->o->proto;
+    k->clean_start = true;
+    k->keep_alive = t->o->keepalive;
+    k->client_id = mq_str(id);
+    if (t->o->username) {
+        k->has_username = true;
+        k->username = mq_str(t->o->username);
+    }
+    if (t->o->password) {
+        k->has_password = true;
+        k->password = mq_str(t->o->password);
+    }
+    queue_packet(t, c, &pkt);
+    c->state = CS_CONNACK;
+}
+
+static void start_connect(sb_thread_t *t, client_t *c)
+{
+    const sb_opts_t *o = t->o;
+    int fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->t_start = sb_now_ns();
+    if (fd < 0) {
+        c->state = CS_CLOSED;
+        bump(&t->st.errors, 1);
+        bump(&t->st.conn_fail, 1);
+        log_error(t, c, "socket() failed",
+                  errno == EMFILE ? "too many open files: raise "
+                                    "ulimit -n or lower -c"
+                                  : strerror(errno));
+        return;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* best effort */
+    c->fd = fd;
+    c->state = CS_CONNECTING;
+    bump(&t->st.open, 1);
+    t->handshakes++;
+    mq_decoder_init(&c->dec, MQ_ROLE_CLIENT, o->proto, 0);
+    if (connect(fd, (const struct sockaddr *)&o->addr, o->addr_len) < 0 && errno != EINPROGRESS) {
+        close_client(t, c, true, "connect failed", strerror(errno));
+        return;
+    }
+    /* registered after connect(): an unconnected socket polls as EPOLLHUP. The EPOLLOUT edge
+     * then reports the outcome of the handshake. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        close_client(t, c, true, "epoll_ctl failed", strerror(errno));
+}
+
+static void connect_more(sb_thread_t *t, uint64_t now, int *timeout_ms)
+{
+    while (t->next_connect < t->n) {
+        if (t->connect_gap_ns) {
+            if (now < t->next_connect_ns) {
+                uint64_t ms = (t->next_connect_ns - now + 999999u) / 1000000u;
+                if ((int)ms < *timeout_ms)
+                    *timeout_ms = (int)ms;
+                return;
+            }
+            t->next_connect_ns += t->connect_gap_ns;
+        } else if (t->handshakes >= MAX_HANDSHAKES) {
+            return;
+        }
+        start_connect(t, &t->clients[t->next_connect++]);
+    }
+}
+
+/* ---- subscribers: sequence tracking ------------------------------------------------------ */
+
+static track_t *track_for(client_t *c, uint32_t pub)
+{
+    if (c->one_pub == pub)
+        return &c->one;
+    if (c->one_pub == UINT32_MAX && !c->many) {
+        c->one_pub = pub;
+        return &c->one;
+    }
+    if (pub >= MAX_TRACKED_PUB)
+        return NULL;
+    if (pub >= c->n_many) {
+        uint32_t n = c->n_many ? c->n_many : 16;
+        while (n <= pub)
+            n *= 2;
+        c->many = mq_realloc(c->many, n * sizeof(track_t));
+        memset(c->many + c->n_many, 0, (n - c->n_many) * sizeof(track_t));
+        c->n_many = n;
+    }
+    return &c->many[pub];
+}
+
+static void on_publish(sb_thread_t *t, client_t *c, const mq_packet_t *pkt, uint64_t now)
+{
+    const mq_publish_t *p = &pkt->publish;
+    bump(&t->st.recv, 1);
+    atomic_store_explicit(&t->st.last_recv_ns, now, RLX);
+    if (p->qos == 1)
+        queue_ack(t, c, MQ_PUBACK, p->packet_id);
+    else if (p->qos == 2)
+        queue_ack(t, c, MQ_PUBREC, p->packet_id);
+
+    uint32_t magic, pub;
+    uint64_t seq, ts;
+    if (p->payload.len < SB_HDR_SIZE) {
+        bump(&t->st.foreign, 1);
+        return;
+    }
+    memcpy(&magic, p->payload.ptr, 4);
+    memcpy(&pub, p->payload.ptr + 4, 4);
+    memcpy(&seq, p->payload.ptr + 8, 8);
+    memcpy(&ts, p->payload.ptr + 16, 8);
+    if (magic != SB_MAGIC) {
+        bump(&t->st.foreign, 1);
+        return;
+    }
+    if (now >= ts)
+        sb_hist_record(&t->st.lat, now - ts);
+    track_t *k = track_for(c, pub);
+    if (!k)
+        return;
+    if (c->plan->expect == SB_EXPECT_NONE && k->next == 0 && k->seen == 0)
+        k->next = seq; /* a publisher we did not start: count from what we hear first */
+    if (seq >= k->next) {
+        uint64_t step = seq + 1 - k->next; /* this message and the gap before it */
+        bump(&t->st.lost, step - 1);
+        k->seen = step >= 64 ? 1 : (k->seen << step) | 1;
+        k->next = seq + 1;
+        if (pub < t->run->n_pubs)
+            atomic_fetch_add_explicit(&t->run->pubs[pub].delivered, step, RLX);
+        return;
+    }
+    uint64_t back = k->next - 1 - seq;
+    if (back < 64 && (k->seen >> back) & 1) {
+        bump(&t->st.dup, 1);
+        return;
+    }
+    /* late: it was counted lost when the gap opened; past the window we cannot tell a late
+     * message from a duplicate and call it late */
+    if (back < 64)
+        k->seen |= 1ull << back;
+    bump(&t->st.reorder, 1);
+    if (atomic_load_explicit(&t->st.lost, RLX) > 0)
+        drop_one(&t->st.lost);
+}
+
+/* ---- publishers -------------------------------------------------------------------------- */
+
+static bool can_publish(const sb_thread_t *t, const client_t *c)
+{
+    if (c->state != CS_READY || c->out.len - c->out_off >= OUT_HIGH_WATER)
+        return false;
+    if (t->o->qos > 0 && c->seq - c->acked >= c->window)
+        return false;
+    if (t->run->fan > 0) {
+        /* end-to-end window: bounded work queued in the broker, whatever the QoS */
+        uint64_t d = atomic_load_explicit(&t->run->pubs[c->plan->pub_id].delivered, RLX);
+        if (c->seq - d / t->run->fan >= t->run->e2e_window)
+            return false;
+    }
+    return true;
+}
+
+static void publish_one(sb_thread_t *t, client_t *c)
+{
+    uint32_t magic = SB_MAGIC, pub = c->plan->pub_id;
+    uint64_t now = sb_now_ns();
+    memcpy(t->payload, &magic, 4);
+    memcpy(t->payload + 4, &pub, 4);
+    memcpy(t->payload + 8, &c->seq, 8);
+    memcpy(t->payload + 16, &now, 8);
+    mq_packet_t pkt = {.type = MQ_PUBLISH};
+    pkt.publish.qos = t->o->qos;
+    if (t->o->qos > 0) {
+        if (++c->next_pid == 0)
+            c->next_pid = 1;
+        pkt.publish.packet_id = c->next_pid;
+    }
+    pkt.publish.topic = mq_str(c->plan->topic);
+    pkt.publish.payload = (mq_str_t){(const char *)t->payload, t->o->size};
+    queue_packet(t, c, &pkt);
+    if (c->sent_ts)
+        c->sent_ts[c->seq % t->o->inflight] = now;
+    c->seq++;
+    atomic_store_explicit(&t->run->pubs[pub].sent, c->seq, RLX);
+    bump(&t->st.sent, 1);
+}
+
+/* Publishes what is due; returns true when it may have more to do right away. */
+static bool publish_due(sb_thread_t *t, uint64_t now, int *timeout_ms)
+{
+    if (t->n_pubs == 0)
+        return false;
+    if (t->o->interval_ms == 0) {
+        bool any = false;
+        for (uint32_t i = 0; i < t->n_pubs; i++) {
+            client_t *c = t->pubs[i];
+            for (uint32_t k = 0; k < t->o->inflight && can_publish(t, c); k++) {
+                publish_one(t, c);
+                any = true;
+            }
+        }
+        if (!any && *timeout_ms > 1)
+            *timeout_ms = 1; /* deliveries seen by other threads open the window */
+        return any;
+    }
+    uint64_t period = (uint64_t)t->o->interval_ms * 1000000u;
+    if (!t->schedule_started) { /* spread the publishers evenly over one period */
+        t->schedule_started = true;
+        for (uint32_t i = 0; i < t->n_pubs; i++)
+            t->pubs[i]->next_due = now + period * i / t->n_pubs;
+    }
+    for (uint32_t budget = 4096; budget > 0; budget--) {
+        client_t *c = t->pubs[t->cursor];
+        if (c->next_due > now) {
+            uint64_t ms = (c->next_due - now + 999999u) / 1000000u;
+            if ((int)ms < *timeout_ms)
+                *timeout_ms = (int)ms;
+            return false;
+        }
+        if (can_publish(t, c))
+            publish_one(t, c);
+        c->next_due += period;
+        if (now > c->next_due + 1000000000ull) /* a second behind: stop catching up */
+            c->next_due = now + period;
+        t->cursor = (t->cursor + 1) % t->n_pubs;
+    }
+    return true;
+}
+
+/* A PUBACK or PUBCOMP (or a refusing PUBREC) ended the oldest outstanding publish: brokers
+ * acknowledge in order [MQTT-4.6.0-2], so it is sequence 'acked'. */
+static void on_acked(sb_thread_t *t, client_t *c, uint64_t now)
+{
+    if (c->sent_ts && c->acked < c->seq) {
+        uint64_t ts = c->sent_ts[c->acked % t->o->inflight];
+        if (now >= ts)
+            sb_hist_record(&t->st.lat, now - ts); /* 'pub': latency = publish to ack */
+    }
+    c->acked++;
+    bump(&t->st.acked, 1);
+}
+
+/* ---- input ------------------------------------------------------------------------------- */
+
+static void on_packet(sb_thread_t *t, client_t *c, const mq_packet_t *pkt, uint64_t now)
+{
+    char why[64];
+    switch (pkt->type) {
+    case MQ_CONNACK:
+        if (c->state != CS_CONNACK)
+            break;
+        t->handshakes--;
+        c->state = CS_SUBACK; /* past the handshake for close_client's accounting */
+        if (pkt->connack.rc != 0) {
+            snprintf(why, sizeof(why), "rc=0x%02x", pkt->connack.rc);
+            close_client(t, c, true, "connection refused by the broker", why);
+            return;
+        }
+        bump(&t->st.conn_ok, 1);
+        sb_hist_record(&t->st.connack, now - c->t_start);
+        c->window = (uint16_t)t->o->inflight;
+        if (t->o->scenario == SB_PUB && t->o->qos > 0 && c->role == SB_ROLE_PUB && !c->sent_ts)
+            c->sent_ts = mq_calloc(t->o->inflight, sizeof(uint64_t));
+        if (mq_props_has(&pkt->props, MQ_PROP_RECEIVE_MAXIMUM) &&
+            pkt->props.receive_maximum < c->window)
+            c->window = pkt->props.receive_maximum; /* [MQTT-3.3.4-7] */
+        if (c->role == SB_ROLE_SUB) {
+            mq_sub_entry_t e = {.filter = mq_str(c->plan->topic), .qos = t->o->qos};
+            mq_packet_t sub = {.type = MQ_SUBSCRIBE};
+            sub.subscribe.packet_id = 1;
+            sub.subscribe.n = 1;
+            sub.subscribe.entries = &e;
+            queue_packet(t, c, &sub);
+        } else {
+            c->state = CS_READY;
+            c->was_ready = true;
+            bump(&t->st.ready, 1);
+        }
+        return;
+    case MQ_SUBACK:
+        if (c->state != CS_SUBACK || c->role != SB_ROLE_SUB)
+            break;
+        if (pkt->suback.n < 1 || pkt->suback.rcs[0] >= 0x80) {
+            snprintf(why, sizeof(why), "rc=0x%02x", pkt->suback.n ? pkt->suback.rcs[0] : 0);
+            close_client(t, c, true, "subscription refused", why);
+            return;
+        }
+        c->state = CS_READY;
+        c->was_ready = true;
+        bump(&t->st.ready, 1);
+        bump(&t->st.subs_ready, 1);
+        return;
+    case MQ_PUBLISH:
+        on_publish(t, c, pkt, now);
+        return;
+    case MQ_PUBACK:
+    case MQ_PUBCOMP:
+        if (pkt->ack.rc >= 0x80) {
+            snprintf(why, sizeof(why), "rc=0x%02x", pkt->ack.rc);
+            log_error(t, c, "publish refused", why);
+            bump(&t->st.errors, 1);
+        }
+        on_acked(t, c, now);
+        return;
+    case MQ_PUBREC:
+        if (pkt->ack.rc >= 0x80) { /* v5: refused, the flow ends here [MQTT-4.3.3] */
+            snprintf(why, sizeof(why), "rc=0x%02x", pkt->ack.rc);
+            log_error(t, c, "publish refused", why);
+            bump(&t->st.errors, 1);
+            on_acked(t, c, now);
+            return;
+        }
+        queue_ack(t, c, MQ_PUBREL, pkt->ack.packet_id);
+        return;
+    case MQ_PUBREL:
+        queue_ack(t, c, MQ_PUBCOMP, pkt->ack.packet_id);
+        return;
+    case MQ_PINGRESP:
+    case MQ_UNSUBACK:
+        return;
+    case MQ_DISCONNECT:
+        snprintf(why, sizeof(why), "rc=0x%02x", pkt->reason.rc);
+        close_client(t, c, true, "disconnected by the broker", why);
+        return;
+    default:
+        break;
+    }
+    snprintf(why, sizeof(why), "%s", mq_ptype_str(pkt->type));
+    close_client(t, c, true, "unexpected packet", why);
+}
+
+static void feed(sb_thread_t *t, client_t *c, const uint8_t *p, size_t len, uint64_t now)
+{
+    while (len > 0 && c->state != CS_CLOSED) {
+        mq_packet_t pkt;
+        size_t used = 0;
+        const char *why = NULL;
+        enum mq_rc rc = mq_decoder_feed(&c->dec, p, len, &used, &pkt, &why);
+        if (rc == MQ_RC_AGAIN)
+            return;
+        if (rc != MQ_RC_SUCCESS) {
+            close_client(t, c, true, "bad packet from the broker", why);
+            return;
+        }
+        p += used;
+        len -= used;
+        on_packet(t, c, &pkt, now);
+    }
+}
+
+static void read_all(sb_thread_t *t, client_t *c)
+{
+    while (c->state != CS_CLOSED) {
+        ssize_t r = recv(c->fd, t->rbuf, READ_BUF_SIZE, MSG_DONTWAIT);
+        if (r > 0) {
+            feed(t, c, t->rbuf, (size_t)r, sb_now_ns());
+            continue;
+        }
+        if (r == 0) {
+            int phase = atomic_load_explicit(&t->run->phase, memory_order_acquire);
+            close_client(t, c, phase != SB_PHASE_STOP, "connection closed by the broker", NULL);
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            close_client(t, c, true, "recv failed", strerror(errno));
+        return;
+    }
+}
+
+static void on_event(sb_thread_t *t, client_t *c, uint32_t events)
+{
+    if (c->state == CS_CLOSED)
+        return;
+    if (c->state == CS_CONNECTING) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (err) {
+            close_client(t, c, true, "connect failed", strerror(err));
+            return;
+        }
+        send_connect(t, c);
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        read_all(t, c);
+    if (c->state != CS_CLOSED && (events & EPOLLOUT) && c->out_off < c->out.len && !c->in_flush) {
+        c->in_flush = true;
+        c->next_flush = t->flush;
+        t->flush = c;
+    }
+}
+
+/* ---- the loop ---------------------------------------------------------------------------- */
+
+/* Messages the broker never delivered: those after the last one each subscriber saw. */
+static void count_tail_loss(sb_thread_t *t)
+{
+    for (uint32_t i = 0; i < t->n; i++) {
+        client_t *c = &t->clients[i];
+        if (c->role != SB_ROLE_SUB || !c->was_ready || c->plan->expect == SB_EXPECT_NONE)
+            continue;
+        uint32_t first = 0, last = t->run->n_pubs;
+        if (c->plan->expect >= 0) {
+            first = (uint32_t)c->plan->expect;
+            last = first + 1;
+        }
+        for (uint32_t p = first; p < last; p++) {
+            uint64_t sent = atomic_load_explicit(&t->run->pubs[p].sent, RLX);
+            track_t *k = track_for(c, p);
+            if (k && sent > k->next)
+                bump(&t->st.lost, sent - k->next);
+        }
+    }
+}
+
+static void shut_down(sb_thread_t *t)
+{
+    count_tail_loss(t);
+    for (uint32_t i = 0; i < t->n; i++) {
+        client_t *c = &t->clients[i];
+        if (c->state == CS_READY || c->state == CS_SUBACK) {
+            mq_packet_t pkt = {.type = MQ_DISCONNECT};
+            queue_packet(t, c, &pkt);
+        }
+    }
+    flush_all(t); /* best effort: a full socket buffer loses the DISCONNECT, not the result */
+    for (uint32_t i = 0; i < t->n; i++)
+        close_client(t, &t->clients[i], false, NULL, NULL);
+}
+
+/* Keeps connections alive when -k is set: a PINGREQ per ready client every keepalive / 2. */
+static void send_pings(sb_thread_t *t)
+{
+    for (uint32_t i = 0; i < t->n; i++) {
+        client_t *c = &t->clients[i];
+        if (c->state == CS_READY || c->state == CS_SUBACK) {
+            mq_packet_t pkt = {.type = MQ_PINGREQ};
+            queue_packet(t, c, &pkt);
+        }
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    sb_thread_t *t = arg;
+    struct epoll_event evs[MAX_EVENTS];
+    t->next_connect_ns = sb_now_ns();
+    t->next_ping_ns = t->next_connect_ns + (uint64_t)t->o->keepalive * 500000000ull;
+    for (;;) {
+        /* acquire: pairs with the main thread's release store of each phase */
+        int phase = atomic_load_explicit(&t->run->phase, memory_order_acquire);
+        if (phase == SB_PHASE_STOP)
+            break;
+        uint64_t now = sb_now_ns();
+        int timeout = 50;
+        bool busy = false;
+        if (t->o->keepalive && now >= t->next_ping_ns) {
+            send_pings(t);
+            t->next_ping_ns = now + (uint64_t)t->o->keepalive * 500000000ull; /* half of it */
+        }
+        if (phase == SB_PHASE_SETUP)
+            connect_more(t, now, &timeout);
+        else if (phase == SB_PHASE_RUN)
+            busy = publish_due(t, now, &timeout);
+        flush_all(t);
+        /* release: the main thread reads our final 'sent' counts once we report DRAIN */
+        atomic_store_explicit(&t->st.seen_phase, phase, memory_order_release);
+        int n = epoll_wait(t->ep, evs, MAX_EVENTS, busy ? 0 : timeout);
+        for (int i = 0; i < n; i++)
+            on_event(t, evs[i].data.ptr, evs[i].events);
+        flush_all(t);
+    }
+    shut_down(t);
+    atomic_store_explicit(&t->st.seen_phase, SB_PHASE_STOP, memory_order_release);
+    return NULL;
+}
+
+sb_thread_t *sb_thread_new(sb_run_t *run, uint32_t index)
+{
+    sb_thread_t *t = mq_calloc(1, sizeof(*t));
+    t->run = run;
+    t->o = run->o;
+    t->index = index;
+    t->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (t->ep < 0)
+        goto fail;
+    for (uint32_t i = 0; i < run->n_clients; i++)
+        t->n += run->plan[i].thread == index;
+    t->clients = mq_calloc(t->n ? t->n : 1, sizeof(client_t));
+    t->pubs = mq_calloc(t->n ? t->n : 1, sizeof(client_t *));
+    for (uint32_t i = 0, k = 0; i < run->n_clients; i++) {
+        if (run->plan[i].thread != index)
+            continue;
+        client_t *c = &t->clients[k++];
+        c->fd = -1;
+        c->gi = i;
+        c->plan = &run->plan[i];
+        c->role = run->plan[i].role;
+        c->one_pub = UINT32_MAX;
+        if (c->role == SB_ROLE_PUB)
+            t->pubs[t->n_pubs++] = c;
+        if (c->role == SB_ROLE_SUB && c->plan->expect >= 0)
+            c->one_pub = (uint32_t)c->plan->expect;
+    }
+    if (t->o->conn_rate)
+        t->connect_gap_ns = 1000000000ull * run->o->threads / t->o->conn_rate;
+    t->rbuf = mq_alloc(READ_BUF_SIZE);
+    t->payload = mq_alloc(t->o->size);
+    memset(t->payload, 'x', t->o->size);
+    sb_hist_reset(&t->st.lat);
+    sb_hist_reset(&t->st.connack);
+    return t;
+fail:
+    mq_free(t);
+    return NULL;
+}
+
+int sb_thread_start(sb_thread_t *t)
+{
+    int r = pthread_create(&t->tid, NULL, thread_main, t);
+    return -r;
+}
+
+void sb_thread_join(sb_thread_t *t)
+{
+    (void)pthread_join(t->tid, NULL); /* our own joinable thread: cannot fail */
+}
+
+const sb_stats_t *sb_thread_stats(const sb_thread_t *t)
+{
+    return &t->st;
+}
+
+void sb_thread_free(sb_thread_t *t)
+{
+    if (!t)
+        return;
+    for (uint32_t i = 0; i < t->n; i++) {
+        client_t *c = &t->clients[i];
+        if (c->state != CS_IDLE)
+            mq_decoder_fini(&c->dec);
+        mq_buf_fini(&c->out);
+        mq_free(c->many);
+        mq_free(c->sent_ts);
+    }
+    close(t->ep);
+    mq_free(t->clients);
+    mq_free(t->pubs);
+    mq_free(t->rbuf);
+    mq_free(t->payload);
+    mq_free(t);
+}
