@@ -389,7 +389,7 @@ static bool publish_due(sb_thread_t *t, uint64_t now, int *timeout_ms)
 {
     if (t->n_pubs == 0)
         return false;
-    if (t->o->interval_ms == 0) {
+    if (t->o->interval_ns == 0) {
         bool any = false;
         for (uint32_t i = 0; i < t->n_pubs; i++) {
             client_t *c = t->pubs[i];
@@ -402,7 +402,7 @@ static bool publish_due(sb_thread_t *t, uint64_t now, int *timeout_ms)
             *timeout_ms = 1; /* deliveries seen by other threads open the window */
         return any;
     }
-    uint64_t period = (uint64_t)t->o->interval_ms * 1000000u;
+    uint64_t period = t->o->interval_ns;
     if (!t->schedule_started) { /* spread the publishers evenly over one period */
         t->schedule_started = true;
         for (uint32_t i = 0; i < t->n_pubs; i++)

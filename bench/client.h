@@ -40,7 +40,8 @@ typedef struct sb_opts {
     uint32_t count;       /* -c: connections, publishers, subscribers or pairs */
     uint8_t qos;          /* -q */
     uint32_t size;        /* -s: payload bytes, >= SB_HDR_SIZE */
-    uint32_t interval_ms; /* -I: per publisher; 0 = as fast as the window allows */
+    uint64_t interval_ns; /* -I (milliseconds, fractions allowed): per publisher; 0 = as
+                             fast as the window allows */
     const char *topic;    /* -t: template, %i = client index */
     double duration_s;    /* -d: publishing time (conn: holding time) */
     uint8_t proto;        /* -V: 3, 4 or 5 */
@@ -87,6 +88,7 @@ typedef struct sb_run {
     const sb_opts_t *o;
     _Atomic int phase;     /* enum sb_phase; main thread writes with release */
     uint64_t run_start_ns; /* set before phase RUN is published */
+    double setup_s;        /* connect + subscribe phase, seconds (for connections/s) */
     uint32_t fan;          /* deliveries expected per message (0: no subscribers of ours) */
     uint32_t e2e_window;   /* per publisher: sent and not yet delivered to our subscribers */
     uint32_t n_clients;

@@ -146,8 +146,16 @@ static void parse_args(int argc, char **argv, sb_opts_t *o)
             o->size = parse_u32(optarg, "-s", 0, 256u << 20);
             break;
         case 'I':
-            o->interval_ms = parse_u32(optarg, "-I", 0, 3600000);
+        {
+            char *end;
+            double ms = strtod(optarg, &end);
+            if (end == optarg || *end || !(ms >= 0) || ms > 3600000)
+                die_usage("-I: expected milliseconds (fractions allowed), got '%s'", optarg);
+            o->interval_ns = (uint64_t)(ms * 1e6);
+            if (ms > 0 && o->interval_ns < 1000)
+                die_usage("-I: at least 0.001 ms");
             break;
+        }
         case 'W':
             o->inflight = parse_u32(optarg, "-W", 1, 65535);
             break;
@@ -556,13 +564,15 @@ static int report(const sb_run_t *r, const totals_t *t, const sb_hist_t *lat,
     printf("RESULT scenario=%s clients=%u count=%u threads=%u qos=%u size=%u duration=%.2f "
            "sent=%llu recv=%llu rate_sent=%.0f rate_recv=%.0f p50_us=%.1f p90_us=%.1f "
            "p99_us=%.1f p999_us=%.1f max_us=%.1f lost=%llu dup=%llu reorder=%llu errors=%llu "
-           "conn_ok=%llu conn_fail=%llu connack_p50_us=%.1f connack_p99_us=%.1f\n",
+           "conn_ok=%llu conn_fail=%llu connack_p50_us=%.1f connack_p99_us=%.1f setup_s=%.3f "
+           "conn_rate=%.0f\n",
            o->scenario_name, r->n_clients, o->count, o->threads, o->qos, o->size, run_s,
            (unsigned long long)t->sent, (unsigned long long)t->recv, rate_sent, rate_recv,
            p50 / 1e3, p90 / 1e3, p99 / 1e3, p999 / 1e3, max / 1e3, (unsigned long long)t->lost,
            (unsigned long long)t->dup, (unsigned long long)t->reorder, (unsigned long long)errors,
            (unsigned long long)t->conn_ok, (unsigned long long)(t->conn_fail + timed_out),
-           sb_hist_percentile(connack, 50) / 1e3, sb_hist_percentile(connack, 99) / 1e3);
+           sb_hist_percentile(connack, 50) / 1e3, sb_hist_percentile(connack, 99) / 1e3,
+           r->setup_s, r->setup_s > 0 ? (double)t->conn_ok / r->setup_s : 0.0);
     fflush(stdout);
     bool failed = errors > 0 || t->conn_fail > 0 || (o->qos > 0 && (t->lost > 0 || t->dup > 0));
     return failed ? 1 : 0;
@@ -642,6 +652,7 @@ int main(int argc, char **argv)
 
     /* run */
     run.run_start_ns = sb_now_ns();
+    run.setup_s = (double)(run.run_start_ns - pg.t0) / 1e9;
     set_phase(&run, SB_PHASE_RUN);
     pg.last_ns = run.run_start_ns;
     uint64_t run_ns = t.ready ? (uint64_t)(o.duration_s * 1e9) : 0; /* nobody to run */
