@@ -15,6 +15,7 @@
 
 #include "bench/client.h"
 #include "bench/hist.h"
+#include "bench/relay.h"
 #include "core/mem.h"
 #include "core/rc.h"
 
@@ -50,6 +51,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: starling-bench SCENARIO [options]\n\nscenarios:\n");
     for (size_t i = 0; i < MQ_ARRAY_LEN(SCENARIOS); i++)
         fprintf(f, "  %-7s %s\n", SCENARIOS[i].name, SCENARIOS[i].what);
+    fprintf(f, "  %-7s %s\n", "relay",
+            "serve as a trivial MQTT relay on 127.0.0.1:-p (calibrates the bench)");
     fprintf(f,
             "\noptions:\n"
             "  -h HOST          broker host (127.0.0.1)\n"
@@ -582,6 +585,19 @@ static int report(const sb_run_t *r, const totals_t *t, const sb_hist_t *lat,
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "relay") == 0) { /* calibration: see bench/relay.c */
+        uint32_t port = 1883;
+        bool quiet = false;
+        for (int i = 2; i < argc; i++) {
+            if (strcmp(argv[i], "-p") == 0 && i + 1 < argc)
+                port = parse_u32(argv[++i], "-p", 1, 65535);
+            else if (strcmp(argv[i], "--quiet") == 0)
+                quiet = true;
+            else
+                die_usage("relay takes -p PORT and --quiet");
+        }
+        return sb_relay_main((uint16_t)port, quiet);
+    }
     sb_opts_t o;
     parse_args(argc, argv, &o);
     resolve(&o);
