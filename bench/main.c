@@ -148,8 +148,7 @@ static void parse_args(int argc, char **argv, sb_opts_t *o)
         case 's':
             o->size = parse_u32(optarg, "-s", 0, 256u << 20);
             break;
-        case 'I':
-        {
+        case 'I': {
             char *end;
             double ms = strtod(optarg, &end);
             if (end == optarg || *end || !(ms >= 0) || ms > 3600000)
@@ -574,8 +573,8 @@ static int report(const sb_run_t *r, const totals_t *t, const sb_hist_t *lat,
            p50 / 1e3, p90 / 1e3, p99 / 1e3, p999 / 1e3, max / 1e3, (unsigned long long)t->lost,
            (unsigned long long)t->dup, (unsigned long long)t->reorder, (unsigned long long)errors,
            (unsigned long long)t->conn_ok, (unsigned long long)(t->conn_fail + timed_out),
-           sb_hist_percentile(connack, 50) / 1e3, sb_hist_percentile(connack, 99) / 1e3,
-           r->setup_s, r->setup_s > 0 ? (double)t->conn_ok / r->setup_s : 0.0);
+           sb_hist_percentile(connack, 50) / 1e3, sb_hist_percentile(connack, 99) / 1e3, r->setup_s,
+           r->setup_s > 0 ? (double)t->conn_ok / r->setup_s : 0.0);
     fflush(stdout);
     bool failed = errors > 0 || t->conn_fail > 0 || (o->qos > 0 && (t->lost > 0 || t->dup > 0));
     return failed ? 1 : 0;

@@ -238,8 +238,8 @@ int sb_relay_main(uint16_t port, bool quiet)
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4096) < 0) {
         fprintf(stderr, "starling-bench relay: 127.0.0.1:%u: %s\n", port, strerror(errno));
         return 1;
@@ -263,7 +263,8 @@ int sb_relay_main(uint16_t port, bool quiet)
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
                     conn_t *nc = mq_calloc(1, sizeof(*nc));
                     nc->fd = fd;
-                    struct epoll_event cev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = nc};
+                    struct epoll_event cev = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
+                                              .data.ptr = nc};
                     epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &cev);
                 }
                 continue;

@@ -21,8 +21,8 @@
 #include "core/log.h"
 
 #define MQ_CONFIG_MAX_INCLUDE_DEPTH 8
-#define MQ_CONFIG_MAX_TOKENS        8
-#define MQTT_MAX_REMAINING_LENGTH   268435455u
+#define MQ_CONFIG_MAX_TOKENS 8
+#define MQTT_MAX_REMAINING_LENGTH 268435455u
 
 typedef struct parse_ctx {
     mq_config_t *cfg;
@@ -94,14 +94,14 @@ static int parse_u64(parse_ctx_t *p, const char *opt, const char *s, uint64_t lo
         return 0;
     }
     if (*s < '0' || *s > '9')
-        return fail(p, "invalid value '%s' for %s: expected a number from %llu to %llu", s,
-                    opt, (unsigned long long)lo, (unsigned long long)hi);
+        return fail(p, "invalid value '%s' for %s: expected a number from %llu to %llu", s, opt,
+                    (unsigned long long)lo, (unsigned long long)hi);
     errno = 0;
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end != '\0' || v < lo || v > hi)
-        return fail(p, "invalid value '%s' for %s: expected a number from %llu to %llu", s,
-                    opt, (unsigned long long)lo, (unsigned long long)hi);
+        return fail(p, "invalid value '%s' for %s: expected a number from %llu to %llu", s, opt,
+                    (unsigned long long)lo, (unsigned long long)hi);
     *out = v;
     return 0;
 }
@@ -135,33 +135,96 @@ static int set_string(parse_ctx_t *p, char **dst, const char *s)
  * refusing matters; security options must never be ignored silently. */
 static const char *const unsupported[] = {
     /* authentication and authorisation */
-    "password_file", "acl_file", "auth_plugin", "auth_opt_", "plugin", "plugin_opt_",
-    "psk_file", "psk_hint", "use_identity_as_username", "use_subject_as_username",
-    "use_username_as_clientid", "per_listener_settings",
+    "password_file",
+    "acl_file",
+    "auth_plugin",
+    "auth_opt_",
+    "plugin",
+    "plugin_opt_",
+    "psk_file",
+    "psk_hint",
+    "use_identity_as_username",
+    "use_subject_as_username",
+    "use_username_as_clientid",
+    "per_listener_settings",
     /* TLS */
-    "cafile", "capath", "certfile", "keyfile", "crlfile", "ciphers", "ciphers_tls1.3",
-    "tls_version", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform", "require_certificate",
-    "dhparamfile", "ocsp_stapling",
+    "cafile",
+    "capath",
+    "certfile",
+    "keyfile",
+    "crlfile",
+    "ciphers",
+    "ciphers_tls1.3",
+    "tls_version",
+    "tls_engine",
+    "tls_engine_kpass_sha1",
+    "tls_keyform",
+    "require_certificate",
+    "dhparamfile",
+    "ocsp_stapling",
     /* listeners of other kinds */
-    "bind_interface", "socket_domain", "http_dir", "websockets_log_level",
-    "websockets_headers_size", "mount_point", "max_topic_alias", "use_unix_socket",
+    "bind_interface",
+    "socket_domain",
+    "http_dir",
+    "websockets_log_level",
+    "websockets_headers_size",
+    "mount_point",
+    "max_topic_alias",
+    "use_unix_socket",
     /* persistence */
-    "persistence", "persistence_file", "persistence_location", "autosave_interval",
-    "autosave_on_changes", "persistent_client_expiration", "queue_qos0_messages",
+    "persistence",
+    "persistence_file",
+    "persistence_location",
+    "autosave_interval",
+    "autosave_on_changes",
+    "persistent_client_expiration",
+    "queue_qos0_messages",
     /* bridges */
-    "connection", "address", "addresses", "topic", "bridge_attempt_unsubscribe",
-    "bridge_bind_address", "bridge_cafile", "bridge_capath", "bridge_certfile",
-    "bridge_identity", "bridge_insecure", "bridge_keyfile", "bridge_max_packet_size",
-    "bridge_outgoing_retain", "bridge_protocol_version", "bridge_psk", "bridge_require_ocsp",
-    "bridge_tls_version", "bridge_alpn", "cleansession", "local_cleansession", "clientid",
-    "local_clientid", "keepalive_interval", "idle_timeout", "local_password", "local_username",
-    "notifications", "notifications_local_only", "notification_topic", "remote_clientid",
-    "remote_password", "remote_username", "restart_timeout", "round_robin", "start_type",
-    "threshold", "try_private",
+    "connection",
+    "address",
+    "addresses",
+    "topic",
+    "bridge_attempt_unsubscribe",
+    "bridge_bind_address",
+    "bridge_cafile",
+    "bridge_capath",
+    "bridge_certfile",
+    "bridge_identity",
+    "bridge_insecure",
+    "bridge_keyfile",
+    "bridge_max_packet_size",
+    "bridge_outgoing_retain",
+    "bridge_protocol_version",
+    "bridge_psk",
+    "bridge_require_ocsp",
+    "bridge_tls_version",
+    "bridge_alpn",
+    "cleansession",
+    "local_cleansession",
+    "clientid",
+    "local_clientid",
+    "keepalive_interval",
+    "idle_timeout",
+    "local_password",
+    "local_username",
+    "notifications",
+    "notifications_local_only",
+    "notification_topic",
+    "remote_clientid",
+    "remote_password",
+    "remote_username",
+    "restart_timeout",
+    "round_robin",
+    "start_type",
+    "threshold",
+    "try_private",
     /* the rest */
     "memory_limit",
-    "check_retain_source", "clientid_prefixes", "max_queued_bytes_per_client",
-    "retry_interval", "websockets_origin",
+    "check_retain_source",
+    "clientid_prefixes",
+    "max_queued_bytes_per_client",
+    "retry_interval",
+    "websockets_origin",
 };
 
 static bool is_unsupported(const char *opt)
@@ -279,20 +342,43 @@ static int apply(parse_ctx_t *p, char **tok, int ntok)
         return add_listener(p, tok, ntok);
 
     if (is_unsupported(opt))
-        return fail(p, "option '%s' is a mosquitto option that Starling does not implement yet; "
-                       "remove it (refusing rather than ignoring it)",
+        return fail(p,
+                    "option '%s' is a mosquitto option that Starling does not implement yet; "
+                    "remove it (refusing rather than ignoring it)",
                     opt);
 
     /* every remaining option takes exactly one value */
     static const char *const known[] = {
-        "port", "bind_address", "max_connections", "allow_anonymous",
-        "allow_zero_length_clientid", "auto_id_prefix", "max_inflight_messages",
-        "max_queued_messages", "max_queued_bytes", "message_size_limit", "max_packet_size",
-        "max_keepalive", "max_qos", "retain_available", "upgrade_outgoing_qos",
-        "set_tcp_nodelay", "pid_file", "user", "workers", "sys_interval",
-        "connection_messages", "log_type", "include_dir", "protocol",
-        "allow_duplicate_messages", "log_dest", "log_timestamp", "log_timestamp_format",
-        "log_facility", "metrics_listener",
+        "port",
+        "bind_address",
+        "max_connections",
+        "allow_anonymous",
+        "allow_zero_length_clientid",
+        "auto_id_prefix",
+        "max_inflight_messages",
+        "max_queued_messages",
+        "max_queued_bytes",
+        "message_size_limit",
+        "max_packet_size",
+        "max_keepalive",
+        "max_qos",
+        "retain_available",
+        "upgrade_outgoing_qos",
+        "set_tcp_nodelay",
+        "pid_file",
+        "user",
+        "workers",
+        "sys_interval",
+        "connection_messages",
+        "log_type",
+        "include_dir",
+        "protocol",
+        "allow_duplicate_messages",
+        "log_dest",
+        "log_timestamp",
+        "log_timestamp_format",
+        "log_facility",
+        "metrics_listener",
     };
     bool is_known = false;
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -432,11 +518,16 @@ static int apply(parse_ctx_t *p, char **tok, int ntok)
             const char *name;
             unsigned bits;
         } types[] = {
-            {"error", MQ_LOG_ERROR},       {"warning", MQ_LOG_WARN},
-            {"notice", MQ_LOG_NOTICE},     {"information", MQ_LOG_INFO},
-            {"subscribe", MQ_LOG_SUBSCRIBE}, {"unsubscribe", MQ_LOG_UNSUBSCRIBE},
-            {"debug", MQ_LOG_DEBUG},       {"websockets", 0},
-            {"none", 0},                   {"all", MQ_LOG_ALL},
+            {"error", MQ_LOG_ERROR},
+            {"warning", MQ_LOG_WARN},
+            {"notice", MQ_LOG_NOTICE},
+            {"information", MQ_LOG_INFO},
+            {"subscribe", MQ_LOG_SUBSCRIBE},
+            {"unsubscribe", MQ_LOG_UNSUBSCRIBE},
+            {"debug", MQ_LOG_DEBUG},
+            {"websockets", 0},
+            {"none", 0},
+            {"all", MQ_LOG_ALL},
         };
         for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
             if (strcmp(val, types[i].name) == 0) {

@@ -20,7 +20,7 @@ typedef struct mq_listener_conf {
 typedef struct mq_config {
     mq_listener_conf_t listeners[MQ_CONFIG_MAX_LISTENERS];
     unsigned n_listeners;
-    bool has_explicit_listener; /* a 'listener', 'port' or 'bind_address' line was seen */
+    bool has_explicit_listener;          /* a 'listener', 'port' or 'bind_address' line was seen */
     mq_listener_conf_t default_listener; /* from 'port' / 'bind_address' (mosquitto 1.x style) */
     bool has_default_listener;
 
@@ -49,14 +49,14 @@ typedef struct mq_config {
     char *metrics_address;           /* NULL = all addresses */
 
     /* logging (broker/logging.h); each repeatable option's first line replaces the default */
-    unsigned log_dest;            /* enum mq_log_dest bits; default stderr */
-    bool log_dest_set;            /* a log_dest line was seen */
-    char *log_file;               /* log_dest file PATH */
-    unsigned log_types;           /* enum mq_log_type bits; default error|warning|notice|info */
-    bool log_type_set;            /* a log_type line was seen */
-    bool log_timestamp;           /* default true */
-    char *log_timestamp_format;   /* strftime(3) format; NULL = seconds since the epoch */
-    int log_facility;             /* syslog facility LOG_LOCAL0..7; default LOG_DAEMON */
+    unsigned log_dest;          /* enum mq_log_dest bits; default stderr */
+    bool log_dest_set;          /* a log_dest line was seen */
+    char *log_file;             /* log_dest file PATH */
+    unsigned log_types;         /* enum mq_log_type bits; default error|warning|notice|info */
+    bool log_type_set;          /* a log_type line was seen */
+    bool log_timestamp;         /* default true */
+    char *log_timestamp_format; /* strftime(3) format; NULL = seconds since the epoch */
+    int log_facility;           /* syslog facility LOG_LOCAL0..7; default LOG_DAEMON */
 } mq_config_t;
 
 /* Sets every option to its default. */

@@ -109,8 +109,7 @@ static int syslog_priority(enum mq_log_type type)
     }
 }
 
-static void emit(mq_logging_t *lg, enum mq_log_type type, time_t when, const char *line,
-                 size_t len)
+static void emit(mq_logging_t *lg, enum mq_log_type type, time_t when, const char *line, size_t len)
 {
     char buf[MQ_LOG_LINE_MAX + 128];
     size_t n = 0;

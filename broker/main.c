@@ -246,8 +246,8 @@ int main(int argc, char **argv)
     }
     mq_metrics_t *metrics = NULL;
     if (cfg.metrics_port) {
-        metrics = mq_metrics_start(srv, logging, cfg.metrics_address, cfg.metrics_port,
-                                   start_s, err, sizeof(err));
+        metrics = mq_metrics_start(srv, logging, cfg.metrics_address, cfg.metrics_port, start_s,
+                                   err, sizeof(err));
         if (metrics == NULL) {
             MQ_LOG(MQ_LOG_ERROR, "Error: %s", err);
             mq_logging_set_server(logging, NULL);

@@ -24,7 +24,7 @@
 #include "core/mem.h"
 #include "mq_config.h"
 
-#define REQUEST_MAX   8192
+#define REQUEST_MAX 8192
 #define IO_TIMEOUT_MS 2000
 
 struct mq_metrics {
@@ -72,46 +72,68 @@ void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s,
     mq_server_stats_t st, *pw = mq_calloc(nw, sizeof(*pw));
     mq_server_stats(srv, &st, pw);
 
-    put(out, "# HELP starling_build_info Broker version.\n# TYPE starling_build_info gauge\n"
-             "starling_build_info{version=\"%s\"} 1\n",
+    put(out,
+        "# HELP starling_build_info Broker version.\n# TYPE starling_build_info gauge\n"
+        "starling_build_info{version=\"%s\"} 1\n",
         MQ_VERSION);
-    put(out, "# HELP starling_uptime_seconds Seconds since the broker started.\n"
-             "# TYPE starling_uptime_seconds gauge\nstarling_uptime_seconds %.3f\n",
+    put(out,
+        "# HELP starling_uptime_seconds Seconds since the broker started.\n"
+        "# TYPE starling_uptime_seconds gauge\nstarling_uptime_seconds %.3f\n",
         uptime_s);
-    metric(out, "starling_clients_connected", "gauge", "Clients with a connection "
-           "($SYS/broker/clients/connected).", st.connections);
-    metric(out, "starling_clients_sessions", "gauge", "Sessions, connected or not "
-           "($SYS/broker/clients/total).", st.sessions);
-    metric(out, "starling_clients_disconnected", "gauge", "Persistent sessions without a "
-           "connection ($SYS/broker/clients/disconnected).", st.sessions - st.connections);
+    metric(out, "starling_clients_connected", "gauge",
+           "Clients with a connection "
+           "($SYS/broker/clients/connected).",
+           st.connections);
+    metric(out, "starling_clients_sessions", "gauge",
+           "Sessions, connected or not "
+           "($SYS/broker/clients/total).",
+           st.sessions);
+    metric(out, "starling_clients_disconnected", "gauge",
+           "Persistent sessions without a "
+           "connection ($SYS/broker/clients/disconnected).",
+           st.sessions - st.connections);
     metric(out, "starling_sockets_total", "counter", "Connections accepted.", st.sockets);
     metric(out, "starling_connects_total", "counter", "CONNECT packets accepted.", st.connects);
-    metric(out, "starling_messages_received_total", "counter", "MQTT packets received "
-           "($SYS/broker/messages/received).", st.msgs_received);
-    metric(out, "starling_messages_sent_total", "counter", "MQTT packets sent "
-           "($SYS/broker/messages/sent).", st.msgs_sent);
-    metric(out, "starling_publish_messages_received_total", "counter", "PUBLISH packets "
-           "received.", st.pub_received);
+    metric(out, "starling_messages_received_total", "counter",
+           "MQTT packets received "
+           "($SYS/broker/messages/received).",
+           st.msgs_received);
+    metric(out, "starling_messages_sent_total", "counter",
+           "MQTT packets sent "
+           "($SYS/broker/messages/sent).",
+           st.msgs_sent);
+    metric(out, "starling_publish_messages_received_total", "counter",
+           "PUBLISH packets "
+           "received.",
+           st.pub_received);
     metric(out, "starling_publish_messages_sent_total", "counter", "PUBLISH packets sent.",
            st.pub_sent);
-    metric(out, "starling_publish_messages_dropped_total", "counter", "Messages dropped by "
-           "queue limits or for offline sessions.", st.pub_dropped);
-    metric(out, "starling_publish_bytes_received_total", "counter", "PUBLISH payload bytes "
-           "received.", st.pub_bytes_received);
+    metric(out, "starling_publish_messages_dropped_total", "counter",
+           "Messages dropped by "
+           "queue limits or for offline sessions.",
+           st.pub_dropped);
+    metric(out, "starling_publish_bytes_received_total", "counter",
+           "PUBLISH payload bytes "
+           "received.",
+           st.pub_bytes_received);
     metric(out, "starling_publish_bytes_sent_total", "counter", "PUBLISH payload bytes sent.",
            st.pub_bytes_sent);
     metric(out, "starling_bytes_received_total", "counter", "Bytes received on all sockets.",
            st.bytes_received);
     metric(out, "starling_bytes_sent_total", "counter", "Bytes sent on all sockets.",
            st.bytes_sent);
-    metric(out, "starling_messages_inflight", "gauge", "Outbound QoS 1/2 messages awaiting "
-           "acknowledgement.", st.inflight);
+    metric(out, "starling_messages_inflight", "gauge",
+           "Outbound QoS 1/2 messages awaiting "
+           "acknowledgement.",
+           st.inflight);
     metric(out, "starling_messages_queued", "gauge", "Outbound messages queued for sessions.",
            st.queued);
     metric(out, "starling_messages_queued_bytes", "gauge", "Payload bytes queued for sessions.",
            st.queued_bytes);
-    metric(out, "starling_subscriptions", "gauge", "Subscriptions ($SYS/broker/subscriptions/"
-           "count).", st.subscriptions);
+    metric(out, "starling_subscriptions", "gauge",
+           "Subscriptions ($SYS/broker/subscriptions/"
+           "count).",
+           st.subscriptions);
     metric(out, "starling_retained_messages", "gauge", "Retained messages.", st.retained);
     metric(out, "starling_retained_bytes", "gauge", "Payload bytes of retained messages.",
            st.retained_bytes);
@@ -119,8 +141,10 @@ void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s,
     if (heap)
         metric(out, "starling_heap_bytes", "gauge", "Bytes allocated (jemalloc).", heap);
     if (logging)
-        metric(out, "starling_log_lines_dropped_total", "counter", "Log lines dropped because "
-               "the logging thread fell behind.", mq_logging_dropped(logging));
+        metric(out, "starling_log_lines_dropped_total", "counter",
+               "Log lines dropped because "
+               "the logging thread fell behind.",
+               mq_logging_dropped(logging));
 
     static const struct {
         const char *name, *type, *help;
@@ -129,14 +153,18 @@ void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s,
     } per[] = {
         {"starling_worker_connections", "gauge", "Connections owned by the worker.",
          offsetof(mq_server_stats_t, connections), 1},
-        {"starling_worker_messages_received_total", "counter", "MQTT packets the worker "
-         "received.", offsetof(mq_server_stats_t, msgs_received), 1},
+        {"starling_worker_messages_received_total", "counter",
+         "MQTT packets the worker "
+         "received.",
+         offsetof(mq_server_stats_t, msgs_received), 1},
         {"starling_worker_messages_sent_total", "counter", "MQTT packets the worker sent.",
          offsetof(mq_server_stats_t, msgs_sent), 1},
         {"starling_worker_ring_depth", "gauge", "Entries waiting in the worker's inbox ring.",
          offsetof(mq_server_stats_t, ring_depth), 1},
-        {"starling_worker_loop_latency_seconds", "gauge", "Longest event-loop turn in the last "
-         "second.", offsetof(mq_server_stats_t, loop_us), 1e-6},
+        {"starling_worker_loop_latency_seconds", "gauge",
+         "Longest event-loop turn in the last "
+         "second.",
+         offsetof(mq_server_stats_t, loop_us), 1e-6},
     };
     for (size_t k = 0; k < sizeof(per) / sizeof(per[0]); k++) {
         put(out, "# HELP %s %s\n# TYPE %s %s\n", per[k].name, per[k].help, per[k].name,
@@ -173,8 +201,8 @@ static void send_all(int fd, const void *p, size_t len)
     }
 }
 
-static void respond(int fd, const char *status, const char *ctype, const void *body,
-                    size_t len, bool head)
+static void respond(int fd, const char *status, const char *ctype, const void *body, size_t len,
+                    bool head)
 {
     char hdr[256];
     int n = snprintf(hdr, sizeof(hdr),
@@ -238,7 +266,8 @@ static void *run(void *arg)
 {
     mq_metrics_t *m = arg;
     for (;;) {
-        struct pollfd p[2] = {{.fd = m->fd, .events = POLLIN}, {.fd = m->stop_fd, .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = m->fd, .events = POLLIN},
+                              {.fd = m->stop_fd, .events = POLLIN}};
         if (poll(p, 2, -1) < 0)
             continue;
         if (p[1].revents)
@@ -257,7 +286,8 @@ static void *run(void *arg)
 mq_metrics_t *mq_metrics_start(mq_server_t *srv, mq_logging_t *logging, const char *address,
                                uint16_t port, double start_s, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai;
     char service[8];

@@ -56,7 +56,8 @@ void mq_log_write(enum mq_log_type type, const char *fmt, ...)
     char out[MQ_LOG_LINE_MAX + 32];
     int m = snprintf(out, sizeof(out), "%ld: %.*s\n", (long)now, (int)len, line);
     if (m > 0) {
-        ssize_t w = write(STDERR_FILENO, out, (size_t)m < sizeof(out) ? (size_t)m : sizeof(out) - 1);
+        ssize_t w =
+            write(STDERR_FILENO, out, (size_t)m < sizeof(out) ? (size_t)m : sizeof(out) - 1);
         (void)w; /* nothing useful to do when stderr is gone */
     }
 }

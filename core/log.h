@@ -19,21 +19,23 @@ enum mq_log_type {
     MQ_LOG_DEBUG = 1u << 6,       /* the rest */
 };
 
-#define MQ_LOG_ALL     0x7Fu
-#define MQ_LOG_DEFAULT (MQ_LOG_ERROR | MQ_LOG_WARN | MQ_LOG_NOTICE | MQ_LOG_INFO) /* mosquitto's */
+#define MQ_LOG_ALL 0x7Fu
+#define MQ_LOG_DEFAULT (MQ_LOG_ERROR | MQ_LOG_WARN | MQ_LOG_NOTICE | MQ_LOG_INFO) /* mosquitto's   \
+                                                                                   */
 
 extern atomic_uint mq_log_mask; /* the types written; set at start-up */
 
 #define MQ_LOG(type, ...)                                                                          \
     do {                                                                                           \
-        if ((unsigned)(type) & atomic_load_explicit(&mq_log_mask, memory_order_relaxed))           \
+        if ((unsigned)(type)&atomic_load_explicit(&mq_log_mask, memory_order_relaxed))             \
             mq_log_write((type), __VA_ARGS__);                                                     \
     } while (0)
 
 /* Formats the message (at most MQ_LOG_LINE_MAX bytes; longer ones are cut) and hands it with
  * the time to the sink. Any thread. */
 #define MQ_LOG_LINE_MAX 1000
-void mq_log_write(enum mq_log_type type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mq_log_write(enum mq_log_type type, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Where lines go: called on the logging thread's behalf by any thread, so it must not block.
  * 'line' is NUL-terminated, without timestamp or newline. */

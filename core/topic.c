@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#define SHARE_PREFIX     "$share/"
+#define SHARE_PREFIX "$share/"
 #define SHARE_PREFIX_LEN (sizeof(SHARE_PREFIX) - 1)
 
 static void set_why(const char **why, const char *text)

@@ -514,8 +514,7 @@ static void handle_unsubscribe(mq_conn_t *c, const mq_packet_t *pkt)
     size_t pos = 0;
     mq_sub_entry_t e;
     while (mq_sub_next(pkt, c->proto, &pos, &e)) {
-        MQ_LOG(MQ_LOG_UNSUBSCRIBE, "%s %.*s", c->sess->client_id, (int)e.filter.len,
-               e.filter.ptr);
+        MQ_LOG(MQ_LOG_UNSUBSCRIBE, "%s %.*s", c->sess->client_id, (int)e.filter.len, e.filter.ptr);
         mq_sub_t *sub = mq_sess_find_sub(c->sess, e.filter.ptr, e.filter.len);
         if (sub)
             unsubscribe_one(w, c->sess, sub);

@@ -62,7 +62,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     (void)wild;
 
     if (name_ok) {
-        if (mq_topic_validate_filter(t, tl, NULL) != MQ_RC_SUCCESS && !(tl >= 7 && !memcmp(t, "$share/", 7)))
+        if (mq_topic_validate_filter(t, tl, NULL) != MQ_RC_SUCCESS &&
+            !(tl >= 7 && !memcmp(t, "$share/", 7)))
             abort();
         if (!mq_topic_matches(t, tl, t, tl) && !(tl >= 7 && !memcmp(t, "$share/", 7)))
             abort();
