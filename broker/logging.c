@@ -34,7 +34,8 @@ struct mq_logging {
     slot_t *slots;
     size_t mask;
     _Alignas(64) atomic_size_t tail; /* producers */
-    _Alignas(64) size_t head;        /* the logging thread */
+    _Alignas(64) atomic_size_t head; /* written by the logging thread only (relaxed loads
+                                        elsewhere: mq_logging_set_server waits on it) */
     _Alignas(64) atomic_uint_fast64_t dropped;
     atomic_bool sleeping;
     atomic_bool reopen;
@@ -156,16 +157,18 @@ static void emit(mq_logging_t *lg, enum mq_log_type type, time_t when, const cha
 static bool drain(mq_logging_t *lg)
 {
     bool any = false;
+    size_t head = atomic_load_explicit(&lg->head, memory_order_relaxed);
     for (;;) {
-        slot_t *s = &lg->slots[lg->head & lg->mask];
+        slot_t *s = &lg->slots[head & lg->mask];
         size_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-        if (seq != lg->head + 1)
+        if (seq != head + 1)
             break;
         emit(lg, (enum mq_log_type)s->type, s->when, s->line, s->len);
-        atomic_store_explicit(&s->seq, lg->head + lg->mask + 1, memory_order_release);
-        lg->head++;
+        atomic_store_explicit(&s->seq, head + lg->mask + 1, memory_order_release);
+        head++;
         any = true;
     }
+    atomic_store_explicit(&lg->head, head, memory_order_release);
     if (lg->file && any)
         fflush(lg->file);
     return any;
@@ -214,8 +217,9 @@ static void *run(void *arg)
         }
         atomic_store_explicit(&lg->sleeping, true, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
-        slot_t *s = &lg->slots[lg->head & lg->mask];
-        if (atomic_load_explicit(&s->seq, memory_order_acquire) == lg->head + 1) {
+        size_t head = atomic_load_explicit(&lg->head, memory_order_relaxed);
+        slot_t *s = &lg->slots[head & lg->mask];
+        if (atomic_load_explicit(&s->seq, memory_order_acquire) == head + 1) {
             atomic_store_explicit(&lg->sleeping, false, memory_order_relaxed);
             continue;
         }
@@ -290,7 +294,9 @@ void mq_logging_set_server(mq_logging_t *lg, mq_server_t *srv)
     if (srv == NULL) {
         /* let lines already queued for the topic go out while the server still runs */
         wake(lg);
-        for (int i = 0; i < 100 && lg->head != atomic_load(&lg->tail); i++)
+        for (int i = 0; i < 100 && atomic_load_explicit(&lg->head, memory_order_acquire) !=
+                                       atomic_load_explicit(&lg->tail, memory_order_relaxed);
+             i++)
             usleep(1000);
     }
     atomic_store_explicit(&lg->srv, srv, memory_order_release);

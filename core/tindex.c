@@ -5,7 +5,7 @@
 
 #include <stdatomic.h>
 #include <string.h>
-#include <threads.h>
+#include <pthread.h>
 #include <xxhash.h>
 
 #include "core/mem.h"
@@ -39,7 +39,8 @@ struct node {
 };
 
 typedef struct shard {
-    mtx_t lock; /* writers of this shard; readers never take it */
+    pthread_mutex_t lock; /* writers of this shard; readers never take it (a pthread mutex, not
+                           * C11 mtx_t: ThreadSanitizer does not see glibc's mtx_lock) */
     node_t *root;
 } shard_t;
 
@@ -77,7 +78,7 @@ mq_tindex_t *mq_tindex_new(mq_epoch_t *ep)
     ix->hash_plus = level_hash("+", 1);
     ix->hash_hash = level_hash("#", 1);
     for (unsigned i = 0; i < N_SHARDS; i++) {
-        MQ_ASSERT(mtx_init(&ix->shards[i].lock, mtx_plain) == thrd_success);
+        MQ_ASSERT(pthread_mutex_init(&ix->shards[i].lock, NULL) == 0);
         ix->shards[i].root = node_new(ix, NULL, "", 0, 0);
     }
     return ix;
@@ -102,7 +103,7 @@ void mq_tindex_free(mq_tindex_t *ix)
         return;
     for (unsigned i = 0; i < N_SHARDS; i++) {
         free_tree(ix->shards[i].root);
-        mtx_destroy(&ix->shards[i].lock);
+        pthread_mutex_destroy(&ix->shards[i].lock);
     }
     mq_free(ix);
 }
@@ -246,12 +247,12 @@ uint64_t mq_tindex_add_interest(mq_tindex_t *ix, const char *filter, size_t len,
 {
     MQ_ASSERT(w < MQ_TINDEX_MAX_WORKERS);
     shard_t *sh = shard_of(ix, filter, len);
-    mtx_lock(&sh->lock);
+    pthread_mutex_lock(&sh->lock);
     node_t *n = walk(ix, sh, filter, len, true, r);
     /* release: a reader that sees the bit also sees the node (published before) */
     atomic_fetch_or_explicit(&n->interest, 1ull << w, memory_order_release);
     uint64_t fid = n->fid;
-    mtx_unlock(&sh->lock);
+    pthread_mutex_unlock(&sh->lock);
     return fid;
 }
 
@@ -259,13 +260,13 @@ void mq_tindex_remove_interest(mq_tindex_t *ix, const char *filter, size_t len, 
                                mq_epoch_rec_t *r)
 {
     shard_t *sh = shard_of(ix, filter, len);
-    mtx_lock(&sh->lock);
+    pthread_mutex_lock(&sh->lock);
     node_t *n = walk(ix, sh, filter, len, false, r);
     if (n) {
         atomic_fetch_and_explicit(&n->interest, ~(1ull << w), memory_order_relaxed);
         prune(n, r);
     }
-    mtx_unlock(&sh->lock);
+    pthread_mutex_unlock(&sh->lock);
 }
 
 static void free_retained(mq_epoch_entry_t *e)
@@ -278,7 +279,7 @@ int mq_tindex_retain(mq_tindex_t *ix, mq_msg_t *msg, mq_epoch_rec_t *r)
     mq_str_t t = mq_msg_topic(msg);
     shard_t *sh = shard_of(ix, t.ptr, t.len);
     int delta = 0;
-    mtx_lock(&sh->lock);
+    pthread_mutex_lock(&sh->lock);
     node_t *n = walk(ix, sh, t.ptr, t.len, msg->payload_len > 0, r);
     if (n) {
         mq_msg_t *neu = msg->payload_len > 0 ? mq_msg_ref(msg) : NULL;
@@ -297,7 +298,7 @@ int mq_tindex_retain(mq_tindex_t *ix, mq_msg_t *msg, mq_epoch_rec_t *r)
         if (neu == NULL)
             prune(n, r);
     }
-    mtx_unlock(&sh->lock);
+    pthread_mutex_unlock(&sh->lock);
     return delta;
 }
 
