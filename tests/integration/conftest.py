@@ -21,6 +21,8 @@ HOST = "127.0.0.1"
 BROKER = os.environ.get("MQ_BROKER") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build-it", "broker", "starling")
 WORKERS = int(os.environ.get("MQ_WORKERS", "1"))
+# MQ_BROKER may name mosquitto itself, to check the tests against the reference broker
+IS_MOSQUITTO = os.path.basename(BROKER).startswith("mosquitto")
 TEST_TIMEOUT = float(os.environ.get("MQ_TEST_TIMEOUT", "30"))
 SANITIZER_MARKS = ("AddressSanitizer", "runtime error", "ThreadSanitizer",
                    "LeakSanitizer", "UndefinedBehaviorSanitizer")
@@ -108,8 +110,9 @@ class Broker:
         self.dir = tmp_path
         self.conf = tmp_path / f"{name}.conf"
         self.err_path = tmp_path / f"{name}.stderr"
-        lines = [f"listener {self.port} {HOST}", "allow_anonymous true",
-                 f"workers {workers if workers is not None else WORKERS}"]
+        lines = [f"listener {self.port} {HOST}", "allow_anonymous true"]
+        if not IS_MOSQUITTO:
+            lines.append(f"workers {workers if workers is not None else WORKERS}")
         if isinstance(extra, (list, tuple)):
             lines += list(extra)
         elif extra:
@@ -304,6 +307,19 @@ class Client:
             got = list(self.messages)
         assert len(got) == before, f"unexpected messages: {[(m.topic, m.payload) for m in got[before:]]}"
         return got
+
+    def settle(self, quiet=0.5, timeout=10.0):
+        """Waits until no message arrived for 'quiet' seconds (bounded); returns them all."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            n = len(self.messages)
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            with self.lock:
+                if len(self.messages) == n:
+                    return list(self.messages)
+                n = len(self.messages)
+        raise AssertionError("messages kept arriving")
 
     def take(self):
         with self.lock:

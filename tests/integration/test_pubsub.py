@@ -120,23 +120,45 @@ def test_delivery_qos_is_min_of_publish_and_subscription(broker, raw, sub_qos, p
     pub.send(publish_pkt("dg", b"x", qos=pub_qos, pid=3))
     if pub_qos == 2:
         pub.expect(ack_pkt(PUBREC, 3))
+        pub.send(ack_pkt(PUBREL, 3))
+        pub.expect(ack_pkt(PUBCOMP, 3))
     elif pub_qos == 1:
         pub.expect(ack_pkt(PUBACK, 3))
     p = sub.recv_publish()
     assert p.qos == want
 
 
-def test_overlapping_subscriptions_deliver_once_at_highest_qos(broker, raw):
+def test_overlapping_subscriptions_deliver_one_copy(broker, raw):
+    """mosquitto 2.0 sends one copy per client for overlapping filters (3.1.1 §3.3.5)."""
     b, sub, pub = pair(broker, raw)
     assert sub.subscribe([("ov/#", 0), ("ov/+", 2), ("ov/a", 1)]) == [0, 2, 1]
     pub.send(publish_pkt("ov/a", b"x", qos=2, pid=4))
     pub.expect(ack_pkt(PUBREC, 4))
+    pub.send(ack_pkt(PUBREL, 4))
+    pub.expect(ack_pkt(PUBCOMP, 4))
     p = sub.recv_publish()
-    assert p.qos == 2
-    sub.send(ack_pkt(PUBREC, p.pid))
-    sub.expect(ack_pkt(PUBREL, p.pid))
-    sub.send(ack_pkt(PUBCOMP, p.pid))
+    assert p.qos in (1, 2)  # Starling: the maximum (spec); mosquitto 2.0.11: the exact match's
+    if p.qos == 2:
+        sub.send(ack_pkt(PUBREC, p.pid))
+        sub.expect(ack_pkt(PUBREL, p.pid))
+        sub.send(ack_pkt(PUBCOMP, p.pid))
+    else:
+        sub.send(ack_pkt(PUBACK, p.pid))
     sub.no_data(0.5)
+
+
+@pytest.mark.xfail(strict=True, reason="Starling forwards an inbound QoS 2 PUBLISH as soon as "
+                   "it arrives; mosquitto 2.0 holds it until the publisher's PUBREL (so a "
+                   "publisher that vanishes after PUBREC never has it delivered)")
+def test_inbound_qos2_is_delivered_only_after_pubrel(broker, raw):
+    b, sub, pub = pair(broker, raw)
+    assert sub.subscribe([("hold", 2)]) == [2]
+    pub.send(publish_pkt("hold", b"x", qos=2, pid=8))
+    pub.expect(ack_pkt(PUBREC, 8))
+    sub.no_data(0.5)
+    pub.send(ack_pkt(PUBREL, 8))
+    pub.expect(ack_pkt(PUBCOMP, 8))
+    assert sub.recv_publish().payload == b"x"
 
 
 def test_max_qos_caps_suback(broker, raw):

@@ -1,0 +1,236 @@
+# SPDX-License-Identifier: MIT
+"""Persistent sessions (clean session 0, MQTT 3.1.1 §3.1.2.4, §4.4), as mosquitto 2.0."""
+import time
+
+from conftest import (PUBACK, PUBCOMP, PUBREC, PUBREL, ack_pkt, connect_pkt, publish_pkt)
+
+
+def offline(raw, port, cid):
+    """Connects cid with clean session 0 and a QoS 2 subscription, then drops the socket."""
+    r = raw(port)
+    assert r.connect(cid, clean=False) == (0, 0)
+    return r
+
+
+def pause():
+    time.sleep(0.2)  # let the broker notice the close (possibly on another worker)
+
+
+def test_subscriptions_survive_reconnect(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    assert r.connect("persist", clean=False) == (0, 0)
+    assert r.subscribe([("ps/#", 1)]) == [1]
+    r.close()
+    pause()
+    r = raw(b.port)
+    assert r.connect("persist", clean=False) == (1, 0)
+    p = raw(b.port)
+    p.connect("pub")
+    p.send(publish_pkt("ps/x", b"still", qos=1, pid=1))
+    p.expect(ack_pkt(PUBACK, 1))
+    m = r.recv_publish()
+    assert (m.topic, m.payload, m.qos) == ("ps/x", b"still", 1)
+
+
+def test_qos1_and_qos2_published_while_offline_delivered_on_reconnect(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.connect("away", clean=False)
+    assert r.subscribe([("off/#", 2)]) == [2]
+    r.send(b"\xe0\x00")
+    assert r.wait_closed()
+    pause()
+    p = raw(b.port)
+    p.connect("pub")
+    p.send(publish_pkt("off/0", b"zero", qos=0))
+    p.send(publish_pkt("off/1", b"one", qos=1, pid=1))
+    p.expect(ack_pkt(PUBACK, 1))
+    p.send(publish_pkt("off/2", b"two", qos=2, pid=2))
+    p.expect(ack_pkt(PUBREC, 2))
+    p.send(ack_pkt(PUBREL, 2))
+    p.expect(ack_pkt(PUBCOMP, 2))
+    r = raw(b.port)
+    assert r.connect("away", clean=False) == (1, 0)
+    m1 = r.recv_publish()
+    m2 = r.recv_publish()
+    # QoS 0 is not queued for offline clients (mosquitto's queue_qos0_messages false)
+    assert [(m.topic, m.payload, m.qos) for m in (m1, m2)] == [
+        ("off/1", b"one", 1), ("off/2", b"two", 2)]
+    r.send(ack_pkt(PUBACK, m1.pid))
+    r.send(ack_pkt(PUBREC, m2.pid))
+    r.expect(ack_pkt(PUBREL, m2.pid))
+    r.send(ack_pkt(PUBCOMP, m2.pid))
+    r.no_data(0.3)
+
+
+def test_unacknowledged_qos1_resent_with_dup_on_reconnect(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.connect("noack", clean=False)
+    assert r.subscribe([("dup/t", 1)]) == [1]
+    p = raw(b.port)
+    p.connect("pub")
+    p.send(publish_pkt("dup/t", b"again", qos=1, pid=1))
+    p.expect(ack_pkt(PUBACK, 1))
+    first = r.recv_publish()
+    assert (first.qos, first.dup) == (1, False)
+    r.close()  # no PUBACK
+    pause()
+    r = raw(b.port)
+    assert r.connect("noack", clean=False) == (1, 0)
+    again = r.recv_publish()
+    assert again.first == 0x3A  # PUBLISH, DUP, QoS 1
+    assert (again.topic, again.payload, again.pid) == ("dup/t", b"again", first.pid)
+    r.send(ack_pkt(PUBACK, again.pid))
+    r.no_data(0.3)
+    r.close()
+    pause()
+    r = raw(b.port)
+    assert r.connect("noack", clean=False) == (1, 0)
+    r.no_data(0.3)  # acknowledged: not sent a third time
+
+
+def test_unacknowledged_qos2_resent_with_dup_on_reconnect(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.connect("noack2", clean=False)
+    assert r.subscribe([("dup2/t", 2)]) == [2]
+    p = raw(b.port)
+    p.connect("pub")
+    p.send(publish_pkt("dup2/t", b"q2", qos=2, pid=1))
+    p.expect(ack_pkt(PUBREC, 1))
+    p.send(ack_pkt(PUBREL, 1))
+    p.expect(ack_pkt(PUBCOMP, 1))
+    first = r.recv_publish()
+    r.close()  # no PUBREC
+    pause()
+    r = raw(b.port)
+    assert r.connect("noack2", clean=False) == (1, 0)
+    again = r.recv_publish()
+    assert again.first == 0x3C and again.pid == first.pid and again.payload == b"q2"
+
+
+def test_pubrel_resent_on_reconnect_after_pubrec(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.connect("half", clean=False)
+    assert r.subscribe([("half/t", 2)]) == [2]
+    p = raw(b.port)
+    p.connect("pub")
+    p.send(publish_pkt("half/t", b"h", qos=2, pid=1))
+    p.expect(ack_pkt(PUBREC, 1))
+    p.send(ack_pkt(PUBREL, 1))
+    p.expect(ack_pkt(PUBCOMP, 1))
+    m = r.recv_publish()
+    r.send(ack_pkt(PUBREC, m.pid))
+    r.expect(ack_pkt(PUBREL, m.pid))
+    r.close()  # no PUBCOMP
+    pause()
+    r = raw(b.port)
+    assert r.connect("half", clean=False) == (1, 0)
+    r.expect(ack_pkt(PUBREL, m.pid))  # the PUBREL again, not the PUBLISH
+    r.send(ack_pkt(PUBCOMP, m.pid))
+    r.no_data(0.3)
+
+
+def test_inbound_qos2_exactly_once_across_reconnect(broker, raw):
+    b = broker()
+    s = raw(b.port)
+    s.connect("eo-sub")
+    assert s.subscribe([("eo2/t", 0)]) == [0]
+    p = raw(b.port)
+    p.connect("eo-pub", clean=False)
+    p.send(publish_pkt("eo2/t", b"one", qos=2, pid=42))
+    p.expect(ack_pkt(PUBREC, 42))
+    p.close()
+    pause()
+    p = raw(b.port)
+    assert p.connect("eo-pub", clean=False) == (1, 0)
+    p.send(publish_pkt("eo2/t", b"one", qos=2, pid=42, dup=True))
+    p.expect(ack_pkt(PUBREC, 42))
+    p.send(ack_pkt(PUBREL, 42))
+    p.expect(ack_pkt(PUBCOMP, 42))
+    assert s.recv_publish().payload == b"one"
+    s.no_data(0.4)
+
+
+def test_clean_session_discards_stored_state(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.connect("wipe", clean=False)
+    assert r.subscribe([("wipe/t", 1)]) == [1]
+    r.close()
+    pause()
+    p = raw(b.port)
+    p.connect("pub")
+    p.send(publish_pkt("wipe/t", b"lost", qos=1, pid=1))
+    p.expect(ack_pkt(PUBACK, 1))
+    r = raw(b.port)
+    assert r.connect("wipe", clean=True) == (0, 0)
+    r.no_data(0.3)
+    p.send(publish_pkt("wipe/t", b"after", qos=1, pid=2))
+    p.expect(ack_pkt(PUBACK, 2))
+    r.no_data(0.3)  # the subscription went with the session
+
+
+def test_clean_session_1_has_no_state_after_disconnect(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.connect("ephemeral", clean=True)
+    assert r.subscribe([("eph/t", 1)]) == [1]
+    r.close()
+    pause()
+    p = raw(b.port)
+    p.connect("pub")
+    p.send(publish_pkt("eph/t", b"x", qos=1, pid=1))
+    p.expect(ack_pkt(PUBACK, 1))
+    r = raw(b.port)
+    assert r.connect("ephemeral", clean=False) == (0, 0)
+    r.no_data(0.3)
+
+
+def test_session_present_with_paho(broker, client):
+    b = broker()
+    c = client(b.port, "paho-sess", clean_session=False).connect()
+    assert c.session_present == 0
+    c.subscribe("pp/t", 1)
+    c.disconnect()
+    c2 = client(b.port, "paho-sess", clean_session=False).connect()
+    assert c2.session_present == 1
+    pub = client(b.port, "pp-pub").connect()
+    pub.publish("pp/t", b"x", qos=1)
+    assert c2.wait_messages(1)[0].payload == b"x"
+
+
+def test_offline_queue_keeps_order(broker, raw, client):
+    b = broker()
+    r = raw(b.port)
+    r.connect("order", clean=False)
+    assert r.subscribe([("ord/t", 1)]) == [1]
+    r.close()
+    pause()
+    pub = client(b.port, "ord-pub").connect()
+    for i in range(50):
+        pub.publish("ord/t", b"%d" % i, qos=1)
+    c = client(b.port, "order", clean_session=False).connect()
+    msgs = c.wait_messages(50, timeout=10)
+    assert [m.payload for m in msgs] == [b"%d" % i for i in range(50)]
+
+
+def test_max_queued_messages_limits_offline_queue(broker, raw, client):
+    b = broker("max_queued_messages 5\nmax_inflight_messages 20")
+    r = raw(b.port)
+    r.connect("capped", clean=False)
+    assert r.subscribe([("cap/t", 1)]) == [1]
+    r.close()
+    pause()
+    pub = client(b.port, "cap-pub").connect()
+    for i in range(20):
+        pub.publish("cap/t", b"%d" % i, qos=1)
+    c = client(b.port, "capped", clean_session=False).connect()
+    c.wait_messages(1)
+    msgs = c.settle(0.5)
+    # mosquitto keeps the first messages and drops the newer ones once the queue is full
+    assert [m.payload for m in msgs] == [b"%d" % i for i in range(len(msgs))]
+    assert len(msgs) == 5
