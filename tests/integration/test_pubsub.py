@@ -491,3 +491,80 @@ def test_mosquitto_sub_live_stream(broker, client):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_utf8_and_unusual_topic_levels(broker, raw):
+    b, sub, pub = pair(broker, raw)
+    assert sub.subscribe([("ünï/+/çødé", 0), ("sp ace/#", 0)]) == [0, 0]
+    pub.send(publish_pkt("ünï/日本/çødé", b"u"))
+    pub.send(publish_pkt("sp ace/a b", b"s"))
+    got = [sub.recv_publish() for _ in range(2)]
+    assert [(m.topic, m.payload) for m in got] == [("ünï/日本/çødé", b"u"), ("sp ace/a b", b"s")]
+
+
+def test_zero_length_payload_at_each_qos(broker, raw):
+    b, sub, pub = pair(broker, raw)
+    assert sub.subscribe([("empty", 2)]) == [2]
+    pub.send(publish_pkt("empty", b"", qos=0))
+    m = sub.recv_publish()
+    assert (m.payload, m.qos) == (b"", 0)
+    pub.send(publish_pkt("empty", b"", qos=1, pid=1))
+    pub.expect(ack_pkt(PUBACK, 1))
+    m = sub.recv_publish()
+    assert (m.payload, m.qos) == (b"", 1)
+    sub.send(ack_pkt(PUBACK, m.pid))
+    pub.send(publish_pkt("empty", b"", qos=2, pid=2))
+    pub.expect(ack_pkt(PUBREC, 2))
+    pub.send(ack_pkt(PUBREL, 2))
+    pub.expect(ack_pkt(PUBCOMP, 2))
+    m = sub.recv_publish()
+    assert (m.payload, m.qos) == (b"", 2)
+
+
+def test_long_topic_roundtrip(broker, raw):
+    b, sub, pub = pair(broker, raw)
+    topic = "/".join(["level%03d" % i + "x" * 80 for i in range(201)])  # ~18 KB, 201 levels
+    assert sub.subscribe([(topic, 0), ("level000" + "x" * 80 + "/#", 0)]) == [0, 0]
+    pub.send(publish_pkt(topic, b"deep"))
+    m = sub.recv_publish()
+    assert (m.topic, m.payload) == (topic, b"deep")
+    sub.no_data(0.3)
+
+
+TOO_DEEP = "/".join(["l"] * 202)
+DEPTH_XFAIL = pytest.mark.xfail(
+    strict=True, reason="Starling accepts topics of any depth; mosquitto 2.0 (2.0.11 checked) "
+                        "disconnects a client whose PUBLISH topic or SUBSCRIBE filter has more "
+                        "than 201 levels (TOPIC_HIERARCHY_LIMIT 200 separators)")
+
+
+@DEPTH_XFAIL
+def test_subscribe_filter_deeper_than_201_levels_disconnects(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.connect("deep-sub")
+    r.send(subscribe_pkt(1, [(TOO_DEEP, 0)]))
+    assert r.wait_closed(1.0)
+
+
+@DEPTH_XFAIL
+def test_publish_topic_deeper_than_201_levels_disconnects(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.connect("deep-pub")
+    r.send(publish_pkt(TOO_DEEP, b"x", qos=1, pid=1))
+    assert r.wait_closed(1.0)
+
+
+def test_large_message_fan_out(broker, client):
+    b = broker()
+    subs = [client(b.port, f"fo-{i}").connect() for i in range(10)]
+    for s in subs:
+        assert s.subscribe("fo/t", 1) == (1,)
+    payload = b"\xab" * (256 * 1024)
+    pub = client(b.port, "fo-pub").connect()
+    for _ in range(4):
+        pub.publish("fo/t", payload, qos=1, timeout=10)
+    for s in subs:
+        msgs = s.wait_messages(4, timeout=15)
+        assert all(m.payload == payload for m in msgs)

@@ -138,3 +138,48 @@ def test_retain_available_false_disconnects_retained_publish(broker, raw):
     q.connect("pub2")
     q.send(publish_pkt("ret/n", b"x", qos=1, pid=1))
     q.expect(ack_pkt(PUBACK, 1))
+
+
+def test_many_retained_messages_all_delivered_on_wildcard_subscribe(broker, raw, client):
+    b = broker()
+    pub = client(b.port, "many-ret").connect()
+    n = 400
+    for i in range(n):
+        pub.c.publish(f"many/{i}", b"%d" % i + b"." * 1000, qos=1, retain=True)
+    pub.publish("many/last", b"end", qos=1, retain=True)  # waits for its PUBACK
+    for qos in (0, 1):
+        s = client(b.port, f"many-sub{qos}").connect()
+        s.subscribe("many/#", qos)
+        msgs = s.wait_messages(n + 1, timeout=15)
+        assert sorted(m.topic for m in msgs) == sorted([f"many/{i}" for i in range(n)] +
+                                                       ["many/last"])
+        assert all(m.retain for m in msgs)
+        s.disconnect()
+
+
+def test_retained_message_delivered_to_subscriber_on_any_worker(broker, raw):
+    b = broker()
+    p = raw(b.port)
+    p.connect("pub")
+    retain(p, "ret/w", b"everywhere", qos=1)
+    for i in range(8):
+        s = raw(b.port)
+        s.connect(f"rw-{i}")
+        assert s.subscribe([("ret/+", 1)]) == [1]
+        m = s.recv_publish()
+        assert (m.payload, m.retain) == (b"everywhere", True)
+        s.close()
+
+
+def test_retained_delete_then_store_again(broker, raw):
+    b = broker()
+    p = raw(b.port)
+    p.connect("pub")
+    retain(p, "ret/x", b"one", qos=1, pid=1)
+    retain(p, "ret/x", b"", qos=1, pid=2)
+    retain(p, "ret/x", b"two", qos=1, pid=3)
+    s = raw(b.port)
+    s.connect("sub")
+    assert s.subscribe([("ret/x", 0)]) == [0]
+    assert s.recv_publish().payload == b"two"
+    s.no_data(0.3)

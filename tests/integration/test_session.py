@@ -2,7 +2,7 @@
 """Persistent sessions (clean session 0, MQTT 3.1.1 §3.1.2.4, §4.4), as mosquitto 2.0."""
 import time
 
-from conftest import (PUBACK, PUBCOMP, PUBREC, PUBREL, ack_pkt, connect_pkt, publish_pkt)
+from conftest import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_pkt, publish_pkt
 
 
 def offline(raw, port, cid):
@@ -234,3 +234,25 @@ def test_max_queued_messages_limits_offline_queue(broker, raw, client):
     # mosquitto keeps the first messages and drops the newer ones once the queue is full
     assert [m.payload for m in msgs] == [b"%d" % i for i in range(len(msgs))]
     assert len(msgs) == 5
+
+
+def test_session_survives_repeated_reconnects_and_takeovers(broker, raw, client):
+    b = broker()
+    pub = client(b.port, "rr-pub").connect()
+    r = raw(b.port)
+    r.connect("rr", clean=False)
+    assert r.subscribe([("rr/t", 1)]) == [1]
+    got = []
+    for round_ in range(5):
+        pub.publish("rr/t", b"%d" % round_, qos=1)
+        nr = raw(b.port)  # take over the live connection
+        assert nr.connect("rr", clean=False) == (1, 0)
+        assert r.wait_closed()
+        r = nr
+        deadline = time.monotonic() + 5
+        while len(got) <= round_ and time.monotonic() < deadline:
+            m = r.recv_publish()
+            r.send(ack_pkt(PUBACK, m.pid))
+            if m.payload not in got:  # a re-send (DUP) after take-over is allowed
+                got.append(m.payload)
+    assert got == [b"%d" % i for i in range(5)]

@@ -2,7 +2,7 @@
 """Will messages (MQTT 3.1.1 §3.1.2.5 - §3.1.2.7), as mosquitto 2.0."""
 import time
 
-from conftest import IS_MOSQUITTO, DISCONNECT_PKT, PUBACK, ack_pkt, connect_pkt, publish_pkt
+from conftest import IS_MOSQUITTO, DISCONNECT_PKT, PUBACK, ack_pkt, connect_pkt
 
 WILL = ("will/t", b"gone", 0, False)
 
