@@ -568,3 +568,73 @@ def test_large_message_fan_out(broker, client):
     for s in subs:
         msgs = s.wait_messages(4, timeout=15)
         assert all(m.payload == payload for m in msgs)
+
+
+@pytest.mark.xfail(strict=True, reason="Starling answers UNSUBSCRIBE of an invalid or empty "
+                   "filter with UNSUBACK; mosquitto 2.0 (2.0.11 checked) disconnects the client")
+@pytest.mark.parametrize("bad", ["a/#/b", ""])
+def test_unsubscribe_invalid_filter_disconnects_like_mosquitto(broker, raw, bad):
+    b = broker()
+    r = raw(b.port)
+    r.connect("unsub-bad")
+    r.send(unsubscribe_pkt(1, [bad]))
+    assert r.wait_closed(1.0)
+
+
+@pytest.mark.parametrize("pkt", [publish_pkt("a", b"x", qos=1, pid=0),
+                                 subscribe_pkt(0, [("a", 0)]),
+                                 unsubscribe_pkt(0, ["a"])])
+def test_packet_id_zero_disconnects(broker, raw, pkt):
+    b = broker()
+    r = raw(b.port)
+    r.connect("pid0")
+    r.send(pkt)
+    assert r.wait_closed()
+
+
+@pytest.mark.xfail(strict=True, reason="Starling closes the connection on a QoS 0 PUBLISH with "
+                   "the DUP flag set; mosquitto 2.0 (2.0.11 checked) accepts and routes it")
+def test_qos0_publish_with_dup_flag_is_tolerated(broker, raw):
+    b, sub, pub = pair(broker, raw)
+    assert sub.subscribe([("dup0", 0)]) == [0]
+    pub.send(publish_pkt("dup0", b"x", qos=0, dup=True))
+    pub.send(b"\xc0\x00")
+    pub.expect(b"\xd0\x00")
+    assert sub.recv_publish().payload == b"x"
+
+
+def test_queued_qos1_keeps_order_behind_full_inflight_window(broker, raw):
+    b = broker("max_inflight_messages 1")
+    sub = raw(b.port)
+    sub.connect("win")
+    assert sub.subscribe([("win/t", 1)]) == [1]
+    pub = raw(b.port)
+    pub.connect("win-pub")
+    for i in range(3):
+        pub.send(publish_pkt("win/t", b"m%d" % i, qos=1, pid=i + 1))
+    m = sub.recv_publish()
+    assert m.payload == b"m0"
+    sub.no_data(0.3)
+    for want in (b"m1", b"m2"):
+        sub.send(ack_pkt(PUBACK, m.pid))
+        m = sub.recv_publish()
+        assert m.payload == want
+    sub.send(ack_pkt(PUBACK, m.pid))
+
+
+@pytest.mark.xfail(strict=True, reason="with the inflight window full, Starling holds a QoS 0 "
+                   "message behind the queued QoS 1/2 ones; mosquitto 2.0 (2.0.11 checked) "
+                   "sends QoS 0 at once (only QoS 1/2 wait for max_inflight_messages)")
+def test_qos0_not_held_behind_full_inflight_window(broker, raw):
+    b = broker("max_inflight_messages 1")
+    sub = raw(b.port)
+    sub.connect("win0")
+    assert sub.subscribe([("w0/t", 1)]) == [1]
+    pub = raw(b.port)
+    pub.connect("win0-pub")
+    pub.send(publish_pkt("w0/t", b"m1", qos=1, pid=1))
+    pub.send(publish_pkt("w0/t", b"m2", qos=1, pid=2))
+    pub.send(publish_pkt("w0/t", b"m3", qos=0))
+    assert sub.recv_publish().payload == b"m1"
+    m = sub.recv_publish(timeout=1.0)
+    assert (m.payload, m.qos) == (b"m3", 0)

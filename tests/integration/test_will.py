@@ -2,7 +2,9 @@
 """Will messages (MQTT 3.1.1 §3.1.2.5 - §3.1.2.7), as mosquitto 2.0."""
 import time
 
-from conftest import IS_MOSQUITTO, DISCONNECT_PKT, PUBACK, ack_pkt, connect_pkt
+import pytest
+
+from conftest import IS_MOSQUITTO, DISCONNECT_PKT, PUBACK, ack_pkt, connect_pkt, publish_pkt
 
 WILL = ("will/t", b"gone", 0, False)
 
@@ -153,3 +155,33 @@ def test_will_with_wildcard_topic_is_refused(broker, raw):
     c.send(connect_pkt("wild-will", will=("will/#", b"x", 0, False)))
     assert c.wait_closed()
     w.no_data(0.3)
+
+
+def test_will_with_empty_payload_and_retain_deletes_retained(broker, raw):
+    b = broker()
+    a = raw(b.port)
+    a.connect("keeper")
+    a.send(publish_pkt("will/e", b"keep", qos=1, pid=1, retain=True))
+    a.expect(ack_pkt(PUBACK, 1))
+    c = raw(b.port)
+    c.connect("eraser", will=("will/e", b"", 0, True))
+    c.close()
+    time.sleep(0.3)
+    s = raw(b.port)
+    s.connect("late")
+    assert s.subscribe([("will/e", 0)]) == [0]
+    s.no_data(0.4)
+
+
+@pytest.mark.xfail(strict=True, reason="Starling publishes a will whose topic is under $SYS; "
+                   "mosquitto 2.0 (2.0.11 checked) never delivers it (clients may not write to "
+                   "$SYS)")
+def test_will_to_sys_topic_is_not_published(broker, raw):
+    b = broker()
+    s = raw(b.port)
+    s.connect("sys-watch")
+    assert s.subscribe([("$SYS/will", 0)]) == [0]
+    c = raw(b.port)
+    c.connect("sys-will", will=("$SYS/will", b"x", 0, False))
+    c.close()
+    s.no_data(0.5)
