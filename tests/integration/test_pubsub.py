@@ -638,3 +638,75 @@ def test_qos0_not_held_behind_full_inflight_window(broker, raw):
     assert sub.recv_publish().payload == b"m1"
     m = sub.recv_publish(timeout=1.0)
     assert (m.payload, m.qos) == (b"m3", 0)
+
+
+@pytest.mark.xfail(strict=True, reason="Starling ignores a PUBREC for an unknown packet id; "
+                   "mosquitto 2.0 (2.0.11 checked) logs a warning and still answers PUBREL")
+def test_pubrec_for_unknown_id_gets_pubrel(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.connect("pubrec-unknown")
+    r.send(ack_pkt(PUBREC, 5))
+    r.expect(ack_pkt(PUBREL, 5), timeout=1.0)
+
+
+def test_pubcomp_and_puback_for_unknown_id_are_ignored(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.connect("acks-unknown")
+    r.send(ack_pkt(PUBCOMP, 5) + ack_pkt(PUBACK, 6) + b"\xc0\x00")
+    r.expect(b"\xd0\x00")
+    r.no_data(0.2)
+
+
+def test_subscribe_with_100_filters_gets_100_return_codes(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.connect("hundred")
+    filters = [("f/%d" % i, i % 3) for i in range(100)]
+    assert r.subscribe(filters) == [q for _, q in filters]
+
+
+def test_same_filter_twice_in_one_subscribe_last_qos_wins(broker, raw):
+    b, sub, pub = pair(broker, raw)
+    assert sub.subscribe([("st/a", 0), ("st/a", 2)]) == [0, 2]
+    pub.send(publish_pkt("st/a", b"x", qos=2, pid=1))
+    pub.expect(ack_pkt(PUBREC, 1))
+    pub.send(ack_pkt(PUBREL, 1))
+    m = sub.recv_publish()
+    assert (m.payload, m.qos) == (b"x", 2)
+    sub.no_data(0.3)
+
+
+def test_retained_sent_once_per_matching_filter_of_one_subscribe(broker, raw):
+    b, sub, pub = pair(broker, raw)
+    pub.send(publish_pkt("ro/a", b"R", qos=1, pid=1, retain=True))
+    pub.expect(ack_pkt(PUBACK, 1))
+    sub.send(subscribe_pkt(1, [("ro/a", 0), ("ro/#", 0)]))
+    sub.expect(b"\x90\x04\x00\x01\x00\x00")
+    sub.expect(b"\x31\x07\x00\x04ro/aR")
+    sub.expect(b"\x31\x07\x00\x04ro/aR")
+    sub.no_data(0.3)
+
+
+def test_online_slow_consumer_queue_limited_by_max_queued_messages(broker, raw):
+    b = broker("max_inflight_messages 1\nmax_queued_messages 2")
+    sub = raw(b.port)
+    sub.connect("oq")
+    assert sub.subscribe([("oq/t", 1)]) == [1]
+    pub = raw(b.port)
+    pub.connect("oq-pub")
+    for i in range(10):
+        pub.send(publish_pkt("oq/t", b"%d" % i, qos=1, pid=i + 1))
+    for i in range(10):
+        pub.expect(ack_pkt(PUBACK, i + 1))
+    time.sleep(0.2)
+    got = []
+    while True:
+        try:
+            m = sub.recv_publish(0.5)
+        except TimeoutError:
+            break
+        got.append(m.payload)
+        sub.send(ack_pkt(PUBACK, m.pid))
+    assert got == [b"0", b"1", b"2"]  # one in flight, two queued, the rest dropped
