@@ -546,9 +546,9 @@ class Raw:
         return list(body[2:])
 
     def wait_closed(self, timeout=3.0):
-        """Reads (and discards) until EOF; True on EOF/reset, False on timeout."""
+        """Reads until EOF, keeping what arrives in self.buf (so a test can check that nothing
+        came before the close); True on EOF/reset, False on timeout."""
         deadline = time.monotonic() + timeout
-        self.buf = b""
         while not self.eof:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -562,6 +562,7 @@ class Raw:
                 d = b""
             if not d:
                 self.eof = True
+            self.buf += d
         return True
 
     def no_data(self, quiet=0.5):

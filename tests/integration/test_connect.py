@@ -226,3 +226,70 @@ def test_many_clients_connect_across_workers(broker, client):
     cs[0].publish("many/t", b"all", qos=1)
     for c in cs:
         assert [m.payload for m in c.wait_messages(1)] == [b"all"]
+
+
+@pytest.mark.parametrize("name,level", [("MQIsdp", 4), ("MQTT", 0), ("MQTT", 255)])
+def test_mismatched_protocol_level_gets_connack_1(broker, raw, name, level):
+    b = broker()
+    r = raw(b.port)
+    r.send(connect_pkt("lvl", proto=level, name=name))
+    r.expect(connack_bytes(1))
+    assert r.wait_closed()
+
+
+@pytest.mark.xfail(strict=True, reason="Starling answers an unknown protocol name ('MQTX') with "
+                   "CONNACK 0x01; mosquitto 2.0 (2.0.11 checked) closes without a CONNACK")
+def test_unknown_protocol_name_closes_without_connack(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.send(connect_pkt("pn", proto=4, name="MQTX"))
+    got = b""
+    try:
+        got = r.recv_exact(1, timeout=2.0)
+    except Exception:
+        pass
+    assert got == b"", "no CONNACK"
+    assert r.wait_closed()
+
+
+def test_mqtt31_client_id_longer_than_23_is_accepted(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.send(connect_pkt("x" * 30, proto=3))
+    r.expect(connack_bytes(0))
+
+
+@pytest.mark.parametrize("mutate", ["will_retain_without_will", "extra_bytes", "fixed_flags",
+                                    "password_without_username_31"])
+def test_malformed_connect_closes_without_connack(broker, raw, mutate):
+    b = broker()
+    if mutate == "will_retain_without_will":
+        pkt = bytearray(connect_pkt("m1"))
+        pkt[9] |= 0x20
+        pkt = bytes(pkt)
+    elif mutate == "extra_bytes":
+        c = connect_pkt("m2")
+        pkt = bytes([0x10, c[1] + 2]) + c[2:] + b"zz"
+    elif mutate == "fixed_flags":
+        pkt = bytes([0x11]) + connect_pkt("m3")[1:]
+    else:
+        pkt = connect_pkt("m4", proto=3, password="x")
+    r = raw(b.port)
+    r.send(pkt)
+    got = b""
+    try:
+        got = r.recv_exact(1, timeout=2.0)
+    except Exception:
+        pass
+    assert got == b""
+    assert r.wait_closed()
+
+
+def test_empty_username_and_odd_client_id_are_accepted(broker, raw):
+    b = broker()
+    r = raw(b.port)
+    r.send(connect_pkt("ue", username=""))
+    r.expect(connack_bytes(0))
+    r2 = raw(b.port)
+    r2.send(connect_pkt("a/+/#"))
+    r2.expect(connack_bytes(0))
