@@ -2,6 +2,8 @@
 """Persistent sessions (clean session 0, MQTT 3.1.1 §3.1.2.4, §4.4), as mosquitto 2.0."""
 import time
 
+import pytest
+
 from conftest import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_pkt, publish_pkt
 
 
@@ -256,3 +258,37 @@ def test_session_survives_repeated_reconnects_and_takeovers(broker, raw, client)
             if m.payload not in got:  # a re-send (DUP) after take-over is allowed
                 got.append(m.payload)
     assert got == [b"%d" % i for i in range(5)]
+
+
+@pytest.mark.xfail(strict=True, reason="on take-over of a live clean-session (clean=1) connection "
+                   "by a CONNECT with clean session 0, Starling answers session present 1 and "
+                   "keeps the old clean session's subscriptions; mosquitto 2.0 (2.0.11 checked) "
+                   "and [MQTT-3.1.2-6] start a fresh session: session present 0, no subscriptions")
+def test_takeover_of_clean_session_by_persistent_connect_starts_fresh(broker, raw):
+    b = broker()
+    a = raw(b.port)
+    a.connect("tk", clean=True)
+    assert a.subscribe([("tk/t", 1)]) == [1]
+    n = raw(b.port)
+    assert n.connect("tk", clean=False) == (0, 0)
+    assert a.wait_closed()
+    p = raw(b.port)
+    p.connect("tk-pub")
+    p.send(publish_pkt("tk/t", b"x", qos=1, pid=1))
+    p.expect(ack_pkt(PUBACK, 1))
+    n.no_data(0.5)
+
+
+def test_takeover_of_persistent_session_keeps_it(broker, raw):
+    b = broker()
+    a = raw(b.port)
+    a.connect("tkp", clean=False)
+    assert a.subscribe([("tkp/t", 1)]) == [1]
+    n = raw(b.port)
+    assert n.connect("tkp", clean=False) == (1, 0)
+    assert a.wait_closed()
+    p = raw(b.port)
+    p.connect("tkp-pub")
+    p.send(publish_pkt("tkp/t", b"x", qos=1, pid=1))
+    p.expect(ack_pkt(PUBACK, 1))
+    assert n.recv_publish().payload == b"x"

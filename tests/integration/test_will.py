@@ -185,3 +185,27 @@ def test_will_to_sys_topic_is_not_published(broker, raw):
     c.connect("sys-will", will=("$SYS/will", b"x", 0, False))
     c.close()
     s.no_data(0.5)
+
+
+def test_mosquitto_sub_will_published_when_killed(broker, raw):
+    import signal
+    import subprocess
+    from conftest import HOST
+    b, w = watcher(broker, raw)
+    proc = subprocess.Popen(["mosquitto_sub", "-h", HOST, "-p", str(b.port), "-t", "nothing",
+                             "-i", "msub-will", "--will-topic", "will/m", "--will-payload",
+                             "bye", "--will-qos", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        seen = False
+        while time.monotonic() < deadline and not seen:  # wait until it is connected
+            seen = "as msub-will" in b.stderr() or IS_MOSQUITTO
+            time.sleep(0.05)
+        time.sleep(0.3 if IS_MOSQUITTO else 0.05)
+        proc.send_signal(signal.SIGKILL)
+        m = w.recv_publish()
+        assert (m.topic, m.payload) == ("will/m", b"bye")
+    finally:
+        proc.kill()
+        proc.wait(5)
