@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_pkt, publish_pkt
+from conftest import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_pkt, publish_pkt, unsubscribe_pkt
 
 
 def offline(raw, port, cid):
@@ -292,3 +292,99 @@ def test_takeover_of_persistent_session_keeps_it(broker, raw):
     p.send(publish_pkt("tkp/t", b"x", qos=1, pid=1))
     p.expect(ack_pkt(PUBACK, 1))
     assert n.recv_publish().payload == b"x"
+
+
+def test_takeover_of_persistent_session_by_clean_connect_discards_it(broker, raw):
+    b = broker()
+    a = raw(b.port)
+    a.connect("tkc", clean=False)
+    assert a.subscribe([("tkc/t", 1)]) == [1]
+    n = raw(b.port)
+    assert n.connect("tkc", clean=True) == (0, 0)
+    assert a.wait_closed()
+    p = raw(b.port)
+    p.connect("tkc-pub")
+    p.send(publish_pkt("tkc/t", b"x", qos=1, pid=1))
+    p.expect(ack_pkt(PUBACK, 1))
+    n.no_data(0.4)
+
+
+def test_inbound_qos2_state_discarded_with_clean_session(broker, raw):
+    b = broker()
+    s = raw(b.port)
+    s.connect("q2c-sub")
+    assert s.subscribe([("q2c/t", 0)]) == [0]
+    p = raw(b.port)
+    p.connect("q2c-pub", clean=False)
+    p.send(publish_pkt("q2c/t", b"first", qos=2, pid=7))
+    p.expect(ack_pkt(PUBREC, 7))
+    p.close()
+    pause()
+    p = raw(b.port)
+    assert p.connect("q2c-pub", clean=True) == (0, 0)
+    # a new message that reuses packet id 7 is a new message, not a duplicate
+    p.send(publish_pkt("q2c/t", b"second", qos=2, pid=7))
+    p.expect(ack_pkt(PUBREC, 7))
+    p.send(ack_pkt(PUBREL, 7))
+    p.expect(ack_pkt(PUBCOMP, 7))
+    # (Starling delivered "first" on arrival; mosquitto holds it until a PUBREL that
+    # never comes)
+    got = [s.recv_publish().payload]
+    if got[0] != b"second":
+        got.append(s.recv_publish().payload)
+    assert got[-1] == b"second"
+
+
+def test_will_is_queued_for_offline_persistent_subscriber(broker, raw):
+    b = broker()
+    s = raw(b.port)
+    s.connect("will-off", clean=False)
+    assert s.subscribe([("wo/#", 2)]) == [2]
+    s.close()
+    pause()
+    c = raw(b.port)
+    c.connect("dier", will=("wo/t", b"late news", 2, False))
+    c.close()
+    pause()
+    s = raw(b.port)
+    assert s.connect("will-off", clean=False) == (1, 0)
+    m = s.recv_publish()
+    assert (m.topic, m.payload, m.qos) == ("wo/t", b"late news", 2)
+
+
+def test_unsubscribe_persists_across_reconnect(broker, raw):
+    b = broker()
+    s = raw(b.port)
+    s.connect("unsub-p", clean=False)
+    assert s.subscribe([("up/a", 1), ("up/b", 1)]) == [1, 1]
+    s.send(unsubscribe_pkt(2, ["up/a"]))
+    s.expect(b"\xb0\x02\x00\x02")
+    s.close()
+    pause()
+    p = raw(b.port)
+    p.connect("up-pub")
+    p.send(publish_pkt("up/a", b"a", qos=1, pid=1) + publish_pkt("up/b", b"b", qos=1, pid=2))
+    p.expect(ack_pkt(PUBACK, 1) + ack_pkt(PUBACK, 2))
+    s = raw(b.port)
+    assert s.connect("unsub-p", clean=False) == (1, 0)
+    m = s.recv_publish()
+    assert m.payload == b"b"
+    s.send(ack_pkt(PUBACK, m.pid))
+    s.no_data(0.3)
+
+
+def test_max_queued_bytes_limits_offline_queue(broker, raw, client):
+    b = broker("max_queued_bytes 1000")
+    r = raw(b.port)
+    r.connect("qb", clean=False)
+    assert r.subscribe([("qb/t", 1)]) == [1]
+    r.close()
+    pause()
+    pub = client(b.port, "qb-pub").connect()
+    for i in range(20):
+        pub.publish("qb/t", b"%02d" % i + b"." * 198, qos=1)  # 200-byte payloads
+    c = client(b.port, "qb", clean_session=False).connect()
+    c.wait_messages(1)
+    msgs = c.settle(0.5)
+    assert [m.payload[:2] for m in msgs] == [b"%02d" % i for i in range(len(msgs))]
+    assert 4 <= len(msgs) <= 6, f"{len(msgs)} x 200 bytes queued for max_queued_bytes 1000"

@@ -209,3 +209,14 @@ def test_mosquitto_sub_will_published_when_killed(broker, raw):
     finally:
         proc.kill()
         proc.wait(5)
+
+
+def test_other_traffic_counts_as_keepalive_activity(broker, raw):
+    b, w = watcher(broker, raw)
+    c = raw(b.port)
+    c.connect("busy", keepalive=1, will=WILL)
+    for i in range(6):
+        time.sleep(0.5)
+        c.send(publish_pkt("busy/t", b"x", qos=1, pid=i + 1))
+        c.expect(ack_pkt(PUBACK, i + 1))
+    w.no_data(0.1)
