@@ -190,7 +190,7 @@ def test_invalid_filter_disconnects_like_mosquitto(broker, raw, bad):
     r = raw(b.port)
     r.connect("inv")
     r.send(subscribe_pkt(1, [("good/1", 1), (bad, 1)]))
-    assert r.wait_closed(1.0)
+    assert r.wait_closed(0.6)
     assert r.buf == b"", "no SUBACK is sent"
 
 
@@ -544,7 +544,7 @@ def test_subscribe_filter_deeper_than_201_levels_disconnects(broker, raw):
     r = raw(b.port)
     r.connect("deep-sub")
     r.send(subscribe_pkt(1, [(TOO_DEEP, 0)]))
-    assert r.wait_closed(1.0)
+    assert r.wait_closed(0.6)
 
 
 @DEPTH_XFAIL
@@ -553,7 +553,7 @@ def test_publish_topic_deeper_than_201_levels_disconnects(broker, raw):
     r = raw(b.port)
     r.connect("deep-pub")
     r.send(publish_pkt(TOO_DEEP, b"x", qos=1, pid=1))
-    assert r.wait_closed(1.0)
+    assert r.wait_closed(0.6)
 
 
 def test_large_message_fan_out(broker, client):
@@ -578,7 +578,7 @@ def test_unsubscribe_invalid_filter_disconnects_like_mosquitto(broker, raw, bad)
     r = raw(b.port)
     r.connect("unsub-bad")
     r.send(unsubscribe_pkt(1, [bad]))
-    assert r.wait_closed(1.0)
+    assert r.wait_closed(0.6)
 
 
 @pytest.mark.parametrize("pkt", [publish_pkt("a", b"x", qos=1, pid=0),
@@ -647,7 +647,7 @@ def test_pubrec_for_unknown_id_gets_pubrel(broker, raw):
     r = raw(b.port)
     r.connect("pubrec-unknown")
     r.send(ack_pkt(PUBREC, 5))
-    r.expect(ack_pkt(PUBREL, 5), timeout=1.0)
+    r.expect(ack_pkt(PUBREL, 5), timeout=0.6)
 
 
 def test_pubcomp_and_puback_for_unknown_id_are_ignored(broker, raw):
