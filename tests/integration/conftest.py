@@ -4,6 +4,14 @@
 Everything here is bounded in time: sockets have timeouts, paho waits use threading.Event
 with timeouts, subprocesses are waited with timeouts, and every test runs under a
 SIGALRM watchdog (pytest-timeout is not installed). Only 127.0.0.1 is ever used.
+
+Environment:
+  MQ_BROKER        the broker binary (Starling; or /usr/sbin/mosquitto to check what the tests
+                   expect against the reference broker: the xfail tests then XPASS)
+  MQ_WORKERS       'workers N' in every generated configuration (Starling only)
+  MQ_TEST_TIMEOUT  the per-test watchdog in seconds (default 30)
+  MQ_SLOW=1        also run the tests that take 10 s or more
+  MQ_STRESS=1      also run flaky reproductions of known problems
 """
 import os
 import signal

@@ -710,3 +710,15 @@ def test_online_slow_consumer_queue_limited_by_max_queued_messages(broker, raw):
         got.append(m.payload)
         sub.send(ack_pkt(PUBACK, m.pid))
     assert got == [b"0", b"1", b"2"]  # one in flight, two queued, the rest dropped
+
+
+def test_mosquitto_clients_with_mqtt31(broker):
+    b = broker()
+    base = ["-h", HOST, "-p", str(b.port), "-V", "mqttv31"]
+    res = run(["mosquitto_pub"] + base + ["-i", "pub31", "-t", "v31/r", "-m", "old", "-r",
+                                          "-q", "2"])
+    assert res.returncode == 0, res.stderr
+    res = run(["mosquitto_sub"] + base + ["-i", "sub31", "-t", "v31/#", "-C", "1", "-v",
+                                          "-W", "5", "-q", "2"])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "v31/r old"
