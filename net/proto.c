@@ -349,7 +349,9 @@ static int handle_connect(mq_conn_t *c, const mq_packet_t *pkt)
         old->sess = NULL;
         mq_worker__close(old, true, "session taken over");
     }
-    if (s && cp->clean_start) {
+    /* a clean session ends with its connection [MQTT-3.1.2-6], even when a persistent
+     * CONNECT takes it over; a clean CONNECT discards any state */
+    if (s && (cp->clean_start || s->clean)) {
         destroy_sess(w, s);
         s = NULL;
     }
@@ -375,6 +377,11 @@ static int handle_connect(mq_conn_t *c, const mq_packet_t *pkt)
 
 /* ---- PUBLISH and acknowledgements ------------------------------------------------------------ */
 
+static bool is_sys_topic(const char *t, size_t len)
+{
+    return len >= 4 && memcmp(t, "$SYS", 4) == 0 && (len == 4 || t[4] == '/');
+}
+
 static int handle_publish(mq_conn_t *c, const mq_packet_t *pkt)
 {
     mq_worker_t *w = c->w;
@@ -391,6 +398,13 @@ static int handle_publish(mq_conn_t *c, const mq_packet_t *pkt)
         return MQ_BYTES_CLOSED;
     }
     bool route_it = true;
+    if (is_sys_topic(p->topic.ptr, p->topic.len)) {
+        /* $SYS belongs to the broker: acknowledged, never delivered (as mosquitto), so that
+         * no client can forge the metrics that dashboards trust */
+        MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s PUBLISH to $SYS ignored", w->idx,
+               c->sess->client_id);
+        route_it = false;
+    }
     if (o->message_size_limit && p->payload.len > o->message_size_limit) {
         /* mosquitto drops it and still acknowledges, so the client does not resend it */
         MQ_LOG(MQ_LOG_INFO,
@@ -432,9 +446,12 @@ static void handle_outbound_ack(mq_conn_t *c, const mq_packet_t *pkt)
         rc = mq_sess_on_pubcomp(s, id);
         break;
     }
-    if (rc != MQ_RC_SUCCESS)
+    if (rc != MQ_RC_SUCCESS) {
         MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s %s for unknown packet id %u", c->w->idx,
                s->client_id, mq_ptype_str(pkt->type), id);
+        if (pkt->type == MQ_PUBREC) /* as mosquitto: let the peer finish its flow */
+            out_ack(c, MQ_PUBREL, id);
+    }
     mq_worker__mark_dirty(c->w, c);
 }
 
@@ -651,7 +668,9 @@ void mq_proto__on_closed(mq_conn_t *c)
     }
     if (c->will_pending && c->will) {
         c->will_pending = false;
-        mq_proto__publish(w, c->will);
+        mq_str_t wt = mq_msg_topic(c->will);
+        if (!is_sys_topic(wt.ptr, wt.len)) /* as for a PUBLISH: $SYS is the broker's */
+            mq_proto__publish(w, c->will);
     }
 }
 

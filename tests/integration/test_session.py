@@ -260,10 +260,6 @@ def test_session_survives_repeated_reconnects_and_takeovers(broker, raw, client)
     assert got == [b"%d" % i for i in range(5)]
 
 
-@pytest.mark.xfail(strict=True, reason="on take-over of a live clean-session (clean=1) connection "
-                   "by a CONNECT with clean session 0, Starling answers session present 1 and "
-                   "keeps the old clean session's subscriptions; mosquitto 2.0 (2.0.11 checked) "
-                   "and [MQTT-3.1.2-6] start a fresh session: session present 0, no subscriptions")
 def test_takeover_of_clean_session_by_persistent_connect_starts_fresh(broker, raw):
     b = broker()
     a = raw(b.port)

@@ -173,9 +173,6 @@ def test_will_with_empty_payload_and_retain_deletes_retained(broker, raw):
     s.no_data(0.4)
 
 
-@pytest.mark.xfail(strict=True, reason="Starling publishes a will whose topic is under $SYS; "
-                   "mosquitto 2.0 (2.0.11 checked) never delivers it (clients may not write to "
-                   "$SYS)")
 def test_will_to_sys_topic_is_not_published(broker, raw):
     b = broker()
     s = raw(b.port)
