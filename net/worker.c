@@ -447,8 +447,10 @@ static void resume_input(mq_worker_t *w)
         mq_conn_t *c = w->rearm[k];
         c->need_rearm = false;
         c->n_ops--;
-        if (c->state == MQ_CONN_ACTIVE && !c->recv_armed)
-            arm_recv(c, true);
+        /* a connection still before its CONNECT is re-armed too (single-shot): leaving it
+         * out stalled it until the connect timeout when the buffers ran dry under churn */
+        if (c->state != MQ_CONN_CLOSING && !c->recv_armed)
+            arm_recv(c, c->state == MQ_CONN_ACTIVE);
         else
             maybe_release(c);
     }
