@@ -141,5 +141,8 @@ def test_consumer_that_never_reads_does_not_block_others_or_grow_memory(broker, 
     pub.send(publish_pkt("flood/last", b"done"))
     assert ok.recv_publish(timeout=10).payload == b"done"
     grown = rss_kib(b.proc.pid) - rss0
-    assert grown < 64 * 1024, f"RSS grew by {grown} KiB for a consumer that never reads"
+    # sanitizer builds keep freed memory in quarantine (ASan) or shadow it (TSan): RSS says
+    # nothing there, so the bound is checked by the plain build only
+    if os.environ.get("MQ_SANITIZED") != "1":
+        assert grown < 64 * 1024, f"RSS grew by {grown} KiB for a consumer that never reads"
     assert roundtrip_ok(b.port)
