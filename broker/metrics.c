@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,11 +60,77 @@ static void put(mq_buf_t *out, const char *fmt, ...)
         mq_buf_append(out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-static void metric(mq_buf_t *out, const char *name, const char *type, const char *help,
-                   uint64_t value)
+/* A metric's type follows its name: counters end in _total (Prometheus' convention). */
+static const char *type_of(const char *name)
 {
+    size_t n = strlen(name);
+    return n > 6 && strcmp(name + n - 6, "_total") == 0 ? "counter" : "gauge";
+}
+
+static void metric(mq_buf_t *out, const char *name, const char *help, uint64_t value)
+{
+    const char *type = type_of(name);
     put(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
         (unsigned long long)value);
+}
+
+#define STAT(field) offsetof(mq_server_stats_t, field)
+
+/* Broker-wide figures straight from mq_server_stats_t, with the $SYS topic they mirror. */
+static const struct {
+    const char *name, *help;
+    size_t off;
+} broker_metrics[] = {
+    {"starling_clients_connected", "Clients with a connection ($SYS/broker/clients/connected).",
+     STAT(connections)},
+    {"starling_clients_sessions", "Sessions, connected or not ($SYS/broker/clients/total).",
+     STAT(sessions)},
+    {"starling_sockets_total", "Connections accepted.", STAT(sockets)},
+    {"starling_connects_total", "CONNECT packets accepted.", STAT(connects)},
+    {"starling_messages_received_total", "MQTT packets received ($SYS/broker/messages/received).",
+     STAT(msgs_received)},
+    {"starling_messages_sent_total", "MQTT packets sent ($SYS/broker/messages/sent).",
+     STAT(msgs_sent)},
+    {"starling_publish_messages_received_total", "PUBLISH packets received.", STAT(pub_received)},
+    {"starling_publish_messages_sent_total", "PUBLISH packets sent.", STAT(pub_sent)},
+    {"starling_publish_messages_dropped_total",
+     "Messages dropped by queue limits or for offline sessions.", STAT(pub_dropped)},
+    {"starling_publish_bytes_received_total", "PUBLISH payload bytes received.",
+     STAT(pub_bytes_received)},
+    {"starling_publish_bytes_sent_total", "PUBLISH payload bytes sent.", STAT(pub_bytes_sent)},
+    {"starling_bytes_received_total", "Bytes received on all sockets.", STAT(bytes_received)},
+    {"starling_bytes_sent_total", "Bytes sent on all sockets.", STAT(bytes_sent)},
+    {"starling_messages_inflight", "Outbound QoS 1/2 messages awaiting acknowledgement.",
+     STAT(inflight)},
+    {"starling_messages_queued", "Outbound messages queued for sessions.", STAT(queued)},
+    {"starling_messages_queued_bytes", "Payload bytes queued for sessions.", STAT(queued_bytes)},
+    {"starling_subscriptions", "Subscriptions ($SYS/broker/subscriptions/count).",
+     STAT(subscriptions)},
+    {"starling_retained_messages", "Retained messages.", STAT(retained)},
+    {"starling_retained_bytes", "Payload bytes of retained messages.", STAT(retained_bytes)},
+};
+
+/* The same per worker, labelled worker="N"; 'scale' turns microseconds into seconds. */
+static const struct {
+    const char *name, *help;
+    size_t off;
+    double scale;
+} worker_metrics[] = {
+    {"starling_worker_connections", "Connections owned by the worker.", STAT(connections), 1},
+    {"starling_worker_messages_received_total", "MQTT packets the worker received.",
+     STAT(msgs_received), 1},
+    {"starling_worker_messages_sent_total", "MQTT packets the worker sent.", STAT(msgs_sent), 1},
+    {"starling_worker_ring_depth", "Entries waiting in the worker's inbox ring.", STAT(ring_depth),
+     1},
+    {"starling_worker_loop_latency_seconds", "Longest event-loop turn in the last second.",
+     STAT(loop_us), 1e-6},
+};
+
+static uint64_t field(const mq_server_stats_t *st, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)st + off, sizeof(v));
+    return v;
 }
 
 void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s, mq_buf_t *out)
@@ -80,102 +147,29 @@ void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s,
         "# HELP starling_uptime_seconds Seconds since the broker started.\n"
         "# TYPE starling_uptime_seconds gauge\nstarling_uptime_seconds %.3f\n",
         uptime_s);
-    metric(out, "starling_clients_connected", "gauge",
-           "Clients with a connection "
-           "($SYS/broker/clients/connected).",
-           st.connections);
-    metric(out, "starling_clients_sessions", "gauge",
-           "Sessions, connected or not "
-           "($SYS/broker/clients/total).",
-           st.sessions);
-    metric(out, "starling_clients_disconnected", "gauge",
-           "Persistent sessions without a "
-           "connection ($SYS/broker/clients/disconnected).",
+    for (size_t k = 0; k < sizeof(broker_metrics) / sizeof(broker_metrics[0]); k++)
+        metric(out, broker_metrics[k].name, broker_metrics[k].help,
+               field(&st, broker_metrics[k].off));
+    metric(out, "starling_clients_disconnected",
+           "Persistent sessions without a connection ($SYS/broker/clients/disconnected).",
            st.sessions - st.connections);
-    metric(out, "starling_sockets_total", "counter", "Connections accepted.", st.sockets);
-    metric(out, "starling_connects_total", "counter", "CONNECT packets accepted.", st.connects);
-    metric(out, "starling_messages_received_total", "counter",
-           "MQTT packets received "
-           "($SYS/broker/messages/received).",
-           st.msgs_received);
-    metric(out, "starling_messages_sent_total", "counter",
-           "MQTT packets sent "
-           "($SYS/broker/messages/sent).",
-           st.msgs_sent);
-    metric(out, "starling_publish_messages_received_total", "counter",
-           "PUBLISH packets "
-           "received.",
-           st.pub_received);
-    metric(out, "starling_publish_messages_sent_total", "counter", "PUBLISH packets sent.",
-           st.pub_sent);
-    metric(out, "starling_publish_messages_dropped_total", "counter",
-           "Messages dropped by "
-           "queue limits or for offline sessions.",
-           st.pub_dropped);
-    metric(out, "starling_publish_bytes_received_total", "counter",
-           "PUBLISH payload bytes "
-           "received.",
-           st.pub_bytes_received);
-    metric(out, "starling_publish_bytes_sent_total", "counter", "PUBLISH payload bytes sent.",
-           st.pub_bytes_sent);
-    metric(out, "starling_bytes_received_total", "counter", "Bytes received on all sockets.",
-           st.bytes_received);
-    metric(out, "starling_bytes_sent_total", "counter", "Bytes sent on all sockets.",
-           st.bytes_sent);
-    metric(out, "starling_messages_inflight", "gauge",
-           "Outbound QoS 1/2 messages awaiting "
-           "acknowledgement.",
-           st.inflight);
-    metric(out, "starling_messages_queued", "gauge", "Outbound messages queued for sessions.",
-           st.queued);
-    metric(out, "starling_messages_queued_bytes", "gauge", "Payload bytes queued for sessions.",
-           st.queued_bytes);
-    metric(out, "starling_subscriptions", "gauge",
-           "Subscriptions ($SYS/broker/subscriptions/"
-           "count).",
-           st.subscriptions);
-    metric(out, "starling_retained_messages", "gauge", "Retained messages.", st.retained);
-    metric(out, "starling_retained_bytes", "gauge", "Payload bytes of retained messages.",
-           st.retained_bytes);
     size_t heap = mq_mem_allocated();
-    if (heap)
-        metric(out, "starling_heap_bytes", "gauge", "Bytes allocated (jemalloc).", heap);
+    if (heap) /* jemalloc only, as $SYS/broker/heap */
+        metric(out, "starling_heap_bytes", "Bytes allocated (jemalloc).", heap);
     if (logging)
-        metric(out, "starling_log_lines_dropped_total", "counter",
-               "Log lines dropped because "
-               "the logging thread fell behind.",
+        metric(out, "starling_log_lines_dropped_total",
+               "Log lines dropped because the logging thread fell behind.",
                mq_logging_dropped(logging));
 
-    static const struct {
-        const char *name, *type, *help;
-        size_t off;
-        double scale;
-    } per[] = {
-        {"starling_worker_connections", "gauge", "Connections owned by the worker.",
-         offsetof(mq_server_stats_t, connections), 1},
-        {"starling_worker_messages_received_total", "counter",
-         "MQTT packets the worker "
-         "received.",
-         offsetof(mq_server_stats_t, msgs_received), 1},
-        {"starling_worker_messages_sent_total", "counter", "MQTT packets the worker sent.",
-         offsetof(mq_server_stats_t, msgs_sent), 1},
-        {"starling_worker_ring_depth", "gauge", "Entries waiting in the worker's inbox ring.",
-         offsetof(mq_server_stats_t, ring_depth), 1},
-        {"starling_worker_loop_latency_seconds", "gauge",
-         "Longest event-loop turn in the last "
-         "second.",
-         offsetof(mq_server_stats_t, loop_us), 1e-6},
-    };
-    for (size_t k = 0; k < sizeof(per) / sizeof(per[0]); k++) {
-        put(out, "# HELP %s %s\n# TYPE %s %s\n", per[k].name, per[k].help, per[k].name,
-            per[k].type);
+    for (size_t k = 0; k < sizeof(worker_metrics) / sizeof(worker_metrics[0]); k++) {
+        const char *name = worker_metrics[k].name;
+        put(out, "# HELP %s %s\n# TYPE %s %s\n", name, worker_metrics[k].help, name, type_of(name));
         for (unsigned i = 0; i < nw; i++) {
-            uint64_t v;
-            memcpy(&v, (const char *)&pw[i] + per[k].off, sizeof(v));
-            if (per[k].scale == 1)
-                put(out, "%s{worker=\"%u\"} %llu\n", per[k].name, i, (unsigned long long)v);
+            uint64_t v = field(&pw[i], worker_metrics[k].off);
+            if (worker_metrics[k].scale == 1)
+                put(out, "%s{worker=\"%u\"} %llu\n", name, i, (unsigned long long)v);
             else
-                put(out, "%s{worker=\"%u\"} %.6f\n", per[k].name, i, (double)v * per[k].scale);
+                put(out, "%s{worker=\"%u\"} %.6f\n", name, i, (double)v * worker_metrics[k].scale);
         }
     }
     mq_free(pw);

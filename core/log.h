@@ -20,8 +20,9 @@ enum mq_log_type {
 };
 
 #define MQ_LOG_ALL 0x7Fu
-#define MQ_LOG_DEFAULT (MQ_LOG_ERROR | MQ_LOG_WARN | MQ_LOG_NOTICE | MQ_LOG_INFO) /* mosquitto's   \
-                                                                                   */
+#define MQ_LOG_DEFAULT                                                                             \
+    (MQ_LOG_ERROR | MQ_LOG_WARN | MQ_LOG_NOTICE | MQ_LOG_INFO) /* mosquitto's                      \
+                                                                */
 
 extern atomic_uint mq_log_mask; /* the types written; set at start-up */
 
