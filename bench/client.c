@@ -26,11 +26,7 @@
 
 enum cstate { CS_IDLE, CS_CONNECTING, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSED };
 
-/* Sequence state of one publisher as seen by one subscriber. */
-typedef struct track {
-    uint64_t next; /* next expected sequence number */
-    uint64_t seen; /* bit i: sequence next-1-i has arrived (64 deep, for dup vs. late) */
-} track_t;
+typedef sb_track_t track_t;
 
 typedef struct client {
     int fd;
@@ -319,27 +315,22 @@ static void on_publish(sb_thread_t *t, client_t *c, const mq_packet_t *pkt, uint
         return;
     if (c->plan->expect == SB_EXPECT_NONE && k->next == 0 && k->seen == 0)
         k->next = seq; /* a publisher we did not start: count from what we hear first */
-    if (seq >= k->next) {
-        uint64_t step = seq + 1 - k->next; /* this message and the gap before it */
-        bump(&t->st.lost, step - 1);
-        k->seen = step >= 64 ? 1 : (k->seen << step) | 1;
-        k->next = seq + 1;
+    uint64_t gap, advanced;
+    switch (sb_track_arrival(k, seq, &gap, &advanced)) {
+    case SB_SEQ_NEW:
+        bump(&t->st.lost, gap);
         if (pub < t->run->n_pubs)
-            atomic_fetch_add_explicit(&t->run->pubs[pub].delivered, step, RLX);
-        return;
-    }
-    uint64_t back = k->next - 1 - seq;
-    if (back < 64 && (k->seen >> back) & 1) {
+            atomic_fetch_add_explicit(&t->run->pubs[pub].delivered, advanced, RLX);
+        break;
+    case SB_SEQ_DUP:
         bump(&t->st.dup, 1);
-        return;
+        break;
+    case SB_SEQ_LATE: /* it was counted lost when the gap opened */
+        bump(&t->st.reorder, 1);
+        if (atomic_load_explicit(&t->st.lost, RLX) > 0)
+            drop_one(&t->st.lost);
+        break;
     }
-    /* late: it was counted lost when the gap opened; past the window we cannot tell a late
-     * message from a duplicate and call it late */
-    if (back < 64)
-        k->seen |= 1ull << back;
-    bump(&t->st.reorder, 1);
-    if (atomic_load_explicit(&t->st.lost, RLX) > 0)
-        drop_one(&t->st.lost);
 }
 
 /* ---- publishers -------------------------------------------------------------------------- */
@@ -611,8 +602,8 @@ static void count_tail_loss(sb_thread_t *t)
         for (uint32_t p = first; p < last; p++) {
             uint64_t sent = atomic_load_explicit(&t->run->pubs[p].sent, RLX);
             track_t *k = track_for(c, p);
-            if (k && sent > k->next)
-                bump(&t->st.lost, sent - k->next);
+            if (k)
+                bump(&t->st.lost, sb_track_tail_loss(k, sent));
         }
     }
 }

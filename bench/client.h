@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "bench/hist.h"
+#include "bench/track.h"
 
 /* Every message the bench publishes starts with this header (native byte order: publisher and
  * subscriber run on the same host, which the shared CLOCK_MONOTONIC needs anyway). */
