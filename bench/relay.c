@@ -93,9 +93,9 @@ static void subscribe(relay_t *r, conn_t *c, const uint8_t *p, size_t len)
     /* body: packet id, then (u16 len, filter, options)* ; answer one code per filter */
     if (len < 2)
         return;
-    uint8_t ack[4 + 256] = {0x90, 0, p[0], p[1]};
+    uint8_t codes[256];
     size_t n = 0, off = 2;
-    while (off + 2 <= len && n < 256) {
+    while (off + 2 <= len && n < sizeof(codes)) {
         size_t flen = (size_t)p[off] << 8 | p[off + 1];
         if (off + 2 + flen + 1 > len)
             break;
@@ -112,11 +112,23 @@ static void subscribe(relay_t *r, conn_t *c, const uint8_t *p, size_t len)
             c->mine = mq_realloc(c->mine, c->cap_mine * sizeof(*c->mine));
         }
         c->mine[c->n_mine++] = s;
-        ack[4 + n++] = p[off + 2 + flen] & 3;
+        codes[n++] = p[off + 2 + flen] & 3;
         off += 2 + flen + 1;
     }
-    ack[1] = (uint8_t)(2 + n);
-    mq_buf_append(&c->out, ack, 4 + n);
+    /* SUBACK: remaining length = packet id + codes, at most 258 (a one- or two-byte varint) */
+    size_t rem = 2 + n;
+    uint8_t hdr[5] = {0x90};
+    size_t hl = 1;
+    if (rem < 128) {
+        hdr[hl++] = (uint8_t)rem;
+    } else {
+        hdr[hl++] = (uint8_t)(0x80 | (rem & 0x7f));
+        hdr[hl++] = (uint8_t)(rem >> 7);
+    }
+    hdr[hl++] = p[0];
+    hdr[hl++] = p[1];
+    mq_buf_append(&c->out, hdr, hl);
+    mq_buf_append(&c->out, codes, n);
     mark(r, c);
 }
 

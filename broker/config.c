@@ -85,10 +85,17 @@ void mq_config_fini(mq_config_t *cfg)
 
 /* --- values -------------------------------------------------------------------------------- */
 
+/* The options where mosquitto takes -1 for "no limit" (stored as 0). */
+static bool is_counting_limit(const char *opt)
+{
+    return strcmp(opt, "max_connections") == 0 || strcmp(opt, "max_queued_messages") == 0 ||
+           strcmp(opt, "max_queued_bytes") == 0 || strcmp(opt, "max_inflight_messages") == 0;
+}
+
 static int parse_u64(parse_ctx_t *p, const char *opt, const char *s, uint64_t lo, uint64_t hi,
                      uint64_t *out)
 {
-    if (*s == '-' && lo == 0 && strcmp(s, "-1") == 0) {
+    if (strcmp(s, "-1") == 0 && lo == 0 && is_counting_limit(opt)) {
         /* mosquitto spells "unlimited" as -1 for the counting limits */
         *out = 0;
         return 0;

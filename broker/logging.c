@@ -40,7 +40,9 @@ struct mq_logging {
     atomic_bool sleeping;
     atomic_bool reopen;
     atomic_bool stop;
-    _Atomic(mq_server_t *) srv;
+    pthread_mutex_t srv_lock; /* held while publishing a line, so that the server is not
+                                 stopped under the logging thread (mq_logging_set_server) */
+    mq_server_t *srv;         /* under srv_lock */
     int efd;
     pthread_t thread;
 
@@ -123,6 +125,10 @@ static void emit(mq_logging_t *lg, enum mq_log_type type, time_t when, const cha
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
             n = strftime(buf, 64, lg->ts_format, &tm);
 #pragma GCC diagnostic pop
+            if (n == 0) { /* too long, or empty: say so, as mosquitto does */
+                memcpy(buf, "Time error", 10);
+                n = 10;
+            }
         } else {
             n = (size_t)snprintf(buf, 64, "%ld", (long)when);
         }
@@ -146,11 +152,18 @@ static void emit(mq_logging_t *lg, enum mq_log_type type, time_t when, const cha
         fwrite(buf, 1, n + 1, lg->file);
     if (d & MQ_LOGDEST_SYSLOG)
         syslog(syslog_priority(type), "%s", line);
-    mq_server_t *srv = atomic_load_explicit(&lg->srv, memory_order_acquire);
-    if ((d & MQ_LOGDEST_TOPIC) && srv) {
-        char topic[] = "$SYS/broker/log/X";
-        topic[sizeof(topic) - 2] = mq_log_type_letter(type);
-        mq_server_publish(srv, topic, buf, n, false);
+    /* as mosquitto: debug lines are never published (a debug line about delivery would feed
+     * itself); subscribe/unsubscribe lines go to M/subscribe and M/unsubscribe */
+    if ((d & MQ_LOGDEST_TOPIC) && type != MQ_LOG_DEBUG) {
+        char topic[40];
+        snprintf(topic, sizeof(topic), "$SYS/broker/log/%c%s", mq_log_type_letter(type),
+                 type == MQ_LOG_SUBSCRIBE     ? "/subscribe"
+                 : type == MQ_LOG_UNSUBSCRIBE ? "/unsubscribe"
+                                              : "");
+        pthread_mutex_lock(&lg->srv_lock);
+        if (lg->srv)
+            mq_server_publish(lg->srv, topic, buf, n, false);
+        pthread_mutex_unlock(&lg->srv_lock);
     }
 }
 
@@ -185,7 +198,8 @@ static void open_file(mq_logging_t *lg)
         char msg[MQ_LOG_LINE_MAX];
         int n = snprintf(msg, sizeof(msg), "Error: Unable to open log file %s: %s.", lg->file_path,
                          strerror(errno));
-        emit(lg, MQ_LOG_ERROR, time(NULL), msg, (size_t)n < sizeof(msg) ? (size_t)n : 0);
+        size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+        emit(lg, MQ_LOG_ERROR, time(NULL), msg, len);
     }
 }
 
@@ -257,6 +271,7 @@ mq_logging_t *mq_logging_start(const mq_logging_opts_t *opts, char *err, size_t 
     lg->ts_format = opts->timestamp_format
                         ? mq_strndup(opts->timestamp_format, strlen(opts->timestamp_format))
                         : NULL;
+    pthread_mutex_init(&lg->srv_lock, NULL);
     lg->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (lg->efd < 0) {
         snprintf(err, errlen, "eventfd: %s", strerror(errno));
@@ -278,6 +293,7 @@ mq_logging_t *mq_logging_start(const mq_logging_opts_t *opts, char *err, size_t 
     mq_log_set_sink(sink, lg);
     return lg;
 fail:
+    pthread_mutex_destroy(&lg->srv_lock);
     if (lg->file)
         fclose(lg->file);
     if (lg->efd >= 0)
@@ -299,7 +315,10 @@ void mq_logging_set_server(mq_logging_t *lg, mq_server_t *srv)
              i++)
             usleep(1000);
     }
-    atomic_store_explicit(&lg->srv, srv, memory_order_release);
+    /* waits for a publish in progress: after this, the thread no longer touches the server */
+    pthread_mutex_lock(&lg->srv_lock);
+    lg->srv = srv;
+    pthread_mutex_unlock(&lg->srv_lock);
 }
 
 void mq_logging_reopen(mq_logging_t *lg)
@@ -326,6 +345,7 @@ void mq_logging_stop(mq_logging_t *lg)
     if (lg->file)
         fclose(lg->file);
     close(lg->efd);
+    pthread_mutex_destroy(&lg->srv_lock);
     mq_free(lg->file_path);
     mq_free(lg->ts_format);
     mq_free(lg->slots);

@@ -152,7 +152,8 @@ void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s,
                field(&st, broker_metrics[k].off));
     metric(out, "starling_clients_disconnected",
            "Persistent sessions without a connection ($SYS/broker/clients/disconnected).",
-           st.sessions - st.connections);
+           /* read apart from each other, the two may cross for a moment */
+           st.sessions > st.connections ? st.sessions - st.connections : 0);
     size_t heap = mq_mem_allocated();
     if (heap) /* jemalloc only, as $SYS/broker/heap */
         metric(out, "starling_heap_bytes", "Bytes allocated (jemalloc).", heap);

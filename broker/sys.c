@@ -143,7 +143,8 @@ void mq_sys_update(mq_sys_t *sys, double now_s)
 
     if (st.sessions > sys->clients_max)
         sys->clients_max = st.sessions;
-    uint64_t disconnected = st.sessions - st.connections;
+    /* read apart from each other, the two figures may cross for a moment */
+    uint64_t disconnected = st.sessions > st.connections ? st.sessions - st.connections : 0;
     put_u64(sys, "$SYS/broker/clients/total", st.sessions);
     put_u64(sys, "$SYS/broker/clients/maximum", sys->clients_max);
     put_u64(sys, "$SYS/broker/clients/connected", st.connections);

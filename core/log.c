@@ -15,6 +15,11 @@ static void *_Atomic sink_arg;
 
 void mq_log_set_sink(mq_log_sink_cb *cb, void *arg)
 {
+    if (cb == NULL) { /* callback first: nobody may pair the old callback with a NULL arg */
+        atomic_store_explicit(&sink_cb, NULL, memory_order_release);
+        atomic_store_explicit(&sink_arg, NULL, memory_order_release);
+        return;
+    }
     atomic_store_explicit(&sink_arg, arg, memory_order_relaxed);
     atomic_store_explicit(&sink_cb, cb, memory_order_release);
 }

@@ -346,7 +346,8 @@ static int handle_connect(mq_conn_t *c, const mq_packet_t *pkt)
     if (s && s->conn) { /* take-over [MQTT-3.1.4-2]: the old connection ends, with its will */
         mq_conn_t *old = s->conn;
         mq_sess_detach(s);
-        old->sess = NULL;
+        old->sess = NULL; /* so its close does not touch the session: count it offline here */
+        w->n_online--;
         mq_worker__close(old, true, "session taken over");
     }
     /* a clean session ends with its connection [MQTT-3.1.2-6], even when a persistent

@@ -95,6 +95,26 @@ def test_log_dest_topic_publishes_lines_on_sys_broker_log(broker, client):
     raise AssertionError(f"no log line on $SYS/broker/log: {[m.payload for m in msgs]}")
 
 
+def test_topic_log_uses_mosquittos_subscribe_topics_and_never_publishes_debug(broker, client,
+                                                                            raw):
+    from conftest import PUBACK, ack_pkt
+    b = broker("log_dest topic\nlog_type all")
+    mon = client(b.port).connect()
+    mon.subscribe("$SYS/broker/log/#")
+    c = client(b.port, client_id="sub-logged").connect()
+    c.subscribe("watched/#")
+    c.unsubscribe("watched/#")
+    r = raw(b.port)
+    r.connect("acker")
+    r.send(ack_pkt(PUBACK, 77))  # an unknown packet id: a debug line in the log
+    time.sleep(1.0)
+    msgs = mon.take()
+    topics = {m.topic for m in msgs}
+    assert "$SYS/broker/log/M/subscribe" in topics, topics
+    assert "$SYS/broker/log/M/unsubscribe" in topics, topics
+    assert not [t for t in topics if t.startswith("$SYS/broker/log/D")], topics
+
+
 def test_log_file_is_reopened_on_sighup(broker, client, tmp_path):
     # Started as root, the broker drops to user 'mosquitto' (as mosquitto does) before the
     # re-open, so the log's folder must be writable by that user.

@@ -157,3 +157,27 @@ def test_mosquitto_sub_reads_the_sys_tree(broker):
     assert "$SYS/broker/uptime" in topics
     assert "$SYS/broker/clients/connected" in topics
     assert len(topics) >= 40, sorted(topics)
+
+
+def test_take_over_keeps_the_connected_count_right(broker, client):
+    b = broker("sys_interval 1")
+    mon = client(b.port).connect()
+    mon.subscribe("$SYS/broker/clients/connected")
+    first = client(b.port, client_id="twice").connect()
+    second = client(b.port, client_id="twice").connect()  # takes the session over
+    assert first.disconnected.wait(5)
+    first.c.loop_stop()
+    first.started = False
+
+    def connected_is(n, timeout=6.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msgs = mon.wait_messages(1)
+            if msgs[-1].payload == str(n).encode():
+                return True
+            time.sleep(0.2)
+        return False
+
+    assert connected_is(2), [m.payload for m in mon.take()]  # mon + the new connection
+    second.disconnect()
+    assert connected_is(1), [m.payload for m in mon.take()]

@@ -153,6 +153,17 @@ Test(config, every_supported_option_is_applied)
     cr_assert_eq(cfg.log_types, MQ_LOG_ALL);
 }
 
+Test(config, minus_one_means_unlimited_for_the_counting_limits)
+{
+    cr_assert_eq(parse("max_connections -1\nmax_queued_messages -1\nmax_queued_bytes -1\n"
+                       "max_inflight_messages -1\n"),
+                 0, "%s", err);
+    cr_expect_eq(cfg.max_connections, 0);
+    cr_expect_eq(cfg.max_queued_messages, 0);
+    cr_expect_eq(cfg.max_queued_bytes, 0);
+    cr_expect_eq(cfg.max_inflight_messages, 0);
+}
+
 Test(config, crlf_line_endings_are_accepted)
 {
     cr_assert_eq(parse("max_qos 1\r\nmax_keepalive 30\r\n"), 0, "%s", err);
@@ -190,6 +201,8 @@ static const struct bad_case bad_cases[] = {
     {"protocol websockets\n", "protocol websockets is not supported"},
     {"log_type chatty\n", "invalid value 'chatty' for log_type"},
     {"workers 5000\n", "invalid value '5000' for workers"},
+    {"max_qos -1\n", "invalid value '-1' for max_qos"},
+    {"log_facility -1\n", "invalid value '-1' for log_facility"},
 };
 
 Test(config, bad_lines_are_errors_naming_file_and_line)
