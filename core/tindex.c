@@ -47,6 +47,7 @@ typedef struct shard {
 struct mq_tindex {
     mq_epoch_t *ep;
     atomic_uint_fast64_t next_fid;
+    atomic_uint_fast64_t generation; /* bumped whenever a match result may change */
     atomic_uint_fast64_t n_retained;
     atomic_uint_fast64_t retained_bytes;
     uint64_t hash_plus, hash_hash;
@@ -75,6 +76,7 @@ mq_tindex_t *mq_tindex_new(mq_epoch_t *ep)
     mq_tindex_t *ix = mq_calloc(1, sizeof(*ix));
     ix->ep = ep;
     atomic_init(&ix->next_fid, 1);
+    atomic_init(&ix->generation, 1);
     ix->hash_plus = level_hash("+", 1);
     ix->hash_hash = level_hash("#", 1);
     for (unsigned i = 0; i < N_SHARDS; i++) {
@@ -242,6 +244,11 @@ static void prune(node_t *n, mq_epoch_rec_t *r)
     }
 }
 
+uint64_t mq_tindex_generation(const mq_tindex_t *ix)
+{
+    return atomic_load_explicit(&ix->generation, memory_order_acquire);
+}
+
 uint64_t mq_tindex_add_interest(mq_tindex_t *ix, const char *filter, size_t len, unsigned w,
                                 mq_epoch_rec_t *r)
 {
@@ -250,7 +257,9 @@ uint64_t mq_tindex_add_interest(mq_tindex_t *ix, const char *filter, size_t len,
     pthread_mutex_lock(&sh->lock);
     node_t *n = walk(ix, sh, filter, len, true, r);
     /* release: a reader that sees the bit also sees the node (published before) */
-    atomic_fetch_or_explicit(&n->interest, 1ull << w, memory_order_release);
+    uint64_t old = atomic_fetch_or_explicit(&n->interest, 1ull << w, memory_order_release);
+    if (!(old & (1ull << w))) /* after the change: a reader that sees it sees the bit */
+        atomic_fetch_add_explicit(&ix->generation, 1, memory_order_release);
     uint64_t fid = n->fid;
     pthread_mutex_unlock(&sh->lock);
     return fid;
@@ -263,7 +272,9 @@ void mq_tindex_remove_interest(mq_tindex_t *ix, const char *filter, size_t len, 
     pthread_mutex_lock(&sh->lock);
     node_t *n = walk(ix, sh, filter, len, false, r);
     if (n) {
-        atomic_fetch_and_explicit(&n->interest, ~(1ull << w), memory_order_relaxed);
+        uint64_t old = atomic_fetch_and_explicit(&n->interest, ~(1ull << w), memory_order_relaxed);
+        if (old & (1ull << w))
+            atomic_fetch_add_explicit(&ix->generation, 1, memory_order_release);
         prune(n, r);
     }
     pthread_mutex_unlock(&sh->lock);

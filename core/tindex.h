@@ -39,6 +39,11 @@ typedef void mq_tindex_match_cb(void *arg, uint64_t filter_id, uint64_t workers)
 size_t mq_tindex_match(const mq_tindex_t *ix, const char *topic, size_t len, mq_tindex_match_cb *cb,
                        void *arg);
 
+/* A number that changes whenever the answer of mq_tindex_match() may change (a worker's
+ * interest in a filter was added or removed). A caller may keep a match result and reuse it
+ * while the generation it read before matching is still current. Any thread (acquire). */
+uint64_t mq_tindex_generation(const mq_tindex_t *ix);
+
 /* Sets worker 'w''s interest bit on the valid, non-shared 'filter', creating its node;
  * returns the filter id. Takes the shard lock; 'r' is the caller's epoch record. */
 uint64_t mq_tindex_add_interest(mq_tindex_t *ix, const char *filter, size_t len, unsigned w,

@@ -179,6 +179,17 @@ void mq_proto__deliver(mq_worker_t *w, mq_msg_t *msg, const uint64_t *fids, uint
 static void collect(void *arg, uint64_t fid, uint64_t workers)
 {
     mq_worker_t *w = arg;
+    mq_match_entry_t *rec = w->mrec;
+    if (rec) { /* remember the pair for the cache; too many and the result is not kept */
+        if (rec->n < MQ_MATCH_CACHE_PAIRS) {
+            rec->fid[rec->n] = fid;
+            rec->workers[rec->n] = workers;
+            rec->n++;
+        } else {
+            w->mrec = NULL;
+            rec->gen = 0;
+        }
+    }
     while (workers) {
         unsigned b = (unsigned)__builtin_ctzll(workers);
         workers &= workers - 1;
@@ -191,13 +202,44 @@ static void collect(void *arg, uint64_t fid, uint64_t workers)
     }
 }
 
+/* Matches 'topic' against the shared index, or replays the cached result for it when the
+ * index has not changed since (a publisher usually repeats its topics). The generation is
+ * read before matching: a change during the match leaves the entry stale, never wrong. */
+static void match_cached(mq_worker_t *w, mq_str_t t)
+{
+    mq_tindex_t *ix = w->srv->ix;
+    if (t.len > MQ_MATCH_CACHE_TOPIC) {
+        mq_tindex_match(ix, t.ptr, t.len, collect, w);
+        return;
+    }
+    uint64_t gen = mq_tindex_generation(ix);
+    uint64_t h = XXH3_64bits(t.ptr, t.len);
+    mq_match_entry_t *e = &w->mcache[h & (MQ_MATCH_CACHE_SLOTS - 1)];
+    if (e->gen == gen && e->hash == h && e->tlen == t.len && memcmp(e->topic, t.ptr, t.len) == 0) {
+        for (uint8_t i = 0; i < e->n; i++)
+            collect(w, e->fid[i], e->workers[i]);
+        return;
+    }
+    e->gen = 0;
+    e->n = 0;
+    w->mrec = e;
+    mq_tindex_match(ix, t.ptr, t.len, collect, w);
+    if (w->mrec) { /* complete: keep it */
+        e->hash = h;
+        e->tlen = (uint16_t)t.len;
+        memcpy(e->topic, t.ptr, t.len);
+        e->gen = gen;
+    }
+    w->mrec = NULL;
+}
+
 /* Matches 'msg' once against the shared index and hands each interested worker one entry
  * {message reference, filter ids} (DESIGN.md rule 3). */
 static void route(mq_worker_t *w, mq_msg_t *msg)
 {
     mq_str_t t = mq_msg_topic(msg);
     w->touched = 0;
-    mq_tindex_match(w->srv->ix, t.ptr, t.len, collect, w);
+    match_cached(w, t);
     uint64_t m = w->touched;
     while (m) {
         unsigned b = (unsigned)__builtin_ctzll(m);

@@ -96,6 +96,22 @@ typedef struct mq_conn {
     char peer[64];               /* "address:port" for the log */
 } mq_conn_t;
 
+/* A cached match result: the (filter id, worker mask) pairs of a topic, valid while the
+ * index generation it was computed under is current (net/proto.c route()). */
+#define MQ_MATCH_CACHE_SLOTS 256 /* per worker, direct-mapped by topic hash */
+#define MQ_MATCH_CACHE_PAIRS 8   /* results with more pairs are not cached */
+#define MQ_MATCH_CACHE_TOPIC 64  /* longer topics are not cached */
+
+typedef struct mq_match_entry {
+    uint64_t gen; /* index generation; 0 = empty */
+    uint64_t hash;
+    uint16_t tlen;
+    uint8_t n;
+    char topic[MQ_MATCH_CACHE_TOPIC];
+    uint64_t fid[MQ_MATCH_CACHE_PAIRS];
+    uint64_t workers[MQ_MATCH_CACHE_PAIRS];
+} mq_match_entry_t;
+
 /* A filter as this worker knows it: the sessions subscribed to it (DESIGN.md rule 3). */
 typedef struct mq_lsub {
     mq_sess_t *sess;
@@ -181,11 +197,13 @@ struct mq_worker {
     uint32_t n_dsess, cap_dsess;
     uint64_t **tfids; /* scratch per target worker: matched filter ids */
     uint32_t *n_tfids, *cap_tfids;
-    uint64_t touched;        /* target workers with ids in tfids */
-    uint64_t wake_mask;      /* target workers to wake at the end of the turn */
-    mq_overflow_t *overflow; /* per target worker */
-    bool congested;          /* some overflow list is long: stop consuming publishers' input */
-    mq_deferred_t *deferred; /* buffers held while congested, in arrival order */
+    uint64_t touched;         /* target workers with ids in tfids */
+    mq_match_entry_t *mcache; /* MQ_MATCH_CACHE_SLOTS entries */
+    mq_match_entry_t *mrec;   /* the entry being filled by the match in progress, or NULL */
+    uint64_t wake_mask;       /* target workers to wake at the end of the turn */
+    mq_overflow_t *overflow;  /* per target worker */
+    bool congested;           /* some overflow list is long: stop consuming publishers' input */
+    mq_deferred_t *deferred;  /* buffers held while congested, in arrival order */
     uint32_t n_deferred, cap_deferred;
     mq_conn_t **rearm; /* connections whose receive waits for free buffers */
     uint32_t n_rearm, cap_rearm;

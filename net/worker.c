@@ -79,6 +79,7 @@ void mq_worker__init(mq_worker_t *w, mq_server_t *srv, unsigned idx)
     w->tfids = mq_calloc(srv->n_workers, sizeof(*w->tfids));
     w->n_tfids = mq_calloc(srv->n_workers, sizeof(*w->n_tfids));
     w->cap_tfids = mq_calloc(srv->n_workers, sizeof(*w->cap_tfids));
+    w->mcache = mq_calloc(MQ_MATCH_CACHE_SLOTS, sizeof(*w->mcache));
     w->overflow = mq_calloc(srv->n_workers, sizeof(*w->overflow));
     w->now_ms = now_ms();
 }
@@ -195,6 +196,7 @@ void mq_worker__fini(mq_worker_t *w)
         mq_free(w->overflow[i].e);
     }
     mq_free(w->tfids);
+    mq_free(w->mcache);
     mq_free(w->n_tfids);
     mq_free(w->cap_tfids);
     mq_free(w->overflow);

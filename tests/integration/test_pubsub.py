@@ -710,3 +710,24 @@ def test_mosquitto_clients_with_mqtt31(broker):
                                           "-W", "5", "-q", "2"])
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "v31/r old"
+
+
+def test_a_topic_published_before_anyone_subscribed_reaches_a_later_subscriber(broker, client):
+    # Workers cache match results per topic; a subscription must invalidate them at once,
+    # also when the subscriber lives on another worker.
+    b = broker()
+    pub = client(b.port, "cache-pub").connect()
+    for i in range(20):
+        pub.publish("cache/t", b"before%d" % i, qos=1)
+    subs = [client(b.port, f"cache-sub-{i}").connect() for i in range(4)]
+    for s in subs:
+        s.subscribe("cache/t", qos=1)
+    pub.publish("cache/t", b"after", qos=1)
+    for s in subs:
+        assert [m.payload for m in s.wait_messages(1)] == [b"after"]
+    for s in subs[1:]:
+        s.unsubscribe("cache/t")
+    pub.publish("cache/t", b"again", qos=1)
+    assert [m.payload for m in subs[0].wait_messages(2)][-1] == b"again"
+    for s in subs[1:]:
+        s.no_messages(quiet=0.3)

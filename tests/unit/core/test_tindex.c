@@ -525,3 +525,23 @@ Test(tindex, readers_see_a_stable_filter_while_siblings_churn, .timeout = 60)
     cr_assert(eq(u64, mq_epoch_pending(rec), 0));
     cr_log_info("reader turns: %llu", (unsigned long long)atomic_load(&turns));
 }
+
+Test(tindex, generation_changes_exactly_when_a_match_result_can_change)
+{
+    uint64_t g0 = mq_tindex_generation(ix);
+    add("gen/a", 0);
+    uint64_t g1 = mq_tindex_generation(ix);
+    cr_expect_neq(g1, g0, "a new interest changes results");
+    add("gen/a", 0);
+    cr_expect_eq(mq_tindex_generation(ix), g1, "the same worker again changes nothing");
+    add("gen/a", 1);
+    uint64_t g2 = mq_tindex_generation(ix);
+    cr_expect_neq(g2, g1, "another worker's interest changes the mask");
+    del("gen/a", 1);
+    uint64_t g3 = mq_tindex_generation(ix);
+    cr_expect_neq(g3, g2);
+    del("gen/nothing", 0);
+    cr_expect_eq(mq_tindex_generation(ix), g3, "removing what is not there changes nothing");
+    del("gen/a", 0);
+    cr_expect_neq(mq_tindex_generation(ix), g3);
+}
