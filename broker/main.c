@@ -214,6 +214,9 @@ int main(int argc, char **argv)
         MQ_LOG(MQ_LOG_NOTICE, "Config loaded from %s.", config_file);
     else
         MQ_LOG(MQ_LOG_NOTICE, "Using default config.");
+    if (!cfg.has_explicit_listener) /* mosquitto 2's words for the same mode */
+        MQ_LOG(MQ_LOG_NOTICE, "Starting in local only mode. Connections will only be possible "
+                              "from clients running on this machine.");
     if (cfg.pid_file && write_pid_file(cfg.pid_file) < 0) {
         mq_logging_stop(logging);
         mq_config_fini(&cfg);
