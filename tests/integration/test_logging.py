@@ -182,3 +182,33 @@ def test_unwritable_log_file_is_a_startup_error(tmp_path):
     res = run([BROKER, "-c", str(conf)], timeout=10)
     assert res.returncode != 0
     assert "Unable to open log file /nonexistent/dir/x.log" in res.stderr, res.stderr
+
+
+@pytest.mark.skipif(os.path.exists("/dev/log") or os.geteuid() != 0,
+                    reason="needs root and no system logger on /dev/log to stand in for it")
+def test_log_dest_syslog_uses_the_configured_facility(broker, client):
+    import socket as sk
+    listener = sk.socket(sk.AF_UNIX, sk.SOCK_DGRAM)
+    listener.bind("/dev/log")
+    os.chmod("/dev/log", 0o666)  # the broker drops to user 'mosquitto' after start-up
+    listener.settimeout(0.5)
+    try:
+        b = broker("log_dest syslog\nlog_facility 5")
+        client(b.port, client_id="via-syslog").connect()
+        deadline = time.monotonic() + 5
+        lines = []
+        while time.monotonic() < deadline:
+            try:
+                lines.append(listener.recv(4096).decode(errors="replace"))
+            except sk.timeout:
+                continue
+            hits = [l for l in lines if "as via-syslog" in l]
+            if hits:
+                # <PRI> = facility LOCAL5 (21) * 8 + severity notice (5) = 173
+                assert hits[0].startswith("<173>"), hits[0]
+                assert "starling" in hits[0]
+                return
+        raise AssertionError(f"no syslog line for the client: {lines}")
+    finally:
+        listener.close()
+        os.unlink("/dev/log")
