@@ -6,6 +6,7 @@
 #include <sys/random.h>
 #include <xxhash.h>
 
+#include "core/deadline.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/topic.h"
@@ -764,14 +765,19 @@ void mq_proto__tick(mq_worker_t *w)
 {
     publish_stats(w);
     uint64_t now = w->now_ms;
-    uint64_t connect_ms = (uint64_t)w->srv->opts.connect_timeout_s * 1000;
     for (mq_conn_t *c = w->conns; c; c = c->next) {
-        if (c->state == MQ_CONN_PRE && now - c->born_ms > connect_ms) {
+        if (c->state == MQ_CONN_CLOSING)
+            continue;
+        switch (mq_deadline_check(c->state == MQ_CONN_ACTIVE, c->born_ms, c->last_rx_ms,
+                                  c->keep_alive, w->srv->opts.connect_timeout_s, now)) {
+        case MQ_DEADLINE_CONNECT:
             mq_worker__close(c, false, "no CONNECT in time");
-        } else if (c->state == MQ_CONN_ACTIVE && c->keep_alive &&
-                   now - c->last_rx_ms > (uint64_t)c->keep_alive * 1500) {
-            /* [MQTT-3.1.2-24] one and a half times the keep alive */
+            break;
+        case MQ_DEADLINE_KEEPALIVE:
             mq_worker__close(c, true, "keepalive timeout");
+            break;
+        case MQ_DEADLINE_NONE:
+            break;
         }
     }
 }
