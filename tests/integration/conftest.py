@@ -146,6 +146,16 @@ class Broker:
         except OSError:
             return ""
 
+    def wait_log(self, needle, timeout=5.0):
+        """True once 'needle' is in the broker's output: lines go through a logging thread,
+        so they appear shortly after the event, not at once."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.stderr():
+                return True
+            time.sleep(0.02)
+        return needle in self.stderr()
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 

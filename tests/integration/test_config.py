@@ -112,7 +112,7 @@ def test_log_type_all_enables_debug_logging(broker):
         r.expect(PINGRESP_PKT)
     finally:
         r.close()
-    assert "unknown packet id 77" in b.stderr()
+    assert b.wait_log("unknown packet id 77"), b.stderr()
 
 
 @pytest.mark.skipif(IS_MOSQUITTO, reason="workers is Starling's own option")
