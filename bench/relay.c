@@ -25,6 +25,7 @@
 #include <xxhash.h>
 
 #include "core/buf.h"
+#include "core/codec.h"
 #include "core/mem.h"
 
 #define MAX_EVENTS 256
@@ -115,16 +116,10 @@ static void subscribe(relay_t *r, conn_t *c, const uint8_t *p, size_t len)
         codes[n++] = p[off + 2 + flen] & 3;
         off += 2 + flen + 1;
     }
-    /* SUBACK: remaining length = packet id + codes, at most 258 (a one- or two-byte varint) */
+    /* SUBACK: remaining length = packet id + codes */
     size_t rem = 2 + n;
-    uint8_t hdr[5] = {0x90};
-    size_t hl = 1;
-    if (rem < 128) {
-        hdr[hl++] = (uint8_t)rem;
-    } else {
-        hdr[hl++] = (uint8_t)(0x80 | (rem & 0x7f));
-        hdr[hl++] = (uint8_t)(rem >> 7);
-    }
+    uint8_t hdr[7] = {0x90};
+    size_t hl = 1 + mq_codec_write_varint(hdr + 1, (uint32_t)rem);
     hdr[hl++] = p[0];
     hdr[hl++] = p[1];
     mq_buf_append(&c->out, hdr, hl);
@@ -152,16 +147,7 @@ static void publish(relay_t *r, conn_t *c, uint8_t hdr, const uint8_t *p, size_t
     uint64_t h = XXH3_64bits(p + 2, tlen);
     size_t rem = 2 + tlen + (len - body_off);
     uint8_t fh[5] = {(uint8_t)(0x30 | (hdr & 1))};
-    size_t fl = 1;
-    for (size_t v = rem;; fl++) {
-        fh[fl] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (!v) {
-            fl++;
-            break;
-        }
-        fh[fl] |= 0x80;
-    }
+    size_t fl = 1 + mq_codec_write_varint(fh + 1, (uint32_t)rem);
     for (sub_t *s = r->table[h & ((1u << TABLE_BITS) - 1)]; s; s = s->next) {
         if (s->hash != h || s->len != tlen || memcmp(s->topic, p + 2, tlen) != 0)
             continue;
@@ -179,17 +165,14 @@ static bool process(relay_t *r, conn_t *c)
     size_t off = 0;
     while (c->in.len - off >= 2) {
         const uint8_t *b = c->in.data + off;
-        size_t avail = c->in.len - off, rem = 0, i = 1;
-        for (unsigned shift = 0;; shift += 7, i++) {
-            if (i >= avail)
-                goto need_more;
-            if (i > 4)
-                return false;
-            rem |= (size_t)(b[i] & 0x7f) << shift;
-            if (!(b[i] & 0x80))
-                break;
-        }
-        i++;
+        size_t avail = c->in.len - off;
+        uint32_t rem;
+        int vl = mq_codec_read_varint(b + 1, avail - 1, &rem);
+        if (vl < 0)
+            return false; /* malformed length */
+        if (vl == 0)
+            break; /* need more */
+        size_t i = 1 + (size_t)vl;
         if (avail < i + rem)
             break;
         const uint8_t *body = b + i;
@@ -229,7 +212,6 @@ static bool process(relay_t *r, conn_t *c)
         }
         off += i + rem;
     }
-need_more:
     mq_buf_consume(&c->in, off);
     return true;
 }

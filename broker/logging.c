@@ -56,6 +56,14 @@ struct mq_logging {
 
 /* --- producers (any thread) ---------------------------------------------------------------- */
 
+/* Wakes the logging thread (an eventfd counter cannot overflow at this rate). */
+static void wake(mq_logging_t *lg)
+{
+    uint64_t one = 1;
+    ssize_t w = write(lg->efd, &one, sizeof(one));
+    (void)w;
+}
+
 static void sink(void *arg, enum mq_log_type type, time_t when, const char *line, size_t len)
 {
     mq_logging_t *lg = arg;
@@ -85,11 +93,8 @@ static void sink(void *arg, enum mq_log_type type, time_t when, const char *line
     /* pairs with the consumer's fence between announcing sleep and re-checking the queue */
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&lg->sleeping, memory_order_relaxed) &&
-        atomic_exchange_explicit(&lg->sleeping, false, memory_order_relaxed)) {
-        uint64_t one = 1;
-        ssize_t w = write(lg->efd, &one, sizeof(one));
-        (void)w; /* an eventfd counter cannot overflow here */
-    }
+        atomic_exchange_explicit(&lg->sleeping, false, memory_order_relaxed))
+        wake(lg);
 }
 
 /* --- the logging thread -------------------------------------------------------------------- */
@@ -245,13 +250,6 @@ static void *run(void *arg)
         }
         atomic_store_explicit(&lg->sleeping, false, memory_order_relaxed);
     }
-}
-
-static void wake(mq_logging_t *lg)
-{
-    uint64_t one = 1;
-    ssize_t w = write(lg->efd, &one, sizeof(one));
-    (void)w;
 }
 
 /* --- lifecycle (main thread) --------------------------------------------------------------- */

@@ -85,6 +85,9 @@ static const struct {
      STAT(connections)},
     {"starling_clients_sessions", "Sessions, connected or not ($SYS/broker/clients/total).",
      STAT(sessions)},
+    {"starling_clients_disconnected",
+     "Persistent sessions without a connection ($SYS/broker/clients/disconnected).",
+     STAT(disconnected)},
     {"starling_sockets_total", "Connections accepted.", STAT(sockets)},
     {"starling_connects_total", "CONNECT packets accepted.", STAT(connects)},
     {"starling_messages_received_total", "MQTT packets received ($SYS/broker/messages/received).",
@@ -150,10 +153,7 @@ void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s,
     for (size_t k = 0; k < sizeof(broker_metrics) / sizeof(broker_metrics[0]); k++)
         metric(out, broker_metrics[k].name, broker_metrics[k].help,
                field(&st, broker_metrics[k].off));
-    metric(out, "starling_clients_disconnected",
-           "Persistent sessions without a connection ($SYS/broker/clients/disconnected).",
-           /* read apart from each other, the two may cross for a moment */
-           st.sessions > st.connections ? st.sessions - st.connections : 0);
+
     size_t heap = mq_mem_allocated();
     if (heap) /* jemalloc only, as $SYS/broker/heap */
         metric(out, "starling_heap_bytes", "Bytes allocated (jemalloc).", heap);

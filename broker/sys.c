@@ -143,14 +143,12 @@ void mq_sys_update(mq_sys_t *sys, double now_s)
 
     if (st.sessions > sys->clients_max)
         sys->clients_max = st.sessions;
-    /* read apart from each other, the two figures may cross for a moment */
-    uint64_t disconnected = st.sessions > st.connections ? st.sessions - st.connections : 0;
     put_u64(sys, "$SYS/broker/clients/total", st.sessions);
     put_u64(sys, "$SYS/broker/clients/maximum", sys->clients_max);
     put_u64(sys, "$SYS/broker/clients/connected", st.connections);
     put_u64(sys, "$SYS/broker/clients/active", st.connections);
-    put_u64(sys, "$SYS/broker/clients/disconnected", disconnected);
-    put_u64(sys, "$SYS/broker/clients/inactive", disconnected);
+    put_u64(sys, "$SYS/broker/clients/disconnected", st.disconnected);
+    put_u64(sys, "$SYS/broker/clients/inactive", st.disconnected);
     put_u64(sys, "$SYS/broker/clients/expired", 0); /* no session expiry in 3.1.1 yet */
 
     put_u64(sys, "$SYS/broker/messages/received", st.msgs_received);

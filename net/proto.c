@@ -313,6 +313,15 @@ static void refuse(mq_conn_t *c, uint8_t code, const char *why)
     mq_worker__close(c, false, why);
 }
 
+/* Ends the link between 'c' and its session: the one place the online count goes down (it
+ * went up when the session was attached). */
+static void detach(mq_conn_t *c)
+{
+    mq_sess_detach(c->sess);
+    c->sess = NULL;
+    c->w->n_online--;
+}
+
 /* An identifier for a client that sent none, chosen so that this worker owns it. */
 static size_t make_client_id(mq_worker_t *w, char *buf, size_t cap)
 {
@@ -388,9 +397,7 @@ static int handle_connect(mq_conn_t *c, const mq_packet_t *pkt)
     mq_sess_t *s = find_sess(w, id, id_len, h);
     if (s && s->conn) { /* take-over [MQTT-3.1.4-2]: the old connection ends, with its will */
         mq_conn_t *old = s->conn;
-        mq_sess_detach(s);
-        old->sess = NULL; /* so its close does not touch the session: count it offline here */
-        w->n_online--;
+        detach(old); /* its close then leaves the session alone */
         mq_worker__close(old, true, "session taken over");
     }
     /* a clean session ends with its connection [MQTT-3.1.2-6], even when a persistent
@@ -704,9 +711,7 @@ void mq_proto__on_closed(mq_conn_t *c)
         if (w->srv->opts.connection_messages)
             MQ_LOG(MQ_LOG_NOTICE, "Client %s %s.", s->client_id,
                    c->will_pending ? "closed its connection" : "disconnected");
-        mq_sess_detach(s);
-        c->sess = NULL;
-        w->n_online--;
+        detach(c);
         if (s->clean)
             destroy_sess(w, s);
     }

@@ -336,6 +336,8 @@ void mq_server_stats(const mq_server_t *srv, mq_server_stats_t *total,
         if (s.loop_us > total->loop_us)
             total->loop_us = s.loop_us;
     }
+    total->disconnected =
+        total->sessions > total->connections ? total->sessions - total->connections : 0;
     total->retained = mq_tindex_retained_count(srv->ix);
     total->retained_bytes = mq_tindex_retained_bytes(srv->ix);
 }

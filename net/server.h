@@ -55,10 +55,12 @@ typedef struct mq_server_stats {
     uint64_t pub_received, pub_sent, pub_dropped;
     uint64_t pub_bytes_received, pub_bytes_sent;
     uint64_t bytes_received, bytes_sent;
-    uint64_t sockets;     /* connections accepted so far */
-    uint64_t connects;    /* CONNECTs accepted so far */
-    uint64_t connections; /* sessions with a connection now */
-    uint64_t sessions;    /* sessions, connected or not */
+    uint64_t sockets;      /* connections accepted so far */
+    uint64_t connects;     /* CONNECTs accepted so far */
+    uint64_t connections;  /* sessions with a connection now */
+    uint64_t sessions;     /* sessions, connected or not */
+    uint64_t disconnected; /* sessions without a connection (the two above, never negative:
+                              they are read apart and may cross for a moment) */
     uint64_t subscriptions;
     uint64_t inflight, queued, queued_bytes; /* outbound messages held for sessions */
     uint64_t ring_depth;                     /* inbox entries waiting */
