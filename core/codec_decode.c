@@ -42,21 +42,6 @@ void mq_decoder_set_proto(mq_decoder_t *d, uint8_t proto)
     d->proto = proto;
 }
 
-int mq_codec_read_varint(const uint8_t *in, size_t len, uint32_t *value)
-{
-    uint32_t v = 0;
-    for (size_t i = 0; i < 4; i++) {
-        if (i >= len)
-            return 0;
-        v |= (uint32_t)(in[i] & 0x7F) << (7 * i);
-        if (!(in[i] & 0x80)) {
-            *value = v;
-            return (int)i + 1;
-        }
-    }
-    return -1; /* [MQTT-1.5.5] at most four bytes */
-}
-
 /* Checks the first byte of the fixed header, before any body byte is needed, so that a
  * wrong packet is refused before the server buffers it. */
 static enum mq_rc check_header(enum mq_role role, uint8_t proto, uint8_t hdr, const char **why)
@@ -531,7 +516,7 @@ static enum mq_rc read_fixed_header(enum mq_role role, uint8_t proto, const uint
     enum mq_rc rc = check_header(role, proto, in[0], why);
     if (rc != MQ_RC_SUCCESS)
         return rc;
-    int n = mq_codec_read_varint(in + 1, len - 1, rem);
+    int n = mq_codec__read_varint(in + 1, len - 1, rem);
     if (n < 0)
         FAIL(MQ_RC_MALFORMED_PACKET, "remaining length over 4 bytes");
     if (n == 0)

@@ -6,17 +6,6 @@
 
 #define STR_MAX 65535u /* two-byte length prefix */
 
-size_t mq_codec_write_varint(uint8_t *out, uint32_t v)
-{
-    size_t n = 0;
-    do {
-        uint8_t b = v & 0x7F;
-        v >>= 7;
-        out[n++] = (uint8_t)(b | (v ? 0x80 : 0));
-    } while (v);
-    return n;
-}
-
 const char *mq_ptype_str(uint8_t type)
 {
     static const char *const names[] = {
@@ -121,7 +110,7 @@ static uint8_t *put_props_field(uint8_t *o, const mq_props_t *p, uint8_t proto)
 {
     if (proto != MQ_PROTO_5)
         return o;
-    o += mq_codec_write_varint(o, (uint32_t)mq_props_size(p));
+    o += mq_codec__write_varint(o, (uint32_t)mq_props_size(p));
     return mq_codec__put_props(o, p);
 }
 
@@ -243,7 +232,7 @@ size_t mq_codec_encode(const mq_packet_t *pkt, uint8_t proto, uint8_t *out, size
         return 0;
     uint8_t *o = out;
     *o++ = first_byte(pkt);
-    o += mq_codec_write_varint(o, (uint32_t)rem);
+    o += mq_codec__write_varint(o, (uint32_t)rem);
     o = put_body(o, pkt, proto, rem);
     MQ_ASSERT((size_t)(o - out) == total); /* size and writer must agree */
     return total;

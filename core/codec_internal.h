@@ -81,8 +81,51 @@ static inline uint8_t *mq_codec__put_bin(uint8_t *o, mq_str_t s)
     return o + s.len;
 }
 
+/* Variable Byte Integers (§1.5.5). The one definition: the codec files use these directly so
+ * that none of them calls into another for them; core/codec_varint.c exports them under the
+ * public names of codec.h. */
+
+/* Reads in[0..len): returns the bytes read (1..4), 0 when more bytes are needed, -1 when
+ * malformed (a fifth byte would be needed). */
+static inline int mq_codec__read_varint(const uint8_t *in, size_t len, uint32_t *value)
+{
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (i >= len)
+            return 0;
+        v |= (uint32_t)(in[i] & 0x7F) << (7 * i);
+        if (!(in[i] & 0x80)) {
+            *value = v;
+            return (int)i + 1;
+        }
+    }
+    return -1; /* [MQTT-1.5.5] at most four bytes */
+}
+
+/* Writes 'v' (<= MQ_CODEC_MAX_REMAINING) in the minimal encoding [MQTT-1.5.5-1]; returns the
+ * bytes written. */
+static inline size_t mq_codec__write_varint(uint8_t *out, uint32_t v)
+{
+    size_t n = 0;
+    do {
+        uint8_t b = v & 0x7F;
+        v >>= 7;
+        out[n++] = (uint8_t)(b | (v ? 0x80 : 0));
+    } while (v);
+    return n;
+}
+
 /* Reads a v5 Variable Byte Integer in the minimal encoding; false when short or malformed. */
-bool mq_codec__varint(mq_codec__rd_t *r, uint32_t *v);
+static inline bool mq_codec__varint(mq_codec__rd_t *r, uint32_t *v)
+{
+    int n = mq_codec__read_varint(r->p, mq_codec__left(r), v);
+    if (n <= 0)
+        return false;
+    if ((size_t)n != mq_codec_varint_size(*v)) /* [MQTT-1.5.5-1] minimal encoding */
+        return false;
+    r->p += n;
+    return true;
+}
 
 /* Writes the property block of 'p' (without the length prefix) at 'o'; returns the end. */
 uint8_t *mq_codec__put_props(uint8_t *o, const mq_props_t *p);

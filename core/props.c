@@ -49,17 +49,6 @@ static const struct {
     [MQ_PROP_SHARED_SUB_AVAILABLE] = {PT_BYTE, C(MQ_PCTX_CONNACK)},
 };
 
-bool mq_codec__varint(mq_codec__rd_t *r, uint32_t *v)
-{
-    int n = mq_codec_read_varint(r->p, mq_codec__left(r), v);
-    if (n <= 0)
-        return false;
-    if ((size_t)n != mq_codec_varint_size(*v)) /* [MQTT-1.5.5-1] minimal encoding */
-        return false;
-    r->p += n;
-    return true;
-}
-
 static bool read_utf8(mq_codec__rd_t *r, mq_str_t *s)
 {
     return mq_codec__bin(r, s) && mq_utf8_is_valid((const uint8_t *)s->ptr, s->len);
@@ -468,7 +457,7 @@ static uint8_t *put_value(uint8_t *o, const mq_props_t *p, uint8_t id)
     case MQ_PROP_TOPIC_ALIAS:
         return mq_codec__put_u16(o, p->topic_alias);
     case MQ_PROP_SUBSCRIPTION_ID:
-        return o + mq_codec_write_varint(o, p->subscription_id);
+        return o + mq_codec__write_varint(o, p->subscription_id);
     case MQ_PROP_CONTENT_TYPE:
         return mq_codec__put_bin(o, p->content_type);
     case MQ_PROP_RESPONSE_TOPIC:
@@ -507,7 +496,7 @@ uint8_t *mq_codec__put_props(uint8_t *o, const mq_props_t *p)
     if (p->sub_ids) {
         for (uint32_t i = 0; i < p->n_sub_ids; i++) {
             *o++ = MQ_PROP_SUBSCRIPTION_ID;
-            o += mq_codec_write_varint(o, p->sub_ids[i]);
+            o += mq_codec__write_varint(o, p->sub_ids[i]);
         }
     } else if (sub_ids_from_raw(p)) {
         o += copy_raw(p, MQ_PROP_SUBSCRIPTION_ID, o);
