@@ -2,189 +2,227 @@
 /* core/props.c - MQTT v5 properties: one table of types and allowed packets, decode, encode. */
 #include "core/codec_internal.h"
 
+#include <stddef.h>
+
 #include "core/topic.h"
 #include "core/utf8.h"
 
+/* Wire type of a property value (§2.2.2.2). */
 enum ptype { PT_NONE, PT_BYTE, PT_U16, PT_U32, PT_VARINT, PT_UTF8, PT_BIN, PT_PAIR };
+
+/* What a decoded value must satisfy beyond its wire type. */
+enum plimit {
+    LIM_NONE,
+    LIM_FLAG,    /* 0 or 1 */
+    LIM_NONZERO, /* never 0 */
+    LIM_TOPIC,   /* a valid Topic Name */
+};
 
 #define C(x) (1u << (x))
 #define ACKS C(MQ_PCTX_PUBACK)
 #define PUB_WILL (C(MQ_PCTX_PUBLISH) | C(MQ_PCTX_WILL))
 #define ALL 0xFFFFFFFFu
 
+/* One property: its wire type, where its value lives in mq_props_t, the packets it may
+ * appear in, and the limit a decoded value must meet (with the code and log text when it
+ * does not). Decode, size and encode walk these rows; only User Property and Subscription
+ * Identifier (repeatable) have code of their own. */
+typedef struct prop_def {
+    uint8_t type;    /* enum ptype */
+    uint8_t limit;   /* enum plimit */
+    uint8_t size;    /* sizeof the field: 1, 2 or 4 for numbers, sizeof(mq_str_t) for strings */
+    uint16_t off;    /* offsetof the field in mq_props_t; unused for PT_PAIR */
+    uint16_t bad_rc; /* enum mq_rc when 'limit' is not met */
+    uint32_t ctx;    /* bit per enum mq_prop_ctx */
+    const char *why; /* log text when 'limit' is not met */
+} prop_def_t;
+
+/* clang-format off */
+#define FIELD(f) .off = offsetof(mq_props_t, f), .size = sizeof(((mq_props_t *)0)->f)
+#define VAL(t, f, c) {.type = (t), .limit = LIM_NONE, FIELD(f), .ctx = (c)}
+#define FLAG(f, c) {.type = PT_BYTE, .limit = LIM_FLAG, FIELD(f), .ctx = (c), \
+                    .bad_rc = MQ_RC_PROTOCOL_ERROR, .why = "property value must be 0 or 1"}
+#define NONZERO(t, f, c, rc, text) {.type = (t), .limit = LIM_NONZERO, FIELD(f), .ctx = (c), \
+                                    .bad_rc = (rc), .why = (text)}
+/* clang-format on */
+
 /* MQTT v5 §2.2.2.2: each property's data type and the packets it may appear in. */
-static const struct {
-    uint8_t type;
-    uint32_t ctx; /* bit per enum mq_prop_ctx */
-} props_table[64] = {
-    [MQ_PROP_PAYLOAD_FORMAT] = {PT_BYTE, PUB_WILL},
-    [MQ_PROP_MESSAGE_EXPIRY] = {PT_U32, PUB_WILL},
-    [MQ_PROP_CONTENT_TYPE] = {PT_UTF8, PUB_WILL},
-    [MQ_PROP_RESPONSE_TOPIC] = {PT_UTF8, PUB_WILL},
-    [MQ_PROP_CORRELATION_DATA] = {PT_BIN, PUB_WILL},
-    [MQ_PROP_SUBSCRIPTION_ID] = {PT_VARINT, C(MQ_PCTX_PUBLISH) | C(MQ_PCTX_SUBSCRIBE)},
-    [MQ_PROP_SESSION_EXPIRY] = {PT_U32,
-                                C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK) | C(MQ_PCTX_DISCONNECT)},
-    [MQ_PROP_ASSIGNED_CLIENT_ID] = {PT_UTF8, C(MQ_PCTX_CONNACK)},
-    [MQ_PROP_SERVER_KEEP_ALIVE] = {PT_U16, C(MQ_PCTX_CONNACK)},
-    [MQ_PROP_AUTH_METHOD] = {PT_UTF8, C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK) | C(MQ_PCTX_AUTH)},
-    [MQ_PROP_AUTH_DATA] = {PT_BIN, C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK) | C(MQ_PCTX_AUTH)},
-    [MQ_PROP_REQUEST_PROBLEM_INFO] = {PT_BYTE, C(MQ_PCTX_CONNECT)},
-    [MQ_PROP_WILL_DELAY] = {PT_U32, C(MQ_PCTX_WILL)},
-    [MQ_PROP_REQUEST_RESPONSE_INFO] = {PT_BYTE, C(MQ_PCTX_CONNECT)},
-    [MQ_PROP_RESPONSE_INFO] = {PT_UTF8, C(MQ_PCTX_CONNACK)},
-    [MQ_PROP_SERVER_REFERENCE] = {PT_UTF8, C(MQ_PCTX_CONNACK) | C(MQ_PCTX_DISCONNECT)},
-    [MQ_PROP_REASON_STRING] = {PT_UTF8, C(MQ_PCTX_CONNACK) | ACKS | C(MQ_PCTX_SUBACK) |
-                                            C(MQ_PCTX_UNSUBACK) | C(MQ_PCTX_DISCONNECT) |
-                                            C(MQ_PCTX_AUTH)},
-    [MQ_PROP_RECEIVE_MAXIMUM] = {PT_U16, C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK)},
-    [MQ_PROP_TOPIC_ALIAS_MAXIMUM] = {PT_U16, C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK)},
-    [MQ_PROP_TOPIC_ALIAS] = {PT_U16, C(MQ_PCTX_PUBLISH)},
-    [MQ_PROP_MAXIMUM_QOS] = {PT_BYTE, C(MQ_PCTX_CONNACK)},
-    [MQ_PROP_RETAIN_AVAILABLE] = {PT_BYTE, C(MQ_PCTX_CONNACK)},
-    [MQ_PROP_USER_PROPERTY] = {PT_PAIR, ALL},
-    [MQ_PROP_MAXIMUM_PACKET_SIZE] = {PT_U32, C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK)},
-    [MQ_PROP_WILDCARD_SUB_AVAILABLE] = {PT_BYTE, C(MQ_PCTX_CONNACK)},
-    [MQ_PROP_SUB_ID_AVAILABLE] = {PT_BYTE, C(MQ_PCTX_CONNACK)},
-    [MQ_PROP_SHARED_SUB_AVAILABLE] = {PT_BYTE, C(MQ_PCTX_CONNACK)},
+static const prop_def_t props_table[64] = {
+    [MQ_PROP_PAYLOAD_FORMAT] = FLAG(payload_format, PUB_WILL),
+    [MQ_PROP_MESSAGE_EXPIRY] = VAL(PT_U32, message_expiry, PUB_WILL),
+    [MQ_PROP_CONTENT_TYPE] = VAL(PT_UTF8, content_type, PUB_WILL),
+    /* [MQTT-3.3.2-14] a Response Topic is a Topic Name: no wildcards, not empty */
+    [MQ_PROP_RESPONSE_TOPIC] = {.type = PT_UTF8,
+                                .limit = LIM_TOPIC,
+                                FIELD(response_topic),
+                                .bad_rc = MQ_RC_PROTOCOL_ERROR,
+                                .ctx = PUB_WILL,
+                                .why = "invalid response topic"},
+    [MQ_PROP_CORRELATION_DATA] = VAL(PT_BIN, correlation_data, PUB_WILL),
+    /* §3.3.2.3.8: 0 is a protocol error */
+    [MQ_PROP_SUBSCRIPTION_ID] =
+        NONZERO(PT_VARINT, subscription_id, C(MQ_PCTX_PUBLISH) | C(MQ_PCTX_SUBSCRIBE),
+                MQ_RC_PROTOCOL_ERROR, "subscription identifier 0"),
+    [MQ_PROP_SESSION_EXPIRY] = VAL(PT_U32, session_expiry,
+                                   C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK) | C(MQ_PCTX_DISCONNECT)),
+    [MQ_PROP_ASSIGNED_CLIENT_ID] = VAL(PT_UTF8, assigned_client_id, C(MQ_PCTX_CONNACK)),
+    [MQ_PROP_SERVER_KEEP_ALIVE] = VAL(PT_U16, server_keep_alive, C(MQ_PCTX_CONNACK)),
+    [MQ_PROP_AUTH_METHOD] =
+        VAL(PT_UTF8, auth_method, C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK) | C(MQ_PCTX_AUTH)),
+    [MQ_PROP_AUTH_DATA] =
+        VAL(PT_BIN, auth_data, C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK) | C(MQ_PCTX_AUTH)),
+    [MQ_PROP_REQUEST_PROBLEM_INFO] = FLAG(request_problem_info, C(MQ_PCTX_CONNECT)),
+    [MQ_PROP_WILL_DELAY] = VAL(PT_U32, will_delay, C(MQ_PCTX_WILL)),
+    [MQ_PROP_REQUEST_RESPONSE_INFO] = FLAG(request_response_info, C(MQ_PCTX_CONNECT)),
+    [MQ_PROP_RESPONSE_INFO] = VAL(PT_UTF8, response_info, C(MQ_PCTX_CONNACK)),
+    [MQ_PROP_SERVER_REFERENCE] =
+        VAL(PT_UTF8, server_reference, C(MQ_PCTX_CONNACK) | C(MQ_PCTX_DISCONNECT)),
+    [MQ_PROP_REASON_STRING] =
+        VAL(PT_UTF8, reason_string,
+            C(MQ_PCTX_CONNACK) | ACKS | C(MQ_PCTX_SUBACK) | C(MQ_PCTX_UNSUBACK) |
+                C(MQ_PCTX_DISCONNECT) | C(MQ_PCTX_AUTH)),
+    /* §3.1.2.11.3: 0 is a protocol error */
+    [MQ_PROP_RECEIVE_MAXIMUM] =
+        NONZERO(PT_U16, receive_maximum, C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK),
+                MQ_RC_PROTOCOL_ERROR, "receive maximum 0"),
+    [MQ_PROP_TOPIC_ALIAS_MAXIMUM] =
+        VAL(PT_U16, topic_alias_maximum, C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK)),
+    /* [MQTT-3.3.2-8] */
+    [MQ_PROP_TOPIC_ALIAS] = NONZERO(PT_U16, topic_alias, C(MQ_PCTX_PUBLISH),
+                                    MQ_RC_TOPIC_ALIAS_INVALID, "topic alias 0"),
+    [MQ_PROP_MAXIMUM_QOS] = FLAG(maximum_qos, C(MQ_PCTX_CONNACK)),
+    [MQ_PROP_RETAIN_AVAILABLE] = FLAG(retain_available, C(MQ_PCTX_CONNACK)),
+    [MQ_PROP_USER_PROPERTY] = {.type = PT_PAIR, .limit = LIM_NONE, .ctx = ALL},
+    /* [MQTT-3.1.2.11] / §3.2.2.3.6 */
+    [MQ_PROP_MAXIMUM_PACKET_SIZE] =
+        NONZERO(PT_U32, max_packet_size, C(MQ_PCTX_CONNECT) | C(MQ_PCTX_CONNACK),
+                MQ_RC_PROTOCOL_ERROR, "maximum packet size 0"),
+    [MQ_PROP_WILDCARD_SUB_AVAILABLE] = FLAG(wildcard_sub_available, C(MQ_PCTX_CONNACK)),
+    [MQ_PROP_SUB_ID_AVAILABLE] = FLAG(sub_id_available, C(MQ_PCTX_CONNACK)),
+    [MQ_PROP_SHARED_SUB_AVAILABLE] = FLAG(shared_sub_available, C(MQ_PCTX_CONNACK)),
 };
+
+/* The numeric field of row 'd' in 'p', whatever its width. */
+static uint32_t load_num(const mq_props_t *p, const prop_def_t *d)
+{
+    const char *f = (const char *)p + d->off;
+    switch (d->size) {
+    case 1:
+        return *(const uint8_t *)f;
+    case 2:
+        return *(const uint16_t *)f;
+    default:
+        return *(const uint32_t *)f;
+    }
+}
+
+/* Stores 'v' (already checked against the wire type) in row d's field. */
+static void store_num(mq_props_t *p, const prop_def_t *d, uint32_t v)
+{
+    char *f = (char *)p + d->off;
+    switch (d->size) {
+    case 1:
+        *(uint8_t *)f = (uint8_t)v;
+        break;
+    case 2:
+        *(uint16_t *)f = (uint16_t)v;
+        break;
+    default:
+        *(uint32_t *)f = v;
+        break;
+    }
+}
+
+/* The string or binary field of row 'd' in 'p'. */
+static const mq_str_t *str_field(const mq_props_t *p, const prop_def_t *d)
+{
+    return (const mq_str_t *)((const char *)p + d->off);
+}
 
 static bool read_utf8(mq_codec__rd_t *r, mq_str_t *s)
 {
     return mq_codec__bin(r, s) && mq_utf8_is_valid((const uint8_t *)s->ptr, s->len);
 }
 
-/* Reads a byte-valued property that may only be 0 or 1; a 2 is a protocol error. */
-static enum mq_rc read_flag(mq_codec__rd_t *r, uint8_t *v, const char **why)
+/* Reads a number of wire type 'type'; false when truncated (or a malformed varint). */
+static bool read_num(mq_codec__rd_t *r, uint8_t type, uint32_t *v)
 {
-    if (!mq_codec__u8(r, v)) {
-        *why = "property truncated";
-        return MQ_RC_MALFORMED_PACKET;
+    uint8_t u8;
+    uint16_t u16;
+    switch (type) {
+    case PT_BYTE:
+        if (!mq_codec__u8(r, &u8))
+            return false;
+        *v = u8;
+        return true;
+    case PT_U16:
+        if (!mq_codec__u16(r, &u16))
+            return false;
+        *v = u16;
+        return true;
+    case PT_U32:
+        return mq_codec__u32(r, v);
+    default: /* PT_VARINT */
+        return mq_codec__varint(r, v);
     }
-    if (*v > 1) {
-        *why = "property value must be 0 or 1";
-        return MQ_RC_PROTOCOL_ERROR;
+}
+
+/* Checks row d's limit on a number; MQ_RC_SUCCESS or d->bad_rc. */
+static enum mq_rc check_num(const prop_def_t *d, uint32_t v, const char **why)
+{
+    bool ok = d->limit == LIM_FLAG ? v <= 1 : d->limit == LIM_NONZERO ? v != 0 : true;
+    if (ok)
+        return MQ_RC_SUCCESS;
+    *why = d->why;
+    return (enum mq_rc)d->bad_rc;
+}
+
+static enum mq_rc truncated(const char **why)
+{
+    *why = "property truncated or not UTF-8";
+    return MQ_RC_MALFORMED_PACKET;
+}
+
+/* Reads a string or binary value into its field and checks its limit. */
+static enum mq_rc read_str_value(mq_codec__rd_t *r, const prop_def_t *d, mq_props_t *p,
+                                 const char **why)
+{
+    mq_str_t *s = (mq_str_t *)((char *)p + d->off);
+    if (!(d->type == PT_UTF8 ? read_utf8(r, s) : mq_codec__bin(r, s)))
+        return truncated(why);
+    if (d->limit == LIM_TOPIC && mq_topic_validate_name(s->ptr, s->len, why) != MQ_RC_SUCCESS) {
+        *why = d->why;
+        return (enum mq_rc)d->bad_rc;
     }
     return MQ_RC_SUCCESS;
 }
 
-static enum mq_rc read_value(mq_codec__rd_t *r, uint8_t id, mq_props_t *p, const char **why)
+/* Reads the value of property 'id' (row 'd') into *p. */
+static enum mq_rc read_value(mq_codec__rd_t *r, uint8_t id, const prop_def_t *d, mq_props_t *p,
+                             const char **why)
 {
-    bool ok = false; /* set by the reads that fall through to the check below */
-    uint32_t u32 = 0;
-    mq_str_t k, v;
-    switch (id) {
-    case MQ_PROP_PAYLOAD_FORMAT:
-        return read_flag(r, &p->payload_format, why);
-    case MQ_PROP_REQUEST_PROBLEM_INFO:
-        return read_flag(r, &p->request_problem_info, why);
-    case MQ_PROP_REQUEST_RESPONSE_INFO:
-        return read_flag(r, &p->request_response_info, why);
-    case MQ_PROP_MAXIMUM_QOS:
-        return read_flag(r, &p->maximum_qos, why);
-    case MQ_PROP_RETAIN_AVAILABLE:
-        return read_flag(r, &p->retain_available, why);
-    case MQ_PROP_WILDCARD_SUB_AVAILABLE:
-        return read_flag(r, &p->wildcard_sub_available, why);
-    case MQ_PROP_SUB_ID_AVAILABLE:
-        return read_flag(r, &p->sub_id_available, why);
-    case MQ_PROP_SHARED_SUB_AVAILABLE:
-        return read_flag(r, &p->shared_sub_available, why);
-    case MQ_PROP_MESSAGE_EXPIRY:
-        ok = mq_codec__u32(r, &p->message_expiry);
-        break;
-    case MQ_PROP_SESSION_EXPIRY:
-        ok = mq_codec__u32(r, &p->session_expiry);
-        break;
-    case MQ_PROP_WILL_DELAY:
-        ok = mq_codec__u32(r, &p->will_delay);
-        break;
-    case MQ_PROP_MAXIMUM_PACKET_SIZE:
-        if (!mq_codec__u32(r, &p->max_packet_size))
-            break;
-        if (p->max_packet_size == 0) { /* [MQTT-3.1.2.11] / §3.2.2.3.6 */
-            *why = "maximum packet size 0";
-            return MQ_RC_PROTOCOL_ERROR;
-        }
+    if (d->type == PT_PAIR) { /* User Property: counted, kept in p->raw */
+        mq_str_t k, v;
+        if (!read_utf8(r, &k) || !read_utf8(r, &v))
+            return truncated(why);
+        p->n_user++;
         return MQ_RC_SUCCESS;
-    case MQ_PROP_SERVER_KEEP_ALIVE:
-        ok = mq_codec__u16(r, &p->server_keep_alive);
-        break;
-    case MQ_PROP_TOPIC_ALIAS_MAXIMUM:
-        ok = mq_codec__u16(r, &p->topic_alias_maximum);
-        break;
-    case MQ_PROP_RECEIVE_MAXIMUM:
-        if (!mq_codec__u16(r, &p->receive_maximum))
-            break;
-        if (p->receive_maximum == 0) { /* §3.1.2.11.3: 0 is a protocol error */
-            *why = "receive maximum 0";
-            return MQ_RC_PROTOCOL_ERROR;
-        }
-        return MQ_RC_SUCCESS;
-    case MQ_PROP_TOPIC_ALIAS:
-        if (!mq_codec__u16(r, &p->topic_alias))
-            break;
-        if (p->topic_alias == 0) { /* [MQTT-3.3.2-8] */
-            *why = "topic alias 0";
-            return MQ_RC_TOPIC_ALIAS_INVALID;
-        }
-        return MQ_RC_SUCCESS;
-    case MQ_PROP_SUBSCRIPTION_ID:
-        if (!mq_codec__varint(r, &u32))
-            break;
-        if (u32 == 0) { /* §3.3.2.3.8: 0 is a protocol error */
-            *why = "subscription identifier 0";
-            return MQ_RC_PROTOCOL_ERROR;
-        }
-        if (p->n_sub_ids++ == 0)
-            p->subscription_id = u32;
-        return MQ_RC_SUCCESS;
-    case MQ_PROP_CONTENT_TYPE:
-        ok = read_utf8(r, &p->content_type);
-        break;
-    case MQ_PROP_RESPONSE_TOPIC:
-        if (!read_utf8(r, &p->response_topic))
-            break;
-        /* [MQTT-3.3.2-14] a Response Topic is a Topic Name: no wildcards, not empty */
-        if (mq_topic_validate_name(p->response_topic.ptr, p->response_topic.len, why) !=
-            MQ_RC_SUCCESS) {
-            *why = "invalid response topic";
-            return MQ_RC_PROTOCOL_ERROR;
-        }
-        return MQ_RC_SUCCESS;
-    case MQ_PROP_ASSIGNED_CLIENT_ID:
-        ok = read_utf8(r, &p->assigned_client_id);
-        break;
-    case MQ_PROP_AUTH_METHOD:
-        ok = read_utf8(r, &p->auth_method);
-        break;
-    case MQ_PROP_RESPONSE_INFO:
-        ok = read_utf8(r, &p->response_info);
-        break;
-    case MQ_PROP_SERVER_REFERENCE:
-        ok = read_utf8(r, &p->server_reference);
-        break;
-    case MQ_PROP_REASON_STRING:
-        ok = read_utf8(r, &p->reason_string);
-        break;
-    case MQ_PROP_CORRELATION_DATA:
-        ok = mq_codec__bin(r, &p->correlation_data);
-        break;
-    case MQ_PROP_AUTH_DATA:
-        ok = mq_codec__bin(r, &p->auth_data);
-        break;
-    case MQ_PROP_USER_PROPERTY:
-        ok = read_utf8(r, &k) && read_utf8(r, &v);
-        if (ok)
-            p->n_user++;
-        break;
-    default:
-        MQ_ASSERT(0 && "property id not in the table");
     }
-    if (!ok) {
-        *why = "property truncated or not UTF-8";
+    if (d->type == PT_UTF8 || d->type == PT_BIN)
+        return read_str_value(r, d, p, why);
+    uint32_t v;
+    if (!read_num(r, d->type, &v)) {
+        if (d->type != PT_BYTE)
+            return truncated(why);
+        *why = "property truncated";
         return MQ_RC_MALFORMED_PACKET;
     }
+    enum mq_rc rc = check_num(d, v, why);
+    if (rc != MQ_RC_SUCCESS)
+        return rc;
+    /* Subscription Identifier may repeat (server to client): keep the first, count them all */
+    if (id != MQ_PROP_SUBSCRIPTION_ID || p->n_sub_ids++ == 0)
+        store_num(p, d, v);
     return MQ_RC_SUCCESS;
 }
 
@@ -226,7 +264,7 @@ enum mq_rc mq_props_decode(enum mq_prop_ctx ctx, enum mq_role role, const uint8_
             return MQ_RC_PROTOCOL_ERROR;
         }
         mq_props_set(p, (enum mq_prop_id)id);
-        enum mq_rc rc = read_value(&r, (uint8_t)id, p, why);
+        enum mq_rc rc = read_value(&r, (uint8_t)id, &props_table[id], p, why);
         if (rc != MQ_RC_SUCCESS)
             return rc;
     }
@@ -248,23 +286,15 @@ static bool next_entry(const mq_props_t *p, size_t *pos, uint8_t *id, mq_str_t *
                         (const uint8_t *)p->raw.ptr + p->raw.len};
     const uint8_t *start = r.p;
     uint32_t pid, u32;
-    uint16_t u16;
-    uint8_t u8;
     mq_str_t s;
     bool ok = mq_codec__varint(&r, &pid) && pid < MQ_ARRAY_LEN(props_table);
     if (ok) {
         switch (props_table[pid].type) {
         case PT_BYTE:
-            ok = mq_codec__u8(&r, &u8);
-            break;
         case PT_U16:
-            ok = mq_codec__u16(&r, &u16);
-            break;
         case PT_U32:
-            ok = mq_codec__u32(&r, &u32);
-            break;
         case PT_VARINT:
-            ok = mq_codec__varint(&r, &u32);
+            ok = read_num(&r, props_table[pid].type, &u32);
             break;
         case PT_UTF8:
         case PT_BIN:
@@ -330,9 +360,11 @@ static size_t copy_raw(const mq_props_t *p, uint8_t want, uint8_t *o)
     return total;
 }
 
+/* Bytes of the value of property 'id' (its identifier not included). */
 static size_t value_size(const mq_props_t *p, uint8_t id)
 {
-    switch (props_table[id].type) {
+    const prop_def_t *d = &props_table[id];
+    switch (d->type) {
     case PT_BYTE:
         return 1;
     case PT_U16:
@@ -340,43 +372,14 @@ static size_t value_size(const mq_props_t *p, uint8_t id)
     case PT_U32:
         return 4;
     case PT_VARINT:
-        return mq_codec_varint_size(p->subscription_id);
-    default:
-        break;
-    }
-    const mq_str_t *s = NULL;
-    switch (id) {
-    case MQ_PROP_CONTENT_TYPE:
-        s = &p->content_type;
-        break;
-    case MQ_PROP_RESPONSE_TOPIC:
-        s = &p->response_topic;
-        break;
-    case MQ_PROP_CORRELATION_DATA:
-        s = &p->correlation_data;
-        break;
-    case MQ_PROP_ASSIGNED_CLIENT_ID:
-        s = &p->assigned_client_id;
-        break;
-    case MQ_PROP_AUTH_METHOD:
-        s = &p->auth_method;
-        break;
-    case MQ_PROP_AUTH_DATA:
-        s = &p->auth_data;
-        break;
-    case MQ_PROP_RESPONSE_INFO:
-        s = &p->response_info;
-        break;
-    case MQ_PROP_SERVER_REFERENCE:
-        s = &p->server_reference;
-        break;
-    case MQ_PROP_REASON_STRING:
-        s = &p->reason_string;
-        break;
+        return mq_codec_varint_size(load_num(p, d));
+    case PT_UTF8:
+    case PT_BIN:
+        return 2 + str_field(p, d)->len;
     default:
         MQ_ASSERT(0 && "no value for property");
     }
-    return 2 + s->len;
+    return 0;
 }
 
 /* Which repeatable properties come from arrays, raw, or the single field. */
@@ -414,68 +417,21 @@ size_t mq_props_size(const mq_props_t *p)
 
 static uint8_t *put_value(uint8_t *o, const mq_props_t *p, uint8_t id)
 {
+    const prop_def_t *d = &props_table[id];
     *o++ = id;
-    switch (id) {
-    case MQ_PROP_PAYLOAD_FORMAT:
-        *o++ = p->payload_format;
+    switch (d->type) {
+    case PT_BYTE:
+        *o++ = (uint8_t)load_num(p, d);
         return o;
-    case MQ_PROP_REQUEST_PROBLEM_INFO:
-        *o++ = p->request_problem_info;
-        return o;
-    case MQ_PROP_REQUEST_RESPONSE_INFO:
-        *o++ = p->request_response_info;
-        return o;
-    case MQ_PROP_MAXIMUM_QOS:
-        *o++ = p->maximum_qos;
-        return o;
-    case MQ_PROP_RETAIN_AVAILABLE:
-        *o++ = p->retain_available;
-        return o;
-    case MQ_PROP_WILDCARD_SUB_AVAILABLE:
-        *o++ = p->wildcard_sub_available;
-        return o;
-    case MQ_PROP_SUB_ID_AVAILABLE:
-        *o++ = p->sub_id_available;
-        return o;
-    case MQ_PROP_SHARED_SUB_AVAILABLE:
-        *o++ = p->shared_sub_available;
-        return o;
-    case MQ_PROP_MESSAGE_EXPIRY:
-        return mq_codec__put_u32(o, p->message_expiry);
-    case MQ_PROP_SESSION_EXPIRY:
-        return mq_codec__put_u32(o, p->session_expiry);
-    case MQ_PROP_WILL_DELAY:
-        return mq_codec__put_u32(o, p->will_delay);
-    case MQ_PROP_MAXIMUM_PACKET_SIZE:
-        return mq_codec__put_u32(o, p->max_packet_size);
-    case MQ_PROP_SERVER_KEEP_ALIVE:
-        return mq_codec__put_u16(o, p->server_keep_alive);
-    case MQ_PROP_TOPIC_ALIAS_MAXIMUM:
-        return mq_codec__put_u16(o, p->topic_alias_maximum);
-    case MQ_PROP_RECEIVE_MAXIMUM:
-        return mq_codec__put_u16(o, p->receive_maximum);
-    case MQ_PROP_TOPIC_ALIAS:
-        return mq_codec__put_u16(o, p->topic_alias);
-    case MQ_PROP_SUBSCRIPTION_ID:
-        return o + mq_codec__write_varint(o, p->subscription_id);
-    case MQ_PROP_CONTENT_TYPE:
-        return mq_codec__put_bin(o, p->content_type);
-    case MQ_PROP_RESPONSE_TOPIC:
-        return mq_codec__put_bin(o, p->response_topic);
-    case MQ_PROP_CORRELATION_DATA:
-        return mq_codec__put_bin(o, p->correlation_data);
-    case MQ_PROP_ASSIGNED_CLIENT_ID:
-        return mq_codec__put_bin(o, p->assigned_client_id);
-    case MQ_PROP_AUTH_METHOD:
-        return mq_codec__put_bin(o, p->auth_method);
-    case MQ_PROP_AUTH_DATA:
-        return mq_codec__put_bin(o, p->auth_data);
-    case MQ_PROP_RESPONSE_INFO:
-        return mq_codec__put_bin(o, p->response_info);
-    case MQ_PROP_SERVER_REFERENCE:
-        return mq_codec__put_bin(o, p->server_reference);
-    case MQ_PROP_REASON_STRING:
-        return mq_codec__put_bin(o, p->reason_string);
+    case PT_U16:
+        return mq_codec__put_u16(o, (uint16_t)load_num(p, d));
+    case PT_U32:
+        return mq_codec__put_u32(o, load_num(p, d));
+    case PT_VARINT:
+        return o + mq_codec__write_varint(o, load_num(p, d));
+    case PT_UTF8:
+    case PT_BIN:
+        return mq_codec__put_bin(o, *str_field(p, d));
     default:
         MQ_ASSERT(0 && "cannot encode property");
     }
