@@ -333,6 +333,50 @@ size_t mq_codec_encoded_size(const mq_packet_t *pkt, uint8_t proto);
  * allocates. Any thread. */
 size_t mq_codec_encode(const mq_packet_t *pkt, uint8_t proto, uint8_t *out, size_t cap);
 
+/* Appends *pkt, encoded for 'proto' as mq_codec_encode() does, to 'out' (grown as needed;
+ * aborts on memory exhaustion like every mq_buf_t). Returns the bytes appended, or 0 when the
+ * packet cannot be encoded (then 'out' is unchanged). Owner of 'out' only. */
+MQ_MUST_CHECK size_t mq_codec_append(mq_buf_t *out, const mq_packet_t *pkt, uint8_t proto);
+
+/* Typed helpers for the control packets a broker sends: each fills an mq_packet_t and
+ * appends it through mq_codec_append(), so the bytes are the codec's. Reason codes and
+ * properties go on the wire only for MQ_PROTO_5; 'props' may be NULL (none) and is copied,
+ * its views must stay valid for the call only. The packet must be encodable (strings within
+ * 65535 bytes, the whole within MQ_CODEC_MAX_REMAINING): anything else is a programmer error
+ * and aborts. Before MQTT 5 a caller must not pass a v5-only 'rc' expecting it to be sent;
+ * it is dropped with the properties. Owner of 'out' only. */
+
+/* PUBACK, PUBREC, PUBREL (flags 0010) or PUBCOMP for packet 'id'. Without properties it is
+ * 4 bytes, or 5 in v5 when rc is not 0 [MQTT-3.4.2.1]. 'props' NULL is the QoS 1/2 hot path:
+ * the same bytes, written without filling an mq_packet_t. */
+void mq_codec_append_ack(mq_buf_t *out, uint8_t type, uint16_t id, uint8_t proto, enum mq_rc rc,
+                         const mq_props_t *props);
+
+/* CONNACK. 'rc' is a v5 reason code, or a 3.1/3.1.1 return code 0..5. MQTT 3.1 has no
+ * Session Present flag: 'session_present' is ignored there (the byte is reserved, 0). */
+void mq_codec_append_connack(mq_buf_t *out, uint8_t proto, bool session_present, uint8_t rc,
+                             const mq_props_t *props);
+
+/* SUBACK: one granted QoS or failure code per entry of the SUBSCRIBE, codes[0..n). */
+void mq_codec_append_suback(mq_buf_t *out, uint8_t proto, uint16_t id, const uint8_t *codes,
+                            uint32_t n, const mq_props_t *props);
+
+/* UNSUBACK: v5 writes codes[0..n) (one per entry of the UNSUBSCRIBE) and 'props'; before v5
+ * the packet is only its packet id and 'codes' may be NULL with n 0. */
+void mq_codec_append_unsuback(mq_buf_t *out, uint8_t proto, uint16_t id, const uint8_t *codes,
+                              uint32_t n, const mq_props_t *props);
+
+/* PINGRESP: the same 2 bytes in every version. */
+void mq_codec_append_pingresp(mq_buf_t *out);
+
+/* DISCONNECT with reason 'rc' and 'props' (v5; a server sends none before v5, where this
+ * would write the client's 2-byte form). rc 0 and no properties is 2 bytes [MQTT-3.14.2.1]. */
+void mq_codec_append_disconnect(mq_buf_t *out, uint8_t proto, enum mq_rc rc,
+                                const mq_props_t *props);
+
+/* AUTH (MQTT 5 only): reason 'rc' (0x00, 0x18 or 0x19) and 'props' (method, data, ...). */
+void mq_codec_append_auth(mq_buf_t *out, enum mq_rc rc, const mq_props_t *props);
+
 /* Size of the properties of 'p' for 'ctx' as written on the wire, without the length prefix. */
 size_t mq_props_size(const mq_props_t *p);
 
