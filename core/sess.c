@@ -40,11 +40,10 @@ void mq_sess_free(mq_sess_t *s)
 
 static void write_ack(mq_sess_t *s, uint8_t type, uint16_t packet_id)
 {
-    mq_buf_t *out = s->out;
     s->stats.packets_sent++;
-    uint8_t b[4] = {(uint8_t)(type << 4 | (type == MQ_PUBREL ? 0x02 : 0)), 2,
-                    (uint8_t)(packet_id >> 8), (uint8_t)packet_id};
-    mq_buf_append(out, b, sizeof(b));
+    /* The session does not know the protocol version, and needs not: an ack with reason
+     * code 0 and no properties is the same 4 bytes in 3.1, 3.1.1 and 5 [MQTT-3.6.2.1]. */
+    mq_codec_append_ack(s->out, type, packet_id, MQ_PROTO_311, MQ_RC_SUCCESS, NULL);
 }
 
 static void write_publish(mq_sess_t *s, const mq_outmsg_t *o, bool dup)
