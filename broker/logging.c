@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* broker/logging.c - the logging thread and its bounded multi-producer queue (see logging.h).
  *
- * The queue is Vyukov's bounded MPMC array queue used with one consumer: a producer claims a
- * slot with one CAS on 'tail' and publishes it by storing the slot's sequence number; it never
- * waits. The consumer sleeps on an eventfd; producers write to it only when the consumer said
- * it was going to sleep, so a burst of lines costs one wake-up. */
+ * The queue is core/mpsc.h (the same queue as the workers' inboxes): a producer claims a slot
+ * with one CAS, writes the line in place and publishes it; it never waits, and a full queue
+ * drops the line and counts it. The consumer sleeps on an eventfd; producers write to it only
+ * when the consumer said it was going to sleep, so a burst of lines costs one wake-up. */
 #include "broker/logging.h"
 
 #include <errno.h>
@@ -21,9 +21,9 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/mpsc.h"
 
 typedef struct slot {
-    atomic_size_t seq;
     uint8_t type;
     uint16_t len;
     time_t when;
@@ -31,11 +31,7 @@ typedef struct slot {
 } slot_t;
 
 struct mq_logging {
-    slot_t *slots;
-    size_t mask;
-    _Alignas(64) atomic_size_t tail; /* producers */
-    _Alignas(64) atomic_size_t head; /* written by the logging thread only (relaxed loads
-                                        elsewhere: mq_logging_set_server waits on it) */
+    mq_mpsc_t *q;
     _Alignas(64) atomic_uint_fast64_t dropped;
     atomic_bool sleeping;
     atomic_bool reopen;
@@ -67,29 +63,18 @@ static void wake(mq_logging_t *lg)
 static void sink(void *arg, enum mq_log_type type, time_t when, const char *line, size_t len)
 {
     mq_logging_t *lg = arg;
-    size_t pos = atomic_load_explicit(&lg->tail, memory_order_relaxed);
-    slot_t *s;
-    for (;;) {
-        s = &lg->slots[pos & lg->mask];
-        size_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-        intptr_t diff = (intptr_t)seq - (intptr_t)pos;
-        if (diff == 0) {
-            if (atomic_compare_exchange_weak_explicit(&lg->tail, &pos, pos + 1,
-                                                      memory_order_relaxed, memory_order_relaxed))
-                break;
-        } else if (diff < 0) {
-            atomic_fetch_add_explicit(&lg->dropped, 1, memory_order_relaxed); /* full */
-            return;
-        } else {
-            pos = atomic_load_explicit(&lg->tail, memory_order_relaxed);
-        }
+    uint64_t ticket;
+    slot_t *s = mq_mpsc_claim(lg->q, &ticket);
+    if (s == NULL) {
+        atomic_fetch_add_explicit(&lg->dropped, 1, memory_order_relaxed); /* full */
+        return;
     }
     s->type = (uint8_t)type;
     s->when = when;
     s->len = (uint16_t)len;
     memcpy(s->line, line, len);
     s->line[len] = '\0';
-    atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+    mq_mpsc_publish(lg->q, ticket);
     /* pairs with the consumer's fence between announcing sleep and re-checking the queue */
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&lg->sleeping, memory_order_relaxed) &&
@@ -175,18 +160,10 @@ static void emit(mq_logging_t *lg, enum mq_log_type type, time_t when, const cha
 static bool drain(mq_logging_t *lg)
 {
     bool any = false;
-    size_t head = atomic_load_explicit(&lg->head, memory_order_relaxed);
-    for (;;) {
-        slot_t *s = &lg->slots[head & lg->mask];
-        size_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-        if (seq != head + 1)
-            break;
+    for (slot_t *s; (s = mq_mpsc_peek(lg->q)) != NULL; any = true) {
         emit(lg, (enum mq_log_type)s->type, s->when, s->line, s->len);
-        atomic_store_explicit(&s->seq, head + lg->mask + 1, memory_order_release);
-        head++;
-        any = true;
+        mq_mpsc_release(lg->q);
     }
-    atomic_store_explicit(&lg->head, head, memory_order_release);
     if (lg->file && any)
         fflush(lg->file);
     return any;
@@ -236,9 +213,7 @@ static void *run(void *arg)
         }
         atomic_store_explicit(&lg->sleeping, true, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
-        size_t head = atomic_load_explicit(&lg->head, memory_order_relaxed);
-        slot_t *s = &lg->slots[head & lg->mask];
-        if (atomic_load_explicit(&s->seq, memory_order_acquire) == head + 1) {
+        if (mq_mpsc_peek(lg->q) != NULL) {
             atomic_store_explicit(&lg->sleeping, false, memory_order_relaxed);
             continue;
         }
@@ -257,13 +232,7 @@ static void *run(void *arg)
 mq_logging_t *mq_logging_start(const mq_logging_opts_t *opts, char *err, size_t errlen)
 {
     mq_logging_t *lg = mq_calloc(1, sizeof(*lg));
-    size_t cap = 1;
-    while (cap < (opts->queue_lines ? opts->queue_lines : 1024))
-        cap <<= 1;
-    lg->slots = mq_calloc(cap, sizeof(slot_t));
-    lg->mask = cap - 1;
-    for (size_t i = 0; i < cap; i++)
-        atomic_init(&lg->slots[i].seq, i);
+    lg->q = mq_mpsc_new(opts->queue_lines ? (uint32_t)opts->queue_lines : 1024, sizeof(slot_t));
     lg->o = *opts;
     lg->file_path = opts->file ? mq_strndup(opts->file, strlen(opts->file)) : NULL;
     lg->ts_format = opts->timestamp_format
@@ -298,7 +267,7 @@ fail:
         close(lg->efd);
     mq_free(lg->file_path);
     mq_free(lg->ts_format);
-    mq_free(lg->slots);
+    mq_mpsc_free(lg->q);
     mq_free(lg);
     return NULL;
 }
@@ -308,9 +277,7 @@ void mq_logging_set_server(mq_logging_t *lg, mq_server_t *srv)
     if (srv == NULL) {
         /* let lines already queued for the topic go out while the server still runs */
         wake(lg);
-        for (int i = 0; i < 100 && atomic_load_explicit(&lg->head, memory_order_acquire) !=
-                                       atomic_load_explicit(&lg->tail, memory_order_relaxed);
-             i++)
+        for (int i = 0; i < 100 && mq_mpsc_depth(lg->q) > 0; i++)
             usleep(1000);
     }
     /* waits for a publish in progress: after this, the thread no longer touches the server */
@@ -346,6 +313,6 @@ void mq_logging_stop(mq_logging_t *lg)
     pthread_mutex_destroy(&lg->srv_lock);
     mq_free(lg->file_path);
     mq_free(lg->ts_format);
-    mq_free(lg->slots);
+    mq_mpsc_free(lg->q);
     mq_free(lg);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rc.h"
 #include "mq_config.h"
 #if MQ_HAVE_JEMALLOC
 #include <jemalloc/jemalloc.h>
@@ -74,4 +75,15 @@ size_t mq_mem_allocated(void)
 #else
     return 0;
 #endif
+}
+
+void *mq_grow(void *p, uint32_t *cap, size_t elem, uint32_t initial)
+{
+    uint32_t n = *cap ? *cap * 2 : initial;
+    MQ_ASSERT(n > *cap); /* a 32-bit count that would wrap is a programmer error */
+    size_t bytes;
+    bool fits = mq_size_mul(n, elem, &bytes);
+    MQ_ASSERT(fits);
+    *cap = n;
+    return mq_realloc(p, bytes);
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* These never return NULL: on exhaustion they log and abort (h2o's h2o_fatal). Any thread.
  * mq_free(NULL) is a no-op. */
@@ -23,6 +24,11 @@ static inline bool mq_size_mul(size_t a, size_t b, size_t *out)
 {
     return !__builtin_mul_overflow(a, b, out);
 }
+
+/* Grows the array 'p' of '*cap' elements of 'elem' bytes so that one more fits: the capacity
+ * doubles, or becomes 'initial' when it was 0. Returns the (possibly moved) array; never NULL.
+ * The one growth rule for the broker's arrays. Any thread (the array is the caller's). */
+void *mq_grow(void *p, uint32_t *cap, size_t elem, uint32_t initial);
 
 /* Bytes the allocator has handed out and not taken back, from jemalloc's "stats.allocated";
  * 0 when jemalloc is not built in (libc malloc keeps no such total). Any thread. */

@@ -62,9 +62,6 @@ typedef struct mq_sess {
     bool is_online;                 /* a connection is attached */
     mq_buf_t *out;                  /* the attached connection's output, or NULL */
     void *conn;                     /* the attached connection (net/), or NULL */
-    struct mq_sess *next_in_bucket; /* the worker's client id table */
-    uint64_t stamp;                 /* last message routed to this session (per-message dedup) */
-    uint8_t stamp_qos;
 
     mq_sub_t *subs;
     uint32_t n_subs, cap_subs;

@@ -6,36 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/sess.h"
-
-#define MQ_SERVER_MAX_LISTENERS 16
-
-typedef struct mq_server_listener {
-    const char *bind_address; /* NULL: all addresses */
-    uint16_t port;
-    uint32_t max_connections; /* 0 = unlimited */
-} mq_server_listener_t;
-
-/* Everything the engine needs from the configuration; copied at start, immutable after. */
-typedef struct mq_server_opts {
-    mq_server_listener_t listeners[MQ_SERVER_MAX_LISTENERS];
-    unsigned n_listeners;
-    unsigned workers;         /* 0 = online CPUs */
-    uint32_t max_connections; /* whole broker; 0 = unlimited */
-    bool allow_anonymous;
-    bool allow_zero_length_clientid;
-    const char *auto_id_prefix;
-    uint16_t max_keepalive; /* 0 = no limit */
-    uint8_t max_qos;
-    bool retain_available;
-    bool upgrade_outgoing_qos;
-    bool set_tcp_nodelay;
-    uint32_t message_size_limit; /* payload bytes; 0 = unlimited */
-    uint32_t max_packet_size;    /* 0 = protocol maximum */
-    uint32_t connect_timeout_s;  /* a connection must send CONNECT within this */
-    mq_sess_limits_t limits;
-    bool connection_messages; /* log connects and disconnects */
-} mq_server_opts_t;
+#include "core/stats.h"
+#include "net/opts.h"
 
 typedef struct mq_server mq_server_t;
 
@@ -48,25 +20,9 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
  * a client failure, as with mosquitto), joins the threads and frees everything. Main thread. */
 void mq_server_stop(mq_server_t *srv);
 
-/* Broker-wide figures, summed over the workers (relaxed loads of single-writer counters
- * that each worker refreshes once a second). */
-typedef struct mq_server_stats {
-    uint64_t msgs_received, msgs_sent; /* packets */
-    uint64_t pub_received, pub_sent, pub_dropped;
-    uint64_t pub_bytes_received, pub_bytes_sent;
-    uint64_t bytes_received, bytes_sent;
-    uint64_t sockets;      /* connections accepted so far */
-    uint64_t connects;     /* CONNECTs accepted so far */
-    uint64_t connections;  /* sessions with a connection now */
-    uint64_t sessions;     /* sessions, connected or not */
-    uint64_t disconnected; /* sessions without a connection (the two above, never negative:
-                              they are read apart and may cross for a moment) */
-    uint64_t subscriptions;
-    uint64_t inflight, queued, queued_bytes; /* outbound messages held for sessions */
-    uint64_t ring_depth;                     /* inbox entries waiting */
-    uint64_t loop_us;                        /* longest loop turn in the last second */
-    uint64_t retained, retained_bytes;
-} mq_server_stats_t;
+/* Broker-wide figures (core/stats.h), summed over the workers: relaxed loads of
+ * single-writer figures that each worker refreshes once a second. */
+typedef mq_stats_t mq_server_stats_t;
 
 /* Fills *total, and per_worker[0..mq_server_workers()) when not NULL. Any thread. */
 void mq_server_stats(const mq_server_t *srv, mq_server_stats_t *total,

@@ -3,8 +3,43 @@
 # tests/layering.sh ROOT — fails when a dependency points up (STYLE.md §1):
 #   core/ may not include "net/..." or "broker/...", net/ may not include "broker/...".
 #   (tools/ and bench/ may use core/ only: no "net/" or "broker/" either.)
+#   Inside net/, the rooms are floors too (a file may include net/ headers of its own floor
+#   or below, never above), so the layers cannot call each other in a loop:
+#     0 op.h opts.h   1 mailbox   2 conn   3 proto proto_internal proto_io connect
+#     4 worker   5 server
 # tests/layering.sh --selftest — builds a tree with each violation and checks it is caught.
 set -u
+
+# floor NAME: the floor of a net/ file (by its base name without extension)
+floor() {
+  case $1 in
+    op|opts) echo 0 ;;
+    mailbox) echo 1 ;;
+    conn) echo 2 ;;
+    proto|proto_internal|proto_io|connect) echo 3 ;;
+    worker) echo 4 ;;
+    server) echo 5 ;;
+    *) echo 9 ;;
+  esac
+}
+
+floors() {
+  froot=$1
+  fbad=0
+  [ -d "$froot/net" ] || return 0
+  for f in "$froot"/net/*.c "$froot"/net/*.h; do
+    [ -f "$f" ] || continue
+    base=$(basename "$f"); me=$(floor "${base%.*}")
+    for inc in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"net\/\([a-z_]*\)\.h".*/\1/p' "$f"); do
+      up=$(floor "$inc")
+      if [ "$up" -gt "$me" ]; then
+        echo "layering: net/$base (floor $me) must not include net/$inc.h (floor $up)" >&2
+        fbad=1
+      fi
+    done
+  done
+  return $fbad
+}
 
 check() {
   root=$1
@@ -23,6 +58,7 @@ check() {
   scan net 'broker'
   scan tools 'net|broker'
   scan bench 'net|broker'
+  floors "$root" || bad=1
   return $bad
 }
 
@@ -38,8 +74,17 @@ if [ "${1:-}" = "--selftest" ]; then
       echo "selftest: $dir including $inc was not caught" >&2; fails=1
     fi
   done
+  for case in 'conn.c:proto.h' 'mailbox.c:conn.h' 'proto.c:worker.h' 'worker.c:server.h'; do
+    file=${case%%:*} inc=${case#*:}
+    rm -rf "$tmp/t"; mkdir -p "$tmp/t/net"
+    printf '#include "net/%s"\n' "$inc" > "$tmp/t/net/$file"
+    if check "$tmp/t" 2>/dev/null; then
+      echo "selftest: net/$file including net/$inc was not caught" >&2; fails=1
+    fi
+  done
   rm -rf "$tmp/t"; mkdir -p "$tmp/t/core" "$tmp/t/net"
   printf '#include "core/buf.h"\n' > "$tmp/t/net/ok.c"
+  printf '#include "net/conn.h"\n#include "net/mailbox.h"\n' > "$tmp/t/net/proto.c"
   printf '#include "core/rc.h"\n' > "$tmp/t/core/ok.c"
   if ! check "$tmp/t"; then echo "selftest: a clean tree was rejected" >&2; fails=1; fi
   exit $fails

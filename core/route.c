@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: MIT */
+/* core/route.c - sessions by id, the filter table, topic matching with a cache, de-duplication. */
+#include "core/route.h"
+
+#include <string.h>
+#include <xxhash.h>
+
+#include "core/map.h"
+#include "core/mem.h"
+#include "core/rc.h"
+
+/* A cached match result: the (filter id, worker mask) pairs of a topic, valid while the
+ * index generation it was computed under is current. */
+#define CACHE_SLOTS 256 /* direct-mapped by topic hash */
+#define CACHE_PAIRS 8   /* results with more pairs are not cached */
+#define CACHE_TOPIC 64  /* longer topics are not cached */
+
+typedef struct cache_entry {
+    uint64_t gen; /* index generation; 0 = empty */
+    uint64_t hash;
+    uint16_t tlen;
+    uint8_t n;
+    char topic[CACHE_TOPIC];
+    uint64_t fid[CACHE_PAIRS];
+    uint64_t workers[CACHE_PAIRS];
+} cache_entry_t;
+
+/* A filter as this worker knows it: the sessions subscribed to it. */
+typedef struct lsub {
+    mq_sess_t *sess;
+    uint8_t qos;
+} lsub_t;
+
+typedef struct lfilter {
+    lsub_t *subs;
+    uint32_t n, cap;
+} lfilter_t;
+
+/* Per-delivery de-duplication: session -> index in 'dest', valid while 'gen' matches. */
+typedef struct seen {
+    uint64_t gen;
+    const mq_sess_t *sess;
+    uint32_t idx;
+} seen_t;
+
+struct mq_route {
+    mq_tindex_t *ix;
+    mq_epoch_rec_t *ep;
+    unsigned self, n_workers;
+    mq_sess_t **ids; /* open addressing by id hash; NULL = empty */
+    size_t ids_cap, n_ids;
+    mq_map_t filters; /* filter id -> lfilter_t */
+    uint64_t **tfids; /* per target worker: the filter ids of the match in progress */
+    uint32_t *n_tfids, *cap_tfids;
+    uint64_t touched;
+    cache_entry_t *cache;
+    cache_entry_t *rec; /* the entry being filled by the match in progress, or NULL */
+    mq_route_cache_stats_t cstats;
+    mq_route_dest_t *dest;
+    uint32_t cap_dest;
+    seen_t *seen; /* power-of-two table, at least twice the candidates */
+    size_t cap_seen;
+    uint64_t gen;
+};
+
+mq_route_t *mq_route_new(mq_tindex_t *ix, unsigned self, unsigned n_workers, mq_epoch_rec_t *ep)
+{
+    mq_route_t *r = mq_calloc(1, sizeof(*r));
+    r->ix = ix;
+    r->ep = ep;
+    r->self = self;
+    r->n_workers = n_workers;
+    mq_map_init(&r->filters);
+    r->tfids = mq_calloc(n_workers, sizeof(*r->tfids));
+    r->n_tfids = mq_calloc(n_workers, sizeof(*r->n_tfids));
+    r->cap_tfids = mq_calloc(n_workers, sizeof(*r->cap_tfids));
+    r->cache = mq_calloc(CACHE_SLOTS, sizeof(*r->cache));
+    return r;
+}
+
+/* ---- sessions by client id: linear probing, backward-shift deletion ------------------------ */
+
+static size_t id_slot(const mq_route_t *r, uint64_t hash)
+{
+    return (size_t)hash & (r->ids_cap - 1);
+}
+
+mq_sess_t *mq_route_find(const mq_route_t *r, const char *id, size_t len, uint64_t hash)
+{
+    if (r->ids_cap == 0)
+        return NULL;
+    for (size_t i = id_slot(r, hash);; i = (i + 1) & (r->ids_cap - 1)) {
+        mq_sess_t *s = r->ids[i];
+        if (s == NULL)
+            return NULL;
+        if (s->id_hash == hash && s->id_len == len && memcmp(s->client_id, id, len) == 0)
+            return s;
+    }
+}
+
+static void id_place(mq_route_t *r, mq_sess_t *s)
+{
+    size_t i = id_slot(r, s->id_hash);
+    while (r->ids[i])
+        i = (i + 1) & (r->ids_cap - 1);
+    r->ids[i] = s;
+}
+
+void mq_route_add(mq_route_t *r, mq_sess_t *s)
+{
+    if ((r->n_ids + 1) * 2 > r->ids_cap) { /* keep the load at or under one half */
+        mq_sess_t **old = r->ids;
+        size_t old_cap = r->ids_cap;
+        r->ids_cap = old_cap ? old_cap * 2 : 16;
+        r->ids = mq_calloc(r->ids_cap, sizeof(*r->ids));
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i])
+                id_place(r, old[i]);
+        mq_free(old);
+    }
+    id_place(r, s);
+    r->n_ids++;
+}
+
+static void id_remove(mq_route_t *r, const mq_sess_t *s)
+{
+    size_t mask = r->ids_cap - 1, i = id_slot(r, s->id_hash);
+    while (r->ids[i] != s) {
+        MQ_ASSERT(r->ids[i] != NULL); /* the session is in the table */
+        i = (i + 1) & mask;
+    }
+    /* shift later entries of the cluster back so that no lookup stops early */
+    for (size_t j = (i + 1) & mask; r->ids[j]; j = (j + 1) & mask) {
+        size_t home = id_slot(r, r->ids[j]->id_hash);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            r->ids[i] = r->ids[j];
+            i = j;
+        }
+    }
+    r->ids[i] = NULL;
+    r->n_ids--;
+}
+
+size_t mq_route_count(const mq_route_t *r)
+{
+    return r->n_ids;
+}
+
+mq_sess_t *mq_route_next(const mq_route_t *r, size_t *pos)
+{
+    for (size_t i = *pos; i < r->ids_cap; i++) {
+        if (r->ids[i]) {
+            *pos = i + 1;
+            return r->ids[i];
+        }
+    }
+    *pos = r->ids_cap;
+    return NULL;
+}
+
+/* ---- the filter table ---------------------------------------------------------------------- */
+
+static void lfilter_add(mq_route_t *r, uint64_t fid, mq_sess_t *s, uint8_t qos)
+{
+    lfilter_t *lf = mq_map_get(&r->filters, fid);
+    if (lf == NULL) {
+        lf = mq_calloc(1, sizeof(*lf));
+        mq_map_put(&r->filters, fid, lf);
+    }
+    if (lf->n == lf->cap)
+        lf->subs = mq_grow(lf->subs, &lf->cap, sizeof(*lf->subs), 4);
+    lf->subs[lf->n++] = (lsub_t){s, qos};
+}
+
+static void lfilter_set_qos(mq_route_t *r, uint64_t fid, const mq_sess_t *s, uint8_t qos)
+{
+    lfilter_t *lf = mq_map_get(&r->filters, fid);
+    for (uint32_t i = 0; lf && i < lf->n; i++)
+        if (lf->subs[i].sess == s)
+            lf->subs[i].qos = qos;
+}
+
+/* Removes 's' from the filter; when no session of this worker is left on it, this worker's
+ * interest bit in the shared index goes too. */
+static void unsubscribe_one(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub)
+{
+    lfilter_t *lf = mq_map_get(&r->filters, sub->fid);
+    if (lf) {
+        /* linear in the filter's local subscribers: subscribe-time work; a back-index would
+         * make it O(1) for very large fan-outs */
+        for (uint32_t i = 0; i < lf->n; i++) {
+            if (lf->subs[i].sess == s) {
+                lf->subs[i] = lf->subs[--lf->n];
+                break;
+            }
+        }
+        if (lf->n == 0) {
+            mq_map_del(&r->filters, sub->fid);
+            mq_free(lf->subs);
+            mq_free(lf);
+            mq_tindex_remove_interest(r->ix, sub->filter, sub->len, r->self, r->ep);
+        }
+    }
+    mq_sess_remove_sub(s, sub);
+}
+
+mq_sub_t *mq_route_subscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len,
+                             uint8_t qos)
+{
+    mq_sub_t *sub = mq_sess_find_sub(s, filter, len);
+    if (sub) { /* [MQTT-3.8.4-3] replaces the existing subscription's QoS */
+        sub->qos = qos;
+        lfilter_set_qos(r, sub->fid, s, qos);
+        return sub;
+    }
+    uint64_t fid = mq_tindex_add_interest(r->ix, filter, len, r->self, r->ep);
+    sub = mq_sess_add_sub(s, filter, len, fid, qos);
+    lfilter_add(r, fid, s, qos);
+    return sub;
+}
+
+bool mq_route_unsubscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len)
+{
+    mq_sub_t *sub = mq_sess_find_sub(s, filter, len);
+    if (sub == NULL)
+        return false;
+    unsubscribe_one(r, s, sub);
+    return true;
+}
+
+void mq_route_drop(mq_route_t *r, mq_sess_t *s)
+{
+    while (s->n_subs > 0)
+        unsubscribe_one(r, s, &s->subs[s->n_subs - 1]);
+    id_remove(r, s);
+    mq_sess_free(s);
+}
+
+void mq_route_free(mq_route_t *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->ids_cap; i++) {
+        mq_sess_t *s = r->ids[i];
+        if (s == NULL)
+            continue;
+        for (uint32_t k = 0; k < s->n_subs; k++)
+            mq_tindex_remove_interest(r->ix, s->subs[k].filter, s->subs[k].len, r->self, r->ep);
+        mq_sess_free(s);
+    }
+    for (size_t i = 0; i < r->filters.cap; i++) {
+        if (r->filters.slots[i].key) {
+            lfilter_t *lf = r->filters.slots[i].val;
+            mq_free(lf->subs);
+            mq_free(lf);
+        }
+    }
+    mq_map_fini(&r->filters);
+    for (unsigned i = 0; i < r->n_workers; i++)
+        mq_free(r->tfids[i]);
+    mq_free(r->tfids);
+    mq_free(r->n_tfids);
+    mq_free(r->cap_tfids);
+    mq_free(r->cache);
+    mq_free(r->dest);
+    mq_free(r->seen);
+    mq_free(r->ids);
+    mq_free(r);
+}
+
+/* ---- matching -------------------------------------------------------------------------------- */
+
+static void collect(void *arg, uint64_t fid, uint64_t workers)
+{
+    mq_route_t *r = arg;
+    cache_entry_t *rec = r->rec;
+    if (rec) { /* remember the pair for the cache; too many and the result is not kept */
+        if (rec->n < CACHE_PAIRS) {
+            rec->fid[rec->n] = fid;
+            rec->workers[rec->n] = workers;
+            rec->n++;
+        } else {
+            r->rec = NULL;
+            rec->gen = 0;
+        }
+    }
+    while (workers) {
+        unsigned b = (unsigned)__builtin_ctzll(workers);
+        workers &= workers - 1;
+        if (r->n_tfids[b] == r->cap_tfids[b])
+            r->tfids[b] = mq_grow(r->tfids[b], &r->cap_tfids[b], sizeof(uint64_t), 16);
+        r->tfids[b][r->n_tfids[b]++] = fid;
+        r->touched |= 1ull << b;
+    }
+}
+
+/* The generation is read before matching: a change during the match leaves the cached
+ * entry stale, never wrong. */
+uint64_t mq_route_match(mq_route_t *r, const char *topic, size_t len)
+{
+    r->touched = 0;
+    for (unsigned i = 0; i < r->n_workers; i++)
+        r->n_tfids[i] = 0;
+    if (len > CACHE_TOPIC) {
+        mq_tindex_match(r->ix, topic, len, collect, r);
+        return r->touched;
+    }
+    uint64_t gen = mq_tindex_generation(r->ix);
+    uint64_t h = XXH3_64bits(topic, len);
+    cache_entry_t *e = &r->cache[h & (CACHE_SLOTS - 1)];
+    if (e->gen == gen && e->hash == h && e->tlen == len && memcmp(e->topic, topic, len) == 0) {
+        r->cstats.hits++;
+        for (uint8_t i = 0; i < e->n; i++)
+            collect(r, e->fid[i], e->workers[i]);
+        return r->touched;
+    }
+    r->cstats.misses++;
+    e->gen = 0;
+    e->n = 0;
+    r->rec = e;
+    mq_tindex_match(r->ix, topic, len, collect, r);
+    if (r->rec) { /* complete: keep it */
+        e->hash = h;
+        e->tlen = (uint16_t)len;
+        memcpy(e->topic, topic, len);
+        e->gen = gen;
+    }
+    r->rec = NULL;
+    return r->touched;
+}
+
+const uint64_t *mq_route_take(mq_route_t *r, unsigned worker, uint32_t *n)
+{
+    *n = r->n_tfids[worker];
+    return r->tfids[worker];
+}
+
+mq_route_cache_stats_t mq_route_cache_stats(const mq_route_t *r)
+{
+    return r->cstats;
+}
+
+/* ---- resolving a delivery -------------------------------------------------------------------- */
+
+static uint8_t deliver_qos(uint8_t sub_qos, uint8_t msg_qos, bool upgrade)
+{
+    return upgrade || sub_qos < msg_qos ? sub_qos : msg_qos;
+}
+
+static void reserve_dest(mq_route_t *r, uint32_t need)
+{
+    while (r->cap_dest < need)
+        r->dest = mq_grow(r->dest, &r->cap_dest, sizeof(*r->dest), 64);
+}
+
+/* A seen-table with room for 'n' sessions at a load of at most one half. */
+static void reserve_seen(mq_route_t *r, size_t n)
+{
+    if (r->cap_seen >= n * 2)
+        return;
+    size_t cap = r->cap_seen ? r->cap_seen : 64;
+    while (cap < n * 2)
+        cap *= 2;
+    mq_free(r->seen);
+    r->seen = mq_calloc(cap, sizeof(*r->seen));
+    r->cap_seen = cap;
+    r->gen = 0;
+}
+
+/* Adds (s, q) to dest, or raises the QoS of the entry 's' already has. */
+static void dedup_add(mq_route_t *r, uint32_t *n, mq_sess_t *s, uint8_t q)
+{
+    size_t mask = r->cap_seen - 1;
+    size_t i = (size_t)XXH3_64bits(&s, sizeof(s)) & mask;
+    while (r->seen[i].gen == r->gen) {
+        if (r->seen[i].sess == s) {
+            mq_route_dest_t *d = &r->dest[r->seen[i].idx];
+            if (q > d->qos)
+                d->qos = q;
+            return;
+        }
+        i = (i + 1) & mask;
+    }
+    r->seen[i] = (seen_t){r->gen, s, *n};
+    r->dest[(*n)++] = (mq_route_dest_t){s, q};
+}
+
+uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, uint8_t msg_qos,
+                          bool upgrade, const mq_route_dest_t **out)
+{
+    uint32_t total = 0, count = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const lfilter_t *lf = mq_map_get(&r->filters, fids[i]);
+        total += lf ? lf->n : 0;
+    }
+    reserve_dest(r, total);
+    *out = r->dest;
+    if (n == 1) { /* one filter: each session is on it once, nothing to de-duplicate */
+        const lfilter_t *lf = mq_map_get(&r->filters, fids[0]);
+        for (uint32_t k = 0; lf && k < lf->n; k++)
+            r->dest[count++] =
+                (mq_route_dest_t){lf->subs[k].sess, deliver_qos(lf->subs[k].qos, msg_qos, upgrade)};
+        return count;
+    }
+    reserve_seen(r, total);
+    r->gen++;
+    for (uint32_t i = 0; i < n; i++) {
+        const lfilter_t *lf = mq_map_get(&r->filters, fids[i]);
+        for (uint32_t k = 0; lf && k < lf->n; k++)
+            dedup_add(r, &count, lf->subs[k].sess, deliver_qos(lf->subs[k].qos, msg_qos, upgrade));
+    }
+    return count;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* core/route.h - one worker's routing tables: sessions by client id, filters to subscribers. */
+#ifndef MQ_CORE_ROUTE_H
+#define MQ_CORE_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/epoch.h"
+#include "core/sess.h"
+#include "core/tindex.h"
+
+/* What a worker knows for routing (DESIGN.md rule 3), in one place and with no I/O:
+ *  - its sessions by client id (a session lives on the worker its id hashes to);
+ *  - its filter table: filter id (from the shared index) -> the sessions of this worker
+ *    subscribed to it, with their granted QoS; the worker's interest bit in the shared
+ *    index is set while the table has the filter;
+ *  - the match of a topic against the shared index, grouped by target worker, with a cache
+ *    of recent results (a publisher usually repeats its topics);
+ *  - the resolution of a delivery {message, filter ids} to sessions, one per session at the
+ *    highest QoS of its matching subscriptions (overlapping subscriptions, MQTT 3.1.1 §3.3.5).
+ * Owned by one worker and used by that worker's thread alone; the shared index is read
+ * inside the worker's epoch read section (core/epoch.h). */
+typedef struct mq_route mq_route_t;
+
+typedef struct mq_route_dest {
+    mq_sess_t *sess;
+    uint8_t qos; /* the QoS to deliver at */
+} mq_route_dest_t;
+
+/* A routing table for worker 'self' of 'n_workers', on the shared index 'ix'. Interest
+ * changes in the index are made with the epoch record 'ep' (the worker's). */
+mq_route_t *mq_route_new(mq_tindex_t *ix, unsigned self, unsigned n_workers, mq_epoch_rec_t *ep);
+
+/* Frees the tables and every session still in them; the sessions' interest is withdrawn
+ * from the index first. NULL is a no-op. */
+void mq_route_free(mq_route_t *r);
+
+/* ---- sessions by client id --------------------------------------------------------------- */
+
+/* The session for client id 'id' ('hash' = XXH3_64bits(id)), or NULL. */
+mq_sess_t *mq_route_find(const mq_route_t *r, const char *id, size_t len, uint64_t hash);
+
+/* Adds 's' (its id must not be present). The table does not own it until mq_route_drop. */
+void mq_route_add(mq_route_t *r, mq_sess_t *s);
+
+/* Ends 's': withdraws its subscriptions, removes it from the table and frees it. */
+void mq_route_drop(mq_route_t *r, mq_sess_t *s);
+
+/* Sessions in the table. */
+size_t mq_route_count(const mq_route_t *r);
+
+/* Iteration: the next session at or after *pos, advancing *pos past it; NULL at the end.
+ * The table must not change during an iteration. */
+mq_sess_t *mq_route_next(const mq_route_t *r, size_t *pos);
+
+/* ---- subscriptions ------------------------------------------------------------------------ */
+
+/* Subscribes 's' to 'filter' at 'qos': a new subscription (interest added to the index), or
+ * the existing one's QoS replaced [MQTT-3.8.4-3]. Returns the session's entry. */
+mq_sub_t *mq_route_subscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len,
+                             uint8_t qos);
+
+/* Removes the subscription of 's' to 'filter'; false when it had none. */
+bool mq_route_unsubscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len);
+
+/* ---- publishing ---------------------------------------------------------------------------- */
+
+/* Matches 'topic' against the shared index (or the cache): returns the set of workers with
+ * matching filters as a bit mask. Then take each worker's filter ids with mq_route_take(). */
+uint64_t mq_route_match(mq_route_t *r, const char *topic, size_t len);
+
+/* The filter ids matched for 'worker' by the last mq_route_match(); valid until the next
+ * match. *n receives their count. */
+const uint64_t *mq_route_take(mq_route_t *r, unsigned worker, uint32_t *n);
+
+/* Resolves filter ids of this worker to the sessions to deliver to, each once, at
+ * min(subscription QoS, 'msg_qos') — or the subscription's QoS when 'upgrade'
+ * (upgrade_outgoing_qos). Filters no longer in the table are skipped (unsubscribed since
+ * the publisher matched). Returns the count; *out is valid until the next call. */
+uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, uint8_t msg_qos,
+                          bool upgrade, const mq_route_dest_t **out);
+
+/* Cache figures (tests, diagnostics). */
+typedef struct mq_route_cache_stats {
+    uint64_t hits, misses;
+} mq_route_cache_stats_t;
+mq_route_cache_stats_t mq_route_cache_stats(const mq_route_t *r);
+
+#endif

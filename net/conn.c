@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: MIT */
+/* net/conn.c - connections on a worker's io_uring: provided-buffer receives, sends, closing. */
+#include "net/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/rc.h"
+#include "net/op.h"
+
+#define BGID 1                /* our one provided-buffer group */
+#define N_BUFS 512            /* receive buffers per worker */
+#define BUF_SIZE (8 * 1024)   /* bytes each */
+#define WBUF_KEEP (64 * 1024) /* a send buffer grown past this by a burst is given back */
+
+/* A received buffer whose processing waits until the worker is no longer congested. */
+struct mq_conn_deferred {
+    mq_conn_t *c;
+    uint16_t bid;
+    uint32_t len;
+};
+
+int mq_conn_loop_init(mq_conn_loop_t *l, struct io_uring *ring, const mq_conn_handler_t *h,
+                      size_t conn_size, char *err, size_t errlen)
+{
+    MQ_ASSERT(conn_size >= sizeof(mq_conn_t));
+    l->ring = ring;
+    l->h = h;
+    l->conn_size = conn_size;
+    /* provided-buffer ring (liburing 2.3: registered by hand): an idle connection holds no
+     * receive buffer, the kernel picks one when data arrives (DESIGN.md rule 7) */
+    size_t ring_bytes = N_BUFS * sizeof(struct io_uring_buf);
+    void *mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED) {
+        snprintf(err, errlen, "mmap: %s", strerror(errno));
+        return -errno;
+    }
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (unsigned long)mem, .ring_entries = N_BUFS, .bgid = BGID};
+    int rc = io_uring_register_buf_ring(ring, &reg, 0);
+    if (rc < 0) {
+        snprintf(err, errlen, "provided buffer rings (IORING_REGISTER_PBUF_RING, Linux 5.19): %s",
+                 strerror(-rc));
+        munmap(mem, ring_bytes);
+        return rc;
+    }
+    l->br = mem;
+    l->n_bufs = N_BUFS;
+    l->buf_size = BUF_SIZE;
+    io_uring_buf_ring_init(l->br);
+    l->bufs = mq_alloc((size_t)N_BUFS * BUF_SIZE);
+    for (unsigned i = 0; i < N_BUFS; i++)
+        io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
+                              io_uring_buf_ring_mask(N_BUFS), (int)i);
+    io_uring_buf_ring_advance(l->br, N_BUFS);
+    return 0;
+}
+
+void mq_conn_free(mq_conn_t *c)
+{
+    if (c->xport && c->xport->free)
+        c->xport->free(c);
+    mq_buf_fini(&c->out);
+    mq_buf_fini(&c->wbuf);
+    mq_free(c);
+}
+
+void mq_conn_unlink(mq_conn_t *c)
+{
+    mq_conn_loop_t *l = c->loop;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (l && l->conns == c)
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->loop = NULL; /* from here on only the next owner touches it */
+}
+
+void mq_conn_link(mq_conn_loop_t *l, mq_conn_t *c)
+{
+    c->loop = l;
+    c->prev = NULL;
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+}
+
+void mq_conn_loop_fini(mq_conn_loop_t *l, void (*release)(void *arg, mq_conn_t *c), void *arg)
+{
+    while (l->conns) {
+        mq_conn_t *c = l->conns;
+        mq_conn_unlink(c);
+        if (c->fd >= 0)
+            close(c->fd);
+        release(arg, c);
+        mq_conn_free(c);
+    }
+    mq_free(l->deferred);
+    mq_free(l->rearm);
+    if (l->br) {
+        io_uring_unregister_buf_ring(l->ring, BGID);
+        munmap(l->br, l->n_bufs * sizeof(struct io_uring_buf));
+    }
+    mq_free(l->bufs);
+    l->br = NULL;
+    l->bufs = NULL;
+}
+
+static void format_peer(mq_conn_t *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    char host[INET6_ADDRSTRLEN] = "?";
+    uint16_t port = 0;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+        port = ntohs(sin->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+        port = ntohs(sin6->sin6_port);
+    }
+    snprintf(c->peer, sizeof(c->peer), "%s:%u", host, port);
+}
+
+/* A receive into a provided buffer: single-shot before the protocol admits the connection
+ * (it may still move to another worker, so nothing may stay armed), multishot afterwards. */
+static void arm_recv(mq_conn_t *c, bool multishot)
+{
+    struct io_uring_sqe *sqe = mq_op_sqe(c->loop->ring);
+    if (multishot)
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    else
+        io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+    io_uring_sqe_set_data64(sqe, mq_op_pack(c, MQ_OP_RECV));
+    c->recv_armed = true;
+    c->n_ops++;
+}
+
+mq_conn_t *mq_conn_new(mq_conn_loop_t *l, int fd, unsigned listener)
+{
+    mq_conn_t *c = mq_calloc(1, l->conn_size);
+    c->fd = fd;
+    c->listener = (uint8_t)listener;
+    c->is_counted = true;
+    c->born_ms = c->last_rx_ms = l->now_ms;
+    format_peer(c);
+    mq_conn_link(l, c);
+    arm_recv(c, false);
+    return c;
+}
+
+void mq_conn_activate(mq_conn_t *c)
+{
+    c->state = MQ_CONN_ACTIVE;
+}
+
+void mq_conn_arm(mq_conn_t *c)
+{
+    if (!c->recv_armed && c->state != MQ_CONN_CLOSING)
+        arm_recv(c, c->state == MQ_CONN_ACTIVE);
+}
+
+void mq_conn_mark_dirty(mq_conn_t *c)
+{
+    if (c->in_dirty)
+        return;
+    mq_conn_loop_t *l = c->loop;
+    c->in_dirty = true;
+    c->next_dirty = l->dirty;
+    l->dirty = c;
+}
+
+void mq_conn_close(mq_conn_t *c, const char *why)
+{
+    if (c->state == MQ_CONN_CLOSING)
+        return;
+    c->state = MQ_CONN_CLOSING;
+    c->loop->h->on_closing(c->loop->h->arg, c, why);
+    /* whatever is queued (a CONNACK refusal, say) still goes out; then the socket is shut so
+     * that a pending receive completes and the connection can be released */
+    mq_conn_mark_dirty(c);
+}
+
+/* Both sides are done with 'c' once its operations have completed. */
+static void maybe_release(mq_conn_t *c)
+{
+    if (c->state != MQ_CONN_CLOSING || c->n_ops > 0 || c->in_dirty)
+        return;
+    mq_conn_loop_t *l = c->loop;
+    l->h->on_release(l->h->arg, c);
+    mq_conn_unlink(c);
+    close(c->fd);
+    if (c->is_counted && l->on_uncount)
+        l->on_uncount(l->uncount_arg, c);
+    mq_conn_free(c);
+}
+
+static void submit_send(mq_conn_t *c)
+{
+    struct io_uring_sqe *sqe = mq_op_sqe(c->loop->ring);
+    io_uring_prep_send(sqe, c->fd, c->wbuf.data + c->wsent, c->wbuf.len - c->wsent, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, mq_op_pack(c, MQ_OP_SEND));
+    c->send_busy = true;
+    c->n_ops++;
+}
+
+static void flush(mq_conn_t *c)
+{
+    if (c->send_busy || c->fd < 0)
+        return;
+    if (c->xport) {
+        c->xport->send(c, &c->out, &c->wbuf); /* the transport encodes into wbuf */
+    } else {
+        if (c->out.len == 0)
+            return;
+        mq_buf_t t = c->wbuf; /* swap: the send owns wbuf, new output goes to out */
+        c->wbuf = c->out;
+        c->out = t;
+        c->out.len = 0;
+    }
+    c->wsent = 0;
+    if (c->wbuf.len > 0)
+        submit_send(c);
+}
+
+static void finish_close(mq_conn_t *c)
+{
+    if (!c->send_busy && c->out.len == 0)
+        shutdown(c->fd, SHUT_RDWR);
+}
+
+static void flush_dirty(mq_conn_loop_t *l)
+{
+    while (l->dirty) {
+        mq_conn_t *c = l->dirty;
+        l->dirty = c->next_dirty;
+        c->in_dirty = false;
+        flush(c);
+        if (c->state == MQ_CONN_CLOSING) {
+            finish_close(c);
+            maybe_release(c);
+        }
+    }
+}
+
+/* ---- back-pressure -------------------------------------------------------------------------- */
+
+static void return_buffer(mq_conn_loop_t *l, unsigned bid)
+{
+    io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * l->buf_size, l->buf_size,
+                          (unsigned short)bid, io_uring_buf_ring_mask(l->n_bufs), 0);
+    io_uring_buf_ring_advance(l->br, 1);
+}
+
+static void defer(mq_conn_loop_t *l, mq_conn_t *c, unsigned bid, uint32_t len)
+{
+    if (l->n_deferred == l->cap_deferred) /* at most one entry per provided buffer */
+        l->deferred = mq_grow(l->deferred, &l->cap_deferred, sizeof(*l->deferred), 64);
+    l->deferred[l->n_deferred++] = (mq_conn_deferred_t){c, (uint16_t)bid, len};
+    c->n_ops++; /* the held buffer keeps 'c' alive */
+}
+
+int mq_conn_up(mq_conn_t *c, const uint8_t *p, size_t len)
+{
+    return c->loop->h->on_bytes(c->loop->h->arg, c, p, len);
+}
+
+/* Received wire bytes, through the transport if there is one. */
+static int deliver_up(mq_conn_t *c, const uint8_t *p, size_t len)
+{
+    return c->xport ? c->xport->recv(c, p, len) : mq_conn_up(c, p, len);
+}
+
+/* Processes held buffers in arrival order while not congested, then re-arms the receives
+ * that stopped for lack of buffers. */
+static void resume_input(mq_conn_loop_t *l)
+{
+    uint32_t i = 0;
+    while (i < l->n_deferred && !l->congested) {
+        mq_conn_deferred_t d = l->deferred[i++];
+        d.c->n_ops--;
+        if (d.c->state == MQ_CONN_ACTIVE) {
+            l->bytes_received += d.len;
+            (void)deliver_up(d.c, l->bufs + (size_t)d.bid * l->buf_size, d.len);
+        }
+        return_buffer(l, d.bid);
+        if (d.c->state == MQ_CONN_CLOSING)
+            maybe_release(d.c);
+    }
+    memmove(l->deferred, l->deferred + i, (l->n_deferred - i) * sizeof(*l->deferred));
+    l->n_deferred -= i;
+    if (l->n_deferred > 0)
+        return;
+    for (uint32_t k = 0; k < l->n_rearm; k++) {
+        mq_conn_t *c = l->rearm[k];
+        c->need_rearm = false;
+        c->n_ops--;
+        /* a connection not yet admitted is re-armed too (single-shot): leaving it out
+         * stalled it until the connect timeout when the buffers ran dry under churn */
+        if (c->state != MQ_CONN_CLOSING && !c->recv_armed)
+            arm_recv(c, c->state == MQ_CONN_ACTIVE);
+        else
+            maybe_release(c);
+    }
+    l->n_rearm = 0;
+}
+
+void mq_conn_loop_turn(mq_conn_loop_t *l)
+{
+    if (l->n_deferred || l->n_rearm)
+        resume_input(l);
+    flush_dirty(l);
+}
+
+/* ---- completions ----------------------------------------------------------------------------- */
+
+static void wait_for_buffers(mq_conn_loop_t *l, mq_conn_t *c)
+{
+    if (c->need_rearm)
+        return;
+    c->need_rearm = true;
+    c->n_ops++; /* the pending re-arm keeps 'c' alive */
+    if (l->n_rearm == l->cap_rearm)
+        l->rearm = mq_grow(l->rearm, &l->cap_rearm, sizeof(*l->rearm), 64);
+    l->rearm[l->n_rearm++] = c;
+}
+
+/* Handles the buffer of a receive; false when 'c' is gone to another worker. */
+static bool take_buffer(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe *cqe)
+{
+    unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+    if (cqe->res > 0 && c->state == MQ_CONN_ACTIVE && (l->congested || l->n_deferred)) {
+        /* back-pressure: keep the buffer (the ring runs dry, receives stop with ENOBUFS,
+         * TCP pushes back on the clients) and process it once the congestion clears */
+        defer(l, c, bid, (uint32_t)cqe->res);
+        c->last_rx_ms = l->now_ms;
+        return true;
+    }
+    int r = MQ_CONN_OK;
+    if (cqe->res > 0 && c->state != MQ_CONN_CLOSING) {
+        c->last_rx_ms = l->now_ms;
+        l->bytes_received += (uint64_t)cqe->res;
+        r = deliver_up(c, l->bufs + (size_t)bid * l->buf_size, (size_t)cqe->res);
+    }
+    /* the buffer goes back before this handler returns (STYLE.md §4): everything kept was
+     * copied by the decoder or the session */
+    return_buffer(l, bid);
+    return r != MQ_CONN_GONE;
+}
+
+void mq_conn_on_recv(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe *cqe)
+{
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        c->recv_armed = false;
+        c->n_ops--;
+    }
+    if ((cqe->flags & IORING_CQE_F_BUFFER) && !take_buffer(l, c, cqe))
+        return; /* 'c' belongs to another worker now */
+    if (c->state != MQ_CONN_CLOSING) {
+        if (cqe->res == 0)
+            mq_conn_close(c, "connection closed by the client");
+        else if (cqe->res == -ENOBUFS)
+            wait_for_buffers(l, c); /* re-armed once buffers are back */
+        else if (cqe->res < 0)
+            mq_conn_close(c, strerror(-cqe->res));
+        else if (!c->recv_armed && c->state != MQ_CONN_CLOSING)
+            arm_recv(c, c->state == MQ_CONN_ACTIVE); /* single-shot, or a multishot ended */
+    }
+    if (c->state == MQ_CONN_CLOSING)
+        maybe_release(c);
+}
+
+void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe *cqe)
+{
+    c->n_ops--;
+    c->send_busy = false;
+    if (cqe->res < 0) {
+        c->out.len = 0;
+        c->wbuf.len = 0;
+        mq_conn_close(c, strerror(-cqe->res));
+        maybe_release(c);
+        return;
+    }
+    l->bytes_sent += (uint64_t)cqe->res;
+    c->wsent += (size_t)cqe->res;
+    if (c->wsent < c->wbuf.len) { /* a short send: resume it (STYLE.md §7) */
+        submit_send(c);
+        return;
+    }
+    c->wbuf.len = 0;
+    if (c->wbuf.cap > WBUF_KEEP) /* a burst grew it: give the memory back */
+        mq_buf_fini(&c->wbuf);
+    if (c->state == MQ_CONN_ACTIVE)
+        l->h->on_writable(l->h->arg, c); /* what queued while the socket was slow */
+    mq_conn_mark_dirty(c);               /* more output may be waiting; closing continues there */
+}

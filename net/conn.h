@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/* net/conn.h - a connection as a byte stream: receive path, output, flush, close, transports. */
+#ifndef MQ_NET_CONN_H
+#define MQ_NET_CONN_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+/* The transport seam (DESIGN.md rule 11). The protocol layer sees a connection as bytes in
+ * (its handler's on_bytes) and bytes out (mq_conn_out(), then mq_conn_mark_dirty()); it never
+ * touches the socket, the ring or the worker. A transport (TLS, WebSocket framing) sits
+ * between the socket and the protocol: received bytes go up through its 'recv', which passes
+ * what it decodes on with mq_conn_up(); queued protocol bytes go down through its 'send',
+ * which turns them into wire bytes. A transport may hold bytes back (a handshake, a partial
+ * frame) and keeps wire bytes of its own (a handshake reply, a pong) in its state, emitted
+ * from its 'send' at the next flush (it calls mq_conn_mark_dirty() to get one). A plain TCP
+ * connection has no transport, and bytes pass straight through.
+ *
+ * Everything here runs on the thread that owns the connection's loop; a connection moves to
+ * another worker only as a whole (mq_conn_unlink(), a mailbox hand-off, mq_conn_link()), while
+ * no operation of it is in flight. */
+
+typedef struct mq_conn mq_conn_t;
+typedef struct mq_conn_loop mq_conn_loop_t;
+
+enum mq_conn_state {
+    MQ_CONN_PRE = 0,     /* accepted, not yet admitted by the protocol: single-shot receives,
+                            so that nothing stays armed if the connection moves */
+    MQ_CONN_ACTIVE = 1,  /* admitted: multishot receive */
+    MQ_CONN_CLOSING = 2, /* flushing what is left, then shut down and released */
+};
+
+/* What a handler's on_bytes returns. */
+enum mq_conn_result {
+    MQ_CONN_OK = 0,     /* keep receiving */
+    MQ_CONN_CLOSED = 1, /* the connection is closing */
+    MQ_CONN_GONE = 2,   /* handed to another worker: the caller must not touch it again */
+};
+
+typedef struct mq_transport {
+    const char *name;
+    /* Wire bytes received; passes decoded bytes up with mq_conn_up(). Returns an enum
+     * mq_conn_result (the first non-OK result of mq_conn_up, or CLOSED on its own error). */
+    int (*recv)(mq_conn_t *c, const uint8_t *p, size_t len);
+    /* At a flush with no send in flight: moves the protocol bytes of 'plain' (emptied), and
+     * any wire bytes of its own, into 'wire' (empty on entry). */
+    void (*send)(mq_conn_t *c, mq_buf_t *plain, mq_buf_t *wire);
+    /* Frees the transport's state (c->xport_state). */
+    void (*free)(mq_conn_t *c);
+} mq_transport_t;
+
+/* The layer above (the protocol), called by the loop; 'arg' is the handler's context. */
+typedef struct mq_conn_handler {
+    void *arg;
+    /* Bytes from the client, in order. Returns an enum mq_conn_result. */
+    int (*on_bytes)(void *arg, mq_conn_t *c, const uint8_t *p, size_t len);
+    /* The connection starts closing ('why' may be NULL): from mq_conn_close(), whoever
+     * called it. Called once per connection. */
+    void (*on_closing)(void *arg, mq_conn_t *c, const char *why);
+    /* A send completed and the output is empty: what waited for the socket may go now. */
+    void (*on_writable)(void *arg, mq_conn_t *c);
+    /* The connection is done (closed, every operation completed): called once, just before
+     * its memory is freed. */
+    void (*on_release)(void *arg, mq_conn_t *c);
+} mq_conn_handler_t;
+
+struct mq_conn {
+    mq_conn_loop_t *loop;
+    int fd;
+    uint8_t state;    /* enum mq_conn_state */
+    uint8_t listener; /* index, for the per-listener connection count */
+    bool recv_armed;  /* a receive is submitted */
+    bool send_busy;   /* a send is submitted */
+    bool need_rearm;  /* the multishot receive ended for lack of buffers */
+    bool in_dirty;    /* queued on the loop's dirty list */
+    bool is_counted;  /* counted in the server's connection totals */
+    unsigned n_ops;   /* submitted operations (and held buffers) not yet completed */
+    uint64_t last_rx_ms;
+    uint64_t born_ms;
+    mq_buf_t out;                /* protocol bytes waiting to be sent */
+    mq_buf_t wbuf;               /* wire bytes of the send in flight */
+    size_t wsent;                /* bytes of wbuf already sent */
+    const mq_transport_t *xport; /* NULL: plain TCP */
+    void *xport_state;
+    mq_conn_t *next_dirty;
+    mq_conn_t *prev, *next; /* the loop's connection list */
+    char peer[48];          /* "address:port" for the log */
+};
+
+/* The per-worker state the connections share: the worker's ring, its provided receive
+ * buffers, the list of connections to flush at the end of the turn, held buffers while the
+ * worker is congested. Embedded in the worker; owned by the worker thread. */
+typedef struct mq_conn_deferred mq_conn_deferred_t;
+struct mq_conn_loop {
+    struct io_uring *ring;
+    const mq_conn_handler_t *h;
+    struct io_uring_buf_ring *br;
+    uint8_t *bufs;
+    unsigned n_bufs, buf_size;
+    uint64_t now_ms;  /* the loop's clock, read once per turn */
+    bool congested;   /* the worker's outbox is congested: hold received buffers */
+    size_t conn_size; /* bytes to allocate per connection (the protocol embeds mq_conn_t) */
+    mq_conn_t *conns; /* every connection of this loop */
+    mq_conn_t *dirty; /* connections with output to flush this turn */
+    mq_conn_deferred_t *deferred; /* buffers held while congested, in arrival order */
+    uint32_t n_deferred, cap_deferred;
+    mq_conn_t **rearm; /* connections whose receive waits for free buffers */
+    uint32_t n_rearm, cap_rearm;
+    uint64_t bytes_received, bytes_sent; /* counters, this loop's alone */
+    /* After close(fd) of a connection with is_counted set: the owner of the connection
+     * totals (net/server.c, through the worker) lowers them. */
+    void (*on_uncount)(void *arg, mq_conn_t *c);
+    void *uncount_arg;
+};
+
+/* Sets up the provided-buffer ring on 'ring' (owned by the calling thread). 0 or -errno,
+ * with what failed in err. 'conn_size' >= sizeof(mq_conn_t). */
+int mq_conn_loop_init(mq_conn_loop_t *l, struct io_uring *ring, const mq_conn_handler_t *h,
+                      size_t conn_size, char *err, size_t errlen);
+
+/* Closes and frees every connection without calling the handler (shutdown), then the
+ * buffers. 'release' is called for each connection first so the layer above can let go. */
+void mq_conn_loop_fini(mq_conn_loop_t *l, void (*release)(void *arg, mq_conn_t *c), void *arg);
+
+/* A new connection on 'fd' (accepted on listener 'listener'), zeroed to conn_size bytes,
+ * linked to the loop, first receive armed. */
+mq_conn_t *mq_conn_new(mq_conn_loop_t *l, int fd, unsigned listener);
+
+/* Frees a connection that is on no loop (shutdown of a hand-off in flight). */
+void mq_conn_free(mq_conn_t *c);
+
+/* Moves a connection between loops (a hand-off): unlink on the old worker, link on the new. */
+void mq_conn_unlink(mq_conn_t *c);
+void mq_conn_link(mq_conn_loop_t *l, mq_conn_t *c);
+
+/* Admits 'c' (multishot receives from now on). */
+void mq_conn_activate(mq_conn_t *c);
+
+/* Arms a receive if none is (after a hand-off was processed). */
+void mq_conn_arm(mq_conn_t *c);
+
+/* The protocol's output buffer: append, then mq_conn_mark_dirty(). */
+static inline mq_buf_t *mq_conn_out(mq_conn_t *c)
+{
+    return &c->out;
+}
+
+/* Queues 'c' for the flush at the end of this loop turn. */
+void mq_conn_mark_dirty(mq_conn_t *c);
+
+/* Starts closing 'c': the handler's on_closing runs (it logs 'why'), what is queued still
+ * goes out, then the socket is shut and, once its operations have completed, the handler's
+ * on_release runs and 'c' is freed. Never frees on the caller's stack. */
+void mq_conn_close(mq_conn_t *c, const char *why);
+
+/* For a transport: passes decoded bytes up to the protocol. */
+int mq_conn_up(mq_conn_t *c, const uint8_t *p, size_t len);
+
+/* Completions, from the worker's loop. */
+void mq_conn_on_recv(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe *cqe);
+void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe *cqe);
+
+/* End of a turn: resumes held input when no longer congested, flushes dirty connections. */
+void mq_conn_loop_turn(mq_conn_loop_t *l);
+
+#endif

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/* net/connect.c - CONNECT: admission, client identifiers, take-over, hand-off to the owner. */
+#include "net/proto_internal.h"
+
+#include <string.h>
+#include <sys/random.h>
+#include <xxhash.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+
+/* An identifier for a client that sent none, chosen so that this worker owns it. */
+static size_t make_client_id(mq_proto_t *p, char *buf, size_t cap)
+{
+    for (;;) {
+        uint64_t r;
+        if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+            r = XXH3_64bits(&p->next_auto_id, sizeof(p->next_auto_id)) ^ p->env.loop->now_ms;
+        r ^= ++p->next_auto_id;
+        int n = snprintf(buf, cap, "%s%016llx", p->o->auto_id_prefix, (unsigned long long)r);
+        size_t len = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+        if (XXH3_64bits(buf, len) % p->env.n_workers == p->env.self)
+            return len;
+    }
+}
+
+/* The checks a CONNECT must pass before any session is touched; false when refused. */
+static bool admit(mq_proto_t *p, client_t *cl, const mq_connect_t *cp)
+{
+    const mq_server_opts_t *o = p->o;
+    if (cp->level == MQ_PROTO_5) {
+        /* MQTT 5 semantics are their own issue: refuse plainly rather than half-serve */
+        mq_proto__send_connack(p, cl, false, MQ_RC_UNSUPPORTED_PROTOCOL_VERSION);
+        mq_proto__end(cl, false, "MQTT 5 is not supported yet");
+        return false;
+    }
+    if (o->max_keepalive && cp->keep_alive > o->max_keepalive) {
+        /* mosquitto.conf(5): a 3.1.1 client asking for more than max_keepalive is refused
+         * with "identifier rejected", there being no way to tell it a lower value */
+        mq_proto__refuse(p, cl, CONNACK_ID_REJECTED, "keepalive above max_keepalive");
+        return false;
+    }
+    if (cp->client_id.len == 0 &&
+        (cp->level == MQ_PROTO_31 || !cp->clean_start || !o->allow_zero_length_clientid)) {
+        /* [MQTT-3.1.3-7], [MQTT-3.1.3-8]; 3.1 requires an identifier */
+        mq_proto__refuse(p, cl, CONNACK_ID_REJECTED, "empty client identifier");
+        return false;
+    }
+    if (!o->allow_anonymous) {
+        /* no authentication backend exists yet (password_file is refused at start-up), so
+         * with anonymous access off nobody may connect, as with mosquitto */
+        mq_proto__refuse(p, cl, CONNACK_NOT_AUTHORIZED, "not authorised (allow_anonymous false)");
+        return false;
+    }
+    return true;
+}
+
+/* Attaches 'cl' to the session 'id' of this worker, taking over or discarding what is there. */
+static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, const char *id,
+                               size_t id_len, uint64_t h, bool *present)
+{
+    mq_sess_t *s = mq_route_find(p->route, id, id_len, h);
+    if (s && s->conn) { /* take-over [MQTT-3.1.4-2]: the old connection ends, with its will */
+        client_t *old = client_of(s->conn);
+        mq_proto__detach(p, old); /* its close then leaves the session alone */
+        mq_proto__end(old, true, "session taken over");
+    }
+    /* a clean session ends with its connection [MQTT-3.1.2-6], even when a persistent
+     * CONNECT takes it over; a clean CONNECT discards any state */
+    if (s && (cp->clean_start || s->clean)) {
+        mq_proto__destroy_sess(p, s);
+        s = NULL;
+    }
+    *present = s != NULL;
+    if (s == NULL) {
+        s = mq_sess_new(id, id_len, h, cp->clean_start, &p->o->limits);
+        mq_route_add(p->route, s);
+    }
+    s->clean = cp->clean_start;
+    cl->sess = s;
+    return s;
+}
+
+int mq_proto__connect(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
+{
+    const mq_connect_t *cp = &pkt->connect;
+    cl->proto = cp->level;
+    if (!admit(p, cl, cp))
+        return MQ_CONN_CLOSED;
+    char idbuf[128];
+    const char *id = cp->client_id.ptr;
+    size_t id_len = cp->client_id.len;
+    if (id_len == 0) {
+        id_len = make_client_id(p, idbuf, sizeof(idbuf));
+        id = idbuf;
+    }
+    uint64_t h = XXH3_64bits(id, id_len);
+    unsigned owner = (unsigned)(h % p->env.n_workers);
+    if (owner != p->env.self) {
+        /* the session lives on its owner: move the connection there with the bytes read so
+         * far (DESIGN.md rule 1); it re-decodes the CONNECT from them */
+        cl->handoff_to = (uint8_t)owner;
+        return MQ_CONN_GONE;
+    }
+    if (cp->has_will) {
+        cl->will = mq_msg_new(cp->will_topic.ptr, cp->will_topic.len, cp->will_payload.ptr,
+                              cp->will_payload.len, cp->will_qos, cp->will_retain);
+        if (cl->will == NULL) {
+            mq_proto__refuse(p, cl, CONNACK_UNAVAILABLE, "will too large");
+            return MQ_CONN_CLOSED;
+        }
+    }
+    cl->keep_alive = cp->keep_alive;
+    bool present;
+    mq_sess_t *s = take_session(p, cl, cp, id, id_len, h, &present);
+    mq_conn_activate(&cl->conn);
+    mq_buf_fini(&cl->pre);
+    p->n_online++;
+    p->cnt.connects++;
+    mq_proto__send_connack(p, cl, present, CONNACK_ACCEPTED);
+    mq_sess_attach(s, mq_conn_out(&cl->conn), &cl->conn); /* re-sends owed messages */
+    if (p->o->connection_messages)
+        MQ_LOG(MQ_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u).", cl->conn.peer,
+               s->client_id, cp->level == MQ_PROTO_31 ? 1 : 2, cp->clean_start ? 1 : 0,
+               cp->keep_alive);
+    return MQ_CONN_OK;
+}
+
+void mq_proto__hand_off(mq_proto_t *p, client_t *cl)
+{
+    mq_conn_unlink(&cl->conn);
+    mq_decoder_fini(&cl->dec);
+    mq_decoder_init(&cl->dec, MQ_ROLE_SERVER, 0, p->o->max_packet_size);
+    mq_mail_t e = {.type = MQ_MAIL_HANDOFF, .ptr = cl};
+    mq_outbox_send(p->env.outbox, cl->handoff_to, &e);
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* net/proto.h - MQTT broker behaviour of one worker, over connections (net/conn.h). */
+#ifndef MQ_NET_PROTO_H
+#define MQ_NET_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/epoch.h"
+#include "core/msg.h"
+#include "core/stats.h"
+#include "core/tindex.h"
+#include "net/conn.h"
+#include "net/mailbox.h"
+#include "net/opts.h"
+
+/* The protocol layer decides; the connection layer moves bytes; the worker runs the loop.
+ * An mq_proto_t is one worker's protocol state: its sessions and routing tables
+ * (core/route.h), its counters, and what it needs to reach the rest — the shared index, its
+ * outbox to the other workers, its connection loop. Every function runs on that worker's
+ * thread; nothing here blocks or touches another worker's sessions. */
+typedef struct mq_proto_state mq_proto_t;
+
+typedef struct mq_proto_env {
+    const mq_server_opts_t *opts; /* complete and immutable (net/opts.h) */
+    mq_tindex_t *ix;              /* the shared subscription index and retained store */
+    mq_epoch_rec_t *ep;           /* this worker's epoch record */
+    mq_outbox_t *outbox;          /* this worker's outgoing mail */
+    mq_conn_loop_t *loop;         /* this worker's connections */
+    unsigned self, n_workers;
+} mq_proto_env_t;
+
+/* 'env' is copied; what it points to must outlive the protocol state. */
+mq_proto_t *mq_proto_new(const mq_proto_env_t *env);
+
+/* Frees every session (shutdown: no wills are published). NULL is a no-op. */
+void mq_proto_free(mq_proto_t *p);
+
+/* The handler the connection loop calls (net/conn.h), and the size of a connection with
+ * the protocol's state around it. */
+const mq_conn_handler_t *mq_proto_handler(const mq_proto_t *p);
+size_t mq_proto_conn_size(void);
+
+/* A connection the acceptor handed to this worker (already made with mq_conn_new). */
+void mq_proto_on_accept(mq_proto_t *p, mq_conn_t *c);
+
+/* A connection another worker handed over (its CONNECT bytes inside), linked to this
+ * worker's loop. */
+void mq_proto_on_handoff(mq_proto_t *p, mq_conn_t *c);
+
+/* Releases a connection that will never be processed (shutdown); no will. Any state. */
+void mq_proto_drop_conn(mq_conn_t *c);
+
+/* Delivers 'msg' (borrowed) to this worker's sessions subscribed to filters 'fids'. */
+void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n);
+
+/* Publishes 'msg' (borrowed) as if a client had: retained store, then routing. */
+void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg);
+
+/* Once a second: connect and keep-alive deadlines. */
+void mq_proto_tick(mq_proto_t *p);
+
+/* This worker's figures (core/stats.h) but the loop's own (bytes, ring depth, loop time). */
+void mq_proto_stats(const mq_proto_t *p, mq_stats_t *st);
+
+#endif

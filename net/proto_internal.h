@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/* net/proto_internal.h - what the files of the protocol layer share (net/proto*.c, connect.c). */
+#ifndef MQ_NET_PROTO_INTERNAL_H
+#define MQ_NET_PROTO_INTERNAL_H
+
+#include "core/codec.h"
+#include "core/route.h"
+#include "net/proto.h"
+
+/* Everything here runs on the owning worker's thread (net/proto.h). */
+
+/* A connection with the protocol's state around it (one allocation: net/conn.h allocates
+ * mq_proto_conn_size() bytes and the protocol reaches its part from the mq_conn_t). */
+typedef struct client {
+    mq_conn_t conn;     /* first: a client is its connection */
+    uint8_t proto;      /* protocol level once CONNECT is decoded */
+    bool will_pending;  /* publish the will when the connection is released */
+    bool closing_by_us; /* the protocol decided the close (and the will) itself */
+    uint8_t handoff_to; /* owner worker, when the CONNECT names another worker's session */
+    uint16_t keep_alive;
+    mq_decoder_t dec;
+    mq_buf_t pre; /* bytes received before CONNECT was processed (handed off whole) */
+    mq_sess_t *sess;
+    mq_msg_t *will; /* reference, or NULL */
+} client_t;
+
+/* Counters written by this worker alone with plain increments (DESIGN.md rule 8). */
+typedef struct counters {
+    uint64_t msgs_received, msgs_sent; /* packets; sent: outside sessions (acks, CONNACK...) */
+    uint64_t pub_received, pub_bytes_received;
+    uint64_t pub_dropped;    /* dropped on receipt (message_size_limit) */
+    uint64_t sockets;        /* connections this worker took from the acceptor */
+    uint64_t connects;       /* CONNECTs accepted */
+    mq_sess_stats_t retired; /* counters of sessions already destroyed */
+} counters_t;
+
+struct mq_proto_state {
+    mq_proto_env_t env;
+    const mq_server_opts_t *o;
+    mq_route_t *route;
+    mq_conn_handler_t handler;
+    uint64_t next_auto_id;
+    uint64_t n_online; /* sessions with a connection */
+    uint8_t *codes;    /* scratch: SUBACK codes */
+    uint32_t cap_codes;
+    counters_t cnt;
+};
+
+static inline client_t *client_of(mq_conn_t *c)
+{
+    return (client_t *)c;
+}
+
+/* 3.1.1 CONNACK return codes (§3.2.2.3). */
+enum {
+    CONNACK_ACCEPTED = 0,
+    CONNACK_BAD_PROTOCOL = 1,
+    CONNACK_ID_REJECTED = 2,
+    CONNACK_UNAVAILABLE = 3,
+    CONNACK_BAD_CREDENTIALS = 4,
+    CONNACK_NOT_AUTHORIZED = 5,
+};
+
+/* ---- net/proto_io.c: output, ending a connection, the session link ------------------------ */
+
+/* Append a packet for 'cl' through the codec, count it and schedule the flush. */
+void mq_proto__send_ack(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id);
+void mq_proto__send_connack(mq_proto_t *p, client_t *cl, bool session_present, uint8_t rc);
+
+/* Ends 'cl' on the protocol's decision: its will is published when 'with_will'. */
+void mq_proto__end(client_t *cl, bool with_will, const char *why);
+
+/* CONNACK with 'code', then the end of the connection (no will). */
+void mq_proto__refuse(mq_proto_t *p, client_t *cl, uint8_t code, const char *why);
+
+/* Ends the link between 'cl' and its session: the one place the online count goes down (it
+ * went up when the session was attached). */
+void mq_proto__detach(mq_proto_t *p, client_t *cl);
+
+/* Ends session 's': its counters go to the retired totals, the routing tables drop it. */
+void mq_proto__destroy_sess(mq_proto_t *p, mq_sess_t *s);
+
+/* ---- net/connect.c: CONNECT ------------------------------------------------------------------ */
+
+/* Handles the first packet (a CONNECT): returns an enum mq_conn_result; MQ_CONN_GONE when
+ * the session belongs to another worker (cl->handoff_to says which). */
+int mq_proto__connect(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt);
+
+/* Sends 'cl' to the worker cl->handoff_to, which re-decodes its CONNECT. */
+void mq_proto__hand_off(mq_proto_t *p, client_t *cl);
+
+#endif

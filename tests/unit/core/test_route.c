@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/unit/core/test_route.c - routing tables: client ids, filters, matching, the cache, dedup.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <stdio.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "core/epoch.h"
+#include "core/msg.h"
+#include "core/route.h"
+#include "core/sess.h"
+#include "core/tindex.h"
+
+static mq_epoch_t *ep;
+static mq_epoch_rec_t *rec;
+static mq_tindex_t *ix;
+static mq_route_t *r0, *r1; /* two workers' tables over one index */
+static mq_sess_limits_t lim = {.max_inflight = 10};
+
+static void setup(void)
+{
+    ep = mq_epoch_new(2);
+    rec = mq_epoch_register(ep, 0);
+    ix = mq_tindex_new(ep);
+    r0 = mq_route_new(ix, 0, 2, rec);
+    r1 = mq_route_new(ix, 1, 2, rec); /* the test thread acts for both workers */
+}
+
+static void teardown(void)
+{
+    mq_route_free(r0);
+    mq_route_free(r1);
+    mq_tindex_free(ix);
+    mq_epoch_quiescent(rec);
+    mq_epoch_free(ep);
+}
+
+TestSuite(route, .init = setup, .fini = teardown);
+
+static mq_sess_t *sess(mq_route_t *r, const char *id)
+{
+    mq_sess_t *s = mq_sess_new(id, strlen(id), XXH3_64bits(id, strlen(id)), false, &lim);
+    mq_route_add(r, s);
+    return s;
+}
+
+static mq_sess_t *find(mq_route_t *r, const char *id)
+{
+    return mq_route_find(r, id, strlen(id), XXH3_64bits(id, strlen(id)));
+}
+
+Test(route, sessions_are_found_by_client_id_and_dropped)
+{
+    mq_sess_t *a = sess(r0, "alpha"), *b = sess(r0, "beta");
+    cr_assert(eq(ptr, find(r0, "alpha"), a));
+    cr_assert(eq(ptr, find(r0, "beta"), b));
+    cr_assert(eq(ptr, find(r0, "gamma"), NULL));
+    cr_assert(eq(sz, mq_route_count(r0), 2));
+    mq_route_drop(r0, a);
+    cr_assert(eq(ptr, find(r0, "alpha"), NULL));
+    cr_assert(eq(ptr, find(r0, "beta"), b));
+    cr_assert(eq(sz, mq_route_count(r0), 1));
+}
+
+Test(route, many_sessions_survive_growth_and_removal_in_any_order)
+{
+    enum { N = 2000 };
+    char id[32];
+    mq_sess_t *s[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "client-%d", i);
+        s[i] = sess(r0, id);
+    }
+    for (int i = 0; i < N; i += 3) /* every third goes: clusters must shift back correctly */
+        mq_route_drop(r0, s[i]);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "client-%d", i);
+        cr_assert(eq(ptr, find(r0, id), i % 3 == 0 ? NULL : s[i]), "%s", id);
+    }
+    size_t pos = 0, seen = 0;
+    while (mq_route_next(r0, &pos))
+        seen++;
+    cr_assert(eq(sz, seen, mq_route_count(r0)));
+    cr_assert(eq(sz, seen, (size_t)(N - (N + 2) / 3)));
+}
+
+Test(route, ids_with_the_same_hash_are_told_apart)
+{
+    /* two sessions forced onto one hash value: the id itself decides */
+    mq_sess_t *a = mq_sess_new("one", 3, 42, false, &lim);
+    mq_sess_t *b = mq_sess_new("two", 3, 42, false, &lim);
+    mq_route_add(r0, a);
+    mq_route_add(r0, b);
+    cr_assert(eq(ptr, mq_route_find(r0, "one", 3, 42), a));
+    cr_assert(eq(ptr, mq_route_find(r0, "two", 3, 42), b));
+    mq_route_drop(r0, a);
+    cr_assert(eq(ptr, mq_route_find(r0, "two", 3, 42), b));
+}
+
+/* Matches 'topic' on 'r' and returns the mask; n0 and n1 receive the id counts per worker. */
+static uint64_t match(mq_route_t *r, const char *topic, uint32_t *n0, uint32_t *n1)
+{
+    uint64_t m = mq_route_match(r, topic, strlen(topic));
+    (void)mq_route_take(r, 0, n0);
+    (void)mq_route_take(r, 1, n1);
+    return m;
+}
+
+Test(route, a_match_names_the_workers_with_subscribers_and_their_filter_ids)
+{
+    mq_sess_t *a = sess(r0, "a"), *b = sess(r1, "b");
+    mq_route_subscribe(r0, a, "x/+", 3, 1);
+    mq_route_subscribe(r1, b, "x/#", 3, 2);
+    uint32_t n0, n1;
+    cr_assert(eq(u64, match(r0, "x/y", &n0, &n1), 3));
+    cr_assert(eq(u32, n0, 1));
+    cr_assert(eq(u32, n1, 1));
+    cr_assert(eq(u64, match(r0, "z", &n0, &n1), 0));
+    cr_assert(eq(u32, n0 + n1, 0));
+}
+
+Test(route, resolve_gives_one_delivery_per_session_at_its_highest_qos)
+{
+    mq_sess_t *a = sess(r0, "a"), *b = sess(r0, "b");
+    mq_route_subscribe(r0, a, "t/+", 3, 0);
+    mq_route_subscribe(r0, a, "t/#", 3, 2);
+    mq_route_subscribe(r0, a, "t/1", 3, 1);
+    mq_route_subscribe(r0, b, "t/1", 3, 1);
+    uint32_t n0, n1;
+    match(r0, "t/1", &n0, &n1);
+    cr_assert(eq(u32, n0, 3));
+    uint32_t n;
+    const uint64_t *ids = mq_route_take(r0, 0, &n);
+    uint64_t copy[3];
+    memcpy(copy, ids, sizeof(copy));
+    const mq_route_dest_t *d;
+    uint32_t k = mq_route_resolve(r0, copy, n, 2, false, &d);
+    cr_assert(eq(u32, k, 2));
+    for (uint32_t i = 0; i < k; i++) {
+        if (d[i].sess == a)
+            cr_assert(eq(u8, d[i].qos, 2), "a's QoS is the highest of its three");
+        else
+            cr_assert(eq(u8, d[i].qos, 1));
+    }
+    /* the message's QoS caps it, unless upgrade_outgoing_qos */
+    k = mq_route_resolve(r0, copy, n, 0, false, &d);
+    cr_assert(eq(u32, k, 2));
+    cr_assert(eq(u8, d[0].qos, 0));
+    cr_assert(eq(u8, d[1].qos, 0));
+    k = mq_route_resolve(r0, copy, n, 0, true, &d);
+    for (uint32_t i = 0; i < k; i++)
+        cr_assert(eq(u8, d[i].qos, d[i].sess == a ? 2 : 1));
+}
+
+Test(route, resubscribing_replaces_the_qos_and_unsubscribing_removes_interest)
+{
+    mq_sess_t *a = sess(r0, "a");
+    mq_route_subscribe(r0, a, "q", 1, 0);
+    mq_route_subscribe(r0, a, "q", 1, 2);
+    cr_assert(eq(u32, a->n_subs, 1));
+    uint32_t n0, n1, n;
+    match(r0, "q", &n0, &n1);
+    const uint64_t *ids0 = mq_route_take(r0, 0, &n);
+    const mq_route_dest_t *d;
+    cr_assert(eq(u32, mq_route_resolve(r0, ids0, n, 2, false, &d), 1));
+    cr_assert(eq(u8, d[0].qos, 2));
+    cr_assert(mq_route_unsubscribe(r0, a, "q", 1));
+    cr_assert(not(mq_route_unsubscribe(r0, a, "q", 1)));
+    cr_assert(eq(u64, match(r0, "q", &n0, &n1), 0), "no worker is interested any more");
+}
+
+Test(route, a_filter_stays_while_another_session_of_the_worker_holds_it)
+{
+    mq_sess_t *a = sess(r0, "a"), *b = sess(r0, "b");
+    mq_route_subscribe(r0, a, "f", 1, 1);
+    mq_route_subscribe(r0, b, "f", 1, 1);
+    mq_route_drop(r0, a);
+    uint32_t n0, n1, n;
+    cr_assert(eq(u64, match(r0, "f", &n0, &n1), 1));
+    const uint64_t *ids0 = mq_route_take(r0, 0, &n);
+    const mq_route_dest_t *d;
+    cr_assert(eq(u32, mq_route_resolve(r0, ids0, n, 1, false, &d), 1));
+    cr_assert(eq(ptr, d[0].sess, b));
+}
+
+Test(route, the_cache_serves_a_repeated_topic_until_the_index_changes)
+{
+    mq_sess_t *a = sess(r0, "a");
+    mq_route_subscribe(r0, a, "c/+", 3, 1);
+    uint32_t n0, n1;
+    match(r0, "c/1", &n0, &n1);
+    match(r0, "c/1", &n0, &n1);
+    mq_route_cache_stats_t st = mq_route_cache_stats(r0);
+    cr_assert(eq(u64, st.hits, 1));
+    cr_assert(eq(u64, st.misses, 1));
+    mq_sess_t *b = sess(r1, "b");
+    mq_route_subscribe(r1, b, "c/#", 3, 1); /* the index changes: the entry is stale */
+    cr_assert(eq(u64, match(r0, "c/1", &n0, &n1), 3), "the new subscriber is seen at once");
+    cr_assert(eq(u64, mq_route_cache_stats(r0).misses, 2));
+}
+
+Test(route, a_filter_unsubscribed_after_the_match_is_skipped_on_delivery)
+{
+    mq_sess_t *a = sess(r0, "a");
+    mq_route_subscribe(r0, a, "g", 1, 1);
+    uint32_t n0, n1, n;
+    match(r0, "g", &n0, &n1);
+    uint64_t id = mq_route_take(r0, 0, &n)[0];
+    mq_route_unsubscribe(r0, a, "g", 1);
+    const mq_route_dest_t *d;
+    cr_assert(eq(u32, mq_route_resolve(r0, &id, 1, 1, false, &d), 0));
+}
+
+Test(route, many_overlapping_filters_deduplicate_across_many_sessions)
+{
+    enum { S = 300 };
+    char id[16];
+    mq_sess_t *s[S];
+    for (int i = 0; i < S; i++) {
+        snprintf(id, sizeof(id), "s%d", i);
+        s[i] = sess(r0, id);
+        mq_route_subscribe(r0, s[i], "m/#", 3, 0);
+        mq_route_subscribe(r0, s[i], "m/+/z", 5, 1);
+        if (i % 2)
+            mq_route_subscribe(r0, s[i], "m/y/z", 5, 2);
+    }
+    uint32_t n0, n1, n;
+    match(r0, "m/y/z", &n0, &n1);
+    cr_assert(eq(u32, n0, 3));
+    const uint64_t *ids0 = mq_route_take(r0, 0, &n);
+    const mq_route_dest_t *d;
+    uint32_t k = mq_route_resolve(r0, ids0, n, 2, false, &d);
+    cr_assert(eq(u32, k, S));
+    for (uint32_t i = 0; i < k; i++) {
+        int idx = -1;
+        for (int j = 0; j < S; j++)
+            if (s[j] == d[i].sess)
+                idx = j;
+        cr_assert(ge(int, idx, 0));
+        cr_assert(eq(u8, d[i].qos, idx % 2 ? 2 : 1));
+    }
+}
