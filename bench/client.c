@@ -432,71 +432,100 @@ static void on_acked(sb_thread_t *t, client_t *c, uint64_t now)
 
 /* ---- input ------------------------------------------------------------------------------- */
 
+static void mark_ready(sb_thread_t *t, client_t *c)
+{
+    c->state = CS_READY;
+    c->was_ready = true;
+    bump(&t->st.ready, 1);
+}
+
+static void send_subscribe(sb_thread_t *t, client_t *c)
+{
+    mq_sub_entry_t e = {.filter = mq_str(c->plan->topic), .qos = t->o->qos};
+    mq_packet_t sub = {.type = MQ_SUBSCRIBE};
+    sub.subscribe.packet_id = 1;
+    sub.subscribe.n = 1;
+    sub.subscribe.entries = &e;
+    queue_packet(t, c, &sub);
+}
+
+/* Returns false when no CONNACK was awaited (the caller closes 'c' for it). */
+static bool on_connack(sb_thread_t *t, client_t *c, const mq_packet_t *pkt, uint64_t now)
+{
+    char why[64];
+    if (c->state != CS_CONNACK)
+        return false;
+    t->handshakes--;
+    c->state = CS_SUBACK; /* past the handshake for close_client's accounting */
+    if (pkt->connack.rc != 0) {
+        snprintf(why, sizeof(why), "rc=0x%02x", pkt->connack.rc);
+        close_client(t, c, true, "connection refused by the broker", why);
+        return true;
+    }
+    bump(&t->st.conn_ok, 1);
+    sb_hist_record(&t->st.connack, now - c->t_start);
+    c->window = (uint16_t)t->o->inflight;
+    if (t->o->scenario == SB_PUB && t->o->qos > 0 && c->role == SB_ROLE_PUB && !c->sent_ts)
+        c->sent_ts = mq_calloc(t->o->inflight, sizeof(uint64_t));
+    if (mq_props_has(&pkt->props, MQ_PROP_RECEIVE_MAXIMUM) &&
+        pkt->props.receive_maximum < c->window)
+        c->window = pkt->props.receive_maximum; /* [MQTT-3.3.4-7] */
+    if (c->role == SB_ROLE_SUB)
+        send_subscribe(t, c);
+    else
+        mark_ready(t, c);
+    return true;
+}
+
+/* Returns false when no SUBACK was awaited (the caller closes 'c' for it). */
+static bool on_suback(sb_thread_t *t, client_t *c, const mq_packet_t *pkt)
+{
+    char why[64];
+    if (c->state != CS_SUBACK || c->role != SB_ROLE_SUB)
+        return false;
+    if (pkt->suback.n < 1 || pkt->suback.rcs[0] >= 0x80) {
+        snprintf(why, sizeof(why), "rc=0x%02x", pkt->suback.n ? pkt->suback.rcs[0] : 0);
+        close_client(t, c, true, "subscription refused", why);
+        return true;
+    }
+    mark_ready(t, c);
+    bump(&t->st.subs_ready, 1);
+    return true;
+}
+
+/* A v5 acknowledgement with a failure reason code: the broker refused the publish. */
+static void count_refused(sb_thread_t *t, client_t *c, uint8_t rc)
+{
+    char why[64];
+    snprintf(why, sizeof(why), "rc=0x%02x", rc);
+    log_error(t, c, "publish refused", why);
+    bump(&t->st.errors, 1);
+}
+
 static void on_packet(sb_thread_t *t, client_t *c, const mq_packet_t *pkt, uint64_t now)
 {
     char why[64];
     switch (pkt->type) {
     case MQ_CONNACK:
-        if (c->state != CS_CONNACK)
-            break;
-        t->handshakes--;
-        c->state = CS_SUBACK; /* past the handshake for close_client's accounting */
-        if (pkt->connack.rc != 0) {
-            snprintf(why, sizeof(why), "rc=0x%02x", pkt->connack.rc);
-            close_client(t, c, true, "connection refused by the broker", why);
+        if (on_connack(t, c, pkt, now))
             return;
-        }
-        bump(&t->st.conn_ok, 1);
-        sb_hist_record(&t->st.connack, now - c->t_start);
-        c->window = (uint16_t)t->o->inflight;
-        if (t->o->scenario == SB_PUB && t->o->qos > 0 && c->role == SB_ROLE_PUB && !c->sent_ts)
-            c->sent_ts = mq_calloc(t->o->inflight, sizeof(uint64_t));
-        if (mq_props_has(&pkt->props, MQ_PROP_RECEIVE_MAXIMUM) &&
-            pkt->props.receive_maximum < c->window)
-            c->window = pkt->props.receive_maximum; /* [MQTT-3.3.4-7] */
-        if (c->role == SB_ROLE_SUB) {
-            mq_sub_entry_t e = {.filter = mq_str(c->plan->topic), .qos = t->o->qos};
-            mq_packet_t sub = {.type = MQ_SUBSCRIBE};
-            sub.subscribe.packet_id = 1;
-            sub.subscribe.n = 1;
-            sub.subscribe.entries = &e;
-            queue_packet(t, c, &sub);
-        } else {
-            c->state = CS_READY;
-            c->was_ready = true;
-            bump(&t->st.ready, 1);
-        }
-        return;
+        break;
     case MQ_SUBACK:
-        if (c->state != CS_SUBACK || c->role != SB_ROLE_SUB)
-            break;
-        if (pkt->suback.n < 1 || pkt->suback.rcs[0] >= 0x80) {
-            snprintf(why, sizeof(why), "rc=0x%02x", pkt->suback.n ? pkt->suback.rcs[0] : 0);
-            close_client(t, c, true, "subscription refused", why);
+        if (on_suback(t, c, pkt))
             return;
-        }
-        c->state = CS_READY;
-        c->was_ready = true;
-        bump(&t->st.ready, 1);
-        bump(&t->st.subs_ready, 1);
-        return;
+        break;
     case MQ_PUBLISH:
         on_publish(t, c, pkt, now);
         return;
     case MQ_PUBACK:
     case MQ_PUBCOMP:
-        if (pkt->ack.rc >= 0x80) {
-            snprintf(why, sizeof(why), "rc=0x%02x", pkt->ack.rc);
-            log_error(t, c, "publish refused", why);
-            bump(&t->st.errors, 1);
-        }
+        if (pkt->ack.rc >= 0x80)
+            count_refused(t, c, pkt->ack.rc);
         on_acked(t, c, now);
         return;
     case MQ_PUBREC:
         if (pkt->ack.rc >= 0x80) { /* v5: refused, the flow ends here [MQTT-4.3.3] */
-            snprintf(why, sizeof(why), "rc=0x%02x", pkt->ack.rc);
-            log_error(t, c, "publish refused", why);
-            bump(&t->st.errors, 1);
+            count_refused(t, c, pkt->ack.rc);
             on_acked(t, c, now);
             return;
         }

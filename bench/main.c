@@ -101,106 +101,114 @@ static uint32_t parse_u32(const char *arg, const char *opt, uint32_t min, uint32
     return (uint32_t)v;
 }
 
-static void parse_args(int argc, char **argv, sb_opts_t *o)
+/* The options' defaults for the scenario named 'name'; exits with status 2 for an unknown one. */
+static sb_opts_t default_opts(const char *name)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
-        usage(argc < 2 ? stderr : stdout);
-        exit(argc < 2 ? 2 : 0);
-    }
     size_t s;
     for (s = 0; s < MQ_ARRAY_LEN(SCENARIOS); s++)
-        if (strcmp(argv[1], SCENARIOS[s].name) == 0)
+        if (strcmp(name, SCENARIOS[s].name) == 0)
             break;
     if (s == MQ_ARRAY_LEN(SCENARIOS))
-        die_usage("unknown scenario '%s'", argv[1]);
-    *o = (sb_opts_t){.scenario = SCENARIOS[s].sc,
-                     .scenario_name = SCENARIOS[s].name,
-                     .host = "127.0.0.1",
-                     .port = 1883,
-                     .count = 10,
-                     .size = 256,
-                     .topic = SCENARIOS[s].topic,
-                     .duration_s = 10,
-                     .proto = 4,
-                     .threads = 1,
-                     .inflight = 0};
-    static const struct option longs[] = {
-        {"threads", required_argument, NULL, 'T'}, {"inflight", required_argument, NULL, 'W'},
-        {"rate", required_argument, NULL, 'R'},    {"quiet", no_argument, NULL, 'Q'},
-        {"help", no_argument, NULL, 'H'},          {NULL, 0, NULL, 0},
-    };
-    optind = 2;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h:p:c:q:s:I:W:t:d:V:R:k:u:P:", longs, NULL)) != -1) {
-        switch (ch) {
-        case 'h':
-            o->host = optarg;
-            break;
-        case 'p':
-            o->port = (uint16_t)parse_u32(optarg, "-p", 1, 65535);
-            break;
-        case 'c':
-            o->count = parse_u32(optarg, "-c", 1, 10000000);
-            break;
-        case 'q':
-            o->qos = (uint8_t)parse_u32(optarg, "-q", 0, 2);
-            break;
-        case 's':
-            o->size = parse_u32(optarg, "-s", 0, 256u << 20);
-            break;
-        case 'I': {
-            char *end;
-            double ms = strtod(optarg, &end);
-            if (end == optarg || *end || !(ms >= 0) || ms > 3600000)
-                die_usage("-I: expected milliseconds (fractions allowed), got '%s'", optarg);
-            o->interval_ns = (uint64_t)(ms * 1e6);
-            if (ms > 0 && o->interval_ns < 1000)
-                die_usage("-I: at least 0.001 ms");
-            break;
-        }
-        case 'W':
-            o->inflight = parse_u32(optarg, "-W", 1, 65535);
-            break;
-        case 't':
-            o->topic = optarg;
-            break;
-        case 'V':
-            o->proto = (uint8_t)parse_u32(optarg, "-V", 3, 5);
-            break;
-        case 'R':
-            o->conn_rate = parse_u32(optarg, "-R", 0, 10000000);
-            break;
-        case 'k':
-            o->keepalive = (uint16_t)parse_u32(optarg, "-k", 0, 65535);
-            break;
-        case 'u':
-            o->username = optarg;
-            break;
-        case 'P':
-            o->password = optarg;
-            break;
-        case 'T':
-            o->threads = parse_u32(optarg, "--threads", 1, 256);
-            break;
-        case 'Q':
-            o->quiet = true;
-            break;
-        case 'H':
-            usage(stdout);
-            exit(0);
-        case 'd': {
-            char *end;
-            o->duration_s = strtod(optarg, &end);
-            if (end == optarg || *end || !(o->duration_s >= 0) || o->duration_s > 1e6)
-                die_usage("-d: expected seconds, got '%s'", optarg);
-            break;
-        }
-        default:
-            die_usage("bad option");
-        }
+        die_usage("unknown scenario '%s'", name);
+    return (sb_opts_t){.scenario = SCENARIOS[s].sc,
+                       .scenario_name = SCENARIOS[s].name,
+                       .host = "127.0.0.1",
+                       .port = 1883,
+                       .count = 10,
+                       .size = 256,
+                       .topic = SCENARIOS[s].topic,
+                       .duration_s = 10,
+                       .proto = 4,
+                       .threads = 1,
+                       .inflight = 0};
+}
+
+/* -I: milliseconds, fractions allowed, as nanoseconds. */
+static uint64_t parse_interval(const char *arg)
+{
+    char *end;
+    double ms = strtod(arg, &end);
+    if (end == arg || *end || !(ms >= 0) || ms > 3600000)
+        die_usage("-I: expected milliseconds (fractions allowed), got '%s'", arg);
+    uint64_t ns = (uint64_t)(ms * 1e6);
+    if (ms > 0 && ns < 1000)
+        die_usage("-I: at least 0.001 ms");
+    return ns;
+}
+
+/* -d: seconds, fractions allowed. */
+static double parse_seconds(const char *arg)
+{
+    char *end;
+    double s = strtod(arg, &end);
+    if (end == arg || *end || !(s >= 0) || s > 1e6)
+        die_usage("-d: expected seconds, got '%s'", arg);
+    return s;
+}
+
+/* Applies option 'ch' (getopt_long's result) with argument 'arg' to 'o'. */
+static void apply_option(sb_opts_t *o, int ch, char *arg)
+{
+    switch (ch) {
+    case 'h':
+        o->host = arg;
+        break;
+    case 'p':
+        o->port = (uint16_t)parse_u32(arg, "-p", 1, 65535);
+        break;
+    case 'c':
+        o->count = parse_u32(arg, "-c", 1, 10000000);
+        break;
+    case 'q':
+        o->qos = (uint8_t)parse_u32(arg, "-q", 0, 2);
+        break;
+    case 's':
+        o->size = parse_u32(arg, "-s", 0, 256u << 20);
+        break;
+    case 'I':
+        o->interval_ns = parse_interval(arg);
+        break;
+    case 'W':
+        o->inflight = parse_u32(arg, "-W", 1, 65535);
+        break;
+    case 't':
+        o->topic = arg;
+        break;
+    case 'V':
+        o->proto = (uint8_t)parse_u32(arg, "-V", 3, 5);
+        break;
+    case 'R':
+        o->conn_rate = parse_u32(arg, "-R", 0, 10000000);
+        break;
+    case 'k':
+        o->keepalive = (uint16_t)parse_u32(arg, "-k", 0, 65535);
+        break;
+    case 'u':
+        o->username = arg;
+        break;
+    case 'P':
+        o->password = arg;
+        break;
+    case 'T':
+        o->threads = parse_u32(arg, "--threads", 1, 256);
+        break;
+    case 'Q':
+        o->quiet = true;
+        break;
+    case 'H':
+        usage(stdout);
+        exit(0);
+    case 'd':
+        o->duration_s = parse_seconds(arg);
+        break;
+    default:
+        die_usage("bad option");
     }
-    if (optind < argc)
-        die_usage("unexpected argument '%s'", argv[optind]);
+}
+
+/* Fills in what depends on other options and rejects combinations that cannot run. */
+static void finish_opts(sb_opts_t *o)
+{
     if (o->inflight == 0)
         /* mosquitto's max_inflight_messages is 20 and over 3.1.1 it silently drops the QoS 2
          * messages past it (v5 announces it as Receive Maximum, which we honour) */
@@ -217,6 +225,27 @@ static void parse_args(int argc, char **argv, sb_opts_t *o)
         die_usage("-t: a publish topic cannot hold the wildcards + or #: '%s'", o->topic);
     if (o->scenario != SB_CONN && o->topic[0] == '\0')
         die_usage("-t: the topic is empty");
+}
+
+static void parse_args(int argc, char **argv, sb_opts_t *o)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        exit(argc < 2 ? 2 : 0);
+    }
+    *o = default_opts(argv[1]);
+    static const struct option longs[] = {
+        {"threads", required_argument, NULL, 'T'}, {"inflight", required_argument, NULL, 'W'},
+        {"rate", required_argument, NULL, 'R'},    {"quiet", no_argument, NULL, 'Q'},
+        {"help", no_argument, NULL, 'H'},          {NULL, 0, NULL, 0},
+    };
+    optind = 2;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h:p:c:q:s:I:W:t:d:V:R:k:u:P:", longs, NULL)) != -1)
+        apply_option(o, ch, optarg);
+    if (optind < argc)
+        die_usage("unexpected argument '%s'", argv[optind]);
+    finish_opts(o);
 }
 
 /* The template with every %i replaced by 'i' ("%%" is a literal %). Owned by the caller. */
@@ -582,21 +611,168 @@ static int report(const sb_run_t *r, const totals_t *t, const sb_hist_t *lat,
 
 /* ---- main -------------------------------------------------------------------------------- */
 
+/* 'starling-bench relay [-p PORT] [--quiet]': calibration, see bench/relay.c. */
+static int run_relay(int argc, char **argv)
+{
+    uint32_t port = 1883;
+    bool quiet = false;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "-p") == 0 && i + 1 < argc)
+            port = parse_u32(argv[++i], "-p", 1, 65535);
+        else if (strcmp(argv[i], "--quiet") == 0)
+            quiet = true;
+        else
+            die_usage("relay takes -p PORT and --quiet");
+    }
+    return sb_relay_main((uint16_t)port, quiet);
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Creates the o->threads engines; NULL after printing why. Owned by the caller. */
+static sb_thread_t **new_engines(sb_run_t *run)
+{
+    uint32_t n = run->o->threads;
+    sb_thread_t **th = mq_calloc(n, sizeof(*th));
+    for (uint32_t i = 0; i < n; i++) {
+        th[i] = sb_thread_new(run, i);
+        if (!th[i]) {
+            fprintf(stderr, "starling-bench: epoll_create1: %s\n", strerror(errno));
+            for (uint32_t k = 0; k < i; k++)
+                sb_thread_free(th[k]);
+            mq_free(th);
+            return NULL;
+        }
+    }
+    return th;
+}
+
+/* Starts the engines in order; returns how many started (n unless pthread_create failed). */
+static uint32_t start_engines(sb_thread_t **th, uint32_t n)
+{
+    uint32_t started = 0;
+    for (; started < n; started++) {
+        int rc = sb_thread_start(th[started]);
+        if (rc < 0) {
+            fprintf(stderr, "starling-bench: pthread_create: %s\n", strerror(-rc));
+            break;
+        }
+    }
+    return started;
+}
+
+static void init_progress(progress_t *pg)
+{
+    *pg = (progress_t){.t0 = sb_now_ns()};
+    pg->last_ns = pg->t0;
+    pg->prev_lat = mq_calloc(1, sizeof(sb_hist_t));
+    pg->cur_lat = mq_calloc(1, sizeof(sb_hist_t));
+    pg->win_lat = mq_calloc(1, sizeof(sb_hist_t));
+    pg->connack = mq_calloc(1, sizeof(sb_hist_t));
+}
+
+/* Setup phase: waits until every client connected (and subscribed) or failed, within a
+ * deadline. Leaves the totals in 't'; returns how many clients the deadline cut off. */
+static uint64_t await_setup(const sb_run_t *run, sb_thread_t **th, uint32_t started, progress_t *pg,
+                            totals_t *t)
+{
+    const sb_opts_t *o = run->o;
+    uint64_t setup_ns =
+        10 * SEC_NS + (o->conn_rate ? (uint64_t)run->n_clients * SEC_NS / o->conn_rate
+                                    : run->n_clients * 1000000ull);
+    for (;;) {
+        uint64_t now = sb_now_ns();
+        sum(th, o->threads, t, NULL, NULL);
+        if (started < o->threads || g_interrupted || t->ready + t->conn_fail >= run->n_clients)
+            return 0;
+        if (now - pg->t0 > setup_ns) {
+            uint64_t timed_out = run->n_clients - t->ready - t->conn_fail;
+            fprintf(stderr, "starling-bench: %llu clients not ready after %.0f s\n",
+                    (unsigned long long)timed_out, setup_ns / 1e9);
+            return timed_out;
+        }
+        if (!o->quiet && now - pg->last_ns >= SEC_NS)
+            progress_tick(pg, th, o->threads, run, SB_PHASE_SETUP, now);
+        sleep_tick();
+    }
+}
+
+/* Run phase: the publishers publish for -d seconds (not at all when no client is ready). */
+static void run_publishers(sb_run_t *run, sb_thread_t **th, uint32_t started, progress_t *pg,
+                           const totals_t *t)
+{
+    const sb_opts_t *o = run->o;
+    run->run_start_ns = sb_now_ns();
+    run->setup_s = (double)(run->run_start_ns - pg->t0) / 1e9;
+    set_phase(run, SB_PHASE_RUN);
+    pg->last_ns = run->run_start_ns;
+    uint64_t run_ns = t->ready ? (uint64_t)(o->duration_s * 1e9) : 0; /* nobody to run */
+    while (!g_interrupted && started == o->threads) {
+        uint64_t now = sb_now_ns();
+        if (now - run->run_start_ns >= run_ns)
+            break;
+        if (!o->quiet && now - pg->last_ns >= SEC_NS)
+            progress_tick(pg, th, o->threads, run, SB_PHASE_RUN, now);
+        uint64_t left = run_ns - (now - run->run_start_ns);
+        nanosleep(&(struct timespec){0, (long)(left < TICK_NS ? left : TICK_NS)}, NULL);
+    }
+}
+
+/* Drain phase: publishers stop; waits for what is still on its way, while it keeps coming.
+ * Leaves the totals in 't'; returns when the phase started. */
+static uint64_t drain(sb_run_t *run, sb_thread_t **th, uint32_t started, progress_t *pg,
+                      totals_t *t)
+{
+    const sb_opts_t *o = run->o;
+    set_phase(run, SB_PHASE_DRAIN);
+    wait_seen(th, started, SB_PHASE_DRAIN);
+    uint64_t drain_start = sb_now_ns(), last_change = drain_start, last_seen = UINT64_MAX;
+    for (;;) { /* after Ctrl-C too, but briefly: the counts are worth a second */
+        uint64_t now = sb_now_ns();
+        sum(th, o->threads, t, NULL, NULL);
+        bool all_in = run->fan ? t->recv >= t->sent * run->fan : true;
+        bool all_acked = o->qos == 0 || t->acked >= t->sent;
+        if ((all_in && all_acked) || now - drain_start > (g_interrupted ? 1 : 5) * SEC_NS)
+            break;
+        uint64_t progress = t->recv + t->acked;
+        if (progress != last_seen) {
+            last_seen = progress;
+            last_change = now;
+        } else if (now - last_change > SEC_NS / 2) {
+            break; /* nothing more is coming */
+        }
+        if (!o->quiet && now - pg->last_ns >= SEC_NS)
+            progress_tick(pg, th, o->threads, run, SB_PHASE_DRAIN, now);
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    return drain_start;
+}
+
+static void free_run(sb_run_t *run, sb_thread_t **th, progress_t *pg)
+{
+    for (uint32_t i = 0; i < run->o->threads; i++)
+        sb_thread_free(th[i]);
+    for (uint32_t i = 0; i < run->n_clients; i++)
+        mq_free(run->plan[i].topic);
+    mq_free(run->plan);
+    mq_free(run->pubs);
+    mq_free(th);
+    mq_free(pg->prev_lat);
+    mq_free(pg->cur_lat);
+    mq_free(pg->win_lat);
+    mq_free(pg->connack);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "relay") == 0) { /* calibration: see bench/relay.c */
-        uint32_t port = 1883;
-        bool quiet = false;
-        for (int i = 2; i < argc; i++) {
-            if (strcmp(argv[i], "-p") == 0 && i + 1 < argc)
-                port = parse_u32(argv[++i], "-p", 1, 65535);
-            else if (strcmp(argv[i], "--quiet") == 0)
-                quiet = true;
-            else
-                die_usage("relay takes -p PORT and --quiet");
-        }
-        return sb_relay_main((uint16_t)port, quiet);
-    }
+    if (argc >= 2 && strcmp(argv[1], "relay") == 0)
+        return run_relay(argc, argv);
     sb_opts_t o;
     parse_args(argc, argv, &o);
     resolve(&o);
@@ -610,99 +786,22 @@ int main(int argc, char **argv)
     if (!raise_nofile(run.n_clients, o.threads))
         return 1;
     check_port_range(run.n_clients);
+    catch_signals();
 
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    sb_thread_t **th = mq_calloc(o.threads, sizeof(*th));
-    for (uint32_t i = 0; i < o.threads; i++) {
-        th[i] = sb_thread_new(&run, i);
-        if (!th[i]) {
-            fprintf(stderr, "starling-bench: epoll_create1: %s\n", strerror(errno));
-            return 1;
-        }
-    }
-    uint32_t started = 0;
-    for (; started < o.threads; started++) {
-        int rc = sb_thread_start(th[started]);
-        if (rc < 0) {
-            fprintf(stderr, "starling-bench: pthread_create: %s\n", strerror(-rc));
-            break;
-        }
-    }
-
-    progress_t pg = {.t0 = sb_now_ns()};
-    pg.last_ns = pg.t0;
-    pg.prev_lat = mq_calloc(1, sizeof(sb_hist_t));
-    pg.cur_lat = mq_calloc(1, sizeof(sb_hist_t));
-    pg.win_lat = mq_calloc(1, sizeof(sb_hist_t));
-    pg.connack = mq_calloc(1, sizeof(sb_hist_t));
+    sb_thread_t **th = new_engines(&run);
+    if (!th)
+        return 1;
+    uint32_t started = start_engines(th, o.threads);
+    progress_t pg;
+    init_progress(&pg);
     totals_t t;
-    uint64_t timed_out = 0;
-
-    /* setup: every client connected (and subscribed) or failed, within a deadline */
-    uint64_t setup_ns = 10 * SEC_NS + (o.conn_rate ? (uint64_t)run.n_clients * SEC_NS / o.conn_rate
-                                                   : run.n_clients * 1000000ull);
-    for (;;) {
-        uint64_t now = sb_now_ns();
-        sum(th, o.threads, &t, NULL, NULL);
-        if (started < o.threads || g_interrupted || t.ready + t.conn_fail >= run.n_clients)
-            break;
-        if (now - pg.t0 > setup_ns) {
-            timed_out = run.n_clients - t.ready - t.conn_fail;
-            fprintf(stderr, "starling-bench: %llu clients not ready after %.0f s\n",
-                    (unsigned long long)timed_out, setup_ns / 1e9);
-            break;
-        }
-        if (!o.quiet && now - pg.last_ns >= SEC_NS)
-            progress_tick(&pg, th, o.threads, &run, SB_PHASE_SETUP, now);
-        sleep_tick();
-    }
+    uint64_t timed_out = await_setup(&run, th, started, &pg, &t);
     if (o.scenario == SB_FANOUT)
         run.fan = (uint32_t)t.subs_ready; /* deliveries per message the window waits for */
     /* fan-in: the publishers share one subscriber's queue in the broker, and so the window */
     run.e2e_window = o.scenario == SB_FANIN ? (o.inflight + o.count - 1) / o.count : o.inflight;
-
-    /* run */
-    run.run_start_ns = sb_now_ns();
-    run.setup_s = (double)(run.run_start_ns - pg.t0) / 1e9;
-    set_phase(&run, SB_PHASE_RUN);
-    pg.last_ns = run.run_start_ns;
-    uint64_t run_ns = t.ready ? (uint64_t)(o.duration_s * 1e9) : 0; /* nobody to run */
-    while (!g_interrupted && started == o.threads) {
-        uint64_t now = sb_now_ns();
-        if (now - run.run_start_ns >= run_ns)
-            break;
-        if (!o.quiet && now - pg.last_ns >= SEC_NS)
-            progress_tick(&pg, th, o.threads, &run, SB_PHASE_RUN, now);
-        uint64_t left = run_ns - (now - run.run_start_ns);
-        nanosleep(&(struct timespec){0, (long)(left < TICK_NS ? left : TICK_NS)}, NULL);
-    }
-
-    /* drain: publishers stop; wait for what is still on its way, while it keeps coming */
-    set_phase(&run, SB_PHASE_DRAIN);
-    wait_seen(th, started, SB_PHASE_DRAIN);
-    uint64_t drain_start = sb_now_ns(), last_change = drain_start, last_seen = UINT64_MAX;
-    for (;;) { /* after Ctrl-C too, but briefly: the counts are worth a second */
-        uint64_t now = sb_now_ns();
-        sum(th, o.threads, &t, NULL, NULL);
-        bool all_in = run.fan ? t.recv >= t.sent * run.fan : true;
-        bool all_acked = o.qos == 0 || t.acked >= t.sent;
-        if ((all_in && all_acked) || now - drain_start > (g_interrupted ? 1 : 5) * SEC_NS)
-            break;
-        uint64_t progress = t.recv + t.acked;
-        if (progress != last_seen) {
-            last_seen = progress;
-            last_change = now;
-        } else if (now - last_change > SEC_NS / 2) {
-            break; /* nothing more is coming */
-        }
-        if (!o.quiet && now - pg.last_ns >= SEC_NS)
-            progress_tick(&pg, th, o.threads, &run, SB_PHASE_DRAIN, now);
-        nanosleep(&(struct timespec){0, 5000000}, NULL);
-    }
+    run_publishers(&run, th, started, &pg, &t);
+    uint64_t drain_start = drain(&run, th, started, &pg, &t);
 
     set_phase(&run, SB_PHASE_STOP);
     for (uint32_t i = 0; i < started; i++)
@@ -710,26 +809,14 @@ int main(int argc, char **argv)
     if (g_interrupted)
         fprintf(stderr, "starling-bench: interrupted\n");
 
-    sb_hist_t *lat = pg.cur_lat, *connack = pg.connack;
-    sum(th, o.threads, &t, lat, connack);
+    sum(th, o.threads, &t, pg.cur_lat, pg.connack);
     double run_s = (drain_start - run.run_start_ns) / 1e9;
     double recv_s = run_s;
     if (t.last_recv_ns > drain_start)
         recv_s = (t.last_recv_ns - run.run_start_ns) / 1e9;
-    int rc = report(&run, &t, lat, connack, timed_out, run_s, recv_s);
+    int rc = report(&run, &t, pg.cur_lat, pg.connack, timed_out, run_s, recv_s);
     if (started < o.threads)
         rc = 1;
-
-    for (uint32_t i = 0; i < o.threads; i++)
-        sb_thread_free(th[i]);
-    for (uint32_t i = 0; i < run.n_clients; i++)
-        mq_free(run.plan[i].topic);
-    mq_free(run.plan);
-    mq_free(run.pubs);
-    mq_free(th);
-    mq_free(pg.prev_lat);
-    mq_free(pg.win_lat);
-    mq_free(lat);
-    mq_free(connack);
+    free_run(&run, th, &pg);
     return rc;
 }

@@ -2,97 +2,61 @@
 /* core/rc.c - names of result codes, for logs and tools. */
 #include "core/rc.h"
 
+/* The specification's names (MQTT v5 §2.4), then the internal codes. */
+static const struct {
+    enum mq_rc rc;
+    const char *name;
+} RC_NAMES[] = {
+    {MQ_RC_SUCCESS, "Success"},
+    {MQ_RC_GRANTED_QOS1, "Granted QoS 1"},
+    {MQ_RC_GRANTED_QOS2, "Granted QoS 2"},
+    {MQ_RC_DISCONNECT_WITH_WILL, "Disconnect with Will Message"},
+    {MQ_RC_NO_MATCHING_SUBSCRIBERS, "No matching subscribers"},
+    {MQ_RC_NO_SUBSCRIPTION_EXISTED, "No subscription existed"},
+    {MQ_RC_CONTINUE_AUTHENTICATION, "Continue authentication"},
+    {MQ_RC_REAUTHENTICATE, "Re-authenticate"},
+    {MQ_RC_UNSPECIFIED, "Unspecified error"},
+    {MQ_RC_MALFORMED_PACKET, "Malformed Packet"},
+    {MQ_RC_PROTOCOL_ERROR, "Protocol Error"},
+    {MQ_RC_IMPLEMENTATION_SPECIFIC, "Implementation specific error"},
+    {MQ_RC_UNSUPPORTED_PROTOCOL_VERSION, "Unsupported Protocol Version"},
+    {MQ_RC_CLIENT_ID_NOT_VALID, "Client Identifier not valid"},
+    {MQ_RC_BAD_USERNAME_OR_PASSWORD, "Bad User Name or Password"},
+    {MQ_RC_NOT_AUTHORIZED, "Not authorized"},
+    {MQ_RC_SERVER_UNAVAILABLE, "Server unavailable"},
+    {MQ_RC_SERVER_BUSY, "Server busy"},
+    {MQ_RC_BANNED, "Banned"},
+    {MQ_RC_SERVER_SHUTTING_DOWN, "Server shutting down"},
+    {MQ_RC_BAD_AUTHENTICATION_METHOD, "Bad authentication method"},
+    {MQ_RC_KEEP_ALIVE_TIMEOUT, "Keep Alive timeout"},
+    {MQ_RC_SESSION_TAKEN_OVER, "Session taken over"},
+    {MQ_RC_TOPIC_FILTER_INVALID, "Topic Filter invalid"},
+    {MQ_RC_TOPIC_NAME_INVALID, "Topic Name invalid"},
+    {MQ_RC_PACKET_ID_IN_USE, "Packet Identifier in use"},
+    {MQ_RC_PACKET_ID_NOT_FOUND, "Packet Identifier not found"},
+    {MQ_RC_RECEIVE_MAXIMUM_EXCEEDED, "Receive Maximum exceeded"},
+    {MQ_RC_TOPIC_ALIAS_INVALID, "Topic Alias invalid"},
+    {MQ_RC_PACKET_TOO_LARGE, "Packet too large"},
+    {MQ_RC_MESSAGE_RATE_TOO_HIGH, "Message rate too high"},
+    {MQ_RC_QUOTA_EXCEEDED, "Quota exceeded"},
+    {MQ_RC_ADMINISTRATIVE_ACTION, "Administrative action"},
+    {MQ_RC_PAYLOAD_FORMAT_INVALID, "Payload format invalid"},
+    {MQ_RC_RETAIN_NOT_SUPPORTED, "Retain not supported"},
+    {MQ_RC_QOS_NOT_SUPPORTED, "QoS not supported"},
+    {MQ_RC_USE_ANOTHER_SERVER, "Use another server"},
+    {MQ_RC_SERVER_MOVED, "Server moved"},
+    {MQ_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, "Shared Subscriptions not supported"},
+    {MQ_RC_CONNECTION_RATE_EXCEEDED, "Connection rate exceeded"},
+    {MQ_RC_MAXIMUM_CONNECT_TIME, "Maximum connect time"},
+    {MQ_RC_SUBSCRIPTION_IDS_NOT_SUPPORTED, "Subscription Identifiers not supported"},
+    {MQ_RC_WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED, "Wildcard Subscriptions not supported"},
+    {MQ_RC_AGAIN, "Need more bytes"},
+};
+
 const char *mq_rc_str(enum mq_rc rc)
 {
-    switch (rc) {
-    case MQ_RC_SUCCESS:
-        return "Success";
-    case MQ_RC_GRANTED_QOS1:
-        return "Granted QoS 1";
-    case MQ_RC_GRANTED_QOS2:
-        return "Granted QoS 2";
-    case MQ_RC_DISCONNECT_WITH_WILL:
-        return "Disconnect with Will Message";
-    case MQ_RC_NO_MATCHING_SUBSCRIBERS:
-        return "No matching subscribers";
-    case MQ_RC_NO_SUBSCRIPTION_EXISTED:
-        return "No subscription existed";
-    case MQ_RC_CONTINUE_AUTHENTICATION:
-        return "Continue authentication";
-    case MQ_RC_REAUTHENTICATE:
-        return "Re-authenticate";
-    case MQ_RC_UNSPECIFIED:
-        return "Unspecified error";
-    case MQ_RC_MALFORMED_PACKET:
-        return "Malformed Packet";
-    case MQ_RC_PROTOCOL_ERROR:
-        return "Protocol Error";
-    case MQ_RC_IMPLEMENTATION_SPECIFIC:
-        return "Implementation specific error";
-    case MQ_RC_UNSUPPORTED_PROTOCOL_VERSION:
-        return "Unsupported Protocol Version";
-    case MQ_RC_CLIENT_ID_NOT_VALID:
-        return "Client Identifier not valid";
-    case MQ_RC_BAD_USERNAME_OR_PASSWORD:
-        return "Bad User Name or Password";
-    case MQ_RC_NOT_AUTHORIZED:
-        return "Not authorized";
-    case MQ_RC_SERVER_UNAVAILABLE:
-        return "Server unavailable";
-    case MQ_RC_SERVER_BUSY:
-        return "Server busy";
-    case MQ_RC_BANNED:
-        return "Banned";
-    case MQ_RC_SERVER_SHUTTING_DOWN:
-        return "Server shutting down";
-    case MQ_RC_BAD_AUTHENTICATION_METHOD:
-        return "Bad authentication method";
-    case MQ_RC_KEEP_ALIVE_TIMEOUT:
-        return "Keep Alive timeout";
-    case MQ_RC_SESSION_TAKEN_OVER:
-        return "Session taken over";
-    case MQ_RC_TOPIC_FILTER_INVALID:
-        return "Topic Filter invalid";
-    case MQ_RC_TOPIC_NAME_INVALID:
-        return "Topic Name invalid";
-    case MQ_RC_PACKET_ID_IN_USE:
-        return "Packet Identifier in use";
-    case MQ_RC_PACKET_ID_NOT_FOUND:
-        return "Packet Identifier not found";
-    case MQ_RC_RECEIVE_MAXIMUM_EXCEEDED:
-        return "Receive Maximum exceeded";
-    case MQ_RC_TOPIC_ALIAS_INVALID:
-        return "Topic Alias invalid";
-    case MQ_RC_PACKET_TOO_LARGE:
-        return "Packet too large";
-    case MQ_RC_MESSAGE_RATE_TOO_HIGH:
-        return "Message rate too high";
-    case MQ_RC_QUOTA_EXCEEDED:
-        return "Quota exceeded";
-    case MQ_RC_ADMINISTRATIVE_ACTION:
-        return "Administrative action";
-    case MQ_RC_PAYLOAD_FORMAT_INVALID:
-        return "Payload format invalid";
-    case MQ_RC_RETAIN_NOT_SUPPORTED:
-        return "Retain not supported";
-    case MQ_RC_QOS_NOT_SUPPORTED:
-        return "QoS not supported";
-    case MQ_RC_USE_ANOTHER_SERVER:
-        return "Use another server";
-    case MQ_RC_SERVER_MOVED:
-        return "Server moved";
-    case MQ_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED:
-        return "Shared Subscriptions not supported";
-    case MQ_RC_CONNECTION_RATE_EXCEEDED:
-        return "Connection rate exceeded";
-    case MQ_RC_MAXIMUM_CONNECT_TIME:
-        return "Maximum connect time";
-    case MQ_RC_SUBSCRIPTION_IDS_NOT_SUPPORTED:
-        return "Subscription Identifiers not supported";
-    case MQ_RC_WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED:
-        return "Wildcard Subscriptions not supported";
-    case MQ_RC_AGAIN:
-        return "Need more bytes";
-    }
+    for (size_t i = 0; i < MQ_ARRAY_LEN(RC_NAMES); i++)
+        if (RC_NAMES[i].rc == rc)
+            return RC_NAMES[i].name;
     return "Unknown";
 }
