@@ -486,7 +486,8 @@ static int set_value(mq_config_parse_t *p, const mq_config_option_t *o, char **t
     case MQ_CONFIG_STRING:
     case MQ_CONFIG_PATH:
         if (!(o->flags & MQ_CONFIG_REST_OF_LINE)) {
-            set_string(dst, tok[1]);
+            if (dst)
+                set_string(dst, tok[1]);
             break;
         }
         /* e.g. a strftime format, which may hold spaces */
@@ -495,7 +496,8 @@ static int set_value(mq_config_parse_t *p, const mq_config_option_t *o, char **t
                 strncat(line, " ", sizeof(line) - strlen(line) - 1);
             strncat(line, tok[i], sizeof(line) - strlen(line) - 1);
         }
-        set_string(dst, line);
+        if (dst)
+            set_string(dst, line);
         break;
     case MQ_CONFIG_KEYWORD:
         if (!(k = find_keyword(o->keywords, tok[1])))
