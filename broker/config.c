@@ -91,6 +91,7 @@ static const mq_config_keyword_t protocols[] = {
     {NULL, 0},
 };
 
+/* clang-format off */
 /* A field of mq_config_t; BOTH_FIELD: a field of the same name in mq_listener_conf_t too
  * (a _Static_assert below checks that the sizes agree). */
 #define FIELD(f) .off = offsetof(mq_config_t, f), .size = sizeof(((mq_config_t *)0)->f)
@@ -102,12 +103,8 @@ static const mq_config_keyword_t protocols[] = {
 #define OPTION(n, k, sc) .name = (n), .kind = MQ_CONFIG_##k, .scope = MQ_CONFIG_##sc
 #define FIXED(n, k) OPTION(n, k, GLOBAL), .status = MQ_CONFIG_FIXED, STARLING
 /* a mosquitto option that Starling refuses by name: its kind and scope are mosquitto's */
-#define REFUSED(n, k, sc)                                                                          \
-    {                                                                                              \
-        OPTION(n, k, sc), .status = MQ_CONFIG_REFUSED                                              \
-    }
+#define REFUSED(n, k, sc) {OPTION(n, k, sc), .status = MQ_CONFIG_REFUSED}
 
-/* clang-format off */
 const mq_config_option_t mq_config__options[] = {
     /* listeners */
     {OPTION("listener", SPECIAL, LISTENER), RANGE(1, 65535), FLAGS(MQ_CONFIG_OWN_ARGS),
@@ -289,13 +286,20 @@ static void store_uint(void *dst, size_t size, uint64_t v)
     uint8_t v8 = (uint8_t)v;
     uint16_t v16 = (uint16_t)v;
     uint32_t v32 = (uint32_t)v;
-    MQ_ASSERT(size == 1 || size == 2 || size == 4 || size == 8);
-    memcpy(dst,
-           size == 1   ? (void *)&v8
-           : size == 2 ? (void *)&v16
-           : size == 4 ? (void *)&v32
-                       : &v,
-           size);
+    switch (size) {
+    case 1:
+        memcpy(dst, &v8, 1);
+        break;
+    case 2:
+        memcpy(dst, &v16, 2);
+        break;
+    case 4:
+        memcpy(dst, &v32, 4);
+        break;
+    default:
+        MQ_ASSERT(size == 8);
+        memcpy(dst, &v, 8);
+    }
 }
 
 static uint64_t load_uint(const void *src, size_t size)
@@ -304,13 +308,21 @@ static uint64_t load_uint(const void *src, size_t size)
     uint16_t v16;
     uint32_t v32;
     uint64_t v64;
-    MQ_ASSERT(size == 1 || size == 2 || size == 4 || size == 8);
-    memcpy(size == 1   ? (void *)&v8
-           : size == 2 ? (void *)&v16
-           : size == 4 ? (void *)&v32
-                       : &v64,
-           src, size);
-    return size == 1 ? v8 : size == 2 ? v16 : size == 4 ? v32 : v64;
+    switch (size) {
+    case 1:
+        memcpy(&v8, src, 1);
+        return v8;
+    case 2:
+        memcpy(&v16, src, 2);
+        return v16;
+    case 4:
+        memcpy(&v32, src, 4);
+        return v32;
+    default:
+        MQ_ASSERT(size == 8);
+        memcpy(&v64, src, 8);
+        return v64;
+    }
 }
 
 static char *copy_string(const char *s)
