@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* broker/config.c - mosquitto.conf parsing (see config.h).
+/* broker/config.c - mosquitto.conf parsing driven by one option table (see config_internal.h).
  *
  * The syntax is mosquitto's: one "option value..." per line, a line whose first non-blank
  * character is '#' is a comment, blank lines are ignored, tokens are separated by spaces or
@@ -17,14 +17,23 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "broker/config_internal.h"
 #include "broker/logging.h"
 #include "core/log.h"
+#include "core/mem.h"
+#include "core/rc.h"
 
 #define MQ_CONFIG_MAX_INCLUDE_DEPTH 8
 #define MQ_CONFIG_MAX_TOKENS 8
 #define MQTT_MAX_REMAINING_LENGTH 268435455u
+/* max_inflight_messages 0 (mosquitto: unlimited) as a window: the whole packet id space */
+#define MQ_CONFIG_INFLIGHT_UNLIMITED 65535
 
-typedef struct parse_ctx {
+_Static_assert(MQ_CONFIG_MAX_LISTENERS <= MQ_SERVER_MAX_LISTENERS,
+               "every configured listener must fit in mq_server_opts_t");
+_Static_assert(offsetof(mq_config_t, listeners) == 0, "a row's 'seen' of 0 means none");
+
+struct mq_config_parse {
     mq_config_t *cfg;
     const char *file;
     unsigned line;
@@ -32,11 +41,11 @@ typedef struct parse_ctx {
     size_t errlen;
     int depth;
     mq_listener_conf_t *cur; /* the listener that listener options apply to; NULL = default */
-} parse_ctx_t;
+};
 
-static int fail(parse_ctx_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(mq_config_parse_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static int fail(parse_ctx_t *p, const char *fmt, ...)
+static int fail(mq_config_parse_t *p, const char *fmt, ...)
 {
     int n = snprintf(p->err, p->errlen, "%s:%u: ", p->file, p->line);
     if (n < 0 || (size_t)n >= p->errlen)
@@ -48,54 +57,376 @@ static int fail(parse_ctx_t *p, const char *fmt, ...)
     return -1;
 }
 
+/* --- the option table ---------------------------------------------------------------------- */
+
+static mq_config_set_cb set_listener, set_include_dir, set_log_dest, set_log_facility, set_protocol,
+    set_metrics_listener;
+
+static const mq_config_keyword_t log_dests[] = {
+    {"stdout", MQ_LOGDEST_STDOUT},
+    {"stderr", MQ_LOGDEST_STDERR},
+    {"syslog", MQ_LOGDEST_SYSLOG},
+    {"topic", MQ_LOGDEST_TOPIC},
+    {"file", MQ_LOGDEST_FILE},
+    {"none", 0},
+    {NULL, 0},
+};
+
+static const mq_config_keyword_t log_types[] = {
+    {"error", MQ_LOG_ERROR},
+    {"warning", MQ_LOG_WARN},
+    {"notice", MQ_LOG_NOTICE},
+    {"information", MQ_LOG_INFO},
+    {"subscribe", MQ_LOG_SUBSCRIBE},
+    {"unsubscribe", MQ_LOG_UNSUBSCRIBE},
+    {"debug", MQ_LOG_DEBUG},
+    {"websockets", 0}, /* no websockets yet: nothing to log */
+    {"none", 0},
+    {"all", MQ_LOG_ALL},
+    {NULL, 0},
+};
+
+static const mq_config_keyword_t protocols[] = {
+    {"mqtt", 0},
+    {NULL, 0},
+};
+
+/* clang-format off */
+/* A field of mq_config_t; BOTH_FIELD: a field of the same name in mq_listener_conf_t too
+ * (a _Static_assert below checks that the sizes agree). */
+#define FIELD(f) .off = offsetof(mq_config_t, f), .size = sizeof(((mq_config_t *)0)->f)
+#define BOTH_FIELD(f) FIELD(f), .loff = offsetof(mq_listener_conf_t, f)
+#define SEEN(f) .seen = offsetof(mq_config_t, f)
+#define RANGE(lo, hi) .min = (lo), .max = (hi)
+#define FLAGS(f) .flags = (f)
+#define STARLING .origin = MQ_CONFIG_STARLING
+#define OPTION(n, k, sc) .name = (n), .kind = MQ_CONFIG_##k, .scope = MQ_CONFIG_##sc
+#define FIXED(n, k) OPTION(n, k, GLOBAL), .status = MQ_CONFIG_FIXED, STARLING
+/* a mosquitto option that Starling refuses by name: its kind and scope are mosquitto's */
+#define REFUSED(n, k, sc) {OPTION(n, k, sc), .status = MQ_CONFIG_REFUSED}
+
+const mq_config_option_t mq_config__options[] = {
+    /* listeners */
+    {OPTION("listener", SPECIAL, LISTENER), RANGE(1, 65535), FLAGS(MQ_CONFIG_OWN_ARGS),
+     .set = set_listener},
+    {OPTION("port", UINT, GLOBAL), FIELD(default_listener.port), RANGE(1, 65535), .def = 1883,
+     FLAGS(MQ_CONFIG_DEFAULT_LISTENER)},
+    {OPTION("bind_address", STRING, GLOBAL), FIELD(default_listener.bind_address),
+     FLAGS(MQ_CONFIG_DEFAULT_LISTENER)},
+    {OPTION("max_connections", UINT, BOTH), BOTH_FIELD(max_connections), RANGE(0, INT32_MAX),
+     FLAGS(MQ_CONFIG_MINUS_ONE)},
+    {OPTION("protocol", KEYWORD, LISTENER), .keywords = protocols, .set = set_protocol},
+    {OPTION("metrics_listener", SPECIAL, GLOBAL), STARLING, FIELD(metrics_port), RANGE(1, 65535),
+     FLAGS(MQ_CONFIG_VALUES), .set = set_metrics_listener},
+    /* clients and sessions */
+    {OPTION("allow_anonymous", BOOL, SECURITY), FIELD(allow_anonymous), SEEN(allow_anonymous_set),
+     .def = true},
+    {OPTION("allow_zero_length_clientid", BOOL, SECURITY), FIELD(allow_zero_length_clientid),
+     .def = true},
+    {OPTION("auto_id_prefix", STRING, SECURITY), FIELD(auto_id_prefix), .def_str = "auto-"},
+    {OPTION("max_inflight_messages", UINT, GLOBAL), FIELD(max_inflight_messages), RANGE(0, 65535),
+     .def = 20, FLAGS(MQ_CONFIG_MINUS_ONE)},
+    {OPTION("max_queued_messages", UINT, GLOBAL), FIELD(max_queued_messages),
+     RANGE(0, UINT32_MAX), .def = 1000, FLAGS(MQ_CONFIG_MINUS_ONE)},
+    {OPTION("max_queued_bytes", SIZE, GLOBAL), FIELD(max_queued_bytes), RANGE(0, UINT64_MAX / 2),
+     FLAGS(MQ_CONFIG_MINUS_ONE)},
+    {OPTION("message_size_limit", SIZE, GLOBAL), FIELD(message_size_limit),
+     RANGE(0, MQTT_MAX_REMAINING_LENGTH)},
+    {OPTION("max_packet_size", SIZE, GLOBAL), FIELD(max_packet_size),
+     RANGE(0, MQTT_MAX_REMAINING_LENGTH + 5), .at_least = 20},
+    {OPTION("max_keepalive", UINT, GLOBAL), FIELD(max_keepalive), RANGE(0, 65535), .def = 65535},
+    {OPTION("max_qos", UINT, GLOBAL), FIELD(max_qos), RANGE(0, 2), .def = 2},
+    {OPTION("retain_available", BOOL, GLOBAL), FIELD(retain_available), .def = true},
+    {OPTION("upgrade_outgoing_qos", BOOL, GLOBAL), FIELD(upgrade_outgoing_qos)},
+    {OPTION("set_tcp_nodelay", BOOL, GLOBAL), FIELD(set_tcp_nodelay), .def = true},
+    {OPTION("connection_messages", BOOL, GLOBAL), FIELD(connection_messages), .def = true},
+    /* mosquitto 2 ignores it too: duplicates are always allowed (no field) */
+    {OPTION("allow_duplicate_messages", BOOL, GLOBAL)},
+    {FIXED("connect_timeout", UINT), FIELD(connect_timeout_s), .def = 10},
+    {FIXED("out_high_water", SIZE), FIELD(out_high_water), .def = 256 * 1024},
+    /* the process */
+    {OPTION("pid_file", PATH, GLOBAL), FIELD(pid_file)},
+    {OPTION("user", STRING, GLOBAL), FIELD(user), .def_str = "mosquitto"},
+    {OPTION("workers", UINT, GLOBAL), STARLING, FIELD(workers), RANGE(0, 1024)},
+    {OPTION("sys_interval", UINT, GLOBAL), FIELD(sys_interval), RANGE(0, 65535), .def = 10},
+    {OPTION("include_dir", PATH, GLOBAL), .set = set_include_dir},
+    /* logging */
+    {OPTION("log_dest", SPECIAL, GLOBAL), FIELD(log_dest), SEEN(log_dest_set),
+     .def = MQ_LOGDEST_STDERR, .keywords = log_dests, FLAGS(MQ_CONFIG_VALUES), .set = set_log_dest},
+    {OPTION("log_type", KEYWORD, GLOBAL), FIELD(log_types), SEEN(log_type_set),
+     .def = MQ_LOG_DEFAULT, .keywords = log_types, FLAGS(MQ_CONFIG_ACCUMULATE)},
+    {OPTION("log_timestamp", BOOL, GLOBAL), FIELD(log_timestamp), .def = true},
+    {OPTION("log_timestamp_format", STRING, GLOBAL), FIELD(log_timestamp_format),
+     FLAGS(MQ_CONFIG_REST_OF_LINE)},
+    {OPTION("log_facility", UINT, GLOBAL), FIELD(log_facility), RANGE(0, 7), .def = LOG_DAEMON,
+     .set = set_log_facility},
+
+    /* authentication and authorisation */
+    REFUSED("password_file", PATH, SECURITY),
+    REFUSED("acl_file", PATH, SECURITY),
+    REFUSED("auth_plugin", PATH, SECURITY),
+    {OPTION("auth_opt_", STRING, SECURITY), .status = MQ_CONFIG_REFUSED,
+     FLAGS(MQ_CONFIG_PREFIX)},
+    REFUSED("plugin", PATH, SECURITY),
+    {OPTION("plugin_opt_", STRING, SECURITY), .status = MQ_CONFIG_REFUSED,
+     FLAGS(MQ_CONFIG_PREFIX)},
+    REFUSED("psk_file", PATH, SECURITY),
+    REFUSED("psk_hint", STRING, LISTENER),
+    REFUSED("use_identity_as_username", BOOL, LISTENER),
+    REFUSED("use_subject_as_username", BOOL, LISTENER),
+    REFUSED("use_username_as_clientid", BOOL, LISTENER),
+    REFUSED("per_listener_settings", BOOL, GLOBAL),
+    /* TLS */
+    REFUSED("cafile", PATH, LISTENER),
+    REFUSED("capath", PATH, LISTENER),
+    REFUSED("certfile", PATH, LISTENER),
+    REFUSED("keyfile", PATH, LISTENER),
+    REFUSED("crlfile", PATH, LISTENER),
+    REFUSED("ciphers", STRING, LISTENER),
+    REFUSED("ciphers_tls1.3", STRING, LISTENER),
+    REFUSED("tls_version", STRING, LISTENER),
+    REFUSED("tls_engine", STRING, LISTENER),
+    REFUSED("tls_engine_kpass_sha1", STRING, LISTENER),
+    REFUSED("tls_keyform", STRING, LISTENER),
+    REFUSED("require_certificate", BOOL, LISTENER),
+    REFUSED("dhparamfile", PATH, LISTENER),
+    REFUSED("ocsp_stapling", BOOL, LISTENER),
+    /* listeners of other kinds */
+    REFUSED("bind_interface", STRING, LISTENER),
+    REFUSED("socket_domain", STRING, LISTENER),
+    REFUSED("http_dir", PATH, LISTENER),
+    REFUSED("websockets_log_level", UINT, GLOBAL),
+    REFUSED("websockets_headers_size", SIZE, LISTENER),
+    REFUSED("mount_point", STRING, LISTENER),
+    REFUSED("max_topic_alias", UINT, LISTENER),
+    REFUSED("use_unix_socket", BOOL, LISTENER),
+    /* persistence */
+    REFUSED("persistence", BOOL, GLOBAL),
+    REFUSED("persistence_file", STRING, GLOBAL),
+    REFUSED("persistence_location", PATH, GLOBAL),
+    REFUSED("autosave_interval", UINT, GLOBAL),
+    REFUSED("autosave_on_changes", BOOL, GLOBAL),
+    REFUSED("persistent_client_expiration", STRING, GLOBAL),
+    REFUSED("queue_qos0_messages", BOOL, GLOBAL),
+    /* bridges */
+    REFUSED("connection", STRING, BRIDGE),
+    REFUSED("address", STRING, BRIDGE),
+    REFUSED("addresses", STRING, BRIDGE),
+    REFUSED("topic", SPECIAL, BRIDGE),
+    REFUSED("bridge_attempt_unsubscribe", BOOL, BRIDGE),
+    REFUSED("bridge_bind_address", STRING, BRIDGE),
+    REFUSED("bridge_cafile", PATH, BRIDGE),
+    REFUSED("bridge_capath", PATH, BRIDGE),
+    REFUSED("bridge_certfile", PATH, BRIDGE),
+    REFUSED("bridge_identity", STRING, BRIDGE),
+    REFUSED("bridge_insecure", BOOL, BRIDGE),
+    REFUSED("bridge_keyfile", PATH, BRIDGE),
+    REFUSED("bridge_max_packet_size", SIZE, BRIDGE),
+    REFUSED("bridge_outgoing_retain", BOOL, BRIDGE),
+    REFUSED("bridge_protocol_version", STRING, BRIDGE),
+    REFUSED("bridge_psk", STRING, BRIDGE),
+    REFUSED("bridge_require_ocsp", BOOL, BRIDGE),
+    REFUSED("bridge_tls_version", STRING, BRIDGE),
+    REFUSED("bridge_alpn", STRING, BRIDGE),
+    REFUSED("cleansession", BOOL, BRIDGE),
+    REFUSED("local_cleansession", BOOL, BRIDGE),
+    REFUSED("clientid", STRING, BRIDGE),
+    REFUSED("local_clientid", STRING, BRIDGE),
+    REFUSED("keepalive_interval", UINT, BRIDGE),
+    REFUSED("idle_timeout", UINT, BRIDGE),
+    REFUSED("local_password", STRING, BRIDGE),
+    REFUSED("local_username", STRING, BRIDGE),
+    REFUSED("notifications", BOOL, BRIDGE),
+    REFUSED("notifications_local_only", BOOL, BRIDGE),
+    REFUSED("notification_topic", STRING, BRIDGE),
+    REFUSED("remote_clientid", STRING, BRIDGE),
+    REFUSED("remote_password", STRING, BRIDGE),
+    REFUSED("remote_username", STRING, BRIDGE),
+    REFUSED("restart_timeout", SPECIAL, BRIDGE),
+    REFUSED("round_robin", BOOL, BRIDGE),
+    REFUSED("start_type", STRING, BRIDGE),
+    REFUSED("threshold", UINT, BRIDGE),
+    REFUSED("try_private", BOOL, BRIDGE),
+    /* the rest */
+    REFUSED("memory_limit", SIZE, GLOBAL),
+    REFUSED("check_retain_source", BOOL, GLOBAL),
+    REFUSED("clientid_prefixes", STRING, GLOBAL),
+    REFUSED("max_queued_bytes_per_client", SIZE, GLOBAL),
+    REFUSED("retry_interval", UINT, GLOBAL),
+    REFUSED("websockets_origin", STRING, LISTENER),
+};
+/* clang-format on */
+
+const size_t mq_config__n_options = MQ_ARRAY_LEN(mq_config__options);
+
+_Static_assert(sizeof(((mq_config_t *)0)->max_connections) ==
+                   sizeof(((mq_listener_conf_t *)0)->max_connections),
+               "BOTH_FIELD(max_connections): one size for both fields");
+
+/* --- fields and defaults ------------------------------------------------------------------- */
+
+static bool in_config(const mq_config_option_t *o) /* has a field in mq_config_t */
+{
+    return o->size && o->status != MQ_CONFIG_REFUSED && o->scope != MQ_CONFIG_LISTENER;
+}
+
+static bool in_listener(const mq_config_option_t *o) /* has a field in mq_listener_conf_t */
+{
+    return o->size && o->status != MQ_CONFIG_REFUSED &&
+           (o->scope == MQ_CONFIG_LISTENER || o->scope == MQ_CONFIG_BOTH);
+}
+
+static bool is_string(const mq_config_option_t *o)
+{
+    return o->kind == MQ_CONFIG_STRING || o->kind == MQ_CONFIG_PATH;
+}
+
+static void store_uint(void *dst, size_t size, uint64_t v)
+{
+    uint8_t v8 = (uint8_t)v;
+    uint16_t v16 = (uint16_t)v;
+    uint32_t v32 = (uint32_t)v;
+    switch (size) {
+    case 1:
+        memcpy(dst, &v8, 1);
+        break;
+    case 2:
+        memcpy(dst, &v16, 2);
+        break;
+    case 4:
+        memcpy(dst, &v32, 4);
+        break;
+    default:
+        MQ_ASSERT(size == 8);
+        memcpy(dst, &v, 8);
+    }
+}
+
+static uint64_t load_uint(const void *src, size_t size)
+{
+    uint8_t v8;
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+    switch (size) {
+    case 1:
+        memcpy(&v8, src, 1);
+        return v8;
+    case 2:
+        memcpy(&v16, src, 2);
+        return v16;
+    case 4:
+        memcpy(&v32, src, 4);
+        return v32;
+    default:
+        MQ_ASSERT(size == 8);
+        memcpy(&v64, src, 8);
+        return v64;
+    }
+}
+
+static char *copy_string(const char *s)
+{
+    return s ? mq_strndup(s, strlen(s)) : NULL;
+}
+
+/* Replaces the owned string at 'dst' with a copy of 's'. */
+static void set_string(char **dst, const char *s)
+{
+    char *copy = copy_string(s);
+    mq_free(*dst);
+    *dst = copy;
+}
+
+static void store_default(void *dst, const mq_config_option_t *o)
+{
+    if (is_string(o))
+        *(char **)dst = copy_string(o->def_str);
+    else
+        store_uint(dst, o->size, o->def);
+}
+
+/* Applies the defaults of the listener-scope options to 'l'. */
+static void listener_defaults(mq_listener_conf_t *l)
+{
+    for (size_t i = 0; i < mq_config__n_options; i++) {
+        const mq_config_option_t *o = &mq_config__options[i];
+        if (in_listener(o))
+            store_default((char *)l + o->loff, o);
+    }
+}
+
+/* Releases the strings 'l' owns and leaves it empty. */
+static void listener_fini(mq_listener_conf_t *l)
+{
+    mq_free(l->bind_address); /* set by 'listener', not a row's field */
+    for (size_t i = 0; i < mq_config__n_options; i++) {
+        const mq_config_option_t *o = &mq_config__options[i];
+        if (in_listener(o) && is_string(o))
+            mq_free(*(char **)((char *)l + o->loff));
+    }
+    memset(l, 0, sizeof(*l));
+}
+
 void mq_config_init(mq_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->allow_anonymous = true;
-    cfg->allow_zero_length_clientid = true;
-    cfg->auto_id_prefix = strdup("auto-");
-    cfg->max_inflight_messages = 20;
-    cfg->max_queued_messages = 1000;
-    cfg->max_keepalive = 65535;
-    cfg->max_qos = 2;
-    cfg->retain_available = true;
-    cfg->set_tcp_nodelay = true;
-    cfg->user = strdup("mosquitto");
-    cfg->sys_interval = 10;
-    cfg->connection_messages = true;
-    cfg->log_dest = MQ_LOGDEST_STDERR;
-    cfg->log_types = MQ_LOG_DEFAULT;
-    cfg->log_timestamp = true;
-    cfg->log_facility = LOG_DAEMON;
+    for (size_t i = 0; i < mq_config__n_options; i++) {
+        const mq_config_option_t *o = &mq_config__options[i];
+        if (in_config(o))
+            store_default((char *)cfg + o->off, o);
+    }
+    listener_defaults(&cfg->default_listener);
 }
 
 void mq_config_fini(mq_config_t *cfg)
 {
+    for (size_t i = 0; i < mq_config__n_options; i++) {
+        const mq_config_option_t *o = &mq_config__options[i];
+        if (in_config(o) && is_string(o)) {
+            char **s = (char **)((char *)cfg + o->off);
+            mq_free(*s);
+            *s = NULL; /* bind_address lives in default_listener, released again below */
+        }
+    }
     for (unsigned i = 0; i < cfg->n_listeners; i++)
-        free(cfg->listeners[i].bind_address);
-    free(cfg->default_listener.bind_address);
-    free(cfg->auto_id_prefix);
-    free(cfg->pid_file);
-    free(cfg->user);
-    free(cfg->log_file);
-    free(cfg->metrics_address);
-    free(cfg->log_timestamp_format);
+        listener_fini(&cfg->listeners[i]);
+    listener_fini(&cfg->default_listener);
+    mq_free(cfg->log_file); /* set by the handlers of log_dest and metrics_listener */
+    mq_free(cfg->metrics_address);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+/* The field a line of 'o' sets: the broker's, the current listener's, or none. */
+static void *field_of(mq_config_parse_t *p, const mq_config_option_t *o)
+{
+    if (o->size == 0)
+        return NULL;
+    MQ_ASSERT(o->scope != MQ_CONFIG_BRIDGE); /* no bridges yet: no field to point at */
+    if (o->scope == MQ_CONFIG_LISTENER || (o->scope == MQ_CONFIG_BOTH && p->cur)) {
+        mq_listener_conf_t *l = p->cur ? p->cur : &p->cfg->default_listener;
+        return (char *)l + o->loff;
+    }
+    return (char *)p->cfg + o->off;
+}
+
+/* Marks 'o' as given; returns true on its first line (whose value replaces the default). */
+static bool note_seen(mq_config_parse_t *p, const mq_config_option_t *o)
+{
+    if (!o->seen)
+        return false;
+    bool *seen = (bool *)((char *)p->cfg + o->seen);
+    bool first = !*seen;
+    *seen = true;
+    return first;
 }
 
 /* --- values -------------------------------------------------------------------------------- */
 
-/* The options where mosquitto takes -1 for "no limit" (stored as 0). */
-static bool is_counting_limit(const char *opt)
+static int parse_u64(mq_config_parse_t *p, const char *opt, const char *s, uint64_t lo, uint64_t hi,
+                     bool minus_one, uint64_t *out)
 {
-    return strcmp(opt, "max_connections") == 0 || strcmp(opt, "max_queued_messages") == 0 ||
-           strcmp(opt, "max_queued_bytes") == 0 || strcmp(opt, "max_inflight_messages") == 0;
-}
-
-static int parse_u64(parse_ctx_t *p, const char *opt, const char *s, uint64_t lo, uint64_t hi,
-                     uint64_t *out)
-{
-    if (strcmp(s, "-1") == 0 && lo == 0 && is_counting_limit(opt)) {
+    if (minus_one && lo == 0 && strcmp(s, "-1") == 0) {
         /* mosquitto spells "unlimited" as -1 for the counting limits */
         *out = 0;
         return 0;
@@ -113,7 +444,18 @@ static int parse_u64(parse_ctx_t *p, const char *opt, const char *s, uint64_t lo
     return 0;
 }
 
-static int parse_bool(parse_ctx_t *p, const char *opt, const char *s, bool *out)
+static int parse_number(mq_config_parse_t *p, const mq_config_option_t *o, const char *s,
+                        uint64_t *out)
+{
+    if (parse_u64(p, o->name, s, o->min, o->max, o->flags & MQ_CONFIG_MINUS_ONE, out) < 0)
+        return -1;
+    if (*out != 0 && *out < o->at_least)
+        return fail(p, "invalid value '%s' for %s: must be at least %llu", s, o->name,
+                    (unsigned long long)o->at_least);
+    return 0;
+}
+
+static int parse_bool(mq_config_parse_t *p, const char *opt, const char *s, bool *out)
 {
     if (strcmp(s, "true") == 0) {
         *out = true;
@@ -126,129 +468,106 @@ static int parse_bool(parse_ctx_t *p, const char *opt, const char *s, bool *out)
     return fail(p, "invalid value '%s' for %s: expected true or false", s, opt);
 }
 
-static int set_string(parse_ctx_t *p, char **dst, const char *s)
+static const mq_config_keyword_t *find_keyword(const mq_config_keyword_t *k, const char *s)
 {
-    char *copy = strdup(s);
-    if (!copy)
-        return fail(p, "out of memory");
-    free(*dst);
-    *dst = copy;
+    for (; k->name; k++)
+        if (strcmp(k->name, s) == 0)
+            return k;
+    return NULL;
+}
+
+/* Stores a line's value into the field of 'o' according to its kind ('o' has no handler). */
+static int set_value(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
+{
+    void *dst = field_of(p, o);
+    bool b = false;
+    uint64_t v = 0;
+    const mq_config_keyword_t *k;
+    char line[256] = "";
+    switch (o->kind) {
+    case MQ_CONFIG_BOOL:
+        if (parse_bool(p, o->name, tok[1], &b) < 0)
+            return -1;
+        v = b;
+        break;
+    case MQ_CONFIG_UINT:
+    case MQ_CONFIG_SIZE:
+        if (parse_number(p, o, tok[1], &v) < 0)
+            return -1;
+        break;
+    case MQ_CONFIG_STRING:
+    case MQ_CONFIG_PATH:
+        if (!(o->flags & MQ_CONFIG_REST_OF_LINE)) {
+            if (dst)
+                set_string(dst, tok[1]);
+            break;
+        }
+        /* e.g. a strftime format, which may hold spaces */
+        for (int i = 1; i < ntok; i++) {
+            if (i > 1)
+                strncat(line, " ", sizeof(line) - strlen(line) - 1);
+            strncat(line, tok[i], sizeof(line) - strlen(line) - 1);
+        }
+        if (dst)
+            set_string(dst, line);
+        break;
+    case MQ_CONFIG_KEYWORD:
+        if (!(k = find_keyword(o->keywords, tok[1])))
+            return fail(p, "invalid value '%s' for %s", tok[1], o->name);
+        v = k->value;
+        if (o->flags & MQ_CONFIG_ACCUMULATE) /* the first line replaces the default */
+            v |= note_seen(p, o) ? 0 : load_uint(dst, o->size);
+        break;
+    default:
+        MQ_ASSERT(o->kind != MQ_CONFIG_SPECIAL); /* a SPECIAL row has a handler */
+        return -1;
+    }
+    if (dst && !is_string(o))
+        store_uint(dst, o->size, v);
+    note_seen(p, o);
+    if (o->flags & MQ_CONFIG_DEFAULT_LISTENER) /* 'port', 'bind_address': mosquitto 1.x style */
+        p->cfg->has_default_listener = p->cfg->has_explicit_listener = true;
     return 0;
 }
 
-/* --- options ------------------------------------------------------------------------------- */
+/* --- handlers ------------------------------------------------------------------------------ */
 
-/* mosquitto 2.0 options that Starling refuses until it implements them. Each entry says why
- * refusing matters; security options must never be ignored silently. */
-static const char *const unsupported[] = {
-    /* authentication and authorisation */
-    "password_file",
-    "acl_file",
-    "auth_plugin",
-    "auth_opt_",
-    "plugin",
-    "plugin_opt_",
-    "psk_file",
-    "psk_hint",
-    "use_identity_as_username",
-    "use_subject_as_username",
-    "use_username_as_clientid",
-    "per_listener_settings",
-    /* TLS */
-    "cafile",
-    "capath",
-    "certfile",
-    "keyfile",
-    "crlfile",
-    "ciphers",
-    "ciphers_tls1.3",
-    "tls_version",
-    "tls_engine",
-    "tls_engine_kpass_sha1",
-    "tls_keyform",
-    "require_certificate",
-    "dhparamfile",
-    "ocsp_stapling",
-    /* listeners of other kinds */
-    "bind_interface",
-    "socket_domain",
-    "http_dir",
-    "websockets_log_level",
-    "websockets_headers_size",
-    "mount_point",
-    "max_topic_alias",
-    "use_unix_socket",
-    /* persistence */
-    "persistence",
-    "persistence_file",
-    "persistence_location",
-    "autosave_interval",
-    "autosave_on_changes",
-    "persistent_client_expiration",
-    "queue_qos0_messages",
-    /* bridges */
-    "connection",
-    "address",
-    "addresses",
-    "topic",
-    "bridge_attempt_unsubscribe",
-    "bridge_bind_address",
-    "bridge_cafile",
-    "bridge_capath",
-    "bridge_certfile",
-    "bridge_identity",
-    "bridge_insecure",
-    "bridge_keyfile",
-    "bridge_max_packet_size",
-    "bridge_outgoing_retain",
-    "bridge_protocol_version",
-    "bridge_psk",
-    "bridge_require_ocsp",
-    "bridge_tls_version",
-    "bridge_alpn",
-    "cleansession",
-    "local_cleansession",
-    "clientid",
-    "local_clientid",
-    "keepalive_interval",
-    "idle_timeout",
-    "local_password",
-    "local_username",
-    "notifications",
-    "notifications_local_only",
-    "notification_topic",
-    "remote_clientid",
-    "remote_password",
-    "remote_username",
-    "restart_timeout",
-    "round_robin",
-    "start_type",
-    "threshold",
-    "try_private",
-    /* the rest */
-    "memory_limit",
-    "check_retain_source",
-    "clientid_prefixes",
-    "max_queued_bytes_per_client",
-    "retry_interval",
-    "websockets_origin",
-};
-
-static bool is_unsupported(const char *opt)
+static int set_listener(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
 {
-    for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
-        const char *u = unsupported[i];
-        size_t n = strlen(u);
-        if (u[n - 1] == '_' ? strncmp(opt, u, n) == 0 : strcmp(opt, u) == 0)
-            return true;
+    mq_config_t *cfg = p->cfg;
+    if (ntok < 2)
+        return fail(p, "listener needs a port");
+    if (ntok > 3)
+        return fail(p, "unexpected '%s' after listener's bind address", tok[3]);
+    if (cfg->n_listeners == MQ_CONFIG_MAX_LISTENERS)
+        return fail(p, "too many listeners (at most %d)", MQ_CONFIG_MAX_LISTENERS);
+    uint64_t port;
+    if (parse_u64(p, o->name, tok[1], o->min, o->max, false, &port) < 0)
+        return -1;
+    for (unsigned i = 0; i < cfg->n_listeners; i++) {
+        const char *a = cfg->listeners[i].bind_address, *b = ntok == 3 ? tok[2] : NULL;
+        if (cfg->listeners[i].port == port && ((!a && !b) || (a && b && strcmp(a, b) == 0)))
+            return fail(p, "duplicate listener %s %s", tok[1], b ? b : "");
     }
-    return false;
+    mq_listener_conf_t *l = &cfg->listeners[cfg->n_listeners];
+    memset(l, 0, sizeof(*l));
+    listener_defaults(l);
+    l->port = (uint16_t)port;
+    if (ntok == 3)
+        set_string(&l->bind_address, tok[2]);
+    cfg->n_listeners++;
+    cfg->has_explicit_listener = true;
+    p->cur = l;
+    return 0;
 }
 
-static int parse_file_at(parse_ctx_t *p, const char *path);
+static int parse_file_at(mq_config_parse_t *p, const char *path);
 
-static int do_include_dir(parse_ctx_t *p, const char *dir)
+static int set_include_dir(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
 {
+    (void)o;
+    (void)ntok; /* one value, checked by apply() */
+    const char *dir = tok[1];
     if (p->depth >= MQ_CONFIG_MAX_INCLUDE_DEPTH)
         return fail(p, "include_dir nested more than %d deep", MQ_CONFIG_MAX_INCLUDE_DEPTH);
     struct dirent **names;
@@ -264,304 +583,107 @@ static int do_include_dir(parse_ctx_t *p, const char *dir)
             if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
                 rc = fail(p, "include_dir %s: path too long", dir);
             } else {
-                parse_ctx_t sub = *p;
+                mq_config_parse_t sub = *p;
                 sub.depth++;
                 rc = parse_file_at(&sub, path);
                 p->cur = sub.cur;
             }
         }
-        free(names[i]);
+        free(names[i]); /* scandir's, from libc malloc */
     }
     free(names);
     return rc;
 }
 
-static int add_listener(parse_ctx_t *p, char **tok, int ntok)
+static int set_log_dest(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
 {
     mq_config_t *cfg = p->cfg;
-    if (ntok < 2)
-        return fail(p, "listener needs a port");
-    if (ntok > 3)
-        return fail(p, "unexpected '%s' after listener's bind address", tok[3]);
-    if (cfg->n_listeners == MQ_CONFIG_MAX_LISTENERS)
-        return fail(p, "too many listeners (at most %d)", MQ_CONFIG_MAX_LISTENERS);
-    uint64_t port;
-    if (parse_u64(p, "listener", tok[1], 1, 65535, &port) < 0)
-        return -1;
-    for (unsigned i = 0; i < cfg->n_listeners; i++) {
-        const char *a = cfg->listeners[i].bind_address, *b = ntok == 3 ? tok[2] : NULL;
-        if (cfg->listeners[i].port == port && ((!a && !b) || (a && b && strcmp(a, b) == 0)))
-            return fail(p, "duplicate listener %s %s", tok[1], b ? b : "");
+    const mq_config_keyword_t *k = find_keyword(o->keywords, tok[1]);
+    if (!k) {
+        if (strcmp(tok[1], "dlt") == 0)
+            return fail(p, "log_dest dlt is not supported");
+        return fail(p, "invalid value '%s' for log_dest", tok[1]);
     }
-    mq_listener_conf_t *l = &cfg->listeners[cfg->n_listeners];
-    memset(l, 0, sizeof(*l));
-    l->port = (uint16_t)port;
-    if (ntok == 3 && set_string(p, &l->bind_address, tok[2]) < 0)
-        return -1;
-    cfg->n_listeners++;
-    cfg->has_explicit_listener = true;
-    p->cur = l;
+    if (k->value == MQ_LOGDEST_FILE) {
+        if (ntok < 3)
+            return fail(p, "log_dest file needs a path");
+        if (ntok > 3)
+            return fail(p, "unexpected '%s' after the log file path", tok[3]);
+        set_string(&cfg->log_file, tok[2]);
+    } else if (ntok > 2) {
+        return fail(p, "unexpected '%s' after log_dest %s", tok[2], tok[1]);
+    }
+    if (note_seen(p, o))
+        cfg->log_dest = 0; /* the first log_dest line replaces the default */
+    cfg->log_dest |= k->value;
     return 0;
 }
 
-static int parse_log_dest(parse_ctx_t *p, char **tok, int ntok)
+static int set_log_facility(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
 {
-    mq_config_t *cfg = p->cfg;
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } dests[] = {
-        {"stdout", MQ_LOGDEST_STDOUT}, {"stderr", MQ_LOGDEST_STDERR}, {"syslog", MQ_LOGDEST_SYSLOG},
-        {"topic", MQ_LOGDEST_TOPIC},   {"file", MQ_LOGDEST_FILE},     {"none", 0},
-    };
-    for (size_t i = 0; i < sizeof(dests) / sizeof(dests[0]); i++) {
-        if (strcmp(tok[1], dests[i].name) != 0)
-            continue;
-        if (dests[i].bit == MQ_LOGDEST_FILE) {
-            if (ntok < 3)
-                return fail(p, "log_dest file needs a path");
-            if (ntok > 3)
-                return fail(p, "unexpected '%s' after the log file path", tok[3]);
-            if (set_string(p, &cfg->log_file, tok[2]) < 0)
-                return -1;
-        } else if (ntok > 2) {
-            return fail(p, "unexpected '%s' after log_dest %s", tok[2], tok[1]);
-        }
-        if (!cfg->log_dest_set)
-            cfg->log_dest = 0; /* the first log_dest line replaces the default */
-        cfg->log_dest_set = true;
-        cfg->log_dest |= dests[i].bit;
-        return 0;
-    }
-    if (strcmp(tok[1], "dlt") == 0)
-        return fail(p, "log_dest dlt is not supported");
-    return fail(p, "invalid value '%s' for log_dest", tok[1]);
+    static const int local[8] = {LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2, LOG_LOCAL3,
+                                 LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7};
+    (void)ntok; /* one value, checked by apply() */
+    uint64_t v;
+    if (parse_u64(p, o->name, tok[1], o->min, o->max, false, &v) < 0)
+        return -1;
+    p->cfg->log_facility = local[v];
+    return 0;
 }
 
-static int apply(parse_ctx_t *p, char **tok, int ntok)
+static int set_protocol(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
 {
-    mq_config_t *cfg = p->cfg;
-    const char *opt = tok[0];
-    const char *val = ntok > 1 ? tok[1] : NULL;
+    (void)ntok; /* one value, checked by apply() */
+    if (!find_keyword(o->keywords, tok[1]))
+        return fail(p, "protocol %s is not supported yet (only mqtt)", tok[1]);
+    return 0;
+}
+
+static int set_metrics_listener(mq_config_parse_t *p, const mq_config_option_t *o, char **tok,
+                                int ntok)
+{
     uint64_t v;
+    if (ntok > 3)
+        return fail(p, "unexpected '%s' after metrics_listener's address", tok[3]);
+    if (parse_u64(p, o->name, tok[1], o->min, o->max, false, &v) < 0)
+        return -1;
+    p->cfg->metrics_port = (uint16_t)v;
+    if (ntok == 3)
+        set_string(&p->cfg->metrics_address, tok[2]);
+    return 0;
+}
 
-    if (strcmp(opt, "listener") == 0)
-        return add_listener(p, tok, ntok);
+/* --- lines --------------------------------------------------------------------------------- */
 
-    if (is_unsupported(opt))
+static const mq_config_option_t *find_option(const char *name)
+{
+    for (size_t i = 0; i < mq_config__n_options; i++) {
+        const mq_config_option_t *o = &mq_config__options[i];
+        if (o->status == MQ_CONFIG_FIXED)
+            continue; /* not an option of the file */
+        if ((o->flags & MQ_CONFIG_PREFIX) ? strncmp(name, o->name, strlen(o->name)) == 0
+                                          : strcmp(name, o->name) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+static int apply(mq_config_parse_t *p, char **tok, int ntok)
+{
+    const char *opt = tok[0];
+    const mq_config_option_t *o = find_option(opt);
+    if (!o)
+        return fail(p, "unknown option '%s'", opt);
+    if (o->status == MQ_CONFIG_REFUSED)
         return fail(p,
                     "option '%s' is a mosquitto option that Starling does not implement yet; "
                     "remove it (refusing rather than ignoring it)",
                     opt);
-
-    /* every remaining option takes exactly one value */
-    static const char *const known[] = {
-        "port",
-        "bind_address",
-        "max_connections",
-        "allow_anonymous",
-        "allow_zero_length_clientid",
-        "auto_id_prefix",
-        "max_inflight_messages",
-        "max_queued_messages",
-        "max_queued_bytes",
-        "message_size_limit",
-        "max_packet_size",
-        "max_keepalive",
-        "max_qos",
-        "retain_available",
-        "upgrade_outgoing_qos",
-        "set_tcp_nodelay",
-        "pid_file",
-        "user",
-        "workers",
-        "sys_interval",
-        "connection_messages",
-        "log_type",
-        "include_dir",
-        "protocol",
-        "allow_duplicate_messages",
-        "log_dest",
-        "log_timestamp",
-        "log_timestamp_format",
-        "log_facility",
-        "metrics_listener",
-    };
-    bool is_known = false;
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        is_known = is_known || strcmp(opt, known[i]) == 0;
-    if (!is_known)
-        return fail(p, "unknown option '%s'", opt);
-    if (!val)
+    if (!(o->flags & MQ_CONFIG_OWN_ARGS) && ntok < 2)
         return fail(p, "option '%s' needs a value", opt);
-    if (strcmp(opt, "log_dest") == 0)
-        return parse_log_dest(p, tok, ntok);
-    if (strcmp(opt, "metrics_listener") == 0) {
-        if (ntok > 3)
-            return fail(p, "unexpected '%s' after metrics_listener's address", tok[3]);
-        if (parse_u64(p, opt, val, 1, 65535, &v) < 0)
-            return -1;
-        cfg->metrics_port = (uint16_t)v;
-        return ntok == 3 ? set_string(p, &cfg->metrics_address, tok[2]) : 0;
-    }
-    if (strcmp(opt, "log_timestamp_format") == 0) {
-        /* a strftime format may hold spaces: the value is the rest of the line */
-        char fmt[256] = "";
-        for (int i = 1; i < ntok; i++) {
-            if (i > 1)
-                strncat(fmt, " ", sizeof(fmt) - strlen(fmt) - 1);
-            strncat(fmt, tok[i], sizeof(fmt) - strlen(fmt) - 1);
-        }
-        return set_string(p, &cfg->log_timestamp_format, fmt);
-    }
-    if (ntok > 2)
+    if (ntok > 2 && !(o->flags & (MQ_CONFIG_OWN_ARGS | MQ_CONFIG_VALUES | MQ_CONFIG_REST_OF_LINE)))
         return fail(p, "unexpected '%s' after the value of %s", tok[2], opt);
-
-    if (strcmp(opt, "include_dir") == 0)
-        return do_include_dir(p, val);
-    if (strcmp(opt, "port") == 0) {
-        /* mosquitto 1.x style: the default listener */
-        if (parse_u64(p, opt, val, 1, 65535, &v) < 0)
-            return -1;
-        cfg->default_listener.port = (uint16_t)v;
-        cfg->has_default_listener = true;
-        cfg->has_explicit_listener = true;
-        return 0;
-    }
-    if (strcmp(opt, "bind_address") == 0) {
-        cfg->has_default_listener = true;
-        cfg->has_explicit_listener = true;
-        return set_string(p, &cfg->default_listener.bind_address, val);
-    }
-    if (strcmp(opt, "protocol") == 0) {
-        if (strcmp(val, "mqtt") != 0)
-            return fail(p, "protocol %s is not supported yet (only mqtt)", val);
-        return 0;
-    }
-    if (strcmp(opt, "max_connections") == 0) {
-        if (parse_u64(p, opt, val, 0, INT32_MAX, &v) < 0)
-            return -1;
-        /* after a 'listener' line it is that listener's; before, the whole broker's */
-        if (p->cur)
-            p->cur->max_connections = (uint32_t)v;
-        else
-            cfg->max_connections = (uint32_t)v;
-        return 0;
-    }
-    if (strcmp(opt, "allow_anonymous") == 0) {
-        cfg->allow_anonymous_set = true;
-        return parse_bool(p, opt, val, &cfg->allow_anonymous);
-    }
-    if (strcmp(opt, "allow_zero_length_clientid") == 0)
-        return parse_bool(p, opt, val, &cfg->allow_zero_length_clientid);
-    if (strcmp(opt, "auto_id_prefix") == 0)
-        return set_string(p, &cfg->auto_id_prefix, val);
-    if (strcmp(opt, "max_inflight_messages") == 0) {
-        if (parse_u64(p, opt, val, 0, 65535, &v) < 0)
-            return -1;
-        cfg->max_inflight_messages = (uint16_t)v;
-        return 0;
-    }
-    if (strcmp(opt, "max_queued_messages") == 0) {
-        if (parse_u64(p, opt, val, 0, UINT32_MAX, &v) < 0)
-            return -1;
-        cfg->max_queued_messages = (uint32_t)v;
-        return 0;
-    }
-    if (strcmp(opt, "max_queued_bytes") == 0)
-        return parse_u64(p, opt, val, 0, UINT64_MAX / 2, &cfg->max_queued_bytes);
-    if (strcmp(opt, "message_size_limit") == 0) {
-        if (parse_u64(p, opt, val, 0, MQTT_MAX_REMAINING_LENGTH, &v) < 0)
-            return -1;
-        cfg->message_size_limit = (uint32_t)v;
-        return 0;
-    }
-    if (strcmp(opt, "max_packet_size") == 0) {
-        if (parse_u64(p, opt, val, 0, MQTT_MAX_REMAINING_LENGTH + 5, &v) < 0)
-            return -1;
-        if (v != 0 && v < 20)
-            return fail(p, "invalid value '%s' for max_packet_size: must be at least 20", val);
-        cfg->max_packet_size = (uint32_t)v;
-        return 0;
-    }
-    if (strcmp(opt, "max_keepalive") == 0) {
-        if (parse_u64(p, opt, val, 0, 65535, &v) < 0)
-            return -1;
-        cfg->max_keepalive = (uint16_t)v;
-        return 0;
-    }
-    if (strcmp(opt, "max_qos") == 0) {
-        if (parse_u64(p, opt, val, 0, 2, &v) < 0)
-            return -1;
-        cfg->max_qos = (uint8_t)v;
-        return 0;
-    }
-    if (strcmp(opt, "retain_available") == 0)
-        return parse_bool(p, opt, val, &cfg->retain_available);
-    if (strcmp(opt, "upgrade_outgoing_qos") == 0)
-        return parse_bool(p, opt, val, &cfg->upgrade_outgoing_qos);
-    if (strcmp(opt, "set_tcp_nodelay") == 0)
-        return parse_bool(p, opt, val, &cfg->set_tcp_nodelay);
-    if (strcmp(opt, "pid_file") == 0)
-        return set_string(p, &cfg->pid_file, val);
-    if (strcmp(opt, "user") == 0)
-        return set_string(p, &cfg->user, val);
-    if (strcmp(opt, "workers") == 0) {
-        if (parse_u64(p, opt, val, 0, 1024, &v) < 0)
-            return -1;
-        cfg->workers = (unsigned)v;
-        return 0;
-    }
-    if (strcmp(opt, "sys_interval") == 0) {
-        if (parse_u64(p, opt, val, 0, 65535, &v) < 0)
-            return -1;
-        cfg->sys_interval = (uint32_t)v;
-        return 0;
-    }
-    if (strcmp(opt, "connection_messages") == 0)
-        return parse_bool(p, opt, val, &cfg->connection_messages);
-    if (strcmp(opt, "log_type") == 0) {
-        static const struct {
-            const char *name;
-            unsigned bits;
-        } types[] = {
-            {"error", MQ_LOG_ERROR},
-            {"warning", MQ_LOG_WARN},
-            {"notice", MQ_LOG_NOTICE},
-            {"information", MQ_LOG_INFO},
-            {"subscribe", MQ_LOG_SUBSCRIBE},
-            {"unsubscribe", MQ_LOG_UNSUBSCRIBE},
-            {"debug", MQ_LOG_DEBUG},
-            {"websockets", 0},
-            {"none", 0},
-            {"all", MQ_LOG_ALL},
-        };
-        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-            if (strcmp(val, types[i].name) == 0) {
-                if (!cfg->log_type_set)
-                    cfg->log_types = 0; /* the first log_type line replaces the default */
-                cfg->log_type_set = true;
-                cfg->log_types |= types[i].bits;
-                return 0;
-            }
-        }
-        return fail(p, "invalid value '%s' for log_type", val);
-    }
-    if (strcmp(opt, "log_timestamp") == 0)
-        return parse_bool(p, opt, val, &cfg->log_timestamp);
-    if (strcmp(opt, "log_facility") == 0) {
-        static const int local[8] = {LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2, LOG_LOCAL3,
-                                     LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7};
-        if (parse_u64(p, opt, val, 0, 7, &v) < 0)
-            return -1;
-        cfg->log_facility = local[v];
-        return 0;
-    }
-    if (strcmp(opt, "allow_duplicate_messages") == 0) {
-        bool ignored; /* mosquitto 2 ignores it too: duplicates are always allowed */
-        return parse_bool(p, opt, val, &ignored);
-    }
-    return fail(p, "unknown option '%s'", opt); /* not reached: 'known' lists them all */
+    return o->set ? o->set(p, o, tok, ntok) : set_value(p, o, tok, ntok);
 }
 
 /* Splits 'line' in place at blanks; returns the number of tokens or -1 when too many. */
@@ -577,7 +699,7 @@ static int tokenize(char *line, char **tok)
     return n;
 }
 
-static int parse_line(parse_ctx_t *p, char *line)
+static int parse_line(mq_config_parse_t *p, char *line)
 {
     char *s = line;
     while (*s == ' ' || *s == '\t')
@@ -593,7 +715,7 @@ static int parse_line(parse_ctx_t *p, char *line)
     return apply(p, tok, n);
 }
 
-static int parse_text(parse_ctx_t *p, const char *text)
+static int parse_text(mq_config_parse_t *p, const char *text)
 {
     const char *s = text;
     p->line = 0;
@@ -601,13 +723,11 @@ static int parse_text(parse_ctx_t *p, const char *text)
         const char *nl = strchr(s, '\n');
         size_t len = nl ? (size_t)(nl - s) : strlen(s);
         p->line++;
-        char *line = malloc(len + 1);
-        if (!line)
-            return fail(p, "out of memory");
+        char *line = mq_alloc(len + 1);
         memcpy(line, s, len);
         line[len] = '\0';
         int rc = parse_line(p, line);
-        free(line);
+        mq_free(line);
         if (rc < 0)
             return -1;
         s += len;
@@ -617,7 +737,7 @@ static int parse_text(parse_ctx_t *p, const char *text)
     return 0;
 }
 
-static int parse_file_at(parse_ctx_t *p, const char *path)
+static int parse_file_at(mq_config_parse_t *p, const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -647,7 +767,7 @@ static int parse_file_at(parse_ctx_t *p, const char *path)
 
 int mq_config_parse_file(mq_config_t *cfg, const char *path, char *err, size_t errlen)
 {
-    parse_ctx_t p = {.cfg = cfg, .file = path, .err = err, .errlen = errlen};
+    mq_config_parse_t p = {.cfg = cfg, .file = path, .err = err, .errlen = errlen};
     if (cfg->n_listeners)
         p.cur = &cfg->listeners[cfg->n_listeners - 1];
     return parse_file_at(&p, path);
@@ -656,7 +776,7 @@ int mq_config_parse_file(mq_config_t *cfg, const char *path, char *err, size_t e
 int mq_config_parse_string(mq_config_t *cfg, const char *name, const char *text, char *err,
                            size_t errlen)
 {
-    parse_ctx_t p = {.cfg = cfg, .file = name, .err = err, .errlen = errlen};
+    mq_config_parse_t p = {.cfg = cfg, .file = name, .err = err, .errlen = errlen};
     if (cfg->n_listeners)
         p.cur = &cfg->listeners[cfg->n_listeners - 1];
     return parse_text(&p, text);
@@ -678,21 +798,17 @@ int mq_config_finish(mq_config_t *cfg, uint16_t port_override, char *err, size_t
         return -1;
     }
     mq_listener_conf_t l = cfg->default_listener;
-    cfg->default_listener.bind_address = NULL; /* moved */
+    memset(&cfg->default_listener, 0, sizeof(cfg->default_listener)); /* moved into 'l' */
     if (port_override)
         l.port = port_override;
-    if (l.port == 0)
-        l.port = 1883;
     if (!l.max_connections)
         l.max_connections = cfg->max_connections;
-    if (local_only && !l.bind_address && !(l.bind_address = strdup("127.0.0.1"))) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    if (local_only && !l.bind_address)
+        l.bind_address = copy_string("127.0.0.1");
     for (unsigned i = 0; i < cfg->n_listeners; i++) {
         const char *a = cfg->listeners[i].bind_address, *b = l.bind_address;
         if (cfg->listeners[i].port == l.port && ((!a && !b) || (a && b && strcmp(a, b) == 0))) {
-            free(l.bind_address); /* the same socket is already configured */
+            listener_fini(&l); /* the same socket is already configured */
             return 0;
         }
     }
@@ -701,4 +817,34 @@ int mq_config_finish(mq_config_t *cfg, uint16_t port_override, char *err, size_t
     cfg->listeners[0] = l;
     cfg->n_listeners++;
     return 0;
+}
+
+void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (unsigned i = 0; i < cfg->n_listeners; i++) {
+        o->listeners[i].bind_address = cfg->listeners[i].bind_address;
+        o->listeners[i].port = cfg->listeners[i].port;
+        o->listeners[i].max_connections = cfg->listeners[i].max_connections;
+    }
+    o->n_listeners = cfg->n_listeners;
+    o->workers = cfg->workers;
+    o->max_connections = cfg->max_connections;
+    o->allow_anonymous = cfg->allow_anonymous;
+    o->allow_zero_length_clientid = cfg->allow_zero_length_clientid;
+    o->auto_id_prefix = cfg->auto_id_prefix;
+    o->max_keepalive = cfg->max_keepalive;
+    o->max_qos = cfg->max_qos;
+    o->retain_available = cfg->retain_available;
+    o->upgrade_outgoing_qos = cfg->upgrade_outgoing_qos;
+    o->set_tcp_nodelay = cfg->set_tcp_nodelay;
+    o->message_size_limit = cfg->message_size_limit;
+    o->max_packet_size = cfg->max_packet_size;
+    o->connect_timeout_s = cfg->connect_timeout_s;
+    o->limits.max_inflight =
+        cfg->max_inflight_messages ? cfg->max_inflight_messages : MQ_CONFIG_INFLIGHT_UNLIMITED;
+    o->limits.max_queued = cfg->max_queued_messages;
+    o->limits.max_queued_bytes = cfg->max_queued_bytes;
+    o->limits.out_high_water = cfg->out_high_water;
+    o->connection_messages = cfg->connection_messages;
 }

@@ -7,7 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/server.h"
+
 #define MQ_CONFIG_MAX_LISTENERS 16
+
+/* Defaults live in one place, the option table in broker/config.c; the comments below give
+ * units and meanings only. */
 
 typedef struct mq_listener_conf {
     uint16_t port;
@@ -21,45 +26,53 @@ typedef struct mq_config {
     mq_listener_conf_t listeners[MQ_CONFIG_MAX_LISTENERS];
     unsigned n_listeners;
     bool has_explicit_listener;          /* a 'listener', 'port' or 'bind_address' line was seen */
-    mq_listener_conf_t default_listener; /* from 'port' / 'bind_address' (mosquitto 1.x style) */
+    mq_listener_conf_t default_listener; /* from 'port' / 'bind_address' (mosquitto 1.x style),
+                                          * and the options of any scope 'listener' given before
+                                          * the first 'listener' line */
     bool has_default_listener;
 
-    bool allow_anonymous;            /* default: true with no listener configured, else false */
+    bool allow_anonymous;            /* once finished: true with no listener configured, else
+                                      * false, unless the option was given */
     bool allow_anonymous_set;        /* the option was given */
-    bool allow_zero_length_clientid; /* default true */
-    char *auto_id_prefix;            /* default "auto-" */
-    uint16_t max_inflight_messages;  /* default 20; 0 = unlimited (mosquitto), stored as 65535 */
-    uint32_t max_queued_messages;    /* default 1000; 0 = unlimited */
-    uint64_t max_queued_bytes;       /* default 0 = unlimited */
-    uint32_t message_size_limit;     /* default 0 = the protocol maximum (268435455) */
-    uint32_t max_packet_size;        /* default 0 = the protocol maximum */
-    uint16_t max_keepalive;          /* default 65535 */
-    uint8_t max_qos;                 /* default 2 */
-    bool retain_available;           /* default true */
-    bool upgrade_outgoing_qos;       /* default false */
-    bool set_tcp_nodelay;            /* default true (Starling; mosquitto's default is false) */
-    uint32_t max_connections;        /* whole broker, from a line before any 'listener' (and the
-                                      * default listener's); 0 = unlimited */
-    char *pid_file;                  /* NULL = none */
-    char *user;                      /* default "mosquitto" (only used when started as root) */
-    unsigned workers;                /* Starling's own; 0 = online CPUs */
-    uint32_t sys_interval;           /* default 10 seconds; 0 = no $SYS */
-    bool connection_messages;        /* default true */
-    uint16_t metrics_port;           /* metrics_listener PORT [ADDRESS]; 0 = off (Starling's) */
-    char *metrics_address;           /* NULL = all addresses */
+    bool allow_zero_length_clientid; /* accept an empty client id (and assign one) */
+    char *auto_id_prefix;            /* prefix of the ids assigned to empty client ids */
+    uint16_t max_inflight_messages;  /* per session; 0 = unlimited (mosquitto) */
+    uint32_t max_queued_messages;    /* per session; 0 = unlimited */
+    uint64_t max_queued_bytes;       /* per session, payload bytes; 0 = unlimited */
+    uint32_t message_size_limit;     /* payload bytes; 0 = the protocol maximum (268435455) */
+    uint32_t max_packet_size;        /* bytes; 0 = the protocol maximum */
+    uint16_t max_keepalive;          /* seconds; clients asking for more are refused */
+    uint8_t max_qos;                 /* 0..2 */
+    bool retain_available;
+    bool upgrade_outgoing_qos;
+    bool set_tcp_nodelay;       /* Starling's default differs from mosquitto's (false) */
+    uint32_t max_connections;   /* whole broker, from a line before any 'listener' (and the
+                                 * default listener's); 0 = unlimited */
+    char *pid_file;             /* NULL = none */
+    char *user;                 /* only used when started as root */
+    unsigned workers;           /* Starling's own; 0 = online CPUs */
+    uint32_t sys_interval;      /* seconds; 0 = no $SYS */
+    bool connection_messages;   /* log connects and disconnects */
+    uint16_t metrics_port;      /* metrics_listener PORT [ADDRESS]; 0 = off (Starling's) */
+    char *metrics_address;      /* NULL = all addresses */
+    uint32_t connect_timeout_s; /* seconds a connection has to send CONNECT; no option
+                                 * sets it (mosquitto has none): a Starling constant */
+    size_t out_high_water;      /* output bytes waiting for a socket above which messages
+                                 * are queued instead; a Starling constant, no option */
 
     /* logging (broker/logging.h); each repeatable option's first line replaces the default */
-    unsigned log_dest;          /* enum mq_log_dest bits; default stderr */
+    unsigned log_dest;          /* enum mq_log_dest bits */
     bool log_dest_set;          /* a log_dest line was seen */
     char *log_file;             /* log_dest file PATH */
-    unsigned log_types;         /* enum mq_log_type bits; default error|warning|notice|info */
+    unsigned log_types;         /* enum mq_log_type bits */
     bool log_type_set;          /* a log_type line was seen */
-    bool log_timestamp;         /* default true */
+    bool log_timestamp;         /* prefix log lines with the time */
     char *log_timestamp_format; /* strftime(3) format; NULL = seconds since the epoch */
-    int log_facility;           /* syslog facility LOG_LOCAL0..7; default LOG_DAEMON */
+    int log_facility;           /* syslog facility: LOG_LOCAL0..7 or LOG_DAEMON */
 } mq_config_t;
 
-/* Sets every option to its default. */
+/* Sets every option to its default (from the option table). Aborts when out of memory
+ * (core/mem.h). */
 void mq_config_init(mq_config_t *cfg);
 
 /* Releases the strings owned by 'cfg'. */
@@ -80,5 +93,11 @@ int mq_config_parse_string(mq_config_t *cfg, const char *name, const char *text,
  * (port 1883, or 'port_override' when non-zero, on 127.0.0.1 when no listener was configured,
  * as mosquitto 2 does), applies the allow_anonymous default. Returns 0 or -1 with err set. */
 int mq_config_finish(mq_config_t *cfg, uint16_t port_override, char *err, size_t errlen);
+
+/* Fills *opts, the engine's options, from a finished 'cfg'; the only place where the
+ * configuration maps onto mq_server_opts_t. Every field is set (nothing is left for
+ * net/server.c to default). The strings in *opts are borrowed from 'cfg': keep 'cfg' while
+ * *opts is in use (the broker keeps it until mq_server_stop()). Main thread. */
+void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *opts);
 
 #endif

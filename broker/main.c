@@ -53,35 +53,6 @@ static int parse_port(const char *s, uint16_t *port)
     return 0;
 }
 
-static void to_opts(const mq_config_t *cfg, mq_server_opts_t *o)
-{
-    memset(o, 0, sizeof(*o));
-    for (unsigned i = 0; i < cfg->n_listeners && i < MQ_SERVER_MAX_LISTENERS; i++) {
-        o->listeners[i].bind_address = cfg->listeners[i].bind_address;
-        o->listeners[i].port = cfg->listeners[i].port;
-        o->listeners[i].max_connections = cfg->listeners[i].max_connections;
-        o->n_listeners++;
-    }
-    o->workers = cfg->workers;
-    o->max_connections = cfg->max_connections;
-    o->allow_anonymous = cfg->allow_anonymous;
-    o->allow_zero_length_clientid = cfg->allow_zero_length_clientid;
-    o->auto_id_prefix = cfg->auto_id_prefix;
-    o->max_keepalive = cfg->max_keepalive;
-    o->max_qos = cfg->max_qos;
-    o->retain_available = cfg->retain_available;
-    o->upgrade_outgoing_qos = cfg->upgrade_outgoing_qos;
-    o->set_tcp_nodelay = cfg->set_tcp_nodelay;
-    o->message_size_limit = cfg->message_size_limit;
-    o->max_packet_size = cfg->max_packet_size;
-    o->connect_timeout_s = 10;
-    o->limits.max_inflight = cfg->max_inflight_messages ? cfg->max_inflight_messages : 65535;
-    o->limits.max_queued = cfg->max_queued_messages;
-    o->limits.max_queued_bytes = cfg->max_queued_bytes;
-    o->limits.out_high_water = 256 * 1024;
-    o->connection_messages = cfg->connection_messages;
-}
-
 /* As mosquitto: when started as root, run as 'user' (or 'nobody' if it does not exist). */
 static int drop_privileges(const char *user)
 {
@@ -119,7 +90,30 @@ static int write_pid_file(const char *path)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct cli {
+    const char *config_file; /* NULL = the default configuration */
+    bool daemonize;
+    bool verbose;
+    uint16_t port; /* -p; 0 = none */
+} cli_t;
+
+/* The running broker: each part is NULL (or false) until started, so that one teardown
+ * releases whatever start-up got to. */
+typedef struct broker {
+    mq_config_t cfg;
+    sigset_t signals; /* taken synchronously by the control loop */
+    mq_logging_t *logging;
+    bool wrote_pid_file;
+    double start_s; /* monotonic time the server started */
+    mq_server_t *srv;
+    mq_metrics_t *metrics;
+    mq_sys_t *sys;
+} broker_t;
+
+/* Parses argv into *cli. Returns -1 to go on, or the exit status (after -h, or with the
+ * message printed). */
+static int parse_command_line(int argc, char **argv, cli_t *cli)
 {
     static const struct option longopts[] = {
         {"config-file", required_argument, NULL, 'c'},
@@ -129,26 +123,23 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_file = NULL;
-    bool daemonize = false, verbose = false;
-    uint16_t port = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:dhp:v", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
-            config_file = optarg;
+            cli->config_file = optarg;
             break;
         case 'd':
-            daemonize = true;
+            cli->daemonize = true;
             break;
         case 'p':
-            if (parse_port(optarg, &port) < 0) {
+            if (parse_port(optarg, &cli->port) < 0) {
                 fprintf(stderr, "Error: Invalid port specified (%s).\n", optarg);
                 return 1;
             }
             break;
         case 'v':
-            verbose = true;
+            cli->verbose = true;
             break;
         case 'h':
             usage(stdout);
@@ -163,147 +154,164 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
+    return -1;
+}
 
-    mq_config_t cfg;
+/* Reads the configuration, daemonizes, blocks the signals and starts logging; errors go to
+ * stderr. Returns 0 or -1. */
+static int start_process(broker_t *b, const cli_t *cli)
+{
     char err[512];
-    mq_config_init(&cfg);
-    if (config_file && mq_config_parse_file(&cfg, config_file, err, sizeof(err)) < 0) {
-        fprintf(stderr, "Error: %s\n", err);
-        mq_config_fini(&cfg);
-        return 1;
-    }
-    if (mq_config_finish(&cfg, port, err, sizeof(err)) < 0) {
-        fprintf(stderr, "Error: %s\n", err);
-        mq_config_fini(&cfg);
-        return 1;
-    }
+    if (cli->config_file && mq_config_parse_file(&b->cfg, cli->config_file, err, sizeof(err)) < 0)
+        goto fail;
+    if (mq_config_finish(&b->cfg, cli->port, err, sizeof(err)) < 0)
+        goto fail;
     /* -v overrides the configuration's log types, as with mosquitto */
-    atomic_store(&mq_log_mask, verbose ? MQ_LOG_ALL : cfg.log_types);
+    atomic_store(&mq_log_mask, cli->verbose ? MQ_LOG_ALL : b->cfg.log_types);
 
-    if (daemonize && daemon(1, 0) < 0) { /* before any thread exists */
+    if (cli->daemonize && daemon(1, 0) < 0) { /* before any thread exists */
         fprintf(stderr, "Error: Unable to fork: %s\n", strerror(errno));
-        return 1;
+        return -1;
     }
-    /* signals are taken synchronously by this thread; workers inherit the mask */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* signals are taken synchronously by the control loop; workers inherit the mask */
+    sigemptyset(&b->signals);
+    sigaddset(&b->signals, SIGINT);
+    sigaddset(&b->signals, SIGTERM);
+    sigaddset(&b->signals, SIGHUP);
+    sigaddset(&b->signals, SIGUSR1);
+    sigaddset(&b->signals, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &b->signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     mq_logging_opts_t lopts = {
-        .dests = cfg.log_dest,
-        .file = cfg.log_file,
-        .timestamp = cfg.log_timestamp,
-        .timestamp_format = cfg.log_timestamp_format,
-        .syslog_facility = cfg.log_facility,
+        .dests = b->cfg.log_dest,
+        .file = b->cfg.log_file,
+        .timestamp = b->cfg.log_timestamp,
+        .timestamp_format = b->cfg.log_timestamp_format,
+        .syslog_facility = b->cfg.log_facility,
     };
-    mq_logging_t *logging = mq_logging_start(&lopts, err, sizeof(err));
-    if (logging == NULL) {
-        fprintf(stderr, "Error: %s\n", err);
-        mq_config_fini(&cfg);
-        return 1;
-    }
+    b->logging = mq_logging_start(&lopts, err, sizeof(err));
+    if (b->logging == NULL)
+        goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "Error: %s\n", err);
+    return -1;
+}
 
+/* Writes the pid file, starts the server, drops privileges and starts the metrics listener
+ * and $SYS; errors are logged. Returns 0 or -1. */
+static int start_broker(broker_t *b, const cli_t *cli)
+{
+    const mq_config_t *cfg = &b->cfg;
+    char err[512];
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s starting", MQ_VERSION);
-    if (config_file)
-        MQ_LOG(MQ_LOG_NOTICE, "Config loaded from %s.", config_file);
+    if (cli->config_file)
+        MQ_LOG(MQ_LOG_NOTICE, "Config loaded from %s.", cli->config_file);
     else
         MQ_LOG(MQ_LOG_NOTICE, "Using default config.");
-    if (!cfg.has_explicit_listener) /* mosquitto 2's words for the same mode */
+    if (!cfg->has_explicit_listener) /* mosquitto 2's words for the same mode */
         MQ_LOG(MQ_LOG_NOTICE, "Starting in local only mode. Connections will only be possible "
                               "from clients running on this machine.");
-    if (cfg.pid_file && write_pid_file(cfg.pid_file) < 0) {
-        mq_logging_stop(logging);
-        mq_config_fini(&cfg);
-        return 1;
-    }
+    if (cfg->pid_file && write_pid_file(cfg->pid_file) < 0)
+        return -1;
+    b->wrote_pid_file = cfg->pid_file != NULL;
 
-    double start_s = mono_s();
+    b->start_s = mono_s();
     mq_server_opts_t opts;
-    to_opts(&cfg, &opts);
-    mq_server_t *srv;
-    int rc = mq_server_start(&srv, &opts, err, sizeof(err));
-    if (rc < 0) {
+    mq_config_server_opts(cfg, &opts);
+    if (mq_server_start(&b->srv, &opts, err, sizeof(err)) < 0) {
+        b->srv = NULL;
         MQ_LOG(MQ_LOG_ERROR, "Error: %s", err);
-        if (cfg.pid_file)
-            unlink(cfg.pid_file);
-        mq_logging_stop(logging);
-        mq_config_fini(&cfg);
-        return 1;
+        return -1;
     }
-    mq_logging_set_server(logging, srv);
+    mq_logging_set_server(b->logging, b->srv);
     for (unsigned i = 0; i < opts.n_listeners; i++)
         MQ_LOG(MQ_LOG_NOTICE, "Opening ipv4/ipv6 listen socket on port %u.",
-               mq_server_port(srv, i));
-    if (drop_privileges(cfg.user) < 0) {
-        mq_logging_set_server(logging, NULL);
-        mq_server_stop(srv);
-        mq_logging_stop(logging);
-        mq_config_fini(&cfg);
-        return 1;
-    }
-    mq_metrics_t *metrics = NULL;
-    if (cfg.metrics_port) {
-        metrics = mq_metrics_start(srv, logging, cfg.metrics_address, cfg.metrics_port, start_s,
-                                   err, sizeof(err));
-        if (metrics == NULL) {
+               mq_server_port(b->srv, i));
+    if (drop_privileges(cfg->user) < 0)
+        return -1;
+    if (cfg->metrics_port) {
+        b->metrics = mq_metrics_start(b->srv, b->logging, cfg->metrics_address, cfg->metrics_port,
+                                      b->start_s, err, sizeof(err));
+        if (b->metrics == NULL) {
             MQ_LOG(MQ_LOG_ERROR, "Error: %s", err);
-            mq_logging_set_server(logging, NULL);
-            mq_server_stop(srv);
-            mq_logging_stop(logging);
-            mq_config_fini(&cfg);
-            return 1;
+            return -1;
         }
         MQ_LOG(MQ_LOG_NOTICE, "Serving Prometheus metrics on http://%s:%u/metrics",
-               cfg.metrics_address ? cfg.metrics_address : "*", mq_metrics_port(metrics));
+               cfg->metrics_address ? cfg->metrics_address : "*", mq_metrics_port(b->metrics));
     }
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s running", MQ_VERSION);
+    b->sys = cfg->sys_interval ? mq_sys_new(b->srv, b->start_s) : NULL; /* 0: no $SYS tree */
+    return 0;
+}
 
-    /* The control thread: signals, and $SYS every sys_interval (0 disables the tree). */
-    mq_sys_t *sys = cfg.sys_interval ? mq_sys_new(srv, start_s) : NULL;
+/* The control thread: signals, and $SYS every sys_interval. Returns on SIGINT or SIGTERM. */
+static void run_control_loop(broker_t *b)
+{
+    uint32_t interval = b->cfg.sys_interval;
     double next_sys = mono_s();
     for (;;) {
-        if (sys && mono_s() >= next_sys) {
-            mq_sys_update(sys, mono_s());
-            next_sys += cfg.sys_interval;
+        if (b->sys && mono_s() >= next_sys) {
+            mq_sys_update(b->sys, mono_s());
+            next_sys += interval;
             if (next_sys < mono_s()) /* a stall: do not publish in a burst to catch up */
-                next_sys = mono_s() + cfg.sys_interval;
+                next_sys = mono_s() + interval;
         }
         int sig;
-        if (sys) {
+        if (b->sys) {
             double wait = next_sys - mono_s();
             struct timespec ts = {.tv_sec = (time_t)wait,
                                   .tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9)};
             if (wait < 0)
                 ts.tv_sec = ts.tv_nsec = 0;
-            sig = sigtimedwait(&set, NULL, &ts);
+            sig = sigtimedwait(&b->signals, NULL, &ts);
         } else {
-            sig = sigwaitinfo(&set, NULL);
+            sig = sigwaitinfo(&b->signals, NULL);
         }
         if (sig < 0)
             continue; /* timeout (EAGAIN) or EINTR */
         if (sig == SIGINT || sig == SIGTERM)
             break;
         if (sig == SIGHUP) {
-            mq_logging_reopen(logging); /* log rotation */
+            mq_logging_reopen(b->logging); /* log rotation */
             MQ_LOG(MQ_LOG_NOTICE, "SIGHUP received: log file re-opened; configuration reload "
                                   "is not implemented yet, the running configuration is "
                                   "unchanged.");
         }
     }
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s terminating", MQ_VERSION);
-    mq_sys_free(sys);
-    mq_metrics_stop(metrics);
-    mq_logging_set_server(logging, NULL);
-    mq_server_stop(srv);
-    if (cfg.pid_file)
-        unlink(cfg.pid_file);
-    mq_logging_stop(logging);
-    mq_config_fini(&cfg);
-    return 0;
+}
+
+/* The one shutdown sequence, after a failed start-up as after the control loop: stops
+ * whatever was started, in the reverse order. */
+static void teardown(broker_t *b)
+{
+    mq_sys_free(b->sys);
+    mq_metrics_stop(b->metrics);
+    if (b->srv) {
+        mq_logging_set_server(b->logging, NULL);
+        mq_server_stop(b->srv);
+    }
+    if (b->wrote_pid_file)
+        unlink(b->cfg.pid_file);
+    mq_logging_stop(b->logging);
+    mq_config_fini(&b->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    cli_t cli = {0};
+    int rc = parse_command_line(argc, argv, &cli);
+    if (rc >= 0)
+        return rc;
+    broker_t b = {0};
+    mq_config_init(&b.cfg);
+    rc = 1;
+    if (start_process(&b, &cli) == 0 && start_broker(&b, &cli) == 0) {
+        run_control_loop(&b);
+        rc = 0;
+    }
+    teardown(&b);
+    return rc;
 }

@@ -3,7 +3,8 @@
  *
  * Checked on every input: parsing never crashes or leaks (ASan/LSan/UBSan); a failure always
  * leaves a message that starts with the file name; a success yields a configuration that
- * mq_config_finish() completes with at least one listener and values inside their ranges. */
+ * mq_config_finish() completes with at least one listener and values inside their ranges, and
+ * whose engine options (mq_config_server_opts) leave nothing for net/server.c to default. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
             for (unsigned i = 0; i < cfg.n_listeners; i++)
                 if (cfg.listeners[i].port == 0)
                     abort();
+            mq_server_opts_t opts;
+            mq_config_server_opts(&cfg, &opts);
+            if (opts.n_listeners != cfg.n_listeners || !opts.auto_id_prefix ||
+                opts.limits.max_inflight == 0 || opts.connect_timeout_s == 0)
+                abort();
         }
     }
     mq_config_fini(&cfg);

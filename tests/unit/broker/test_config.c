@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "broker/config.h"
+#include "broker/config_internal.h"
 #include "broker/logging.h"
 #include "core/log.h"
 
@@ -274,4 +275,435 @@ Test(config, include_dir_that_does_not_exist_is_an_error)
 {
     cr_assert_eq(parse("include_dir /nonexistent/conf.d\n"), -1);
     cr_assert(strstr(err, "test.conf:1: include_dir /nonexistent/conf.d:") != NULL, "%s", err);
+}
+
+/* --- the option table ---------------------------------------------------------------------- */
+
+#define N_OPTIONS mq_config__n_options
+#define OPTION(i) (&mq_config__options[i])
+
+static uint64_t load(const void *p, size_t size)
+{
+    uint8_t v8;
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+    switch (size) {
+    case 1:
+        memcpy(&v8, p, 1);
+        return v8;
+    case 2:
+        memcpy(&v16, p, 2);
+        return v16;
+    case 4:
+        memcpy(&v32, p, 4);
+        return v32;
+    default:
+        cr_assert_eq(size, 8);
+        memcpy(&v64, p, 8);
+        return v64;
+    }
+}
+
+static bool is_string(const mq_config_option_t *o)
+{
+    return o->kind == MQ_CONFIG_STRING || o->kind == MQ_CONFIG_PATH;
+}
+
+/* Fields in mq_config_t, and in mq_listener_conf_t, that a row owns. */
+static bool has_cfg_field(const mq_config_option_t *o)
+{
+    return o->size && o->status != MQ_CONFIG_REFUSED && o->scope != MQ_CONFIG_LISTENER;
+}
+
+static bool has_listener_field(const mq_config_option_t *o)
+{
+    return o->size && o->status != MQ_CONFIG_REFUSED &&
+           (o->scope == MQ_CONFIG_LISTENER || o->scope == MQ_CONFIG_BOTH);
+}
+
+/* Checks that the field at 'p' holds the default of 'o'. */
+static void expect_default(const mq_config_option_t *o, const void *p, const char *where)
+{
+    if (is_string(o)) {
+        const char *s = *(char *const *)p;
+        if (o->def_str)
+            cr_expect(s && strcmp(s, o->def_str) == 0, "%s in %s: \"%s\", want \"%s\"", o->name,
+                      where, s ? s : "(null)", o->def_str);
+        else
+            cr_expect_null(s, "%s in %s: \"%s\", want none", o->name, where, s);
+    } else {
+        cr_expect_eq(load(p, o->size), o->def, "%s in %s: %llu, want %llu", o->name, where,
+                     (unsigned long long)load(p, o->size), (unsigned long long)o->def);
+    }
+}
+
+Test(config, table_names_are_unique_and_no_prefix_hides_an_option)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const mq_config_option_t *a = OPTION(i);
+        cr_assert(a->name && a->name[0], "row %zu has no name", i);
+        for (size_t j = 0; j < N_OPTIONS; j++) {
+            const mq_config_option_t *b = OPTION(j);
+            if (i == j)
+                continue;
+            cr_expect(strcmp(a->name, b->name) != 0, "'%s' is in the table twice", a->name);
+            if (a->flags & MQ_CONFIG_PREFIX)
+                cr_expect(strncmp(b->name, a->name, strlen(a->name)) != 0, "prefix '%s' hides '%s'",
+                          a->name, b->name);
+        }
+    }
+}
+
+Test(config, table_rows_are_consistent)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const mq_config_option_t *o = OPTION(i);
+        if (o->status == MQ_CONFIG_REFUSED) {
+            cr_expect(o->size == 0 && o->set == NULL, "refused '%s' has an effect", o->name);
+            continue;
+        }
+        cr_expect(o->scope != MQ_CONFIG_BRIDGE, "'%s': there are no bridges yet", o->name);
+        cr_expect(o->kind != MQ_CONFIG_SPECIAL || o->set, "'%s' needs a handler", o->name);
+        cr_expect(o->kind != MQ_CONFIG_KEYWORD || o->keywords, "'%s' has no keywords", o->name);
+        cr_expect(o->status != MQ_CONFIG_FIXED || o->size, "fixed '%s' has no field", o->name);
+        cr_expect(!(o->flags & MQ_CONFIG_ACCUMULATE) || (o->seen && o->size),
+                  "'%s' accumulates: it needs a field and a 'seen' flag", o->name);
+        if (!o->size || is_string(o)) {
+            cr_expect(!o->size || o->size == sizeof(char *), "'%s': string field size", o->name);
+            continue;
+        }
+        cr_expect(o->size == 1 || o->size == 2 || o->size == 4 || o->size == 8,
+                  "'%s': field of %u bytes", o->name, o->size);
+        uint64_t top = o->size == 8 ? UINT64_MAX : (UINT64_C(1) << (8 * o->size)) - 1;
+        cr_expect(o->max <= top, "'%s': max %llu does not fit its field", o->name,
+                  (unsigned long long)o->max);
+        cr_expect(o->def <= top, "'%s': default does not fit its field", o->name);
+        cr_expect(o->min <= o->max, "'%s': empty range", o->name);
+        if (o->kind == MQ_CONFIG_BOOL)
+            cr_expect(o->size == sizeof(bool) && o->def <= 1, "'%s': not a bool field", o->name);
+        if ((o->kind == MQ_CONFIG_UINT || o->kind == MQ_CONFIG_SIZE) && !o->set &&
+            o->status == MQ_CONFIG_IMPLEMENTED)
+            cr_expect(o->def >= o->min && o->def <= o->max, "'%s': default out of range", o->name);
+    }
+}
+
+Test(config, init_applies_every_default_in_the_table)
+{
+    cr_assert_eq(parse("listener 1883\n"), 0, "%s", err);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const mq_config_option_t *o = OPTION(i);
+        if (has_cfg_field(o))
+            expect_default(o, (const char *)&cfg + o->off, "mq_config_t");
+        if (has_listener_field(o)) {
+            expect_default(o, (const char *)&cfg.default_listener + o->loff, "default listener");
+            expect_default(o, (const char *)&cfg.listeners[0] + o->loff, "listener 1883");
+        }
+    }
+    /* spot checks that the table says what mosquitto and Starling document */
+    cr_expect_eq(cfg.connect_timeout_s, 10);
+    cr_expect_eq(cfg.out_high_water, 256 * 1024);
+    cr_expect_eq(cfg.log_dest, MQ_LOGDEST_STDERR);
+    cr_expect_eq(cfg.log_types, MQ_LOG_DEFAULT);
+    cr_expect(cfg.log_timestamp);
+    cr_expect(cfg.allow_anonymous);
+    cr_expect(cfg.set_tcp_nodelay);
+    cr_expect(cfg.connection_messages);
+    cr_expect_str_eq(cfg.user, "mosquitto");
+    cr_expect_eq(cfg.default_listener.port, 1883);
+}
+
+/* The names of the rows with 'status' and all of 'flags', as " a b c ". */
+static void names_with(unsigned status, unsigned flags, char *out, size_t cap)
+{
+    snprintf(out, cap, " ");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const mq_config_option_t *o = OPTION(i);
+        if (o->status == status && (o->flags & flags) == flags)
+            snprintf(out + strlen(out), cap - strlen(out), "%s ", o->name);
+    }
+}
+
+Test(config, the_implemented_options_are_exactly_these)
+{
+    char names[2048];
+    names_with(MQ_CONFIG_IMPLEMENTED, 0, names, sizeof(names));
+    cr_expect_str_eq(names, " listener port bind_address max_connections protocol metrics_listener"
+                            " allow_anonymous allow_zero_length_clientid auto_id_prefix"
+                            " max_inflight_messages max_queued_messages max_queued_bytes"
+                            " message_size_limit max_packet_size max_keepalive max_qos"
+                            " retain_available upgrade_outgoing_qos set_tcp_nodelay"
+                            " connection_messages allow_duplicate_messages pid_file user workers"
+                            " sys_interval include_dir log_dest log_type log_timestamp"
+                            " log_timestamp_format log_facility ");
+    names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
+    cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
+                            " max_queued_bytes ");
+}
+
+/* Writes into 'text' lines that set 'o' to its default; false when no line can. */
+static bool default_lines(const mq_config_option_t *o, char *text, size_t cap)
+{
+    text[0] = '\0';
+    if (o->keywords) {
+        /* keywords whose values together make the default (several for ACCUMULATE) */
+        for (const mq_config_keyword_t *k = o->keywords; k->name; k++) {
+            bool part = o->size && (o->flags & MQ_CONFIG_ACCUMULATE || o->set)
+                            ? k->value && (k->value & ~o->def) == 0
+                            : k->value == o->def;
+            if (part && (o->size || !text[0]))
+                snprintf(text + strlen(text), cap - strlen(text), "%s %s\n", o->name, k->name);
+        }
+        return text[0] != '\0';
+    }
+    if (o->set)
+        return false;
+    if (o->kind == MQ_CONFIG_BOOL)
+        snprintf(text, cap, "%s %s\n", o->name, o->def ? "true" : "false");
+    else if (o->kind == MQ_CONFIG_UINT || o->kind == MQ_CONFIG_SIZE)
+        snprintf(text, cap, "%s %llu\n", o->name, (unsigned long long)o->def);
+    else if (is_string(o) && o->def_str)
+        snprintf(text, cap, "%s %s\n", o->name, o->def_str);
+    return text[0] != '\0';
+}
+
+Test(config, every_implemented_option_accepts_its_default_back)
+{
+    /* no line gives these their default: no default, or one the file cannot spell (NULL,
+     * LOG_DAEMON, metrics off) */
+    static const char *const unspellable =
+        " listener bind_address include_dir log_facility metrics_listener pid_file"
+        " log_timestamp_format ";
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const mq_config_option_t *o = OPTION(i);
+        if (o->status != MQ_CONFIG_IMPLEMENTED)
+            continue;
+        char text[512], name[80];
+        snprintf(name, sizeof(name), " %s ", o->name);
+        if (!default_lines(o, text, sizeof(text))) {
+            cr_expect(strstr(unspellable, name) != NULL, "no line sets '%s' to its default",
+                      o->name);
+            continue;
+        }
+        cr_expect(strstr(unspellable, name) == NULL, "'%s' is spellable after all", o->name);
+        mq_config_fini(&cfg);
+        mq_config_init(&cfg);
+        cr_expect_eq(parse(text), 0, "%s: %s", text, err);
+        if (has_cfg_field(o))
+            expect_default(o, (const char *)&cfg + o->off, text);
+    }
+}
+
+/* Parses "name value" on line 2 of a fresh configuration. */
+static int parse_line2(const char *name, const char *value)
+{
+    char text[256];
+    snprintf(text, sizeof(text), "# line 1\n%s %s\n", name, value);
+    mq_config_fini(&cfg);
+    mq_config_init(&cfg);
+    err[0] = '\0';
+    return parse(text);
+}
+
+static void expect_out_of_range(const mq_config_option_t *o, const char *value)
+{
+    char want[256];
+    snprintf(want, sizeof(want),
+             "test.conf:2: invalid value '%s' for %s: expected a number from %llu to %llu", value,
+             o->name, (unsigned long long)o->min, (unsigned long long)o->max);
+    cr_expect_eq(parse_line2(o->name, value), -1, "%s %s accepted", o->name, value);
+    cr_expect_str_eq(err, want);
+}
+
+Test(config, numbers_outside_their_range_are_rejected_with_file_and_line)
+{
+    size_t n_checked = 0;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const mq_config_option_t *o = OPTION(i);
+        if (o->status != MQ_CONFIG_IMPLEMENTED || o->max == 0)
+            continue;
+        char v[32];
+        snprintf(v, sizeof(v), "%llu", (unsigned long long)o->max + 1);
+        expect_out_of_range(o, v);
+        if (o->min > 0) {
+            snprintf(v, sizeof(v), "%llu", (unsigned long long)o->min - 1);
+            expect_out_of_range(o, v);
+        }
+        if (o->flags & MQ_CONFIG_MINUS_ONE) {
+            cr_expect_eq(parse_line2(o->name, "-1"), 0, "%s -1: %s", o->name, err);
+            cr_expect_eq(load((const char *)&cfg + o->off, o->size), 0, "%s -1", o->name);
+        } else {
+            expect_out_of_range(o, "-1");
+        }
+        if (o->at_least > 1) {
+            snprintf(v, sizeof(v), "%llu", (unsigned long long)o->at_least - 1);
+            cr_expect_eq(parse_line2(o->name, v), -1, "%s %s accepted", o->name, v);
+            char want[200];
+            snprintf(want, sizeof(want),
+                     "test.conf:2: invalid value '%s' for %s: must be at least %llu", v, o->name,
+                     (unsigned long long)o->at_least);
+            cr_expect_str_eq(err, want);
+        }
+        n_checked++;
+    }
+    cr_expect_geq(n_checked, 12, "the table lost its ranges");
+}
+
+Test(config, refused_options_are_refused_by_name_with_or_without_a_value)
+{
+    size_t n_refused = 0;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const mq_config_option_t *o = OPTION(i);
+        if (o->status != MQ_CONFIG_REFUSED)
+            continue;
+        char name[80], want[300];
+        snprintf(name, sizeof(name), "%s%s", o->name, o->flags & MQ_CONFIG_PREFIX ? "x" : "");
+        snprintf(want, sizeof(want),
+                 "test.conf:2: option '%s' is a mosquitto option that Starling does not "
+                 "implement yet; remove it (refusing rather than ignoring it)",
+                 name);
+        cr_expect_eq(parse_line2(name, "x"), -1, "%s accepted", name);
+        cr_expect_str_eq(err, want);
+        cr_expect_eq(parse_line2(name, ""), -1, "%s accepted without a value", name);
+        cr_expect_str_eq(err, want);
+        n_refused++;
+    }
+    cr_expect_geq(n_refused, 80);
+}
+
+Test(config, fixed_settings_are_not_options_of_the_file)
+{
+    size_t n_fixed = 0;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const mq_config_option_t *o = OPTION(i);
+        if (o->status != MQ_CONFIG_FIXED)
+            continue;
+        char want[200];
+        snprintf(want, sizeof(want), "test.conf:2: unknown option '%s'", o->name);
+        cr_expect_eq(parse_line2(o->name, "5"), -1, "%s accepted", o->name);
+        cr_expect_str_eq(err, want);
+        n_fixed++;
+    }
+    cr_expect_eq(n_fixed, 2);
+}
+
+Test(config, options_of_one_value_refuse_a_second)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const mq_config_option_t *o = OPTION(i);
+        if (o->status != MQ_CONFIG_IMPLEMENTED ||
+            (o->flags & (MQ_CONFIG_OWN_ARGS | MQ_CONFIG_VALUES | MQ_CONFIG_REST_OF_LINE)))
+            continue;
+        char want[200];
+        snprintf(want, sizeof(want), "test.conf:2: unexpected 'extra' after the value of %s",
+                 o->name);
+        cr_expect_eq(parse_line2(o->name, "1 extra"), -1, "%s accepted two values", o->name);
+        cr_expect_str_eq(err, want);
+        snprintf(want, sizeof(want), "test.conf:2: option '%s' needs a value", o->name);
+        cr_expect_eq(parse_line2(o->name, ""), -1, "%s accepted no value", o->name);
+        cr_expect_str_eq(err, want);
+    }
+}
+
+/* --- the engine's options ------------------------------------------------------------------ */
+
+Test(config, server_opts_get_every_default_filled_in)
+{
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), 0, "%s", err);
+    mq_server_opts_t o;
+    memset(&o, 0xA5, sizeof(o)); /* nothing may be left over */
+    mq_config_server_opts(&cfg, &o);
+    cr_assert_eq(o.n_listeners, 1);
+    cr_expect_eq(o.listeners[0].port, 1883);
+    cr_expect_str_eq(o.listeners[0].bind_address, "127.0.0.1");
+    cr_expect_eq(o.listeners[0].max_connections, 0);
+    cr_expect_eq(o.workers, 0);
+    cr_expect_eq(o.max_connections, 0);
+    cr_expect(o.allow_anonymous);
+    cr_expect(o.allow_zero_length_clientid);
+    cr_expect_str_eq(o.auto_id_prefix, "auto-");
+    cr_expect_eq(o.max_keepalive, 65535);
+    cr_expect_eq(o.max_qos, 2);
+    cr_expect(o.retain_available);
+    cr_expect(!o.upgrade_outgoing_qos);
+    cr_expect(o.set_tcp_nodelay);
+    cr_expect_eq(o.message_size_limit, 0);
+    cr_expect_eq(o.max_packet_size, 0);
+    cr_expect_eq(o.connect_timeout_s, 10);
+    cr_expect_eq(o.limits.max_inflight, 20);
+    cr_expect_eq(o.limits.max_queued, 1000);
+    cr_expect_eq(o.limits.max_queued_bytes, 0);
+    cr_expect_eq(o.limits.out_high_water, 256 * 1024);
+    cr_expect(o.connection_messages);
+}
+
+Test(config, server_opts_carry_the_configured_values)
+{
+    cr_assert_eq(parse("max_connections 50\n"
+                       "listener 1883 127.0.0.1\n"
+                       "max_connections 5\n"
+                       "listener 8883\n"
+                       "allow_anonymous true\n"
+                       "allow_zero_length_clientid false\n"
+                       "auto_id_prefix dev-\n"
+                       "max_inflight_messages 0\n"
+                       "max_queued_messages 7\n"
+                       "max_queued_bytes 4096\n"
+                       "message_size_limit 1024\n"
+                       "max_packet_size 2048\n"
+                       "max_keepalive 60\n"
+                       "max_qos 1\n"
+                       "retain_available false\n"
+                       "upgrade_outgoing_qos true\n"
+                       "set_tcp_nodelay false\n"
+                       "workers 3\n"
+                       "connection_messages false\n"),
+                 0, "%s", err);
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), 0, "%s", err);
+    mq_server_opts_t o;
+    mq_config_server_opts(&cfg, &o);
+    cr_assert_eq(o.n_listeners, 2);
+    cr_expect_eq(o.listeners[0].port, 1883);
+    cr_expect_str_eq(o.listeners[0].bind_address, "127.0.0.1");
+    cr_expect_eq(o.listeners[0].max_connections, 5);
+    cr_expect_eq(o.listeners[1].port, 8883);
+    cr_expect_null(o.listeners[1].bind_address);
+    cr_expect_eq(o.max_connections, 50);
+    cr_expect(o.allow_anonymous);
+    cr_expect(!o.allow_zero_length_clientid);
+    cr_expect_str_eq(o.auto_id_prefix, "dev-");
+    cr_expect_eq(o.limits.max_inflight, 65535, "0 = unlimited: the whole packet id space");
+    cr_expect_eq(o.limits.max_queued, 7);
+    cr_expect_eq(o.limits.max_queued_bytes, 4096);
+    cr_expect_eq(o.message_size_limit, 1024);
+    cr_expect_eq(o.max_packet_size, 2048);
+    cr_expect_eq(o.max_keepalive, 60);
+    cr_expect_eq(o.max_qos, 1);
+    cr_expect(!o.retain_available);
+    cr_expect(o.upgrade_outgoing_qos);
+    cr_expect(!o.set_tcp_nodelay);
+    cr_expect_eq(o.workers, 3);
+    cr_expect(!o.connection_messages);
+}
+
+Test(config, repeated_options_replace_the_default_on_their_first_line)
+{
+    cr_assert_eq(parse("log_type error\nlog_type debug\nlog_dest stdout\nlog_dest file /tmp/x\n"
+                       "log_timestamp_format %Y-%m-%d  %H:%M\n"),
+                 0, "%s", err);
+    cr_expect_eq(cfg.log_types, MQ_LOG_ERROR | MQ_LOG_DEBUG);
+    cr_expect_eq(cfg.log_dest, MQ_LOGDEST_STDOUT | MQ_LOGDEST_FILE);
+    cr_expect_str_eq(cfg.log_file, "/tmp/x");
+    cr_expect_str_eq(cfg.log_timestamp_format, "%Y-%m-%d %H:%M");
+    cr_expect(cfg.log_type_set && cfg.log_dest_set);
+}
+
+Test(config, long_string_values_are_kept_whole)
+{
+    char text[1200], prefix[1000];
+    memset(prefix, 'p', sizeof(prefix) - 1);
+    prefix[sizeof(prefix) - 1] = '\0';
+    snprintf(text, sizeof(text), "auto_id_prefix %s\n", prefix);
+    cr_assert_eq(parse(text), 0, "%s", err);
+    cr_expect_str_eq(cfg.auto_id_prefix, prefix);
 }
