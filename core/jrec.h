@@ -144,7 +144,8 @@ typedef struct mq_jrec {
  * what start-up needs to route a record to its session and owner. */
 mq_str_t mq_jrec_client_id(const mq_jrec_t *r);
 
-/* Appends *r as one framed record (core/journal.h) with checksum salt 'salt' to 'out'. The
+/* Appends *r as one framed record (core/journal.h) with checksum salt 'salt' (always 0 for a
+ * FILE_HEADER, which carries the salt of the rest) to 'out'. The
  * fields must be what mq_jrec_decode accepts (lengths within their prefix sizes are asserted;
  * the content is the caller's, already validated at the protocol edge). Returns the offset of
  * the record in 'out'. */
