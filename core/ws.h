@@ -29,7 +29,7 @@
 
 /* ---- frames ------------------------------------------------------------------------------ */
 
-#define MQ_WS_MAX_HEADER 14u  /* 2 + 8 extended length + 4 masking key */
+#define MQ_WS_MAX_HEADER 14u   /* 2 + 8 extended length + 4 masking key */
 #define MQ_WS_MAX_CONTROL 125u /* payload limit of a control frame (RFC 6455 §5.5) */
 #define MQ_WS_MAX_REPLY (2u + MQ_WS_MAX_CONTROL) /* an unmasked pong or close frame */
 
@@ -55,11 +55,11 @@ enum mq_ws_close {
     MQ_WS_CLOSE_INTERNAL_ERROR = 1011,
 };
 
-/* mq_ws_decoder_init() flags. */
-#define MQ_WS_CLIENT 0x1u      /* decode a server's frames (unmasked) as a client does: tools */
-#define MQ_WS_ACCEPT_TEXT 0x2u /* pass text frames through as MQTT bytes, as mosquitto does
-                                  (libwebsockets hands it both kinds); without it a text frame
-                                  closes with 1003 [MQTT-6.0.0-1] */
+/* mq_ws_decoder_init() flags. MQ_WS_ACCEPT_TEXT passes text frames through as MQTT bytes, as
+ * mosquitto does (libwebsockets hands it both kinds); without it a text frame closes with 1003
+ * [MQTT-6.0.0-1]. MQ_WS_CLIENT decodes a server's (unmasked) frames, for tools. */
+#define MQ_WS_CLIENT 0x1u
+#define MQ_WS_ACCEPT_TEXT 0x2u
 
 /* Incremental frame decoder for one connection's received byte stream. Holds back at most a
  * partial frame header (14 bytes) and a partial control payload (125 bytes); data payloads
@@ -68,17 +68,17 @@ typedef struct mq_ws_decoder {
     uint64_t max_frame; /* payload bytes of one frame, else 1009; 0 = no limit */
     uint32_t flags;     /* MQ_WS_CLIENT, MQ_WS_ACCEPT_TEXT */
     /* private: resumable state */
-    uint8_t _state;     /* 0 = frame header, 1 = payload, 2 = ended (closed or failed) */
-    uint8_t _hn;        /* header bytes gathered in _hdr */
-    uint8_t _opcode;    /* of the frame being read */
-    uint8_t _mask_pos;  /* offset of the next payload byte in the masking key, 0..3 */
-    uint8_t _cn;        /* control payload bytes gathered in _ctl */
-    bool _masked;       /* the frame being read has a masking key */
-    bool _in_msg;       /* a fragmented data message is open: continuations expected */
-    uint8_t _mask[4];   /* masking key of the frame being read */
+    uint8_t _state;    /* 0 = frame header, 1 = payload, 2 = ended (closed or failed) */
+    uint8_t _hn;       /* header bytes gathered in _hdr */
+    uint8_t _opcode;   /* of the frame being read */
+    uint8_t _mask_pos; /* offset of the next payload byte in the masking key, 0..3 */
+    uint8_t _cn;       /* control payload bytes gathered in _ctl */
+    bool _masked;      /* the frame being read has a masking key */
+    bool _in_msg;      /* a fragmented data message is open: continuations expected */
+    uint8_t _mask[4];  /* masking key of the frame being read */
     uint8_t _hdr[MQ_WS_MAX_HEADER];
     uint8_t _ctl[MQ_WS_MAX_CONTROL];
-    uint64_t _left;     /* payload bytes of the current frame still to come */
+    uint64_t _left; /* payload bytes of the current frame still to come */
 } mq_ws_decoder_t;
 
 enum mq_ws_result {
@@ -89,11 +89,11 @@ enum mq_ws_result {
 
 /* What one mq_ws_decode() call produced. */
 typedef struct mq_ws_rx {
-    size_t len;     /* MQTT stream bytes, unmasked, now at in[0..len) (every result) */
-    uint16_t code;  /* CLOSED: the peer's status (MQ_WS_CLOSE_NO_STATUS when none);
-                       FAIL: the status we close with (1002, 1003, 1007, 1009) */
-    const char *why;       /* FAIL: a few words for the log (static storage) */
-    uint8_t reply_len;     /* bytes in 'reply' to send after what is already queued; 0 = none */
+    size_t len;        /* MQTT stream bytes, unmasked, now at in[0..len) (every result) */
+    uint16_t code;     /* CLOSED: the peer's status (MQ_WS_CLOSE_NO_STATUS when none);
+                          FAIL: the status we close with (1002, 1003, 1007, 1009) */
+    const char *why;   /* FAIL: a few words for the log (static storage) */
+    uint8_t reply_len; /* bytes in 'reply' to send after what is already queued; 0 = none */
     uint8_t reply[MQ_WS_MAX_REPLY]; /* a pong (OK) or a close frame (CLOSED, FAIL) */
 } mq_ws_rx_t;
 
@@ -157,22 +157,22 @@ enum mq_ws_req_kind {
  * fed again or finished. Absent headers are empty views. */
 typedef struct mq_ws_req {
     enum mq_ws_req_kind kind;
-    uint16_t status;  /* ERROR: 400, 405 (method), 426 (Sec-WebSocket-Version not 13),
-                         431 (head over the size limit) or 505 (not HTTP/1.x); else 0 */
-    const char *why;  /* ERROR: a few words for the log (static storage) */
-    bool is_head;     /* HEAD: answer with the head of the response only */
-    uint8_t minor;    /* HTTP/1.<minor> */
+    uint16_t status; /* ERROR: 400, 405 (method), 426 (Sec-WebSocket-Version not 13),
+                        431 (head over the size limit) or 505 (not HTTP/1.x); else 0 */
+    const char *why; /* ERROR: a few words for the log (static storage) */
+    bool is_head;    /* HEAD: answer with the head of the response only */
+    uint8_t minor;   /* HTTP/1.<minor> */
     mq_str_t method;
-    mq_str_t target;  /* the request target as sent */
-    mq_str_t path;    /* the target up to '?', still percent-encoded: see mq_ws_http_path() */
+    mq_str_t target; /* the request target as sent */
+    mq_str_t path;   /* the target up to '?', still percent-encoded: see mq_ws_http_path() */
     mq_str_t host;
     mq_str_t origin;
-    mq_str_t upgrade;    /* token lists, as sent (the last header when repeated) */
+    mq_str_t upgrade; /* token lists, as sent (the last header when repeated) */
     mq_str_t connection;
-    mq_str_t key;        /* Sec-WebSocket-Key */
-    mq_str_t version;    /* Sec-WebSocket-Version */
-    mq_str_t protocols;  /* Sec-WebSocket-Protocol (the first header when repeated) */
-    mq_str_t forwarded_for; /* X-Forwarded-For (the last header when repeated) */
+    mq_str_t key;            /* Sec-WebSocket-Key */
+    mq_str_t version;        /* Sec-WebSocket-Version */
+    mq_str_t protocols;      /* Sec-WebSocket-Protocol (the first header when repeated) */
+    mq_str_t forwarded_for;  /* X-Forwarded-For (the last header when repeated) */
     const char *subprotocol; /* "mqtt" or "mqttv3.1": the first of the client's offers that we
                                 speak; NULL when it offered none of them (or none at all) */
 } mq_ws_req_t;
@@ -181,8 +181,8 @@ typedef struct mq_ws_req {
 typedef struct mq_ws_http {
     size_t limit; /* head bytes accepted before 431 (websockets_headers_size) */
     /* private */
-    mq_buf_t _head; /* the head gathered so far (never more than 'limit' bytes) */
-    uint8_t _eol;   /* end-of-head scan: 0 = in a line, 1 = after LF, 2 = after LF CR */
+    mq_buf_t _head;  /* the head gathered so far (never more than 'limit' bytes) */
+    uint8_t _eol;    /* end-of-head scan: 0 = in a line, 1 = after LF, 2 = after LF CR */
     bool _in_method; /* still in the method token: a non-token byte fails at once */
     bool _done;
 } mq_ws_http_t;

@@ -79,8 +79,8 @@ void mq_ws_mask(uint8_t *p, size_t len, const uint8_t mask[4], size_t offset)
 
 size_t mq_ws_encode_close(uint8_t *out, size_t cap, uint16_t code, mq_str_t reason)
 {
-    size_t rlen = code ? (reason.len > MQ_WS_MAX_CONTROL - 2 ? MQ_WS_MAX_CONTROL - 2 : reason.len)
-                       : 0;
+    size_t rlen =
+        code ? (reason.len > MQ_WS_MAX_CONTROL - 2 ? MQ_WS_MAX_CONTROL - 2 : reason.len) : 0;
     size_t plen = code ? 2 + rlen : 0;
     if (cap < 2 + plen)
         return 0;

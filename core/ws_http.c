@@ -12,8 +12,8 @@
 
 /* What the header lines told, beyond the views kept in mq_ws_req_t. */
 typedef struct head_ctx {
-    bool up_websocket;  /* Upgrade lists "websocket" */
-    bool conn_upgrade;  /* Connection lists "upgrade" */
+    bool up_websocket; /* Upgrade lists "websocket" */
+    bool conn_upgrade; /* Connection lists "upgrade" */
     unsigned n_host, n_key, n_version, n_protocol;
 } head_ctx_t;
 
@@ -392,8 +392,7 @@ size_t mq_ws_http_head(uint16_t status, const char *content_type, uint64_t conte
                        char *out, size_t cap)
 {
     size_t n = 0;
-    put(out, cap, &n, "HTTP/1.1 %u %s\r\nServer: starling\r\n", status,
-        mq_ws_http_reason(status));
+    put(out, cap, &n, "HTTP/1.1 %u %s\r\nServer: starling\r\n", status, mq_ws_http_reason(status));
     if (content_type)
         put(out, cap, &n, "Content-Type: %s\r\n", content_type);
     put(out, cap, &n,
@@ -423,22 +422,28 @@ size_t mq_ws_http_error(uint16_t status, bool is_head, char *out, size_t cap)
 
 const char *mq_ws_http_reason(uint16_t status)
 {
-    switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 414: return "URI Too Long";
-    case 426: return "Upgrade Required";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-    }
+    static const struct {
+        uint16_t status;
+        const char *reason;
+    } reasons[] = {
+        {101, "Switching Protocols"},
+        {200, "OK"},
+        {400, "Bad Request"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {408, "Request Timeout"},
+        {414, "URI Too Long"},
+        {426, "Upgrade Required"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {503, "Service Unavailable"},
+        {505, "HTTP Version Not Supported"},
+    };
+    for (size_t i = 0; i < MQ_ARRAY_LEN(reasons); i++)
+        if (reasons[i].status == status)
+            return reasons[i].reason;
+    return "Unknown";
 }
 
 const char *mq_ws_http_content_type(mq_str_t name)
@@ -446,15 +451,24 @@ const char *mq_ws_http_content_type(mq_str_t name)
     static const struct {
         const char *ext, *type;
     } types[] = {
-        {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
-        {"css", "text/css; charset=utf-8"},   {"js", "text/javascript; charset=utf-8"},
-        {"mjs", "text/javascript; charset=utf-8"}, {"json", "application/json"},
-        {"map", "application/json"},          {"txt", "text/plain; charset=utf-8"},
-        {"png", "image/png"},                 {"jpg", "image/jpeg"},
-        {"jpeg", "image/jpeg"},               {"gif", "image/gif"},
-        {"svg", "image/svg+xml"},             {"ico", "image/x-icon"},
-        {"webp", "image/webp"},               {"wasm", "application/wasm"},
-        {"woff2", "font/woff2"},              {"woff", "font/woff"},
+        {"html", "text/html; charset=utf-8"},
+        {"htm", "text/html; charset=utf-8"},
+        {"css", "text/css; charset=utf-8"},
+        {"js", "text/javascript; charset=utf-8"},
+        {"mjs", "text/javascript; charset=utf-8"},
+        {"json", "application/json"},
+        {"map", "application/json"},
+        {"txt", "text/plain; charset=utf-8"},
+        {"png", "image/png"},
+        {"jpg", "image/jpeg"},
+        {"jpeg", "image/jpeg"},
+        {"gif", "image/gif"},
+        {"svg", "image/svg+xml"},
+        {"ico", "image/x-icon"},
+        {"webp", "image/webp"},
+        {"wasm", "application/wasm"},
+        {"woff2", "font/woff2"},
+        {"woff", "font/woff"},
     };
     const char *dot = name.len ? memrchr(name.ptr, '.', name.len) : NULL;
     const char *slash = name.len ? memrchr(name.ptr, '/', name.len) : NULL;

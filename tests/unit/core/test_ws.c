@@ -92,7 +92,8 @@ static void expect_all_chunkings(uint32_t flags, uint64_t max, const uint8_t *in
             run(flags, max, in, n, 0, cuts, 2, &o);
             cr_assert(eq(int, o.res, want->res), "cut at %zu, %zu", k, j);
             cr_assert(eq(sz, o.len, want->len), "cut at %zu, %zu", k, j);
-            cr_assert(o.len == 0 || memcmp(o.data, want->data, o.len) == 0, "cut at %zu, %zu", k, j);
+            cr_assert(o.len == 0 || memcmp(o.data, want->data, o.len) == 0, "cut at %zu, %zu", k,
+                      j);
             cr_assert(eq(u16, o.code, want->code), "cut at %zu, %zu", k, j);
             free(o.data);
         }
@@ -330,8 +331,8 @@ static struct frame_reject frame_rejects[] = {
     {"fragmented ping", 0, 0, "09 80 00 00 00 00", 1002, 0},
     {"ping of 126 bytes", 0, 0, "89 fe 00 7e", 1002, 0},
     {"continuation first", 0, 0, "80 80 00 00 00 00", 1002, 0},
-    {"binary inside a fragmented message", 0, 0,
-     "02 81 00 00 00 00 41 82 81 00 00 00 00 42", 1002, 1},
+    {"binary inside a fragmented message", 0, 0, "02 81 00 00 00 00 41 82 81 00 00 00 00 42", 1002,
+     1},
     {"text frame", 0, 0, "81 81 00 00 00 00 41", 1003, 0},
     {"64-bit length with the top bit", 0, 0, "82 ff 80 00 00 00 00 00 00 00 00 00 00 00", 1002, 0},
     {"frame over the limit", 0, 10, "82 8b 00 00 00 00", 1009, 0},
@@ -432,9 +433,10 @@ Test(ws, parses_a_browsers_upgrade_request)
 
     char out[256];
     size_t n = mq_ws_http_101(&r, out, sizeof(out));
-    const char *want = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                       "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-                       "Sec-WebSocket-Protocol: mqtt\r\n\r\n";
+    const char *want =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+        "Sec-WebSocket-Protocol: mqtt\r\n\r\n";
     cr_assert(eq(sz, n, strlen(want)));
     cr_expect(memcmp(out, want, n) == 0);
     cr_expect(eq(sz, mq_ws_http_101(&r, out, 40), 0), "too small");
@@ -556,22 +558,28 @@ static struct http_reject http_rejects[] = {
     {"control character", "GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n", 400},
     {"body", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", 400},
     {"chunked", "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
-    {"version 8", "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Version: 8\r\n" KEY_OK "\r\n", 426},
-    {"no version", "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   KEY_OK "\r\n", 400},
+    {"version 8",
+     "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+     "Sec-WebSocket-Version: 8\r\n" KEY_OK "\r\n",
+     426},
+    {"no version",
+     "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" KEY_OK "\r\n",
+     400},
     {"no key", "GET / HTTP/1.1\r\n" UPG_OK "\r\n", 400},
     {"short key", "GET / HTTP/1.1\r\n" UPG_OK "Sec-WebSocket-Key: abc==\r\n\r\n", 400},
-    {"key not base64", "GET / HTTP/1.1\r\n" UPG_OK
-                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ!==\r\n\r\n", 400},
+    {"key not base64",
+     "GET / HTTP/1.1\r\n" UPG_OK "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ!==\r\n\r\n", 400},
     {"two keys", "GET / HTTP/1.1\r\n" UPG_OK KEY_OK KEY_OK "\r\n", 400},
-    {"no Connection upgrade", "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
-                              "Connection: keep-alive\r\nSec-WebSocket-Version: 13\r\n" KEY_OK
-                              "\r\n", 400},
+    {"no Connection upgrade",
+     "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+     "Connection: keep-alive\r\nSec-WebSocket-Version: 13\r\n" KEY_OK "\r\n",
+     400},
     {"upgrade over HTTP/1.0", "GET / HTTP/1.0\r\n" UPG_OK KEY_OK "\r\n", 400},
     {"upgrade with HEAD", "HEAD / HTTP/1.1\r\n" UPG_OK KEY_OK "\r\n", 400},
-    {"upgrade without Host", "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                             "Sec-WebSocket-Version: 13\r\n" KEY_OK "\r\n", 400},
+    {"upgrade without Host",
+     "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+     "Sec-WebSocket-Version: 13\r\n" KEY_OK "\r\n",
+     400},
 };
 
 ParameterizedTestParameters(ws, rejects_bad_requests_with_the_right_status)
@@ -666,9 +674,9 @@ Test(ws, content_types_by_extension)
                  "text/javascript; charset=utf-8"));
     cr_expect(eq(str, (char *)mq_ws_http_content_type(MQ_STR_LIT("x.svg")), "image/svg+xml"));
     cr_expect(eq(str, (char *)mq_ws_http_content_type(MQ_STR_LIT("a.d/README")),
-                 "application/octet-stream"), "a dot in a directory is no extension");
-    cr_expect(eq(str, (char *)mq_ws_http_content_type(MQ_STR_LIT("")),
-                 "application/octet-stream"));
+                 "application/octet-stream"),
+              "a dot in a directory is no extension");
+    cr_expect(eq(str, (char *)mq_ws_http_content_type(MQ_STR_LIT("")), "application/octet-stream"));
 }
 
 Test(ws, request_paths_become_safe_relative_file_names)
