@@ -119,9 +119,21 @@ static size_t body_size(const mq_packet_t *pkt, uint8_t proto)
     }
 }
 
+/* Remaining length of *pkt for 'proto'; SIZE_MAX when it cannot be encoded. Property values
+ * are checked here, once, rather than in every branch of body_size(). */
+static size_t remaining_size(const mq_packet_t *pkt, uint8_t proto)
+{
+    if (proto == MQ_PROTO_5 && !mq_codec__props_fit(&pkt->props))
+        return SIZE_MAX;
+    if (proto == MQ_PROTO_5 && pkt->type == MQ_CONNECT && pkt->connect.has_will &&
+        !mq_codec__props_fit(&pkt->connect.will_props))
+        return SIZE_MAX;
+    return body_size(pkt, proto);
+}
+
 size_t mq_codec_encoded_size(const mq_packet_t *pkt, uint8_t proto)
 {
-    size_t rem = body_size(pkt, proto);
+    size_t rem = remaining_size(pkt, proto);
     if (rem > MQ_CODEC_MAX_REMAINING)
         return 0;
     return 1 + mq_codec_varint_size((uint32_t)rem) + rem;
@@ -244,7 +256,7 @@ static void put_packet(uint8_t *out, const mq_packet_t *pkt, uint8_t proto, size
 
 size_t mq_codec_encode(const mq_packet_t *pkt, uint8_t proto, uint8_t *out, size_t cap)
 {
-    size_t rem = body_size(pkt, proto);
+    size_t rem = remaining_size(pkt, proto);
     if (rem > MQ_CODEC_MAX_REMAINING)
         return 0;
     size_t total = 1 + mq_codec_varint_size((uint32_t)rem) + rem;
@@ -256,7 +268,7 @@ size_t mq_codec_encode(const mq_packet_t *pkt, uint8_t proto, uint8_t *out, size
 
 size_t mq_codec_append(mq_buf_t *out, const mq_packet_t *pkt, uint8_t proto)
 {
-    size_t rem = body_size(pkt, proto);
+    size_t rem = remaining_size(pkt, proto);
     if (rem > MQ_CODEC_MAX_REMAINING)
         return 0;
     size_t total = 1 + mq_codec_varint_size((uint32_t)rem) + rem;

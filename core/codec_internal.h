@@ -127,6 +127,10 @@ static inline bool mq_codec__varint(mq_codec__rd_t *r, uint32_t *v)
     return true;
 }
 
+/* True when 'p' can be written: every string and binary value within its two-byte length
+ * prefix, every Subscription Identifier a Variable Byte Integer. */
+bool mq_codec__props_fit(const mq_props_t *p);
+
 /* Writes the property block of 'p' (without the length prefix) at 'o'; returns the end. */
 uint8_t *mq_codec__put_props(uint8_t *o, const mq_props_t *p);
 

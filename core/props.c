@@ -415,6 +415,24 @@ size_t mq_props_size(const mq_props_t *p)
     return n;
 }
 
+bool mq_codec__props_fit(const mq_props_t *p)
+{
+    for (uint64_t bits = p->present; bits; bits &= bits - 1) {
+        const prop_def_t *d = &props_table[__builtin_ctzll(bits)];
+        if ((d->type == PT_UTF8 || d->type == PT_BIN) && str_field(p, d)->len > UINT16_MAX)
+            return false;
+        if (d->type == PT_VARINT && load_num(p, d) > MQ_CODEC_MAX_REMAINING)
+            return false;
+    }
+    for (uint32_t i = 0; p->user && i < p->n_user; i++)
+        if (p->user[i].key.len > UINT16_MAX || p->user[i].val.len > UINT16_MAX)
+            return false;
+    for (uint32_t i = 0; p->sub_ids && i < p->n_sub_ids; i++)
+        if (p->sub_ids[i] > MQ_CODEC_MAX_REMAINING)
+            return false;
+    return true;
+}
+
 static uint8_t *put_value(uint8_t *o, const mq_props_t *p, uint8_t id)
 {
     const prop_def_t *d = &props_table[id];

@@ -427,3 +427,29 @@ Test(codec_append, append_refuses_what_cannot_be_encoded_and_leaves_the_buffer)
     cr_expect(eq(sz, out.len, 2));
     cr_expect(eq(int, memcmp(out.data, "ab", 2), 0));
 }
+
+/* A property string longer than its two-byte length prefix cannot be written: refused, not
+ * sent with a wrapped length. */
+Test(codec_append, append_refuses_a_property_string_over_65535_bytes)
+{
+    static char big[65536];
+    mq_packet_t pkt;
+    memset(&pkt, 0, sizeof(pkt));
+    pkt.type = MQ_PUBACK;
+    pkt.ack.packet_id = 1;
+    pkt.ack.rc = MQ_RC_UNSPECIFIED;
+    pkt.props.reason_string = (mq_str_t){big, sizeof(big)};
+    mq_props_set(&pkt.props, MQ_PROP_REASON_STRING);
+    cr_expect(eq(sz, mq_codec_encoded_size(&pkt, MQ_PROTO_5), 0));
+    cr_expect(eq(sz, mq_codec_append(&out, &pkt, MQ_PROTO_5), 0));
+    cr_expect(eq(sz, out.len, 0));
+    pkt.props.reason_string.len = 65535; /* the largest that fits */
+    cr_expect(eq(sz, mq_codec_append(&out, &pkt, MQ_PROTO_5), 1 + 3 + 2 + 1 + 3 + 3 + 65535));
+
+    mq_user_prop_t u = {MQ_STR_LIT("k"), {big, sizeof(big)}};
+    memset(&pkt.props, 0, sizeof(pkt.props));
+    pkt.props.user = &u;
+    pkt.props.n_user = 1;
+    mq_props_set(&pkt.props, MQ_PROP_USER_PROPERTY);
+    cr_expect(eq(sz, mq_codec_encoded_size(&pkt, MQ_PROTO_5), 0), "user property value");
+}
