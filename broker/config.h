@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "net/server.h"
+#include "net/opts.h"
 
 #define MQ_CONFIG_MAX_LISTENERS 16
 

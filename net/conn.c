@@ -100,8 +100,12 @@ void mq_conn_loop_fini(mq_conn_loop_t *l, void (*release)(void *arg, mq_conn_t *
     while (l->conns) {
         mq_conn_t *c = l->conns;
         mq_conn_unlink(c);
-        if (c->fd >= 0)
+        if (c->fd >= 0) {
+            /* its receive still holds the socket until the ring's asynchronous teardown,
+             * after this process may have exited: end the connection now */
+            shutdown(c->fd, SHUT_RDWR);
             close(c->fd);
+        }
         release(arg, c);
         mq_conn_free(c);
     }

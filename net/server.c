@@ -141,24 +141,52 @@ static void dispatch(mq_server_t *srv, int fd, unsigned li)
     (void)mq_mailbox_wake(to, &srv->acc_ring); /* submitted with the next wait */
 }
 
-static void on_accept_cqe(mq_server_t *srv, const struct io_uring_cqe *cqe, unsigned li)
+/* One accept completion; returns true when that listener's multishot accept has ended for
+ * good (stopping), false while it is armed (or was re-armed). */
+static bool on_accept_cqe(mq_server_t *srv, const struct io_uring_cqe *cqe, unsigned li,
+                          bool cancelled)
 {
-    if (cqe->res >= 0)
+    if (cqe->res >= 0 && cancelled)
+        close(cqe->res); /* accepted while stopping */
+    else if (cqe->res >= 0)
         dispatch(srv, cqe->res, li);
-    else if (cqe->res != -EINTR && cqe->res != -ECONNABORTED)
+    else if (cqe->res != -EINTR && cqe->res != -ECONNABORTED && cqe->res != -ECANCELED)
         MQ_LOG(MQ_LOG_WARN, "accept on port %u: %s", srv->ports[li], strerror(-cqe->res));
-    if (!(cqe->flags & IORING_CQE_F_MORE) &&
-        !atomic_load_explicit(&srv->acc_stop, memory_order_relaxed))
-        arm_accept(srv, li); /* multishot ended (e.g. EMFILE): re-arm */
+    if (cqe->flags & IORING_CQE_F_MORE)
+        return false;
+    if (cancelled)
+        return true;
+    arm_accept(srv, li); /* multishot ended (e.g. EMFILE): re-arm */
+    return false;
 }
 
+/* Cancels every armed accept (one SQE, submitted with the next wait). */
+static void cancel_accepts(mq_server_t *srv)
+{
+    struct io_uring_sqe *sqe = mq_op_sqe(&srv->acc_ring);
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, mq_op_pack(NULL, MQ_OP_MSG));
+}
+
+/* Runs until mq_server_stop() asks and every multishot accept has posted its last completion.
+ * An armed accept holds a reference to the listening socket, and a ring's requests are torn
+ * down asynchronously once the ring is gone (even after the process has exited): closing the
+ * listener then left it listening for a few milliseconds, and a broker restarted at once on
+ * the same port failed with EADDRINUSE. So the accepts are cancelled and reaped here, before
+ * mq_server_stop() closes the listeners (tests/integration/test_restart.py). */
 static void *acceptor_main(void *arg)
 {
     mq_server_t *srv = arg;
     pthread_setname_np(pthread_self(), "starling-acc");
     for (unsigned i = 0; i < srv->n_listeners; i++)
         arm_accept(srv, i);
-    while (!atomic_load_explicit(&srv->acc_stop, memory_order_relaxed)) {
+    unsigned armed = srv->n_listeners;
+    bool cancelled = false;
+    while (armed > 0) {
+        if (!cancelled && atomic_load_explicit(&srv->acc_stop, memory_order_relaxed)) {
+            cancel_accepts(srv);
+            cancelled = true; /* what was re-armed before was submitted before the cancel */
+        }
         int rc = io_uring_submit_and_wait(&srv->acc_ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
             MQ_LOG(MQ_LOG_ERROR, "acceptor: io_uring_submit_and_wait: %s", strerror(-rc));
@@ -171,8 +199,9 @@ static void *acceptor_main(void *arg)
             n++;
             uint64_t ud = io_uring_cqe_get_data64(cqe);
             if (mq_op_of(ud) != MQ_OP_ACCEPT)
-                continue; /* a wake-up (stop) or a failed MSG_RING */
-            on_accept_cqe(srv, cqe, mq_op_index(ud));
+                continue; /* a wake-up (stop), the cancel, or a failed MSG_RING */
+            if (on_accept_cqe(srv, cqe, mq_op_index(ud), cancelled))
+                armed--;
         }
         io_uring_cq_advance(&srv->acc_ring, n);
     }
