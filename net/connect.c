@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* net/connect.c - CONNECT: admission, client identifiers, take-over, hand-off to the owner. */
-#include "net/proto_internal.h"
+#include "net/connect.h"
 
 #include <string.h>
 #include <sys/random.h>
@@ -30,26 +30,26 @@ static bool admit(mq_proto_t *p, client_t *cl, const mq_connect_t *cp)
     const mq_server_opts_t *o = p->o;
     if (cp->level == MQ_PROTO_5) {
         /* MQTT 5 semantics are their own issue: refuse plainly rather than half-serve */
-        mq_proto__send_connack(p, cl, false, MQ_RC_UNSUPPORTED_PROTOCOL_VERSION);
-        mq_proto__end(cl, false, "MQTT 5 is not supported yet");
+        mq_client_send_connack(p, cl, false, MQ_RC_UNSUPPORTED_PROTOCOL_VERSION);
+        mq_client_end(cl, false, "MQTT 5 is not supported yet");
         return false;
     }
     if (o->max_keepalive && cp->keep_alive > o->max_keepalive) {
         /* mosquitto.conf(5): a 3.1.1 client asking for more than max_keepalive is refused
          * with "identifier rejected", there being no way to tell it a lower value */
-        mq_proto__refuse(p, cl, CONNACK_ID_REJECTED, "keepalive above max_keepalive");
+        mq_client_refuse(p, cl, CONNACK_ID_REJECTED, "keepalive above max_keepalive");
         return false;
     }
     if (cp->client_id.len == 0 &&
         (cp->level == MQ_PROTO_31 || !cp->clean_start || !o->allow_zero_length_clientid)) {
         /* [MQTT-3.1.3-7], [MQTT-3.1.3-8]; 3.1 requires an identifier */
-        mq_proto__refuse(p, cl, CONNACK_ID_REJECTED, "empty client identifier");
+        mq_client_refuse(p, cl, CONNACK_ID_REJECTED, "empty client identifier");
         return false;
     }
     if (!o->allow_anonymous) {
         /* no authentication backend exists yet (password_file is refused at start-up), so
          * with anonymous access off nobody may connect, as with mosquitto */
-        mq_proto__refuse(p, cl, CONNACK_NOT_AUTHORIZED, "not authorised (allow_anonymous false)");
+        mq_client_refuse(p, cl, CONNACK_NOT_AUTHORIZED, "not authorised (allow_anonymous false)");
         return false;
     }
     return true;
@@ -62,13 +62,13 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
     mq_sess_t *s = mq_route_find(p->route, id, id_len, h);
     if (s && s->conn) { /* take-over [MQTT-3.1.4-2]: the old connection ends, with its will */
         client_t *old = client_of(s->conn);
-        mq_proto__detach(p, old); /* its close then leaves the session alone */
-        mq_proto__end(old, true, "session taken over");
+        mq_client_detach(p, old); /* its close then leaves the session alone */
+        mq_client_end(old, true, "session taken over");
     }
     /* a clean session ends with its connection [MQTT-3.1.2-6], even when a persistent
      * CONNECT takes it over; a clean CONNECT discards any state */
     if (s && (cp->clean_start || s->clean)) {
-        mq_proto__destroy_sess(p, s);
+        mq_client_destroy_sess(p, s);
         s = NULL;
     }
     *present = s != NULL;
@@ -81,7 +81,7 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
     return s;
 }
 
-int mq_proto__connect(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
+int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
     const mq_connect_t *cp = &pkt->connect;
     cl->proto = cp->level;
@@ -106,7 +106,7 @@ int mq_proto__connect(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         cl->will = mq_msg_new(cp->will_topic.ptr, cp->will_topic.len, cp->will_payload.ptr,
                               cp->will_payload.len, cp->will_qos, cp->will_retain);
         if (cl->will == NULL) {
-            mq_proto__refuse(p, cl, CONNACK_UNAVAILABLE, "will too large");
+            mq_client_refuse(p, cl, CONNACK_UNAVAILABLE, "will too large");
             return MQ_CONN_CLOSED;
         }
     }
@@ -117,7 +117,7 @@ int mq_proto__connect(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     mq_buf_fini(&cl->pre);
     p->n_online++;
     p->cnt.connects++;
-    mq_proto__send_connack(p, cl, present, CONNACK_ACCEPTED);
+    mq_client_send_connack(p, cl, present, CONNACK_ACCEPTED);
     mq_sess_attach(s, mq_conn_out(&cl->conn), &cl->conn); /* re-sends owed messages */
     if (p->o->connection_messages)
         MQ_LOG(MQ_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u).", cl->conn.peer,
@@ -126,7 +126,7 @@ int mq_proto__connect(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     return MQ_CONN_OK;
 }
 
-void mq_proto__hand_off(mq_proto_t *p, client_t *cl)
+void mq_connect_hand_off(mq_proto_t *p, client_t *cl)
 {
     mq_conn_unlink(&cl->conn);
     mq_decoder_fini(&cl->dec);

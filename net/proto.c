@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* net/proto.c - MQTT 3.1/3.1.1 broker behaviour: PUBLISH, acks, subscriptions, the packet loop. */
-#include "net/proto_internal.h"
+#include "net/client.h"
+#include "net/connect.h"
 
 #include <string.h>
 
@@ -26,7 +27,7 @@ void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32
 
 /* Matches 'msg' once against the shared index and hands each interested worker one entry
  * {message reference, filter ids} (DESIGN.md rule 3). */
-static void route(mq_proto_t *p, mq_msg_t *msg)
+static void route_msg(mq_proto_t *p, mq_msg_t *msg)
 {
     mq_str_t t = mq_msg_topic(msg);
     uint64_t m = mq_route_match(p->route, t.ptr, t.len);
@@ -57,7 +58,7 @@ void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg)
 {
     if (msg->retain)
         (void)mq_tindex_retain(p->env.ix, msg, p->env.ep); /* count changes are read by $SYS */
-    route(p, msg);
+    route_msg(p, msg);
 }
 
 static bool is_sys_topic(const char *t, size_t len)
@@ -96,11 +97,11 @@ static int handle_publish(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     p->cnt.pub_received++;
     p->cnt.pub_bytes_received += pub->payload.len;
     if (pub->qos > p->o->max_qos) {
-        mq_proto__end(cl, true, "PUBLISH QoS above max_qos");
+        mq_client_end(cl, true, "PUBLISH QoS above max_qos");
         return MQ_CONN_CLOSED;
     }
     if (pub->retain && !p->o->retain_available) {
-        mq_proto__end(cl, true, "retained PUBLISH with retain_available false");
+        mq_client_end(cl, true, "retained PUBLISH with retain_available false");
         return MQ_CONN_CLOSED;
     }
     if (should_route(p, cl, pub)) {
@@ -111,9 +112,9 @@ static int handle_publish(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         mq_msg_unref(msg);
     }
     if (pub->qos == 1)
-        mq_proto__send_ack(p, cl, MQ_PUBACK, pub->packet_id);
+        mq_client_send_ack(p, cl, MQ_PUBACK, pub->packet_id);
     else if (pub->qos == 2)
-        mq_proto__send_ack(p, cl, MQ_PUBREC, pub->packet_id);
+        mq_client_send_ack(p, cl, MQ_PUBREC, pub->packet_id);
     return MQ_CONN_OK;
 }
 
@@ -128,7 +129,7 @@ static void handle_outbound_ack(mq_proto_t *p, client_t *cl, const mq_packet_t *
         MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s %s for unknown packet id %u", p->env.self,
                s->client_id, mq_ptype_str(pkt->type), id);
         if (pkt->type == MQ_PUBREC) /* as mosquitto: let the peer finish its flow */
-            mq_proto__send_ack(p, cl, MQ_PUBREL, id);
+            mq_client_send_ack(p, cl, MQ_PUBREL, id);
     }
     mq_conn_mark_dirty(&cl->conn);
 }
@@ -208,7 +209,7 @@ static int handle_packet(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
     p->cnt.msgs_received++;
     if (cl->conn.state == MQ_CONN_PRE) /* the decoder only lets a CONNECT through first */
-        return mq_proto__connect(p, cl, pkt);
+        return mq_connect_handle(p, cl, pkt);
     switch (pkt->type) {
     case MQ_PUBLISH:
         return handle_publish(p, cl, pkt);
@@ -219,7 +220,7 @@ static int handle_packet(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         return MQ_CONN_OK;
     case MQ_PUBREL:
         mq_sess_qos2_released(cl->sess, pkt->ack.packet_id);
-        mq_proto__send_ack(p, cl, MQ_PUBCOMP, pkt->ack.packet_id);
+        mq_client_send_ack(p, cl, MQ_PUBCOMP, pkt->ack.packet_id);
         return MQ_CONN_OK;
     case MQ_SUBSCRIBE:
         handle_subscribe(p, cl, pkt);
@@ -233,10 +234,10 @@ static int handle_packet(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         mq_conn_mark_dirty(&cl->conn);
         return MQ_CONN_OK;
     case MQ_DISCONNECT: /* a clean end: the will is discarded [MQTT-3.14.4-3] */
-        mq_proto__end(cl, false, NULL);
+        mq_client_end(cl, false, NULL);
         return MQ_CONN_CLOSED;
     default: /* AUTH before v5 cannot pass the decoder; nothing else reaches here */
-        mq_proto__end(cl, true, "unexpected packet");
+        mq_client_end(cl, true, "unexpected packet");
         return MQ_CONN_CLOSED;
     }
 }
@@ -249,12 +250,12 @@ static void on_decode_error(mq_proto_t *p, client_t *cl, enum mq_rc rc, const mq
     if (cl->conn.state == MQ_CONN_PRE && rc == MQ_RC_UNSUPPORTED_PROTOCOL_VERSION &&
         pkt->type == MQ_CONNECT) {
         cl->proto = MQ_PROTO_311;
-        mq_proto__refuse(p, cl, CONNACK_BAD_PROTOCOL, why);
+        mq_client_refuse(p, cl, CONNACK_BAD_PROTOCOL, why);
         return;
     }
     char msg[128];
     snprintf(msg, sizeof(msg), "rc=0x%02x %s: %s", rc, mq_rc_str(rc), why ? why : "");
-    mq_proto__end(cl, true, msg);
+    mq_client_end(cl, true, msg);
 }
 
 static int process(mq_proto_t *p, client_t *cl, const uint8_t *b, size_t len)
@@ -287,7 +288,7 @@ static int on_bytes(void *arg, mq_conn_t *c, const uint8_t *b, size_t len)
         mq_buf_append(&cl->pre, b, len); /* kept whole in case the connection must move */
     int r = process(p, cl, b, len);
     if (r == MQ_CONN_GONE)
-        mq_proto__hand_off(p, cl);
+        mq_connect_hand_off(p, cl);
     return r;
 }
 
@@ -339,9 +340,9 @@ static void on_release(void *arg, mq_conn_t *c)
         if (p->o->connection_messages)
             MQ_LOG(MQ_LOG_NOTICE, "Client %s %s.", s->client_id,
                    cl->will_pending ? "closed its connection" : "disconnected");
-        mq_proto__detach(p, cl);
+        mq_client_detach(p, cl);
         if (s->clean)
-            mq_proto__destroy_sess(p, s);
+            mq_client_destroy_sess(p, s);
     }
     if (cl->will_pending) {
         cl->will_pending = false;
@@ -410,10 +411,10 @@ void mq_proto_tick(mq_proto_t *p)
         switch (mq_deadline_check(c->state == MQ_CONN_ACTIVE, c->born_ms, c->last_rx_ms,
                                   cl->keep_alive, p->o->connect_timeout_s, now)) {
         case MQ_DEADLINE_CONNECT:
-            mq_proto__end(cl, false, "no CONNECT in time");
+            mq_client_end(cl, false, "no CONNECT in time");
             break;
         case MQ_DEADLINE_KEEPALIVE:
-            mq_proto__end(cl, true, "keepalive timeout");
+            mq_client_end(cl, true, "keepalive timeout");
             break;
         case MQ_DEADLINE_NONE:
             break;

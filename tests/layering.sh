@@ -5,8 +5,8 @@
 #   (tools/ and bench/ may use core/ only: no "net/" or "broker/" either.)
 #   Inside net/, the rooms are floors too (a file may include net/ headers of its own floor
 #   or below, never above), so the layers cannot call each other in a loop:
-#     0 op.h opts.h   1 mailbox   2 conn   3 proto proto_internal proto_io connect
-#     4 worker   5 server
+#     0 op.h opts.h   1 mailbox   2 conn   3 client   4 connect   5 proto   6 worker
+#     7 server
 # tests/layering.sh --selftest — builds a tree with each violation and checks it is caught.
 set -u
 
@@ -16,9 +16,11 @@ floor() {
     op|opts) echo 0 ;;
     mailbox) echo 1 ;;
     conn) echo 2 ;;
-    proto|proto_internal|proto_io|connect) echo 3 ;;
-    worker) echo 4 ;;
-    server) echo 5 ;;
+    client) echo 3 ;;
+    connect) echo 4 ;;
+    proto) echo 5 ;;
+    worker) echo 6 ;;
+    server) echo 7 ;;
     *) echo 9 ;;
   esac
 }

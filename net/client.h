@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* net/proto_internal.h - what the files of the protocol layer share (net/proto*.c, connect.c). */
-#ifndef MQ_NET_PROTO_INTERNAL_H
-#define MQ_NET_PROTO_INTERNAL_H
+/* net/client.h - a client: a connection with the protocol state around it, and its output. */
+#ifndef MQ_NET_CLIENT_H
+#define MQ_NET_CLIENT_H
 
 #include "core/codec.h"
 #include "core/route.h"
 #include "net/proto.h"
 
-/* Everything here runs on the owning worker's thread (net/proto.h). */
+/* The protocol layer's shared room: the client (a connection with the protocol's state around
+ * it), one worker's protocol state, and what net/proto.c and net/connect.c both use to answer
+ * a client. Everything here runs on the owning worker's thread (net/proto.h). */
 
 /* A connection with the protocol's state around it (one allocation: net/conn.h allocates
  * mq_proto_conn_size() bytes and the protocol reaches its part from the mq_conn_t). */
@@ -61,32 +63,23 @@ enum {
     CONNACK_NOT_AUTHORIZED = 5,
 };
 
-/* ---- net/proto_io.c: output, ending a connection, the session link ------------------------ */
+/* ---- output, ending a connection, the session link ---------------------------------------- */
 
 /* Append a packet for 'cl' through the codec, count it and schedule the flush. */
-void mq_proto__send_ack(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id);
-void mq_proto__send_connack(mq_proto_t *p, client_t *cl, bool session_present, uint8_t rc);
+void mq_client_send_ack(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id);
+void mq_client_send_connack(mq_proto_t *p, client_t *cl, bool session_present, uint8_t rc);
 
 /* Ends 'cl' on the protocol's decision: its will is published when 'with_will'. */
-void mq_proto__end(client_t *cl, bool with_will, const char *why);
+void mq_client_end(client_t *cl, bool with_will, const char *why);
 
 /* CONNACK with 'code', then the end of the connection (no will). */
-void mq_proto__refuse(mq_proto_t *p, client_t *cl, uint8_t code, const char *why);
+void mq_client_refuse(mq_proto_t *p, client_t *cl, uint8_t code, const char *why);
 
 /* Ends the link between 'cl' and its session: the one place the online count goes down (it
  * went up when the session was attached). */
-void mq_proto__detach(mq_proto_t *p, client_t *cl);
+void mq_client_detach(mq_proto_t *p, client_t *cl);
 
 /* Ends session 's': its counters go to the retired totals, the routing tables drop it. */
-void mq_proto__destroy_sess(mq_proto_t *p, mq_sess_t *s);
-
-/* ---- net/connect.c: CONNECT ------------------------------------------------------------------ */
-
-/* Handles the first packet (a CONNECT): returns an enum mq_conn_result; MQ_CONN_GONE when
- * the session belongs to another worker (cl->handoff_to says which). */
-int mq_proto__connect(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt);
-
-/* Sends 'cl' to the worker cl->handoff_to, which re-decodes its CONNECT. */
-void mq_proto__hand_off(mq_proto_t *p, client_t *cl);
+void mq_client_destroy_sess(mq_proto_t *p, mq_sess_t *s);
 
 #endif

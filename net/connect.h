@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/* net/connect.h - CONNECT: admission, client identifiers, take-over, hand-off to the owner. */
+#ifndef MQ_NET_CONNECT_H
+#define MQ_NET_CONNECT_H
+
+#include "net/client.h"
+
+/* The owning worker's thread only. */
+
+/* Handles the first packet (a CONNECT): returns an enum mq_conn_result; MQ_CONN_GONE when
+ * the session belongs to another worker (cl->handoff_to says which). */
+int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt);
+
+/* Sends 'cl' to the worker cl->handoff_to, which re-decodes its CONNECT. */
+void mq_connect_hand_off(mq_proto_t *p, client_t *cl);
+
+#endif
