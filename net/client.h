@@ -5,7 +5,11 @@
 
 #include "core/codec.h"
 #include "core/route.h"
-#include "net/proto.h"
+#include "core/epoch.h"
+#include "core/tindex.h"
+#include "net/conn.h"
+#include "net/mailbox.h"
+#include "net/opts.h"
 
 /* The protocol layer's shared room: the client (a connection with the protocol's state around
  * it), one worker's protocol state, and what net/proto.c and net/connect.c both use to answer
@@ -13,6 +17,18 @@
 
 /* A connection with the protocol's state around it (one allocation: net/conn.h allocates
  * mq_proto_conn_size() bytes and the protocol reaches its part from the mq_conn_t). */
+/* One worker's protocol state (net/proto.h says what it does). */
+typedef struct mq_proto_state mq_proto_t;
+
+typedef struct mq_proto_env {
+    const mq_server_opts_t *opts; /* complete and immutable (net/opts.h) */
+    mq_tindex_t *ix;              /* the shared subscription index and retained store */
+    mq_epoch_rec_t *ep;           /* this worker's epoch record */
+    mq_outbox_t *outbox;          /* this worker's outgoing mail */
+    mq_conn_loop_t *loop;         /* this worker's connections */
+    unsigned self, n_workers;
+} mq_proto_env_t;
+
 typedef struct client {
     mq_conn_t conn;     /* first: a client is its connection */
     uint8_t proto;      /* protocol level once CONNECT is decoded */

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* net/proto.c - MQTT 3.1/3.1.1 broker behaviour: PUBLISH, acks, subscriptions, the packet loop. */
+#include "net/proto.h"
+
 #include "net/client.h"
 #include "net/connect.h"
 

@@ -10,6 +10,7 @@
 #include "core/msg.h"
 #include "core/stats.h"
 #include "core/tindex.h"
+#include "net/client.h"
 #include "net/conn.h"
 #include "net/mailbox.h"
 #include "net/opts.h"
@@ -19,16 +20,7 @@
  * (core/route.h), its counters, and what it needs to reach the rest — the shared index, its
  * outbox to the other workers, its connection loop. Every function runs on that worker's
  * thread; nothing here blocks or touches another worker's sessions. */
-typedef struct mq_proto_state mq_proto_t;
-
-typedef struct mq_proto_env {
-    const mq_server_opts_t *opts; /* complete and immutable (net/opts.h) */
-    mq_tindex_t *ix;              /* the shared subscription index and retained store */
-    mq_epoch_rec_t *ep;           /* this worker's epoch record */
-    mq_outbox_t *outbox;          /* this worker's outgoing mail */
-    mq_conn_loop_t *loop;         /* this worker's connections */
-    unsigned self, n_workers;
-} mq_proto_env_t;
+/* mq_proto_t and mq_proto_env_t: net/client.h. */
 
 /* 'env' is copied; what it points to must outlive the protocol state. */
 mq_proto_t *mq_proto_new(const mq_proto_env_t *env);
