@@ -2,15 +2,14 @@
 /* net/proto.c - MQTT 3.1/3.1.1 broker behaviour: PUBLISH, acks, subscriptions, the packet loop. */
 #include "net/proto.h"
 
-#include "net/client.h"
-#include "net/connect.h"
-
 #include <string.h>
 
 #include "core/deadline.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/topic.h"
+#include "net/client.h"
+#include "net/connect.h"
 
 /* ---- routing ----------------------------------------------------------------------------------
  */
