@@ -20,6 +20,7 @@
 #include "net/mailbox.h"
 #include "net/op.h"
 #include "net/worker.h"
+#include "net/xport.h"
 
 /* The running broker. Created and destroyed by the main thread; the acceptor thread reads the
  * listeners and posts to the workers' inboxes; the workers read 'opts' and the index. */
@@ -33,6 +34,7 @@ struct mq_server {
     mq_tindex_t *ix;
     int listen_fds[MQ_SERVER_MAX_LISTENERS];
     uint16_t ports[MQ_SERVER_MAX_LISTENERS];
+    mq_xport_listener_t *xports[MQ_SERVER_MAX_LISTENERS]; /* NULL: plain TCP */
     atomic_uint_fast32_t listener_conns[MQ_SERVER_MAX_LISTENERS];
     unsigned n_listeners;
     atomic_uint_fast32_t n_conns; /* open connections, all listeners */
@@ -237,6 +239,8 @@ static void free_server(mq_server_t *srv)
 {
     for (unsigned i = 0; i < srv->n_listeners; i++)
         close(srv->listen_fds[i]);
+    for (unsigned i = 0; i < MQ_SERVER_MAX_LISTENERS; i++)
+        mq_xport_listener_free(srv->xports[i]);
     mq_tindex_free(srv->ix);
     mq_epoch_free(srv->ep);
     mq_free(srv->workers);
@@ -255,6 +259,9 @@ static int bind_all(mq_server_t *srv, char *err, size_t errlen)
         if (rc < 0)
             return rc;
         srv->n_listeners++;
+        rc = mq_xport_listener_new(&srv->opts.listeners[i], &srv->xports[i], err, errlen);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -270,6 +277,7 @@ static int start_workers(mq_server_t *srv, char *err, size_t errlen)
                            .n_conns = &srv->n_conns,
                            .listener_conns = srv->listener_conns,
                            .ports = srv->ports,
+                           .xports = srv->xports,
                            .started = &srv->started};
     for (unsigned i = 0; i < srv->n_workers; i++) {
         mq_worker_init(&srv->workers[i], &env, i);

@@ -148,6 +148,8 @@ static void on_mail(mq_worker_t *w, mq_mail_t *e)
         mq_proto_on_accept(w->proto, c);
         if (w->env.opts->connection_messages)
             MQ_LOG(MQ_LOG_NOTICE, "New connection from %s on port %u.", c->peer, w->env.ports[li]);
+        if (mq_xport_attach(c, w->env.xports[li]) < 0)
+            mq_conn_close(c, "transport set-up failed");
         break;
     }
     case MQ_MAIL_HANDOFF:

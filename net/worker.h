@@ -16,6 +16,7 @@
 #include "net/mailbox.h"
 #include "net/opts.h"
 #include "net/proto.h"
+#include "net/xport.h"
 
 /* The worker is the loop only: each turn it drains its inbox, moves spilled mail, lets the
  * connections resume and flush, sends the turn's wake-ups, passes a quiescent point and
@@ -32,6 +33,7 @@ typedef struct mq_worker_env {
     atomic_uint_fast32_t *n_conns;        /* open connections, all listeners */
     atomic_uint_fast32_t *listener_conns; /* open connections per listener */
     const uint16_t *ports;                /* the port each listener is bound to */
+    mq_xport_listener_t *const *xports;   /* each listener's transport (NULL: plain TCP) */
     sem_t *started;                       /* posted once the worker's ring is set up (or not) */
 } mq_worker_env_t;
 
