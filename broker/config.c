@@ -59,6 +59,7 @@ static int fail(mq_config_parse_t *p, const char *fmt, ...)
 
 /* --- the option table ---------------------------------------------------------------------- */
 
+static mq_config_set_cb set_expiration;
 static mq_config_set_cb set_listener, set_include_dir, set_log_dest, set_log_facility, set_protocol,
     set_metrics_listener;
 
@@ -198,7 +199,9 @@ const mq_config_option_t mq_config__options[] = {
     REFUSED("websockets_log_level", UINT, GLOBAL),
     REFUSED("websockets_headers_size", SIZE, LISTENER),
     REFUSED("mount_point", STRING, LISTENER),
-    REFUSED("max_topic_alias", UINT, LISTENER),
+    /* MQTT 5: aliases a client may set per connection (mosquitto: per listener, default 10) */
+    {OPTION("max_topic_alias", UINT, LISTENER), .loff = offsetof(mq_listener_conf_t, max_topic_alias),
+     .size = sizeof(uint16_t), RANGE(0, 65535), .def = 10},
     REFUSED("use_unix_socket", BOOL, LISTENER),
     /* persistence */
     REFUSED("persistence", BOOL, GLOBAL),
@@ -206,7 +209,8 @@ const mq_config_option_t mq_config__options[] = {
     REFUSED("persistence_location", PATH, GLOBAL),
     REFUSED("autosave_interval", UINT, GLOBAL),
     REFUSED("autosave_on_changes", BOOL, GLOBAL),
-    REFUSED("persistent_client_expiration", STRING, GLOBAL),
+    {OPTION("persistent_client_expiration", SPECIAL, GLOBAL), FIELD(persistent_client_expiration),
+     .set = set_expiration},
     REFUSED("queue_qos0_messages", BOOL, GLOBAL),
     /* bridges */
     REFUSED("connection", STRING, BRIDGE),
@@ -639,6 +643,27 @@ static int set_protocol(mq_config_parse_t *p, const mq_config_option_t *o, char 
     return 0;
 }
 
+/* mosquitto's duration: a number and a unit, h(ours) d(ays) w(eeks) m(onths: 30 days)
+ * y(ears: 365 days), e.g. "14d". */
+static int set_expiration(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
+{
+    (void)ntok;
+    char *end;
+    unsigned long long n = strtoull(tok[1], &end, 10);
+    static const struct {
+        char unit;
+        uint32_t s;
+    } units[] = {{'h', 3600}, {'d', 86400}, {'w', 604800}, {'m', 2592000}, {'y', 31536000}};
+    for (size_t i = 0; end != tok[1] && end[0] && !end[1] && i < MQ_ARRAY_LEN(units); i++) {
+        if (end[0] == units[i].unit && n > 0 && n <= UINT32_MAX / units[i].s) {
+            p->cfg->persistent_client_expiration = (uint32_t)n * units[i].s;
+            return 0;
+        }
+    }
+    return fail(p, "invalid value '%s' for %s: a number and a unit h, d, w, m or y (e.g. 14d)",
+                tok[1], o->name);
+}
+
 static int set_metrics_listener(mq_config_parse_t *p, const mq_config_option_t *o, char **tok,
                                 int ntok)
 {
@@ -826,6 +851,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
         o->listeners[i].bind_address = cfg->listeners[i].bind_address;
         o->listeners[i].port = cfg->listeners[i].port;
         o->listeners[i].max_connections = cfg->listeners[i].max_connections;
+        o->listeners[i].max_topic_alias = cfg->listeners[i].max_topic_alias;
     }
     o->n_listeners = cfg->n_listeners;
     o->workers = cfg->workers;
@@ -834,6 +860,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     o->allow_zero_length_clientid = cfg->allow_zero_length_clientid;
     o->auto_id_prefix = cfg->auto_id_prefix;
     o->max_keepalive = cfg->max_keepalive;
+    o->persistent_client_expiration = cfg->persistent_client_expiration;
     o->max_qos = cfg->max_qos;
     o->retain_available = cfg->retain_available;
     o->upgrade_outgoing_qos = cfg->upgrade_outgoing_qos;

@@ -18,6 +18,7 @@ typedef struct mq_listener_conf {
     uint16_t port;
     char *bind_address;       /* owned; NULL = all addresses (mosquitto's default) */
     uint32_t max_connections; /* per listener; 0 = unlimited (mosquitto's -1) */
+    uint16_t max_topic_alias; /* MQTT 5 Topic Alias Maximum announced; default 10 */
 } mq_listener_conf_t;
 
 /* The broker's configuration; immutable once the broker starts (STYLE.md §6). Strings are

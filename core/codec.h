@@ -380,6 +380,10 @@ void mq_codec_append_auth(mq_buf_t *out, enum mq_rc rc, const mq_props_t *props)
 /* Size of the properties of 'p' for 'ctx' as written on the wire, without the length prefix. */
 size_t mq_props_size(const mq_props_t *p);
 
+/* Writes the properties of 'p' (mq_props_size(p) bytes, without the length prefix) at 'out';
+ * returns the bytes written. 'p' must fit (strings within 65535 bytes). */
+size_t mq_props_write(const mq_props_t *p, uint8_t *out);
+
 /* Human-readable packet type name ("PUBLISH"), or "?" for an unknown value. */
 const char *mq_ptype_str(uint8_t type);
 

@@ -14,7 +14,11 @@
 /* One PUBLISH as routed: built once by the receiving worker, then shared read-only by every
  * worker that delivers it (DESIGN.md rule 5). Its bytes are the encoded 3.1.1 PUBLISH at
  * QoS 0 without retain ('wire'); every other variant (QoS 1/2 with a packet id, retain set)
- * is that header patched, so topic and payload are copied into the message exactly once. */
+ * is that header patched, so topic and payload are copied into the message exactly once.
+ * The MQTT 5 properties that travel with the message (payload format, content type,
+ * response topic, correlation data, user properties, in order) follow 'wire', encoded once;
+ * the per-delivery ones (Message Expiry Interval left, Subscription Identifiers, Topic
+ * Alias) are added when a v5 PUBLISH is written (mq_msg_write_publish_v5). */
 typedef struct mq_msg {
     atomic_uint refs; /* mq_msg_ref/unref; freed at 0 */
     uint8_t qos;      /* QoS it was published with */
@@ -23,8 +27,11 @@ typedef struct mq_msg {
     uint32_t payload_len;
     uint32_t hdr_len;        /* fixed header bytes at the start of 'wire' (2..5) */
     uint32_t wire_len;       /* whole QoS 0 packet */
+    uint32_t props_len;      /* v5 property bytes after 'wire' (no length prefix) */
+    uint64_t origin;         /* client id hash of the publisher (No Local); 0 = the broker */
+    uint64_t expire_at;      /* broker clock, ms (MQTT 5 Message Expiry); 0 = never */
     mq_epoch_entry_t retire; /* used once: when the retained store lets go of it */
-    uint8_t wire[];          /* hdr | topic length | topic | payload */
+    uint8_t wire[];          /* hdr | topic length | topic | payload | v5 properties */
 } mq_msg_t;
 
 /* Builds a message; returns it with one reference, owned by the caller. NULL when the size
@@ -38,6 +45,15 @@ static inline mq_msg_t *mq_msg_ref(mq_msg_t *m)
     atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
     return m;
 }
+
+struct mq_props;
+
+/* As mq_msg_new(), keeping the v5 properties of 'props' that travel with a message (not the
+ * Topic Alias, Subscription Identifiers or Message Expiry Interval: the caller sets
+ * m->expire_at from the latter). 'props' may be NULL. */
+mq_msg_t *mq_msg_new_props(const char *topic, size_t topic_len, const void *payload,
+                           size_t payload_len, uint8_t qos, bool retain,
+                           const struct mq_props *props);
 
 /* Drops one reference; the last one frees the message. Any thread. */
 void mq_msg_unref(mq_msg_t *m);
@@ -59,5 +75,26 @@ size_t mq_msg_publish_size(const mq_msg_t *m, uint8_t qos);
  * (mq_msg_publish_size(m, qos) bytes); returns the bytes written. */
 size_t mq_msg_write_publish(const mq_msg_t *m, uint8_t qos, uint16_t packet_id, bool retain,
                             bool dup, uint8_t *out);
+
+/* The v5 property bytes kept with 'm'. */
+static inline mq_str_t mq_msg_props(const mq_msg_t *m)
+{
+    return (mq_str_t){(const char *)m->wire + m->wire_len, m->props_len};
+}
+
+/* What a v5 PUBLISH adds per delivery. */
+typedef struct mq_msg_v5 {
+    bool has_expiry;         /* write a Message Expiry Interval of 'expiry_left' seconds */
+    uint32_t expiry_left;
+    const uint32_t *sub_ids; /* Subscription Identifiers, n_sub_ids of them */
+    uint32_t n_sub_ids;
+    uint16_t alias;    /* Topic Alias to send, 0 = none */
+    bool alias_only;   /* the alias is known to the client: the topic is sent empty */
+} mq_msg_v5_t;
+
+/* Size and bytes of the MQTT 5 PUBLISH of 'm' at 'qos' with the per-delivery parts 'x'. */
+size_t mq_msg_publish_size_v5(const mq_msg_t *m, uint8_t qos, const mq_msg_v5_t *x);
+size_t mq_msg_write_publish_v5(const mq_msg_t *m, uint8_t qos, uint16_t packet_id, bool retain,
+                               bool dup, const mq_msg_v5_t *x, uint8_t *out);
 
 #endif

@@ -486,3 +486,8 @@ uint8_t *mq_codec__put_props(uint8_t *o, const mq_props_t *p)
     }
     return o;
 }
+
+size_t mq_props_write(const mq_props_t *p, uint8_t *out)
+{
+    return (size_t)(mq_codec__put_props(out, p) - out);
+}

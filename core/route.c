@@ -29,6 +29,8 @@ typedef struct cache_entry {
 typedef struct lsub {
     mq_sess_t *sess;
     uint8_t qos;
+    uint8_t flags; /* MQ_SUB_NO_LOCAL | MQ_SUB_RAP */
+    uint32_t sub_id;
 } lsub_t;
 
 typedef struct lfilter {
@@ -58,6 +60,8 @@ struct mq_route {
     mq_route_cache_stats_t cstats;
     mq_route_dest_t *dest;
     uint32_t cap_dest;
+    uint32_t *sids; /* the destinations' Subscription Identifiers, in order */
+    uint32_t cap_sids;
     seen_t *seen; /* power-of-two table, at least twice the candidates */
     size_t cap_seen;
     uint64_t gen;
@@ -160,7 +164,7 @@ mq_sess_t *mq_route_next(const mq_route_t *r, size_t *pos)
 
 /* ---- the filter table ---------------------------------------------------------------------- */
 
-static void lfilter_add(mq_route_t *r, uint64_t fid, mq_sess_t *s, uint8_t qos)
+static void lfilter_add(mq_route_t *r, uint64_t fid, mq_sess_t *s, lsub_t ls)
 {
     lfilter_t *lf = mq_map_get(&r->filters, fid);
     if (lf == NULL) {
@@ -169,15 +173,19 @@ static void lfilter_add(mq_route_t *r, uint64_t fid, mq_sess_t *s, uint8_t qos)
     }
     if (lf->n == lf->cap)
         lf->subs = mq_grow(lf->subs, &lf->cap, sizeof(*lf->subs), 4);
-    lf->subs[lf->n++] = (lsub_t){s, qos};
+    ls.sess = s;
+    lf->subs[lf->n++] = ls;
 }
 
-static void lfilter_set_qos(mq_route_t *r, uint64_t fid, const mq_sess_t *s, uint8_t qos)
+static void lfilter_set(mq_route_t *r, uint64_t fid, const mq_sess_t *s, lsub_t ls)
 {
     lfilter_t *lf = mq_map_get(&r->filters, fid);
-    for (uint32_t i = 0; lf && i < lf->n; i++)
-        if (lf->subs[i].sess == s)
-            lf->subs[i].qos = qos;
+    for (uint32_t i = 0; lf && i < lf->n; i++) {
+        if (lf->subs[i].sess == s) {
+            ls.sess = lf->subs[i].sess;
+            lf->subs[i] = ls;
+        }
+    }
 }
 
 /* Removes 's' from the filter; when no session of this worker is left on it, this worker's
@@ -205,17 +213,22 @@ static void unsubscribe_one(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub)
 }
 
 mq_sub_t *mq_route_subscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len,
-                             uint8_t qos)
+                             uint8_t qos, const mq_route_opts_t *o, bool *is_new)
 {
+    lsub_t ls = {.qos = qos, .flags = o ? o->flags : 0, .sub_id = o ? o->sub_id : 0};
     mq_sub_t *sub = mq_sess_find_sub(s, filter, len);
-    if (sub) { /* [MQTT-3.8.4-3] replaces the existing subscription's QoS */
+    if (is_new)
+        *is_new = sub == NULL;
+    if (sub == NULL) {
+        uint64_t fid = mq_tindex_add_interest(r->ix, filter, len, r->self, r->ep);
+        sub = mq_sess_add_sub(s, filter, len, fid, qos);
+        lfilter_add(r, fid, s, ls);
+    } else { /* [MQTT-3.8.4-3] replaces the existing subscription */
         sub->qos = qos;
-        lfilter_set_qos(r, sub->fid, s, qos);
-        return sub;
+        lfilter_set(r, sub->fid, s, ls);
     }
-    uint64_t fid = mq_tindex_add_interest(r->ix, filter, len, r->self, r->ep);
-    sub = mq_sess_add_sub(s, filter, len, fid, qos);
-    lfilter_add(r, fid, s, qos);
+    sub->opts = ls.flags;
+    sub->sub_id = ls.sub_id;
     return sub;
 }
 
@@ -263,6 +276,7 @@ void mq_route_free(mq_route_t *r)
     mq_free(r->cap_tfids);
     mq_free(r->cache);
     mq_free(r->dest);
+    mq_free(r->sids);
     mq_free(r->seen);
     mq_free(r->ids);
     mq_free(r);
@@ -351,6 +365,8 @@ static void reserve_dest(mq_route_t *r, uint32_t need)
 {
     while (r->cap_dest < need)
         r->dest = mq_grow(r->dest, &r->cap_dest, sizeof(*r->dest), 64);
+    while (r->cap_sids < need)
+        r->sids = mq_grow(r->sids, &r->cap_sids, sizeof(*r->sids), 64);
 }
 
 /* A seen-table with room for 'n' sessions at a load of at most one half. */
@@ -367,47 +383,111 @@ static void reserve_seen(mq_route_t *r, size_t n)
     r->gen = 0;
 }
 
-/* Adds (s, q) to dest, or raises the QoS of the entry 's' already has. */
-static void dedup_add(mq_route_t *r, uint32_t *n, mq_sess_t *s, uint8_t q)
+/* The destination of 'ls' for 'msg', or false when No Local excludes it. */
+static bool dest_of(const lsub_t *ls, const mq_msg_t *msg, bool upgrade, mq_route_dest_t *d)
+{
+    if ((ls->flags & MQ_SUB_NO_LOCAL) && msg->origin == ls->sess->id_hash)
+        return false; /* [MQTT-3.8.3-3] */
+    *d = (mq_route_dest_t){.sess = ls->sess,
+                           .qos = deliver_qos(ls->qos, msg->qos, upgrade),
+                           .retain = (ls->flags & MQ_SUB_RAP) && msg->retain};
+    return true;
+}
+
+/* Adds 'd' to dest, or merges it into the entry its session already has: the highest QoS,
+ * the retain flag if any subscription keeps it. Subscription Identifiers are gathered in
+ * a second pass (gather_ids). */
+static void dedup_add(mq_route_t *r, uint32_t *n, const mq_route_dest_t *d)
 {
     size_t mask = r->cap_seen - 1;
-    size_t i = (size_t)XXH3_64bits(&s, sizeof(s)) & mask;
+    size_t i = (size_t)XXH3_64bits(&d->sess, sizeof(d->sess)) & mask;
     while (r->seen[i].gen == r->gen) {
-        if (r->seen[i].sess == s) {
-            mq_route_dest_t *d = &r->dest[r->seen[i].idx];
-            if (q > d->qos)
-                d->qos = q;
+        if (r->seen[i].sess == d->sess) {
+            mq_route_dest_t *e = &r->dest[r->seen[i].idx];
+            if (d->qos > e->qos)
+                e->qos = d->qos;
+            e->retain |= d->retain;
+            e->n_sub_ids += d->n_sub_ids;
             return;
         }
         i = (i + 1) & mask;
     }
-    r->seen[i] = (seen_t){r->gen, s, *n};
-    r->dest[(*n)++] = (mq_route_dest_t){s, q};
+    r->seen[i] = (seen_t){r->gen, d->sess, *n};
+    r->dest[(*n)++] = *d;
 }
 
-uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, uint8_t msg_qos,
+/* Second pass: each destination's identifiers, contiguous in r->sids. */
+static void gather_ids(mq_route_t *r, const uint64_t *fids, uint32_t n, uint32_t count)
+{
+    uint32_t off = 0;
+    for (uint32_t k = 0; k < count; k++) { /* n_sub_ids is the count from dedup_add */
+        uint32_t c = r->dest[k].n_sub_ids;
+        r->dest[k].sub_ids = r->sids + off;
+        r->dest[k].n_sub_ids = 0;
+        off += c;
+    }
+    size_t mask = r->cap_seen - 1;
+    for (uint32_t i = 0; i < n; i++) {
+        const lfilter_t *lf = mq_map_get(&r->filters, fids[i]);
+        for (uint32_t k = 0; lf && k < lf->n; k++) {
+            if (lf->subs[k].sub_id == 0)
+                continue;
+            const mq_sess_t *s = lf->subs[k].sess;
+            size_t j = (size_t)XXH3_64bits(&s, sizeof(s)) & mask;
+            while (r->seen[j].gen == r->gen && r->seen[j].sess != s)
+                j = (j + 1) & mask;
+            if (r->seen[j].gen != r->gen)
+                continue; /* excluded by No Local */
+            mq_route_dest_t *d = &r->dest[r->seen[j].idx];
+            ((uint32_t *)d->sub_ids)[d->n_sub_ids++] = lf->subs[k].sub_id;
+        }
+    }
+}
+
+static uint32_t resolve_one(mq_route_t *r, const lfilter_t *lf, const mq_msg_t *msg, bool upgrade)
+{
+    uint32_t count = 0;
+    for (uint32_t k = 0; lf && k < lf->n; k++) {
+        mq_route_dest_t *d = &r->dest[count];
+        if (!dest_of(&lf->subs[k], msg, upgrade, d))
+            continue;
+        if (lf->subs[k].sub_id) {
+            r->sids[count] = lf->subs[k].sub_id;
+            d->sub_ids = &r->sids[count];
+            d->n_sub_ids = 1;
+        }
+        count++;
+    }
+    return count;
+}
+
+uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, const mq_msg_t *msg,
                           bool upgrade, const mq_route_dest_t **out)
 {
     uint32_t total = 0, count = 0;
+    bool any_ids = false;
     for (uint32_t i = 0; i < n; i++) {
         const lfilter_t *lf = mq_map_get(&r->filters, fids[i]);
         total += lf ? lf->n : 0;
     }
     reserve_dest(r, total);
     *out = r->dest;
-    if (n == 1) { /* one filter: each session is on it once, nothing to de-duplicate */
-        const lfilter_t *lf = mq_map_get(&r->filters, fids[0]);
-        for (uint32_t k = 0; lf && k < lf->n; k++)
-            r->dest[count++] =
-                (mq_route_dest_t){lf->subs[k].sess, deliver_qos(lf->subs[k].qos, msg_qos, upgrade)};
-        return count;
-    }
+    if (n == 1) /* one filter: each session is on it once, nothing to de-duplicate */
+        return resolve_one(r, mq_map_get(&r->filters, fids[0]), msg, upgrade);
     reserve_seen(r, total);
     r->gen++;
     for (uint32_t i = 0; i < n; i++) {
         const lfilter_t *lf = mq_map_get(&r->filters, fids[i]);
-        for (uint32_t k = 0; lf && k < lf->n; k++)
-            dedup_add(r, &count, lf->subs[k].sess, deliver_qos(lf->subs[k].qos, msg_qos, upgrade));
+        for (uint32_t k = 0; lf && k < lf->n; k++) {
+            mq_route_dest_t d;
+            if (!dest_of(&lf->subs[k], msg, upgrade, &d))
+                continue;
+            d.n_sub_ids = lf->subs[k].sub_id != 0;
+            any_ids |= d.n_sub_ids != 0;
+            dedup_add(r, &count, &d);
+        }
     }
+    if (any_ids)
+        gather_ids(r, fids, n, count);
     return count;
 }

@@ -26,8 +26,17 @@ typedef struct mq_route mq_route_t;
 
 typedef struct mq_route_dest {
     mq_sess_t *sess;
-    uint8_t qos; /* the QoS to deliver at */
+    uint8_t qos;             /* the QoS to deliver at */
+    bool retain;             /* the retain flag to send (Retain As Published) */
+    uint32_t n_sub_ids;      /* v5 Subscription Identifiers of the matching subscriptions */
+    const uint32_t *sub_ids; /* valid until the next mq_route_resolve() */
 } mq_route_dest_t;
+
+/* The options of a subscription beyond its QoS (MQTT 5 §3.8.3.1). */
+typedef struct mq_route_opts {
+    uint8_t flags;   /* MQ_SUB_NO_LOCAL | MQ_SUB_RAP (core/sess.h) */
+    uint32_t sub_id; /* Subscription Identifier; 0 = none */
+} mq_route_opts_t;
 
 /* A routing table for worker 'self' of 'n_workers', on the shared index 'ix'. Interest
  * changes in the index are made with the epoch record 'ep' (the worker's). */
@@ -57,10 +66,11 @@ mq_sess_t *mq_route_next(const mq_route_t *r, size_t *pos);
 
 /* ---- subscriptions ------------------------------------------------------------------------ */
 
-/* Subscribes 's' to 'filter' at 'qos': a new subscription (interest added to the index), or
- * the existing one's QoS replaced [MQTT-3.8.4-3]. Returns the session's entry. */
+/* Subscribes 's' to 'filter' at 'qos' with options 'o' (NULL: none): a new subscription
+ * (interest added to the index), or the existing one's QoS and options replaced
+ * [MQTT-3.8.4-3]. Returns the session's entry; *is_new (may be NULL) says which. */
 mq_sub_t *mq_route_subscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len,
-                             uint8_t qos);
+                             uint8_t qos, const mq_route_opts_t *o, bool *is_new);
 
 /* Removes the subscription of 's' to 'filter'; false when it had none. */
 bool mq_route_unsubscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len);
@@ -75,11 +85,13 @@ uint64_t mq_route_match(mq_route_t *r, const char *topic, size_t len);
  * match. *n receives their count. */
 const uint64_t *mq_route_take(mq_route_t *r, unsigned worker, uint32_t *n);
 
-/* Resolves filter ids of this worker to the sessions to deliver to, each once, at
- * min(subscription QoS, 'msg_qos') — or the subscription's QoS when 'upgrade'
- * (upgrade_outgoing_qos). Filters no longer in the table are skipped (unsubscribed since
- * the publisher matched). Returns the count; *out is valid until the next call. */
-uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, uint8_t msg_qos,
+/* Resolves filter ids of this worker to the sessions to deliver 'msg' to, each once, at
+ * min(subscription QoS, message QoS) — or the subscription's QoS when 'upgrade'
+ * (upgrade_outgoing_qos) — with the Subscription Identifiers of every matching subscription
+ * and the retain flag Retain As Published asks for. No Local subscriptions skip the session
+ * that published it (msg->origin). Filters no longer in the table are skipped (unsubscribed
+ * since the publisher matched). Returns the count; *out is valid until the next call. */
+uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, const mq_msg_t *msg,
                           bool upgrade, const mq_route_dest_t **out);
 
 /* Cache figures (tests, diagnostics). */

@@ -4,8 +4,62 @@
 
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "core/codec.h"
+#include "core/map.h"
 #include "core/mem.h"
+
+/* Outbound Topic Aliases of one connection (MQTT 5 §3.3.2.3.4): the first topics sent get an
+ * alias each, up to the client's Topic Alias Maximum; later messages on those topics are sent
+ * with the alias and an empty topic. mosquitto 2.0 assigns none. */
+struct mq_alias_out {
+    mq_map_t by_hash; /* topic hash -> alias (as an integer) */
+    char **topics;    /* [alias - 1]: owned copies, to tell hash collisions apart */
+    uint16_t n, max;
+};
+
+static void aliases_free(struct mq_alias_out *a)
+{
+    if (a == NULL)
+        return;
+    for (uint16_t i = 0; i < a->n; i++)
+        mq_free(a->topics[i]);
+    mq_free(a->topics);
+    mq_map_fini(&a->by_hash);
+    mq_free(a);
+}
+
+/* The alias for 'm''s topic: *known when the client has it already; 0 when none is left. */
+static uint16_t alias_for(mq_sess_t *s, const mq_msg_t *m, bool *known)
+{
+    struct mq_alias_out *a = s->aliases;
+    *known = false;
+    if (s->peer.alias_max == 0)
+        return 0;
+    if (a == NULL) {
+        a = s->aliases = mq_calloc(1, sizeof(*a));
+        mq_map_init(&a->by_hash);
+        a->max = s->peer.alias_max;
+    }
+    mq_str_t t = mq_msg_topic(m);
+    uint64_t h = XXH3_64bits(t.ptr, t.len) | 1; /* never 0, the map's empty key */
+    uintptr_t got = (uintptr_t)mq_map_get(&a->by_hash, h);
+    if (got) {
+        const char *have = a->topics[got - 1];
+        if (strlen(have) == t.len && memcmp(have, t.ptr, t.len) == 0) {
+            *known = true;
+            return (uint16_t)got;
+        }
+        return 0; /* another topic has this hash: send it in full */
+    }
+    if (a->n >= a->max)
+        return 0;
+    a->topics = mq_realloc(a->topics, (size_t)(a->n + 1) * sizeof(*a->topics));
+    a->topics[a->n++] = mq_strndup(t.ptr, t.len);
+    mq_map_put(&a->by_hash, h, (void *)(uintptr_t)a->n);
+    return a->n;
+}
 
 mq_sess_t *mq_sess_new(const char *client_id, size_t len, uint64_t id_hash, bool clean,
                        const mq_sess_limits_t *limits)
@@ -20,14 +74,25 @@ mq_sess_t *mq_sess_new(const char *client_id, size_t len, uint64_t id_hash, bool
     return s;
 }
 
+/* Drops what an outbound entry holds. */
+static void out_release(mq_outmsg_t *o)
+{
+    mq_msg_unref(o->msg);
+    o->msg = NULL;
+    if (o->n_sub_ids > 1)
+        mq_free(o->sub_ids);
+    o->n_sub_ids = 0;
+}
+
 void mq_sess_free(mq_sess_t *s)
 {
     if (s == NULL)
         return;
     for (uint32_t i = 0; i < s->n_inflight; i++)
-        mq_msg_unref(s->inflight[i].msg);
+        out_release(&s->inflight[i]);
     for (uint32_t i = 0; i < s->q_len; i++)
-        mq_msg_unref(s->queue[(s->q_head + i) % s->q_cap].msg);
+        out_release(&s->queue[(s->q_head + i) % s->q_cap]);
+    aliases_free(s->aliases);
     for (uint32_t i = 0; i < s->n_subs; i++)
         mq_free(s->subs[i].filter);
     mq_free(s->subs);
@@ -46,15 +111,72 @@ static void write_ack(mq_sess_t *s, uint8_t type, uint16_t packet_id)
     mq_codec_append_ack(s->out, type, packet_id, MQ_PROTO_311, MQ_RC_SUCCESS, NULL);
 }
 
+/* The per-delivery parts of a v5 PUBLISH of 'o' ('o' must not have reached PUBREL). */
+static mq_msg_v5_t v5_parts(mq_sess_t *s, const mq_outmsg_t *o, bool with_alias)
+{
+    mq_msg_v5_t x = {0};
+    const mq_msg_t *m = o->msg;
+    if (m->expire_at) {
+        uint64_t now = s->clock ? *s->clock : 0;
+        uint64_t left = m->expire_at > now ? m->expire_at - now : 0;
+        x.has_expiry = true; /* the interval less the time waited [MQTT-3.3.2-6] */
+        x.expiry_left = (uint32_t)((left + 999) / 1000);
+    }
+    x.n_sub_ids = o->n_sub_ids;
+    x.sub_ids = o->n_sub_ids == 1 ? &o->sub_id : o->sub_ids;
+    if (with_alias)
+        x.alias = alias_for(s, m, &x.alias_only);
+    return x;
+}
+
+/* Bytes 'o' takes on the wire for this connection (without a Topic Alias). */
+static size_t publish_size(mq_sess_t *s, const mq_outmsg_t *o)
+{
+    if (s->peer.proto < MQ_PROTO_5)
+        return mq_msg_publish_size(o->msg, o->qos);
+    mq_msg_v5_t x = v5_parts(s, o, false);
+    return mq_msg_publish_size_v5(o->msg, o->qos, &x);
+}
+
 static void write_publish(mq_sess_t *s, const mq_outmsg_t *o, bool dup)
 {
-    size_t n = mq_msg_publish_size(o->msg, o->qos);
-    mq_buf_reserve(s->out, n);
-    s->out->len += mq_msg_write_publish(o->msg, o->qos, o->packet_id, o->retain, dup,
-                                        s->out->data + s->out->len);
+    size_t w;
+    if (s->peer.proto < MQ_PROTO_5) {
+        mq_buf_reserve(s->out, mq_msg_publish_size(o->msg, o->qos));
+        w = mq_msg_write_publish(o->msg, o->qos, o->packet_id, o->retain, dup,
+                                 s->out->data + s->out->len);
+    } else {
+        mq_msg_v5_t x = v5_parts(s, o, true);
+        mq_buf_reserve(s->out, mq_msg_publish_size_v5(o->msg, o->qos, &x));
+        w = mq_msg_write_publish_v5(o->msg, o->qos, o->packet_id, o->retain, dup, &x,
+                                    s->out->data + s->out->len);
+    }
+    s->out->len += w;
     s->stats.publish_sent++;
     s->stats.packets_sent++;
     s->stats.publish_bytes += o->msg->payload_len;
+}
+
+/* A message that must not go out to this connection: expired before onward delivery
+ * started [MQTT-3.3.2-5], or larger than the client accepts [MQTT-3.1.2-25]. Counted. */
+static bool undeliverable(mq_sess_t *s, const mq_outmsg_t *o)
+{
+    if (o->msg->expire_at && s->clock && *s->clock >= o->msg->expire_at) {
+        s->stats.expired++;
+        return true;
+    }
+    if (s->peer.max_packet && publish_size(s, o) > s->peer.max_packet) {
+        s->stats.too_large++;
+        return true;
+    }
+    return false;
+}
+
+/* The outbound window: the server's limit, or the client's Receive Maximum if lower. */
+static uint32_t window(const mq_sess_t *s)
+{
+    uint32_t w = s->limits->max_inflight;
+    return s->peer.recv_max && s->peer.recv_max < w ? s->peer.recv_max : w;
 }
 
 static bool packet_id_in_flight(const mq_sess_t *s, uint16_t id)
@@ -123,19 +245,27 @@ static bool congested(const mq_sess_t *s)
     return s->limits->out_high_water && s->out->len >= s->limits->out_high_water;
 }
 
+/* True when 'o' will be dropped anyway (so it need not wait for room in the window). */
+static bool undeliverable_peek(const mq_sess_t *s, const mq_outmsg_t *o)
+{
+    return o->msg->expire_at && s->clock && *s->clock >= o->msg->expire_at;
+}
+
 /* Moves queued messages into the window while there is room and a connection. */
 static void pump(mq_sess_t *s)
 {
     while (s->out && s->q_len > 0 && !congested(s)) {
         mq_outmsg_t o = s->queue[s->q_head];
-        if (o.qos > 0 && s->n_inflight >= s->limits->max_inflight)
+        if (o.qos > 0 && s->n_inflight >= window(s) && !undeliverable_peek(s, &o))
             return;
         s->q_head = (s->q_head + 1) % s->q_cap;
         s->q_len--;
         s->q_bytes -= o.msg->payload_len;
-        if (o.qos == 0) {
+        if (undeliverable(s, &o)) {
+            out_release(&o);
+        } else if (o.qos == 0) {
             write_publish(s, &o, false);
-            mq_msg_unref(o.msg);
+            out_release(&o);
         } else {
             send_inflight(s, o); /* the queue's reference moves into the window */
         }
@@ -144,6 +274,40 @@ static void pump(mq_sess_t *s)
 
 bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain)
 {
+    return mq_sess_deliver_ids(s, msg, qos, retain, NULL, 0);
+}
+
+enum placed { DROPPED, WRITTEN, KEPT };
+
+/* Sends or queues 'o' (which holds no reference yet). */
+static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
+{
+    if (s->out == NULL) {
+        if (o->qos == 0) { /* queue_qos0_messages false: QoS 0 is not kept for the offline */
+            s->stats.dropped++;
+            return DROPPED;
+        }
+        return enqueue(s, *o) ? KEPT : DROPPED;
+    }
+    if (s->q_len > 0 || congested(s)) /* keeps order behind what already waits */
+        return enqueue(s, *o) ? KEPT : DROPPED;
+    if (undeliverable(s, o))
+        return DROPPED;
+    if (o->qos == 0) {
+        write_publish(s, o, false);
+        return WRITTEN;
+    }
+    if (s->n_inflight < window(s)) {
+        mq_msg_ref(o->msg);
+        send_inflight(s, *o);
+        return KEPT;
+    }
+    return enqueue(s, *o) ? KEPT : DROPPED; /* keeps order behind what already waits */
+}
+
+bool mq_sess_deliver_ids(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
+                         const uint32_t *sub_ids, uint32_t n_sub_ids)
+{
     mq_outmsg_t o = {.msg = msg, .qos = qos, .retain = retain};
     /* A packet id adds 2 bytes: a QoS 0 message of the largest size delivered at QoS 1/2
      * (upgrade_outgoing_qos) would need a 5-byte remaining length [MQTT-1.5.5]; drop it. */
@@ -151,25 +315,19 @@ bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain)
         s->stats.dropped++;
         return false;
     }
-    if (s->out == NULL) {
-        if (qos == 0) { /* queue_qos0_messages false: QoS 0 is not kept for the offline */
-            s->stats.dropped++;
-            return false;
-        }
-        return enqueue(s, o);
+    if (n_sub_ids > 255)
+        n_sub_ids = 255;
+    o.n_sub_ids = (uint8_t)n_sub_ids;
+    if (n_sub_ids == 1) {
+        o.sub_id = sub_ids[0];
+    } else if (n_sub_ids > 1) {
+        o.sub_ids = mq_alloc(n_sub_ids * sizeof(uint32_t));
+        memcpy(o.sub_ids, sub_ids, n_sub_ids * sizeof(uint32_t));
     }
-    if (s->q_len > 0 || congested(s))
-        return enqueue(s, o); /* keeps order behind what already waits */
-    if (qos == 0) {
-        write_publish(s, &o, false);
-        return true;
-    }
-    if (s->n_inflight < s->limits->max_inflight) {
-        mq_msg_ref(msg);
-        send_inflight(s, o);
-        return true;
-    }
-    return enqueue(s, o); /* keeps order behind what already waits */
+    enum placed r = place(s, &o);
+    if (r != KEPT && o.n_sub_ids > 1)
+        mq_free(o.sub_ids);
+    return r != DROPPED;
 }
 
 static mq_outmsg_t *find_inflight(mq_sess_t *s, uint16_t id, uint8_t qos, uint8_t state)
@@ -184,7 +342,7 @@ static mq_outmsg_t *find_inflight(mq_sess_t *s, uint16_t id, uint8_t qos, uint8_
 
 static void remove_inflight(mq_sess_t *s, mq_outmsg_t *o)
 {
-    mq_msg_unref(o->msg);
+    out_release(o);
     size_t i = (size_t)(o - s->inflight);
     memmove(o, o + 1, (s->n_inflight - i - 1) * sizeof(*o));
     s->n_inflight--;
@@ -209,12 +367,21 @@ enum mq_rc mq_sess_on_pubrec(mq_sess_t *s, uint16_t packet_id)
             return MQ_RC_PACKET_ID_NOT_FOUND;
     } else {
         /* [MQTT-4.3.3-4] after PUBREC the message itself is no longer needed */
-        mq_msg_unref(o->msg);
-        o->msg = NULL;
+        out_release(o);
         o->state = MQ_OUT_PUBREL;
     }
     if (s->out)
         write_ack(s, MQ_PUBREL, packet_id);
+    return MQ_RC_SUCCESS;
+}
+
+enum mq_rc mq_sess_on_pubrec_failed(mq_sess_t *s, uint16_t packet_id)
+{
+    mq_outmsg_t *o = find_inflight(s, packet_id, 2, MQ_OUT_PUBLISH);
+    if (o == NULL)
+        return MQ_RC_PACKET_ID_NOT_FOUND;
+    remove_inflight(s, o);
+    pump(s);
     return MQ_RC_SUCCESS;
 }
 
@@ -228,11 +395,14 @@ enum mq_rc mq_sess_on_pubcomp(mq_sess_t *s, uint16_t packet_id)
     return MQ_RC_SUCCESS;
 }
 
-void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn)
+void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn, const mq_sess_peer_t *peer)
 {
     s->out = out;
     s->conn = conn;
     s->is_online = true;
+    s->peer = *peer;
+    aliases_free(s->aliases); /* aliases belong to a connection [MQTT-3.3.2-7] */
+    s->aliases = NULL;
     for (uint32_t i = 0; i < s->n_inflight; i++) {
         mq_outmsg_t *o = &s->inflight[i];
         if (o->state == MQ_OUT_PUBREL)
@@ -245,6 +415,8 @@ void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn)
 
 void mq_sess_detach(mq_sess_t *s)
 {
+    aliases_free(s->aliases);
+    s->aliases = NULL;
     s->out = NULL;
     s->conn = NULL;
     s->is_online = false;
@@ -268,14 +440,15 @@ bool mq_sess_qos2_received(mq_sess_t *s, uint16_t packet_id)
     return true;
 }
 
-void mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id)
+bool mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id)
 {
     for (uint32_t i = 0; i < s->n_qos2_in; i++) {
         if (s->qos2_in[i] == packet_id) {
             s->qos2_in[i] = s->qos2_in[--s->n_qos2_in];
-            return;
+            return true;
         }
     }
+    return false;
 }
 
 mq_sub_t *mq_sess_find_sub(mq_sess_t *s, const char *filter, size_t len)
@@ -288,6 +461,7 @@ mq_sub_t *mq_sess_find_sub(mq_sess_t *s, const char *filter, size_t len)
 
 mq_sub_t *mq_sess_add_sub(mq_sess_t *s, const char *filter, size_t len, uint64_t fid, uint8_t qos)
 {
+    /* opts and sub_id start at 0; the caller sets them (core/route.h) */
     if (s->n_subs == s->cap_subs) {
         s->cap_subs = s->cap_subs ? s->cap_subs * 2 : 2;
         s->subs = mq_realloc(s->subs, s->cap_subs * sizeof(*s->subs));
@@ -297,6 +471,8 @@ mq_sub_t *mq_sess_add_sub(mq_sess_t *s, const char *filter, size_t len, uint64_t
     sub->filter = mq_strndup(filter, len);
     sub->len = (uint16_t)len;
     sub->qos = qos;
+    sub->opts = 0;
+    sub->sub_id = 0;
     return sub;
 }
 

@@ -30,8 +30,13 @@ typedef struct mq_sub {
     uint64_t fid; /* filter id in the shared index */
     char *filter; /* owned, NUL-terminated */
     uint16_t len;
-    uint8_t qos; /* granted */
+    uint8_t qos;     /* granted */
+    uint8_t opts;    /* MQ_SUB_NO_LOCAL | MQ_SUB_RAP, and retain handling << 2 (v5) */
+    uint32_t sub_id; /* v5 Subscription Identifier; 0 = none */
 } mq_sub_t;
+
+#define MQ_SUB_NO_LOCAL 0x01 /* not delivered to the session that published it */
+#define MQ_SUB_RAP 0x02      /* Retain As Published */
 
 enum mq_out_state {
     MQ_OUT_PUBLISH = 0, /* PUBLISH sent, awaiting PUBACK (QoS 1) or PUBREC (QoS 2) */
@@ -42,8 +47,13 @@ typedef struct mq_outmsg {
     mq_msg_t *msg; /* a reference; NULL once a QoS 2 message reached PUBREL */
     uint16_t packet_id;
     uint8_t qos;
-    uint8_t state; /* enum mq_out_state */
-    bool retain;   /* the retain flag to send */
+    uint8_t state;     /* enum mq_out_state */
+    bool retain;       /* the retain flag to send */
+    uint8_t n_sub_ids; /* v5 Subscription Identifiers to send with it */
+    union {
+        uint32_t sub_id;   /* n_sub_ids == 1 */
+        uint32_t *sub_ids; /* n_sub_ids > 1: owned */
+    };
 } mq_outmsg_t;
 
 /* Plain counters, written by the owning worker only; it sums them for $SYS. */
@@ -52,7 +62,17 @@ typedef struct mq_sess_stats {
     uint64_t publish_sent;  /* PUBLISH packets written */
     uint64_t publish_bytes; /* their payload bytes */
     uint64_t packets_sent;  /* every packet written (PUBLISH and PUBREL) */
+    uint64_t expired;       /* messages whose Message Expiry passed before delivery (v5) */
+    uint64_t too_large;     /* messages over the client's Maximum Packet Size (v5) */
 } mq_sess_stats_t;
+
+/* What the attached connection asked for (MQTT 5 CONNECT properties); zero = no limit. */
+typedef struct mq_sess_peer {
+    uint8_t proto;       /* protocol level of the attached connection (enum mq_proto) */
+    uint16_t recv_max;   /* Receive Maximum: bounds outbound QoS 1/2 in flight */
+    uint32_t max_packet; /* Maximum Packet Size the client accepts */
+    uint16_t alias_max;  /* Topic Alias Maximum: aliases the broker may assign */
+} mq_sess_peer_t;
 
 typedef struct mq_sess {
     char *client_id; /* owned, NUL-terminated */
@@ -62,6 +82,11 @@ typedef struct mq_sess {
     bool is_online;                 /* a connection is attached */
     mq_buf_t *out;                  /* the attached connection's output, or NULL */
     void *conn;                     /* the attached connection (net/), or NULL */
+    mq_sess_peer_t peer;            /* what the attached connection accepts */
+    uint32_t expiry_s;              /* v5 Session Expiry Interval; 0xFFFFFFFF = never */
+    uint64_t expire_at;             /* broker clock ms at which a detached session ends; 0 */
+    const uint64_t *clock;          /* the owner's clock (ms) for message expiry, or NULL */
+    struct mq_alias_out *aliases;   /* outbound Topic Aliases of this connection, or NULL */
 
     mq_sub_t *subs;
     uint32_t n_subs, cap_subs;
@@ -90,8 +115,9 @@ void mq_sess_free(mq_sess_t *s);
 
 /* Attaches a connection's output buffer and re-sends what the session owes it: every
  * in-flight PUBLISH again with DUP set, every pending PUBREL [MQTT-4.4.0-1], then queued
- * messages up to the window. */
-void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn);
+ * messages up to the window. 'peer' says what the connection accepts (protocol level, MQTT 5
+ * limits); Topic Aliases start afresh with each connection [MQTT-3.3.2-7]. */
+void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn, const mq_sess_peer_t *peer);
 
 /* Detaches the connection; from now on QoS 1/2 messages queue and QoS 0 ones are dropped. */
 void mq_sess_detach(mq_sess_t *s);
@@ -102,6 +128,11 @@ void mq_sess_detach(mq_sess_t *s);
  * can be; returns false when dropped. */
 bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain);
 
+/* As mq_sess_deliver(), with the Subscription Identifiers of the matching subscriptions
+ * (sent to MQTT 5 clients; copied). */
+bool mq_sess_deliver_ids(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
+                         const uint32_t *sub_ids, uint32_t n_sub_ids);
+
 /* The connection's output drained below the high-water mark: writes what waits. */
 void mq_sess_on_writable(mq_sess_t *s);
 
@@ -111,13 +142,17 @@ enum mq_rc mq_sess_on_puback(mq_sess_t *s, uint16_t packet_id);
 enum mq_rc mq_sess_on_pubrec(mq_sess_t *s, uint16_t packet_id);
 enum mq_rc mq_sess_on_pubcomp(mq_sess_t *s, uint16_t packet_id);
 
+/* An MQTT 5 PUBREC with a failure reason: the QoS 2 flow ends there (no PUBREL). */
+enum mq_rc mq_sess_on_pubrec_failed(mq_sess_t *s, uint16_t packet_id);
+
 /* Inbound QoS 2: returns true when 'packet_id' is new (the caller routes the message), false
  * when it is a re-send of a message not yet released (not routed again [MQTT-4.3.3-10]).
  * Either way the caller answers PUBREC. */
 bool mq_sess_qos2_received(mq_sess_t *s, uint16_t packet_id);
 
-/* Inbound PUBREL: forgets 'packet_id'; the caller answers PUBCOMP. */
-void mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id);
+/* Inbound PUBREL: forgets 'packet_id'; the caller answers PUBCOMP. Returns whether the id
+ * was known (MQTT 5 answers 0x92 Packet Identifier not found otherwise). */
+bool mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id);
 
 /* Subscriptions (the session's own list; the worker keeps the index and its filter table in
  * step). Returns the existing entry for 'filter', or NULL. */

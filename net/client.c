@@ -2,20 +2,67 @@
 /* net/client.c - a client's output through the codec, ending it, its session link. */
 #include "net/client.h"
 
+#include <string.h>
+
 #include "core/log.h"
+#include "core/mem.h"
 
 void mq_client_send_ack(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id)
 {
-    mq_codec_append_ack(mq_conn_out(&cl->conn), type, packet_id, cl->proto, MQ_RC_SUCCESS, NULL);
+    mq_client_send_ack_rc(p, cl, type, packet_id, MQ_RC_SUCCESS);
+}
+
+void mq_client_send_ack_rc(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id,
+                           enum mq_rc rc)
+{
+    mq_codec_append_ack(mq_conn_out(&cl->conn), type, packet_id, cl->proto, rc, NULL);
     p->cnt.msgs_sent++;
     mq_conn_mark_dirty(&cl->conn);
 }
 
-void mq_client_send_connack(mq_proto_t *p, client_t *cl, bool session_present, uint8_t rc)
+void mq_client_send_connack(mq_proto_t *p, client_t *cl, bool session_present, uint8_t rc,
+                            const mq_props_t *props)
 {
-    mq_codec_append_connack(mq_conn_out(&cl->conn), cl->proto, session_present, rc, NULL);
+    mq_codec_append_connack(mq_conn_out(&cl->conn), cl->proto, session_present, rc, props);
     p->cnt.msgs_sent++;
     mq_conn_mark_dirty(&cl->conn);
+}
+
+/* The MQTT 5 reason for a 3.1.1 CONNACK return code (§3.2.2.2). */
+static enum mq_rc v5_reason(uint8_t code)
+{
+    static const uint8_t map[] = {
+        [CONNACK_ACCEPTED] = MQ_RC_SUCCESS,
+        [CONNACK_BAD_PROTOCOL] = MQ_RC_UNSUPPORTED_PROTOCOL_VERSION,
+        [CONNACK_ID_REJECTED] = MQ_RC_CLIENT_ID_NOT_VALID,
+        [CONNACK_UNAVAILABLE] = MQ_RC_SERVER_UNAVAILABLE,
+        [CONNACK_BAD_CREDENTIALS] = MQ_RC_BAD_USERNAME_OR_PASSWORD,
+        [CONNACK_NOT_AUTHORIZED] = MQ_RC_NOT_AUTHORIZED,
+    };
+    return code < MQ_ARRAY_LEN(map) ? (enum mq_rc)map[code] : (enum mq_rc)code;
+}
+
+/* A Reason String property for 'why', or no properties (NULL) when the client asked for
+ * none or there is nothing to say. */
+static const mq_props_t *reason_props(const client_t *cl, const char *why, mq_props_t *pr)
+{
+    if (why == NULL || !cl->problem_info)
+        return NULL;
+    *pr = (mq_props_t){0};
+    pr->reason_string = (mq_str_t){why, strlen(why) > 200 ? 200 : strlen(why)};
+    mq_props_set(pr, MQ_PROP_REASON_STRING);
+    return pr;
+}
+
+void mq_client_end_rc(mq_proto_t *p, client_t *cl, enum mq_rc rc, bool with_will, const char *why)
+{
+    if (cl->conn.state == MQ_CONN_ACTIVE && cl->proto == MQ_PROTO_5) {
+        mq_props_t pr;
+        mq_codec_append_disconnect(mq_conn_out(&cl->conn), MQ_PROTO_5, rc,
+                                   reason_props(cl, why, &pr));
+        p->cnt.msgs_sent++;
+    }
+    mq_client_end(cl, with_will, why);
 }
 
 void mq_client_end(client_t *cl, bool with_will, const char *why)
@@ -29,7 +76,12 @@ void mq_client_end(client_t *cl, bool with_will, const char *why)
 
 void mq_client_refuse(mq_proto_t *p, client_t *cl, uint8_t code, const char *why)
 {
-    mq_client_send_connack(p, cl, false, code);
+    if (cl->proto == MQ_PROTO_5) {
+        mq_props_t pr;
+        mq_client_send_connack(p, cl, false, v5_reason(code), reason_props(cl, why, &pr));
+    } else {
+        mq_client_send_connack(p, cl, false, code, NULL);
+    }
     mq_client_end(cl, false, why);
 }
 
@@ -40,11 +92,25 @@ void mq_client_detach(mq_proto_t *p, client_t *cl)
     p->n_online--;
 }
 
+void mq_client_free_state(client_t *cl)
+{
+    mq_decoder_fini(&cl->dec);
+    mq_buf_fini(&cl->pre);
+    mq_msg_unref(cl->will);
+    cl->will = NULL;
+    for (uint16_t i = 0; cl->in_alias && i < cl->alias_max; i++)
+        mq_free(cl->in_alias[i]);
+    mq_free(cl->in_alias);
+    cl->in_alias = NULL;
+}
+
 void mq_client_destroy_sess(mq_proto_t *p, mq_sess_t *s)
 {
     p->cnt.retired.dropped += s->stats.dropped;
     p->cnt.retired.publish_sent += s->stats.publish_sent;
     p->cnt.retired.publish_bytes += s->stats.publish_bytes;
     p->cnt.retired.packets_sent += s->stats.packets_sent;
+    p->cnt.retired.expired += s->stats.expired;
+    p->cnt.retired.too_large += s->stats.too_large;
     mq_route_drop(p->route, s);
 }

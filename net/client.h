@@ -39,7 +39,13 @@ typedef struct client {
     mq_decoder_t dec;
     mq_buf_t pre; /* bytes received before CONNECT was processed (handed off whole) */
     mq_sess_t *sess;
-    mq_msg_t *will; /* reference, or NULL */
+    mq_msg_t *will;      /* reference, or NULL */
+    uint32_t will_delay; /* v5 Will Delay Interval, seconds */
+    uint32_t will_expiry; /* v5 Message Expiry Interval of the will, seconds */
+    bool has_will_expiry;
+    bool problem_info;   /* v5 Request Problem Information (default 1): reason strings */
+    uint16_t alias_max;  /* v5 inbound Topic Alias Maximum announced to this client */
+    char **in_alias;     /* [alias - 1]: topics the client set (owned), or NULL */
 } client_t;
 
 /* Counters written by this worker alone with plain increments (DESIGN.md rule 8). */
@@ -49,8 +55,17 @@ typedef struct counters {
     uint64_t pub_dropped;    /* dropped on receipt (message_size_limit) */
     uint64_t sockets;        /* connections this worker took from the acceptor */
     uint64_t connects;       /* CONNECTs accepted */
-    mq_sess_stats_t retired; /* counters of sessions already destroyed */
+    uint64_t expired_sessions; /* sessions ended by their expiry */
+    mq_sess_stats_t retired;   /* counters of sessions already destroyed */
 } counters_t;
+
+/* A will waiting for its Will Delay Interval (MQTT 5 §3.1.3.2.2), or for its session's end. */
+typedef struct pending_will {
+    uint64_t id_hash;
+    char *client_id; /* owned */
+    mq_msg_t *will;  /* reference */
+    uint64_t fire_at; /* loop clock, ms */
+} pending_will_t;
 
 struct mq_proto_state {
     mq_proto_env_t env;
@@ -59,8 +74,11 @@ struct mq_proto_state {
     mq_conn_handler_t handler;
     uint64_t next_auto_id;
     uint64_t n_online; /* sessions with a connection */
-    uint8_t *codes;    /* scratch: SUBACK codes */
+    uint8_t *codes;    /* scratch: SUBACK / UNSUBACK codes */
+    bool *fresh;       /* scratch: which SUBSCRIBE entries made a new subscription */
     uint32_t cap_codes;
+    pending_will_t *wills; /* delayed wills */
+    uint32_t n_wills, cap_wills;
     counters_t cnt;
 };
 
@@ -83,17 +101,28 @@ enum {
 
 /* Append a packet for 'cl' through the codec, count it and schedule the flush. */
 void mq_client_send_ack(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id);
-void mq_client_send_connack(mq_proto_t *p, client_t *cl, bool session_present, uint8_t rc);
+void mq_client_send_ack_rc(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id,
+                           enum mq_rc rc);
+void mq_client_send_connack(mq_proto_t *p, client_t *cl, bool session_present, uint8_t rc,
+                            const mq_props_t *props);
 
 /* Ends 'cl' on the protocol's decision: its will is published when 'with_will'. */
 void mq_client_end(client_t *cl, bool with_will, const char *why);
 
-/* CONNACK with 'code', then the end of the connection (no will). */
+/* Ends 'cl' with reason 'rc': an MQTT 5 client that has its CONNACK gets a DISCONNECT with
+ * 'rc' (and 'why' as Reason String unless it asked for none) first [MQTT-4.13]. */
+void mq_client_end_rc(mq_proto_t *p, client_t *cl, enum mq_rc rc, bool with_will, const char *why);
+
+/* CONNACK with 'code' (a 3.1.1 code, mapped to its MQTT 5 reason for v5 clients), then the
+ * end of the connection (no will). */
 void mq_client_refuse(mq_proto_t *p, client_t *cl, uint8_t code, const char *why);
 
 /* Ends the link between 'cl' and its session: the one place the online count goes down (it
  * went up when the session was attached). */
 void mq_client_detach(mq_proto_t *p, client_t *cl);
+
+/* Frees the client's protocol state (decoder, pre-CONNECT bytes, will, aliases). */
+void mq_client_free_state(client_t *cl);
 
 /* Ends session 's': its counters go to the retired totals, the routing tables drop it. */
 void mq_client_destroy_sess(mq_proto_t *p, mq_sess_t *s);

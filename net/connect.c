@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "net/will.h"
 
 /* An identifier for a client that sent none, chosen so that this worker owns it. */
 static size_t make_client_id(mq_proto_t *p, char *buf, size_t cap)
@@ -25,25 +26,31 @@ static size_t make_client_id(mq_proto_t *p, char *buf, size_t cap)
 }
 
 /* The checks a CONNECT must pass before any session is touched; false when refused. */
-static bool admit(mq_proto_t *p, client_t *cl, const mq_connect_t *cp)
+static bool admit(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
     const mq_server_opts_t *o = p->o;
-    if (cp->level == MQ_PROTO_5) {
-        /* MQTT 5 semantics are their own issue: refuse plainly rather than half-serve */
-        mq_client_send_connack(p, cl, false, MQ_RC_UNSUPPORTED_PROTOCOL_VERSION);
-        mq_client_end(cl, false, "MQTT 5 is not supported yet");
-        return false;
-    }
-    if (o->max_keepalive && cp->keep_alive > o->max_keepalive) {
+    const mq_connect_t *cp = &pkt->connect;
+    if (cp->level < MQ_PROTO_5 && o->max_keepalive && cp->keep_alive > o->max_keepalive) {
         /* mosquitto.conf(5): a 3.1.1 client asking for more than max_keepalive is refused
-         * with "identifier rejected", there being no way to tell it a lower value */
+         * with "identifier rejected", there being no way to tell it a lower value (a v5
+         * client is told the server's value instead: Server Keep Alive) */
         mq_client_refuse(p, cl, CONNACK_ID_REJECTED, "keepalive above max_keepalive");
         return false;
     }
     if (cp->client_id.len == 0 &&
-        (cp->level == MQ_PROTO_31 || !cp->clean_start || !o->allow_zero_length_clientid)) {
-        /* [MQTT-3.1.3-7], [MQTT-3.1.3-8]; 3.1 requires an identifier */
+        (cp->level == MQ_PROTO_31 || (cp->level == MQ_PROTO_311 && !cp->clean_start) ||
+         !o->allow_zero_length_clientid)) {
+        /* [MQTT-3.1.3-7], [MQTT-3.1.3-8]; 3.1 requires an identifier; v5 assigns one
+         * whatever Clean Start says [MQTT-3.1.3-6] */
         mq_client_refuse(p, cl, CONNACK_ID_REJECTED, "empty client identifier");
+        return false;
+    }
+    if (mq_props_has(&pkt->props, MQ_PROP_AUTH_METHOD)) {
+        /* no enhanced authentication method is configured (as mosquitto without a plugin);
+         * a method plugs in here, answering with AUTH 0x18 Continue Authentication */
+        mq_props_t pr = {0};
+        mq_client_send_connack(p, cl, false, MQ_RC_BAD_AUTHENTICATION_METHOD, &pr);
+        mq_client_end(cl, false, "authentication method not supported");
         return false;
     }
     if (!o->allow_anonymous) {
@@ -55,6 +62,16 @@ static bool admit(mq_proto_t *p, client_t *cl, const mq_connect_t *cp)
     return true;
 }
 
+/* The keep-alive the server holds the client to: its own, or max_keepalive when that is
+ * lower (or the client asked for none) and the client can be told (MQTT 5). */
+static uint16_t keep_alive_of(const mq_server_opts_t *o, const mq_connect_t *cp)
+{
+    if (cp->level == MQ_PROTO_5 && o->max_keepalive &&
+        (cp->keep_alive == 0 || cp->keep_alive > o->max_keepalive))
+        return o->max_keepalive;
+    return cp->keep_alive;
+}
+
 /* Attaches 'cl' to the session 'id' of this worker, taking over or discarding what is there. */
 static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, const char *id,
                                size_t id_len, uint64_t h, bool *present)
@@ -63,11 +80,12 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
     if (s && s->conn) { /* take-over [MQTT-3.1.4-2]: the old connection ends, with its will */
         client_t *old = client_of(s->conn);
         mq_client_detach(p, old); /* its close then leaves the session alone */
-        mq_client_end(old, true, "session taken over");
+        mq_client_end_rc(p, old, MQ_RC_SESSION_TAKEN_OVER, true, "session taken over");
     }
-    /* a clean session ends with its connection [MQTT-3.1.2-6], even when a persistent
-     * CONNECT takes it over; a clean CONNECT discards any state */
-    if (s && (cp->clean_start || s->clean)) {
+    /* a 3.1.1 clean session ends with its connection [MQTT-3.1.2-6], even when a
+     * persistent CONNECT takes it over; a clean CONNECT (v5: Clean Start) discards any
+     * state [MQTT-3.1.2-4]; a v5 session lives on through a take-over */
+    if (s && (cp->clean_start || (s->clean && s->peer.proto < MQ_PROTO_5))) {
         mq_client_destroy_sess(p, s);
         s = NULL;
     }
@@ -76,16 +94,128 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
         s = mq_sess_new(id, id_len, h, cp->clean_start, &p->o->limits);
         mq_route_add(p->route, s);
     }
-    s->clean = cp->clean_start;
+    s->expire_at = 0;
     cl->sess = s;
     return s;
+}
+
+/* Session Expiry Interval: v5 from CONNECT (0 if absent); 3.1.1: 0 for a clean session,
+ * else persistent_client_expiration (0xFFFFFFFF: never). */
+static void set_expiry(mq_proto_t *p, mq_sess_t *s, const mq_packet_t *pkt)
+{
+    const mq_connect_t *cp = &pkt->connect;
+    if (cp->level == MQ_PROTO_5) {
+        s->expiry_s = mq_props_has(&pkt->props, MQ_PROP_SESSION_EXPIRY)
+                          ? pkt->props.session_expiry
+                          : 0;
+    } else {
+        uint32_t pce = p->o->persistent_client_expiration;
+        s->expiry_s = cp->clean_start ? 0 : pce ? pce : 0xFFFFFFFFu;
+    }
+    s->clean = s->expiry_s == 0;
+}
+
+/* The will of a CONNECT, with its v5 properties; false when it cannot be kept. */
+static bool take_will(client_t *cl, const mq_connect_t *cp)
+{
+    if (!cp->has_will)
+        return true;
+    const mq_props_t *wp = cp->level == MQ_PROTO_5 ? &cp->will_props : NULL;
+    cl->will = mq_msg_new_props(cp->will_topic.ptr, cp->will_topic.len, cp->will_payload.ptr,
+                                cp->will_payload.len, cp->will_qos, cp->will_retain, wp);
+    if (cl->will == NULL)
+        return false;
+    cl->will_expiry = wp && mq_props_has(wp, MQ_PROP_MESSAGE_EXPIRY) ? wp->message_expiry : 0;
+    cl->has_will_expiry = wp && mq_props_has(wp, MQ_PROP_MESSAGE_EXPIRY);
+    cl->will_delay = wp && mq_props_has(wp, MQ_PROP_WILL_DELAY) ? wp->will_delay : 0;
+    cl->will->origin = 0;
+    return true;
+}
+
+/* What the server decided, for a v5 CONNACK [MQTT-3.2.2.3]. */
+static void connack_props(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const char *id,
+                          size_t id_len, mq_props_t *pr)
+{
+    const mq_server_opts_t *o = p->o;
+    *pr = (mq_props_t){0};
+    if (pkt->connect.client_id.len == 0) {
+        pr->assigned_client_id = (mq_str_t){id, id_len};
+        mq_props_set(pr, MQ_PROP_ASSIGNED_CLIENT_ID);
+    }
+    if (cl->keep_alive != pkt->connect.keep_alive) {
+        pr->server_keep_alive = cl->keep_alive;
+        mq_props_set(pr, MQ_PROP_SERVER_KEEP_ALIVE);
+    }
+    if (o->limits.max_inflight < 65535) { /* inbound QoS 2 awaiting PUBREL */
+        pr->receive_maximum = o->limits.max_inflight;
+        mq_props_set(pr, MQ_PROP_RECEIVE_MAXIMUM);
+    }
+    if (o->max_qos < 2) {
+        pr->maximum_qos = o->max_qos;
+        mq_props_set(pr, MQ_PROP_MAXIMUM_QOS);
+    }
+    if (!o->retain_available) {
+        pr->retain_available = 0;
+        mq_props_set(pr, MQ_PROP_RETAIN_AVAILABLE);
+    }
+    if (o->max_packet_size) {
+        pr->max_packet_size = o->max_packet_size;
+        mq_props_set(pr, MQ_PROP_MAXIMUM_PACKET_SIZE);
+    }
+    pr->topic_alias_maximum = cl->alias_max;
+    mq_props_set(pr, MQ_PROP_TOPIC_ALIAS_MAXIMUM);
+    pr->shared_sub_available = 0; /* $share is refused until shared subscriptions land */
+    mq_props_set(pr, MQ_PROP_SHARED_SUB_AVAILABLE);
+}
+
+/* What the client accepts, from its v5 CONNECT properties. */
+static mq_sess_peer_t peer_of(const mq_packet_t *pkt)
+{
+    mq_sess_peer_t peer = {.proto = pkt->connect.level};
+    const mq_props_t *pr = &pkt->props;
+    if (pkt->connect.level == MQ_PROTO_5) {
+        if (mq_props_has(pr, MQ_PROP_RECEIVE_MAXIMUM))
+            peer.recv_max = pr->receive_maximum;
+        if (mq_props_has(pr, MQ_PROP_MAXIMUM_PACKET_SIZE))
+            peer.max_packet = pr->max_packet_size;
+        if (mq_props_has(pr, MQ_PROP_TOPIC_ALIAS_MAXIMUM))
+            peer.alias_max = pr->topic_alias_maximum;
+    }
+    return peer;
+}
+
+/* The client is admitted to session 's': CONNACK, then what the session owes it. */
+static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess_t *s,
+                    bool present)
+{
+    const mq_connect_t *cp = &pkt->connect;
+    mq_conn_activate(&cl->conn);
+    mq_buf_fini(&cl->pre);
+    p->n_online++;
+    p->cnt.connects++;
+    if (cp->level == MQ_PROTO_5) {
+        mq_props_t pr;
+        connack_props(p, cl, pkt, s->client_id, s->id_len, &pr);
+        mq_client_send_connack(p, cl, present, CONNACK_ACCEPTED, &pr);
+    } else {
+        mq_client_send_connack(p, cl, present, CONNACK_ACCEPTED, NULL);
+    }
+    mq_sess_peer_t peer = peer_of(pkt);
+    mq_sess_attach(s, mq_conn_out(&cl->conn), &cl->conn, &peer); /* re-sends what is owed */
+    if (p->o->connection_messages)
+        MQ_LOG(MQ_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u).", cl->conn.peer,
+               s->client_id, cp->level == MQ_PROTO_5 ? 5 : cp->level == MQ_PROTO_31 ? 1 : 2,
+               cp->clean_start ? 1 : 0, cl->keep_alive);
 }
 
 int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
     const mq_connect_t *cp = &pkt->connect;
     cl->proto = cp->level;
-    if (!admit(p, cl, cp))
+    cl->problem_info = !(cp->level == MQ_PROTO_5 &&
+                         mq_props_has(&pkt->props, MQ_PROP_REQUEST_PROBLEM_INFO) &&
+                         pkt->props.request_problem_info == 0);
+    if (!admit(p, cl, pkt))
         return MQ_CONN_CLOSED;
     char idbuf[128];
     const char *id = cp->client_id.ptr;
@@ -102,27 +232,18 @@ int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         cl->handoff_to = (uint8_t)owner;
         return MQ_CONN_GONE;
     }
-    if (cp->has_will) {
-        cl->will = mq_msg_new(cp->will_topic.ptr, cp->will_topic.len, cp->will_payload.ptr,
-                              cp->will_payload.len, cp->will_qos, cp->will_retain);
-        if (cl->will == NULL) {
-            mq_client_refuse(p, cl, CONNACK_UNAVAILABLE, "will too large");
-            return MQ_CONN_CLOSED;
-        }
+    if (!take_will(cl, cp)) {
+        mq_client_refuse(p, cl, CONNACK_UNAVAILABLE, "will too large");
+        return MQ_CONN_CLOSED;
     }
-    cl->keep_alive = cp->keep_alive;
+    cl->keep_alive = keep_alive_of(p->o, cp);
+    if (cp->level == MQ_PROTO_5)
+        cl->alias_max = p->o->listeners[cl->conn.listener].max_topic_alias;
+    mq_will_cancel(p, id, id_len, h); /* a delayed will is cancelled by a reconnect */
     bool present;
     mq_sess_t *s = take_session(p, cl, cp, id, id_len, h, &present);
-    mq_conn_activate(&cl->conn);
-    mq_buf_fini(&cl->pre);
-    p->n_online++;
-    p->cnt.connects++;
-    mq_client_send_connack(p, cl, present, CONNACK_ACCEPTED);
-    mq_sess_attach(s, mq_conn_out(&cl->conn), &cl->conn); /* re-sends owed messages */
-    if (p->o->connection_messages)
-        MQ_LOG(MQ_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u).", cl->conn.peer,
-               s->client_id, cp->level == MQ_PROTO_31 ? 1 : 2, cp->clean_start ? 1 : 0,
-               cp->keep_alive);
+    set_expiry(p, s, pkt);
+    welcome(p, cl, pkt, s, present);
     return MQ_CONN_OK;
 }
 

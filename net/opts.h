@@ -14,6 +14,7 @@ typedef struct mq_server_listener {
     const char *bind_address; /* NULL: all addresses */
     uint16_t port;
     uint32_t max_connections; /* 0 = unlimited */
+    uint16_t max_topic_alias; /* MQTT 5 inbound Topic Alias Maximum */
 } mq_server_listener_t;
 
 /* Everything the engine needs from the configuration, complete (broker/ applies every
@@ -27,6 +28,8 @@ typedef struct mq_server_opts {
     bool allow_zero_length_clientid;
     const char *auto_id_prefix;
     uint16_t max_keepalive; /* 0 = no limit */
+    uint32_t persistent_client_expiration; /* seconds a detached persistent session lives
+                                              without a v5 Session Expiry; 0 = forever */
     uint8_t max_qos;
     bool retain_available;
     bool upgrade_outgoing_qos;

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* net/proto.c - MQTT 3.1/3.1.1 broker behaviour: PUBLISH, acks, subscriptions, the packet loop. */
+/* net/proto.c - the MQTT packet loop of one worker: dispatch, connection lifecycle, sessions'
+ * ends and deadlines. PUBLISH is net/publish.c, SUBSCRIBE net/subscribe.c, CONNECT
+ * net/connect.c. */
 #include "net/proto.h"
 
 #include <string.h>
@@ -7,204 +9,40 @@
 #include "core/deadline.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "core/topic.h"
 #include "net/client.h"
 #include "net/connect.h"
-
-/* ---- routing ----------------------------------------------------------------------------------
- */
+#include "net/publish.h"
+#include "net/subscribe.h"
+#include "net/will.h"
 
 void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n)
 {
-    const mq_route_dest_t *d;
-    uint32_t k = mq_route_resolve(p->route, fids, n, msg->qos, p->o->upgrade_outgoing_qos, &d);
-    for (uint32_t i = 0; i < k; i++) {
-        mq_sess_t *s = d[i].sess;
-        (void)mq_sess_deliver(s, msg, d[i].qos, false); /* a drop is in s->stats */
-        if (s->conn)
-            mq_conn_mark_dirty(s->conn);
-    }
+    mq_publish_deliver(p, msg, fids, n);
 }
 
-/* Matches 'msg' once against the shared index and hands each interested worker one entry
- * {message reference, filter ids} (DESIGN.md rule 3). */
-static void route_msg(mq_proto_t *p, mq_msg_t *msg)
-{
-    mq_str_t t = mq_msg_topic(msg);
-    uint64_t m = mq_route_match(p->route, t.ptr, t.len);
-    while (m) {
-        unsigned b = (unsigned)__builtin_ctzll(m);
-        m &= m - 1;
-        uint32_t n;
-        const uint64_t *fids = mq_route_take(p->route, b, &n);
-        if (b == p->env.self) {
-            mq_proto_deliver(p, msg, fids, n);
-            continue;
-        }
-        mq_mail_t e = {.type = MQ_MAIL_DELIVER, .n = n, .ptr = mq_msg_ref(msg)};
-        if (n <= MQ_MAIL_INLINE) {
-            memcpy(e.a, fids, n * sizeof(uint64_t));
-        } else { /* rare: many distinct filters of one worker match */
-            uint64_t *ids = mq_alloc(n * sizeof(uint64_t));
-            memcpy(ids, fids, n * sizeof(uint64_t));
-            e.a[0] = (uint64_t)(uintptr_t)ids;
-        }
-        mq_outbox_send(p->env.outbox, b, &e);
-    }
-}
-
-/* Stores (or clears) the retained message, then routes it with the retain flag cleared for
- * live subscribers [MQTT-3.3.1-9] (the message's bytes never carry it). */
 void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg)
 {
-    if (msg->retain)
-        (void)mq_tindex_retain(p->env.ix, msg, p->env.ep); /* count changes are read by $SYS */
-    route_msg(p, msg);
+    (void)mq_publish_route(p, msg);
 }
 
-static bool is_sys_topic(const char *t, size_t len)
+/* A DISCONNECT from the client: a clean end discards the will [MQTT-3.14.4-3], unless a v5
+ * client asks for it (0x04); a v5 client may change its Session Expiry Interval, but not
+ * from 0 [MQTT-3.14.2-2]. */
+static int handle_disconnect(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
-    return len >= 4 && memcmp(t, "$SYS", 4) == 0 && (len == 4 || t[4] == '/');
-}
-
-/* ---- PUBLISH and acknowledgements ------------------------------------------------------------ */
-
-/* Whether a received PUBLISH is routed: not to $SYS, not over message_size_limit, not a
- * QoS 2 re-send before PUBREL. Dropping here still acknowledges it, as mosquitto does. */
-static bool should_route(mq_proto_t *p, client_t *cl, const mq_publish_t *pub)
-{
-    if (is_sys_topic(pub->topic.ptr, pub->topic.len)) {
-        /* $SYS belongs to the broker: acknowledged, never delivered (as mosquitto), so that
-         * no client can forge the metrics that dashboards trust */
-        MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s PUBLISH to $SYS ignored", p->env.self,
-               cl->sess->client_id);
-        return false;
-    }
-    if (p->o->message_size_limit && pub->payload.len > p->o->message_size_limit) {
-        /* mosquitto drops it and still acknowledges, so the client does not resend it */
-        MQ_LOG(MQ_LOG_INFO,
-               "worker=%u client=%s dropped PUBLISH of %zu bytes over message_size_limit",
-               p->env.self, cl->sess->client_id, pub->payload.len);
-        p->cnt.pub_dropped++;
-        return false;
-    }
-    /* a re-send before PUBREL was delivered once already [MQTT-4.3.3-10] */
-    return pub->qos != 2 || mq_sess_qos2_received(cl->sess, pub->packet_id);
-}
-
-static int handle_publish(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
-{
-    const mq_publish_t *pub = &pkt->publish;
-    p->cnt.pub_received++;
-    p->cnt.pub_bytes_received += pub->payload.len;
-    if (pub->qos > p->o->max_qos) {
-        mq_client_end(cl, true, "PUBLISH QoS above max_qos");
-        return MQ_CONN_CLOSED;
-    }
-    if (pub->retain && !p->o->retain_available) {
-        mq_client_end(cl, true, "retained PUBLISH with retain_available false");
-        return MQ_CONN_CLOSED;
-    }
-    if (should_route(p, cl, pub)) {
-        mq_msg_t *msg = mq_msg_new(pub->topic.ptr, pub->topic.len, pub->payload.ptr,
-                                   pub->payload.len, pub->qos, pub->retain);
-        MQ_ASSERT(msg != NULL); /* the decoder bounded topic and payload */
-        mq_proto_publish(p, msg);
-        mq_msg_unref(msg);
-    }
-    if (pub->qos == 1)
-        mq_client_send_ack(p, cl, MQ_PUBACK, pub->packet_id);
-    else if (pub->qos == 2)
-        mq_client_send_ack(p, cl, MQ_PUBREC, pub->packet_id);
-    return MQ_CONN_OK;
-}
-
-static void handle_outbound_ack(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
-{
-    mq_sess_t *s = cl->sess;
-    uint16_t id = pkt->ack.packet_id;
-    enum mq_rc rc = pkt->type == MQ_PUBACK   ? mq_sess_on_puback(s, id)
-                    : pkt->type == MQ_PUBREC ? mq_sess_on_pubrec(s, id)
-                                             : mq_sess_on_pubcomp(s, id);
-    if (rc != MQ_RC_SUCCESS) {
-        MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s %s for unknown packet id %u", p->env.self,
-               s->client_id, mq_ptype_str(pkt->type), id);
-        if (pkt->type == MQ_PUBREC) /* as mosquitto: let the peer finish its flow */
-            mq_client_send_ack(p, cl, MQ_PUBREL, id);
-    }
-    mq_conn_mark_dirty(&cl->conn);
-}
-
-/* ---- SUBSCRIBE / UNSUBSCRIBE ------------------------------------------------------------------
- */
-
-typedef struct retained_ctx {
-    mq_sess_t *s;
-    uint8_t qos;
-    bool upgrade;
-} retained_ctx_t;
-
-static void send_retained(void *arg, mq_msg_t *msg)
-{
-    retained_ctx_t *rc = arg;
-    uint8_t q = rc->upgrade || rc->qos < msg->qos ? rc->qos : msg->qos;
-    /* [MQTT-3.3.1-8] retained messages go out with the retain flag set */
-    (void)mq_sess_deliver(rc->s, msg, q, true); /* a drop is counted in the session */
-}
-
-static void handle_subscribe(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
-{
-    mq_sess_t *s = cl->sess;
-    uint32_t n = 0;
-    size_t pos = 0;
-    mq_sub_entry_t e;
-    while (mq_sub_next(pkt, cl->proto, &pos, &e)) {
-        if (n == p->cap_codes)
-            p->codes = mq_grow(p->codes, &p->cap_codes, 1, 16);
-        mq_str_t share, rest;
-        if (e.rc != MQ_RC_SUCCESS ||
-            mq_topic_split_shared(e.filter.ptr, e.filter.len, &share, &rest)) {
-            p->codes[n++] = 0x80; /* failure (shared subscriptions arrive with MQTT 5 work) */
-            MQ_LOG(MQ_LOG_INFO, "worker=%u client=%s refused subscription '%.*s'", p->env.self,
-                   s->client_id, (int)(e.filter.len > 64 ? 64 : e.filter.len), e.filter.ptr);
-            continue;
+    if (cl->proto == MQ_PROTO_5 && mq_props_has(&pkt->props, MQ_PROP_SESSION_EXPIRY)) {
+        if (cl->sess->expiry_s == 0 && pkt->props.session_expiry != 0) {
+            mq_client_end_rc(p, cl, MQ_RC_PROTOCOL_ERROR, true,
+                             "session expiry changed from 0 at DISCONNECT");
+            return MQ_CONN_CLOSED;
         }
-        uint8_t qos = e.qos < p->o->max_qos ? e.qos : p->o->max_qos;
-        p->codes[n++] = qos;
-        MQ_LOG(MQ_LOG_SUBSCRIBE, "%s %u %.*s", s->client_id, qos, (int)e.filter.len,
-               e.filter.ptr); /* mosquitto's format: client qos filter */
-        mq_route_subscribe(p->route, s, e.filter.ptr, e.filter.len, qos);
+        cl->sess->expiry_s = pkt->props.session_expiry;
+        cl->sess->clean = cl->sess->expiry_s == 0;
     }
-    /* SUBACK first, then the retained messages of each filter [MQTT-3.8.4-1..-5] */
-    mq_codec_append_suback(mq_conn_out(&cl->conn), cl->proto, pkt->subscribe.packet_id, p->codes, n,
-                           NULL);
-    p->cnt.msgs_sent++;
-    pos = 0;
-    for (uint32_t i = 0; i < n && mq_sub_next(pkt, cl->proto, &pos, &e); i++) {
-        if (p->codes[i] == 0x80)
-            continue;
-        retained_ctx_t rc = {s, p->codes[i], p->o->upgrade_outgoing_qos};
-        mq_tindex_retained(p->env.ix, e.filter.ptr, e.filter.len, send_retained, &rc);
-    }
-    mq_conn_mark_dirty(&cl->conn);
+    bool with_will = cl->proto == MQ_PROTO_5 && pkt->reason.rc == MQ_RC_DISCONNECT_WITH_WILL;
+    mq_client_end(cl, with_will, NULL);
+    return MQ_CONN_CLOSED;
 }
-
-static void handle_unsubscribe(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
-{
-    size_t pos = 0;
-    mq_sub_entry_t e;
-    while (mq_sub_next(pkt, cl->proto, &pos, &e)) {
-        MQ_LOG(MQ_LOG_UNSUBSCRIBE, "%s %.*s", cl->sess->client_id, (int)e.filter.len, e.filter.ptr);
-        (void)mq_route_unsubscribe(p->route, cl->sess, e.filter.ptr, e.filter.len);
-    }
-    mq_codec_append_unsuback(mq_conn_out(&cl->conn), cl->proto, pkt->subscribe.packet_id, NULL, 0,
-                             NULL);
-    p->cnt.msgs_sent++;
-    mq_conn_mark_dirty(&cl->conn);
-}
-
-/* ---- the packet loop ----------------------------------------------------------------------------
- */
 
 static int handle_packet(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
@@ -213,50 +51,59 @@ static int handle_packet(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         return mq_connect_handle(p, cl, pkt);
     switch (pkt->type) {
     case MQ_PUBLISH:
-        return handle_publish(p, cl, pkt);
+        return mq_publish_handle(p, cl, pkt);
     case MQ_PUBACK:
     case MQ_PUBREC:
     case MQ_PUBCOMP:
-        handle_outbound_ack(p, cl, pkt);
+        mq_publish_on_ack(p, cl, pkt);
         return MQ_CONN_OK;
     case MQ_PUBREL:
-        mq_sess_qos2_released(cl->sess, pkt->ack.packet_id);
-        mq_client_send_ack(p, cl, MQ_PUBCOMP, pkt->ack.packet_id);
+        mq_publish_on_pubrel(p, cl, pkt);
         return MQ_CONN_OK;
     case MQ_SUBSCRIBE:
-        handle_subscribe(p, cl, pkt);
+        mq_subscribe_handle(p, cl, pkt);
         return MQ_CONN_OK;
     case MQ_UNSUBSCRIBE:
-        handle_unsubscribe(p, cl, pkt);
+        mq_unsubscribe_handle(p, cl, pkt);
         return MQ_CONN_OK;
     case MQ_PINGREQ:
         mq_codec_append_pingresp(mq_conn_out(&cl->conn));
         p->cnt.msgs_sent++;
         mq_conn_mark_dirty(&cl->conn);
         return MQ_CONN_OK;
-    case MQ_DISCONNECT: /* a clean end: the will is discarded [MQTT-3.14.4-3] */
-        mq_client_end(cl, false, NULL);
+    case MQ_DISCONNECT:
+        return handle_disconnect(p, cl, pkt);
+    case MQ_AUTH: /* no authentication method was agreed at CONNECT [MQTT-4.12.0-1] */
+        mq_client_end_rc(p, cl, MQ_RC_PROTOCOL_ERROR, true, "AUTH without a method");
         return MQ_CONN_CLOSED;
-    default: /* AUTH before v5 cannot pass the decoder; nothing else reaches here */
+    default: /* nothing else passes the decoder */
         mq_client_end(cl, true, "unexpected packet");
         return MQ_CONN_CLOSED;
     }
 }
 
-/* A decoder rejection: before CONNECT, answer an unknown protocol version as 3.1.1 asks
- * (CONNACK 0x01, [MQTT-3.1.2-2]); otherwise just close (3.1.1 has no DISCONNECT to send). */
+/* A decoder rejection. Before CONNECT: an unknown protocol version gets CONNACK 0x01 as
+ * 3.1.1 asks [MQTT-3.1.2-2]; a broken v5 CONNECT gets a CONNACK with the reason
+ * [MQTT-4.13.1-1]. After: a v5 client gets DISCONNECT with the reason; 3.1.1 has none. */
 static void on_decode_error(mq_proto_t *p, client_t *cl, enum mq_rc rc, const mq_packet_t *pkt,
                             const char *why)
 {
-    if (cl->conn.state == MQ_CONN_PRE && rc == MQ_RC_UNSUPPORTED_PROTOCOL_VERSION &&
-        pkt->type == MQ_CONNECT) {
-        cl->proto = MQ_PROTO_311;
-        mq_client_refuse(p, cl, CONNACK_BAD_PROTOCOL, why);
-        return;
-    }
     char msg[128];
     snprintf(msg, sizeof(msg), "rc=0x%02x %s: %s", rc, mq_rc_str(rc), why ? why : "");
-    mq_client_end(cl, true, msg);
+    if (cl->conn.state == MQ_CONN_PRE && pkt->type == MQ_CONNECT) {
+        if (rc == MQ_RC_UNSUPPORTED_PROTOCOL_VERSION) {
+            cl->proto = MQ_PROTO_311;
+            mq_client_refuse(p, cl, CONNACK_BAD_PROTOCOL, why);
+            return;
+        }
+        if (pkt->connect.level == MQ_PROTO_5 && rc >= 0x80 && rc < 0x100) {
+            cl->proto = MQ_PROTO_5;
+            mq_client_send_connack(p, cl, false, rc, NULL);
+            mq_client_end(cl, false, msg);
+            return;
+        }
+    }
+    mq_client_end_rc(p, cl, rc < 0x80 || rc >= 0x100 ? MQ_RC_MALFORMED_PACKET : rc, true, msg);
 }
 
 static int process(mq_proto_t *p, client_t *cl, const uint8_t *b, size_t len)
@@ -331,7 +178,27 @@ static void on_writable(void *arg, mq_conn_t *c)
         mq_sess_on_writable(cl->sess);
 }
 
-/* The connection is gone: detaches or frees its session, publishes the will if due. */
+/* The will of a connection that ended: now, or after its Will Delay Interval if the session
+ * outlives the connection (the earlier of the two [MQTT-3.1.3-9]). */
+static void release_will(mq_proto_t *p, client_t *cl, const mq_sess_t *s)
+{
+    if (!cl->will_pending)
+        return;
+    cl->will_pending = false;
+    bool lives = s != NULL && !s->clean;
+    if (cl->will_delay > 0 && lives) {
+        uint32_t d = cl->will_delay < s->expiry_s ? cl->will_delay : s->expiry_s;
+        mq_msg_t *w = cl->will;
+        if (cl->has_will_expiry) /* counted from the publication */
+            w->expire_at = 0;
+        mq_will_defer(p, s->client_id, s->id_len, s->id_hash, mq_msg_ref(w),
+                      p->env.loop->now_ms + (uint64_t)d * 1000);
+        return;
+    }
+    mq_publish_will(p, cl->will, cl->has_will_expiry, cl->will_expiry);
+}
+
+/* The connection is gone: detaches or ends its session, publishes the will if due. */
 static void on_release(void *arg, mq_conn_t *c)
 {
     mq_proto_t *p = arg;
@@ -342,15 +209,12 @@ static void on_release(void *arg, mq_conn_t *c)
             MQ_LOG(MQ_LOG_NOTICE, "Client %s %s.", s->client_id,
                    cl->will_pending ? "closed its connection" : "disconnected");
         mq_client_detach(p, cl);
-        if (s->clean)
-            mq_client_destroy_sess(p, s);
+        if (!s->clean && s->expiry_s != 0xFFFFFFFFu)
+            s->expire_at = p->env.loop->now_ms + (uint64_t)s->expiry_s * 1000;
     }
-    if (cl->will_pending) {
-        cl->will_pending = false;
-        mq_str_t wt = mq_msg_topic(cl->will);
-        if (!is_sys_topic(wt.ptr, wt.len)) /* as for a PUBLISH: $SYS is the broker's */
-            mq_proto_publish(p, cl->will);
-    }
+    release_will(p, cl, s);
+    if (s && s->clean)
+        mq_client_destroy_sess(p, s);
     mq_proto_drop_conn(c);
 }
 
@@ -360,10 +224,7 @@ void mq_proto_drop_conn(mq_conn_t *c)
     if (cl->sess) /* shutdown: the session stays in the tables until they are freed */
         mq_sess_detach(cl->sess);
     cl->sess = NULL;
-    mq_decoder_fini(&cl->dec);
-    mq_buf_fini(&cl->pre);
-    mq_msg_unref(cl->will);
-    cl->will = NULL;
+    mq_client_free_state(cl);
 }
 
 /* ---- the worker's protocol state ----------------------------------------------------------------
@@ -387,8 +248,10 @@ void mq_proto_free(mq_proto_t *p)
 {
     if (p == NULL)
         return;
+    mq_will_free_all(p);
     mq_route_free(p->route);
     mq_free(p->codes);
+    mq_free(p->fresh);
     mq_free(p);
 }
 
@@ -400,6 +263,29 @@ const mq_conn_handler_t *mq_proto_handler(const mq_proto_t *p)
 size_t mq_proto_conn_size(void)
 {
     return sizeof(client_t);
+}
+
+/* Ends detached sessions whose expiry has passed (their pending will goes now), then
+ * publishes the delayed wills that are due. */
+static void expire(mq_proto_t *p, uint64_t now)
+{
+    size_t pos = 0;
+    for (mq_sess_t *s; (s = mq_route_next(p->route, &pos)) != NULL;) {
+        if (s->conn || s->expire_at == 0 || s->expire_at > now)
+            continue;
+        mq_msg_t *w = mq_will_take(p, s->client_id, s->id_len, s->id_hash);
+        if (w) {
+            (void)mq_publish_route(p, w);
+            mq_msg_unref(w);
+        }
+        p->cnt.expired_sessions++;
+        mq_client_destroy_sess(p, s);
+        pos = 0; /* the table changed: start again (expiries are few per second) */
+    }
+    for (mq_msg_t *w; (w = mq_will_take_due(p, now)) != NULL;) {
+        (void)mq_publish_route(p, w);
+        mq_msg_unref(w);
+    }
 }
 
 void mq_proto_tick(mq_proto_t *p)
@@ -415,12 +301,13 @@ void mq_proto_tick(mq_proto_t *p)
             mq_client_end(cl, false, "no CONNECT in time");
             break;
         case MQ_DEADLINE_KEEPALIVE:
-            mq_client_end(cl, true, "keepalive timeout");
+            mq_client_end_rc(p, cl, MQ_RC_KEEP_ALIVE_TIMEOUT, true, "keepalive timeout");
             break;
         case MQ_DEADLINE_NONE:
             break;
         }
     }
+    expire(p, now);
 }
 
 void mq_proto_stats(const mq_proto_t *p, mq_stats_t *st)
@@ -432,6 +319,8 @@ void mq_proto_stats(const mq_proto_t *p, mq_stats_t *st)
         t.publish_sent += s->stats.publish_sent;
         t.publish_bytes += s->stats.publish_bytes;
         t.packets_sent += s->stats.packets_sent;
+        t.expired += s->stats.expired;
+        t.too_large += s->stats.too_large;
         st->subscriptions += s->n_subs;
         st->inflight += mq_sess_inflight(s);
         st->queued += mq_sess_queued(s);
@@ -448,4 +337,7 @@ void mq_proto_stats(const mq_proto_t *p, mq_stats_t *st)
     st->connects = p->cnt.connects;
     st->connections = p->n_online;
     st->sessions = mq_route_count(p->route);
+    st->sessions_expired = p->cnt.expired_sessions;
+    st->pub_expired = t.expired;
+    st->pub_too_large = t.too_large;
 }

@@ -18,6 +18,16 @@ static mq_epoch_rec_t *rec;
 static mq_tindex_t *ix;
 static mq_route_t *r0, *r1; /* two workers' tables over one index */
 static mq_sess_limits_t lim = {.max_inflight = 10};
+static mq_msg_t *msgs[16];
+static int n_msgs;
+
+/* A message at 'qos' published by the broker (kept until teardown). */
+static const mq_msg_t *M(uint8_t qos)
+{
+    mq_msg_t *m = mq_msg_new("t", 1, "x", 1, qos, false);
+    msgs[n_msgs++] = m;
+    return m;
+}
 
 static void setup(void)
 {
@@ -30,6 +40,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+    while (n_msgs > 0)
+        mq_msg_unref(msgs[--n_msgs]);
     mq_route_free(r0);
     mq_route_free(r1);
     mq_tindex_free(ix);
@@ -111,8 +123,8 @@ static uint64_t match(mq_route_t *r, const char *topic, uint32_t *n0, uint32_t *
 Test(route, a_match_names_the_workers_with_subscribers_and_their_filter_ids)
 {
     mq_sess_t *a = sess(r0, "a"), *b = sess(r1, "b");
-    mq_route_subscribe(r0, a, "x/+", 3, 1);
-    mq_route_subscribe(r1, b, "x/#", 3, 2);
+    mq_route_subscribe(r0, a, "x/+", 3, 1, NULL, NULL);
+    mq_route_subscribe(r1, b, "x/#", 3, 2, NULL, NULL);
     uint32_t n0, n1;
     cr_assert(eq(u64, match(r0, "x/y", &n0, &n1), 3));
     cr_assert(eq(u32, n0, 1));
@@ -124,10 +136,10 @@ Test(route, a_match_names_the_workers_with_subscribers_and_their_filter_ids)
 Test(route, resolve_gives_one_delivery_per_session_at_its_highest_qos)
 {
     mq_sess_t *a = sess(r0, "a"), *b = sess(r0, "b");
-    mq_route_subscribe(r0, a, "t/+", 3, 0);
-    mq_route_subscribe(r0, a, "t/#", 3, 2);
-    mq_route_subscribe(r0, a, "t/1", 3, 1);
-    mq_route_subscribe(r0, b, "t/1", 3, 1);
+    mq_route_subscribe(r0, a, "t/+", 3, 0, NULL, NULL);
+    mq_route_subscribe(r0, a, "t/#", 3, 2, NULL, NULL);
+    mq_route_subscribe(r0, a, "t/1", 3, 1, NULL, NULL);
+    mq_route_subscribe(r0, b, "t/1", 3, 1, NULL, NULL);
     uint32_t n0, n1;
     match(r0, "t/1", &n0, &n1);
     cr_assert(eq(u32, n0, 3));
@@ -136,7 +148,7 @@ Test(route, resolve_gives_one_delivery_per_session_at_its_highest_qos)
     uint64_t copy[3];
     memcpy(copy, ids, sizeof(copy));
     const mq_route_dest_t *d;
-    uint32_t k = mq_route_resolve(r0, copy, n, 2, false, &d);
+    uint32_t k = mq_route_resolve(r0, copy, n, M(2), false, &d);
     cr_assert(eq(u32, k, 2));
     for (uint32_t i = 0; i < k; i++) {
         if (d[i].sess == a)
@@ -145,11 +157,11 @@ Test(route, resolve_gives_one_delivery_per_session_at_its_highest_qos)
             cr_assert(eq(u8, d[i].qos, 1));
     }
     /* the message's QoS caps it, unless upgrade_outgoing_qos */
-    k = mq_route_resolve(r0, copy, n, 0, false, &d);
+    k = mq_route_resolve(r0, copy, n, M(0), false, &d);
     cr_assert(eq(u32, k, 2));
     cr_assert(eq(u8, d[0].qos, 0));
     cr_assert(eq(u8, d[1].qos, 0));
-    k = mq_route_resolve(r0, copy, n, 0, true, &d);
+    k = mq_route_resolve(r0, copy, n, M(0), true, &d);
     for (uint32_t i = 0; i < k; i++)
         cr_assert(eq(u8, d[i].qos, d[i].sess == a ? 2 : 1));
 }
@@ -157,14 +169,14 @@ Test(route, resolve_gives_one_delivery_per_session_at_its_highest_qos)
 Test(route, resubscribing_replaces_the_qos_and_unsubscribing_removes_interest)
 {
     mq_sess_t *a = sess(r0, "a");
-    mq_route_subscribe(r0, a, "q", 1, 0);
-    mq_route_subscribe(r0, a, "q", 1, 2);
+    mq_route_subscribe(r0, a, "q", 1, 0, NULL, NULL);
+    mq_route_subscribe(r0, a, "q", 1, 2, NULL, NULL);
     cr_assert(eq(u32, a->n_subs, 1));
     uint32_t n0, n1, n;
     match(r0, "q", &n0, &n1);
     const uint64_t *ids0 = mq_route_take(r0, 0, &n);
     const mq_route_dest_t *d;
-    cr_assert(eq(u32, mq_route_resolve(r0, ids0, n, 2, false, &d), 1));
+    cr_assert(eq(u32, mq_route_resolve(r0, ids0, n, M(2), false, &d), 1));
     cr_assert(eq(u8, d[0].qos, 2));
     cr_assert(mq_route_unsubscribe(r0, a, "q", 1));
     cr_assert(not(mq_route_unsubscribe(r0, a, "q", 1)));
@@ -174,21 +186,21 @@ Test(route, resubscribing_replaces_the_qos_and_unsubscribing_removes_interest)
 Test(route, a_filter_stays_while_another_session_of_the_worker_holds_it)
 {
     mq_sess_t *a = sess(r0, "a"), *b = sess(r0, "b");
-    mq_route_subscribe(r0, a, "f", 1, 1);
-    mq_route_subscribe(r0, b, "f", 1, 1);
+    mq_route_subscribe(r0, a, "f", 1, 1, NULL, NULL);
+    mq_route_subscribe(r0, b, "f", 1, 1, NULL, NULL);
     mq_route_drop(r0, a);
     uint32_t n0, n1, n;
     cr_assert(eq(u64, match(r0, "f", &n0, &n1), 1));
     const uint64_t *ids0 = mq_route_take(r0, 0, &n);
     const mq_route_dest_t *d;
-    cr_assert(eq(u32, mq_route_resolve(r0, ids0, n, 1, false, &d), 1));
+    cr_assert(eq(u32, mq_route_resolve(r0, ids0, n, M(1), false, &d), 1));
     cr_assert(eq(ptr, d[0].sess, b));
 }
 
 Test(route, the_cache_serves_a_repeated_topic_until_the_index_changes)
 {
     mq_sess_t *a = sess(r0, "a");
-    mq_route_subscribe(r0, a, "c/+", 3, 1);
+    mq_route_subscribe(r0, a, "c/+", 3, 1, NULL, NULL);
     uint32_t n0, n1;
     match(r0, "c/1", &n0, &n1);
     match(r0, "c/1", &n0, &n1);
@@ -196,7 +208,7 @@ Test(route, the_cache_serves_a_repeated_topic_until_the_index_changes)
     cr_assert(eq(u64, st.hits, 1));
     cr_assert(eq(u64, st.misses, 1));
     mq_sess_t *b = sess(r1, "b");
-    mq_route_subscribe(r1, b, "c/#", 3, 1); /* the index changes: the entry is stale */
+    mq_route_subscribe(r1, b, "c/#", 3, 1, NULL, NULL); /* the index changes: the entry is stale */
     cr_assert(eq(u64, match(r0, "c/1", &n0, &n1), 3), "the new subscriber is seen at once");
     cr_assert(eq(u64, mq_route_cache_stats(r0).misses, 2));
 }
@@ -204,13 +216,13 @@ Test(route, the_cache_serves_a_repeated_topic_until_the_index_changes)
 Test(route, a_filter_unsubscribed_after_the_match_is_skipped_on_delivery)
 {
     mq_sess_t *a = sess(r0, "a");
-    mq_route_subscribe(r0, a, "g", 1, 1);
+    mq_route_subscribe(r0, a, "g", 1, 1, NULL, NULL);
     uint32_t n0, n1, n;
     match(r0, "g", &n0, &n1);
     uint64_t id = mq_route_take(r0, 0, &n)[0];
     mq_route_unsubscribe(r0, a, "g", 1);
     const mq_route_dest_t *d;
-    cr_assert(eq(u32, mq_route_resolve(r0, &id, 1, 1, false, &d), 0));
+    cr_assert(eq(u32, mq_route_resolve(r0, &id, 1, M(1), false, &d), 0));
 }
 
 Test(route, many_overlapping_filters_deduplicate_across_many_sessions)
@@ -221,17 +233,17 @@ Test(route, many_overlapping_filters_deduplicate_across_many_sessions)
     for (int i = 0; i < S; i++) {
         snprintf(id, sizeof(id), "s%d", i);
         s[i] = sess(r0, id);
-        mq_route_subscribe(r0, s[i], "m/#", 3, 0);
-        mq_route_subscribe(r0, s[i], "m/+/z", 5, 1);
+        mq_route_subscribe(r0, s[i], "m/#", 3, 0, NULL, NULL);
+        mq_route_subscribe(r0, s[i], "m/+/z", 5, 1, NULL, NULL);
         if (i % 2)
-            mq_route_subscribe(r0, s[i], "m/y/z", 5, 2);
+            mq_route_subscribe(r0, s[i], "m/y/z", 5, 2, NULL, NULL);
     }
     uint32_t n0, n1, n;
     match(r0, "m/y/z", &n0, &n1);
     cr_assert(eq(u32, n0, 3));
     const uint64_t *ids0 = mq_route_take(r0, 0, &n);
     const mq_route_dest_t *d;
-    uint32_t k = mq_route_resolve(r0, ids0, n, 2, false, &d);
+    uint32_t k = mq_route_resolve(r0, ids0, n, M(2), false, &d);
     cr_assert(eq(u32, k, S));
     for (uint32_t i = 0; i < k; i++) {
         int idx = -1;
@@ -241,4 +253,72 @@ Test(route, many_overlapping_filters_deduplicate_across_many_sessions)
         cr_assert(ge(int, idx, 0));
         cr_assert(eq(u8, d[i].qos, idx % 2 ? 2 : 1));
     }
+}
+
+/* ---- MQTT 5 subscription options ------------------------------------------------------------ */
+
+Test(route, no_local_skips_the_publisher_and_rap_keeps_the_retain_flag)
+{
+    mq_sess_t *a = sess(r0, "a"), *b = sess(r0, "b");
+    mq_route_opts_t nl = {.flags = MQ_SUB_NO_LOCAL}, rap = {.flags = MQ_SUB_RAP};
+    mq_route_subscribe(r0, a, "n", 1, 1, &nl, NULL);
+    mq_route_subscribe(r0, b, "n", 1, 1, &rap, NULL);
+    mq_msg_t *m = mq_msg_new("n", 1, "x", 1, 1, true);
+    m->origin = a->id_hash; /* published by a */
+    uint32_t n0, n1, n;
+    match(r0, "n", &n0, &n1);
+    const uint64_t *ids0 = mq_route_take(r0, 0, &n);
+    const mq_route_dest_t *d;
+    cr_assert(eq(u32, mq_route_resolve(r0, ids0, n, m, false, &d), 1));
+    cr_assert(eq(ptr, d[0].sess, b));
+    cr_assert(d[0].retain, "Retain As Published keeps the flag");
+    m->origin = 0; /* published by someone else: a gets it, without the retain flag */
+    cr_assert(eq(u32, mq_route_resolve(r0, ids0, n, m, false, &d), 2));
+    for (int i = 0; i < 2; i++)
+        cr_assert(eq(int, d[i].retain, d[i].sess == b));
+    mq_msg_unref(m);
+}
+
+Test(route, every_matching_subscription_identifier_is_delivered_once_per_session)
+{
+    mq_sess_t *a = sess(r0, "a"), *b = sess(r0, "b");
+    mq_route_opts_t i1 = {.sub_id = 11}, i2 = {.sub_id = 22}, i3 = {.sub_id = 33};
+    mq_route_subscribe(r0, a, "s/+", 3, 1, &i1, NULL);
+    mq_route_subscribe(r0, a, "s/#", 3, 0, &i2, NULL);
+    mq_route_subscribe(r0, b, "s/#", 3, 1, &i3, NULL);
+    mq_route_subscribe(r0, b, "s/x", 3, 1, NULL, NULL);
+    uint32_t n0, n1, n;
+    match(r0, "s/x", &n0, &n1);
+    const uint64_t *ids0 = mq_route_take(r0, 0, &n);
+    const mq_route_dest_t *d;
+    uint32_t k = mq_route_resolve(r0, ids0, n, M(1), false, &d);
+    cr_assert(eq(u32, k, 2));
+    for (uint32_t i = 0; i < k; i++) {
+        if (d[i].sess == a) {
+            cr_assert(eq(u32, d[i].n_sub_ids, 2));
+            uint32_t x = d[i].sub_ids[0], y = d[i].sub_ids[1];
+            cr_assert((x == 11 && y == 22) || (x == 22 && y == 11));
+            cr_assert(eq(u8, d[i].qos, 1));
+        } else {
+            cr_assert(eq(u32, d[i].n_sub_ids, 1));
+            cr_assert(eq(u32, d[i].sub_ids[0], 33));
+        }
+    }
+}
+
+Test(route, a_resubscription_reports_it_is_not_new_and_replaces_the_options)
+{
+    mq_sess_t *a = sess(r0, "a");
+    bool is_new;
+    mq_route_opts_t i1 = {.sub_id = 5};
+    mq_route_subscribe(r0, a, "r", 1, 1, &i1, &is_new);
+    cr_assert(is_new);
+    mq_route_subscribe(r0, a, "r", 1, 1, NULL, &is_new);
+    cr_assert(not(is_new));
+    uint32_t n0, n1, n;
+    match(r0, "r", &n0, &n1);
+    const uint64_t *ids0 = mq_route_take(r0, 0, &n);
+    const mq_route_dest_t *d;
+    cr_assert(eq(u32, mq_route_resolve(r0, ids0, n, M(1), false, &d), 1));
+    cr_assert(eq(u32, d[0].n_sub_ids, 0), "the identifier went with the old options");
 }

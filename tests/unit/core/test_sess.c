@@ -26,6 +26,7 @@ typedef struct pkt {
 #define MAX_MSGS 16
 
 static mq_sess_limits_t lim;
+static const mq_sess_peer_t peer311 = {.proto = MQ_PROTO_311};
 static mq_sess_t *s;
 static mq_buf_t out;
 static mq_msg_t *msgs[MAX_MSGS]; /* the test's own references, released in teardown */
@@ -56,7 +57,7 @@ static void open_sess(bool attach)
     s = mq_sess_new("client-1", 8, 42, false, &lim);
     cr_assert(not(eq(ptr, s, NULL)));
     if (attach)
-        mq_sess_attach(s, &out, (void *)&out);
+        mq_sess_attach(s, &out, (void *)&out, &peer311);
 }
 
 /* A message on topic "t/<i>" with payload "<i>"; the test keeps one reference. */
@@ -384,7 +385,7 @@ Test(sess, detached_session_drops_qos0_and_queues_qos1_and_qos2)
     cr_assert(eq(u64, s->stats.packets_sent, 0));
 
     /* attaching sends the queue up to the window (2), in order, as first transmissions */
-    mq_sess_attach(s, &out, NULL);
+    mq_sess_attach(s, &out, NULL, &peer311);
     cr_assert(s->is_online);
     pkt_t p[8];
     cr_assert(eq(sz, take(&out, p, 8), 2));
@@ -417,7 +418,7 @@ Test(sess, reattach_resends_inflight_with_dup_and_pending_pubrel)
 
     mq_buf_t out2;
     mq_buf_init(&out2);
-    mq_sess_attach(s, &out2, NULL);
+    mq_sess_attach(s, &out2, NULL, &peer311);
     size_t n = take(&out2, p, 8);
     mq_buf_fini(&out2);
     cr_assert(eq(sz, n, 3));
@@ -442,7 +443,7 @@ Test(sess, pubrec_while_detached_moves_to_pubrel_sent_on_attach)
     mq_sess_detach(s);
     cr_assert(eq(int, mq_sess_on_pubrec(s, id), MQ_RC_SUCCESS));
     cr_assert(eq(sz, take(&out, p, 4), 0)); /* nothing written without a connection */
-    mq_sess_attach(s, &out, NULL);
+    mq_sess_attach(s, &out, NULL, &peer311);
     cr_assert(eq(sz, take(&out, p, 4), 1));
     cr_assert(eq(u8, p[0].type, MQ_PUBREL));
     cr_assert(eq(u16, p[0].packet_id, id));

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/* net/publish.c - PUBLISH: admission, topic aliases, properties, routing, acknowledgements. */
+#include "net/publish.h"
+
+#include <string.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+
+/* ---- routing ------------------------------------------------------------------------------- */
+
+void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n)
+{
+    const mq_route_dest_t *d;
+    uint32_t k = mq_route_resolve(p->route, fids, n, msg, p->o->upgrade_outgoing_qos, &d);
+    for (uint32_t i = 0; i < k; i++) {
+        mq_sess_t *s = d[i].sess;
+        /* a drop is counted in s->stats */
+        (void)mq_sess_deliver_ids(s, msg, d[i].qos, d[i].retain, d[i].sub_ids, d[i].n_sub_ids);
+        if (s->conn)
+            mq_conn_mark_dirty(s->conn);
+    }
+}
+
+/* Matches 'msg' once against the shared index and hands each interested worker one entry
+ * {message reference, filter ids} (DESIGN.md rule 3). */
+static bool route_msg(mq_proto_t *p, mq_msg_t *msg)
+{
+    mq_str_t t = mq_msg_topic(msg);
+    uint64_t m = mq_route_match(p->route, t.ptr, t.len);
+    bool any = m != 0;
+    while (m) {
+        unsigned b = (unsigned)__builtin_ctzll(m);
+        m &= m - 1;
+        uint32_t n;
+        const uint64_t *fids = mq_route_take(p->route, b, &n);
+        if (b == p->env.self) {
+            mq_publish_deliver(p, msg, fids, n);
+            continue;
+        }
+        mq_mail_t e = {.type = MQ_MAIL_DELIVER, .n = n, .ptr = mq_msg_ref(msg)};
+        if (n <= MQ_MAIL_INLINE) {
+            memcpy(e.a, fids, n * sizeof(uint64_t));
+        } else { /* rare: many distinct filters of one worker match */
+            uint64_t *ids = mq_alloc(n * sizeof(uint64_t));
+            memcpy(ids, fids, n * sizeof(uint64_t));
+            e.a[0] = (uint64_t)(uintptr_t)ids;
+        }
+        mq_outbox_send(p->env.outbox, b, &e);
+    }
+    return any;
+}
+
+/* Stores (or clears) the retained message, then routes it with the retain flag cleared for
+ * live subscribers [MQTT-3.3.1-9] (the message's bytes never carry it). */
+bool mq_publish_route(mq_proto_t *p, mq_msg_t *msg)
+{
+    if (msg->retain)
+        (void)mq_tindex_retain(p->env.ix, msg, p->env.ep); /* count changes are read by $SYS */
+    return route_msg(p, msg);
+}
+
+static bool is_sys_topic(const char *t, size_t len)
+{
+    return len >= 4 && memcmp(t, "$SYS", 4) == 0 && (len == 4 || t[4] == '/');
+}
+
+void mq_publish_will(mq_proto_t *p, mq_msg_t *will, bool has_expiry, uint32_t expiry_s)
+{
+    mq_str_t wt = mq_msg_topic(will);
+    if (is_sys_topic(wt.ptr, wt.len)) /* as for a PUBLISH: $SYS is the broker's */
+        return;
+    if (has_expiry) /* the will is still its connection's alone: not yet shared */
+        will->expire_at = p->env.loop->now_ms + (uint64_t)expiry_s * 1000 + (expiry_s ? 0 : 1);
+    (void)mq_publish_route(p, will);
+}
+
+/* ---- inbound PUBLISH ------------------------------------------------------------------------- */
+
+/* The topic of a v5 PUBLISH with a Topic Alias: sets the alias, or resolves it
+ * [MQTT-3.3.2-12]; false (with *rc) when the alias is out of range or unknown. */
+static bool resolve_alias(client_t *cl, const mq_packet_t *pkt, mq_str_t *topic, enum mq_rc *rc)
+{
+    uint16_t a = pkt->props.topic_alias;
+    if (a == 0 || a > cl->alias_max) {
+        *rc = MQ_RC_TOPIC_ALIAS_INVALID; /* [MQTT-3.3.2-9], [MQTT-3.3.2-10] */
+        return false;
+    }
+    if (cl->in_alias == NULL)
+        cl->in_alias = mq_calloc(cl->alias_max, sizeof(*cl->in_alias));
+    char **slot = &cl->in_alias[a - 1];
+    if (topic->len > 0) {
+        mq_free(*slot);
+        *slot = mq_strndup(topic->ptr, topic->len);
+        return true;
+    }
+    if (*slot == NULL) {
+        *rc = MQ_RC_PROTOCOL_ERROR; /* an alias never set */
+        return false;
+    }
+    *topic = (mq_str_t){*slot, strlen(*slot)};
+    return true;
+}
+
+/* Whether a received PUBLISH is routed: not to $SYS, not over message_size_limit, not a
+ * QoS 2 re-send before PUBREL. Dropping here still acknowledges it, as mosquitto does. */
+static bool should_route(mq_proto_t *p, client_t *cl, const mq_publish_t *pub, mq_str_t topic)
+{
+    if (is_sys_topic(topic.ptr, topic.len)) {
+        /* $SYS belongs to the broker: acknowledged, never delivered (as mosquitto), so that
+         * no client can forge the metrics that dashboards trust */
+        MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s PUBLISH to $SYS ignored", p->env.self,
+               cl->sess->client_id);
+        return false;
+    }
+    if (p->o->message_size_limit && pub->payload.len > p->o->message_size_limit) {
+        /* mosquitto drops it and still acknowledges, so the client does not resend it */
+        MQ_LOG(MQ_LOG_INFO,
+               "worker=%u client=%s dropped PUBLISH of %zu bytes over message_size_limit",
+               p->env.self, cl->sess->client_id, pub->payload.len);
+        p->cnt.pub_dropped++;
+        return false;
+    }
+    /* a re-send before PUBREL was delivered once already [MQTT-4.3.3-10] */
+    return pub->qos != 2 || mq_sess_qos2_received(cl->sess, pub->packet_id);
+}
+
+/* A reason to refuse a PUBLISH outright (the connection ends), or MQ_RC_SUCCESS. */
+static enum mq_rc refusal(mq_proto_t *p, client_t *cl, const mq_publish_t *pub)
+{
+    if (pub->qos > p->o->max_qos)
+        return MQ_RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-11] */
+    if (pub->retain && !p->o->retain_available)
+        return MQ_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-14] */
+    if (pub->qos == 2 && cl->proto == MQ_PROTO_5 && p->o->limits.max_inflight < 65535 &&
+        cl->sess->n_qos2_in >= p->o->limits.max_inflight)
+        return MQ_RC_RECEIVE_MAXIMUM_EXCEEDED; /* [MQTT-3.3.4-7] */
+    return MQ_RC_SUCCESS;
+}
+
+/* The message a PUBLISH makes: its v5 properties, expiry and publisher kept with it. */
+static mq_msg_t *make_msg(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_str_t topic)
+{
+    const mq_publish_t *pub = &pkt->publish;
+    const mq_props_t *pr = cl->proto == MQ_PROTO_5 ? &pkt->props : NULL;
+    mq_msg_t *msg = mq_msg_new_props(topic.ptr, topic.len, pub->payload.ptr, pub->payload.len,
+                                     pub->qos, pub->retain, pr);
+    MQ_ASSERT(msg != NULL); /* the decoder bounded topic and payload */
+    msg->origin = cl->sess->id_hash;
+    if (pr && mq_props_has(pr, MQ_PROP_MESSAGE_EXPIRY))
+        msg->expire_at = p->env.loop->now_ms + (uint64_t)pr->message_expiry * 1000 +
+                         (pr->message_expiry ? 0 : 1);
+    return msg;
+}
+
+int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
+{
+    const mq_publish_t *pub = &pkt->publish;
+    p->cnt.pub_received++;
+    p->cnt.pub_bytes_received += pub->payload.len;
+    mq_str_t topic = pub->topic;
+    enum mq_rc rc = refusal(p, cl, pub);
+    if (rc == MQ_RC_SUCCESS && mq_props_has(&pkt->props, MQ_PROP_TOPIC_ALIAS))
+        (void)resolve_alias(cl, pkt, &topic, &rc);
+    if (rc != MQ_RC_SUCCESS) {
+        mq_client_end_rc(p, cl, rc, true, mq_rc_str(rc));
+        return MQ_CONN_CLOSED;
+    }
+    bool matched = true;
+    if (should_route(p, cl, pub, topic)) {
+        mq_msg_t *msg = make_msg(p, cl, pkt, topic);
+        matched = mq_publish_route(p, msg);
+        mq_msg_unref(msg);
+    }
+    /* v5: 0x10 No matching subscribers [MQTT-3.4.2.1] */
+    enum mq_rc ack = matched || cl->proto < MQ_PROTO_5 ? MQ_RC_SUCCESS : MQ_RC_NO_MATCHING_SUBSCRIBERS;
+    if (pub->qos == 1)
+        mq_client_send_ack_rc(p, cl, MQ_PUBACK, pub->packet_id, ack);
+    else if (pub->qos == 2)
+        mq_client_send_ack_rc(p, cl, MQ_PUBREC, pub->packet_id, ack);
+    return MQ_CONN_OK;
+}
+
+/* ---- acknowledgements ------------------------------------------------------------------------ */
+
+void mq_publish_on_ack(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
+{
+    mq_sess_t *s = cl->sess;
+    uint16_t id = pkt->ack.packet_id;
+    enum mq_rc rc;
+    if (pkt->type == MQ_PUBACK)
+        rc = mq_sess_on_puback(s, id);
+    else if (pkt->type == MQ_PUBREC && pkt->ack.rc >= 0x80)
+        rc = mq_sess_on_pubrec_failed(s, id); /* v5: the flow ends here [MQTT-4.3.3] */
+    else if (pkt->type == MQ_PUBREC)
+        rc = mq_sess_on_pubrec(s, id);
+    else
+        rc = mq_sess_on_pubcomp(s, id);
+    if (rc != MQ_RC_SUCCESS) {
+        MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s %s for unknown packet id %u", p->env.self,
+               s->client_id, mq_ptype_str(pkt->type), id);
+        if (pkt->type == MQ_PUBREC && pkt->ack.rc < 0x80) /* as mosquitto: let it finish */
+            mq_client_send_ack_rc(p, cl, MQ_PUBREL, id,
+                                  cl->proto == MQ_PROTO_5 ? MQ_RC_PACKET_ID_NOT_FOUND : 0);
+    }
+    mq_conn_mark_dirty(&cl->conn);
+}
+
+void mq_publish_on_pubrel(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
+{
+    bool known = mq_sess_qos2_released(cl->sess, pkt->ack.packet_id);
+    enum mq_rc rc = known || cl->proto < MQ_PROTO_5 ? MQ_RC_SUCCESS : MQ_RC_PACKET_ID_NOT_FOUND;
+    mq_client_send_ack_rc(p, cl, MQ_PUBCOMP, pkt->ack.packet_id, rc);
+}

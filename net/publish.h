@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* net/publish.h - PUBLISH in and out: checks, topic aliases, routing, acknowledgements. */
+#ifndef MQ_NET_PUBLISH_H
+#define MQ_NET_PUBLISH_H
+
+#include "net/client.h"
+
+/* The owning worker's thread only. */
+
+/* A PUBLISH from 'cl'; returns an enum mq_conn_result. */
+int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt);
+
+/* PUBACK / PUBREC / PUBCOMP from 'cl' for a message the broker sent. */
+void mq_publish_on_ack(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt);
+
+/* PUBREL from 'cl' for a QoS 2 message it sent. */
+void mq_publish_on_pubrel(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt);
+
+/* Stores (or clears) a retained message, then routes 'msg' (borrowed) to every interested
+ * worker; returns whether any subscriber's worker was found. */
+bool mq_publish_route(mq_proto_t *p, mq_msg_t *msg);
+
+/* Delivers 'msg' (borrowed) to this worker's sessions subscribed to filters 'fids'. */
+void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n);
+
+/* Publishes a will (borrowed) unless it targets $SYS; sets its Message Expiry from now. */
+void mq_publish_will(mq_proto_t *p, mq_msg_t *will, bool has_expiry, uint32_t expiry_s);
+
+#endif

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/* net/subscribe.c - SUBSCRIBE and UNSUBSCRIBE: options, retained messages, reason codes. */
+#include "net/subscribe.h"
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/topic.h"
+
+typedef struct retained_ctx {
+    mq_sess_t *s;
+    uint8_t qos;
+    bool upgrade;
+    uint32_t sub_id;
+} retained_ctx_t;
+
+static void send_retained(void *arg, mq_msg_t *msg)
+{
+    retained_ctx_t *rc = arg;
+    uint8_t q = rc->upgrade || rc->qos < msg->qos ? rc->qos : msg->qos;
+    /* [MQTT-3.3.1-8] retained messages go out with the retain flag set; a drop (expired,
+     * over the limits) is counted in the session */
+    (void)mq_sess_deliver_ids(rc->s, msg, q, true, &rc->sub_id, rc->sub_id ? 1 : 0);
+}
+
+/* The reason code for one entry, or its granted QoS (and the subscription is made). */
+static uint8_t subscribe_one(mq_proto_t *p, client_t *cl, const mq_sub_entry_t *e,
+                             uint32_t sub_id, bool *is_new)
+{
+    mq_sess_t *s = cl->sess;
+    bool v5 = cl->proto == MQ_PROTO_5;
+    mq_str_t share, rest;
+    uint8_t code = 0;
+    if (e->rc != MQ_RC_SUCCESS)
+        code = v5 ? e->rc : 0x80; /* 0x8F Topic Filter invalid */
+    else if (mq_topic_split_shared(e->filter.ptr, e->filter.len, &share, &rest))
+        code = v5 ? MQ_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED : 0x80;
+    if (code) {
+        MQ_LOG(MQ_LOG_INFO, "worker=%u client=%s refused subscription '%.*s'", p->env.self,
+               s->client_id, (int)(e->filter.len > 64 ? 64 : e->filter.len), e->filter.ptr);
+        return code;
+    }
+    uint8_t qos = e->qos < p->o->max_qos ? e->qos : p->o->max_qos;
+    MQ_LOG(MQ_LOG_SUBSCRIBE, "%s %u %.*s", s->client_id, qos, (int)e->filter.len,
+           e->filter.ptr); /* mosquitto's format: client qos filter */
+    mq_route_opts_t o = {.flags = (uint8_t)((e->no_local ? MQ_SUB_NO_LOCAL : 0) |
+                                            (e->retain_as_published ? MQ_SUB_RAP : 0)),
+                         .sub_id = sub_id};
+    mq_route_subscribe(p->route, s, e->filter.ptr, e->filter.len, qos, &o, is_new);
+    return qos;
+}
+
+void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
+{
+    uint32_t sub_id = mq_props_has(&pkt->props, MQ_PROP_SUBSCRIPTION_ID)
+                          ? pkt->props.subscription_id
+                          : 0;
+    uint32_t n = 0;
+    size_t pos = 0;
+    mq_sub_entry_t e;
+    while (mq_sub_next(pkt, cl->proto, &pos, &e)) {
+        if (n == p->cap_codes) {
+            p->codes = mq_grow(p->codes, &p->cap_codes, 1, 16);
+            p->fresh = mq_realloc(p->fresh, p->cap_codes);
+        }
+        bool is_new = false;
+        p->codes[n] = subscribe_one(p, cl, &e, sub_id, &is_new);
+        p->fresh[n++] = is_new;
+    }
+    /* SUBACK first, then the retained messages of each filter [MQTT-3.8.4-1..-5], as
+     * Retain Handling asks: 0 always, 1 only for a new subscription, 2 never */
+    mq_codec_append_suback(mq_conn_out(&cl->conn), cl->proto, pkt->subscribe.packet_id, p->codes, n,
+                           NULL);
+    p->cnt.msgs_sent++;
+    pos = 0;
+    for (uint32_t i = 0; i < n && mq_sub_next(pkt, cl->proto, &pos, &e); i++) {
+        if (p->codes[i] >= 0x80 || e.retain_handling == 2 || (e.retain_handling == 1 && !p->fresh[i]))
+            continue;
+        retained_ctx_t rc = {cl->sess, p->codes[i], p->o->upgrade_outgoing_qos, sub_id};
+        mq_tindex_retained(p->env.ix, e.filter.ptr, e.filter.len, send_retained, &rc);
+    }
+    mq_conn_mark_dirty(&cl->conn);
+}
+
+void mq_unsubscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
+{
+    uint32_t n = 0;
+    size_t pos = 0;
+    mq_sub_entry_t e;
+    while (mq_sub_next(pkt, cl->proto, &pos, &e)) {
+        MQ_LOG(MQ_LOG_UNSUBSCRIBE, "%s %.*s", cl->sess->client_id, (int)e.filter.len, e.filter.ptr);
+        bool had = mq_route_unsubscribe(p->route, cl->sess, e.filter.ptr, e.filter.len);
+        if (n == p->cap_codes) {
+            p->codes = mq_grow(p->codes, &p->cap_codes, 1, 16);
+            p->fresh = mq_realloc(p->fresh, p->cap_codes);
+        }
+        p->codes[n++] = had ? MQ_RC_SUCCESS : MQ_RC_NO_SUBSCRIPTION_EXISTED; /* v5 only */
+    }
+    bool v5 = cl->proto == MQ_PROTO_5;
+    mq_codec_append_unsuback(mq_conn_out(&cl->conn), cl->proto, pkt->subscribe.packet_id,
+                             v5 ? p->codes : NULL, v5 ? n : 0, NULL);
+    p->cnt.msgs_sent++;
+    mq_conn_mark_dirty(&cl->conn);
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* net/will.h - wills waiting for their MQTT 5 Will Delay Interval or their session's end. */
+#ifndef MQ_NET_WILL_H
+#define MQ_NET_WILL_H
+
+#include "net/client.h"
+
+/* A will is published at the earlier of its delay and the end of its session
+ * [MQTT-3.1.3-9]; a new connection for the same client id before then cancels it
+ * [MQTT-3.1.3-10]. The owning worker's thread only. */
+
+/* Keeps 'will' (takes the reference) for client 'id' until 'fire_at' (loop clock, ms). */
+void mq_will_defer(mq_proto_t *p, const char *id, size_t len, uint64_t hash, mq_msg_t *will,
+                   uint64_t fire_at);
+
+/* Forgets the will waiting for client 'id', if any (a reconnect). */
+void mq_will_cancel(mq_proto_t *p, const char *id, size_t len, uint64_t hash);
+
+/* Takes the will of client 'id' (its session ends now), or NULL; the caller publishes it and
+ * drops the reference. */
+mq_msg_t *mq_will_take(mq_proto_t *p, const char *id, size_t len, uint64_t hash);
+
+/* Takes one will whose time has come at 'now', or NULL when none is due. */
+mq_msg_t *mq_will_take_due(mq_proto_t *p, uint64_t now);
+
+/* Drops every waiting will (shutdown). */
+void mq_will_free_all(mq_proto_t *p);
+
+#endif
