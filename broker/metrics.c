@@ -76,58 +76,30 @@ static void metric(mq_buf_t *out, const char *name, const char *help, uint64_t v
 
 #define STAT(field) offsetof(mq_server_stats_t, field)
 
-/* Broker-wide figures straight from mq_server_stats_t, with the $SYS topic they mirror. */
-static const struct {
-    const char *name, *help;
-    size_t off;
-} broker_metrics[] = {
-    {"starling_clients_connected", "Clients with a connection ($SYS/broker/clients/connected).",
-     STAT(connections)},
-    {"starling_clients_sessions", "Sessions, connected or not ($SYS/broker/clients/total).",
-     STAT(sessions)},
-    {"starling_clients_disconnected",
-     "Persistent sessions without a connection ($SYS/broker/clients/disconnected).",
-     STAT(disconnected)},
-    {"starling_sockets_total", "Connections accepted.", STAT(sockets)},
-    {"starling_connects_total", "CONNECT packets accepted.", STAT(connects)},
-    {"starling_messages_received_total", "MQTT packets received ($SYS/broker/messages/received).",
-     STAT(msgs_received)},
-    {"starling_messages_sent_total", "MQTT packets sent ($SYS/broker/messages/sent).",
-     STAT(msgs_sent)},
-    {"starling_publish_messages_received_total", "PUBLISH packets received.", STAT(pub_received)},
-    {"starling_publish_messages_sent_total", "PUBLISH packets sent.", STAT(pub_sent)},
-    {"starling_publish_messages_dropped_total",
-     "Messages dropped by queue limits or for offline sessions.", STAT(pub_dropped)},
-    {"starling_publish_bytes_received_total", "PUBLISH payload bytes received.",
-     STAT(pub_bytes_received)},
-    {"starling_publish_bytes_sent_total", "PUBLISH payload bytes sent.", STAT(pub_bytes_sent)},
-    {"starling_bytes_received_total", "Bytes received on all sockets.", STAT(bytes_received)},
-    {"starling_bytes_sent_total", "Bytes sent on all sockets.", STAT(bytes_sent)},
-    {"starling_messages_inflight", "Outbound QoS 1/2 messages awaiting acknowledgement.",
-     STAT(inflight)},
-    {"starling_messages_queued", "Outbound messages queued for sessions.", STAT(queued)},
-    {"starling_messages_queued_bytes", "Payload bytes queued for sessions.", STAT(queued_bytes)},
-    {"starling_subscriptions", "Subscriptions ($SYS/broker/subscriptions/count).",
-     STAT(subscriptions)},
-    {"starling_retained_messages", "Retained messages.", STAT(retained)},
-    {"starling_retained_bytes", "Payload bytes of retained messages.", STAT(retained_bytes)},
-};
-
-/* The same per worker, labelled worker="N"; 'scale' turns microseconds into seconds. */
-static const struct {
+/* Broker-wide and per-worker figures come from the one list of figures (core/stats.h): each
+ * entry with a Prometheus name becomes a metric, each with a per-worker name a labelled one. */
+typedef struct metric_row {
     const char *name, *help;
     size_t off;
     double scale;
-} worker_metrics[] = {
-    {"starling_worker_connections", "Connections owned by the worker.", STAT(connections), 1},
-    {"starling_worker_messages_received_total", "MQTT packets the worker received.",
-     STAT(msgs_received), 1},
-    {"starling_worker_messages_sent_total", "MQTT packets the worker sent.", STAT(msgs_sent), 1},
-    {"starling_worker_ring_depth", "Entries waiting in the worker's inbox ring.", STAT(ring_depth),
-     1},
-    {"starling_worker_loop_latency_seconds", "Longest event-loop turn in the last second.",
-     STAT(loop_us), 1e-6},
+} metric_row_t;
+
+#define BROKER_ROW(f, how, sys, metric, help, ...) {metric, help, STAT(f), 1},
+static const metric_row_t broker_metrics[] = {
+    MQ_STATS(BROKER_ROW)
+    /* derived in mq_server_stats() */
+    {"starling_clients_disconnected",
+     "Persistent sessions without a connection ($SYS/broker/clients/disconnected).",
+     STAT(disconnected), 1},
+    {"starling_retained_messages", "Retained messages.", STAT(retained), 1},
+    {"starling_retained_bytes", "Payload bytes of retained messages.", STAT(retained_bytes), 1},
 };
+#undef BROKER_ROW
+
+#define WORKER_ROW(f, how, sys, metric, help, wsys, wmetric, whelp, wscale)                        \
+    {wmetric, whelp, STAT(f), wscale},
+static const metric_row_t worker_metrics[] = {MQ_STATS(WORKER_ROW)};
+#undef WORKER_ROW
 
 static uint64_t field(const mq_server_stats_t *st, size_t off)
 {
@@ -151,8 +123,9 @@ void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s,
         "# TYPE starling_uptime_seconds gauge\nstarling_uptime_seconds %.3f\n",
         uptime_s);
     for (size_t k = 0; k < sizeof(broker_metrics) / sizeof(broker_metrics[0]); k++)
-        metric(out, broker_metrics[k].name, broker_metrics[k].help,
-               field(&st, broker_metrics[k].off));
+        if (broker_metrics[k].name) /* a figure without a broker-wide metric */
+            metric(out, broker_metrics[k].name, broker_metrics[k].help,
+                   field(&st, broker_metrics[k].off));
 
     size_t heap = mq_mem_allocated();
     if (heap) /* jemalloc only, as $SYS/broker/heap */
@@ -164,6 +137,8 @@ void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s,
 
     for (size_t k = 0; k < sizeof(worker_metrics) / sizeof(worker_metrics[0]); k++) {
         const char *name = worker_metrics[k].name;
+        if (name == NULL) /* a figure without a per-worker metric */
+            continue;
         put(out, "# HELP %s %s\n# TYPE %s %s\n", name, worker_metrics[k].help, name, type_of(name));
         for (unsigned i = 0; i < nw; i++) {
             uint64_t v = field(&pw[i], worker_metrics[k].off);

@@ -129,6 +129,27 @@ static void update_load(mq_sys_t *sys, int i, uint64_t counter, double dt)
     }
 }
 
+/* The figures of core/stats.h that have a $SYS topic, broker-wide and per worker. */
+typedef struct sys_row {
+    const char *topic;
+    size_t off;
+} sys_row_t;
+
+#define SYS_ROW(f, how, topic, ...) {topic, offsetof(mq_server_stats_t, f)},
+#define WSYS_ROW(f, how, sys, metric, help, wtopic, ...) {wtopic, offsetof(mq_server_stats_t, f)},
+/* a NULL topic: a figure without that form (skipped) */
+static const sys_row_t sys_rows[] = {MQ_STATS(SYS_ROW)};
+static const sys_row_t worker_rows[] = {MQ_STATS(WSYS_ROW)};
+#undef SYS_ROW
+#undef WSYS_ROW
+
+static uint64_t field(const mq_server_stats_t *st, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)st + off, sizeof(v));
+    return v;
+}
+
 void mq_sys_update(mq_sys_t *sys, double now_s)
 {
     mq_server_stats_t st;
@@ -143,31 +164,25 @@ void mq_sys_update(mq_sys_t *sys, double now_s)
 
     if (st.sessions > sys->clients_max)
         sys->clients_max = st.sessions;
-    put_u64(sys, "$SYS/broker/clients/total", st.sessions);
     put_u64(sys, "$SYS/broker/clients/maximum", sys->clients_max);
-    put_u64(sys, "$SYS/broker/clients/connected", st.connections);
-    put_u64(sys, "$SYS/broker/clients/active", st.connections);
+    put_u64(sys, "$SYS/broker/clients/active", st.connections); /* mosquitto's older names */
     put_u64(sys, "$SYS/broker/clients/disconnected", st.disconnected);
     put_u64(sys, "$SYS/broker/clients/inactive", st.disconnected);
     put_u64(sys, "$SYS/broker/clients/expired", 0); /* no session expiry in 3.1.1 yet */
 
-    put_u64(sys, "$SYS/broker/messages/received", st.msgs_received);
-    put_u64(sys, "$SYS/broker/messages/sent", st.msgs_sent);
-    put_u64(sys, "$SYS/broker/messages/inflight", st.inflight);
-    put_u64(sys, "$SYS/broker/publish/messages/received", st.pub_received);
-    put_u64(sys, "$SYS/broker/publish/messages/sent", st.pub_sent);
-    put_u64(sys, "$SYS/broker/publish/messages/dropped", st.pub_dropped);
-    put_u64(sys, "$SYS/broker/publish/bytes/received", st.pub_bytes_received);
-    put_u64(sys, "$SYS/broker/publish/bytes/sent", st.pub_bytes_sent);
-    put_u64(sys, "$SYS/broker/bytes/received", st.bytes_received);
-    put_u64(sys, "$SYS/broker/bytes/sent", st.bytes_sent);
+    /* every figure of the one list (core/stats.h) that has a $SYS topic */
+    for (size_t k = 0; k < MQ_ARRAY_LEN(sys_rows); k++) {
+        if (sys_rows[k].topic == NULL)
+            continue;
+        snprintf(buf, sizeof(buf), "$SYS/broker/%s", sys_rows[k].topic);
+        put_u64(sys, buf, field(&st, sys_rows[k].off));
+    }
 
     /* the store: retained messages plus those held for sessions (queued or in flight) */
     uint64_t stored = st.retained + st.queued + st.inflight;
     put_u64(sys, "$SYS/broker/store/messages/count", stored);
     put_u64(sys, "$SYS/broker/messages/stored", stored);
     put_u64(sys, "$SYS/broker/store/messages/bytes", st.retained_bytes + st.queued_bytes);
-    put_u64(sys, "$SYS/broker/subscriptions/count", st.subscriptions);
     put_u64(sys, "$SYS/broker/shared_subscriptions/count", 0);
     put_u64(sys, "$SYS/broker/retained messages/count", st.retained);
 
@@ -190,17 +205,12 @@ void mq_sys_update(mq_sys_t *sys, double now_s)
     update_load(sys, L_CONNECTIONS, st.connects, dt);
 
     for (unsigned i = 0; i < mq_server_workers(sys->srv); i++) {
-        const mq_server_stats_t *w = &sys->per_worker[i];
-        char topic[96];
-        snprintf(topic, sizeof(topic), "$SYS/broker/workers/%u/connections", i);
-        put_u64(sys, topic, w->connections);
-        snprintf(topic, sizeof(topic), "$SYS/broker/workers/%u/messages/received", i);
-        put_u64(sys, topic, w->msgs_received);
-        snprintf(topic, sizeof(topic), "$SYS/broker/workers/%u/messages/sent", i);
-        put_u64(sys, topic, w->msgs_sent);
-        snprintf(topic, sizeof(topic), "$SYS/broker/workers/%u/ring/depth", i);
-        put_u64(sys, topic, w->ring_depth);
-        snprintf(topic, sizeof(topic), "$SYS/broker/workers/%u/loop/latency", i);
-        put_u64(sys, topic, w->loop_us);
+        for (size_t k = 0; k < MQ_ARRAY_LEN(worker_rows); k++) {
+            if (worker_rows[k].topic == NULL)
+                continue;
+            char topic[96];
+            snprintf(topic, sizeof(topic), "$SYS/broker/workers/%u/%s", i, worker_rows[k].topic);
+            put_u64(sys, topic, field(&sys->per_worker[i], worker_rows[k].off));
+        }
     }
 }

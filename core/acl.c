@@ -15,7 +15,7 @@
 typedef struct rule {
     char *topic; /* owned, 'len' bytes + NUL */
     size_t len;
-    unsigned access; /* MQ_ACL_READ | MQ_ACL_WRITE; unused in a deny list */
+    unsigned access;   /* MQ_ACL_READ | MQ_ACL_WRITE; unused in a deny list */
     bool has_c, has_u; /* pattern text contains "%c" / "%u" */
 } rule_t;
 
@@ -34,7 +34,7 @@ typedef struct user {
 struct mq_acl {
     user_t *users; /* named sections */
     size_t n_users, cap_users;
-    uint32_t *index; /* open addressing over 'users': number + 1, 0 = empty */
+    uint32_t *index;  /* open addressing over 'users': number + 1, 0 = empty */
     size_t index_cap; /* power of two, > 2 * n_users */
     rules_t anon;     /* lines before the first "user" line */
     rules_t patterns;
@@ -75,6 +75,8 @@ static bool level_eq(const char *f, size_t fl, const char *t, size_t tl, const s
 
 static size_t level_end(const char *p, size_t len, size_t from)
 {
+    if (from >= len) /* also an empty topic, whose 'p' may be NULL */
+        return len;
     const char *slash = memchr(p + from, '/', len - from);
     return slash ? (size_t)(slash - p) : len;
 }
@@ -168,8 +170,8 @@ static bool patterns_barred(const mq_acl_t *acl, const mq_acl_client_t *c)
            (acl->patterns_use_c && has_any(&c->client_id, "/"));
 }
 
-bool mq_acl_check(const mq_acl_t *acl, const mq_acl_client_t *client, const char *topic,
-                  size_t len, enum mq_acl_access access)
+bool mq_acl_check(const mq_acl_t *acl, const mq_acl_client_t *client, const char *topic, size_t len,
+                  enum mq_acl_access access)
 {
     if (!acl || len == 0)
         return false;
@@ -189,9 +191,9 @@ bool mq_acl_check(const mq_acl_t *acl, const mq_acl_client_t *client, const char
 typedef struct cur {
     const char *p;
     size_t len, pos;
-    bool done;     /* no more levels */
-    mq_str_t lev;  /* current level */
-    unsigned idx;  /* 1-based level number */
+    bool done;    /* no more levels */
+    mq_str_t lev; /* current level */
+    unsigned idx; /* 1-based level number */
 } cur_t;
 
 static void cur_next(cur_t *c)
@@ -592,8 +594,8 @@ static void parse_line(parser_t *ps, mq_str_t line)
     }
 }
 
-int mq_acl_parse(const char *file, const char *buf, size_t len, mq_acl_report_cb *report,
-                 void *arg, mq_acl_t **out)
+int mq_acl_parse(const char *file, const char *buf, size_t len, mq_acl_report_cb *report, void *arg,
+                 mq_acl_t **out)
 {
     parser_t ps = {.acl = mq_calloc(1, sizeof(mq_acl_t)),
                    .file = file ? file : "(acl file)",

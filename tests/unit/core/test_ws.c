@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/ws.h"
+
 #include "support/support.h"
 
 static const uint8_t key4[4] = {0x37, 0xfa, 0x21, 0x3d}; /* the masking key of RFC 6455 §5.7 */
@@ -107,20 +108,21 @@ Test(ws, frame_headers_match_rfc_6455_examples)
     uint8_t h[MQ_WS_MAX_HEADER], want[16];
     size_t n = mq_ws_frame_header(h, MQ_WS_OP_TEXT, true, 5, NULL);
     cr_expect(eq(sz, n, 2));
-    cr_expect(eq(u8[2], h, ((uint8_t[]){0x81, 0x05})));
+    cr_expect(memcmp(h, ((uint8_t[]){0x81, 0x05}), 2) == 0);
     n = mq_ws_frame_header(h, MQ_WS_OP_TEXT, true, 5, key4);
     cr_expect(eq(sz, mqt_hex("81 85 37 fa 21 3d", want, sizeof(want)), n));
     cr_expect(memcmp(h, want, n) == 0, "masked header");
     n = mq_ws_frame_header(h, MQ_WS_OP_TEXT, false, 3, NULL);
-    cr_expect(eq(u8[2], h, ((uint8_t[]){0x01, 0x03})), "first fragment has FIN clear");
+    cr_expect(memcmp(h, ((uint8_t[]){0x01, 0x03}), 2) == 0, "first fragment has FIN clear");
     n = mq_ws_frame_header(h, MQ_WS_OP_BINARY, true, 256, NULL);
     cr_expect(eq(sz, n, 4));
-    cr_expect(eq(u8[4], h, ((uint8_t[]){0x82, 0x7E, 0x01, 0x00})), "16-bit length");
+    cr_expect(memcmp(h, ((uint8_t[]){0x82, 0x7E, 0x01, 0x00}), 4) == 0, "16-bit length");
     n = mq_ws_frame_header(h, MQ_WS_OP_BINARY, true, 65536, NULL);
     cr_expect(eq(sz, n, 10));
-    cr_expect(eq(u8[10], h, ((uint8_t[]){0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0})), "64-bit length");
+    cr_expect(memcmp(h, ((uint8_t[]){0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0}), 10) == 0,
+              "64-bit length");
     n = mq_ws_frame_header(h, MQ_WS_OP_BINARY, true, 65535, NULL);
-    cr_expect(eq(u8[4], h, ((uint8_t[]){0x82, 0x7E, 0xFF, 0xFF})), "65535 still fits 16 bits");
+    cr_expect(memcmp(h, ((uint8_t[]){0x82, 0x7E, 0xFF, 0xFF}), 4) == 0, "65535 still fits 16 bits");
     cr_expect(eq(sz, mq_ws_header_size(125, false), 2));
     cr_expect(eq(sz, mq_ws_header_size(126, false), 4));
     cr_expect(eq(sz, mq_ws_header_size(65536, true), 14));
@@ -135,11 +137,11 @@ Test(ws, masking_resumes_at_any_key_offset)
     mq_ws_mask(b, 5, key4, 0);
     mq_ws_mask(b + 5, 11, key4, 5);
     mq_ws_mask(b + 16, 21, key4, 16);
-    cr_expect(eq(u8[37], a, b));
+    cr_expect(memcmp(a, b, 37) == 0);
     uint8_t hello[5] = "Hello", want[5];
     mq_ws_mask(hello, 5, key4, 0);
     mqt_hex("7f 9f 4d 51 58", want, sizeof(want));
-    cr_expect(eq(u8[5], hello, want), "RFC 6455 §5.7 masked \"Hello\"");
+    cr_expect(memcmp(hello, want, 5) == 0, "RFC 6455 §5.7 masked \"Hello\"");
 }
 
 Test(ws, close_frames_carry_the_code_and_a_reason_cut_to_fit)
@@ -147,7 +149,7 @@ Test(ws, close_frames_carry_the_code_and_a_reason_cut_to_fit)
     uint8_t out[MQ_WS_MAX_REPLY];
     size_t n = mq_ws_encode_close(out, sizeof(out), 1000, MQ_STR_LIT("bye"));
     cr_expect(eq(sz, n, 7));
-    cr_expect(eq(u8[7], out, ((uint8_t[]){0x88, 0x05, 0x03, 0xE8, 'b', 'y', 'e'})));
+    cr_expect(memcmp(out, ((uint8_t[]){0x88, 0x05, 0x03, 0xE8, 'b', 'y', 'e'}), 7) == 0);
     char big[300];
     memset(big, 'x', sizeof(big));
     n = mq_ws_encode_close(out, sizeof(out), 1009, (mq_str_t){big, sizeof(big)});
@@ -219,7 +221,7 @@ Test(ws, yields_the_mqtt_stream_under_every_split)
     cr_assert(eq(sz, whole.len, dl));
     cr_assert(memcmp(whole.data, data, dl) == 0);
     cr_expect(eq(u32, whole.n_replies, 1), "one pong");
-    cr_expect(eq(u8[5], whole.reply, ((uint8_t[]){0x8A, 0x03, 'a', 'b', 'c'})),
+    cr_expect(memcmp(whole.reply, ((uint8_t[]){0x8A, 0x03, 'a', 'b', 'c'}), 5) == 0,
               "the pong echoes the ping's payload, unmasked");
     free(whole.data);
     expect_all_chunkings(0, 0, in, n, &want, true);
@@ -265,7 +267,7 @@ Test(ws, answers_a_close_by_echoing_its_code_after_delivering_what_came_before)
     cr_expect(eq(u16, o.code, 1000));
     cr_expect(eq(sz, o.len, 2));
     cr_expect(eq(u8, o.reply_len, 4));
-    cr_expect(eq(u8[4], o.reply, ((uint8_t[]){0x88, 0x02, 0x03, 0xE8})));
+    cr_expect(memcmp(o.reply, ((uint8_t[]){0x88, 0x02, 0x03, 0xE8}), 4) == 0);
     free(o.data);
     expect_all_chunkings(0, 0, in, before, &want, false);
 
@@ -274,7 +276,7 @@ Test(ws, answers_a_close_by_echoing_its_code_after_delivering_what_came_before)
     run(0, 0, in, n, 0, NULL, 0, &o);
     cr_expect(eq(int, o.res, MQ_WS_CLOSED));
     cr_expect(eq(u16, o.code, MQ_WS_CLOSE_NO_STATUS), "an empty close reports 1005");
-    cr_expect(eq(u8[2], o.reply, ((uint8_t[]){0x88, 0x00})), "and is answered without a code");
+    cr_expect(memcmp(o.reply, ((uint8_t[]){0x88, 0x00}), 2) == 0, "and is answered without a code");
     free(o.data);
 }
 
@@ -290,7 +292,7 @@ Test(ws, answers_only_the_last_of_several_pings_in_one_call)
     cr_assert(eq(int, mq_ws_decode(&d, in, n, &rx), MQ_WS_OK));
     cr_expect(eq(sz, rx.len, 0));
     cr_expect(eq(u8, rx.reply_len, 4));
-    cr_expect(eq(u8[4], rx.reply, ((uint8_t[]){0x8A, 0x02, '2', '2'})));
+    cr_expect(memcmp(rx.reply, ((uint8_t[]){0x8A, 0x02, '2', '2'}), 4) == 0);
 }
 
 Test(ws, a_client_decoder_takes_unmasked_server_frames)
@@ -305,7 +307,7 @@ Test(ws, a_client_decoder_takes_unmasked_server_frames)
     run(MQ_WS_CLIENT, 0, in, n, 0, NULL, 0, &o);
     cr_assert(eq(int, o.res, MQ_WS_OK));
     cr_expect(eq(sz, o.len, 4));
-    cr_expect(eq(u8[7], o.reply, ((uint8_t[]){0x8A, 0x81, 0, 0, 0, 0, 'p'})),
+    cr_expect(memcmp(o.reply, ((uint8_t[]){0x8A, 0x81, 0, 0, 0, 0, 'p'}), 7) == 0,
               "a client's pong is masked");
     free(o.data);
     expect_all_chunkings(MQ_WS_CLIENT, 0, in, n, &want, false);
