@@ -43,6 +43,7 @@ typedef struct mq_config {
     uint32_t message_size_limit;     /* payload bytes; 0 = the protocol maximum (268435455) */
     uint32_t max_packet_size;        /* bytes; 0 = the protocol maximum */
     uint16_t max_keepalive;          /* seconds; clients asking for more are refused */
+    uint32_t persistent_client_expiration; /* seconds; 0 = never (mosquitto's default) */
     uint8_t max_qos;                 /* 0..2 */
     bool retain_available;
     bool upgrade_outgoing_qos;

@@ -168,7 +168,6 @@ void mq_sys_update(mq_sys_t *sys, double now_s)
     put_u64(sys, "$SYS/broker/clients/active", st.connections); /* mosquitto's older names */
     put_u64(sys, "$SYS/broker/clients/disconnected", st.disconnected);
     put_u64(sys, "$SYS/broker/clients/inactive", st.disconnected);
-    put_u64(sys, "$SYS/broker/clients/expired", 0); /* no session expiry in 3.1.1 yet */
 
     /* every figure of the one list (core/stats.h) that has a $SYS topic */
     for (size_t k = 0; k < MQ_ARRAY_LEN(sys_rows); k++) {

@@ -12,7 +12,7 @@ static mq_props_t kept_props(const mq_props_t *in)
 {
     mq_props_t p = *in;
     p.present &= ~(1ull << MQ_PROP_TOPIC_ALIAS | 1ull << MQ_PROP_SUBSCRIPTION_ID |
-                   1ull << MQ_PROP_MESSAGE_EXPIRY);
+                   1ull << MQ_PROP_MESSAGE_EXPIRY | 1ull << MQ_PROP_WILL_DELAY);
     p.n_sub_ids = 0;
     p.sub_ids = NULL;
     return p;

@@ -48,9 +48,10 @@ static inline mq_msg_t *mq_msg_ref(mq_msg_t *m)
 
 struct mq_props;
 
-/* As mq_msg_new(), keeping the v5 properties of 'props' that travel with a message (not the
- * Topic Alias, Subscription Identifiers or Message Expiry Interval: the caller sets
- * m->expire_at from the latter). 'props' may be NULL. */
+/* As mq_msg_new(), keeping the v5 properties of 'props' (a PUBLISH's or a will's) that
+ * travel with a message: not the Topic Alias, Subscription Identifiers, Will Delay Interval
+ * or Message Expiry Interval (the caller sets m->expire_at from the latter). 'props' may be
+ * NULL. */
 mq_msg_t *mq_msg_new_props(const char *topic, size_t topic_len, const void *payload,
                            size_t payload_len, uint8_t qos, bool retain,
                            const struct mq_props *props);
@@ -84,12 +85,12 @@ static inline mq_str_t mq_msg_props(const mq_msg_t *m)
 
 /* What a v5 PUBLISH adds per delivery. */
 typedef struct mq_msg_v5 {
-    bool has_expiry;         /* write a Message Expiry Interval of 'expiry_left' seconds */
+    bool has_expiry; /* write a Message Expiry Interval of 'expiry_left' seconds */
     uint32_t expiry_left;
     const uint32_t *sub_ids; /* Subscription Identifiers, n_sub_ids of them */
     uint32_t n_sub_ids;
-    uint16_t alias;    /* Topic Alias to send, 0 = none */
-    bool alias_only;   /* the alias is known to the client: the topic is sent empty */
+    uint16_t alias;  /* Topic Alias to send, 0 = none */
+    bool alias_only; /* the alias is known to the client: the topic is sent empty */
 } mq_msg_v5_t;
 
 /* Size and bytes of the MQTT 5 PUBLISH of 'm' at 'qos' with the per-delivery parts 'x'. */

@@ -78,15 +78,15 @@ typedef struct mq_sess {
     char *client_id; /* owned, NUL-terminated */
     size_t id_len;
     uint64_t id_hash;
-    bool clean;                     /* clean session: discarded when the connection ends */
-    bool is_online;                 /* a connection is attached */
-    mq_buf_t *out;                  /* the attached connection's output, or NULL */
-    void *conn;                     /* the attached connection (net/), or NULL */
-    mq_sess_peer_t peer;            /* what the attached connection accepts */
-    uint32_t expiry_s;              /* v5 Session Expiry Interval; 0xFFFFFFFF = never */
-    uint64_t expire_at;             /* broker clock ms at which a detached session ends; 0 */
-    const uint64_t *clock;          /* the owner's clock (ms) for message expiry, or NULL */
-    struct mq_alias_out *aliases;   /* outbound Topic Aliases of this connection, or NULL */
+    bool clean;                   /* clean session: discarded when the connection ends */
+    bool is_online;               /* a connection is attached */
+    mq_buf_t *out;                /* the attached connection's output, or NULL */
+    void *conn;                   /* the attached connection (net/), or NULL */
+    mq_sess_peer_t peer;          /* what the attached connection accepts */
+    uint32_t expiry_s;            /* v5 Session Expiry Interval; 0xFFFFFFFF = never */
+    uint64_t expire_at;           /* broker clock ms at which a detached session ends; 0 */
+    const uint64_t *clock;        /* the owner's clock (ms) for message expiry, or NULL */
+    struct mq_alias_out *aliases; /* outbound Topic Aliases of this connection, or NULL */
 
     mq_sub_t *subs;
     uint32_t n_subs, cap_subs;

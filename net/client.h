@@ -39,22 +39,22 @@ typedef struct client {
     mq_decoder_t dec;
     mq_buf_t pre; /* bytes received before CONNECT was processed (handed off whole) */
     mq_sess_t *sess;
-    mq_msg_t *will;      /* reference, or NULL */
-    uint32_t will_delay; /* v5 Will Delay Interval, seconds */
+    mq_msg_t *will;       /* reference, or NULL */
+    uint32_t will_delay;  /* v5 Will Delay Interval, seconds */
     uint32_t will_expiry; /* v5 Message Expiry Interval of the will, seconds */
     bool has_will_expiry;
-    bool problem_info;   /* v5 Request Problem Information (default 1): reason strings */
-    uint16_t alias_max;  /* v5 inbound Topic Alias Maximum announced to this client */
-    char **in_alias;     /* [alias - 1]: topics the client set (owned), or NULL */
+    bool problem_info;  /* v5 Request Problem Information (default 1): reason strings */
+    uint16_t alias_max; /* v5 inbound Topic Alias Maximum announced to this client */
+    char **in_alias;    /* [alias - 1]: topics the client set (owned), or NULL */
 } client_t;
 
 /* Counters written by this worker alone with plain increments (DESIGN.md rule 8). */
 typedef struct counters {
     uint64_t msgs_received, msgs_sent; /* packets; sent: outside sessions (acks, CONNACK...) */
     uint64_t pub_received, pub_bytes_received;
-    uint64_t pub_dropped;    /* dropped on receipt (message_size_limit) */
-    uint64_t sockets;        /* connections this worker took from the acceptor */
-    uint64_t connects;       /* CONNECTs accepted */
+    uint64_t pub_dropped;      /* dropped on receipt (message_size_limit) */
+    uint64_t sockets;          /* connections this worker took from the acceptor */
+    uint64_t connects;         /* CONNECTs accepted */
     uint64_t expired_sessions; /* sessions ended by their expiry */
     mq_sess_stats_t retired;   /* counters of sessions already destroyed */
 } counters_t;
@@ -62,8 +62,8 @@ typedef struct counters {
 /* A will waiting for its Will Delay Interval (MQTT 5 §3.1.3.2.2), or for its session's end. */
 typedef struct pending_will {
     uint64_t id_hash;
-    char *client_id; /* owned */
-    mq_msg_t *will;  /* reference */
+    char *client_id;  /* owned */
+    mq_msg_t *will;   /* reference */
     uint64_t fire_at; /* loop clock, ms */
 } pending_will_t;
 

@@ -92,6 +92,7 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
     *present = s != NULL;
     if (s == NULL) {
         s = mq_sess_new(id, id_len, h, cp->clean_start, &p->o->limits);
+        s->clock = &p->env.loop->now_ms; /* message expiry (core/sess.h) */
         mq_route_add(p->route, s);
     }
     s->expire_at = 0;
@@ -105,9 +106,8 @@ static void set_expiry(mq_proto_t *p, mq_sess_t *s, const mq_packet_t *pkt)
 {
     const mq_connect_t *cp = &pkt->connect;
     if (cp->level == MQ_PROTO_5) {
-        s->expiry_s = mq_props_has(&pkt->props, MQ_PROP_SESSION_EXPIRY)
-                          ? pkt->props.session_expiry
-                          : 0;
+        s->expiry_s =
+            mq_props_has(&pkt->props, MQ_PROP_SESSION_EXPIRY) ? pkt->props.session_expiry : 0;
     } else {
         uint32_t pce = p->o->persistent_client_expiration;
         s->expiry_s = cp->clean_start ? 0 : pce ? pce : 0xFFFFFFFFu;
@@ -185,8 +185,7 @@ static mq_sess_peer_t peer_of(const mq_packet_t *pkt)
 }
 
 /* The client is admitted to session 's': CONNACK, then what the session owes it. */
-static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess_t *s,
-                    bool present)
+static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess_t *s, bool present)
 {
     const mq_connect_t *cp = &pkt->connect;
     mq_conn_activate(&cl->conn);
@@ -204,7 +203,10 @@ static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess
     mq_sess_attach(s, mq_conn_out(&cl->conn), &cl->conn, &peer); /* re-sends what is owed */
     if (p->o->connection_messages)
         MQ_LOG(MQ_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u).", cl->conn.peer,
-               s->client_id, cp->level == MQ_PROTO_5 ? 5 : cp->level == MQ_PROTO_31 ? 1 : 2,
+               s->client_id,
+               cp->level == MQ_PROTO_5    ? 5
+               : cp->level == MQ_PROTO_31 ? 1
+                                          : 2,
                cp->clean_start ? 1 : 0, cl->keep_alive);
 }
 
@@ -212,9 +214,9 @@ int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
     const mq_connect_t *cp = &pkt->connect;
     cl->proto = cp->level;
-    cl->problem_info = !(cp->level == MQ_PROTO_5 &&
-                         mq_props_has(&pkt->props, MQ_PROP_REQUEST_PROBLEM_INFO) &&
-                         pkt->props.request_problem_info == 0);
+    cl->problem_info =
+        !(cp->level == MQ_PROTO_5 && mq_props_has(&pkt->props, MQ_PROP_REQUEST_PROBLEM_INFO) &&
+          pkt->props.request_problem_info == 0);
     if (!admit(p, cl, pkt))
         return MQ_CONN_CLOSED;
     char idbuf[128];

@@ -27,7 +27,7 @@ typedef struct mq_server_opts {
     bool allow_anonymous;
     bool allow_zero_length_clientid;
     const char *auto_id_prefix;
-    uint16_t max_keepalive; /* 0 = no limit */
+    uint16_t max_keepalive;                /* 0 = no limit */
     uint32_t persistent_client_expiration; /* seconds a detached persistent session lives
                                               without a v5 Session Expiry; 0 = forever */
     uint8_t max_qos;

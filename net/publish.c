@@ -173,7 +173,8 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         mq_msg_unref(msg);
     }
     /* v5: 0x10 No matching subscribers [MQTT-3.4.2.1] */
-    enum mq_rc ack = matched || cl->proto < MQ_PROTO_5 ? MQ_RC_SUCCESS : MQ_RC_NO_MATCHING_SUBSCRIBERS;
+    enum mq_rc ack =
+        matched || cl->proto < MQ_PROTO_5 ? MQ_RC_SUCCESS : MQ_RC_NO_MATCHING_SUBSCRIBERS;
     if (pub->qos == 1)
         mq_client_send_ack_rc(p, cl, MQ_PUBACK, pub->packet_id, ack);
     else if (pub->qos == 2)

@@ -23,8 +23,8 @@ static void send_retained(void *arg, mq_msg_t *msg)
 }
 
 /* The reason code for one entry, or its granted QoS (and the subscription is made). */
-static uint8_t subscribe_one(mq_proto_t *p, client_t *cl, const mq_sub_entry_t *e,
-                             uint32_t sub_id, bool *is_new)
+static uint8_t subscribe_one(mq_proto_t *p, client_t *cl, const mq_sub_entry_t *e, uint32_t sub_id,
+                             bool *is_new)
 {
     mq_sess_t *s = cl->sess;
     bool v5 = cl->proto == MQ_PROTO_5;
@@ -51,9 +51,8 @@ static uint8_t subscribe_one(mq_proto_t *p, client_t *cl, const mq_sub_entry_t *
 
 void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
-    uint32_t sub_id = mq_props_has(&pkt->props, MQ_PROP_SUBSCRIPTION_ID)
-                          ? pkt->props.subscription_id
-                          : 0;
+    uint32_t sub_id =
+        mq_props_has(&pkt->props, MQ_PROP_SUBSCRIPTION_ID) ? pkt->props.subscription_id : 0;
     uint32_t n = 0;
     size_t pos = 0;
     mq_sub_entry_t e;
@@ -73,7 +72,8 @@ void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     p->cnt.msgs_sent++;
     pos = 0;
     for (uint32_t i = 0; i < n && mq_sub_next(pkt, cl->proto, &pos, &e); i++) {
-        if (p->codes[i] >= 0x80 || e.retain_handling == 2 || (e.retain_handling == 1 && !p->fresh[i]))
+        if (p->codes[i] >= 0x80 || e.retain_handling == 2 ||
+            (e.retain_handling == 1 && !p->fresh[i]))
             continue;
         retained_ctx_t rc = {cl->sess, p->codes[i], p->o->upgrade_outgoing_qos, sub_id};
         mq_tindex_retained(p->env.ix, e.filter.ptr, e.filter.len, send_retained, &rc);

@@ -6,7 +6,7 @@
 #   Inside net/, the rooms are floors too (a file may include net/ headers of its own floor
 #   or below, never above), so the layers cannot call each other in a loop:
 #     0 op.h opts.h   1 mailbox   2 conn   3 tls   4 ws   5 xport   6 client   7 will
-#     8 connect   9 proto   10 worker   11 server
+#     8 publish subscribe   9 connect   10 proto   11 worker   12 server
 # tests/layering.sh --selftest — builds a tree with each violation and checks it is caught.
 set -u
 
@@ -21,10 +21,11 @@ floor() {
     xport) echo 5 ;;
     client) echo 6 ;;
     will) echo 7 ;;
-    connect) echo 8 ;;
-    proto) echo 9 ;;
-    worker) echo 10 ;;
-    server) echo 11 ;;
+    publish|subscribe) echo 8 ;;
+    connect) echo 9 ;;
+    proto) echo 10 ;;
+    worker) echo 11 ;;
+    server) echo 12 ;;
     *) echo 99 ;;
   esac
 }

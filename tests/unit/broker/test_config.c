@@ -428,14 +428,15 @@ Test(config, the_implemented_options_are_exactly_these)
 {
     char names[2048];
     names_with(MQ_CONFIG_IMPLEMENTED, 0, names, sizeof(names));
-    cr_expect_str_eq(names, " listener port bind_address max_connections protocol metrics_listener"
-                            " allow_anonymous allow_zero_length_clientid auto_id_prefix"
-                            " max_inflight_messages max_queued_messages max_queued_bytes"
-                            " message_size_limit max_packet_size max_keepalive max_qos"
-                            " retain_available upgrade_outgoing_qos set_tcp_nodelay"
-                            " connection_messages allow_duplicate_messages pid_file user workers"
-                            " sys_interval include_dir log_dest log_type log_timestamp"
-                            " log_timestamp_format log_facility ");
+    cr_expect_str_eq(
+        names, " listener port bind_address max_connections protocol metrics_listener"
+               " allow_anonymous allow_zero_length_clientid auto_id_prefix"
+               " max_inflight_messages max_queued_messages max_queued_bytes"
+               " message_size_limit max_packet_size max_keepalive max_qos"
+               " retain_available upgrade_outgoing_qos set_tcp_nodelay"
+               " connection_messages allow_duplicate_messages pid_file user workers"
+               " sys_interval include_dir log_dest log_type log_timestamp"
+               " log_timestamp_format log_facility max_topic_alias persistent_client_expiration ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
@@ -473,7 +474,7 @@ Test(config, every_implemented_option_accepts_its_default_back)
      * LOG_DAEMON, metrics off) */
     static const char *const unspellable =
         " listener bind_address include_dir log_facility metrics_listener pid_file"
-        " log_timestamp_format ";
+        " log_timestamp_format persistent_client_expiration ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
@@ -706,4 +707,34 @@ Test(config, long_string_values_are_kept_whole)
     snprintf(text, sizeof(text), "auto_id_prefix %s\n", prefix);
     cr_assert_eq(parse(text), 0, "%s", err);
     cr_expect_str_eq(cfg.auto_id_prefix, prefix);
+}
+
+Test(config, persistent_client_expiration_takes_mosquittos_durations)
+{
+    static const struct {
+        const char *v;
+        uint32_t s;
+    } ok[] = {{"2h", 7200}, {"14d", 1209600}, {"1w", 604800}, {"1m", 2592000}, {"1y", 31536000}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "persistent_client_expiration %s\n", ok[i].v);
+        mq_config_fini(&cfg);
+        mq_config_init(&cfg);
+        cr_assert(parse(line) == 0, "%s", err);
+        cr_expect(cfg.persistent_client_expiration == ok[i].s, "%s", ok[i].v);
+    }
+    for (const char *const *bad = (const char *const[]){"14", "d", "0d", "3x", "1dd", NULL}; *bad;
+         bad++) {
+        char line[64];
+        snprintf(line, sizeof(line), "persistent_client_expiration %s\n", *bad);
+        cr_expect(parse(line) != 0, "%s accepted", *bad);
+        cr_expect(strstr(err, "persistent_client_expiration") != NULL, "%s", err);
+    }
+}
+
+Test(config, max_topic_alias_is_per_listener_with_mosquittos_default)
+{
+    cr_assert(parse("listener 1 127.0.0.1\nlistener 2\nmax_topic_alias 3\n") == 0, "%s", err);
+    cr_expect(cfg.listeners[0].max_topic_alias == 10);
+    cr_expect(cfg.listeners[1].max_topic_alias == 3);
 }

@@ -297,7 +297,8 @@ Test(route, every_matching_subscription_identifier_is_delivered_once_per_session
         if (d[i].sess == a) {
             cr_assert(eq(u32, d[i].n_sub_ids, 2));
             uint32_t x = d[i].sub_ids[0], y = d[i].sub_ids[1];
-            cr_assert((x == 11 && y == 22) || (x == 22 && y == 11));
+            bool both = (x == 11 && y == 22) || (x == 22 && y == 11);
+            cr_assert(both, "ids %u and %u", x, y);
             cr_assert(eq(u8, d[i].qos, 1));
         } else {
             cr_assert(eq(u32, d[i].n_sub_ids, 1));

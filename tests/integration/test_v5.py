@@ -1,0 +1,515 @@
+# SPDX-License-Identifier: MIT
+"""MQTT 5.0 behaviour through real clients (paho-mqtt MQTTv5, mosquitto_pub/sub -V mqttv5) and
+raw sockets for exact reason codes. Statement numbers are OASIS MQTT Version 5.0's."""
+import queue
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from conftest import HOST, Client, Raw, varint, s16, packet
+
+# --- a v5 paho client with bounded waits -------------------------------------------------------
+
+
+class V5:
+    def __init__(self, port, client_id="", clean_start=True, props=None, keepalive=60,
+                 will=None, expect_rc=0):
+        self.c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
+        self.msgs = queue.Queue()
+        self.connack = queue.Queue()
+        self.subacks = queue.Queue()
+        self.gone = threading.Event()
+        self.c.on_connect = lambda c, u, f, rc, p: self.connack.put((f, rc, p))
+        self.c.on_message = lambda c, u, m: self.msgs.put(m)
+        self.c.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.put(rcs)
+        self.c.on_disconnect = lambda c, u, rc, p=None: self.gone.set()
+        if will:
+            self.c.will_set(*will)
+        self.c.connect(HOST, port, keepalive, clean_start=clean_start, properties=props)
+        self.c.loop_start()
+        self.flags, self.rc, self.props = self.connack.get(timeout=5)
+        assert self.rc.value == expect_rc, f"CONNACK {self.rc}"
+
+    def sub(self, topic, qos=0, props=None, **opts):
+        self.c.subscribe(topic, options=SubscribeOptions(qos=qos, **opts), properties=props)
+        return self.subacks.get(timeout=5)
+
+    def pub(self, topic, payload=b"", qos=0, retain=False, props=None):
+        info = self.c.publish(topic, payload, qos, retain, properties=props)
+        if qos:
+            info.wait_for_publish(5)
+
+    def get(self, timeout=5.0):
+        return self.msgs.get(timeout=timeout)
+
+    def none(self, quiet=0.5):
+        try:
+            m = self.msgs.get(timeout=quiet)
+        except queue.Empty:
+            return
+        raise AssertionError(f"unexpected message on {m.topic}")
+
+    def close(self, reason=0, props=None):
+        self.c.disconnect(reasoncode=mqtt.ReasonCodes(PacketTypes.DISCONNECT, identifier=reason),
+                          properties=props)
+        self.gone.wait(5)
+        self.c.loop_stop()
+
+    def drop(self):
+        """Closes the socket without DISCONNECT (a network failure)."""
+        self.c.loop_stop()
+        self.c.socket().shutdown(socket.SHUT_RDWR)
+        self.c.socket().close()
+
+
+def props(kind, **kw):
+    p = Properties(kind)
+    for k, v in kw.items():
+        setattr(p, k, v)
+    return p
+
+
+# --- raw v5 packets ----------------------------------------------------------------------------
+
+
+def vprops(*items):
+    """A property block: items are (id, bytes)."""
+    body = b"".join(bytes([i]) + v for i, v in items)
+    return varint(len(body)) + body
+
+
+def u16(v):
+    return struct.pack(">H", v)
+
+
+def u32(v):
+    return struct.pack(">I", v)
+
+
+def connect5(client_id="raw5", clean=True, keepalive=60, cprops=()):
+    vh = s16(b"MQTT") + bytes([5, 0x02 if clean else 0]) + u16(keepalive) + vprops(*cprops)
+    return packet(0x10, vh + s16(client_id.encode()))
+
+
+def publish5(topic, payload=b"", qos=0, pid=1, pprops=(), retain=False):
+    vh = s16(topic.encode()) + (u16(pid) if qos else b"") + vprops(*pprops)
+    return packet(0x30 | qos << 1 | (1 if retain else 0), vh + payload)
+
+
+def subscribe5(pid, filters, sprops=()):
+    body = u16(pid) + vprops(*sprops)
+    for f, opts in filters:
+        body += s16(f.encode()) + bytes([opts])
+    return packet(0x82, body)
+
+
+def read_props(body, at):
+    """Parses a property block at body[at:]; returns (dict id -> list of raw values, end)."""
+    n, mult, i = 0, 1, at
+    while True:
+        b = body[i]
+        n += (b & 0x7F) * mult
+        mult *= 128
+        i += 1
+        if not b & 0x80:
+            break
+    end, out = i + n, {}
+    while i < end:
+        pid = body[i]
+        i += 1
+        if pid in (0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A):
+            v, i = body[i:i + 1], i + 1
+        elif pid in (0x13, 0x21, 0x22, 0x23):
+            v, i = body[i:i + 2], i + 2
+        elif pid in (0x02, 0x11, 0x18, 0x27):
+            v, i = body[i:i + 4], i + 4
+        elif pid == 0x0B:
+            v, m2, x = 0, 1, 0
+            while True:
+                x = body[i]
+                v += (x & 0x7F) * m2
+                m2 *= 128
+                i += 1
+                if not x & 0x80:
+                    break
+        elif pid == 0x26:
+            kl = struct.unpack(">H", body[i:i + 2])[0]
+            vl = struct.unpack(">H", body[i + 2 + kl:i + 4 + kl])[0]
+            v, i = body[i:i + 4 + kl + vl], i + 4 + kl + vl
+        else:
+            ln = struct.unpack(">H", body[i:i + 2])[0]
+            v, i = body[i + 2:i + 2 + ln], i + 2 + ln
+        out.setdefault(pid, []).append(v)
+    return out, end
+
+
+class Raw5(Raw):
+    def connect5(self, client_id="raw5", clean=True, keepalive=60, cprops=(), expect_rc=0):
+        self.send(connect5(client_id, clean, keepalive, cprops))
+        first, body, raw = self.recv_packet()
+        assert first == 0x20, f"bad CONNACK {raw!r}"
+        if expect_rc is not None:
+            assert body[1] == expect_rc, f"CONNACK {raw!r}"
+        return body[0], body[1], read_props(body, 2)[0]
+
+    def expect_disconnect(self, rc, timeout=5.0):
+        first, body, raw = self.recv_packet(timeout)
+        assert first == 0xE0 and body[0] == rc, f"expected DISCONNECT 0x{rc:02x}, got {raw!r}"
+
+    def publish5(self, timeout=5.0):
+        """The next PUBLISH: (topic, packet id or None, properties, payload, first byte)."""
+        first, body, raw = self.recv_packet(timeout)
+        assert first >> 4 == 3, f"expected PUBLISH, got {raw!r}"
+        tl = struct.unpack(">H", body[:2])[0]
+        topic, i = body[2:2 + tl].decode(), 2 + tl
+        pid = None
+        if first & 0x06:
+            pid, i = struct.unpack(">H", body[i:i + 2])[0], i + 2
+        pr, i = read_props(body, i)
+        return topic, pid, pr, body[i:], first
+
+
+# --- CONNECT / CONNACK -------------------------------------------------------------------------
+
+
+def test_v5_client_is_served_and_connack_says_what_the_server_decided(broker):
+    b = broker("max_keepalive 30\nmax_qos 1\n")
+    c = V5(b.port, "", keepalive=120)
+    p = c.props
+    assert p.TopicAliasMaximum == 10  # mosquitto's max_topic_alias default
+    assert p.ServerKeepAlive == 30  # max_keepalive lowers it; v5 is not refused [MQTT-3.2.2-21]
+    assert p.AssignedClientIdentifier.startswith("auto-")  # [MQTT-3.2.2-16]
+    assert p.MaximumQoS == 1
+    assert p.SharedSubscriptionAvailable == 0
+    assert p.ReceiveMaximum == 20  # max_inflight_messages
+    c.close()
+
+
+def test_mosquitto_clients_speak_v5_with_properties(broker):
+    b = broker()
+    sub = subprocess.Popen(["mosquitto_sub", "-V", "mqttv5", "-p", str(b.port), "-t", "t/#",
+                            "-C", "1", "-F", "%t %p %P"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.4)
+    subprocess.run(["mosquitto_pub", "-V", "mqttv5", "-p", str(b.port), "-t", "t/1", "-m", "hi",
+                    "-q", "1", "-D", "publish", "user-property", "k", "v"], check=True, timeout=5)
+    out, _ = sub.communicate(timeout=5)
+    assert out.strip() == "t/1 hi k:v"
+
+
+def test_authentication_method_without_a_configured_method_is_refused_0x8c(broker):
+    b = broker()
+    r = Raw5(b.port)
+    r.connect5(cprops=[(0x15, s16(b"SCRAM-SHA-1"))], expect_rc=0x8C)
+
+
+def test_v5_refusals_use_v5_reason_codes(broker):
+    b = broker("allow_zero_length_clientid false\n")
+    Raw5(b.port).connect5("", expect_rc=0x85)  # Client Identifier not valid
+
+
+# --- properties, request / response ------------------------------------------------------------
+
+
+def test_properties_pass_through_unchanged_and_in_order(broker):
+    b = broker()
+    s = V5(b.port, "sub")
+    s.sub("p/#", 1)
+    legacy = Client(b.port, "legacy")
+    legacy.connect()
+    legacy.subscribe("p/#", 1)
+    pub = V5(b.port, "pub")
+    pp = props(PacketTypes.PUBLISH, PayloadFormatIndicator=1, ContentType="text/plain",
+               ResponseTopic="p/reply", CorrelationData=b"\x01\x02",
+               UserProperty=[("a", "1"), ("b", "2"), ("a", "3")])
+    pub.pub("p/x", b"hello", 1, props=pp)
+    m = s.get()
+    assert m.payload == b"hello"
+    assert m.properties.PayloadFormatIndicator == 1
+    assert m.properties.ContentType == "text/plain"
+    assert m.properties.ResponseTopic == "p/reply"
+    assert m.properties.CorrelationData == b"\x01\x02"
+    assert m.properties.UserProperty == [("a", "1"), ("b", "2"), ("a", "3")]
+    assert legacy.wait_messages(1)[0].payload == b"hello"  # a 3.1.1 client gets no properties
+
+
+def test_request_response_works_end_to_end(broker):
+    b = broker()
+    responder = V5(b.port, "responder")
+    responder.sub("svc/req", 1)
+    requester = V5(b.port, "requester")
+    requester.sub("svc/resp/requester", 1)
+    requester.pub("svc/req", b"ping", 1, props=props(
+        PacketTypes.PUBLISH, ResponseTopic="svc/resp/requester", CorrelationData=b"42"))
+    req = responder.get()
+    responder.pub(req.properties.ResponseTopic, b"pong", 1,
+                  props=props(PacketTypes.PUBLISH, CorrelationData=req.properties.CorrelationData))
+    resp = requester.get()
+    assert resp.payload == b"pong" and resp.properties.CorrelationData == b"42"
+
+
+# --- reason codes --------------------------------------------------------------------------------
+
+
+def test_puback_says_no_matching_subscribers_and_unsuback_no_subscription(broker):
+    b = broker()
+    r = Raw5(b.port)
+    r.connect5()
+    r.send(publish5("nobody/here", b"x", qos=1, pid=7))
+    r.expect(b"\x40\x03\x00\x07\x10")  # 0x10 No matching subscribers [MQTT-3.4.2.1]
+    r.send(subscribe5(1, [("a", 0)]))
+    assert r.recv_packet()[0] == 0x90
+    r.send(packet(0xA2, u16(2) + vprops() + s16(b"a") + s16(b"b")))
+    first, body, _ = r.recv_packet()
+    assert first == 0xB0 and body[-2:] == b"\x00\x11"  # 0x11 No subscription existed
+
+
+def test_take_over_sends_0x8e_and_keepalive_timeout_0x8d(broker):
+    b = broker()
+    old = Raw5(b.port)
+    old.connect5("same")
+    Raw5(b.port).connect5("same")
+    old.expect_disconnect(0x8E)  # Session taken over
+    idle = Raw5(b.port)
+    idle.connect5("idle", keepalive=1)
+    idle.expect_disconnect(0x8D, timeout=4)  # Keep Alive timeout
+
+
+def test_qos_above_maximum_gets_disconnect_0x9b(broker):
+    b = broker("max_qos 1\n")
+    r = Raw5(b.port)
+    r.connect5()
+    r.send(publish5("q", b"x", qos=2))
+    r.expect_disconnect(0x9B)
+
+
+def test_malformed_packet_after_connect_gets_disconnect_0x81(broker):
+    b = broker()
+    r = Raw5(b.port)
+    r.connect5()
+    r.send(b"\x82\x02\x00\x01")  # SUBSCRIBE without properties length or filter
+    first, body, raw = r.recv_packet()
+    assert first == 0xE0 and body[0] in (0x81, 0x82), raw
+
+
+# --- sessions ------------------------------------------------------------------------------------
+
+
+def test_session_expiry_keeps_the_session_and_its_messages(broker):
+    b = broker()
+    c = V5(b.port, "keep", clean_start=True,
+           props=props(PacketTypes.CONNECT, SessionExpiryInterval=60))
+    c.sub("se/#", 1)
+    c.close()
+    p = V5(b.port, "pubber")
+    p.pub("se/1", b"while away", 1)
+    c = V5(b.port, "keep", clean_start=False,
+           props=props(PacketTypes.CONNECT, SessionExpiryInterval=60))
+    assert c.flags["session present"] == 1
+    assert c.get().payload == b"while away"
+
+
+def test_session_expiry_zero_ends_the_session_at_disconnect(broker):
+    b = broker()
+    c = V5(b.port, "gone", clean_start=True)
+    c.sub("x", 1)
+    c.close()
+    c = V5(b.port, "gone", clean_start=False)
+    assert c.flags["session present"] == 0
+
+
+def test_a_session_expires_after_its_interval(broker):
+    b = broker()
+    c = V5(b.port, "short", props=props(PacketTypes.CONNECT, SessionExpiryInterval=1))
+    c.sub("x", 1)
+    c.close()
+    time.sleep(2.6)  # the interval and one tick
+    c = V5(b.port, "short", clean_start=False,
+           props=props(PacketTypes.CONNECT, SessionExpiryInterval=1))
+    assert c.flags["session present"] == 0
+
+
+def test_disconnect_may_not_raise_expiry_from_zero(broker):
+    b = broker()
+    r = Raw5(b.port)
+    r.connect5("z")
+    r.send(packet(0xE0, b"\x00" + vprops((0x11, u32(30)))))
+    r.expect_disconnect(0x82)  # [MQTT-3.14.2-2]
+
+
+def test_persistent_client_expiration_bounds_311_sessions(broker):
+    b = broker("persistent_client_expiration 1h\n")
+    c = Client(b.port, "p311", clean_session=False)
+    c.connect()
+    c.subscribe("x", 1)
+    c.disconnect()
+    c = Client(b.port, "p311", clean_session=False)
+    c.connect()
+    assert c.session_present
+
+
+# --- wills ---------------------------------------------------------------------------------------
+
+
+def test_disconnect_0x04_publishes_the_will_with_its_properties(broker):
+    b = broker()
+    w = V5(b.port, "watch")
+    w.sub("will/#", 0)
+    c = V5(b.port, "dying", will=("will/d", b"bye", 0, False,
+                                  props(PacketTypes.WILLMESSAGE, UserProperty=[("k", "v")])))
+    c.close(reason=0x04)
+    m = w.get()
+    assert m.payload == b"bye" and m.properties.UserProperty == [("k", "v")]
+    quiet = V5(b.port, "quiet", will=("will/q", b"no", 0, False))
+    quiet.close()
+    w.none()
+
+
+def test_will_delay_waits_and_a_reconnect_cancels_it(broker):
+    b = broker()
+    w = V5(b.port, "watch")
+    w.sub("will/#", 0)
+    cp = props(PacketTypes.CONNECT, SessionExpiryInterval=60)
+    wp = props(PacketTypes.WILLMESSAGE, WillDelayInterval=2)
+    c = V5(b.port, "delayed", props=cp, will=("will/late", b"late", 0, False, wp))
+    c.drop()
+    w.none(1.0)  # not at once
+    assert w.get(timeout=4).payload == b"late"
+    c = V5(b.port, "back", props=cp, will=("will/back", b"never", 0, False, wp))
+    c.drop()
+    time.sleep(0.5)
+    V5(b.port, "back", clean_start=False, props=cp)  # back in time: the will is cancelled
+    w.none(3.0)
+
+
+# --- flow control, sizes, aliases ----------------------------------------------------------------
+
+
+def test_client_receive_maximum_bounds_outbound_inflight(broker):
+    b = broker()
+    r = Raw5(b.port)
+    r.connect5("slow", cprops=[(0x21, u16(2))])
+    r.send(subscribe5(1, [("rm", 1)]))
+    r.recv_packet()
+    p = V5(b.port, "p")
+    for i in range(5):
+        p.pub("rm", b"%d" % i, 1)
+    got = [r.publish5() for _ in range(2)]
+    try:
+        r.recv_packet(timeout=0.5)
+        raise AssertionError("a third PUBLISH beyond Receive Maximum 2")
+    except TimeoutError:
+        pass
+    r.send(packet(0x40, u16(got[0][1])))  # one PUBACK frees one slot
+    assert r.publish5()[3] == b"2"
+
+
+def test_message_over_the_client_maximum_packet_size_is_not_sent(broker):
+    b = broker()
+    c = V5(b.port, "small", props=props(PacketTypes.CONNECT, MaximumPacketSize=100))
+    c.sub("mps", 0)
+    p = V5(b.port, "p")
+    p.pub("mps", b"x" * 200)
+    p.pub("mps", b"fits")
+    assert c.get().payload == b"fits"
+
+
+def test_inbound_topic_alias_is_set_used_and_bounded(broker):
+    b = broker()
+    s = V5(b.port, "s")
+    s.sub("alias/#", 0)
+    r = Raw5(b.port)
+    r.connect5("aliaser")
+    r.send(publish5("alias/one", b"1", pprops=[(0x23, u16(3))]))
+    r.send(publish5("", b"2", pprops=[(0x23, u16(3))]))
+    assert [s.get().topic for _ in range(2)] == ["alias/one", "alias/one"]
+    r.send(publish5("alias/x", b"3", pprops=[(0x23, u16(11))]))  # above max_topic_alias 10
+    r.expect_disconnect(0x94)
+
+
+def test_outbound_topic_aliases_are_assigned_for_repeated_topics(broker):
+    b = broker()
+    r = Raw5(b.port)
+    r.connect5("aliased", cprops=[(0x22, u16(4))])
+    r.send(subscribe5(1, [("oa/#", 0)]))
+    r.recv_packet()
+    p = V5(b.port, "p")
+    for _ in range(3):
+        p.pub("oa/topic", b"x")
+    first = r.publish5()
+    assert first[0] == "oa/topic" and first[2][0x23] == [u16(1)]
+    for _ in range(2):
+        t, _, pr, _, _ = r.publish5()
+        assert t == "" and pr[0x23] == [u16(1)]  # alias only: the topic bytes are saved
+
+
+# --- subscription options and identifiers --------------------------------------------------------
+
+
+def test_no_local_retain_as_published_and_retain_handling(broker):
+    b = broker()
+    c = V5(b.port, "self")
+    c.sub("nl", 0, noLocal=True)
+    c.pub("nl", b"mine")
+    c.none()
+    ret = V5(b.port, "ret")
+    ret.pub("rh/a", b"kept", 0, retain=True)
+    rap = V5(b.port, "rap")
+    rap.sub("rh/#", 0, retainAsPublished=True, retainHandling=2)  # 2: no retained at subscribe
+    rap.none()
+    ret.pub("rh/b", b"live", 0, retain=True)
+    m = rap.get()
+    assert m.payload == b"live" and m.retain  # Retain As Published keeps the flag
+    rh1 = V5(b.port, "rh1")
+    rh1.sub("rh/a", 0, retainHandling=1)
+    assert rh1.get().payload == b"kept"
+    rh1.sub("rh/a", 0, retainHandling=1)  # not new: nothing sent again
+    rh1.none()
+
+
+def test_subscription_identifiers_are_delivered_for_every_matching_subscription(broker):
+    b = broker()
+    c = V5(b.port, "ids")
+    c.sub("si/+", 0, props=props(PacketTypes.SUBSCRIBE, SubscriptionIdentifier=7))
+    c.sub("si/#", 0, props=props(PacketTypes.SUBSCRIBE, SubscriptionIdentifier=9))
+    V5(b.port, "p").pub("si/x", b"x")
+    m = c.get()
+    assert sorted(m.properties.SubscriptionIdentifier) == [7, 9]
+
+
+def test_shared_subscriptions_are_refused_until_implemented(broker):
+    b = broker()
+    c = V5(b.port, "sh")
+    rcs = c.sub("$share/g/t", 0)
+    assert rcs[0].value == 0x9E
+
+
+# --- message expiry ------------------------------------------------------------------------------
+
+
+def test_expired_messages_are_never_delivered_and_the_interval_counts_down(broker):
+    b = broker()
+    p = V5(b.port, "p")
+    p.pub("exp/r", b"old", 0, retain=True,
+          props=props(PacketTypes.PUBLISH, MessageExpiryInterval=1))
+    c = V5(b.port, "off", props=props(PacketTypes.CONNECT, SessionExpiryInterval=60))
+    c.sub("exp/q/#", 1)
+    c.close()
+    p.pub("exp/q/short", b"short", 1, props=props(PacketTypes.PUBLISH, MessageExpiryInterval=1))
+    p.pub("exp/q/long", b"long", 1, props=props(PacketTypes.PUBLISH, MessageExpiryInterval=60))
+    time.sleep(2.2)
+    c = V5(b.port, "off", clean_start=False,
+           props=props(PacketTypes.CONNECT, SessionExpiryInterval=60))
+    m = c.get()
+    assert m.payload == b"long"
+    assert m.properties.MessageExpiryInterval <= 58  # decremented by the time waited
+    c.none()
+    late = V5(b.port, "late")
+    late.sub("exp/r", 0)
+    late.none()  # the retained message expired
