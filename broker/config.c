@@ -117,6 +117,9 @@ const mq_config_option_t mq_config__options[] = {
     {OPTION("max_connections", UINT, BOTH), BOTH_FIELD(max_connections), RANGE(0, INT32_MAX),
      FLAGS(MQ_CONFIG_MINUS_ONE)},
     {OPTION("protocol", KEYWORD, LISTENER), .keywords = protocols, .set = set_protocol},
+    /* MQTT 5: a client that sets Request Response Information gets "PREFIX/CLIENT_ID" as
+     * Response Information, the root of topics for its responses (off: mosquitto sends none) */
+    {OPTION("response_information", STRING, GLOBAL), STARLING, FIELD(response_information)},
     {OPTION("metrics_listener", SPECIAL, GLOBAL), STARLING, FIELD(metrics_port), RANGE(1, 65535),
      FLAGS(MQ_CONFIG_VALUES), .set = set_metrics_listener},
     /* clients and sessions */
@@ -861,6 +864,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     o->auto_id_prefix = cfg->auto_id_prefix;
     o->max_keepalive = cfg->max_keepalive;
     o->persistent_client_expiration = cfg->persistent_client_expiration;
+    o->response_information = cfg->response_information;
     o->max_qos = cfg->max_qos;
     o->retain_available = cfg->retain_available;
     o->upgrade_outgoing_qos = cfg->upgrade_outgoing_qos;

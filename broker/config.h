@@ -57,6 +57,7 @@ typedef struct mq_config {
     bool connection_messages;   /* log connects and disconnects */
     uint16_t metrics_port;      /* metrics_listener PORT [ADDRESS]; 0 = off (Starling's) */
     char *metrics_address;      /* NULL = all addresses */
+    char *response_information; /* MQTT 5 Response Information prefix (Starling's); NULL = off */
     uint32_t connect_timeout_s; /* seconds a connection has to send CONNECT; no option
                                  * sets it (mosquitto has none): a Starling constant */
     size_t out_high_water;      /* output bytes waiting for a socket above which messages

@@ -132,12 +132,27 @@ static bool take_will(client_t *cl, const mq_connect_t *cp)
     return true;
 }
 
-/* What the server decided, for a v5 CONNACK [MQTT-3.2.2.3]. */
+/* Response Information for a client that asked for it [MQTT-3.1.2-28]: "PREFIX/CLIENT_ID"
+ * in 'buf' when response_information is configured. */
+static void response_info(const mq_server_opts_t *o, const mq_packet_t *pkt, const char *id,
+                          size_t id_len, char *buf, size_t cap, mq_props_t *pr)
+{
+    if (o->response_information == NULL ||
+        !mq_props_has(&pkt->props, MQ_PROP_REQUEST_RESPONSE_INFO) ||
+        pkt->props.request_response_info == 0)
+        return;
+    int n = snprintf(buf, cap, "%s/%.*s", o->response_information, (int)id_len, id);
+    pr->response_info = (mq_str_t){buf, n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1};
+    mq_props_set(pr, MQ_PROP_RESPONSE_INFO);
+}
+
+/* What the server decided, for a v5 CONNACK [MQTT-3.2.2.3]; 'buf' holds strings it points to. */
 static void connack_props(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const char *id,
-                          size_t id_len, mq_props_t *pr)
+                          size_t id_len, mq_props_t *pr, char *buf, size_t cap)
 {
     const mq_server_opts_t *o = p->o;
     *pr = (mq_props_t){0};
+    response_info(o, pkt, id, id_len, buf, cap, pr);
     if (pkt->connect.client_id.len == 0) {
         pr->assigned_client_id = (mq_str_t){id, id_len};
         mq_props_set(pr, MQ_PROP_ASSIGNED_CLIENT_ID);
@@ -194,7 +209,8 @@ static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess
     p->cnt.connects++;
     if (cp->level == MQ_PROTO_5) {
         mq_props_t pr;
-        connack_props(p, cl, pkt, s->client_id, s->id_len, &pr);
+        char buf[512];
+        connack_props(p, cl, pkt, s->client_id, s->id_len, &pr, buf, sizeof(buf));
         mq_client_send_connack(p, cl, present, CONNACK_ACCEPTED, &pr);
     } else {
         mq_client_send_connack(p, cl, present, CONNACK_ACCEPTED, NULL);

@@ -513,3 +513,11 @@ def test_expired_messages_are_never_delivered_and_the_interval_counts_down(broke
     late = V5(b.port, "late")
     late.sub("exp/r", 0)
     late.none()  # the retained message expired
+
+
+def test_response_information_when_configured_and_requested(broker):
+    b = broker("response_information replies\n")
+    c = V5(b.port, "asker", props=props(PacketTypes.CONNECT, RequestResponseInformation=1))
+    assert c.props.ResponseInformation == "replies/asker"
+    quiet = V5(b.port, "quiet")
+    assert not hasattr(quiet.props, "ResponseInformation")

@@ -429,7 +429,8 @@ Test(config, the_implemented_options_are_exactly_these)
     char names[2048];
     names_with(MQ_CONFIG_IMPLEMENTED, 0, names, sizeof(names));
     cr_expect_str_eq(
-        names, " listener port bind_address max_connections protocol metrics_listener"
+        names, " listener port bind_address max_connections protocol response_information"
+               " metrics_listener"
                " allow_anonymous allow_zero_length_clientid auto_id_prefix"
                " max_inflight_messages max_queued_messages max_queued_bytes"
                " message_size_limit max_packet_size max_keepalive max_qos"
@@ -474,7 +475,7 @@ Test(config, every_implemented_option_accepts_its_default_back)
      * LOG_DAEMON, metrics off) */
     static const char *const unspellable =
         " listener bind_address include_dir log_facility metrics_listener pid_file"
-        " log_timestamp_format persistent_client_expiration ";
+        " log_timestamp_format persistent_client_expiration response_information ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
