@@ -136,6 +136,8 @@ typedef struct mq_props {
     mq_str_t server_reference;
     mq_str_t reason_string;
 
+    const uint8_t *order; /* encoding: ids to write first, in this order (NULL: table order) */
+    uint8_t n_order;
     const mq_user_prop_t *user; /* encoding: user properties to write (NULL: copy from raw) */
     uint32_t n_user;            /* user properties (decoded count, or entries in 'user') */
     const uint32_t *sub_ids;    /* encoding: extra subscription ids (server to client) */
@@ -379,6 +381,10 @@ void mq_codec_append_auth(mq_buf_t *out, enum mq_rc rc, const mq_props_t *props)
 
 /* Size of the properties of 'p' for 'ctx' as written on the wire, without the length prefix. */
 size_t mq_props_size(const mq_props_t *p);
+
+/* Copies the properties of a decoded block (p->raw) in the order they came, except those
+ * whose id bit is set in 'drop', to 'out' (NULL: only counts); returns the bytes. */
+size_t mq_props_copy_raw(const mq_props_t *p, uint64_t drop, uint8_t *out);
 
 /* Writes the properties of 'p' (mq_props_size(p) bytes, without the length prefix) at 'out';
  * returns the bytes written. 'p' must fit (strings within 65535 bytes). */

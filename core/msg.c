@@ -7,15 +7,23 @@
 #include "core/codec.h"
 #include "core/mem.h"
 
-/* The properties of 'in' that travel with a message. */
-static mq_props_t kept_props(const mq_props_t *in)
+/* The properties that do not travel with a message (a delivery adds its own). */
+#define NOT_KEPT                                                                                   \
+    (1ull << MQ_PROP_TOPIC_ALIAS | 1ull << MQ_PROP_SUBSCRIPTION_ID |                               \
+     1ull << MQ_PROP_MESSAGE_EXPIRY | 1ull << MQ_PROP_WILL_DELAY)
+
+/* Bytes of the kept properties of 'in' and, when 'out' is not NULL, the bytes themselves: a
+ * decoded block is copied in the order it came ("unchanged and in order"), one built by the
+ * caller is encoded. */
+static size_t kept_props(const mq_props_t *in, uint8_t *out)
 {
+    if (in->raw.len > 0)
+        return mq_props_copy_raw(in, NOT_KEPT, out);
     mq_props_t p = *in;
-    p.present &= ~(1ull << MQ_PROP_TOPIC_ALIAS | 1ull << MQ_PROP_SUBSCRIPTION_ID |
-                   1ull << MQ_PROP_MESSAGE_EXPIRY | 1ull << MQ_PROP_WILL_DELAY);
+    p.present &= ~NOT_KEPT;
     p.n_sub_ids = 0;
     p.sub_ids = NULL;
-    return p;
+    return out ? mq_props_write(&p, out) : mq_props_size(&p);
 }
 
 mq_msg_t *mq_msg_new(const char *topic, size_t topic_len, const void *payload, size_t payload_len,
@@ -30,14 +38,9 @@ mq_msg_t *mq_msg_new_props(const char *topic, size_t topic_len, const void *payl
     size_t rem = 2 + topic_len + payload_len;
     if (topic_len > 65535 || rem > MQ_CODEC_MAX_REMAINING)
         return NULL;
-    mq_props_t kp;
-    size_t plen = 0;
-    if (props) {
-        kp = kept_props(props);
-        plen = mq_props_size(&kp);
-        if (plen > MQ_CODEC_MAX_REMAINING)
-            return NULL;
-    }
+    size_t plen = props ? kept_props(props, NULL) : 0;
+    if (plen > MQ_CODEC_MAX_REMAINING)
+        return NULL;
     size_t hdr = 1 + mq_codec_varint_size((uint32_t)rem);
     mq_msg_t *m = mq_alloc(sizeof(*m) + hdr + rem + plen);
     atomic_init(&m->refs, 1);
@@ -52,7 +55,7 @@ mq_msg_t *mq_msg_new_props(const char *topic, size_t topic_len, const void *payl
     m->expire_at = 0;
     memset(&m->retire, 0, sizeof(m->retire));
     if (plen)
-        (void)mq_props_write(&kp, m->wire + m->wire_len);
+        (void)kept_props(props, m->wire + m->wire_len);
     uint8_t *o = m->wire;
     *o++ = MQ_PUBLISH << 4;
     o += mq_codec_write_varint(o, (uint32_t)rem);

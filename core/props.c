@@ -461,6 +461,15 @@ uint8_t *mq_codec__put_props(uint8_t *o, const mq_props_t *p)
     uint64_t bits = p->present & ~(1ull << MQ_PROP_USER_PROPERTY);
     if (p->sub_ids || sub_ids_from_raw(p))
         bits &= ~(1ull << MQ_PROP_SUBSCRIPTION_ID);
+    for (uint8_t i = 0; i < p->n_order; i++) { /* the caller's order first (the wire allows
+                                                  any; peers that compare bytes do not) */
+        uint8_t id = p->order[i];
+        if (id < 64 && (bits >> id & 1) && id < MQ_ARRAY_LEN(props_table) &&
+            props_table[id].type != PT_NONE) {
+            o = put_value(o, p, id);
+            bits &= ~(1ull << id);
+        }
+    }
     while (bits) {
         uint8_t id = (uint8_t)__builtin_ctzll(bits);
         bits &= bits - 1;
@@ -490,4 +499,19 @@ uint8_t *mq_codec__put_props(uint8_t *o, const mq_props_t *p)
 size_t mq_props_write(const mq_props_t *p, uint8_t *out)
 {
     return (size_t)(mq_codec__put_props(out, p) - out);
+}
+
+size_t mq_props_copy_raw(const mq_props_t *p, uint64_t drop, uint8_t *out)
+{
+    size_t pos = 0, total = 0;
+    uint8_t id;
+    mq_str_t e;
+    while (next_entry(p, &pos, &id, &e)) {
+        if (id < 64 && (drop >> id & 1))
+            continue;
+        if (out)
+            memcpy(out + total, e.ptr, e.len);
+        total += e.len;
+    }
+    return total;
 }

@@ -79,8 +79,13 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
     mq_sess_t *s = mq_route_find(p->route, id, id_len, h);
     if (s && s->conn) { /* take-over [MQTT-3.1.4-2]: the old connection ends, with its will */
         client_t *old = client_of(s->conn);
+        /* the old will goes now unless it has a delay and the session goes on: the new
+         * connection cancels it (MQTT 5 §3.1.4, take-over) */
+        bool goes_on =
+            !cp->clean_start && !(s->clean && s->peer.proto < MQ_PROTO_5) && s->expiry_s != 0;
         mq_client_detach(p, old); /* its close then leaves the session alone */
-        mq_client_end_rc(p, old, MQ_RC_SESSION_TAKEN_OVER, true, "session taken over");
+        mq_client_end_rc(p, old, MQ_RC_SESSION_TAKEN_OVER, !(goes_on && old->will_delay > 0),
+                         "session taken over");
     }
     /* a 3.1.1 clean session ends with its connection [MQTT-3.1.2-6], even when a
      * persistent CONNECT takes it over; a clean CONNECT (v5: Clean Start) discards any
@@ -151,7 +156,12 @@ static void connack_props(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, c
                           size_t id_len, mq_props_t *pr, char *buf, size_t cap)
 {
     const mq_server_opts_t *o = p->o;
-    *pr = (mq_props_t){0};
+    /* mosquitto's order, so that tools comparing CONNACK bytes with mosquitto's agree */
+    static const uint8_t order[] = {MQ_PROP_ASSIGNED_CLIENT_ID,  MQ_PROP_SERVER_KEEP_ALIVE,
+                                    MQ_PROP_TOPIC_ALIAS_MAXIMUM, MQ_PROP_RESPONSE_INFO,
+                                    MQ_PROP_MAXIMUM_QOS,         MQ_PROP_RETAIN_AVAILABLE,
+                                    MQ_PROP_MAXIMUM_PACKET_SIZE, MQ_PROP_RECEIVE_MAXIMUM};
+    *pr = (mq_props_t){.order = order, .n_order = sizeof(order)};
     response_info(o, pkt, id, id_len, buf, cap, pr);
     if (pkt->connect.client_id.len == 0) {
         pr->assigned_client_id = (mq_str_t){id, id_len};

@@ -83,8 +83,8 @@ static int handle_packet(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 }
 
 /* A decoder rejection. Before CONNECT: an unknown protocol version gets CONNACK 0x01 as
- * 3.1.1 asks [MQTT-3.1.2-2]; a broken v5 CONNECT gets a CONNACK with the reason
- * [MQTT-4.13.1-1]. After: a v5 client gets DISCONNECT with the reason; 3.1.1 has none. */
+ * 3.1.1 asks [MQTT-3.1.2-2]; any other broken CONNECT closes. After: a v5 client gets
+ * DISCONNECT with the reason; 3.1.1 has none. */
 static void on_decode_error(mq_proto_t *p, client_t *cl, enum mq_rc rc, const mq_packet_t *pkt,
                             const char *why)
 {
@@ -96,12 +96,10 @@ static void on_decode_error(mq_proto_t *p, client_t *cl, enum mq_rc rc, const mq
             mq_client_refuse(p, cl, CONNACK_BAD_PROTOCOL, why);
             return;
         }
-        if (pkt->connect.level == MQ_PROTO_5 && rc >= 0x80 && rc < 0x100) {
-            cl->proto = MQ_PROTO_5;
-            mq_client_send_connack(p, cl, false, rc, NULL);
-            mq_client_end(cl, false, msg);
-            return;
-        }
+        /* a broken CONNECT otherwise just closes, as with mosquitto (a CONNACK with the
+         * reason is optional [MQTT-4.13.1-1]) */
+        mq_client_end(cl, false, msg);
+        return;
     }
     mq_client_end_rc(p, cl, rc < 0x80 || rc >= 0x100 ? MQ_RC_MALFORMED_PACKET : rc, true, msg);
 }

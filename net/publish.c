@@ -104,7 +104,8 @@ static bool resolve_alias(client_t *cl, const mq_packet_t *pkt, mq_str_t *topic,
 
 /* Whether a received PUBLISH is routed: not to $SYS, not over message_size_limit, not a
  * QoS 2 re-send before PUBREL. Dropping here still acknowledges it, as mosquitto does. */
-static bool should_route(mq_proto_t *p, client_t *cl, const mq_publish_t *pub, mq_str_t topic)
+static bool should_route(mq_proto_t *p, client_t *cl, const mq_publish_t *pub, mq_str_t topic,
+                         enum mq_rc *ack)
 {
     if (is_sys_topic(topic.ptr, topic.len)) {
         /* $SYS belongs to the broker: acknowledged, never delivered (as mosquitto), so that
@@ -119,6 +120,7 @@ static bool should_route(mq_proto_t *p, client_t *cl, const mq_publish_t *pub, m
                "worker=%u client=%s dropped PUBLISH of %zu bytes over message_size_limit",
                p->env.self, cl->sess->client_id, pub->payload.len);
         p->cnt.pub_dropped++;
+        *ack = MQ_RC_PACKET_TOO_LARGE; /* v5: said in the acknowledgement */
         return false;
     }
     /* a re-send before PUBREL was delivered once already [MQTT-4.3.3-10] */
@@ -166,15 +168,17 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         mq_client_end_rc(p, cl, rc, true, mq_rc_str(rc));
         return MQ_CONN_CLOSED;
     }
-    bool matched = true;
-    if (should_route(p, cl, pub, topic)) {
+    enum mq_rc ack = MQ_RC_SUCCESS;
+    if (should_route(p, cl, pub, topic, &ack)) {
         mq_msg_t *msg = make_msg(p, cl, pkt, topic);
-        matched = mq_publish_route(p, msg);
+        /* v5 PUBACK: 0x10 No matching subscribers [MQTT-3.4.2.1] (PUBREC says nothing of it,
+         * as mosquitto: the flow goes on to PUBREL either way) */
+        if (!mq_publish_route(p, msg) && pub->qos == 1)
+            ack = MQ_RC_NO_MATCHING_SUBSCRIBERS;
         mq_msg_unref(msg);
     }
-    /* v5: 0x10 No matching subscribers [MQTT-3.4.2.1] */
-    enum mq_rc ack =
-        matched || cl->proto < MQ_PROTO_5 ? MQ_RC_SUCCESS : MQ_RC_NO_MATCHING_SUBSCRIBERS;
+    if (cl->proto < MQ_PROTO_5)
+        ack = MQ_RC_SUCCESS;
     if (pub->qos == 1)
         mq_client_send_ack_rc(p, cl, MQ_PUBACK, pub->packet_id, ack);
     else if (pub->qos == 2)

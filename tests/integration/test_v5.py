@@ -521,3 +521,35 @@ def test_response_information_when_configured_and_requested(broker):
     assert c.props.ResponseInformation == "replies/asker"
     quiet = V5(b.port, "quiet")
     assert not hasattr(quiet.props, "ResponseInformation")
+
+
+def test_property_block_is_forwarded_in_the_order_it_came(broker):
+    b = broker()
+    sub = Raw5(b.port)
+    sub.connect5("ordersub")
+    sub.send(subscribe5(1, [("ord", 0)]))
+    sub.recv_packet()
+    block = [(0x26, s16(b"k1") + s16(b"v1")), (0x08, s16(b"resp")), (0x01, b"\x01"),
+             (0x02, u32(60)), (0x26, s16(b"k2") + s16(b"v2")), (0x03, s16(b"ct"))]
+    pub = Raw5(b.port)
+    pub.connect5("orderpub")
+    pub.send(publish5("ord", b"x", pprops=block))
+    first, body, raw = sub.recv_packet()
+    # topic, then the block: the expiry (counted down) first, the rest exactly as sent
+    kept = vprops(*[e for e in block if e[0] != 0x02])[1:]
+    assert kept in body, raw
+
+
+def test_take_over_of_a_continuing_session_cancels_a_delayed_will(broker):
+    b = broker()
+    w = V5(b.port, "watch")
+    w.sub("tw/#", 0)
+    cp = props(PacketTypes.CONNECT, SessionExpiryInterval=60)
+    wp = props(PacketTypes.WILLMESSAGE, WillDelayInterval=5)
+    V5(b.port, "tk", props=cp, will=("tw/x", b"late", 0, False, wp))
+    V5(b.port, "tk", clean_start=False, props=cp)
+    w.none(1.0)  # MQTT 5 §3.1.4: a delayed will of a session that goes on is not sent
+    now = V5(b.port, "tk2", props=cp, will=("tw/y", b"now", 0, False))
+    V5(b.port, "tk2", clean_start=False, props=cp)
+    assert w.get().payload == b"now"  # no delay: it goes when the connection is closed
+    del now
