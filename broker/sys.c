@@ -182,7 +182,7 @@ void mq_sys_update(mq_sys_t *sys, double now_s)
     put_u64(sys, "$SYS/broker/store/messages/count", stored);
     put_u64(sys, "$SYS/broker/messages/stored", stored);
     put_u64(sys, "$SYS/broker/store/messages/bytes", st.retained_bytes + st.queued_bytes);
-    put_u64(sys, "$SYS/broker/shared_subscriptions/count", 0);
+    put_u64(sys, "$SYS/broker/shared_subscriptions/count", st.shared_groups);
     put_u64(sys, "$SYS/broker/retained messages/count", st.retained);
 
     uint64_t heap = mq_mem_allocated();

@@ -8,6 +8,7 @@
 #include "core/map.h"
 #include "core/mem.h"
 #include "core/rc.h"
+#include "core/topic.h"
 
 /* A cached match result: the (filter id, worker mask) pairs of a topic, valid while the
  * index generation it was computed under is current. */
@@ -31,6 +32,7 @@ typedef struct lsub {
     uint8_t qos;
     uint8_t flags; /* MQ_SUB_NO_LOCAL | MQ_SUB_RAP */
     uint32_t sub_id;
+    uint64_t gid; /* shared group, or 0 for a plain subscription */
 } lsub_t;
 
 typedef struct lfilter {
@@ -47,6 +49,10 @@ typedef struct seen {
 
 struct mq_route {
     mq_tindex_t *ix;
+    mq_shared_t *sh;
+    mq_route_pick_t **picks; /* per target worker: shared groups picked for the match */
+    uint32_t *n_picks, *cap_picks;
+    mq_map_t turns; /* (filter id ^ group id) -> turns taken among this worker's members */
     mq_epoch_rec_t *ep;
     unsigned self, n_workers;
     mq_sess_t **ids; /* open addressing by id hash; NULL = empty */
@@ -67,14 +73,20 @@ struct mq_route {
     uint64_t gen;
 };
 
-mq_route_t *mq_route_new(mq_tindex_t *ix, unsigned self, unsigned n_workers, mq_epoch_rec_t *ep)
+mq_route_t *mq_route_new(mq_tindex_t *ix, unsigned self, unsigned n_workers, mq_epoch_rec_t *ep,
+                         mq_shared_t *sh)
 {
     mq_route_t *r = mq_calloc(1, sizeof(*r));
     r->ix = ix;
+    r->sh = sh;
+    r->picks = mq_calloc(n_workers, sizeof(*r->picks));
+    r->n_picks = mq_calloc(n_workers, sizeof(*r->n_picks));
+    r->cap_picks = mq_calloc(n_workers, sizeof(*r->cap_picks));
     r->ep = ep;
     r->self = self;
     r->n_workers = n_workers;
     mq_map_init(&r->filters);
+    mq_map_init(&r->turns);
     r->tfids = mq_calloc(n_workers, sizeof(*r->tfids));
     r->n_tfids = mq_calloc(n_workers, sizeof(*r->n_tfids));
     r->cap_tfids = mq_calloc(n_workers, sizeof(*r->cap_tfids));
@@ -181,23 +193,38 @@ static void lfilter_set(mq_route_t *r, uint64_t fid, const mq_sess_t *s, lsub_t 
 {
     lfilter_t *lf = mq_map_get(&r->filters, fid);
     for (uint32_t i = 0; lf && i < lf->n; i++) {
-        if (lf->subs[i].sess == s) {
+        if (lf->subs[i].sess == s && lf->subs[i].gid == ls.gid) {
             ls.sess = lf->subs[i].sess;
             lf->subs[i] = ls;
         }
     }
 }
 
+/* The filter as the index knows it: a shared subscription's filter after "$share/GROUP/";
+ * *gid gets the group (0 for a plain one). */
+static mq_str_t index_filter(const char *filter, size_t len, uint64_t *gid)
+{
+    mq_str_t share, rest;
+    if (mq_topic_split_shared(filter, len, &share, &rest)) {
+        *gid = mq_shared_gid(share.ptr, share.len);
+        return rest;
+    }
+    *gid = 0;
+    return (mq_str_t){filter, len};
+}
+
 /* Removes 's' from the filter; when no session of this worker is left on it, this worker's
  * interest bit in the shared index goes too. */
 static void unsubscribe_one(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub)
 {
+    uint64_t gid;
+    mq_str_t f = index_filter(sub->filter, sub->len, &gid);
     lfilter_t *lf = mq_map_get(&r->filters, sub->fid);
     if (lf) {
         /* linear in the filter's local subscribers: subscribe-time work; a back-index would
          * make it O(1) for very large fan-outs */
         for (uint32_t i = 0; i < lf->n; i++) {
-            if (lf->subs[i].sess == s) {
+            if (lf->subs[i].sess == s && lf->subs[i].gid == gid) {
                 lf->subs[i] = lf->subs[--lf->n];
                 break;
             }
@@ -206,9 +233,11 @@ static void unsubscribe_one(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub)
             mq_map_del(&r->filters, sub->fid);
             mq_free(lf->subs);
             mq_free(lf);
-            mq_tindex_remove_interest(r->ix, sub->filter, sub->len, r->self, r->ep);
+            mq_tindex_remove_interest(r->ix, f.ptr, f.len, r->self, r->ep);
         }
     }
+    if (gid && r->sh)
+        mq_shared_leave(r->sh, sub->fid, gid, r->self);
     mq_sess_remove_sub(s, sub);
 }
 
@@ -216,13 +245,16 @@ mq_sub_t *mq_route_subscribe(mq_route_t *r, mq_sess_t *s, const char *filter, si
                              uint8_t qos, const mq_route_opts_t *o, bool *is_new)
 {
     lsub_t ls = {.qos = qos, .flags = o ? o->flags : 0, .sub_id = o ? o->sub_id : 0};
+    mq_str_t f = index_filter(filter, len, &ls.gid);
     mq_sub_t *sub = mq_sess_find_sub(s, filter, len);
     if (is_new)
         *is_new = sub == NULL;
     if (sub == NULL) {
-        uint64_t fid = mq_tindex_add_interest(r->ix, filter, len, r->self, r->ep);
+        uint64_t fid = mq_tindex_add_interest(r->ix, f.ptr, f.len, r->self, r->ep);
         sub = mq_sess_add_sub(s, filter, len, fid, qos);
         lfilter_add(r, fid, s, ls);
+        if (ls.gid && r->sh)
+            mq_shared_join(r->sh, fid, ls.gid, r->self);
     } else { /* [MQTT-3.8.4-3] replaces the existing subscription */
         sub->qos = qos;
         lfilter_set(r, sub->fid, s, ls);
@@ -257,8 +289,13 @@ void mq_route_free(mq_route_t *r)
         mq_sess_t *s = r->ids[i];
         if (s == NULL)
             continue;
-        for (uint32_t k = 0; k < s->n_subs; k++)
-            mq_tindex_remove_interest(r->ix, s->subs[k].filter, s->subs[k].len, r->self, r->ep);
+        for (uint32_t k = 0; k < s->n_subs; k++) {
+            uint64_t gid;
+            mq_str_t f = index_filter(s->subs[k].filter, s->subs[k].len, &gid);
+            mq_tindex_remove_interest(r->ix, f.ptr, f.len, r->self, r->ep);
+            if (gid && r->sh)
+                mq_shared_leave(r->sh, s->subs[k].fid, gid, r->self);
+        }
         mq_sess_free(s);
     }
     for (size_t i = 0; i < r->filters.cap; i++) {
@@ -269,8 +306,14 @@ void mq_route_free(mq_route_t *r)
         }
     }
     mq_map_fini(&r->filters);
-    for (unsigned i = 0; i < r->n_workers; i++)
+    mq_map_fini(&r->turns);
+    for (unsigned i = 0; i < r->n_workers; i++) {
         mq_free(r->tfids[i]);
+        mq_free(r->picks[i]);
+    }
+    mq_free(r->picks);
+    mq_free(r->n_picks);
+    mq_free(r->cap_picks);
     mq_free(r->tfids);
     mq_free(r->n_tfids);
     mq_free(r->cap_tfids);
@@ -284,9 +327,20 @@ void mq_route_free(mq_route_t *r)
 
 /* ---- matching -------------------------------------------------------------------------------- */
 
+static void add_pick(void *arg, uint64_t fid, uint64_t gid, unsigned w)
+{
+    mq_route_t *r = arg;
+    if (r->n_picks[w] == r->cap_picks[w])
+        r->picks[w] = mq_grow(r->picks[w], &r->cap_picks[w], sizeof(mq_route_pick_t), 4);
+    r->picks[w][r->n_picks[w]++] = (mq_route_pick_t){fid, gid};
+    r->touched |= 1ull << w;
+}
+
 static void collect(void *arg, uint64_t fid, uint64_t workers)
 {
     mq_route_t *r = arg;
+    if (r->sh && mq_shared_any(r->sh)) /* a fresh pick per message, cached match or not */
+        mq_shared_pick(r->sh, fid, add_pick, r);
     cache_entry_t *rec = r->rec;
     if (rec) { /* remember the pair for the cache; too many and the result is not kept */
         if (rec->n < CACHE_PAIRS) {
@@ -314,7 +368,7 @@ uint64_t mq_route_match(mq_route_t *r, const char *topic, size_t len)
 {
     r->touched = 0;
     for (unsigned i = 0; i < r->n_workers; i++)
-        r->n_tfids[i] = 0;
+        r->n_tfids[i] = r->n_picks[i] = 0;
     if (len > CACHE_TOPIC) {
         mq_tindex_match(r->ix, topic, len, collect, r);
         return r->touched;
@@ -347,6 +401,12 @@ const uint64_t *mq_route_take(mq_route_t *r, unsigned worker, uint32_t *n)
 {
     *n = r->n_tfids[worker];
     return r->tfids[worker];
+}
+
+const mq_route_pick_t *mq_route_take_shared(mq_route_t *r, unsigned worker, uint32_t *n)
+{
+    *n = r->n_picks[worker];
+    return r->picks[worker];
 }
 
 mq_route_cache_stats_t mq_route_cache_stats(const mq_route_t *r)
@@ -386,6 +446,8 @@ static void reserve_seen(mq_route_t *r, size_t n)
 /* The destination of 'ls' for 'msg', or false when No Local excludes it. */
 static bool dest_of(const lsub_t *ls, const mq_msg_t *msg, bool upgrade, mq_route_dest_t *d)
 {
+    if (ls->gid) /* a shared subscription gets messages by group pick alone */
+        return false;
     if ((ls->flags & MQ_SUB_NO_LOCAL) && msg->origin == ls->sess->id_hash)
         return false; /* [MQTT-3.8.3-3] */
     *d = (mq_route_dest_t){.sess = ls->sess,
@@ -430,7 +492,7 @@ static void gather_ids(mq_route_t *r, const uint64_t *fids, uint32_t n, uint32_t
     for (uint32_t i = 0; i < n; i++) {
         const lfilter_t *lf = mq_map_get(&r->filters, fids[i]);
         for (uint32_t k = 0; lf && k < lf->n; k++) {
-            if (lf->subs[k].sub_id == 0)
+            if (lf->subs[k].sub_id == 0 || lf->subs[k].gid)
                 continue;
             const mq_sess_t *s = lf->subs[k].sess;
             size_t j = (size_t)XXH3_64bits(&s, sizeof(s)) & mask;
@@ -490,4 +552,36 @@ uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, const
     if (any_ids)
         gather_ids(r, fids, n, count);
     return count;
+}
+
+uint32_t mq_route_resolve_shared(mq_route_t *r, uint64_t fid, uint64_t gid, const mq_msg_t *msg,
+                                 bool upgrade, const mq_route_dest_t **out)
+{
+    const lfilter_t *lf = mq_map_get(&r->filters, fid);
+    reserve_dest(r, 1);
+    *out = r->dest;
+    uint32_t members = 0;
+    for (uint32_t k = 0; lf && k < lf->n; k++)
+        members += lf->subs[k].gid == gid;
+    if (members == 0)
+        return 0; /* the member left since the publisher picked this worker */
+    uint64_t key = (fid * 0x9E3779B97F4A7C15ull ^ gid) | 1; /* never 0, the map's empty key */
+    uintptr_t turn = (uintptr_t)mq_map_get(&r->turns, key);
+    mq_map_put(&r->turns, key, (void *)(turn + 1));
+    uint32_t want = (uint32_t)(turn % members);
+    for (uint32_t k = 0; k < lf->n; k++) {
+        const lsub_t *ls = &lf->subs[k];
+        if (ls->gid != gid || want-- > 0)
+            continue;
+        r->dest[0] = (mq_route_dest_t){.sess = ls->sess,
+                                       .qos = deliver_qos(ls->qos, msg->qos, upgrade),
+                                       .retain = (ls->flags & MQ_SUB_RAP) && msg->retain};
+        if (ls->sub_id) {
+            r->sids[0] = ls->sub_id;
+            r->dest[0].sub_ids = r->sids;
+            r->dest[0].n_sub_ids = 1;
+        }
+        return 1;
+    }
+    return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "core/epoch.h"
 #include "core/sess.h"
+#include "core/shared.h"
 #include "core/tindex.h"
 
 /* What a worker knows for routing (DESIGN.md rule 3), in one place and with no I/O:
@@ -38,9 +39,11 @@ typedef struct mq_route_opts {
     uint32_t sub_id; /* Subscription Identifier; 0 = none */
 } mq_route_opts_t;
 
-/* A routing table for worker 'self' of 'n_workers', on the shared index 'ix'. Interest
- * changes in the index are made with the epoch record 'ep' (the worker's). */
-mq_route_t *mq_route_new(mq_tindex_t *ix, unsigned self, unsigned n_workers, mq_epoch_rec_t *ep);
+/* A routing table for worker 'self' of 'n_workers', on the shared index 'ix' and the shared
+ * subscription registry 'sh'. Interest changes in the index are made with the epoch record
+ * 'ep' (the worker's). */
+mq_route_t *mq_route_new(mq_tindex_t *ix, unsigned self, unsigned n_workers, mq_epoch_rec_t *ep,
+                         mq_shared_t *sh);
 
 /* Frees the tables and every session still in them; the sessions' interest is withdrawn
  * from the index first. NULL is a no-op. */
@@ -66,7 +69,8 @@ mq_sess_t *mq_route_next(const mq_route_t *r, size_t *pos);
 
 /* ---- subscriptions ------------------------------------------------------------------------ */
 
-/* Subscribes 's' to 'filter' at 'qos' with options 'o' (NULL: none): a new subscription
+/* Subscribes 's' to 'filter' (a shared subscription "$share/GROUP/FILTER" joins the group)
+ * at 'qos' with options 'o' (NULL: none): a new subscription
  * (interest added to the index), or the existing one's QoS and options replaced
  * [MQTT-3.8.4-3]. Returns the session's entry; *is_new (may be NULL) says which. */
 mq_sub_t *mq_route_subscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len,
@@ -78,12 +82,27 @@ bool mq_route_unsubscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_
 /* ---- publishing ---------------------------------------------------------------------------- */
 
 /* Matches 'topic' against the shared index (or the cache): returns the set of workers with
- * matching filters as a bit mask. Then take each worker's filter ids with mq_route_take(). */
+ * matching filters as a bit mask. Then take each worker's filter ids with mq_route_take()
+ * and its shared group picks with mq_route_take_shared(). */
 uint64_t mq_route_match(mq_route_t *r, const char *topic, size_t len);
 
 /* The filter ids matched for 'worker' by the last mq_route_match(); valid until the next
  * match. *n receives their count. */
 const uint64_t *mq_route_take(mq_route_t *r, unsigned worker, uint32_t *n);
+
+/* A shared group chosen for a message: filter id and group id. */
+typedef struct mq_route_pick {
+    uint64_t fid, gid;
+} mq_route_pick_t;
+
+/* The shared groups whose member on 'worker' gets the message of the last mq_route_match();
+ * valid until the next match. *n receives their count. */
+const mq_route_pick_t *mq_route_take_shared(mq_route_t *r, unsigned worker, uint32_t *n);
+
+/* The member of this worker that gets 'msg' for shared group 'gid' on filter 'fid' (members
+ * in turn); 0 or 1 destinations in *out, valid until the next call. */
+uint32_t mq_route_resolve_shared(mq_route_t *r, uint64_t fid, uint64_t gid, const mq_msg_t *msg,
+                                 bool upgrade, const mq_route_dest_t **out);
 
 /* Resolves filter ids of this worker to the sessions to deliver 'msg' to, each once, at
  * min(subscription QoS, message QoS) — or the subscription's QoS when 'upgrade'

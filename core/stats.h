@@ -70,6 +70,7 @@ typedef struct mq_stats {
     uint64_t disconnected; /* sessions without a connection (sessions - connections, never
                               negative: the two are read apart and may cross for a moment) */
     uint64_t retained, retained_bytes;
+    uint64_t shared_groups; /* shared subscription groups with members */
 } mq_stats_t;
 
 /* Folds one worker's figures into a total, each by its 'how'. */

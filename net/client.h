@@ -23,6 +23,7 @@ typedef struct mq_proto_state mq_proto_t;
 typedef struct mq_proto_env {
     const mq_server_opts_t *opts; /* complete and immutable (net/opts.h) */
     mq_tindex_t *ix;              /* the shared subscription index and retained store */
+    mq_shared_t *shared;          /* shared subscription groups ($share/...) */
     mq_epoch_rec_t *ep;           /* this worker's epoch record */
     mq_outbox_t *outbox;          /* this worker's outgoing mail */
     mq_conn_loop_t *loop;         /* this worker's connections */
@@ -75,7 +76,7 @@ struct mq_proto_state {
     uint64_t next_auto_id;
     uint64_t n_online; /* sessions with a connection */
     uint8_t *codes;    /* scratch: SUBACK / UNSUBACK codes */
-    bool *fresh;       /* scratch: which SUBSCRIBE entries made a new subscription */
+    uint8_t *fresh;    /* scratch per SUBSCRIBE entry: 1 a new subscription, 2 a shared one */
     uint32_t cap_codes;
     pending_will_t *wills; /* delayed wills */
     uint32_t n_wills, cap_wills;

@@ -81,16 +81,15 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
         client_t *old = client_of(s->conn);
         /* the old will goes now unless it has a delay and the session goes on: the new
          * connection cancels it (MQTT 5 §3.1.4, take-over) */
-        bool goes_on =
-            !cp->clean_start && !(s->clean && s->peer.proto < MQ_PROTO_5) && s->expiry_s != 0;
+        bool goes_on = !cp->clean_start && !s->clean;
         mq_client_detach(p, old); /* its close then leaves the session alone */
         mq_client_end_rc(p, old, MQ_RC_SESSION_TAKEN_OVER, !(goes_on && old->will_delay > 0),
                          "session taken over");
     }
-    /* a 3.1.1 clean session ends with its connection [MQTT-3.1.2-6], even when a
-     * persistent CONNECT takes it over; a clean CONNECT (v5: Clean Start) discards any
-     * state [MQTT-3.1.2-4]; a v5 session lives on through a take-over */
-    if (s && (cp->clean_start || (s->clean && s->peer.proto < MQ_PROTO_5))) {
+    /* a session that ends with its connection (3.1.1 clean session [MQTT-3.1.2-6], v5
+     * Session Expiry 0) ends at a take-over too (MQTT 5 §3.1.4); a clean CONNECT (v5: Clean
+     * Start) discards any state [MQTT-3.1.2-4] */
+    if (s && (cp->clean_start || s->clean)) {
         mq_client_destroy_sess(p, s);
         s = NULL;
     }
@@ -189,8 +188,6 @@ static void connack_props(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, c
     }
     pr->topic_alias_maximum = cl->alias_max;
     mq_props_set(pr, MQ_PROP_TOPIC_ALIAS_MAXIMUM);
-    pr->shared_sub_available = 0; /* $share is refused until shared subscriptions land */
-    mq_props_set(pr, MQ_PROP_SHARED_SUB_AVAILABLE);
 }
 
 /* What the client accepts, from its v5 CONNECT properties. */

@@ -16,13 +16,15 @@
  * drains it (its owner); any thread may post to it. */
 
 enum mq_mail_type {
-    MQ_MAIL_NEW_CONN = 1, /* acceptor -> worker: a[0] = fd, a[1] = listener index */
-    MQ_MAIL_HANDOFF = 2,  /* worker -> owner: ptr = mq_conn_t, its CONNECT bytes inside */
-    MQ_MAIL_DELIVER = 3,  /* worker -> worker: ptr = mq_msg_t (a reference), a[0..n) = filter
-                             ids, or n > MQ_MAIL_INLINE: a[0] = pointer to n ids (owned by the
-                             consumer) */
-    MQ_MAIL_STOP = 4,     /* control -> worker */
-    MQ_MAIL_PUBLISH = 5,  /* control -> worker 0: ptr = mq_msg_t (a reference) to publish */
+    MQ_MAIL_NEW_CONN = 1,       /* acceptor -> worker: a[0] = fd, a[1] = listener index */
+    MQ_MAIL_HANDOFF = 2,        /* worker -> owner: ptr = mq_conn_t, its CONNECT bytes inside */
+    MQ_MAIL_DELIVER = 3,        /* worker -> worker: ptr = mq_msg_t (a reference), a[0..n) = filter
+                                   ids, or n > MQ_MAIL_INLINE: a[0] = pointer to n ids (owned by the
+                                   consumer) */
+    MQ_MAIL_STOP = 4,           /* control -> worker */
+    MQ_MAIL_PUBLISH = 5,        /* control -> worker 0: ptr = mq_msg_t (a reference) to publish */
+    MQ_MAIL_DELIVER_SHARED = 6, /* worker -> worker: ptr = mq_msg_t (a reference) for one
+                                   member of shared group a[1] on filter a[0] */
 };
 
 #define MQ_MAIL_INLINE 5 /* 64-bit words carried inline: the entry is 64 bytes */

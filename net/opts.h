@@ -38,7 +38,7 @@ typedef struct mq_server_opts {
     uint32_t max_packet_size;    /* 0 = protocol maximum */
     uint32_t connect_timeout_s;  /* a connection must send CONNECT within this */
     mq_sess_limits_t limits;
-    bool connection_messages; /* log connects and disconnects */
+    bool connection_messages;         /* log connects and disconnects */
     const char *response_information; /* MQTT 5 Response Information prefix, or NULL */
 } mq_server_opts_t;
 

@@ -20,6 +20,11 @@ void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32
     mq_publish_deliver(p, msg, fids, n);
 }
 
+void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid)
+{
+    mq_publish_deliver_shared(p, msg, fid, gid);
+}
+
 void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg)
 {
     (void)mq_publish_route(p, msg);
@@ -233,7 +238,7 @@ mq_proto_t *mq_proto_new(const mq_proto_env_t *env)
     mq_proto_t *p = mq_calloc(1, sizeof(*p));
     p->env = *env;
     p->o = env->opts;
-    p->route = mq_route_new(env->ix, env->self, env->n_workers, env->ep);
+    p->route = mq_route_new(env->ix, env->self, env->n_workers, env->ep, env->shared);
     p->handler = (mq_conn_handler_t){.arg = p,
                                      .on_bytes = on_bytes,
                                      .on_closing = on_closing,

@@ -22,8 +22,50 @@ void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint
     }
 }
 
+void mq_publish_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid)
+{
+    const mq_route_dest_t *d;
+    if (mq_route_resolve_shared(p->route, fid, gid, msg, p->o->upgrade_outgoing_qos, &d) == 0)
+        return;
+    mq_sess_t *s = d->sess;
+    (void)mq_sess_deliver_ids(s, msg, d->qos, d->retain, d->sub_ids, d->n_sub_ids);
+    if (s->conn)
+        mq_conn_mark_dirty(s->conn);
+}
+
+/* One mail to worker 'b': the filter ids of its plain subscribers of 'msg'. */
+static void send_fids(mq_proto_t *p, mq_msg_t *msg, unsigned b, const uint64_t *fids, uint32_t n)
+{
+    mq_mail_t e = {.type = MQ_MAIL_DELIVER, .n = n, .ptr = mq_msg_ref(msg)};
+    if (n <= MQ_MAIL_INLINE) {
+        memcpy(e.a, fids, n * sizeof(uint64_t));
+    } else { /* rare: many distinct filters of one worker match */
+        uint64_t *ids = mq_alloc(n * sizeof(uint64_t));
+        memcpy(ids, fids, n * sizeof(uint64_t));
+        e.a[0] = (uint64_t)(uintptr_t)ids;
+    }
+    mq_outbox_send(p->env.outbox, b, &e);
+}
+
+/* The shared groups whose member on worker 'b' gets 'msg'. */
+static void send_picks(mq_proto_t *p, mq_msg_t *msg, unsigned b)
+{
+    uint32_t n;
+    const mq_route_pick_t *pk = mq_route_take_shared(p->route, b, &n);
+    for (uint32_t i = 0; i < n; i++) {
+        if (b == p->env.self) {
+            mq_publish_deliver_shared(p, msg, pk[i].fid, pk[i].gid);
+            continue;
+        }
+        mq_mail_t e = {
+            .type = MQ_MAIL_DELIVER_SHARED, .ptr = mq_msg_ref(msg), .a = {pk[i].fid, pk[i].gid}};
+        mq_outbox_send(p->env.outbox, b, &e);
+    }
+}
+
 /* Matches 'msg' once against the shared index and hands each interested worker one entry
- * {message reference, filter ids} (DESIGN.md rule 3). */
+ * {message reference, filter ids} (DESIGN.md rule 3), and each shared group's chosen
+ * worker one entry for its member. */
 static bool route_msg(mq_proto_t *p, mq_msg_t *msg)
 {
     mq_str_t t = mq_msg_topic(msg);
@@ -34,19 +76,11 @@ static bool route_msg(mq_proto_t *p, mq_msg_t *msg)
         m &= m - 1;
         uint32_t n;
         const uint64_t *fids = mq_route_take(p->route, b, &n);
-        if (b == p->env.self) {
+        if (b == p->env.self && n > 0)
             mq_publish_deliver(p, msg, fids, n);
-            continue;
-        }
-        mq_mail_t e = {.type = MQ_MAIL_DELIVER, .n = n, .ptr = mq_msg_ref(msg)};
-        if (n <= MQ_MAIL_INLINE) {
-            memcpy(e.a, fids, n * sizeof(uint64_t));
-        } else { /* rare: many distinct filters of one worker match */
-            uint64_t *ids = mq_alloc(n * sizeof(uint64_t));
-            memcpy(ids, fids, n * sizeof(uint64_t));
-            e.a[0] = (uint64_t)(uintptr_t)ids;
-        }
-        mq_outbox_send(p->env.outbox, b, &e);
+        else if (n > 0)
+            send_fids(p, msg, b, fids, n);
+        send_picks(p, msg, b);
     }
     return any;
 }

@@ -32,6 +32,7 @@ struct mq_server {
     mq_mailbox_t **boxes; /* &workers[i].inbox */
     mq_epoch_t *ep;
     mq_tindex_t *ix;
+    mq_shared_t *shared;
     int listen_fds[MQ_SERVER_MAX_LISTENERS];
     uint16_t ports[MQ_SERVER_MAX_LISTENERS];
     mq_xport_listener_t *xports[MQ_SERVER_MAX_LISTENERS]; /* NULL: plain TCP */
@@ -242,6 +243,7 @@ static void free_server(mq_server_t *srv)
     for (unsigned i = 0; i < MQ_SERVER_MAX_LISTENERS; i++)
         mq_xport_listener_free(srv->xports[i]);
     mq_tindex_free(srv->ix);
+    mq_shared_free(srv->shared);
     mq_epoch_free(srv->ep);
     mq_free(srv->workers);
     mq_free(srv->boxes);
@@ -271,6 +273,7 @@ static int start_workers(mq_server_t *srv, char *err, size_t errlen)
 {
     mq_worker_env_t env = {.opts = &srv->opts,
                            .ix = srv->ix,
+                           .shared = srv->shared,
                            .ep = srv->ep,
                            .boxes = srv->boxes,
                            .n_workers = srv->n_workers,
@@ -330,6 +333,7 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
     sem_init(&srv->started, 0, 0);
     srv->ep = mq_epoch_new(srv->n_workers);
     srv->ix = mq_tindex_new(srv->ep);
+    srv->shared = mq_shared_new();
     srv->workers = mq_calloc(srv->n_workers, sizeof(mq_worker_t));
     srv->boxes = mq_calloc(srv->n_workers, sizeof(*srv->boxes));
     int rc = bind_all(srv, err, errlen);
@@ -397,6 +401,7 @@ void mq_server_stats(const mq_server_t *srv, mq_server_stats_t *total,
         total->sessions > total->connections ? total->sessions - total->connections : 0;
     total->retained = mq_tindex_retained_count(srv->ix);
     total->retained_bytes = mq_tindex_retained_bytes(srv->ix);
+    total->shared_groups = mq_shared_count(srv->shared);
 }
 
 void mq_server_publish(mq_server_t *srv, const char *topic, const void *payload, size_t len,

@@ -22,22 +22,21 @@ static void send_retained(void *arg, mq_msg_t *msg)
     (void)mq_sess_deliver_ids(rc->s, msg, q, true, &rc->sub_id, rc->sub_id ? 1 : 0);
 }
 
-/* The reason code for one entry, or its granted QoS (and the subscription is made). */
+/* The reason code for one entry, or its granted QoS (and the subscription is made).
+ * *shared says whether it is a shared subscription: no retained messages are sent for
+ * those (MQTT 5 §4.8.2). */
 static uint8_t subscribe_one(mq_proto_t *p, client_t *cl, const mq_sub_entry_t *e, uint32_t sub_id,
-                             bool *is_new)
+                             bool *is_new, bool *shared)
 {
     mq_sess_t *s = cl->sess;
     bool v5 = cl->proto == MQ_PROTO_5;
     mq_str_t share, rest;
-    uint8_t code = 0;
-    if (e->rc != MQ_RC_SUCCESS)
-        code = v5 ? e->rc : 0x80; /* 0x8F Topic Filter invalid */
-    else if (mq_topic_split_shared(e->filter.ptr, e->filter.len, &share, &rest))
-        code = v5 ? MQ_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED : 0x80;
-    if (code) {
+    *shared = e->rc == MQ_RC_SUCCESS &&
+              mq_topic_split_shared(e->filter.ptr, e->filter.len, &share, &rest);
+    if (e->rc != MQ_RC_SUCCESS) {
         MQ_LOG(MQ_LOG_INFO, "worker=%u client=%s refused subscription '%.*s'", p->env.self,
                s->client_id, (int)(e->filter.len > 64 ? 64 : e->filter.len), e->filter.ptr);
-        return code;
+        return v5 ? e->rc : 0x80; /* 0x8F Topic Filter invalid */
     }
     uint8_t qos = e->qos < p->o->max_qos ? e->qos : p->o->max_qos;
     MQ_LOG(MQ_LOG_SUBSCRIBE, "%s %u %.*s", s->client_id, qos, (int)e->filter.len,
@@ -49,8 +48,24 @@ static uint8_t subscribe_one(mq_proto_t *p, client_t *cl, const mq_sub_entry_t *
     return qos;
 }
 
+/* No Local on a shared subscription is a Protocol Error [MQTT-3.8.3-4]. */
+static bool no_local_on_shared(const mq_packet_t *pkt, uint8_t proto)
+{
+    size_t pos = 0;
+    mq_sub_entry_t e;
+    mq_str_t share, rest;
+    while (mq_sub_next(pkt, proto, &pos, &e))
+        if (e.no_local && mq_topic_split_shared(e.filter.ptr, e.filter.len, &share, &rest))
+            return true;
+    return false;
+}
+
 void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
+    if (cl->proto == MQ_PROTO_5 && no_local_on_shared(pkt, cl->proto)) {
+        mq_client_end_rc(p, cl, MQ_RC_PROTOCOL_ERROR, true, "No Local on a shared subscription");
+        return;
+    }
     uint32_t sub_id =
         mq_props_has(&pkt->props, MQ_PROP_SUBSCRIPTION_ID) ? pkt->props.subscription_id : 0;
     uint32_t n = 0;
@@ -61,9 +76,9 @@ void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
             p->codes = mq_grow(p->codes, &p->cap_codes, 1, 16);
             p->fresh = mq_realloc(p->fresh, p->cap_codes);
         }
-        bool is_new = false;
-        p->codes[n] = subscribe_one(p, cl, &e, sub_id, &is_new);
-        p->fresh[n++] = is_new;
+        bool is_new = false, shared = false;
+        p->codes[n] = subscribe_one(p, cl, &e, sub_id, &is_new, &shared);
+        p->fresh[n++] = shared ? 2 : is_new; /* 2: no retained messages at all */
     }
     /* SUBACK first, then the retained messages of each filter [MQTT-3.8.4-1..-5], as
      * Retain Handling asks: 0 always, 1 only for a new subscription, 2 never */

@@ -76,6 +76,7 @@ static int init_thread(mq_worker_t *w)
     w->ep = mq_epoch_register(w->env.ep, w->idx);
     mq_proto_env_t pe = {.opts = w->env.opts,
                          .ix = w->env.ix,
+                         .shared = w->env.shared,
                          .ep = w->ep,
                          .outbox = &w->outbox,
                          .loop = &w->loop,
@@ -103,6 +104,7 @@ static void drop_mail(mq_mail_t *m)
         break;
     case MQ_MAIL_DELIVER:
     case MQ_MAIL_PUBLISH:
+    case MQ_MAIL_DELIVER_SHARED:
         mq_msg_unref(m->ptr);
         if (m->type == MQ_MAIL_DELIVER && m->n > MQ_MAIL_INLINE)
             mq_free((void *)(uintptr_t)m->a[0]);
@@ -171,6 +173,10 @@ static void on_mail(mq_worker_t *w, mq_mail_t *e)
         break;
     case MQ_MAIL_PUBLISH:
         mq_proto_publish(w->proto, e->ptr);
+        mq_msg_unref(e->ptr);
+        break;
+    case MQ_MAIL_DELIVER_SHARED:
+        mq_proto_deliver_shared(w->proto, e->ptr, e->a[0], e->a[1]);
         mq_msg_unref(e->ptr);
         break;
     default:

@@ -27,6 +27,7 @@
 typedef struct mq_worker_env {
     const mq_server_opts_t *opts;
     mq_tindex_t *ix;
+    mq_shared_t *shared; /* shared subscription groups */
     mq_epoch_t *ep;
     mq_mailbox_t **boxes; /* every worker's inbox, by index */
     unsigned n_workers;

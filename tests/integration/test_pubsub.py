@@ -208,9 +208,8 @@ def test_invalid_filter_does_not_harm_other_clients(broker, raw, bad):
     assert other.recv_publish().payload == b"ok"
 
 
-@pytest.mark.xfail(strict=True, reason="Starling refuses '$share/GROUP/filter' with 0x80; "
-                   "mosquitto 2.0 grants shared subscriptions to 3.1.1 clients")
 def test_shared_subscription_is_granted_for_311(broker, raw):
+    """As mosquitto 2.0: shared subscriptions for 3.1.1 clients too."""
     b = broker()
     r = raw(b.port)
     r.connect("sh")

@@ -17,6 +17,7 @@ static mq_epoch_t *ep;
 static mq_epoch_rec_t *rec;
 static mq_tindex_t *ix;
 static mq_route_t *r0, *r1; /* two workers' tables over one index */
+static mq_shared_t *sh;
 static mq_sess_limits_t lim = {.max_inflight = 10};
 static mq_msg_t *msgs[16];
 static int n_msgs;
@@ -34,8 +35,9 @@ static void setup(void)
     ep = mq_epoch_new(2);
     rec = mq_epoch_register(ep, 0);
     ix = mq_tindex_new(ep);
-    r0 = mq_route_new(ix, 0, 2, rec);
-    r1 = mq_route_new(ix, 1, 2, rec); /* the test thread acts for both workers */
+    sh = mq_shared_new();
+    r0 = mq_route_new(ix, 0, 2, rec, sh);
+    r1 = mq_route_new(ix, 1, 2, rec, sh); /* the test thread acts for both workers */
 }
 
 static void teardown(void)
@@ -44,6 +46,7 @@ static void teardown(void)
         mq_msg_unref(msgs[--n_msgs]);
     mq_route_free(r0);
     mq_route_free(r1);
+    mq_shared_free(sh);
     mq_tindex_free(ix);
     mq_epoch_quiescent(rec);
     mq_epoch_free(ep);
@@ -322,4 +325,43 @@ Test(route, a_resubscription_reports_it_is_not_new_and_replaces_the_options)
     const mq_route_dest_t *d;
     cr_assert(eq(u32, mq_route_resolve(r0, ids0, n, M(1), false, &d), 1));
     cr_assert(eq(u32, d[0].n_sub_ids, 0), "the identifier went with the old options");
+}
+
+/* ---- shared subscriptions ------------------------------------------------------------------- */
+
+Test(route, a_shared_group_gets_each_message_once_in_turn_across_workers)
+{
+    mq_sess_t *a = sess(r0, "a"), *b = sess(r1, "b"), *c = sess(r1, "c"), *p = sess(r0, "plain");
+    mq_route_subscribe(r0, a, "$share/g/sh/+", 13, 1, NULL, NULL);
+    mq_route_subscribe(r1, b, "$share/g/sh/+", 13, 1, NULL, NULL);
+    mq_route_subscribe(r1, c, "$share/g/sh/+", 13, 1, NULL, NULL);
+    mq_route_subscribe(r0, p, "sh/+", 4, 1, NULL, NULL);
+    int got[3] = {0};
+    for (int i = 0; i < 30; i++) {
+        uint32_t n0, n1, k0, k1;
+        match(r0, "sh/x", &n0, &n1);
+        const mq_route_pick_t *p0 = mq_route_take_shared(r0, 0, &k0);
+        const mq_route_pick_t *p1 = mq_route_take_shared(r0, 1, &k1);
+        cr_assert(eq(u32, k0 + k1, 1), "one pick per message for one group");
+        const mq_route_pick_t *pk = k0 ? p0 : p1;
+        mq_route_t *owner = k0 ? r0 : r1;
+        const mq_route_dest_t *d;
+        cr_assert(eq(u32, mq_route_resolve_shared(owner, pk->fid, pk->gid, M(1), false, &d), 1));
+        got[d->sess == a ? 0 : d->sess == b ? 1 : 2]++;
+        /* the plain subscriber of the same filter gets it too, the members not as plain */
+        uint32_t n;
+        const uint64_t *ids0 = mq_route_take(r0, 0, &n);
+        cr_assert(eq(u32, mq_route_resolve(r0, ids0, n, M(1), false, &d), 1));
+        cr_assert(eq(ptr, d[0].sess, p));
+        while (n_msgs > 0)
+            mq_msg_unref(msgs[--n_msgs]);
+    }
+    cr_assert(eq(int, got[0], 10));
+    cr_assert(eq(int, got[1], 10));
+    cr_assert(eq(int, got[2], 10));
+    cr_assert(eq(u64, mq_shared_count(sh), 1));
+    mq_route_drop(r0, a);
+    mq_route_drop(r1, b);
+    mq_route_drop(r1, c);
+    cr_assert(eq(u64, mq_shared_count(sh), 0), "the last member's leaving ends the group");
 }

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/* core/shared.c - the shared subscription registry: filter id -> groups -> members per worker. */
+#include "core/shared.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "core/map.h"
+#include "core/mem.h"
+#include "core/rc.h"
+
+#define MAX_WORKERS 64 /* as core/tindex.h's MQ_TINDEX_MAX_WORKERS */
+
+typedef struct group {
+    uint64_t gid;
+    uint32_t members[MAX_WORKERS]; /* per worker; under the lock */
+    uint32_t total;
+    atomic_uint_fast32_t rr; /* messages picked for so far; any reader advances it */
+} group_t;
+
+typedef struct groups {
+    group_t *g;
+    uint32_t n, cap;
+} groups_t;
+
+struct mq_shared {
+    pthread_rwlock_t lock;
+    mq_map_t by_fid; /* fid -> groups_t */
+    atomic_uint_fast64_t n_groups;
+};
+
+mq_shared_t *mq_shared_new(void)
+{
+    mq_shared_t *sh = mq_calloc(1, sizeof(*sh));
+    MQ_ASSERT(pthread_rwlock_init(&sh->lock, NULL) == 0);
+    mq_map_init(&sh->by_fid);
+    atomic_init(&sh->n_groups, 0);
+    return sh;
+}
+
+void mq_shared_free(mq_shared_t *sh)
+{
+    if (sh == NULL)
+        return;
+    for (size_t i = 0; i < sh->by_fid.cap; i++) {
+        if (sh->by_fid.slots[i].key) {
+            groups_t *gs = sh->by_fid.slots[i].val;
+            mq_free(gs->g);
+            mq_free(gs);
+        }
+    }
+    mq_map_fini(&sh->by_fid);
+    pthread_rwlock_destroy(&sh->lock);
+    mq_free(sh);
+}
+
+uint64_t mq_shared_gid(const char *group, size_t len)
+{
+    return XXH3_64bits(group, len) | 1;
+}
+
+static group_t *find(groups_t *gs, uint64_t gid)
+{
+    for (uint32_t i = 0; gs && i < gs->n; i++)
+        if (gs->g[i].gid == gid)
+            return &gs->g[i];
+    return NULL;
+}
+
+void mq_shared_join(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker)
+{
+    MQ_ASSERT(worker < MAX_WORKERS);
+    pthread_rwlock_wrlock(&sh->lock);
+    groups_t *gs = mq_map_get(&sh->by_fid, fid);
+    if (gs == NULL) {
+        gs = mq_calloc(1, sizeof(*gs));
+        mq_map_put(&sh->by_fid, fid, gs);
+    }
+    group_t *g = find(gs, gid);
+    if (g == NULL) {
+        if (gs->n == gs->cap)
+            gs->g = mq_grow(gs->g, &gs->cap, sizeof(*gs->g), 2);
+        g = &gs->g[gs->n++];
+        memset(g, 0, sizeof(*g));
+        g->gid = gid;
+        atomic_init(&g->rr, 0);
+        atomic_fetch_add_explicit(&sh->n_groups, 1, memory_order_relaxed);
+    }
+    g->members[worker]++;
+    g->total++;
+    pthread_rwlock_unlock(&sh->lock);
+}
+
+void mq_shared_leave(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker)
+{
+    pthread_rwlock_wrlock(&sh->lock);
+    groups_t *gs = mq_map_get(&sh->by_fid, fid);
+    group_t *g = find(gs, gid);
+    if (g && g->members[worker] > 0) {
+        g->members[worker]--;
+        if (--g->total == 0) { /* the last member: the group goes */
+            *g = gs->g[--gs->n];
+            atomic_fetch_sub_explicit(&sh->n_groups, 1, memory_order_relaxed);
+            if (gs->n == 0) {
+                mq_map_del(&sh->by_fid, fid);
+                mq_free(gs->g);
+                mq_free(gs);
+            }
+        }
+    }
+    pthread_rwlock_unlock(&sh->lock);
+}
+
+bool mq_shared_any(const mq_shared_t *sh)
+{
+    return atomic_load_explicit(&((mq_shared_t *)sh)->n_groups, memory_order_relaxed) > 0;
+}
+
+uint64_t mq_shared_count(const mq_shared_t *sh)
+{
+    return atomic_load_explicit(&((mq_shared_t *)sh)->n_groups, memory_order_relaxed);
+}
+
+void mq_shared_pick(mq_shared_t *sh, uint64_t fid, mq_shared_pick_cb *cb, void *arg)
+{
+    pthread_rwlock_rdlock(&sh->lock);
+    groups_t *gs = mq_map_get(&sh->by_fid, fid);
+    for (uint32_t i = 0; gs && i < gs->n; i++) {
+        group_t *g = &gs->g[i];
+        /* the k-th member of the group over all workers, so that each member gets its turn
+         * however the members are spread (the worker then takes its members in turn) */
+        uint32_t k =
+            (uint32_t)atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % g->total;
+        for (unsigned w = 0; w < MAX_WORKERS; w++) {
+            if (k < g->members[w]) {
+                cb(arg, fid, g->gid, w);
+                break;
+            }
+            k -= g->members[w];
+        }
+    }
+    pthread_rwlock_unlock(&sh->lock);
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/* core/shared.h - shared subscription groups ($share/GROUP/FILTER) across workers. */
+#ifndef MQ_CORE_SHARED_H
+#define MQ_CORE_SHARED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Each message matching a group's filter goes to one member of the group (MQTT 5 §4.8.2):
+ * the publishing worker picks the worker round-robin among those with members (this
+ * registry), that worker picks one of its members (core/route.h). The registry is shared by
+ * every worker: members join and leave under a write lock (subscribe-time work), publishers
+ * read under a read lock, and only while some group exists (mq_shared_any). It does no I/O. */
+typedef struct mq_shared mq_shared_t;
+
+mq_shared_t *mq_shared_new(void);
+void mq_shared_free(mq_shared_t *sh);
+
+/* The group id of 'group' (a stable hash of the name, never 0). Any thread. */
+uint64_t mq_shared_gid(const char *group, size_t len);
+
+/* A member of group 'gid' on filter 'fid' (the filter's id in the index) now lives on
+ * 'worker' / one left it. Any thread. */
+void mq_shared_join(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker);
+void mq_shared_leave(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker);
+
+/* True while any group exists (a relaxed read: publishers skip the registry otherwise). */
+bool mq_shared_any(const mq_shared_t *sh);
+
+/* Called once per group of 'fid' that has members, with the worker chosen for this message. */
+typedef void mq_shared_pick_cb(void *arg, uint64_t fid, uint64_t gid, unsigned worker);
+
+/* Picks, for each group of filter 'fid', the worker that gets this message (round-robin over
+ * the workers with members). Any worker. */
+void mq_shared_pick(mq_shared_t *sh, uint64_t fid, mq_shared_pick_cb *cb, void *arg);
+
+/* Groups with at least one member ($SYS). Any thread. */
+uint64_t mq_shared_count(const mq_shared_t *sh);
+
+#endif
