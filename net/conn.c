@@ -215,10 +215,20 @@ static void maybe_release(mq_conn_t *c)
     mq_conn_free(c);
 }
 
+/* Sends what is left of whead + wbuf: one send, or one sendmsg while some of a transport's
+ * header is unsent (the header and the payload go out together without a copy). */
 static void submit_send(mq_conn_t *c)
 {
     struct io_uring_sqe *sqe = mq_op_sqe(c->loop->ring);
-    io_uring_prep_send(sqe, c->fd, c->wbuf.data + c->wsent, c->wbuf.len - c->wsent, MSG_NOSIGNAL);
+    if (c->wsent < c->whead_len) {
+        c->wiov[0] = (struct iovec){c->whead + c->wsent, c->whead_len - c->wsent};
+        c->wiov[1] = (struct iovec){c->wbuf.data, c->wbuf.len};
+        c->wmsg = (struct msghdr){.msg_iov = c->wiov, .msg_iovlen = c->wbuf.len ? 2 : 1};
+        io_uring_prep_sendmsg(sqe, c->fd, &c->wmsg, MSG_NOSIGNAL);
+    } else {
+        size_t off = c->wsent - c->whead_len;
+        io_uring_prep_send(sqe, c->fd, c->wbuf.data + off, c->wbuf.len - off, MSG_NOSIGNAL);
+    }
     io_uring_sqe_set_data64(sqe, mq_op_pack(c, MQ_OP_SEND));
     c->send_busy = true;
     c->n_ops++;
@@ -239,7 +249,7 @@ static void flush(mq_conn_t *c)
         c->out.len = 0;
     }
     c->wsent = 0;
-    if (c->wbuf.len > 0)
+    if (c->wbuf.len + c->whead_len > 0)
         submit_send(c);
 }
 
@@ -397,17 +407,19 @@ void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe 
     if (cqe->res < 0) {
         c->out.len = 0;
         c->wbuf.len = 0;
+        c->whead_len = 0;
         mq_conn_close(c, strerror(-cqe->res));
         maybe_release(c);
         return;
     }
     l->bytes_sent += (uint64_t)cqe->res;
     c->wsent += (size_t)cqe->res;
-    if (c->wsent < c->wbuf.len) { /* a short send: resume it (STYLE.md §7) */
+    if (c->wsent < c->whead_len + c->wbuf.len) { /* a short send: resume it (STYLE.md §7) */
         submit_send(c);
         return;
     }
     c->wbuf.len = 0;
+    c->whead_len = 0;
     if (c->wbuf.cap > WBUF_KEEP) /* a burst grew it: give the memory back */
         mq_buf_fini(&c->wbuf);
     if (c->state == MQ_CONN_ACTIVE)

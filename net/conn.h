@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "core/buf.h"
 
@@ -41,13 +43,19 @@ enum mq_conn_result {
     MQ_CONN_GONE = 2,   /* handed to another worker: the caller must not touch it again */
 };
 
+#define MQ_CONN_MAX_HEAD 14 /* bytes of c->whead: the largest WebSocket frame header */
+
 typedef struct mq_transport {
     const char *name;
     /* Wire bytes received; passes decoded bytes up with mq_conn_up(). Returns an enum
-     * mq_conn_result (the first non-OK result of mq_conn_up, or CLOSED on its own error). */
+     * mq_conn_result (the first non-OK result of mq_conn_up, or CLOSED on its own error).
+     * 'p' is the loop's receive buffer, lent until recv returns: a transport may rewrite it
+     * in place (WebSocket unmasking) but keeps nothing pointing into it. */
     int (*recv)(mq_conn_t *c, const uint8_t *p, size_t len);
     /* At a flush with no send in flight: moves the protocol bytes of 'plain' (emptied), and
-     * any wire bytes of its own, into 'wire' (empty on entry). */
+     * any wire bytes of its own, into 'wire' (empty on entry). It may also put up to
+     * MQ_CONN_MAX_HEAD bytes in c->whead (c->whead_len), which go out in front of 'wire' in
+     * the same send: a frame header before protocol bytes swapped in without a copy. */
     void (*send)(mq_conn_t *c, mq_buf_t *plain, mq_buf_t *wire);
     /* Frees the transport's state (c->xport_state). */
     void (*free)(mq_conn_t *c);
@@ -83,7 +91,11 @@ struct mq_conn {
     uint64_t born_ms;
     mq_buf_t out;                /* protocol bytes waiting to be sent */
     mq_buf_t wbuf;               /* wire bytes of the send in flight */
-    size_t wsent;                /* bytes of wbuf already sent */
+    size_t wsent;                /* bytes of whead + wbuf already sent */
+    uint8_t whead_len;           /* bytes in whead, sent before wbuf (a transport's header) */
+    uint8_t whead[MQ_CONN_MAX_HEAD];
+    struct iovec wiov[2]; /* whead + wbuf for sendmsg: kept until the send completes */
+    struct msghdr wmsg;
     const mq_transport_t *xport; /* NULL: plain TCP */
     void *xport_state;
     mq_conn_t *next_dirty;
