@@ -10,10 +10,25 @@
 
 #define MQ_SERVER_MAX_LISTENERS 16
 
+enum mq_server_protocol {
+    MQ_SERVER_MQTT = 0,       /* MQTT on TCP */
+    MQ_SERVER_WEBSOCKETS = 1, /* MQTT on WebSockets (net/ws.h), plain HTTP GETs served */
+};
+
 typedef struct mq_server_listener {
     const char *bind_address; /* NULL: all addresses */
     uint16_t port;
     uint32_t max_connections; /* 0 = unlimited */
+    /* WebSockets (protocol websockets only) */
+    uint8_t protocol;             /* enum mq_server_protocol */
+    const char *http_dir;         /* files served to plain GETs; NULL = none */
+    uint32_t ws_headers_size;     /* bytes of an HTTP request head; 0 = the default (1024) */
+    uint32_t ws_max_frame;        /* payload bytes of one received frame, else closed with
+                                     1009; 0 = the largest MQTT packet */
+    const uint8_t *status_page;   /* the page served at "/" (static storage); NULL = off */
+    size_t status_page_len;       /* bytes */
+    const char *ws_trusted_proxy; /* IP address whose X-Forwarded-For is believed; NULL =
+                                     nobody's */
 } mq_server_listener_t;
 
 /* Everything the engine needs from the configuration, complete (broker/ applies every

@@ -23,7 +23,8 @@ void mq_xport_listener_free(mq_xport_listener_t *xl);
 
 /* The accepting worker, right after mq_conn_new(): puts the listener's transport under the
  * protocol for 'c' (net/conn.h, mq_transport_t). Returns 0, or -errno when the connection
- * cannot be served (the caller closes it). With xl NULL it does nothing. */
+ * cannot be served (the caller closes it). With xl NULL (plain TCP) it attaches the guard of
+ * net/ws.h, which steps aside after the first bytes (answering an HTTP request there). */
 int mq_xport_attach(mq_conn_t *c, const mq_xport_listener_t *xl);
 
 #endif
