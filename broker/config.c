@@ -8,6 +8,7 @@
  * TLS certificate is in force when it is not. */
 #include "broker/config.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -15,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 
 #include "broker/config_internal.h"
 #include "broker/logging.h"
+#include "broker/status.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rc.h"
@@ -59,8 +62,8 @@ static int fail(mq_config_parse_t *p, const char *fmt, ...)
 
 /* --- the option table ---------------------------------------------------------------------- */
 
-static mq_config_set_cb set_listener, set_include_dir, set_log_dest, set_log_facility, set_protocol,
-    set_metrics_listener;
+static mq_config_set_cb set_listener, set_include_dir, set_log_dest, set_log_facility,
+    set_metrics_listener, set_http_dir, set_trusted_proxy;
 
 static const mq_config_keyword_t log_dests[] = {
     {"stdout", MQ_LOGDEST_STDOUT},
@@ -80,14 +83,16 @@ static const mq_config_keyword_t log_types[] = {
     {"subscribe", MQ_LOG_SUBSCRIBE},
     {"unsubscribe", MQ_LOG_UNSUBSCRIBE},
     {"debug", MQ_LOG_DEBUG},
-    {"websockets", 0}, /* no websockets yet: nothing to log */
+    {"websockets", 0}, /* libwebsockets' own lines in mosquitto: Starling logs WebSocket
+                          events as information and notice */
     {"none", 0},
     {"all", MQ_LOG_ALL},
     {NULL, 0},
 };
 
 static const mq_config_keyword_t protocols[] = {
-    {"mqtt", 0},
+    {"mqtt", MQ_SERVER_MQTT},
+    {"websockets", MQ_SERVER_WEBSOCKETS},
     {NULL, 0},
 };
 
@@ -96,6 +101,8 @@ static const mq_config_keyword_t protocols[] = {
  * (a _Static_assert below checks that the sizes agree). */
 #define FIELD(f) .off = offsetof(mq_config_t, f), .size = sizeof(((mq_config_t *)0)->f)
 #define BOTH_FIELD(f) FIELD(f), .loff = offsetof(mq_listener_conf_t, f)
+/* a field of mq_listener_conf_t alone (LISTENER scope) */
+#define LFIELD(f) .loff = offsetof(mq_listener_conf_t, f), .size = sizeof(((mq_listener_conf_t *)0)->f)
 #define SEEN(f) .seen = offsetof(mq_config_t, f)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
 #define FLAGS(f) .flags = (f)
@@ -115,9 +122,19 @@ const mq_config_option_t mq_config__options[] = {
      FLAGS(MQ_CONFIG_DEFAULT_LISTENER)},
     {OPTION("max_connections", UINT, BOTH), BOTH_FIELD(max_connections), RANGE(0, INT32_MAX),
      FLAGS(MQ_CONFIG_MINUS_ONE)},
-    {OPTION("protocol", KEYWORD, LISTENER), .keywords = protocols, .set = set_protocol},
+    {OPTION("protocol", KEYWORD, LISTENER), LFIELD(protocol), .keywords = protocols},
     {OPTION("metrics_listener", SPECIAL, GLOBAL), STARLING, FIELD(metrics_port), RANGE(1, 65535),
      FLAGS(MQ_CONFIG_VALUES), .set = set_metrics_listener},
+    /* WebSockets listeners (net/ws.h): what applies to a 'protocol websockets' listener */
+    {OPTION("http_dir", PATH, LISTENER), LFIELD(http_dir), .set = set_http_dir},
+    {OPTION("websockets_headers_size", SIZE, LISTENER), LFIELD(websockets_headers_size),
+     RANGE(1, 65535), .def = 1024},
+    {OPTION("status_page", BOOL, LISTENER), STARLING, LFIELD(status_page)},
+    {OPTION("websockets_trusted_proxy", STRING, LISTENER), STARLING,
+     LFIELD(websockets_trusted_proxy), .set = set_trusted_proxy},
+    /* libwebsockets' log level in mosquitto; there is no libwebsockets here: accepted so that
+     * mosquitto files load, with no effect (no field) */
+    {OPTION("websockets_log_level", UINT, GLOBAL), RANGE(0, INT32_MAX)},
     /* clients and sessions */
     {OPTION("allow_anonymous", BOOL, SECURITY), FIELD(allow_anonymous), SEEN(allow_anonymous_set),
      .def = true},
@@ -194,9 +211,6 @@ const mq_config_option_t mq_config__options[] = {
     /* listeners of other kinds */
     REFUSED("bind_interface", STRING, LISTENER),
     REFUSED("socket_domain", STRING, LISTENER),
-    REFUSED("http_dir", PATH, LISTENER),
-    REFUSED("websockets_log_level", UINT, GLOBAL),
-    REFUSED("websockets_headers_size", SIZE, LISTENER),
     REFUSED("mount_point", STRING, LISTENER),
     REFUSED("max_topic_alias", UINT, LISTENER),
     REFUSED("use_unix_socket", BOOL, LISTENER),
@@ -631,14 +645,6 @@ static int set_log_facility(mq_config_parse_t *p, const mq_config_option_t *o, c
     return 0;
 }
 
-static int set_protocol(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
-{
-    (void)ntok; /* one value, checked by apply() */
-    if (!find_keyword(o->keywords, tok[1]))
-        return fail(p, "protocol %s is not supported yet (only mqtt)", tok[1]);
-    return 0;
-}
-
 static int set_metrics_listener(mq_config_parse_t *p, const mq_config_option_t *o, char **tok,
                                 int ntok)
 {
@@ -650,6 +656,31 @@ static int set_metrics_listener(mq_config_parse_t *p, const mq_config_option_t *
     p->cfg->metrics_port = (uint16_t)v;
     if (ntok == 3)
         set_string(&p->cfg->metrics_address, tok[2]);
+    return 0;
+}
+
+/* http_dir must be a directory now (the broker would fail at start): said with its line. */
+static int set_http_dir(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
+{
+    (void)ntok; /* one value, checked by apply() */
+    struct stat st;
+    if (stat(tok[1], &st) != 0)
+        return fail(p, "http_dir %s: %s", tok[1], strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return fail(p, "http_dir %s: not a directory", tok[1]);
+    set_string(field_of(p, o), tok[1]);
+    return 0;
+}
+
+/* An address compared with the socket peer's, so a host name cannot work: refused here. */
+static int set_trusted_proxy(mq_config_parse_t *p, const mq_config_option_t *o, char **tok,
+                             int ntok)
+{
+    (void)ntok; /* one value, checked by apply() */
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, tok[1], bin) != 1 && inet_pton(AF_INET6, tok[1], bin) != 1)
+        return fail(p, "websockets_trusted_proxy %s: not an IP address", tok[1]);
+    set_string(field_of(p, o), tok[1]);
     return 0;
 }
 
@@ -819,6 +850,21 @@ int mq_config_finish(mq_config_t *cfg, uint16_t port_override, char *err, size_t
     return 0;
 }
 
+/* The WebSocket options of listener 'l' for the engine. */
+static void ws_listener_opts(const mq_config_t *cfg, const mq_listener_conf_t *l,
+                             mq_server_listener_t *o)
+{
+    o->protocol = l->protocol;
+    o->http_dir = l->http_dir;
+    o->ws_headers_size = l->websockets_headers_size;
+    o->ws_max_frame = cfg->max_packet_size; /* a frame larger than a packet is refused */
+    o->ws_trusted_proxy = l->websockets_trusted_proxy;
+    if (l->status_page) { /* bundled into the binary at build time (broker/status.h) */
+        o->status_page = mq_status_page;
+        o->status_page_len = mq_status_page_len;
+    }
+}
+
 void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
@@ -826,6 +872,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
         o->listeners[i].bind_address = cfg->listeners[i].bind_address;
         o->listeners[i].port = cfg->listeners[i].port;
         o->listeners[i].max_connections = cfg->listeners[i].max_connections;
+        ws_listener_opts(cfg, &cfg->listeners[i], &o->listeners[i]);
     }
     o->n_listeners = cfg->n_listeners;
     o->workers = cfg->workers;

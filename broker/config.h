@@ -18,6 +18,13 @@ typedef struct mq_listener_conf {
     uint16_t port;
     char *bind_address;       /* owned; NULL = all addresses (mosquitto's default) */
     uint32_t max_connections; /* per listener; 0 = unlimited (mosquitto's -1) */
+    /* WebSockets (net/ws.h) */
+    uint8_t protocol;                 /* enum mq_server_protocol (net/opts.h) */
+    char *http_dir;                   /* owned; NULL = no files served */
+    uint32_t websockets_headers_size; /* bytes of an HTTP request head */
+    bool status_page;                 /* serve the bundled status page at "/" (Starling's) */
+    char *websockets_trusted_proxy;   /* owned; IP address whose X-Forwarded-For names the
+                                         client in the logs (Starling's); NULL = none */
 } mq_listener_conf_t;
 
 /* The broker's configuration; immutable once the broker starts (STYLE.md §6). Strings are

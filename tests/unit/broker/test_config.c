@@ -154,6 +154,37 @@ Test(config, every_supported_option_is_applied)
     cr_assert_eq(cfg.log_types, MQ_LOG_ALL);
 }
 
+Test(config, websockets_listener_options_reach_the_engine)
+{
+    cr_assert_eq(parse("listener 1883\n"
+                       "listener 8080 127.0.0.1\n"
+                       "protocol websockets\n"
+                       "http_dir /tmp\n"
+                       "websockets_headers_size 4096\n"
+                       "status_page true\n"
+                       "websockets_trusted_proxy 10.0.0.1\n"
+                       "websockets_log_level 255\n"
+                       "max_packet_size 65536\n"),
+                 0, "%s", err);
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), 0, "%s", err);
+    mq_server_opts_t o;
+    mq_config_server_opts(&cfg, &o);
+    cr_assert_eq(o.n_listeners, 2);
+    const mq_server_listener_t *tcp = &o.listeners[0], *ws = &o.listeners[1];
+    cr_expect_eq(tcp->protocol, MQ_SERVER_MQTT);
+    cr_expect_null(tcp->http_dir);
+    cr_expect_null(tcp->status_page);
+    cr_expect_eq(tcp->ws_headers_size, 1024, "mosquitto's default");
+    cr_expect_eq(ws->protocol, MQ_SERVER_WEBSOCKETS);
+    cr_expect_str_eq(ws->http_dir, "/tmp");
+    cr_expect_eq(ws->ws_headers_size, 4096);
+    cr_expect_str_eq(ws->ws_trusted_proxy, "10.0.0.1");
+    cr_expect_eq(ws->ws_max_frame, 65536);
+    cr_assert_not_null(ws->status_page);
+    cr_expect_gt(ws->status_page_len, 1000);
+    cr_expect_eq(memcmp(ws->status_page, "<!DOCTYPE html>", 15), 0, "the bundled index.html");
+}
+
 Test(config, minus_one_means_unlimited_for_the_counting_limits)
 {
     cr_assert_eq(parse("max_connections -1\nmax_queued_messages -1\nmax_queued_bytes -1\n"
@@ -199,7 +230,13 @@ static const struct bad_case bad_cases[] = {
     {"auth_opt_db x\n", "'auth_opt_db'"},
     {"persistence true\n", "'persistence'"},
     {"connection bridge1\n", "'connection'"},
-    {"protocol websockets\n", "protocol websockets is not supported"},
+    {"protocol http\n", "test.conf:1: invalid value 'http' for protocol"},
+    {"listener 8080\nprotocol websockets\nstatus_page yes\n",
+     "test.conf:3: invalid value 'yes' for status_page"},
+    {"listener 8080\nprotocol websockets\nhttp_dir /nonexistent/www\n",
+     "test.conf:3: http_dir /nonexistent/www: No such file or directory"},
+    {"listener 8080\nprotocol websockets\nwebsockets_trusted_proxy proxy.example\n",
+     "test.conf:3: websockets_trusted_proxy proxy.example: not an IP address"},
     {"log_type chatty\n", "invalid value 'chatty' for log_type"},
     {"workers 5000\n", "invalid value '5000' for workers"},
     {"max_qos -1\n", "invalid value '-1' for max_qos"},
@@ -429,6 +466,8 @@ Test(config, the_implemented_options_are_exactly_these)
     char names[2048];
     names_with(MQ_CONFIG_IMPLEMENTED, 0, names, sizeof(names));
     cr_expect_str_eq(names, " listener port bind_address max_connections protocol metrics_listener"
+                            " http_dir websockets_headers_size status_page"
+                            " websockets_trusted_proxy websockets_log_level"
                             " allow_anonymous allow_zero_length_clientid auto_id_prefix"
                             " max_inflight_messages max_queued_messages max_queued_bytes"
                             " message_size_limit max_packet_size max_keepalive max_qos"
@@ -473,7 +512,7 @@ Test(config, every_implemented_option_accepts_its_default_back)
      * LOG_DAEMON, metrics off) */
     static const char *const unspellable =
         " listener bind_address include_dir log_facility metrics_listener pid_file"
-        " log_timestamp_format ";
+        " log_timestamp_format http_dir websockets_trusted_proxy ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
