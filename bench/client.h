@@ -36,6 +36,8 @@ typedef struct sb_opts {
     const char *scenario_name;
     const char *host;
     uint16_t port;
+    bool ws;                      /* -h ws://HOST[:PORT][/PATH]: MQTT over WebSockets */
+    const char *ws_path;          /* the upgrade request's path ("/mqtt") */
     struct sockaddr_storage addr; /* resolved 'host' and 'port' */
     socklen_t addr_len;
     uint32_t count;       /* -c: connections, publishers, subscribers or pairs */

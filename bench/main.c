@@ -55,7 +55,8 @@ static void usage(FILE *f)
             "serve as a trivial MQTT relay on 127.0.0.1:-p (calibrates the bench)");
     fprintf(f,
             "\noptions:\n"
-            "  -h HOST          broker host (127.0.0.1)\n"
+            "  -h HOST          broker host (127.0.0.1); ws://HOST[:PORT][/PATH]: MQTT over\n"
+            "                   WebSockets (port 80 unless given, path /mqtt)\n"
             "  -p PORT          broker port (1883)\n"
             "  -c COUNT         clients, or pairs for 'pairs' (10)\n"
             "  -q QOS           0, 1 or 2 for publishes and subscriptions (0)\n"
@@ -146,12 +147,45 @@ static double parse_seconds(const char *arg)
     return s;
 }
 
+/* -h ws://HOST[:PORT][/PATH] (an IPv6 address in brackets). The strings stay for the run. */
+static void parse_ws_url(sb_opts_t *o, const char *url)
+{
+    const char *h = url + 5, *end = h + strcspn(h, "/");
+    const char *colon = NULL;
+    if (*h == '[') { /* [v6]:port */
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb)
+            die_usage("-h: bad URL '%s'", url);
+        colon = rb[1] == ':' ? rb + 1 : NULL;
+        o->host = mq_strndup(h + 1, (size_t)(rb - h - 1));
+    } else {
+        colon = memchr(h, ':', (size_t)(end - h));
+        o->host = mq_strndup(h, (size_t)((colon ? colon : end) - h));
+    }
+    if (o->host[0] == '\0')
+        die_usage("-h: no host in '%s'", url);
+    o->port = 80;
+    if (colon) {
+        char port[8] = "";
+        size_t n = (size_t)(end - colon - 1);
+        if (n == 0 || n >= sizeof(port))
+            die_usage("-h: bad port in '%s'", url);
+        memcpy(port, colon + 1, n);
+        o->port = (uint16_t)parse_u32(port, "-h port", 1, 65535);
+    }
+    o->ws = true;
+    o->ws_path = *end ? end : "/mqtt";
+}
+
 /* Applies option 'ch' (getopt_long's result) with argument 'arg' to 'o'. */
 static void apply_option(sb_opts_t *o, int ch, char *arg)
 {
     switch (ch) {
     case 'h':
-        o->host = arg;
+        if (strncmp(arg, "ws://", 5) == 0)
+            parse_ws_url(o, arg);
+        else
+            o->host = arg;
         break;
     case 'p':
         o->port = (uint16_t)parse_u32(arg, "-p", 1, 65535);
