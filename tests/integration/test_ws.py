@@ -7,10 +7,12 @@ fragments messages, pings, and breaks RFC 6455 on purpose."""
 import base64
 import hashlib
 import os
+import pathlib
 import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -314,13 +316,23 @@ def test_disconnect_ends_with_a_normal_close_frame(broker):
 
 # --- plain HTTP on the WebSockets port ----------------------------------------------------------
 
-def test_http_dir_files_are_served(broker, tmp_path):
-    www = tmp_path / "www"
+@pytest.fixture
+def www():
+    """A directory the broker can read after dropping root for 'user' (pytest's tmp_path is
+    private to root): root/www is the http_dir, root/secret.txt lies outside it."""
+    root = pathlib.Path(tempfile.mkdtemp(prefix="starling-www-"))
+    os.chmod(root, 0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_http_dir_files_are_served(broker, www):
+    root, www = www, www / "www"
     (www / "sub").mkdir(parents=True)
     (www / "index.html").write_text("<p>home</p>")
     (www / "sub" / "app.js").write_text("console.log(1);")
-    (tmp_path / "secret.txt").write_text("not for you")
-    os.symlink(tmp_path / "secret.txt", www / "link.txt")
+    (root / "secret.txt").write_text("not for you")
+    os.symlink(root / "secret.txt", www / "link.txt")
     b = ws_broker(broker, ws_extra=[f"http_dir {www}"])
     assert get(b.ws_port, "/")[::2] == (200, b"<p>home</p>")
     status, headers, body = get(b.ws_port, "/sub/app.js?v=2")
