@@ -25,12 +25,14 @@
 #define MAX_EVENTS 256
 #define MAX_LOGGED_ERRORS 5u /* per thread; later errors are only counted */
 
-enum cstate { CS_IDLE, CS_CONNECTING, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSED };
+/* CS_TLS: the TCP connect is done, the TLS handshake runs (--tls only) */
+enum cstate { CS_IDLE, CS_CONNECTING, CS_TLS, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSED };
 
 typedef sb_track_t track_t;
 
 typedef struct client {
     int fd;
+    sb_tls_t *tls; /* NULL: plain TCP */
     uint8_t role;  /* enum sb_role */
     uint8_t state; /* enum cstate */
     bool in_flush; /* on the thread's flush list */
@@ -123,10 +125,13 @@ static void close_client(sb_thread_t *t, client_t *c, bool is_error, const char 
         if (!c->was_ready)
             bump(&t->st.conn_fail, 1);
     }
-    if (c->state == CS_CONNECTING || c->state == CS_CONNACK)
+    if (c->state == CS_CONNECTING || c->state == CS_TLS || c->state == CS_CONNACK)
         t->handshakes--;
     if (c->state == CS_READY)
         drop_one(&t->st.ready);
+    if (c->tls)
+        sb_tls_free(c->tls);
+    c->tls = NULL;
     close(c->fd); /* also leaves the epoll set */
     c->fd = -1;
     c->state = CS_CLOSED;
@@ -183,12 +188,27 @@ static void queue_ack(sb_thread_t *t, client_t *c, uint8_t type, uint16_t packet
     queue_packet(t, c, &pkt);
 }
 
+/* send(2), through TLS when the client has it; *why: TLS's reason for EPROTO. */
+static ssize_t io_send(client_t *c, const void *p, size_t len, const char **why)
+{
+    if (c->tls)
+        return sb_tls_send(c->tls, p, len, why);
+    return send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static ssize_t io_recv(client_t *c, void *p, size_t len, const char **why)
+{
+    if (c->tls)
+        return sb_tls_recv(c->tls, p, len, why);
+    return recv(c->fd, p, len, MSG_DONTWAIT);
+}
+
 /* Sends what 'c' has queued; on EAGAIN keeps the rest for the next EPOLLOUT edge. */
 static void flush_client(sb_thread_t *t, client_t *c)
 {
     while (c->out_off < c->out.len) {
-        ssize_t r = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        const char *why = NULL;
+        ssize_t r = io_send(c, c->out.data + c->out_off, c->out.len - c->out_off, &why);
         if (r > 0) {
             c->out_off += (size_t)r;
             continue;
@@ -202,7 +222,7 @@ static void flush_client(sb_thread_t *t, client_t *c)
             }
             return;
         }
-        close_client(t, c, true, "send failed", strerror(errno));
+        close_client(t, c, true, "send failed", why ? why : strerror(errno));
         return;
     }
     c->out.len = c->out_off = 0;
@@ -215,7 +235,7 @@ static void flush_all(sb_thread_t *t)
     while (c) {
         client_t *next = c->next_flush;
         c->in_flush = false;
-        if (c->state != CS_CLOSED && c->state != CS_CONNECTING)
+        if (c->state != CS_CLOSED && c->state != CS_CONNECTING && c->state != CS_TLS)
             flush_client(t, c);
         c = next;
     }
@@ -675,7 +695,8 @@ static void feed_ws(sb_thread_t *t, client_t *c, uint8_t *p, size_t len)
 static void read_all(sb_thread_t *t, client_t *c)
 {
     while (c->state != CS_CLOSED) {
-        ssize_t r = recv(c->fd, t->rbuf, READ_BUF_SIZE, MSG_DONTWAIT);
+        const char *why = NULL;
+        ssize_t r = io_recv(c, t->rbuf, READ_BUF_SIZE, &why);
         if (r > 0) {
             if (c->wsd)
                 feed_ws(t, c, t->rbuf, (size_t)r);
@@ -691,31 +712,62 @@ static void read_all(sb_thread_t *t, client_t *c)
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            close_client(t, c, true, "recv failed", strerror(errno));
+            close_client(t, c, true, "recv failed", why ? why : strerror(errno));
         return;
     }
+}
+
+/* The TCP connect has completed (or failed): TLS next, or the CONNECT. False when 'c' has
+ * nothing more to do on this event. */
+static bool on_connected(sb_thread_t *t, client_t *c, uint32_t events)
+{
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+        return false;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        close_client(t, c, true, "connect failed", strerror(err));
+        return false;
+    }
+    if (t->run->tls_ctx == NULL) {
+        if (t->o->ws)
+            send_upgrade(t, c);
+        else
+            send_connect(t, c);
+        return true;
+    }
+    c->tls = sb_tls_new(t->run->tls_ctx, c->fd, t->o->host);
+    if (c->tls == NULL) {
+        close_client(t, c, true, "TLS set-up failed", NULL);
+        return false;
+    }
+    c->state = CS_TLS;
+    return true;
+}
+
+/* Advances the TLS handshake; the CONNECT goes once it is done. */
+static bool on_tls(sb_thread_t *t, client_t *c)
+{
+    const char *why = NULL;
+    int r = sb_tls_handshake(c->tls, &why);
+    if (r < 0)
+        close_client(t, c, true, "TLS handshake failed", why);
+    if (r <= 0)
+        return false;
+    send_connect(t, c);
+    return true;
 }
 
 static void on_event(sb_thread_t *t, client_t *c, uint32_t events)
 {
     if (c->state == CS_CLOSED)
         return;
-    if (c->state == CS_CONNECTING) {
-        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-            return;
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            err = errno;
-        if (err) {
-            close_client(t, c, true, "connect failed", strerror(err));
-            return;
-        }
-        if (t->o->ws)
-            send_upgrade(t, c);
-        else
-            send_connect(t, c);
-    }
+    if (c->state == CS_CONNECTING && !on_connected(t, c, events))
+        return;
+    if (c->state == CS_TLS && !on_tls(t, c))
+        return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         read_all(t, c);
     if (c->state != CS_CLOSED && (events & EPOLLOUT) && c->out_off < c->out.len && !c->in_flush) {

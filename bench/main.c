@@ -72,6 +72,9 @@ static void usage(FILE *f)
             "  -R RATE          new connections per second, all threads (0 = no limit)\n"
             "  -k SECONDS       keep alive, 0 = off (0)\n"
             "  -u USER, -P PASS credentials\n"
+            "  --tls            connect with TLS (implied by the next three)\n"
+            "  --cafile FILE    TLS: verify the broker's certificate against these CAs\n"
+            "  --cert FILE, --key FILE  TLS: the client's certificate and key\n"
             "  --threads N      event-loop threads (1)\n"
             "  --quiet          no live progress on stderr\n"
             "  --help\n"
@@ -232,6 +235,21 @@ static void apply_option(sb_opts_t *o, int ch, char *arg)
     case 'H':
         usage(stdout);
         exit(0);
+    case 'S':
+        o->tls = true;
+        break;
+    case 'A':
+        o->cafile = arg;
+        o->tls = true;
+        break;
+    case 'C':
+        o->certfile = arg;
+        o->tls = true;
+        break;
+    case 'K':
+        o->keyfile = arg;
+        o->tls = true;
+        break;
     case 'd':
         o->duration_s = parse_seconds(arg);
         break;
@@ -254,11 +272,15 @@ static void finish_opts(sb_opts_t *o)
                 SB_HDR_SIZE);
         o->size = SB_HDR_SIZE;
     }
+    if (o->ws && o->tls)
+        die_usage("ws:// with --tls (wss://) is not supported by the bench yet");
     bool publishes = o->scenario != SB_CONN && o->scenario != SB_SUB;
     if (publishes && strpbrk(o->topic, "+#"))
         die_usage("-t: a publish topic cannot hold the wildcards + or #: '%s'", o->topic);
     if (o->scenario != SB_CONN && o->topic[0] == '\0')
         die_usage("-t: the topic is empty");
+    if ((o->certfile == NULL) != (o->keyfile == NULL))
+        die_usage("--cert and --key go together");
 }
 
 static void parse_args(int argc, char **argv, sb_opts_t *o)
@@ -271,7 +293,9 @@ static void parse_args(int argc, char **argv, sb_opts_t *o)
     static const struct option longs[] = {
         {"threads", required_argument, NULL, 'T'}, {"inflight", required_argument, NULL, 'W'},
         {"rate", required_argument, NULL, 'R'},    {"quiet", no_argument, NULL, 'Q'},
-        {"help", no_argument, NULL, 'H'},          {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'H'},          {"tls", no_argument, NULL, 'S'},
+        {"cafile", required_argument, NULL, 'A'},  {"cert", required_argument, NULL, 'C'},
+        {"key", required_argument, NULL, 'K'},     {NULL, 0, NULL, 0},
     };
     optind = 2;
     int ch;
@@ -801,6 +825,7 @@ static void free_run(sb_run_t *run, sb_thread_t **th, progress_t *pg)
     mq_free(pg->cur_lat);
     mq_free(pg->win_lat);
     mq_free(pg->connack);
+    sb_tls_ctx_free(run->tls_ctx);
 }
 
 int main(int argc, char **argv)
@@ -812,6 +837,8 @@ int main(int argc, char **argv)
     resolve(&o);
 
     sb_run_t run = {.o = &o};
+    if (o.tls && !(run.tls_ctx = sb_tls_ctx_new(o.cafile, o.certfile, o.keyfile)))
+        return 1;
     build_plan(&run);
     if (o.threads > run.n_clients)
         o.threads = run.n_clients; /* an idle engine thread would only cost a core's time */

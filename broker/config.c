@@ -90,6 +90,14 @@ static const mq_config_keyword_t log_types[] = {
     {NULL, 0},
 };
 
+/* mosquitto 2: the minimum version; unset = TLS 1.2 and 1.3 */
+static const mq_config_keyword_t tls_versions[] = {
+    {"tlsv1.1", MQ_TLS_VERSION_1_1},
+    {"tlsv1.2", MQ_TLS_VERSION_1_2},
+    {"tlsv1.3", MQ_TLS_VERSION_1_3},
+    {NULL, 0},
+};
+
 static const mq_config_keyword_t protocols[] = {
     {"mqtt", MQ_SERVER_MQTT},
     {"websockets", MQ_SERVER_WEBSOCKETS},
@@ -101,8 +109,9 @@ static const mq_config_keyword_t protocols[] = {
  * (a _Static_assert below checks that the sizes agree). */
 #define FIELD(f) .off = offsetof(mq_config_t, f), .size = sizeof(((mq_config_t *)0)->f)
 #define BOTH_FIELD(f) FIELD(f), .loff = offsetof(mq_listener_conf_t, f)
-/* a field of mq_listener_conf_t alone (LISTENER scope) */
-#define LFIELD(f) .loff = offsetof(mq_listener_conf_t, f), .size = sizeof(((mq_listener_conf_t *)0)->f)
+/* a field of mq_listener_conf_t only (scope LISTENER) */
+#define LFIELD(f) \
+    .loff = offsetof(mq_listener_conf_t, f), .size = sizeof(((mq_listener_conf_t *)0)->f)
 #define SEEN(f) .seen = offsetof(mq_config_t, f)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
 #define FLAGS(f) .flags = (f)
@@ -189,25 +198,26 @@ const mq_config_option_t mq_config__options[] = {
      FLAGS(MQ_CONFIG_PREFIX)},
     REFUSED("psk_file", PATH, SECURITY),
     REFUSED("psk_hint", STRING, LISTENER),
-    REFUSED("use_identity_as_username", BOOL, LISTENER),
-    REFUSED("use_subject_as_username", BOOL, LISTENER),
     REFUSED("use_username_as_clientid", BOOL, LISTENER),
     REFUSED("per_listener_settings", BOOL, GLOBAL),
     /* TLS */
-    REFUSED("cafile", PATH, LISTENER),
-    REFUSED("capath", PATH, LISTENER),
-    REFUSED("certfile", PATH, LISTENER),
-    REFUSED("keyfile", PATH, LISTENER),
-    REFUSED("crlfile", PATH, LISTENER),
-    REFUSED("ciphers", STRING, LISTENER),
-    REFUSED("ciphers_tls1.3", STRING, LISTENER),
-    REFUSED("tls_version", STRING, LISTENER),
     REFUSED("tls_engine", STRING, LISTENER),
     REFUSED("tls_engine_kpass_sha1", STRING, LISTENER),
     REFUSED("tls_keyform", STRING, LISTENER),
-    REFUSED("require_certificate", BOOL, LISTENER),
     REFUSED("dhparamfile", PATH, LISTENER),
     REFUSED("ocsp_stapling", BOOL, LISTENER),
+    /* TLS listeners (net/tls.c): certfile and keyfile make a listener TLS */
+    {OPTION("cafile", PATH, LISTENER), LFIELD(cafile)},
+    {OPTION("capath", PATH, LISTENER), LFIELD(capath)},
+    {OPTION("certfile", PATH, LISTENER), LFIELD(certfile)},
+    {OPTION("keyfile", PATH, LISTENER), LFIELD(keyfile)},
+    {OPTION("crlfile", PATH, LISTENER), LFIELD(crlfile)},
+    {OPTION("ciphers", STRING, LISTENER), LFIELD(ciphers)},
+    {OPTION("ciphers_tls1.3", STRING, LISTENER), LFIELD(ciphers_tls13)},
+    {OPTION("tls_version", KEYWORD, LISTENER), LFIELD(tls_version), .keywords = tls_versions},
+    {OPTION("require_certificate", BOOL, LISTENER), LFIELD(require_certificate)},
+    {OPTION("use_identity_as_username", BOOL, LISTENER), LFIELD(use_identity_as_username)},
+    {OPTION("use_subject_as_username", BOOL, LISTENER), LFIELD(use_subject_as_username)},
     /* listeners of other kinds */
     REFUSED("bind_interface", STRING, LISTENER),
     REFUSED("socket_domain", STRING, LISTENER),
@@ -813,7 +823,36 @@ int mq_config_parse_string(mq_config_t *cfg, const char *name, const char *text,
     return parse_text(&p, text);
 }
 
+static int finish_listeners(mq_config_t *cfg, uint16_t port_override, char *err, size_t errlen);
+
+/* What mosquitto checks of a listener's TLS options before it starts. */
+static int check_tls(const mq_listener_conf_t *l, char *err, size_t errlen)
+{
+    if ((l->certfile == NULL) != (l->keyfile == NULL)) {
+        snprintf(err, errlen,
+                 "listener %u: both certfile and keyfile must be provided if one of them is set",
+                 l->port);
+        return -1;
+    }
+    if (l->certfile && l->require_certificate && !l->cafile && !l->capath) {
+        snprintf(err, errlen, "listener %u: require_certificate needs cafile or capath", l->port);
+        return -1;
+    }
+    return 0;
+}
+
 int mq_config_finish(mq_config_t *cfg, uint16_t port_override, char *err, size_t errlen)
+{
+    if (finish_listeners(cfg, port_override, err, errlen) < 0)
+        return -1;
+    for (unsigned i = 0; i < cfg->n_listeners; i++)
+        if (check_tls(&cfg->listeners[i], err, errlen) < 0)
+            return -1;
+    return 0;
+}
+
+/* Adds the default listener where mosquitto would. */
+static int finish_listeners(mq_config_t *cfg, uint16_t port_override, char *err, size_t errlen)
 {
     if (!cfg->allow_anonymous_set)
         cfg->allow_anonymous = !cfg->has_explicit_listener; /* mosquitto 2's local-only mode */
@@ -865,6 +904,22 @@ static void ws_listener_opts(const mq_config_t *cfg, const mq_listener_conf_t *l
     }
 }
 
+/* The TLS options of a listener, borrowed. */
+static mq_server_tls_t server_tls(const mq_listener_conf_t *l)
+{
+    return (mq_server_tls_t){.cafile = l->cafile,
+                             .capath = l->capath,
+                             .certfile = l->certfile,
+                             .keyfile = l->keyfile,
+                             .crlfile = l->crlfile,
+                             .ciphers = l->ciphers,
+                             .ciphers_tls13 = l->ciphers_tls13,
+                             .tls_version = l->tls_version,
+                             .require_certificate = l->require_certificate,
+                             .use_identity_as_username = l->use_identity_as_username,
+                             .use_subject_as_username = l->use_subject_as_username};
+}
+
 void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
@@ -873,6 +928,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
         o->listeners[i].port = cfg->listeners[i].port;
         o->listeners[i].max_connections = cfg->listeners[i].max_connections;
         ws_listener_opts(cfg, &cfg->listeners[i], &o->listeners[i]);
+        o->listeners[i].tls = server_tls(&cfg->listeners[i]);
     }
     o->n_listeners = cfg->n_listeners;
     o->workers = cfg->workers;

@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "net/tls.h"
 
 /* An identifier for a client that sent none, chosen so that this worker owns it. */
 static size_t make_client_id(mq_proto_t *p, char *buf, size_t cap)
@@ -44,6 +45,13 @@ static bool admit(mq_proto_t *p, client_t *cl, const mq_connect_t *cp)
         (cp->level == MQ_PROTO_31 || !cp->clean_start || !o->allow_zero_length_clientid)) {
         /* [MQTT-3.1.3-7], [MQTT-3.1.3-8]; 3.1 requires an identifier */
         mq_client_refuse(p, cl, CONNACK_ID_REJECTED, "empty client identifier");
+        return false;
+    }
+    const char *tls_user; /* the username itself is for the authentication code */
+    if (mq_tls_username(&cl->conn, &tls_user) == MQ_TLS_USER_MISSING) {
+        /* use_identity_as_username / use_subject_as_username without a certificate (or a CN):
+         * refused as by mosquitto */
+        mq_client_refuse(p, cl, CONNACK_BAD_CREDENTIALS, "no username in a client certificate");
         return false;
     }
     if (!o->allow_anonymous) {

@@ -10,6 +10,7 @@
 #include "core/topic.h"
 #include "net/client.h"
 #include "net/connect.h"
+#include "net/tls.h"
 
 /* ---- routing ----------------------------------------------------------------------------------
  */
@@ -254,6 +255,8 @@ static void on_decode_error(mq_proto_t *p, client_t *cl, enum mq_rc rc, const mq
         mq_client_refuse(p, cl, CONNACK_BAD_PROTOCOL, why);
         return;
     }
+    if (cl->conn.state == MQ_CONN_PRE && mq_tls_looks_like_hello(cl->pre.data, cl->pre.len))
+        why = "a TLS handshake on a plain MQTT listener"; /* clearer than the decoder's reason */
     char msg[128];
     snprintf(msg, sizeof(msg), "rc=0x%02x %s: %s", rc, mq_rc_str(rc), why ? why : "");
     mq_client_end(cl, true, msg);

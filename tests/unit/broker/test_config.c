@@ -225,8 +225,10 @@ static const struct bad_case bad_cases[] = {
     {"\n\n\npassword_file /etc/mosquitto/passwd\n",
      "test.conf:4: option 'password_file' is a mosquitto option"},
     {"acl_file /etc/mosquitto/acl\n", "'acl_file'"},
-    {"listener 8883\ncafile /etc/ca.pem\n", "test.conf:2: option 'cafile'"},
-    {"certfile x\n", "'certfile'"},
+    {"listener 8883\ndhparamfile /etc/dh.pem\n", "test.conf:2: option 'dhparamfile'"},
+    {"tls_engine x\n", "'tls_engine'"},
+    {"listener 8883\n\ntls_version tlsv1.0\n",
+     "test.conf:3: invalid value 'tlsv1.0' for tls_version"},
     {"auth_opt_db x\n", "'auth_opt_db'"},
     {"persistence true\n", "'persistence'"},
     {"connection bridge1\n", "'connection'"},
@@ -474,7 +476,9 @@ Test(config, the_implemented_options_are_exactly_these)
                             " retain_available upgrade_outgoing_qos set_tcp_nodelay"
                             " connection_messages allow_duplicate_messages pid_file user workers"
                             " sys_interval include_dir log_dest log_type log_timestamp"
-                            " log_timestamp_format log_facility ");
+                            " log_timestamp_format log_facility cafile capath certfile keyfile"
+                            " crlfile ciphers ciphers_tls1.3 tls_version require_certificate"
+                            " use_identity_as_username use_subject_as_username ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
@@ -512,7 +516,8 @@ Test(config, every_implemented_option_accepts_its_default_back)
      * LOG_DAEMON, metrics off) */
     static const char *const unspellable =
         " listener bind_address include_dir log_facility metrics_listener pid_file"
-        " log_timestamp_format http_dir websockets_trusted_proxy ";
+        " log_timestamp_format http_dir websockets_trusted_proxy cafile capath certfile"
+        " keyfile crlfile ciphers ciphers_tls1.3 tls_version ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
@@ -607,7 +612,7 @@ Test(config, refused_options_are_refused_by_name_with_or_without_a_value)
         cr_expect_str_eq(err, want);
         n_refused++;
     }
-    cr_expect_geq(n_refused, 80);
+    cr_expect_geq(n_refused, 70); /* the TLS listener options left this list */
 }
 
 Test(config, fixed_settings_are_not_options_of_the_file)
@@ -745,4 +750,49 @@ Test(config, long_string_values_are_kept_whole)
     snprintf(text, sizeof(text), "auto_id_prefix %s\n", prefix);
     cr_assert_eq(parse(text), 0, "%s", err);
     cr_expect_str_eq(cfg.auto_id_prefix, prefix);
+}
+
+Test(config, tls_options_belong_to_their_listener)
+{
+    cr_assert_eq(parse("listener 1883\n"
+                       "listener 8883\ncafile /ca.pem\ncertfile /srv.crt\nkeyfile /srv.key\n"
+                       "crlfile /crl.pem\ncapath /cas\nciphers HIGH\nciphers_tls1.3 "
+                       "TLS_AES_128_GCM_SHA256\ntls_version tlsv1.3\nrequire_certificate true\n"
+                       "use_identity_as_username true\nuse_subject_as_username true\n"),
+                 0, "%s", err);
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), 0, "%s", err);
+    cr_assert_null(cfg.listeners[0].certfile);
+    const mq_listener_conf_t *l = &cfg.listeners[1];
+    cr_assert_str_eq(l->cafile, "/ca.pem");
+    cr_assert_str_eq(l->certfile, "/srv.crt");
+    cr_assert_str_eq(l->keyfile, "/srv.key");
+    cr_assert_str_eq(l->crlfile, "/crl.pem");
+    cr_assert_str_eq(l->capath, "/cas");
+    cr_assert_str_eq(l->ciphers, "HIGH");
+    cr_assert_str_eq(l->ciphers_tls13, "TLS_AES_128_GCM_SHA256");
+    cr_assert_eq(l->tls_version, MQ_TLS_VERSION_1_3);
+    cr_assert(l->require_certificate && l->use_identity_as_username && l->use_subject_as_username);
+    mq_server_opts_t o;
+    mq_config_server_opts(&cfg, &o);
+    cr_assert_null(o.listeners[0].tls.certfile);
+    cr_assert_str_eq(o.listeners[1].tls.certfile, "/srv.crt");
+    cr_assert_str_eq(o.listeners[1].tls.ciphers_tls13, "TLS_AES_128_GCM_SHA256");
+    cr_assert_eq(o.listeners[1].tls.tls_version, MQ_TLS_VERSION_1_3);
+    cr_assert(o.listeners[1].tls.require_certificate);
+    cr_assert(o.listeners[1].tls.use_identity_as_username);
+}
+
+Test(config, certfile_without_keyfile_is_refused_at_finish)
+{
+    cr_assert_eq(parse("listener 8883\ncertfile /srv.crt\n"), 0, "%s", err);
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "listener 8883: both certfile and keyfile") != NULL, "%s", err);
+}
+
+Test(config, require_certificate_needs_a_ca)
+{
+    cr_assert_eq(parse("listener 8883\ncertfile /c\nkeyfile /k\nrequire_certificate true\n"), 0,
+                 "%s", err);
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "require_certificate needs cafile or capath") != NULL, "%s", err);
 }
