@@ -16,6 +16,7 @@
 #include "core/mem.h"
 #include "core/rc.h"
 #include "core/ws.h"
+#include "net/tls.h"
 
 #define MQTT_MAX_PACKET (268435455u + 5u) /* remaining length limit + fixed header */
 #define HTTP_FILE_MAX (64u << 20)         /* bytes of one file served from http_dir */
@@ -29,6 +30,7 @@ struct mq_ws_listener {
     const uint8_t *status_page;   /* borrowed, static storage; NULL = off */
     size_t status_page_len;       /* bytes */
     char proxy[INET6_ADDRSTRLEN]; /* trusted proxy, inet_ntop() form; "" = none */
+    const mq_tls_ctx_t *tls;      /* wss://: the listener's TLS context (borrowed); NULL = ws:// */
 };
 
 enum ws_phase {
@@ -47,7 +49,9 @@ typedef struct ws_conn {
     uint8_t close_frame[MQ_WS_MAX_REPLY];
     mq_ws_http_t http;
     mq_ws_decoder_t dec;
-    mq_buf_t ctl; /* wire bytes of our own for the next send: HTTP answer, pongs */
+    mq_buf_t ctl;  /* wire bytes of our own for the next send: HTTP answer, pongs */
+    mq_tls_t *tls; /* wss://: TLS under the framing; NULL = ws:// */
+    mq_buf_t tout; /* wss://: framed bytes for TLS (kept while the handshake runs) */
 } ws_conn_t;
 
 /* ---- the listener --------------------------------------------------------------------------- */
@@ -82,11 +86,12 @@ static int set_proxy(mq_ws_listener_t *wl, const char *addr, char *err, size_t e
     return 0;
 }
 
-int mq_ws_listener_new(const mq_server_listener_t *l, mq_ws_listener_t **out, char *err,
-                       size_t errlen)
+int mq_ws_listener_new(const mq_server_listener_t *l, const mq_tls_ctx_t *tls,
+                       mq_ws_listener_t **out, char *err, size_t errlen)
 {
     mq_ws_listener_t *wl = mq_calloc(1, sizeof(*wl));
     int rc = 0;
+    wl->tls = tls;
     wl->headers_size = l->ws_headers_size ? l->ws_headers_size : MQ_WS_HEADERS_SIZE_DEFAULT;
     wl->max_frame = l->ws_max_frame ? l->ws_max_frame : MQTT_MAX_PACKET;
     wl->status_page = l->status_page;
@@ -324,11 +329,11 @@ static int frames_in(mq_conn_t *c, ws_conn_t *w, uint8_t *in, size_t len)
     return r;
 }
 
-static int ws_recv(mq_conn_t *c, const uint8_t *p, size_t len)
+/* The plain bytes of the connection (after TLS, for wss://), in a buffer we may rewrite. */
+static int ws_in(mq_conn_t *c, ws_conn_t *w, uint8_t *in, size_t len)
 {
-    ws_conn_t *w = c->xport_state;
-    /* the loop's receive buffer, lent to us until we return (net/conn.h): unmasked in place */
-    uint8_t *in = (uint8_t *)(uintptr_t)p;
+    if (len == 0) /* a TLS handshake record: nothing for us yet */
+        return MQ_CONN_OK;
     if (w->phase == WS_DONE)
         return MQ_CONN_CLOSED;
     if (w->phase == WS_HTTP) {
@@ -358,6 +363,36 @@ static int ws_recv(mq_conn_t *c, const uint8_t *p, size_t len)
     return frames_in(c, w, in, len);
 }
 
+/* wss://: decrypts into the loop's scratch buffer (ours until we return), then as ws://. */
+static int wss_recv(mq_conn_t *c, ws_conn_t *w, const uint8_t *p, size_t len)
+{
+    mq_buf_t *plain = &c->loop->scratch;
+    plain->len = 0;
+    const char *why = NULL;
+    int rc = mq_tls_recv(w->tls, p, len, plain, &why);
+    size_t n = plain->len;
+    plain->len = 0; /* emptied before it goes up: the next user starts afresh */
+    int r = ws_in(c, w, plain->data, n);
+    if (r == MQ_CONN_GONE)
+        return r; /* 'c' is another worker's now: what is pending goes with its next flush */
+    if (mq_tls_pending(w->tls))
+        mq_conn_mark_dirty(c); /* a handshake reply, a session ticket, an alert */
+    if (r == MQ_CONN_OK && rc < 0) {
+        mq_conn_close(c, why);
+        r = MQ_CONN_CLOSED;
+    }
+    return r;
+}
+
+static int ws_recv(mq_conn_t *c, const uint8_t *p, size_t len)
+{
+    ws_conn_t *w = c->xport_state;
+    if (w->tls)
+        return wss_recv(c, w, p, len);
+    /* the loop's receive buffer, lent to us until we return (net/conn.h): unmasked in place */
+    return ws_in(c, w, (uint8_t *)(uintptr_t)p, len);
+}
+
 /* Swaps the contents of two buffers. */
 static void swap_bufs(mq_buf_t *a, mq_buf_t *b)
 {
@@ -366,16 +401,64 @@ static void swap_bufs(mq_buf_t *a, mq_buf_t *b)
     *b = t;
 }
 
+/* Moves the bytes of 'src' to the end of 'dst' (without a copy when 'dst' is empty). */
+static void move_bytes(mq_buf_t *dst, mq_buf_t *src)
+{
+    if (dst->len == 0) {
+        swap_bufs(dst, src);
+    } else {
+        mq_buf_append(dst, src->data, src->len);
+    }
+    src->len = 0;
+}
+
+/* Appends to 'out' what goes to the client: our own bytes first (an HTTP answer, the 101,
+ * pongs), then the protocol's bytes as one data frame, then the close frame when closing. */
+static void frame_out(mq_conn_t *c, ws_conn_t *w, mq_buf_t *plain, mq_buf_t *out)
+{
+    bool closing = c->state == MQ_CONN_CLOSING && w->phase == WS_FRAMES && !w->close_sent;
+    move_bytes(out, &w->ctl);
+    if (w->phase != WS_FRAMES) { /* the protocol has heard nothing it could answer */
+        MQ_ASSERT(plain->len == 0);
+        return;
+    }
+    if (plain->len) {
+        uint8_t hdr[MQ_WS_MAX_HEADER];
+        size_t n = mq_ws_frame_header(hdr, MQ_WS_OP_BINARY, true, plain->len, NULL);
+        mq_buf_append(out, hdr, n);
+        mq_buf_append(out, plain->data, plain->len);
+        plain->len = 0;
+    }
+    if (closing) {
+        if (w->close_len == 0) /* the protocol ended it: a normal closure */
+            w->close_len = (uint8_t)mq_ws_encode_close(w->close_frame, sizeof(w->close_frame),
+                                                       MQ_WS_CLOSE_NORMAL, MQ_STR_LIT(""));
+        mq_buf_append(out, w->close_frame, w->close_len);
+        w->close_sent = true;
+    }
+}
+
+/* wss://: the frames through TLS (a copy is in the nature of encryption). */
+static void wss_send(mq_conn_t *c, ws_conn_t *w, mq_buf_t *plain, mq_buf_t *wire)
+{
+    frame_out(c, w, plain, &w->tout);
+    size_t n = mq_tls_send(w->tls, w->tout.data, w->tout.len, wire);
+    mq_buf_consume(&w->tout, n);
+    if (c->state == MQ_CONN_CLOSING && w->tout.len == 0) {
+        mq_tls_close(w->tls); /* after the last records (the close frame), before the shutdown */
+        (void)mq_tls_send(w->tls, NULL, 0, wire);
+    }
+}
+
 static void ws_send(mq_conn_t *c, mq_buf_t *plain, mq_buf_t *wire)
 {
     ws_conn_t *w = c->xport_state;
-    bool closing = c->state == MQ_CONN_CLOSING && w->phase == WS_FRAMES && !w->close_sent;
-    if (w->phase != WS_FRAMES) { /* an HTTP answer; the protocol has heard nothing to answer */
-        MQ_ASSERT(plain->len == 0);
-        swap_bufs(&w->ctl, wire);
+    if (w->tls) {
+        wss_send(c, w, plain, wire);
         return;
     }
-    if (w->ctl.len == 0 && !closing) {
+    bool closing = c->state == MQ_CONN_CLOSING && w->phase == WS_FRAMES && !w->close_sent;
+    if (w->phase == WS_FRAMES && w->ctl.len == 0 && !closing) {
         /* the common case: the protocol's bytes become the send buffer as they are, and the
          * frame header goes out in front of them from c->whead (net/conn.h) */
         if (plain->len == 0)
@@ -386,22 +469,7 @@ static void ws_send(mq_conn_t *c, mq_buf_t *plain, mq_buf_t *wire)
         plain->len = 0;
         return;
     }
-    /* our own frames first (101, pongs), then the data frame, then the close frame */
-    swap_bufs(&w->ctl, wire);
-    if (plain->len) {
-        uint8_t hdr[MQ_WS_MAX_HEADER];
-        size_t n = mq_ws_frame_header(hdr, MQ_WS_OP_BINARY, true, plain->len, NULL);
-        mq_buf_append(wire, hdr, n);
-        mq_buf_append(wire, plain->data, plain->len);
-        plain->len = 0;
-    }
-    if (closing) {
-        if (w->close_len == 0) /* the protocol ended it: a normal closure */
-            w->close_len = (uint8_t)mq_ws_encode_close(w->close_frame, sizeof(w->close_frame),
-                                                       MQ_WS_CLOSE_NORMAL, MQ_STR_LIT(""));
-        mq_buf_append(wire, w->close_frame, w->close_len);
-        w->close_sent = true;
-    }
+    frame_out(c, w, plain, wire); /* wire is empty on entry: our own bytes go without a copy */
 }
 
 static void ws_free(mq_conn_t *c)
@@ -411,8 +479,16 @@ static void ws_free(mq_conn_t *c)
         return;
     mq_ws_http_fini(&w->http);
     mq_buf_fini(&w->ctl);
+    mq_buf_fini(&w->tout);
+    mq_tls_free(w->tls);
     mq_free(w);
     c->xport_state = NULL;
+}
+
+static struct mq_tls *ws_tls(const mq_conn_t *c)
+{
+    const ws_conn_t *w = c->xport_state;
+    return w ? w->tls : NULL;
 }
 
 static const mq_transport_t ws_transport = {
@@ -420,16 +496,22 @@ static const mq_transport_t ws_transport = {
     .recv = ws_recv,
     .send = ws_send,
     .free = ws_free,
+    .tls = ws_tls,
 };
 
 int mq_ws_attach(mq_conn_t *c, const mq_ws_listener_t *wl)
 {
+    mq_tls_t *tls = NULL;
+    if (wl->tls && (tls = mq_tls_new(wl->tls, c->peer)) == NULL)
+        return -ENOMEM;
     ws_conn_t *w = mq_calloc(1, sizeof(*w));
     w->wl = wl;
+    w->tls = tls;
     mq_ws_http_init(&w->http, wl->headers_size);
     /* text frames pass as MQTT bytes, as mosquitto (libwebsockets) takes them */
     mq_ws_decoder_init(&w->dec, wl->max_frame, MQ_WS_ACCEPT_TEXT);
     mq_buf_init(&w->ctl);
+    mq_buf_init(&w->tout);
     c->xport_state = w;
     c->xport = &ws_transport;
     return 0;

@@ -7,6 +7,7 @@
 
 #include "net/conn.h"
 #include "net/opts.h"
+#include "net/tls.h"
 
 /* A 'protocol websockets' listener's connections start as HTTP (core/ws.h parses the request
  * head, incrementally, at most ws_headers_size bytes). An upgrade request with Sec-WebSocket-
@@ -25,19 +26,22 @@
 /* One listener's WebSocket settings; shared read-only by the workers. */
 typedef struct mq_ws_listener mq_ws_listener_t;
 
-/* Main thread, at start: the settings of listener 'l' (protocol websockets). Returns 0, or
+/* Main thread, at start: the settings of listener 'l' (protocol websockets); with 'tls' (the
+ * listener's TLS context, net/tls.h, borrowed: it must outlive *out) its connections are
+ * wss://, TLS under the framing. Returns 0, or
  * -errno with a message in err (http_dir is not a directory; ws_trusted_proxy is not an IP
  * address). *out is owned by the caller: mq_ws_listener_free(). 'l' and the strings it points
  * to are copied where needed; status_page is borrowed (static storage). */
-int mq_ws_listener_new(const mq_server_listener_t *l, mq_ws_listener_t **out, char *err,
-                       size_t errlen);
+int mq_ws_listener_new(const mq_server_listener_t *l, const mq_tls_ctx_t *tls,
+                       mq_ws_listener_t **out, char *err, size_t errlen);
 
 /* Main thread, after the workers have stopped. NULL is a no-op. */
 void mq_ws_listener_free(mq_ws_listener_t *wl);
 
 /* The accepting worker, right after mq_conn_new(): makes 'c' a WebSocket connection of 'wl'
- * (which must outlive it). Allocates the connection's transport state, freed with it.
- * Returns 0. */
+ * (which must outlive it). Allocates the connection's transport state (with its TLS state for
+ * wss://), freed with it. Returns 0, or -ENOMEM when OpenSSL cannot make a TLS state (the
+ * caller closes the connection). */
 int mq_ws_attach(mq_conn_t *c, const mq_ws_listener_t *wl);
 
 /* The accepting worker, for a plain MQTT listener: looks at the connection's first received

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* net/xport.c - choosing a listener's transport: plain TCP (with a guard that answers an HTTP
  * request on it), TLS (net/tls) when the listener has a certificate, WebSocket framing
- * (net/ws) with 'protocol websockets'. */
+ * (net/ws) with 'protocol websockets', over TLS for wss:// when it has both. */
 #include "net/xport.h"
 
 #include <errno.h>
@@ -27,7 +27,7 @@ int mq_xport_listener_new(const mq_server_listener_t *l, mq_xport_listener_t **o
     if (has_tls && (rc = mq_tls_ctx_new(&l->tls, l->port, &xl->tls, err, errlen)) < 0)
         goto fail;
     if (l->protocol == MQ_SERVER_WEBSOCKETS &&
-        (rc = mq_ws_listener_new(l, &xl->ws, err, errlen)) < 0)
+        (rc = mq_ws_listener_new(l, xl->tls, &xl->ws, err, errlen)) < 0)
         goto fail;
     *out = xl;
     return 0;
@@ -64,6 +64,6 @@ int mq_xport_attach(mq_conn_t *c, const mq_xport_listener_t *xl)
         return 0;
     }
     if (xl->ws)
-        return mq_ws_attach(c, xl->ws); /* TLS options on it are not used yet */
+        return mq_ws_attach(c, xl->ws); /* with TLS under the framing when xl->tls is set */
     return mq_tls_attach(c, xl->tls);
 }

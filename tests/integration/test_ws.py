@@ -10,6 +10,7 @@ import os
 import pathlib
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -20,7 +21,8 @@ import pytest
 import paho.mqtt.client as mqtt
 
 from conftest import (HOST, IS_MOSQUITTO, Client, Closed, Raw, _free_port, connect_pkt,
-                      publish_pkt, subscribe_pkt, ack_pkt, PUBREC, PUBREL, PUBCOMP)
+                      publish_pkt, subscribe_pkt)
+from test_tls import pki  # noqa: F401 (the fixture: a CA and server certificates)
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Starling's listener options")
 
@@ -82,8 +84,10 @@ def frame(op, payload, fin=True, mask=True, rsv=0):
 class Ws:
     """A raw WebSocket client: the handshake, frames in and out, MQTT packets over them."""
 
-    def __init__(self, port, path="/mqtt", protocols="mqtt", headers=""):
+    def __init__(self, port, path="/mqtt", protocols="mqtt", headers="", tls=None):
         self.raw = Raw(port)
+        if tls:  # wss://: an ssl.SSLContext
+            self.raw.s = tls.wrap_socket(self.raw.s, server_hostname=HOST)
         key = base64.b64encode(os.urandom(16)).decode()
         req = (f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -453,3 +457,75 @@ def test_configuration_errors_name_the_file_and_line(tmp_path):
     assert r.returncode != 0
     assert f"{conf}:3: websockets_trusted_proxy proxy.example: not an IP address".encode() \
         in r.stderr, r.stderr
+
+
+# --- wss://: the same over TLS (net/tls under the framing) ---------------------------------------
+
+def wss_broker(broker, pki, *ws_extra):
+    return ws_broker(broker, ws_extra=[f"certfile {pki['server']}", f"keyfile {pki['server.key']}",
+                                       *ws_extra])
+
+
+def test_paho_over_wss_delivers_to_tcp_and_back(broker, pki, clients):
+    b = wss_broker(broker, pki)
+    ws = ws_client(b.ws_port, "wss-1")
+    ws.c.tls_set(ca_certs=pki["ca"])
+    tcp = Client(b.port, "tcp-2")
+    clients += [ws, tcp]
+    ws.connect()
+    tcp.connect()
+    ws.subscribe("wss/in", 2)
+    tcp.subscribe("wss/out", 1)
+    tcp.publish("wss/in", b"to the browser", qos=2)
+    ws.publish("wss/out", b"from the browser", qos=1)
+    assert [(m.topic, m.payload) for m in ws.wait_messages(1)] == [("wss/in", b"to the browser")]
+    assert [(m.topic, m.payload) for m in tcp.wait_messages(1)] == [
+        ("wss/out", b"from the browser")]
+
+
+def test_raw_wss_frames_pings_and_close(broker, pki):
+    b = wss_broker(broker, pki)
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    ws = Ws(b.ws_port, tls=ctx)
+    sub = subscribe_pkt(1, [("t/#", 0)])
+    for byte in frame(OP_BIN, connect_pkt("wss-raw")) + frame(OP_BIN, sub[:4], fin=False):
+        ws.send(bytes([byte]))  # one TLS record per byte
+    ws.send(frame(OP_PING, b"tls?") + frame(OP_CONT, sub[4:]))
+    # the pong may come before the CONNACK (control frames go between data frames)
+    pongs, packets = [], []
+    while not (pongs and len(packets) == 2):
+        fin, op, payload = ws.recv_frame()
+        if op == OP_PONG:
+            pongs.append(payload)
+        else:
+            ws.stream += payload
+            while (pkt := ws._take_packet()):
+                packets.append(pkt)
+    assert pongs == [b"tls?"]
+    assert packets == [(0x20, b"\x00\x00"), (0x90, b"\x00\x01\x00")]
+    ws.send(frame(OP_CLOSE, struct.pack(">H", 1001)))
+    ws.expect_close(1001)
+
+
+def test_https_get_of_the_status_page_and_plain_ws_refused(broker, pki):
+    b = wss_broker(broker, pki, "status_page true")
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    with ctx.wrap_socket(socket.create_connection((HOST, b.ws_port), timeout=5),
+                         server_hostname=HOST) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while True:
+            try:
+                d = s.recv(65536)
+            except (ssl.SSLError, ConnectionResetError):
+                break
+            if not d:
+                break
+            data += d
+    assert data.startswith(b"HTTP/1.1 200 OK") and b"<!DOCTYPE html>" in data
+    # a ws:// client (no TLS) on the wss:// port: the TLS layer refuses it, and says so
+    r = Raw(b.ws_port)
+    r.send(b"GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\n")
+    with pytest.raises(Closed):
+        while True:
+            r.recv_exact(1)
