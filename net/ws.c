@@ -443,7 +443,10 @@ static void wss_send(mq_conn_t *c, ws_conn_t *w, mq_buf_t *plain, mq_buf_t *wire
 {
     frame_out(c, w, plain, &w->tout);
     size_t n = mq_tls_send(w->tls, w->tout.data, w->tout.len, wire);
-    mq_buf_consume(&w->tout, n);
+    if (n == w->tout.len)
+        w->tout.len = 0; /* also with nothing allocated yet */
+    else
+        mq_buf_consume(&w->tout, n);
     if (c->state == MQ_CONN_CLOSING && w->tout.len == 0) {
         mq_tls_close(w->tls); /* after the last records (the close frame), before the shutdown */
         (void)mq_tls_send(w->tls, NULL, 0, wire);
