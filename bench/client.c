@@ -15,6 +15,7 @@
 
 #include "core/codec.h"
 #include "core/mem.h"
+#include "core/ws.h"
 
 #define RLX memory_order_relaxed
 #define READ_BUF_SIZE (64u * 1024u)
@@ -24,20 +25,25 @@
 #define MAX_EVENTS 256
 #define MAX_LOGGED_ERRORS 5u /* per thread; later errors are only counted */
 
-enum cstate { CS_IDLE, CS_CONNECTING, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSED };
+/* CS_TLS: the TCP connect is done, the TLS handshake runs (--tls only) */
+enum cstate { CS_IDLE, CS_CONNECTING, CS_TLS, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSED };
 
 typedef sb_track_t track_t;
 
 typedef struct client {
     int fd;
+    sb_tls_t *tls; /* NULL: plain TCP */
     uint8_t role;  /* enum sb_role */
     uint8_t state; /* enum cstate */
     bool in_flush; /* on the thread's flush list */
     bool was_ready;
+    bool upgrading; /* ws://: the 101 answer to our upgrade request has not come yet */
     uint32_t gi; /* global client index: client id and plan entry */
     const sb_plan_t *plan;
     mq_decoder_t dec;
-    mq_buf_t out; /* encoded, unsent bytes start at out_off */
+    mq_ws_decoder_t *wsd; /* ws://: the frame decoder; NULL on plain TCP */
+    mq_buf_t hs;          /* ws://: the 101 answer's head, gathered */
+    mq_buf_t out;         /* encoded, unsent bytes start at out_off */
     size_t out_off;
     uint64_t t_start;  /* CLOCK_MONOTONIC ns of connect() */
     uint64_t seq;      /* publisher: messages sent */
@@ -74,6 +80,7 @@ struct sb_thread {
     client_t *flush; /* clients with bytes to send */
     uint8_t *rbuf;
     uint8_t *payload;
+    uint64_t mask_state; /* ws://: xorshift64 for the frames' masking keys */
     sb_stats_t st;
 };
 
@@ -118,29 +125,60 @@ static void close_client(sb_thread_t *t, client_t *c, bool is_error, const char 
         if (!c->was_ready)
             bump(&t->st.conn_fail, 1);
     }
-    if (c->state == CS_CONNECTING || c->state == CS_CONNACK)
+    if (c->state == CS_CONNECTING || c->state == CS_TLS || c->state == CS_CONNACK)
         t->handshakes--;
     if (c->state == CS_READY)
         drop_one(&t->st.ready);
+    if (c->tls)
+        sb_tls_free(c->tls);
+    c->tls = NULL;
     close(c->fd); /* also leaves the epoll set */
     c->fd = -1;
     c->state = CS_CLOSED;
     drop_one(&t->st.open);
 }
 
-static void queue_packet(sb_thread_t *t, client_t *c, const mq_packet_t *pkt)
+/* Puts 'c' on the thread's flush list. */
+static void want_flush(sb_thread_t *t, client_t *c)
 {
-    size_t n = mq_codec_encoded_size(pkt, t->o->proto);
-    MQ_ASSERT(n > 0);
-    mq_buf_reserve(&c->out, n);
-    size_t w = mq_codec_encode(pkt, t->o->proto, c->out.data + c->out.len, c->out.cap - c->out.len);
-    MQ_ASSERT(w == n);
-    c->out.len += w;
     if (!c->in_flush) {
         c->in_flush = true;
         c->next_flush = t->flush;
         t->flush = c;
     }
+}
+
+/* ws://: a masking key per frame, as RFC 6455 §5.3 asks of clients (xorshift64: the bench
+ * needs them cheap, not unpredictable). */
+static void next_mask(sb_thread_t *t, uint8_t key[4])
+{
+    uint64_t x = t->mask_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    t->mask_state = x;
+    memcpy(key, &x, 4);
+}
+
+static void queue_packet(sb_thread_t *t, client_t *c, const mq_packet_t *pkt)
+{
+    size_t n = mq_codec_encoded_size(pkt, t->o->proto);
+    MQ_ASSERT(n > 0);
+    uint8_t key[4], hdr[MQ_WS_MAX_HEADER];
+    size_t hn = 0;
+    if (c->wsd) { /* one masked binary frame per packet, as browser clients send them */
+        next_mask(t, key);
+        hn = mq_ws_frame_header(hdr, MQ_WS_OP_BINARY, true, n, key);
+    }
+    mq_buf_reserve(&c->out, hn + n);
+    memcpy(c->out.data + c->out.len, hdr, hn);
+    uint8_t *p = c->out.data + c->out.len + hn;
+    size_t w = mq_codec_encode(pkt, t->o->proto, p, c->out.cap - c->out.len - hn);
+    MQ_ASSERT(w == n);
+    if (c->wsd)
+        mq_ws_mask(p, n, key, 0);
+    c->out.len += hn + w;
+    want_flush(t, c);
 }
 
 static void queue_ack(sb_thread_t *t, client_t *c, uint8_t type, uint16_t packet_id)
@@ -150,12 +188,27 @@ static void queue_ack(sb_thread_t *t, client_t *c, uint8_t type, uint16_t packet
     queue_packet(t, c, &pkt);
 }
 
+/* send(2), through TLS when the client has it; *why: TLS's reason for EPROTO. */
+static ssize_t io_send(client_t *c, const void *p, size_t len, const char **why)
+{
+    if (c->tls)
+        return sb_tls_send(c->tls, p, len, why);
+    return send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static ssize_t io_recv(client_t *c, void *p, size_t len, const char **why)
+{
+    if (c->tls)
+        return sb_tls_recv(c->tls, p, len, why);
+    return recv(c->fd, p, len, MSG_DONTWAIT);
+}
+
 /* Sends what 'c' has queued; on EAGAIN keeps the rest for the next EPOLLOUT edge. */
 static void flush_client(sb_thread_t *t, client_t *c)
 {
     while (c->out_off < c->out.len) {
-        ssize_t r = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        const char *why = NULL;
+        ssize_t r = io_send(c, c->out.data + c->out_off, c->out.len - c->out_off, &why);
         if (r > 0) {
             c->out_off += (size_t)r;
             continue;
@@ -169,7 +222,7 @@ static void flush_client(sb_thread_t *t, client_t *c)
             }
             return;
         }
-        close_client(t, c, true, "send failed", strerror(errno));
+        close_client(t, c, true, "send failed", why ? why : strerror(errno));
         return;
     }
     c->out.len = c->out_off = 0;
@@ -182,7 +235,7 @@ static void flush_all(sb_thread_t *t)
     while (c) {
         client_t *next = c->next_flush;
         c->in_flush = false;
-        if (c->state != CS_CLOSED && c->state != CS_CONNECTING)
+        if (c->state != CS_CLOSED && c->state != CS_CONNECTING && c->state != CS_TLS)
             flush_client(t, c);
         c = next;
     }
@@ -210,6 +263,50 @@ static void send_connect(sb_thread_t *t, client_t *c)
     c->state = CS_CONNACK;
 }
 
+/* ws://: the opening handshake; CONNECT follows the 101 (on_upgrade_bytes). */
+static void send_upgrade(sb_thread_t *t, client_t *c)
+{
+    const sb_opts_t *o = t->o;
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s:%u\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: c3RhcmxpbmctYmVuY2gtMQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+                     o->ws_path, o->host, o->port);
+    mq_buf_append(&c->out, req, (size_t)n);
+    want_flush(t, c);
+    c->upgrading = true;
+    c->state = CS_CONNACK; /* a handshake in progress, for close_client's accounting */
+}
+
+/* ws://: gathers the answer to the upgrade; returns the bytes of 'p' taken, and sends
+ * CONNECT once the head is complete and says 101. */
+static size_t on_upgrade_bytes(sb_thread_t *t, client_t *c, const uint8_t *p, size_t len)
+{
+    size_t used = 0;
+    while (used < len && c->hs.len < 4096) {
+        mq_buf_append(&c->hs, p + used++, 1);
+        if (c->hs.len >= 4 && memcmp(c->hs.data + c->hs.len - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    bool done = c->hs.len >= 4 && memcmp(c->hs.data + c->hs.len - 4, "\r\n\r\n", 4) == 0;
+    if (!done && c->hs.len < 4096)
+        return used;
+    if (!done || c->hs.len < 12 || memcmp(c->hs.data, "HTTP/1.1 101", 12) != 0) {
+        char first[64];
+        size_t n = 0;
+        for (; n < c->hs.len && n < sizeof(first) - 1 && c->hs.data[n] != '\r'; n++)
+            first[n] = (char)c->hs.data[n];
+        first[n] = '\0';
+        close_client(t, c, true, "WebSocket upgrade refused", first);
+        return len;
+    }
+    mq_buf_fini(&c->hs);
+    c->upgrading = false;
+    send_connect(t, c);
+    return used;
+}
+
 static void start_connect(sb_thread_t *t, client_t *c)
 {
     const sb_opts_t *o = t->o;
@@ -232,6 +329,11 @@ static void start_connect(sb_thread_t *t, client_t *c)
     bump(&t->st.open, 1);
     t->handshakes++;
     mq_decoder_init(&c->dec, MQ_ROLE_CLIENT, o->proto, 0);
+    if (o->ws) {
+        if (!c->wsd)
+            c->wsd = mq_alloc(sizeof(*c->wsd));
+        mq_ws_decoder_init(c->wsd, 0, MQ_WS_CLIENT);
+    }
     if (connect(fd, (const struct sockaddr *)&o->addr, o->addr_len) < 0 && errno != EINPROGRESS) {
         close_client(t, c, true, "connect failed", strerror(errno));
         return;
@@ -567,12 +669,39 @@ static void feed(sb_thread_t *t, client_t *c, const uint8_t *p, size_t len, uint
     }
 }
 
+/* ws://: the frames in p[0..len) (unmasked from the server, decoded in place), then the
+ * MQTT bytes they carry. */
+static void feed_ws(sb_thread_t *t, client_t *c, uint8_t *p, size_t len)
+{
+    if (c->upgrading) {
+        size_t used = on_upgrade_bytes(t, c, p, len);
+        p += used;
+        len -= used;
+        if (c->upgrading || c->state == CS_CLOSED || len == 0)
+            return;
+    }
+    mq_ws_rx_t rx;
+    enum mq_ws_result res = mq_ws_decode(c->wsd, p, len, &rx);
+    feed(t, c, p, rx.len, sb_now_ns());
+    if (res != MQ_WS_OK && c->state != CS_CLOSED) {
+        char why[96];
+        snprintf(why, sizeof(why), "status %u%s%s", rx.code, rx.why ? ": " : "",
+                 rx.why ? rx.why : "");
+        int phase = atomic_load_explicit(&t->run->phase, memory_order_acquire);
+        close_client(t, c, phase != SB_PHASE_STOP, "WebSocket closed by the broker", why);
+    }
+}
+
 static void read_all(sb_thread_t *t, client_t *c)
 {
     while (c->state != CS_CLOSED) {
-        ssize_t r = recv(c->fd, t->rbuf, READ_BUF_SIZE, MSG_DONTWAIT);
+        const char *why = NULL;
+        ssize_t r = io_recv(c, t->rbuf, READ_BUF_SIZE, &why);
         if (r > 0) {
-            feed(t, c, t->rbuf, (size_t)r, sb_now_ns());
+            if (c->wsd)
+                feed_ws(t, c, t->rbuf, (size_t)r);
+            else
+                feed(t, c, t->rbuf, (size_t)r, sb_now_ns());
             continue;
         }
         if (r == 0) {
@@ -583,28 +712,62 @@ static void read_all(sb_thread_t *t, client_t *c)
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            close_client(t, c, true, "recv failed", strerror(errno));
+            close_client(t, c, true, "recv failed", why ? why : strerror(errno));
         return;
     }
+}
+
+/* The TCP connect has completed (or failed): TLS next, or the CONNECT. False when 'c' has
+ * nothing more to do on this event. */
+static bool on_connected(sb_thread_t *t, client_t *c, uint32_t events)
+{
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+        return false;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        close_client(t, c, true, "connect failed", strerror(err));
+        return false;
+    }
+    if (t->run->tls_ctx == NULL) {
+        if (t->o->ws)
+            send_upgrade(t, c);
+        else
+            send_connect(t, c);
+        return true;
+    }
+    c->tls = sb_tls_new(t->run->tls_ctx, c->fd, t->o->host);
+    if (c->tls == NULL) {
+        close_client(t, c, true, "TLS set-up failed", NULL);
+        return false;
+    }
+    c->state = CS_TLS;
+    return true;
+}
+
+/* Advances the TLS handshake; the CONNECT goes once it is done. */
+static bool on_tls(sb_thread_t *t, client_t *c)
+{
+    const char *why = NULL;
+    int r = sb_tls_handshake(c->tls, &why);
+    if (r < 0)
+        close_client(t, c, true, "TLS handshake failed", why);
+    if (r <= 0)
+        return false;
+    send_connect(t, c);
+    return true;
 }
 
 static void on_event(sb_thread_t *t, client_t *c, uint32_t events)
 {
     if (c->state == CS_CLOSED)
         return;
-    if (c->state == CS_CONNECTING) {
-        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-            return;
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            err = errno;
-        if (err) {
-            close_client(t, c, true, "connect failed", strerror(err));
-            return;
-        }
-        send_connect(t, c);
-    }
+    if (c->state == CS_CONNECTING && !on_connected(t, c, events))
+        return;
+    if (c->state == CS_TLS && !on_tls(t, c))
+        return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         read_all(t, c);
     if (c->state != CS_CLOSED && (events & EPOLLOUT) && c->out_off < c->out.len && !c->in_flush) {
@@ -729,6 +892,7 @@ sb_thread_t *sb_thread_new(sb_run_t *run, uint32_t index)
     if (t->o->conn_rate)
         t->connect_gap_ns = 1000000000ull * run->o->threads / t->o->conn_rate;
     t->rbuf = mq_alloc(READ_BUF_SIZE);
+    t->mask_state = 0x9E3779B97F4A7C15ull ^ ((uint64_t)index << 32) ^ (uint64_t)getpid();
     t->payload = mq_alloc(t->o->size);
     memset(t->payload, 'x', t->o->size);
     sb_hist_reset(&t->st.lat);
@@ -764,6 +928,8 @@ void sb_thread_free(sb_thread_t *t)
         if (c->state != CS_IDLE)
             mq_decoder_fini(&c->dec);
         mq_buf_fini(&c->out);
+        mq_buf_fini(&c->hs);
+        mq_free(c->wsd);
         mq_free(c->many);
         mq_free(c->sent_ts);
     }

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "bench/hist.h"
+#include "bench/tls.h"
 #include "bench/track.h"
 
 /* Every message the bench publishes starts with this header (native byte order: publisher and
@@ -36,6 +37,8 @@ typedef struct sb_opts {
     const char *scenario_name;
     const char *host;
     uint16_t port;
+    bool ws;                      /* -h ws://HOST[:PORT][/PATH]: MQTT over WebSockets */
+    const char *ws_path;          /* the upgrade request's path ("/mqtt") */
     struct sockaddr_storage addr; /* resolved 'host' and 'port' */
     socklen_t addr_len;
     uint32_t count;       /* -c: connections, publishers, subscribers or pairs */
@@ -52,6 +55,10 @@ typedef struct sb_opts {
     uint16_t keepalive;   /* -k: seconds, 0 = off */
     const char *username; /* -u */
     const char *password; /* -P */
+    bool tls;             /* --tls, or any of the three below: connect with TLS */
+    const char *cafile;   /* --cafile: verify the broker against it (else no check) */
+    const char *certfile; /* --cert: client certificate */
+    const char *keyfile;  /* --key: its key */
     bool quiet;           /* no live progress */
 } sb_opts_t;
 
@@ -96,6 +103,7 @@ typedef struct sb_run {
     sb_plan_t *plan; /* n_clients entries */
     uint32_t n_pubs;
     sb_pubstat_t *pubs; /* n_pubs entries */
+    sb_tls_ctx_t *tls_ctx; /* NULL: plain TCP; shared read-only by the engines */
 } sb_run_t;
 
 typedef struct sb_thread sb_thread_t;

@@ -55,7 +55,8 @@ static void usage(FILE *f)
             "serve as a trivial MQTT relay on 127.0.0.1:-p (calibrates the bench)");
     fprintf(f,
             "\noptions:\n"
-            "  -h HOST          broker host (127.0.0.1)\n"
+            "  -h HOST          broker host (127.0.0.1); ws://HOST[:PORT][/PATH]: MQTT over\n"
+            "                   WebSockets (port 80 unless given, path /mqtt)\n"
             "  -p PORT          broker port (1883)\n"
             "  -c COUNT         clients, or pairs for 'pairs' (10)\n"
             "  -q QOS           0, 1 or 2 for publishes and subscriptions (0)\n"
@@ -71,6 +72,9 @@ static void usage(FILE *f)
             "  -R RATE          new connections per second, all threads (0 = no limit)\n"
             "  -k SECONDS       keep alive, 0 = off (0)\n"
             "  -u USER, -P PASS credentials\n"
+            "  --tls            connect with TLS (implied by the next three)\n"
+            "  --cafile FILE    TLS: verify the broker's certificate against these CAs\n"
+            "  --cert FILE, --key FILE  TLS: the client's certificate and key\n"
             "  --threads N      event-loop threads (1)\n"
             "  --quiet          no live progress on stderr\n"
             "  --help\n"
@@ -146,12 +150,45 @@ static double parse_seconds(const char *arg)
     return s;
 }
 
+/* -h ws://HOST[:PORT][/PATH] (an IPv6 address in brackets). The strings stay for the run. */
+static void parse_ws_url(sb_opts_t *o, const char *url)
+{
+    const char *h = url + 5, *end = h + strcspn(h, "/");
+    const char *colon = NULL;
+    if (*h == '[') { /* [v6]:port */
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb)
+            die_usage("-h: bad URL '%s'", url);
+        colon = rb[1] == ':' ? rb + 1 : NULL;
+        o->host = mq_strndup(h + 1, (size_t)(rb - h - 1));
+    } else {
+        colon = memchr(h, ':', (size_t)(end - h));
+        o->host = mq_strndup(h, (size_t)((colon ? colon : end) - h));
+    }
+    if (o->host[0] == '\0')
+        die_usage("-h: no host in '%s'", url);
+    o->port = 80;
+    if (colon) {
+        char port[8] = "";
+        size_t n = (size_t)(end - colon - 1);
+        if (n == 0 || n >= sizeof(port))
+            die_usage("-h: bad port in '%s'", url);
+        memcpy(port, colon + 1, n);
+        o->port = (uint16_t)parse_u32(port, "-h port", 1, 65535);
+    }
+    o->ws = true;
+    o->ws_path = *end ? end : "/mqtt";
+}
+
 /* Applies option 'ch' (getopt_long's result) with argument 'arg' to 'o'. */
 static void apply_option(sb_opts_t *o, int ch, char *arg)
 {
     switch (ch) {
     case 'h':
-        o->host = arg;
+        if (strncmp(arg, "ws://", 5) == 0)
+            parse_ws_url(o, arg);
+        else
+            o->host = arg;
         break;
     case 'p':
         o->port = (uint16_t)parse_u32(arg, "-p", 1, 65535);
@@ -198,6 +235,21 @@ static void apply_option(sb_opts_t *o, int ch, char *arg)
     case 'H':
         usage(stdout);
         exit(0);
+    case 'S':
+        o->tls = true;
+        break;
+    case 'A':
+        o->cafile = arg;
+        o->tls = true;
+        break;
+    case 'C':
+        o->certfile = arg;
+        o->tls = true;
+        break;
+    case 'K':
+        o->keyfile = arg;
+        o->tls = true;
+        break;
     case 'd':
         o->duration_s = parse_seconds(arg);
         break;
@@ -220,11 +272,15 @@ static void finish_opts(sb_opts_t *o)
                 SB_HDR_SIZE);
         o->size = SB_HDR_SIZE;
     }
+    if (o->ws && o->tls)
+        die_usage("ws:// with --tls (wss://) is not supported by the bench yet");
     bool publishes = o->scenario != SB_CONN && o->scenario != SB_SUB;
     if (publishes && strpbrk(o->topic, "+#"))
         die_usage("-t: a publish topic cannot hold the wildcards + or #: '%s'", o->topic);
     if (o->scenario != SB_CONN && o->topic[0] == '\0')
         die_usage("-t: the topic is empty");
+    if ((o->certfile == NULL) != (o->keyfile == NULL))
+        die_usage("--cert and --key go together");
 }
 
 static void parse_args(int argc, char **argv, sb_opts_t *o)
@@ -237,7 +293,9 @@ static void parse_args(int argc, char **argv, sb_opts_t *o)
     static const struct option longs[] = {
         {"threads", required_argument, NULL, 'T'}, {"inflight", required_argument, NULL, 'W'},
         {"rate", required_argument, NULL, 'R'},    {"quiet", no_argument, NULL, 'Q'},
-        {"help", no_argument, NULL, 'H'},          {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'H'},          {"tls", no_argument, NULL, 'S'},
+        {"cafile", required_argument, NULL, 'A'},  {"cert", required_argument, NULL, 'C'},
+        {"key", required_argument, NULL, 'K'},     {NULL, 0, NULL, 0},
     };
     optind = 2;
     int ch;
@@ -767,6 +825,7 @@ static void free_run(sb_run_t *run, sb_thread_t **th, progress_t *pg)
     mq_free(pg->cur_lat);
     mq_free(pg->win_lat);
     mq_free(pg->connack);
+    sb_tls_ctx_free(run->tls_ctx);
 }
 
 int main(int argc, char **argv)
@@ -778,6 +837,8 @@ int main(int argc, char **argv)
     resolve(&o);
 
     sb_run_t run = {.o = &o};
+    if (o.tls && !(run.tls_ctx = sb_tls_ctx_new(o.cafile, o.certfile, o.keyfile)))
+        return 1;
     build_plan(&run);
     if (o.threads > run.n_clients)
         o.threads = run.n_clients; /* an idle engine thread would only cost a core's time */

@@ -8,6 +8,7 @@
  * TLS certificate is in force when it is not. */
 #include "broker/config.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -15,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 
 #include "broker/config_internal.h"
 #include "broker/logging.h"
+#include "broker/status.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rc.h"
@@ -60,8 +63,8 @@ static int fail(mq_config_parse_t *p, const char *fmt, ...)
 /* --- the option table ---------------------------------------------------------------------- */
 
 static mq_config_set_cb set_expiration;
-static mq_config_set_cb set_listener, set_include_dir, set_log_dest, set_log_facility, set_protocol,
-    set_metrics_listener;
+static mq_config_set_cb set_listener, set_include_dir, set_log_dest, set_log_facility,
+    set_metrics_listener, set_http_dir, set_trusted_proxy;
 
 static const mq_config_keyword_t log_dests[] = {
     {"stdout", MQ_LOGDEST_STDOUT},
@@ -81,14 +84,24 @@ static const mq_config_keyword_t log_types[] = {
     {"subscribe", MQ_LOG_SUBSCRIBE},
     {"unsubscribe", MQ_LOG_UNSUBSCRIBE},
     {"debug", MQ_LOG_DEBUG},
-    {"websockets", 0}, /* no websockets yet: nothing to log */
+    {"websockets", 0}, /* libwebsockets' own lines in mosquitto: Starling logs WebSocket
+                          events as information and notice */
     {"none", 0},
     {"all", MQ_LOG_ALL},
     {NULL, 0},
 };
 
+/* mosquitto 2: the minimum version; unset = TLS 1.2 and 1.3 */
+static const mq_config_keyword_t tls_versions[] = {
+    {"tlsv1.1", MQ_TLS_VERSION_1_1},
+    {"tlsv1.2", MQ_TLS_VERSION_1_2},
+    {"tlsv1.3", MQ_TLS_VERSION_1_3},
+    {NULL, 0},
+};
+
 static const mq_config_keyword_t protocols[] = {
-    {"mqtt", 0},
+    {"mqtt", MQ_SERVER_MQTT},
+    {"websockets", MQ_SERVER_WEBSOCKETS},
     {NULL, 0},
 };
 
@@ -97,6 +110,9 @@ static const mq_config_keyword_t protocols[] = {
  * (a _Static_assert below checks that the sizes agree). */
 #define FIELD(f) .off = offsetof(mq_config_t, f), .size = sizeof(((mq_config_t *)0)->f)
 #define BOTH_FIELD(f) FIELD(f), .loff = offsetof(mq_listener_conf_t, f)
+/* a field of mq_listener_conf_t only (scope LISTENER) */
+#define LFIELD(f) \
+    .loff = offsetof(mq_listener_conf_t, f), .size = sizeof(((mq_listener_conf_t *)0)->f)
 #define SEEN(f) .seen = offsetof(mq_config_t, f)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
 #define FLAGS(f) .flags = (f)
@@ -116,12 +132,22 @@ const mq_config_option_t mq_config__options[] = {
      FLAGS(MQ_CONFIG_DEFAULT_LISTENER)},
     {OPTION("max_connections", UINT, BOTH), BOTH_FIELD(max_connections), RANGE(0, INT32_MAX),
      FLAGS(MQ_CONFIG_MINUS_ONE)},
-    {OPTION("protocol", KEYWORD, LISTENER), .keywords = protocols, .set = set_protocol},
+    {OPTION("protocol", KEYWORD, LISTENER), LFIELD(protocol), .keywords = protocols},
     /* MQTT 5: a client that sets Request Response Information gets "PREFIX/CLIENT_ID" as
      * Response Information, the root of topics for its responses (off: mosquitto sends none) */
     {OPTION("response_information", STRING, GLOBAL), STARLING, FIELD(response_information)},
     {OPTION("metrics_listener", SPECIAL, GLOBAL), STARLING, FIELD(metrics_port), RANGE(1, 65535),
      FLAGS(MQ_CONFIG_VALUES), .set = set_metrics_listener},
+    /* WebSockets listeners (net/ws.h): what applies to a 'protocol websockets' listener */
+    {OPTION("http_dir", PATH, LISTENER), LFIELD(http_dir), .set = set_http_dir},
+    {OPTION("websockets_headers_size", SIZE, LISTENER), LFIELD(websockets_headers_size),
+     RANGE(1, 65535), .def = 1024},
+    {OPTION("status_page", BOOL, LISTENER), STARLING, LFIELD(status_page)},
+    {OPTION("websockets_trusted_proxy", STRING, LISTENER), STARLING,
+     LFIELD(websockets_trusted_proxy), .set = set_trusted_proxy},
+    /* libwebsockets' log level in mosquitto; there is no libwebsockets here: accepted so that
+     * mosquitto files load, with no effect (no field) */
+    {OPTION("websockets_log_level", UINT, GLOBAL), RANGE(0, INT32_MAX)},
     /* clients and sessions */
     {OPTION("allow_anonymous", BOOL, SECURITY), FIELD(allow_anonymous), SEEN(allow_anonymous_set),
      .def = true},
@@ -176,31 +202,29 @@ const mq_config_option_t mq_config__options[] = {
      FLAGS(MQ_CONFIG_PREFIX)},
     REFUSED("psk_file", PATH, SECURITY),
     REFUSED("psk_hint", STRING, LISTENER),
-    REFUSED("use_identity_as_username", BOOL, LISTENER),
-    REFUSED("use_subject_as_username", BOOL, LISTENER),
     REFUSED("use_username_as_clientid", BOOL, LISTENER),
     REFUSED("per_listener_settings", BOOL, GLOBAL),
     /* TLS */
-    REFUSED("cafile", PATH, LISTENER),
-    REFUSED("capath", PATH, LISTENER),
-    REFUSED("certfile", PATH, LISTENER),
-    REFUSED("keyfile", PATH, LISTENER),
-    REFUSED("crlfile", PATH, LISTENER),
-    REFUSED("ciphers", STRING, LISTENER),
-    REFUSED("ciphers_tls1.3", STRING, LISTENER),
-    REFUSED("tls_version", STRING, LISTENER),
     REFUSED("tls_engine", STRING, LISTENER),
     REFUSED("tls_engine_kpass_sha1", STRING, LISTENER),
     REFUSED("tls_keyform", STRING, LISTENER),
-    REFUSED("require_certificate", BOOL, LISTENER),
     REFUSED("dhparamfile", PATH, LISTENER),
     REFUSED("ocsp_stapling", BOOL, LISTENER),
+    /* TLS listeners (net/tls.c): certfile and keyfile make a listener TLS */
+    {OPTION("cafile", PATH, LISTENER), LFIELD(cafile)},
+    {OPTION("capath", PATH, LISTENER), LFIELD(capath)},
+    {OPTION("certfile", PATH, LISTENER), LFIELD(certfile)},
+    {OPTION("keyfile", PATH, LISTENER), LFIELD(keyfile)},
+    {OPTION("crlfile", PATH, LISTENER), LFIELD(crlfile)},
+    {OPTION("ciphers", STRING, LISTENER), LFIELD(ciphers)},
+    {OPTION("ciphers_tls1.3", STRING, LISTENER), LFIELD(ciphers_tls13)},
+    {OPTION("tls_version", KEYWORD, LISTENER), LFIELD(tls_version), .keywords = tls_versions},
+    {OPTION("require_certificate", BOOL, LISTENER), LFIELD(require_certificate)},
+    {OPTION("use_identity_as_username", BOOL, LISTENER), LFIELD(use_identity_as_username)},
+    {OPTION("use_subject_as_username", BOOL, LISTENER), LFIELD(use_subject_as_username)},
     /* listeners of other kinds */
     REFUSED("bind_interface", STRING, LISTENER),
     REFUSED("socket_domain", STRING, LISTENER),
-    REFUSED("http_dir", PATH, LISTENER),
-    REFUSED("websockets_log_level", UINT, GLOBAL),
-    REFUSED("websockets_headers_size", SIZE, LISTENER),
     REFUSED("mount_point", STRING, LISTENER),
     /* MQTT 5: aliases a client may set per connection (mosquitto: per listener, default 10) */
     {OPTION("max_topic_alias", UINT, LISTENER), .loff = offsetof(mq_listener_conf_t, max_topic_alias),
@@ -638,14 +662,6 @@ static int set_log_facility(mq_config_parse_t *p, const mq_config_option_t *o, c
     return 0;
 }
 
-static int set_protocol(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
-{
-    (void)ntok; /* one value, checked by apply() */
-    if (!find_keyword(o->keywords, tok[1]))
-        return fail(p, "protocol %s is not supported yet (only mqtt)", tok[1]);
-    return 0;
-}
-
 /* mosquitto's duration: a number and a unit, h(ours) d(ays) w(eeks) m(onths: 30 days)
  * y(ears: 365 days), e.g. "14d". */
 static int set_expiration(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
@@ -678,6 +694,31 @@ static int set_metrics_listener(mq_config_parse_t *p, const mq_config_option_t *
     p->cfg->metrics_port = (uint16_t)v;
     if (ntok == 3)
         set_string(&p->cfg->metrics_address, tok[2]);
+    return 0;
+}
+
+/* http_dir must be a directory now (the broker would fail at start): said with its line. */
+static int set_http_dir(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
+{
+    (void)ntok; /* one value, checked by apply() */
+    struct stat st;
+    if (stat(tok[1], &st) != 0)
+        return fail(p, "http_dir %s: %s", tok[1], strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return fail(p, "http_dir %s: not a directory", tok[1]);
+    set_string(field_of(p, o), tok[1]);
+    return 0;
+}
+
+/* An address compared with the socket peer's, so a host name cannot work: refused here. */
+static int set_trusted_proxy(mq_config_parse_t *p, const mq_config_option_t *o, char **tok,
+                             int ntok)
+{
+    (void)ntok; /* one value, checked by apply() */
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, tok[1], bin) != 1 && inet_pton(AF_INET6, tok[1], bin) != 1)
+        return fail(p, "websockets_trusted_proxy %s: not an IP address", tok[1]);
+    set_string(field_of(p, o), tok[1]);
     return 0;
 }
 
@@ -810,7 +851,36 @@ int mq_config_parse_string(mq_config_t *cfg, const char *name, const char *text,
     return parse_text(&p, text);
 }
 
+static int finish_listeners(mq_config_t *cfg, uint16_t port_override, char *err, size_t errlen);
+
+/* What mosquitto checks of a listener's TLS options before it starts. */
+static int check_tls(const mq_listener_conf_t *l, char *err, size_t errlen)
+{
+    if ((l->certfile == NULL) != (l->keyfile == NULL)) {
+        snprintf(err, errlen,
+                 "listener %u: both certfile and keyfile must be provided if one of them is set",
+                 l->port);
+        return -1;
+    }
+    if (l->certfile && l->require_certificate && !l->cafile && !l->capath) {
+        snprintf(err, errlen, "listener %u: require_certificate needs cafile or capath", l->port);
+        return -1;
+    }
+    return 0;
+}
+
 int mq_config_finish(mq_config_t *cfg, uint16_t port_override, char *err, size_t errlen)
+{
+    if (finish_listeners(cfg, port_override, err, errlen) < 0)
+        return -1;
+    for (unsigned i = 0; i < cfg->n_listeners; i++)
+        if (check_tls(&cfg->listeners[i], err, errlen) < 0)
+            return -1;
+    return 0;
+}
+
+/* Adds the default listener where mosquitto would. */
+static int finish_listeners(mq_config_t *cfg, uint16_t port_override, char *err, size_t errlen)
 {
     if (!cfg->allow_anonymous_set)
         cfg->allow_anonymous = !cfg->has_explicit_listener; /* mosquitto 2's local-only mode */
@@ -847,6 +917,37 @@ int mq_config_finish(mq_config_t *cfg, uint16_t port_override, char *err, size_t
     return 0;
 }
 
+/* The WebSocket options of listener 'l' for the engine. */
+static void ws_listener_opts(const mq_config_t *cfg, const mq_listener_conf_t *l,
+                             mq_server_listener_t *o)
+{
+    o->protocol = l->protocol;
+    o->http_dir = l->http_dir;
+    o->ws_headers_size = l->websockets_headers_size;
+    o->ws_max_frame = cfg->max_packet_size; /* a frame larger than a packet is refused */
+    o->ws_trusted_proxy = l->websockets_trusted_proxy;
+    if (l->status_page) { /* bundled into the binary at build time (broker/status.h) */
+        o->status_page = mq_status_page;
+        o->status_page_len = mq_status_page_len;
+    }
+}
+
+/* The TLS options of a listener, borrowed. */
+static mq_server_tls_t server_tls(const mq_listener_conf_t *l)
+{
+    return (mq_server_tls_t){.cafile = l->cafile,
+                             .capath = l->capath,
+                             .certfile = l->certfile,
+                             .keyfile = l->keyfile,
+                             .crlfile = l->crlfile,
+                             .ciphers = l->ciphers,
+                             .ciphers_tls13 = l->ciphers_tls13,
+                             .tls_version = l->tls_version,
+                             .require_certificate = l->require_certificate,
+                             .use_identity_as_username = l->use_identity_as_username,
+                             .use_subject_as_username = l->use_subject_as_username};
+}
+
 void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
@@ -855,6 +956,8 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
         o->listeners[i].port = cfg->listeners[i].port;
         o->listeners[i].max_connections = cfg->listeners[i].max_connections;
         o->listeners[i].max_topic_alias = cfg->listeners[i].max_topic_alias;
+        ws_listener_opts(cfg, &cfg->listeners[i], &o->listeners[i]);
+        o->listeners[i].tls = server_tls(&cfg->listeners[i]);
     }
     o->n_listeners = cfg->n_listeners;
     o->workers = cfg->workers;

@@ -19,6 +19,21 @@ typedef struct mq_listener_conf {
     char *bind_address;       /* owned; NULL = all addresses (mosquitto's default) */
     uint32_t max_connections; /* per listener; 0 = unlimited (mosquitto's -1) */
     uint16_t max_topic_alias; /* MQTT 5 Topic Alias Maximum announced; default 10 */
+    /* WebSockets (net/ws.h) */
+    uint8_t protocol;                 /* enum mq_server_protocol (net/opts.h) */
+    char *http_dir;                   /* owned; NULL = no files served */
+    uint32_t websockets_headers_size; /* bytes of an HTTP request head */
+    bool status_page;                 /* serve the bundled status page at "/" (Starling's) */
+    char *websockets_trusted_proxy;   /* owned; IP address whose X-Forwarded-For names the
+                                         client in the logs (Starling's); NULL = none */
+    /* TLS (net/opts.h mq_server_tls_t says what each means); strings owned, NULL = unset;
+     * certfile and keyfile make the listener TLS */
+    char *cafile, *capath, *certfile, *keyfile, *crlfile;
+    char *ciphers, *ciphers_tls13;
+    uint8_t tls_version; /* enum mq_tls_version */
+    bool require_certificate;
+    bool use_identity_as_username;
+    bool use_subject_as_username;
 } mq_listener_conf_t;
 
 /* The broker's configuration; immutable once the broker starts (STYLE.md §6). Strings are
@@ -94,7 +109,9 @@ int mq_config_parse_string(mq_config_t *cfg, const char *name, const char *text,
 
 /* Completes the configuration after parsing and the command line: adds the default listener
  * (port 1883, or 'port_override' when non-zero, on 127.0.0.1 when no listener was configured,
- * as mosquitto 2 does), applies the allow_anonymous default. Returns 0 or -1 with err set. */
+ * as mosquitto 2 does), applies the allow_anonymous default, checks each listener's TLS
+ * options (certfile with keyfile; require_certificate with a CA). Returns 0 or -1 with err
+ * set. */
 int mq_config_finish(mq_config_t *cfg, uint16_t port_override, char *err, size_t errlen);
 
 /* Fills *opts, the engine's options, from a finished 'cfg'; the only place where the

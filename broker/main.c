@@ -278,6 +278,8 @@ static void run_control_loop(broker_t *b)
             MQ_LOG(MQ_LOG_NOTICE, "SIGHUP received: log file re-opened; configuration reload "
                                   "is not implemented yet, the running configuration is "
                                   "unchanged.");
+            /* certificates and keys, for new connections (mosquitto's certfile/keyfile) */
+            (void)mq_server_reload_tls(b->srv); /* each listener's outcome is logged */
         }
     }
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s terminating", MQ_VERSION);

@@ -2,6 +2,8 @@
 /* core/epoch.c - QSBR: a global epoch, a per-thread "seen" epoch, per-thread retire lists. */
 #include "core/epoch.h"
 
+#include <sched.h>
+
 #include "core/mem.h"
 #include "core/rc.h"
 
@@ -94,6 +96,21 @@ void mq_epoch_online(mq_epoch_rec_t *r)
     uint64_t g = atomic_load_explicit(&r->ep->global, memory_order_seq_cst);
     atomic_store_explicit(&r->seen, g, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst); /* before any shared read that follows */
+}
+
+void mq_epoch_synchronize(mq_epoch_t *ep)
+{
+    /* seq_cst, as in mq_epoch_quiescent: a thread that announces 'g' or later (or goes
+     * offline) after this increment has finished with anything unlinked before it */
+    uint64_t g = atomic_fetch_add_explicit(&ep->global, 1, memory_order_seq_cst) + 1;
+    for (unsigned i = 0; i < ep->n; i++) {
+        for (;;) {
+            uint64_t s = atomic_load_explicit(&ep->recs[i].seen, memory_order_seq_cst);
+            if (s == 0 || s >= g)
+                break;
+            sched_yield(); /* a worker's turn is short; a waiting worker is offline */
+        }
+    }
 }
 
 void mq_epoch_retire(mq_epoch_rec_t *r, mq_epoch_entry_t *e, mq_epoch_free_cb *fn)

@@ -41,6 +41,12 @@ void mq_epoch_quiescent(mq_epoch_rec_t *r);
 void mq_epoch_offline(mq_epoch_rec_t *r);
 void mq_epoch_online(mq_epoch_rec_t *r);
 
+/* For a thread with no record (the main thread, swapping a pointer the workers read): returns
+ * once every registered thread has passed a quiescent point, or been offline, since the call,
+ * so that none still holds what was reachable before it. Yields while it waits. Never call it
+ * from a registered thread (it would wait for itself). */
+void mq_epoch_synchronize(mq_epoch_t *ep);
+
 /* Hands 'e' to the reclaimer: 'fn(e)' runs on this thread once it is safe. Owning thread. */
 void mq_epoch_retire(mq_epoch_rec_t *r, mq_epoch_entry_t *e, mq_epoch_free_cb *fn);
 

@@ -72,9 +72,24 @@ void mq_conn_free(mq_conn_t *c)
     mq_free(c);
 }
 
+/* Takes 'c' off its loop's list of connections to flush (a short list: this turn's). */
+static void undirty(mq_conn_loop_t *l, mq_conn_t *c)
+{
+    for (mq_conn_t **pp = &l->dirty; *pp; pp = &(*pp)->next_dirty) {
+        if (*pp == c) {
+            *pp = c->next_dirty;
+            break;
+        }
+    }
+    c->in_dirty = false;
+    c->next_dirty = NULL;
+}
+
 void mq_conn_unlink(mq_conn_t *c)
 {
     mq_conn_loop_t *l = c->loop;
+    if (l && c->in_dirty) /* what it has to send goes with the next owner's flush */
+        undirty(l, c);
     if (c->prev)
         c->prev->next = c->next;
     else if (l && l->conns == c)
@@ -111,6 +126,7 @@ void mq_conn_loop_fini(mq_conn_loop_t *l, void (*release)(void *arg, mq_conn_t *
     }
     mq_free(l->deferred);
     mq_free(l->rearm);
+    mq_buf_fini(&l->scratch);
     if (l->br) {
         io_uring_unregister_buf_ring(l->ring, BGID);
         munmap(l->br, l->n_bufs * sizeof(struct io_uring_buf));
@@ -215,10 +231,20 @@ static void maybe_release(mq_conn_t *c)
     mq_conn_free(c);
 }
 
+/* Sends what is left of whead + wbuf: one send, or one sendmsg while some of a transport's
+ * header is unsent (the header and the payload go out together without a copy). */
 static void submit_send(mq_conn_t *c)
 {
     struct io_uring_sqe *sqe = mq_op_sqe(c->loop->ring);
-    io_uring_prep_send(sqe, c->fd, c->wbuf.data + c->wsent, c->wbuf.len - c->wsent, MSG_NOSIGNAL);
+    if (c->wsent < c->whead_len) {
+        c->wiov[0] = (struct iovec){c->whead + c->wsent, c->whead_len - c->wsent};
+        c->wiov[1] = (struct iovec){c->wbuf.data, c->wbuf.len};
+        c->wmsg = (struct msghdr){.msg_iov = c->wiov, .msg_iovlen = c->wbuf.len ? 2 : 1};
+        io_uring_prep_sendmsg(sqe, c->fd, &c->wmsg, MSG_NOSIGNAL);
+    } else {
+        size_t off = c->wsent - c->whead_len;
+        io_uring_prep_send(sqe, c->fd, c->wbuf.data + off, c->wbuf.len - off, MSG_NOSIGNAL);
+    }
     io_uring_sqe_set_data64(sqe, mq_op_pack(c, MQ_OP_SEND));
     c->send_busy = true;
     c->n_ops++;
@@ -239,7 +265,7 @@ static void flush(mq_conn_t *c)
         c->out.len = 0;
     }
     c->wsent = 0;
-    if (c->wbuf.len > 0)
+    if (c->wbuf.len + c->whead_len > 0)
         submit_send(c);
 }
 
@@ -349,6 +375,16 @@ static void wait_for_buffers(mq_conn_loop_t *l, mq_conn_t *c)
 static bool take_buffer(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe *cqe)
 {
     unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+    if (cqe->res > 0 && c->state == MQ_CONN_PRE && c->send_busy) {
+        /* it may move to another worker, which must find nothing of it in flight: the bytes
+         * wait for the send (a TLS handshake reply) to complete, no receive armed meanwhile */
+        c->has_held = true;
+        c->held_bid = (uint16_t)bid;
+        c->held_len = (uint32_t)cqe->res;
+        c->n_ops++; /* the held buffer keeps 'c' alive */
+        c->last_rx_ms = l->now_ms;
+        return true;
+    }
     if (cqe->res > 0 && c->state == MQ_CONN_ACTIVE && (l->congested || l->n_deferred)) {
         /* back-pressure: keep the buffer (the ring runs dry, receives stop with ENOBUFS,
          * TCP pushes back on the clients) and process it once the congestion clears */
@@ -383,11 +419,30 @@ void mq_conn_on_recv(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe 
             wait_for_buffers(l, c); /* re-armed once buffers are back */
         else if (cqe->res < 0)
             mq_conn_close(c, strerror(-cqe->res));
-        else if (!c->recv_armed && c->state != MQ_CONN_CLOSING)
+        else if (!c->recv_armed && !c->has_held && c->state != MQ_CONN_CLOSING)
             arm_recv(c, c->state == MQ_CONN_ACTIVE); /* single-shot, or a multishot ended */
     }
     if (c->state == MQ_CONN_CLOSING)
         maybe_release(c);
+}
+
+/* The send that held back a received buffer (take_buffer) has completed: the bytes go up
+ * now, with nothing of 'c' in flight. False when 'c' has moved to another worker. */
+static bool release_held(mq_conn_loop_t *l, mq_conn_t *c)
+{
+    c->has_held = false;
+    c->n_ops--;
+    int r = MQ_CONN_OK;
+    if (c->state != MQ_CONN_CLOSING) {
+        l->bytes_received += c->held_len;
+        r = deliver_up(c, l->bufs + (size_t)c->held_bid * l->buf_size, c->held_len);
+    }
+    return_buffer(l, c->held_bid);
+    if (r == MQ_CONN_GONE)
+        return false;
+    if (!c->recv_armed && c->state != MQ_CONN_CLOSING)
+        arm_recv(c, c->state == MQ_CONN_ACTIVE);
+    return true;
 }
 
 void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe *cqe)
@@ -397,19 +452,25 @@ void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe 
     if (cqe->res < 0) {
         c->out.len = 0;
         c->wbuf.len = 0;
+        c->whead_len = 0;
         mq_conn_close(c, strerror(-cqe->res));
+        if (c->has_held) /* closing: the bytes are not wanted any more */
+            (void)release_held(l, c);
         maybe_release(c);
         return;
     }
     l->bytes_sent += (uint64_t)cqe->res;
     c->wsent += (size_t)cqe->res;
-    if (c->wsent < c->wbuf.len) { /* a short send: resume it (STYLE.md §7) */
+    if (c->wsent < c->whead_len + c->wbuf.len) { /* a short send: resume it (STYLE.md §7) */
         submit_send(c);
         return;
     }
     c->wbuf.len = 0;
+    c->whead_len = 0;
     if (c->wbuf.cap > WBUF_KEEP) /* a burst grew it: give the memory back */
         mq_buf_fini(&c->wbuf);
+    if (c->has_held && !release_held(l, c))
+        return; /* it moved to another worker */
     if (c->state == MQ_CONN_ACTIVE)
         l->h->on_writable(l->h->arg, c); /* what queued while the socket was slow */
     mq_conn_mark_dirty(c);               /* more output may be waiting; closing continues there */

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "core/buf.h"
 
@@ -22,7 +24,10 @@
  *
  * Everything here runs on the thread that owns the connection's loop; a connection moves to
  * another worker only as a whole (mq_conn_unlink(), a mailbox hand-off, mq_conn_link()), while
- * no operation of it is in flight. */
+ * no operation of it is in flight. So before admission (MQ_CONN_PRE, when the protocol may move
+ * it) received bytes go up only while no send is in flight: a transport that answers before
+ * admission (a TLS handshake) has its reply's send complete first, the received buffer waiting
+ * meanwhile with no receive armed. */
 
 typedef struct mq_conn mq_conn_t;
 typedef struct mq_conn_loop mq_conn_loop_t;
@@ -41,16 +46,25 @@ enum mq_conn_result {
     MQ_CONN_GONE = 2,   /* handed to another worker: the caller must not touch it again */
 };
 
+#define MQ_CONN_MAX_HEAD 14 /* bytes of c->whead: the largest WebSocket frame header */
+
 typedef struct mq_transport {
     const char *name;
     /* Wire bytes received; passes decoded bytes up with mq_conn_up(). Returns an enum
-     * mq_conn_result (the first non-OK result of mq_conn_up, or CLOSED on its own error). */
+     * mq_conn_result (the first non-OK result of mq_conn_up, or CLOSED on its own error).
+     * 'p' is the loop's receive buffer, lent until recv returns: a transport may rewrite it
+     * in place (WebSocket unmasking) but keeps nothing pointing into it. */
     int (*recv)(mq_conn_t *c, const uint8_t *p, size_t len);
     /* At a flush with no send in flight: moves the protocol bytes of 'plain' (emptied), and
-     * any wire bytes of its own, into 'wire' (empty on entry). */
+     * any wire bytes of its own, into 'wire' (empty on entry). It may also put up to
+     * MQ_CONN_MAX_HEAD bytes in c->whead (c->whead_len), which go out in front of 'wire' in
+     * the same send: a frame header before protocol bytes swapped in without a copy. */
     void (*send)(mq_conn_t *c, mq_buf_t *plain, mq_buf_t *wire);
     /* Frees the transport's state (c->xport_state). */
     void (*free)(mq_conn_t *c);
+    /* Optional (NULL: no TLS under this transport): the connection's TLS state, for what the
+     * protocol asks of it (net/tls.h: mq_tls_username()). MQTT over TLS and wss:// set it. */
+    struct mq_tls *(*tls)(const mq_conn_t *c);
 } mq_transport_t;
 
 /* The layer above (the protocol), called by the loop; 'arg' is the handler's context. */
@@ -78,12 +92,19 @@ struct mq_conn {
     bool need_rearm;  /* the multishot receive ended for lack of buffers */
     bool in_dirty;    /* queued on the loop's dirty list */
     bool is_counted;  /* counted in the server's connection totals */
+    bool has_held;    /* a received buffer waits for the send in flight (state PRE only) */
+    uint16_t held_bid; /* that buffer's id and length */
+    uint32_t held_len;
     unsigned n_ops;   /* submitted operations (and held buffers) not yet completed */
     uint64_t last_rx_ms;
     uint64_t born_ms;
     mq_buf_t out;                /* protocol bytes waiting to be sent */
     mq_buf_t wbuf;               /* wire bytes of the send in flight */
-    size_t wsent;                /* bytes of wbuf already sent */
+    size_t wsent;                /* bytes of whead + wbuf already sent */
+    uint8_t whead_len;           /* bytes in whead, sent before wbuf (a transport's header) */
+    uint8_t whead[MQ_CONN_MAX_HEAD];
+    struct iovec wiov[2]; /* whead + wbuf for sendmsg: kept until the send completes */
+    struct msghdr wmsg;
     const mq_transport_t *xport; /* NULL: plain TCP */
     void *xport_state;
     mq_conn_t *next_dirty;
@@ -111,6 +132,8 @@ struct mq_conn_loop {
     mq_conn_t **rearm; /* connections whose receive waits for free buffers */
     uint32_t n_rearm, cap_rearm;
     uint64_t bytes_received, bytes_sent; /* counters, this loop's alone */
+    mq_buf_t scratch; /* for transports: the plain bytes decoded from one receive, passed up
+                       * with mq_conn_up() before the next (emptied by its user) */
     /* After close(fd) of a connection with is_counted set: the owner of the connection
      * totals (net/server.c, through the worker) lowers them. */
     void (*on_uncount)(void *arg, mq_conn_t *c);

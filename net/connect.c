@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "net/tls.h"
 #include "net/will.h"
 
 /* An identifier for a client that sent none, chosen so that this worker owns it. */
@@ -51,6 +52,13 @@ static bool admit(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         mq_props_t pr = {0};
         mq_client_send_connack(p, cl, false, MQ_RC_BAD_AUTHENTICATION_METHOD, &pr);
         mq_client_end(cl, false, "authentication method not supported");
+        return false;
+    }
+    const char *tls_user; /* the username itself is for the authentication code */
+    if (mq_tls_username(&cl->conn, &tls_user) == MQ_TLS_USER_MISSING) {
+        /* use_identity_as_username / use_subject_as_username without a certificate (or a CN):
+         * refused as by mosquitto */
+        mq_client_refuse(p, cl, CONNACK_BAD_CREDENTIALS, "no username in a client certificate");
         return false;
     }
     if (!o->allow_anonymous) {

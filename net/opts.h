@@ -10,11 +10,51 @@
 
 #define MQ_SERVER_MAX_LISTENERS 16
 
+enum mq_server_protocol {
+    MQ_SERVER_MQTT = 0,       /* MQTT on TCP */
+    MQ_SERVER_WEBSOCKETS = 1, /* MQTT on WebSockets (net/ws.h), plain HTTP GETs served */
+};
+
+/* The minimum TLS version a listener accepts (mosquitto's tls_version). */
+enum mq_tls_version {
+    MQ_TLS_VERSION_DEFAULT = 0, /* unset: TLS 1.2 and 1.3, as mosquitto 2 */
+    MQ_TLS_VERSION_1_1 = 1,
+    MQ_TLS_VERSION_1_2 = 2,
+    MQ_TLS_VERSION_1_3 = 3,
+};
+
+/* A listener's TLS settings, mosquitto's listener options of the same names. 'certfile' NULL:
+ * the listener is plain TCP and the rest is unused. Paths are re-read on reload (SIGHUP). */
+typedef struct mq_server_tls {
+    const char *cafile;            /* trusted CAs for client certificates; NULL = none */
+    const char *capath;            /* directory of hashed CA certificates; NULL = none */
+    const char *certfile;          /* PEM server certificate (chain); NULL = no TLS */
+    const char *keyfile;           /* PEM private key of certfile */
+    const char *crlfile;           /* PEM revocation list checked against client certificates */
+    const char *ciphers;           /* TLS 1.2 and below, OpenSSL cipher list; NULL = default */
+    const char *ciphers_tls13;     /* TLS 1.3 ciphersuites ("ciphers_tls1.3"); NULL = default */
+    uint8_t tls_version;           /* enum mq_tls_version: the minimum */
+    bool require_certificate;      /* a client must present a certificate from cafile/capath */
+    bool use_identity_as_username; /* the certificate's CN is the client's username */
+    bool use_subject_as_username;  /* its whole subject (RFC 2253) is (identity wins) */
+} mq_server_tls_t;
+
 typedef struct mq_server_listener {
     const char *bind_address; /* NULL: all addresses */
     uint16_t port;
     uint32_t max_connections; /* 0 = unlimited */
     uint16_t max_topic_alias; /* MQTT 5 inbound Topic Alias Maximum */
+    /* WebSockets (protocol websockets only) */
+    uint8_t protocol;             /* enum mq_server_protocol */
+    const char *http_dir;         /* files served to plain GETs; NULL = none */
+    uint32_t ws_headers_size;     /* bytes of an HTTP request head; 0 = the default (1024) */
+    uint32_t ws_max_frame;        /* payload bytes of one received frame, else closed with
+                                     1009; 0 = the largest MQTT packet */
+    const uint8_t *status_page;   /* the page served at "/" (static storage); NULL = off */
+    size_t status_page_len;       /* bytes */
+    const char *ws_trusted_proxy; /* IP address whose X-Forwarded-For is believed; NULL =
+                                     nobody's */
+    mq_server_tls_t tls;
 } mq_server_listener_t;
 
 /* Everything the engine needs from the configuration, complete (broker/ applies every

@@ -13,6 +13,7 @@
 #include "net/connect.h"
 #include "net/publish.h"
 #include "net/subscribe.h"
+#include "net/tls.h"
 #include "net/will.h"
 
 void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n)
@@ -93,6 +94,8 @@ static int handle_packet(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 static void on_decode_error(mq_proto_t *p, client_t *cl, enum mq_rc rc, const mq_packet_t *pkt,
                             const char *why)
 {
+    if (cl->conn.state == MQ_CONN_PRE && mq_tls_looks_like_hello(cl->pre.data, cl->pre.len))
+        why = "a TLS handshake on a plain MQTT listener"; /* clearer than the decoder's reason */
     char msg[128];
     snprintf(msg, sizeof(msg), "rc=0x%02x %s: %s", rc, mq_rc_str(rc), why ? why : "");
     if (cl->conn.state == MQ_CONN_PRE && pkt->type == MQ_CONNECT) {

@@ -376,6 +376,27 @@ void mq_server_stop(mq_server_t *srv)
     free_server(srv);
 }
 
+int mq_server_reload_tls(mq_server_t *srv)
+{
+    int failed = 0;
+    for (unsigned i = 0; i < srv->n_listeners; i++) {
+        if (!mq_xport_listener_has_tls(srv->xports[i]))
+            continue;
+        char err[512];
+        if (mq_xport_listener_reload(srv->xports[i], srv->ep, err, sizeof(err)) < 0) {
+            MQ_LOG(MQ_LOG_ERROR,
+                   "Error: TLS listener on port %u: %s; keeping the running "
+                   "certificate and key.",
+                   srv->ports[i], err);
+            failed++;
+        } else {
+            MQ_LOG(MQ_LOG_NOTICE, "TLS listener on port %u: certificate and key reloaded.",
+                   srv->ports[i]);
+        }
+    }
+    return failed;
+}
+
 uint16_t mq_server_port(const mq_server_t *srv, unsigned i)
 {
     return i < srv->n_listeners ? srv->ports[i] : 0;

@@ -35,6 +35,12 @@ unsigned mq_server_workers(const mq_server_t *srv);
 void mq_server_publish(mq_server_t *srv, const char *topic, const void *payload, size_t len,
                        bool retain);
 
+/* Re-reads the certificate and key (and CA files, CRL) of every TLS listener for the
+ * connections that come next (mosquitto does so on SIGHUP); open connections keep theirs. A
+ * listener whose files do not load keeps its running ones; each outcome is logged. Returns the
+ * number of listeners that failed. Main thread. */
+int mq_server_reload_tls(mq_server_t *srv);
+
 /* The port actually bound by listener 'i' (useful with port 0). */
 uint16_t mq_server_port(const mq_server_t *srv, unsigned i);
 

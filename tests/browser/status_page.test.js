@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 // tests/browser/status_page.test.js - the status page in a real browser (Debian's chromium,
 // headless, driven by puppeteer-core): it connects over MQTT on WebSockets, shows the client
-// count rising as TCP clients connect and a message rate while a publisher runs.
+// count rising as TCP clients connect and a message rate while a publisher runs; and MQTT.js
+// (npm 'mqtt', its browser bundle) runs in the page, publishes, and a TCP subscriber gets it.
 //
 // Which broker: STATUS_URL=http://host:port/ (the page) with MQTT_TCP=host:port (its plain MQTT
-// listener); without them, the test starts Debian's mosquitto (MOSQUITTO, default
-// /usr/sbin/mosquitto) on free 127.0.0.1 ports with a websockets listener whose http_dir is
-// broker/status. SCREENSHOT=path keeps the screenshot (default: a temporary directory).
+// listener); else BROKER=mosquitto starts Debian's mosquitto (MOSQUITTO, default
+// /usr/sbin/mosquitto) with a websockets listener whose http_dir is broker/status; else (the
+// default) Starling (STARLING, default build/broker/starling) with a websockets listener and
+// 'status_page true', on free 127.0.0.1 ports. SCREENSHOT=path keeps the screenshot (default:
+// a temporary directory; docs/status-page.png is taken with SCREENSHOT=../../docs/status-page.png).
 // Run: cd tests/browser && npm ci && node --test
 'use strict';
 const { test } = require('node:test');
@@ -19,6 +22,7 @@ const { spawn } = require('node:child_process');
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const MOSQUITTO = process.env.MOSQUITTO || '/usr/sbin/mosquitto';
+const STARLING = process.env.STARLING || path.resolve(__dirname, '../../build/broker/starling');
 const STATUS_DIR = path.resolve(__dirname, '../../broker/status');
 
 function freePort() {
@@ -59,6 +63,46 @@ async function startMosquitto(dir) {
   return { url: `http://127.0.0.1:${ws}/`, tcp: { host: '127.0.0.1', port: tcp }, stop: () => proc.kill() };
 }
 
+// Starts Starling with a plain MQTT listener and a websockets one serving its bundled page.
+async function startStarling(dir) {
+  const tcp = await freePort(), ws = await freePort();
+  const conf = path.join(dir, 'starling.conf');
+  fs.writeFileSync(conf, [
+    `listener ${tcp} 127.0.0.1`, 'protocol mqtt',
+    `listener ${ws} 127.0.0.1`, 'protocol websockets', 'status_page true',
+    'allow_anonymous true', 'sys_interval 1', 'log_dest stderr', '',
+  ].join('\n'));
+  const proc = spawn(STARLING, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr.on('data', (d) => { log += d; });
+  await Promise.all([waitPort(tcp, 5000), waitPort(ws, 5000)]).catch((e) => {
+    proc.kill();
+    throw new Error(`${e.message}; starling said:\n${log}`);
+  });
+  return { url: `http://127.0.0.1:${ws}/`, tcp: { host: '127.0.0.1', port: tcp }, stop: () => proc.kill() };
+}
+
+async function startBroker(dir) {
+  if (process.env.STATUS_URL) {
+    const [host, port] = (process.env.MQTT_TCP || '').split(':');
+    assert.ok(host && port, 'MQTT_TCP=host:port is needed with STATUS_URL');
+    return { url: process.env.STATUS_URL, tcp: { host, port: +port }, stop: () => {} };
+  }
+  return process.env.BROKER === 'mosquitto' ? startMosquitto(dir) : startStarling(dir);
+}
+
+async function launch(t) {
+  const puppeteer = require('puppeteer-core');
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+           '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+  t.after(() => browser.close());
+  return browser;
+}
+
 // A minimal MQTT 3.1.1 client on TCP: CONNECT, then optionally PUBLISH QoS 0 in a loop.
 function str(s) { const b = Buffer.from(s); return Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]); }
 function packet(type, body) {
@@ -96,25 +140,10 @@ test('status page shows live clients and message rates', {
   skip: haveChromium ? false : `chromium not found at ${CHROMIUM} (apt-get install chromium)`,
   timeout: 120000,
 }, async (t) => {
-  const puppeteer = require('puppeteer-core');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'status-page-'));
-  let broker;
-  if (process.env.STATUS_URL) {
-    const [host, port] = (process.env.MQTT_TCP || '').split(':');
-    assert.ok(host && port, 'MQTT_TCP=host:port is needed with STATUS_URL');
-    broker = { url: process.env.STATUS_URL, tcp: { host, port: +port }, stop: () => {} };
-  } else {
-    broker = await startMosquitto(dir);
-  }
+  const broker = await startBroker(dir);
   t.after(() => broker.stop());
-
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-           '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-  });
-  t.after(() => browser.close());
+  const browser = await launch(t);
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -144,5 +173,51 @@ test('status page shows live clients and message rates', {
   await page.screenshot({ path: shot, fullPage: true });
   assert.ok(fs.statSync(shot).size > 10000, 'a screenshot was written');
   t.diagnostic(`screenshot: ${shot}`);
+  assert.deepEqual(errors, [], 'no script errors in the page');
+});
+
+// MQTT.js, bundled from npm (node_modules/mqtt/dist/mqtt.min.js), in the page: it publishes
+// over ws:// to the page's own origin and a plain TCP subscriber receives the message.
+test('MQTT.js in the page publishes to a TCP subscriber', {
+  skip: haveChromium ? false : `chromium not found at ${CHROMIUM} (apt-get install chromium)`,
+  timeout: 60000,
+}, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mqttjs-page-'));
+  const broker = await startBroker(dir);
+  t.after(() => broker.stop());
+  const sub = await mqttClient(broker.tcp, 'browser-test-sub');
+  t.after(() => sub.destroy());
+  let got = Buffer.alloc(0);
+  sub.on('data', (d) => { got = Buffer.concat([got, d]); });
+  sub.write(packet(0x82, Buffer.concat([Buffer.from([0, 1]), str('browser/mqttjs'), Buffer.from([1])])));
+  const end = Date.now() + 5000;
+  while (!got.includes(Buffer.from([0x90, 3, 0, 1]))) {
+    assert.ok(Date.now() < end, `no SUBACK: ${got.toString('hex')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  const browser = await launch(t);
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(broker.url, { waitUntil: 'load' });
+  await page.addScriptTag({ path: path.join(__dirname, 'node_modules', 'mqtt', 'dist', 'mqtt.min.js') });
+  const wsUrl = broker.url.replace(/^http/, 'ws') + 'mqtt';
+  const result = await page.evaluate((url) => new Promise((resolve) => {
+    const c = window.mqtt.connect(url, { clientId: 'mqttjs-in-page', reconnectPeriod: 0, protocolVersion: 4 });
+    c.on('error', (e) => resolve(`error: ${e.message}`));
+    c.on('connect', () => c.publish('browser/mqttjs', 'from MQTT.js in chromium', { qos: 1 }, (err) => {
+      c.end();
+      resolve(err ? `publish: ${err.message}` : 'published');
+    }));
+    setTimeout(() => resolve('timed out'), 10000);
+  }), wsUrl);
+  assert.equal(result, 'published');
+  const want = Buffer.from('from MQTT.js in chromium');
+  const until = Date.now() + 5000;
+  while (!got.includes(want)) {
+    assert.ok(Date.now() < until, `the TCP subscriber got nothing: ${got.toString('hex')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   assert.deepEqual(errors, [], 'no script errors in the page');
 });

@@ -154,6 +154,37 @@ Test(config, every_supported_option_is_applied)
     cr_assert_eq(cfg.log_types, MQ_LOG_ALL);
 }
 
+Test(config, websockets_listener_options_reach_the_engine)
+{
+    cr_assert_eq(parse("listener 1883\n"
+                       "listener 8080 127.0.0.1\n"
+                       "protocol websockets\n"
+                       "http_dir /tmp\n"
+                       "websockets_headers_size 4096\n"
+                       "status_page true\n"
+                       "websockets_trusted_proxy 10.0.0.1\n"
+                       "websockets_log_level 255\n"
+                       "max_packet_size 65536\n"),
+                 0, "%s", err);
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), 0, "%s", err);
+    mq_server_opts_t o;
+    mq_config_server_opts(&cfg, &o);
+    cr_assert_eq(o.n_listeners, 2);
+    const mq_server_listener_t *tcp = &o.listeners[0], *ws = &o.listeners[1];
+    cr_expect_eq(tcp->protocol, MQ_SERVER_MQTT);
+    cr_expect_null(tcp->http_dir);
+    cr_expect_null(tcp->status_page);
+    cr_expect_eq(tcp->ws_headers_size, 1024, "mosquitto's default");
+    cr_expect_eq(ws->protocol, MQ_SERVER_WEBSOCKETS);
+    cr_expect_str_eq(ws->http_dir, "/tmp");
+    cr_expect_eq(ws->ws_headers_size, 4096);
+    cr_expect_str_eq(ws->ws_trusted_proxy, "10.0.0.1");
+    cr_expect_eq(ws->ws_max_frame, 65536);
+    cr_assert_not_null(ws->status_page);
+    cr_expect_gt(ws->status_page_len, 1000);
+    cr_expect_eq(memcmp(ws->status_page, "<!DOCTYPE html>", 15), 0, "the bundled index.html");
+}
+
 Test(config, minus_one_means_unlimited_for_the_counting_limits)
 {
     cr_assert_eq(parse("max_connections -1\nmax_queued_messages -1\nmax_queued_bytes -1\n"
@@ -194,12 +225,20 @@ static const struct bad_case bad_cases[] = {
     {"\n\n\npassword_file /etc/mosquitto/passwd\n",
      "test.conf:4: option 'password_file' is a mosquitto option"},
     {"acl_file /etc/mosquitto/acl\n", "'acl_file'"},
-    {"listener 8883\ncafile /etc/ca.pem\n", "test.conf:2: option 'cafile'"},
-    {"certfile x\n", "'certfile'"},
+    {"listener 8883\ndhparamfile /etc/dh.pem\n", "test.conf:2: option 'dhparamfile'"},
+    {"tls_engine x\n", "'tls_engine'"},
+    {"listener 8883\n\ntls_version tlsv1.0\n",
+     "test.conf:3: invalid value 'tlsv1.0' for tls_version"},
     {"auth_opt_db x\n", "'auth_opt_db'"},
     {"persistence true\n", "'persistence'"},
     {"connection bridge1\n", "'connection'"},
-    {"protocol websockets\n", "protocol websockets is not supported"},
+    {"protocol http\n", "test.conf:1: invalid value 'http' for protocol"},
+    {"listener 8080\nprotocol websockets\nstatus_page yes\n",
+     "test.conf:3: invalid value 'yes' for status_page"},
+    {"listener 8080\nprotocol websockets\nhttp_dir /nonexistent/www\n",
+     "test.conf:3: http_dir /nonexistent/www: No such file or directory"},
+    {"listener 8080\nprotocol websockets\nwebsockets_trusted_proxy proxy.example\n",
+     "test.conf:3: websockets_trusted_proxy proxy.example: not an IP address"},
     {"log_type chatty\n", "invalid value 'chatty' for log_type"},
     {"workers 5000\n", "invalid value '5000' for workers"},
     {"max_qos -1\n", "invalid value '-1' for max_qos"},
@@ -428,16 +467,20 @@ Test(config, the_implemented_options_are_exactly_these)
 {
     char names[2048];
     names_with(MQ_CONFIG_IMPLEMENTED, 0, names, sizeof(names));
-    cr_expect_str_eq(
-        names, " listener port bind_address max_connections protocol response_information"
-               " metrics_listener"
-               " allow_anonymous allow_zero_length_clientid auto_id_prefix"
-               " max_inflight_messages max_queued_messages max_queued_bytes"
-               " message_size_limit max_packet_size max_keepalive max_qos"
-               " retain_available upgrade_outgoing_qos set_tcp_nodelay"
-               " connection_messages allow_duplicate_messages pid_file user workers"
-               " sys_interval include_dir log_dest log_type log_timestamp"
-               " log_timestamp_format log_facility max_topic_alias persistent_client_expiration ");
+    cr_expect_str_eq(names,
+                     " listener port bind_address max_connections protocol response_information"
+                     " metrics_listener http_dir websockets_headers_size status_page"
+                     " websockets_trusted_proxy websockets_log_level"
+                     " allow_anonymous allow_zero_length_clientid auto_id_prefix"
+                     " max_inflight_messages max_queued_messages max_queued_bytes"
+                     " message_size_limit max_packet_size max_keepalive max_qos"
+                     " retain_available upgrade_outgoing_qos set_tcp_nodelay"
+                     " connection_messages allow_duplicate_messages pid_file user workers"
+                     " sys_interval include_dir log_dest log_type log_timestamp"
+                     " log_timestamp_format log_facility cafile capath certfile keyfile"
+                     " crlfile ciphers ciphers_tls1.3 tls_version require_certificate"
+                     " use_identity_as_username use_subject_as_username max_topic_alias"
+                     " persistent_client_expiration ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
@@ -475,7 +518,9 @@ Test(config, every_implemented_option_accepts_its_default_back)
      * LOG_DAEMON, metrics off) */
     static const char *const unspellable =
         " listener bind_address include_dir log_facility metrics_listener pid_file"
-        " log_timestamp_format persistent_client_expiration response_information ";
+        " log_timestamp_format persistent_client_expiration response_information http_dir"
+        " websockets_trusted_proxy cafile capath certfile keyfile crlfile ciphers ciphers_tls1.3"
+        " tls_version ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
@@ -570,7 +615,7 @@ Test(config, refused_options_are_refused_by_name_with_or_without_a_value)
         cr_expect_str_eq(err, want);
         n_refused++;
     }
-    cr_expect_geq(n_refused, 80);
+    cr_expect_geq(n_refused, 65); /* TLS, WebSockets and MQTT 5 options left this list */
 }
 
 Test(config, fixed_settings_are_not_options_of_the_file)
@@ -738,4 +783,49 @@ Test(config, max_topic_alias_is_per_listener_with_mosquittos_default)
     cr_assert(parse("listener 1 127.0.0.1\nlistener 2\nmax_topic_alias 3\n") == 0, "%s", err);
     cr_expect(cfg.listeners[0].max_topic_alias == 10);
     cr_expect(cfg.listeners[1].max_topic_alias == 3);
+}
+
+Test(config, tls_options_belong_to_their_listener)
+{
+    cr_assert_eq(parse("listener 1883\n"
+                       "listener 8883\ncafile /ca.pem\ncertfile /srv.crt\nkeyfile /srv.key\n"
+                       "crlfile /crl.pem\ncapath /cas\nciphers HIGH\nciphers_tls1.3 "
+                       "TLS_AES_128_GCM_SHA256\ntls_version tlsv1.3\nrequire_certificate true\n"
+                       "use_identity_as_username true\nuse_subject_as_username true\n"),
+                 0, "%s", err);
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), 0, "%s", err);
+    cr_assert_null(cfg.listeners[0].certfile);
+    const mq_listener_conf_t *l = &cfg.listeners[1];
+    cr_assert_str_eq(l->cafile, "/ca.pem");
+    cr_assert_str_eq(l->certfile, "/srv.crt");
+    cr_assert_str_eq(l->keyfile, "/srv.key");
+    cr_assert_str_eq(l->crlfile, "/crl.pem");
+    cr_assert_str_eq(l->capath, "/cas");
+    cr_assert_str_eq(l->ciphers, "HIGH");
+    cr_assert_str_eq(l->ciphers_tls13, "TLS_AES_128_GCM_SHA256");
+    cr_assert_eq(l->tls_version, MQ_TLS_VERSION_1_3);
+    cr_assert(l->require_certificate && l->use_identity_as_username && l->use_subject_as_username);
+    mq_server_opts_t o;
+    mq_config_server_opts(&cfg, &o);
+    cr_assert_null(o.listeners[0].tls.certfile);
+    cr_assert_str_eq(o.listeners[1].tls.certfile, "/srv.crt");
+    cr_assert_str_eq(o.listeners[1].tls.ciphers_tls13, "TLS_AES_128_GCM_SHA256");
+    cr_assert_eq(o.listeners[1].tls.tls_version, MQ_TLS_VERSION_1_3);
+    cr_assert(o.listeners[1].tls.require_certificate);
+    cr_assert(o.listeners[1].tls.use_identity_as_username);
+}
+
+Test(config, certfile_without_keyfile_is_refused_at_finish)
+{
+    cr_assert_eq(parse("listener 8883\ncertfile /srv.crt\n"), 0, "%s", err);
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "listener 8883: both certfile and keyfile") != NULL, "%s", err);
+}
+
+Test(config, require_certificate_needs_a_ca)
+{
+    cr_assert_eq(parse("listener 8883\ncertfile /c\nkeyfile /k\nrequire_certificate true\n"), 0,
+                 "%s", err);
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "require_certificate needs cafile or capath") != NULL, "%s", err);
 }

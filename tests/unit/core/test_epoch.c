@@ -3,7 +3,10 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <unistd.h>
 
 #include "core/epoch.h"
 
@@ -216,4 +219,55 @@ Test(epoch, entry_retired_by_one_thread_waits_for_the_other_thread)
     pthread_barrier_wait(&step); /* 4 */
     cr_assert(eq(int, pthread_join(t, NULL), 0));
     pthread_barrier_destroy(&step);
+}
+
+/* synchronize: a worker (record 1) that stays in its turn until told to pass a quiescent
+ * point; the main thread's synchronize must not return before it has. */
+static atomic_bool may_pass, passed, sync_done;
+static mq_epoch_rec_t *worker_rec;
+
+static void *worker_turn(void *arg)
+{
+    (void)arg;
+    worker_rec = mq_epoch_register(ep, 1); /* online, as in a turn */
+    pthread_barrier_wait(&step);           /* 1: registered */
+    while (!atomic_load(&may_pass))
+        sched_yield();
+    atomic_store(&passed, true);
+    mq_epoch_quiescent(worker_rec);
+    while (!atomic_load(&sync_done)) /* online still: synchronize needs no offline */
+        sched_yield();
+    mq_epoch_offline(worker_rec);
+    return NULL;
+}
+
+static void *synchronizer(void *arg)
+{
+    (void)arg;
+    mq_epoch_synchronize(ep);
+    atomic_store(&sync_done, true);
+    return NULL;
+}
+
+Test(epoch, synchronize_waits_for_every_online_record_to_pass_a_quiescent_point)
+{
+    pthread_t w, s;
+    cr_assert(eq(int, pthread_barrier_init(&step, NULL, 2), 0));
+    cr_assert(eq(int, pthread_create(&w, NULL, worker_turn, NULL), 0));
+    pthread_barrier_wait(&step);                /* 1 */
+    mq_epoch_offline(mq_epoch_register(ep, 2)); /* an offline record does not hold it up */
+    cr_assert(eq(int, pthread_create(&s, NULL, synchronizer, NULL), 0));
+    usleep(50 * 1000);
+    cr_assert(not(atomic_load(&sync_done)), "returned while a record was in its turn");
+    atomic_store(&may_pass, true);
+    cr_assert(eq(int, pthread_join(s, NULL), 0));
+    cr_assert(atomic_load(&passed));
+    cr_assert(eq(int, pthread_join(w, NULL), 0));
+    pthread_barrier_destroy(&step);
+}
+
+Test(epoch, synchronize_returns_at_once_when_every_record_is_offline)
+{
+    mq_epoch_offline(mq_epoch_register(ep, 0));
+    mq_epoch_synchronize(ep); /* would hang (and time out) if an offline record counted */
 }
