@@ -29,6 +29,7 @@ typedef struct cache_entry {
 typedef struct lsub {
     mq_sess_t *sess;
     uint8_t qos;
+    uint8_t grant; /* the subscription's mq_sub_t.grant, where the delivery path reads it */
 } lsub_t;
 
 typedef struct lfilter {
@@ -169,7 +170,7 @@ static void lfilter_add(mq_route_t *r, uint64_t fid, mq_sess_t *s, uint8_t qos)
     }
     if (lf->n == lf->cap)
         lf->subs = mq_grow(lf->subs, &lf->cap, sizeof(*lf->subs), 4);
-    lf->subs[lf->n++] = (lsub_t){s, qos};
+    lf->subs[lf->n++] = (lsub_t){s, qos, 2}; /* full until mq_route_set_grant says else */
 }
 
 static void lfilter_set_qos(mq_route_t *r, uint64_t fid, const mq_sess_t *s, uint8_t qos)
@@ -178,6 +179,15 @@ static void lfilter_set_qos(mq_route_t *r, uint64_t fid, const mq_sess_t *s, uin
     for (uint32_t i = 0; lf && i < lf->n; i++)
         if (lf->subs[i].sess == s)
             lf->subs[i].qos = qos;
+}
+
+void mq_route_set_grant(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub, uint8_t grant)
+{
+    sub->grant = grant;
+    lfilter_t *lf = mq_map_get(&r->filters, sub->fid);
+    for (uint32_t i = 0; lf && i < lf->n; i++)
+        if (lf->subs[i].sess == s)
+            lf->subs[i].grant = grant;
 }
 
 /* Removes 's' from the filter; when no session of this worker is left on it, this worker's
@@ -367,8 +377,9 @@ static void reserve_seen(mq_route_t *r, size_t n)
     r->gen = 0;
 }
 
-/* Adds (s, q) to dest, or raises the QoS of the entry 's' already has. */
-static void dedup_add(mq_route_t *r, uint32_t *n, mq_sess_t *s, uint8_t q)
+/* Adds (s, q) to dest, or raises the QoS (and grant) of the entry 's' already has: a topic
+ * that a full subscription matches is readable, so one full match spares the check. */
+static void dedup_add(mq_route_t *r, uint32_t *n, mq_sess_t *s, uint8_t q, uint8_t grant)
 {
     size_t mask = r->cap_seen - 1;
     size_t i = (size_t)XXH3_64bits(&s, sizeof(s)) & mask;
@@ -377,12 +388,14 @@ static void dedup_add(mq_route_t *r, uint32_t *n, mq_sess_t *s, uint8_t q)
             mq_route_dest_t *d = &r->dest[r->seen[i].idx];
             if (q > d->qos)
                 d->qos = q;
+            if (grant > d->grant)
+                d->grant = grant;
             return;
         }
         i = (i + 1) & mask;
     }
     r->seen[i] = (seen_t){r->gen, s, *n};
-    r->dest[(*n)++] = (mq_route_dest_t){s, q};
+    r->dest[(*n)++] = (mq_route_dest_t){s, q, grant};
 }
 
 uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, uint8_t msg_qos,
@@ -398,8 +411,10 @@ uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, uint8
     if (n == 1) { /* one filter: each session is on it once, nothing to de-duplicate */
         const lfilter_t *lf = mq_map_get(&r->filters, fids[0]);
         for (uint32_t k = 0; lf && k < lf->n; k++)
-            r->dest[count++] =
-                (mq_route_dest_t){lf->subs[k].sess, deliver_qos(lf->subs[k].qos, msg_qos, upgrade)};
+            if (lf->subs[k].grant) /* 0: revoked by an ACL reload */
+                r->dest[count++] = (mq_route_dest_t){lf->subs[k].sess,
+                                                     deliver_qos(lf->subs[k].qos, msg_qos, upgrade),
+                                                     lf->subs[k].grant};
         return count;
     }
     reserve_seen(r, total);
@@ -407,7 +422,9 @@ uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, uint8
     for (uint32_t i = 0; i < n; i++) {
         const lfilter_t *lf = mq_map_get(&r->filters, fids[i]);
         for (uint32_t k = 0; lf && k < lf->n; k++)
-            dedup_add(r, &count, lf->subs[k].sess, deliver_qos(lf->subs[k].qos, msg_qos, upgrade));
+            if (lf->subs[k].grant) /* 0: revoked by an ACL reload */
+                dedup_add(r, &count, lf->subs[k].sess,
+                          deliver_qos(lf->subs[k].qos, msg_qos, upgrade), lf->subs[k].grant);
     }
     return count;
 }

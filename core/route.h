@@ -26,7 +26,9 @@ typedef struct mq_route mq_route_t;
 
 typedef struct mq_route_dest {
     mq_sess_t *sess;
-    uint8_t qos; /* the QoS to deliver at */
+    uint8_t qos;   /* the QoS to deliver at */
+    uint8_t grant; /* the best mq_sub_t.grant among the matching subscriptions: 2 (FULL)
+                    * deliver, 1 (PARTIAL) the caller checks the topic first */
 } mq_route_dest_t;
 
 /* A routing table for worker 'self' of 'n_workers', on the shared index 'ix'. Interest
@@ -62,6 +64,11 @@ mq_sess_t *mq_route_next(const mq_route_t *r, size_t *pos);
 mq_sub_t *mq_route_subscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len,
                              uint8_t qos);
 
+/* Sets the authorisation class of the subscription 'sub' of 's' (mq_sub_t.grant, enum
+ * mq_acl_grant: 0 none, 1 partial, 2 full; new subscriptions start at 2) and of its entry in
+ * the filter table, where mq_route_resolve reads it. */
+void mq_route_set_grant(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub, uint8_t grant);
+
 /* Removes the subscription of 's' to 'filter'; false when it had none. */
 bool mq_route_unsubscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len);
 
@@ -78,7 +85,8 @@ const uint64_t *mq_route_take(mq_route_t *r, unsigned worker, uint32_t *n);
 /* Resolves filter ids of this worker to the sessions to deliver to, each once, at
  * min(subscription QoS, 'msg_qos') — or the subscription's QoS when 'upgrade'
  * (upgrade_outgoing_qos). Filters no longer in the table are skipped (unsubscribed since
- * the publisher matched). Returns the count; *out is valid until the next call. */
+ * the publisher matched), and so are subscriptions whose grant is 0 (none: an ACL reload
+ * revoked them). Returns the count; *out is valid until the next call. */
 uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, uint8_t msg_qos,
                           bool upgrade, const mq_route_dest_t **out);
 
