@@ -18,6 +18,14 @@ typedef struct mq_listener_conf {
     uint16_t port;
     char *bind_address;       /* owned; NULL = all addresses (mosquitto's default) */
     uint32_t max_connections; /* per listener; 0 = unlimited (mosquitto's -1) */
+    /* security options as given after this 'listener' line (before any: the default
+     * listener's); in force with per_listener_settings true, else the broker's fields are */
+    bool allow_anonymous;     /* once finished: as the broker's default unless given */
+    bool allow_anonymous_set; /* given for this listener */
+    bool allow_zero_length_clientid;
+    char *auto_id_prefix; /* owned */
+    char *password_file;  /* owned; NULL = none */
+    char *acl_file;       /* owned; NULL = none */
 } mq_listener_conf_t;
 
 /* The broker's configuration; immutable once the broker starts (STYLE.md §6). Strings are
@@ -36,6 +44,11 @@ typedef struct mq_config {
     bool allow_anonymous_set;        /* the option was given */
     bool allow_zero_length_clientid; /* accept an empty client id (and assign one) */
     char *auto_id_prefix;            /* prefix of the ids assigned to empty client ids */
+    char *password_file;             /* mosquitto's format (core/passwd.h); NULL = none */
+    char *acl_file;                  /* mosquitto's format (core/acl.h); NULL = none */
+    bool per_listener_settings;      /* the five security options above apply per listener */
+    uint8_t session_owner_check;     /* Starling's: 0 off, 1 on, 2 (default) on when some
+                                      * password_file is configured */
     uint16_t max_inflight_messages;  /* per session; 0 = unlimited (mosquitto) */
     uint32_t max_queued_messages;    /* per session; 0 = unlimited */
     uint64_t max_queued_bytes;       /* per session, payload bytes; 0 = unlimited */
@@ -93,6 +106,14 @@ int mq_config_parse_string(mq_config_t *cfg, const char *name, const char *text,
  * (port 1883, or 'port_override' when non-zero, on 127.0.0.1 when no listener was configured,
  * as mosquitto 2 does), applies the allow_anonymous default. Returns 0 or -1 with err set. */
 int mq_config_finish(mq_config_t *cfg, uint16_t port_override, char *err, size_t errlen);
+
+/* The security domains of a finished 'cfg': one per listener with per_listener_settings,
+ * else one. mq_config_server_opts() gives listener i domain (per listener ? i : 0). */
+unsigned mq_config_security_domains(const mq_config_t *cfg);
+
+/* The password_file and acl_file (NULL = none) of security domain 'd'. */
+void mq_config_security_files(const mq_config_t *cfg, unsigned d, const char **password_file,
+                              const char **acl_file);
 
 /* Fills *opts, the engine's options, from a finished 'cfg'; the only place where the
  * configuration maps onto mq_server_opts_t. Every field is set (nothing is left for

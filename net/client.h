@@ -7,6 +7,7 @@
 #include "core/route.h"
 #include "core/epoch.h"
 #include "core/tindex.h"
+#include "net/auth.h"
 #include "net/conn.h"
 #include "net/mailbox.h"
 #include "net/opts.h"
@@ -22,6 +23,7 @@ typedef struct mq_proto_state mq_proto_t;
 
 typedef struct mq_proto_env {
     const mq_server_opts_t *opts; /* complete and immutable (net/opts.h) */
+    mq_auth_slot_t *auth;         /* the current security state (net/auth.h) */
     mq_tindex_t *ix;              /* the shared subscription index and retained store */
     mq_epoch_rec_t *ep;           /* this worker's epoch record */
     mq_outbox_t *outbox;          /* this worker's outgoing mail */
@@ -62,6 +64,9 @@ struct mq_proto_state {
     uint8_t *codes;    /* scratch: SUBACK codes */
     uint32_t cap_codes;
     counters_t cnt;
+    uint64_t auth_gen;          /* the security state this worker's subscriptions were
+                                 * classified with (net/auth.h: a reload classifies again) */
+    mq_auth_cache_t auth_cache; /* credentials this worker verified lately */
 };
 
 static inline client_t *client_of(mq_conn_t *c)

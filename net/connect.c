@@ -10,14 +10,14 @@
 #include "core/mem.h"
 
 /* An identifier for a client that sent none, chosen so that this worker owns it. */
-static size_t make_client_id(mq_proto_t *p, char *buf, size_t cap)
+static size_t make_client_id(mq_proto_t *p, const char *prefix, char *buf, size_t cap)
 {
     for (;;) {
         uint64_t r;
         if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
             r = XXH3_64bits(&p->next_auto_id, sizeof(p->next_auto_id)) ^ p->env.loop->now_ms;
         r ^= ++p->next_auto_id;
-        int n = snprintf(buf, cap, "%s%016llx", p->o->auto_id_prefix, (unsigned long long)r);
+        int n = snprintf(buf, cap, "%s%016llx", prefix, (unsigned long long)r);
         size_t len = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
         if (XXH3_64bits(buf, len) % p->env.n_workers == p->env.self)
             return len;
@@ -28,6 +28,7 @@ static size_t make_client_id(mq_proto_t *p, char *buf, size_t cap)
 static bool admit(mq_proto_t *p, client_t *cl, const mq_connect_t *cp)
 {
     const mq_server_opts_t *o = p->o;
+    const mq_server_listener_t *lo = &o->listeners[cl->conn.listener];
     if (cp->level == MQ_PROTO_5) {
         /* MQTT 5 semantics are their own issue: refuse plainly rather than half-serve */
         mq_client_send_connack(p, cl, false, MQ_RC_UNSUPPORTED_PROTOCOL_VERSION);
@@ -41,18 +42,45 @@ static bool admit(mq_proto_t *p, client_t *cl, const mq_connect_t *cp)
         return false;
     }
     if (cp->client_id.len == 0 &&
-        (cp->level == MQ_PROTO_31 || !cp->clean_start || !o->allow_zero_length_clientid)) {
+        (cp->level == MQ_PROTO_31 || !cp->clean_start || !lo->allow_zero_length_clientid)) {
         /* [MQTT-3.1.3-7], [MQTT-3.1.3-8]; 3.1 requires an identifier */
         mq_client_refuse(p, cl, CONNACK_ID_REJECTED, "empty client identifier");
         return false;
     }
-    if (!o->allow_anonymous) {
-        /* no authentication backend exists yet (password_file is refused at start-up), so
-         * with anonymous access off nobody may connect, as with mosquitto */
-        mq_client_refuse(p, cl, CONNACK_NOT_AUTHORIZED, "not authorised (allow_anonymous false)");
-        return false;
-    }
     return true;
+}
+
+/* The CONNACK code for 'rc' in the client's protocol: v5 takes it as is, 3.1.1 its nearest. */
+static uint8_t refusal_code(const client_t *cl, enum mq_rc rc)
+{
+    if (cl->proto == MQ_PROTO_5)
+        return (uint8_t)rc;
+    switch (rc) {
+    case MQ_RC_BAD_USERNAME_OR_PASSWORD:
+        return CONNACK_BAD_CREDENTIALS;
+    case MQ_RC_CLIENT_ID_NOT_VALID:
+        return CONNACK_ID_REJECTED;
+    default:
+        return CONNACK_NOT_AUTHORIZED;
+    }
+}
+
+/* Authentication, the will's ACL and session ownership (net/auth.h decides), on the owner
+ * worker so that a handed-off CONNECT verifies its password once; false when refused. */
+static bool authorise(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq_str_t id, uint64_t h)
+{
+    const mq_auth_t *a = mq_auth_get(p->env.auth);
+    mq_auth_refresh(a, p->route, &p->auth_gen); /* a reload since: subscriptions first */
+    const char *why = NULL;
+    enum mq_rc rc =
+        mq_auth_admit(a, &p->o->listeners[cl->conn.listener], cp, id,
+                      p->o->session_owner_check ? mq_route_find(p->route, id.ptr, id.len, h) : NULL,
+                      &p->auth_cache, &why);
+    if (rc == MQ_RC_SUCCESS)
+        return true;
+    MQ_LOG(MQ_LOG_NOTICE, "Client %.*s refused: %s.", (int)id.len, id.ptr, why);
+    mq_client_refuse(p, cl, refusal_code(cl, rc), why);
+    return false;
 }
 
 /* Attaches 'cl' to the session 'id' of this worker, taking over or discarding what is there. */
@@ -77,6 +105,16 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
         mq_route_add(p->route, s);
     }
     s->clean = cp->clean_start;
+    /* the session belongs to the user it was last authorised for, under its listener's rules;
+     * a kept session taken by another identity (session_owner_check false, or another
+     * listener's domain) has its subscriptions classified again for the new one */
+    uint8_t dom = p->o->listeners[cl->conn.listener].auth_domain;
+    const mq_str_t *user = cp->has_username ? &cp->username : NULL;
+    bool changed = !mq_auth_same_owner(s, user) || s->auth_domain != dom;
+    mq_sess_set_username(s, user ? user->ptr : NULL, user ? user->len : 0);
+    s->auth_domain = dom;
+    if (*present && changed)
+        mq_auth_reclassify_sess(mq_auth_get(p->env.auth), p->route, s);
     cl->sess = s;
     return s;
 }
@@ -91,7 +129,8 @@ int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     const char *id = cp->client_id.ptr;
     size_t id_len = cp->client_id.len;
     if (id_len == 0) {
-        id_len = make_client_id(p, idbuf, sizeof(idbuf));
+        id_len = make_client_id(p, p->o->listeners[cl->conn.listener].auto_id_prefix, idbuf,
+                                sizeof(idbuf));
         id = idbuf;
     }
     uint64_t h = XXH3_64bits(id, id_len);
@@ -102,6 +141,8 @@ int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         cl->handoff_to = (uint8_t)owner;
         return MQ_CONN_GONE;
     }
+    if (!authorise(p, cl, cp, (mq_str_t){id, id_len}, h))
+        return MQ_CONN_CLOSED;
     if (cp->has_will) {
         cl->will = mq_msg_new(cp->will_topic.ptr, cp->will_topic.len, cp->will_payload.ptr,
                               cp->will_payload.len, cp->will_qos, cp->will_retain);

@@ -10,10 +10,17 @@
 
 #define MQ_SERVER_MAX_LISTENERS 16
 
+struct mq_auth; /* net/auth.h */
+
 typedef struct mq_server_listener {
     const char *bind_address; /* NULL: all addresses */
     uint16_t port;
     uint32_t max_connections; /* 0 = unlimited */
+    /* security: the listener's own with per_listener_settings, else the broker's values */
+    bool allow_anonymous;
+    bool allow_zero_length_clientid;
+    const char *auto_id_prefix;
+    uint8_t auth_domain; /* the domain of the security state (net/auth.h) it checks against */
 } mq_server_listener_t;
 
 /* Everything the engine needs from the configuration, complete (broker/ applies every
@@ -23,9 +30,9 @@ typedef struct mq_server_opts {
     unsigned n_listeners;
     unsigned workers;         /* 0 = online CPUs */
     uint32_t max_connections; /* whole broker; 0 = unlimited */
-    bool allow_anonymous;
-    bool allow_zero_length_clientid;
-    const char *auto_id_prefix;
+    bool session_owner_check; /* a session is taken only by its own user name (net/auth.h) */
+    struct mq_auth *auth;     /* the initial security state: mq_server_start() takes it
+                               * (NULL = no password file, no ACL, one domain) */
     uint16_t max_keepalive; /* 0 = no limit */
     uint8_t max_qos;
     bool retain_available;

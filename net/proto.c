@@ -14,12 +14,21 @@
 /* ---- routing ----------------------------------------------------------------------------------
  */
 
+/* A delivery on a subscription the ACL grants only in part (net/auth.h): checked per message. */
+static bool may_read(mq_proto_t *p, const mq_sess_t *s, mq_msg_t *msg)
+{
+    mq_str_t t = mq_msg_topic(msg);
+    return mq_auth_may_read(mq_auth_get(p->env.auth), s, t.ptr, t.len);
+}
+
 void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n)
 {
     const mq_route_dest_t *d;
     uint32_t k = mq_route_resolve(p->route, fids, n, msg->qos, p->o->upgrade_outgoing_qos, &d);
     for (uint32_t i = 0; i < k; i++) {
         mq_sess_t *s = d[i].sess;
+        if (d[i].grant != MQ_ACL_GRANT_FULL && !may_read(p, s, msg)) /* partial subscriptions */
+            continue;
         (void)mq_sess_deliver(s, msg, d[i].qos, false); /* a drop is in s->stats */
         if (s->conn)
             mq_conn_mark_dirty(s->conn);
@@ -78,6 +87,14 @@ static bool should_route(mq_proto_t *p, client_t *cl, const mq_publish_t *pub)
          * no client can forge the metrics that dashboards trust */
         MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s PUBLISH to $SYS ignored", p->env.self,
                cl->sess->client_id);
+        return false;
+    }
+    if (!mq_auth_may_write(mq_auth_get(p->env.auth), cl->sess, pub->topic.ptr, pub->topic.len)) {
+        /* mosquitto 2.0: a denied PUBLISH is dropped and, in 3.1.1, still acknowledged */
+        MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s PUBLISH to '%.*s' denied by the ACL", p->env.self,
+               cl->sess->client_id, (int)(pub->topic.len > 64 ? 64 : pub->topic.len),
+               pub->topic.ptr);
+        p->cnt.pub_dropped++;
         return false;
     }
     if (p->o->message_size_limit && pub->payload.len > p->o->message_size_limit) {
@@ -139,14 +156,18 @@ static void handle_outbound_ack(mq_proto_t *p, client_t *cl, const mq_packet_t *
  */
 
 typedef struct retained_ctx {
+    mq_proto_t *p;
     mq_sess_t *s;
     uint8_t qos;
     bool upgrade;
+    uint8_t grant; /* the subscription's class: a partial one checks each retained message */
 } retained_ctx_t;
 
 static void send_retained(void *arg, mq_msg_t *msg)
 {
     retained_ctx_t *rc = arg;
+    if (rc->grant != MQ_ACL_GRANT_FULL && !may_read(rc->p, rc->s, msg))
+        return;
     uint8_t q = rc->upgrade || rc->qos < msg->qos ? rc->qos : msg->qos;
     /* [MQTT-3.3.1-8] retained messages go out with the retain flag set */
     (void)mq_sess_deliver(rc->s, msg, q, true); /* a drop is counted in the session */
@@ -169,11 +190,21 @@ static void handle_subscribe(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt
                    s->client_id, (int)(e.filter.len > 64 ? 64 : e.filter.len), e.filter.ptr);
             continue;
         }
+        enum mq_acl_grant g =
+            mq_auth_classify(mq_auth_get(p->env.auth), s, e.filter.ptr, e.filter.len);
+        if (g == MQ_ACL_GRANT_NONE) { /* nothing it matches is readable: refused, not kept */
+            p->codes[n++] = 0x80;
+            MQ_LOG(MQ_LOG_INFO, "worker=%u client=%s subscription '%.*s' denied by the ACL",
+                   p->env.self, s->client_id, (int)(e.filter.len > 64 ? 64 : e.filter.len),
+                   e.filter.ptr);
+            continue;
+        }
         uint8_t qos = e.qos < p->o->max_qos ? e.qos : p->o->max_qos;
         p->codes[n++] = qos;
         MQ_LOG(MQ_LOG_SUBSCRIBE, "%s %u %.*s", s->client_id, qos, (int)e.filter.len,
                e.filter.ptr); /* mosquitto's format: client qos filter */
-        mq_route_subscribe(p->route, s, e.filter.ptr, e.filter.len, qos);
+        mq_sub_t *sub = mq_route_subscribe(p->route, s, e.filter.ptr, e.filter.len, qos);
+        mq_route_set_grant(p->route, s, sub, (uint8_t)g);
     }
     /* SUBACK first, then the retained messages of each filter [MQTT-3.8.4-1..-5] */
     mq_codec_append_suback(mq_conn_out(&cl->conn), cl->proto, pkt->subscribe.packet_id, p->codes, n,
@@ -183,7 +214,9 @@ static void handle_subscribe(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt
     for (uint32_t i = 0; i < n && mq_sub_next(pkt, cl->proto, &pos, &e); i++) {
         if (p->codes[i] == 0x80)
             continue;
-        retained_ctx_t rc = {s, p->codes[i], p->o->upgrade_outgoing_qos};
+        mq_sub_t *sub = mq_sess_find_sub(s, e.filter.ptr, e.filter.len);
+        retained_ctx_t rc = {p, s, p->codes[i], p->o->upgrade_outgoing_qos,
+                             sub ? sub->grant : MQ_ACL_GRANT_NONE};
         mq_tindex_retained(p->env.ix, e.filter.ptr, e.filter.len, send_retained, &rc);
     }
     mq_conn_mark_dirty(&cl->conn);
@@ -405,6 +438,7 @@ size_t mq_proto_conn_size(void)
 void mq_proto_tick(mq_proto_t *p)
 {
     uint64_t now = p->env.loop->now_ms;
+    mq_auth_refresh(mq_auth_get(p->env.auth), p->route, &p->auth_gen); /* after a reload */
     for (mq_conn_t *c = p->env.loop->conns; c; c = c->next) {
         if (c->state == MQ_CONN_CLOSING)
             continue;

@@ -13,10 +13,12 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "net/auth.h"
 #include "net/mailbox.h"
 #include "net/op.h"
 #include "net/worker.h"
@@ -26,7 +28,9 @@
  * listeners and posts to the workers' inboxes; the workers read 'opts' and the index. */
 struct mq_server {
     mq_server_opts_t opts;
-    char *auto_id_prefix;
+    char *auto_id_prefix[MQ_SERVER_MAX_LISTENERS]; /* copies: opts' strings point here */
+    mq_auth_slot_t auth;    /* the security state; replaced by mq_server_set_auth() */
+    mq_epoch_rec_t *ctl_ep; /* the control thread's epoch record, offline between uses */
     unsigned n_workers;
     mq_worker_t *workers;
     mq_mailbox_t **boxes; /* &workers[i].inbox */
@@ -242,10 +246,12 @@ static void free_server(mq_server_t *srv)
     for (unsigned i = 0; i < MQ_SERVER_MAX_LISTENERS; i++)
         mq_xport_listener_free(srv->xports[i]);
     mq_tindex_free(srv->ix);
-    mq_epoch_free(srv->ep);
+    mq_auth_free(atomic_load_explicit(&srv->auth.cur, memory_order_relaxed)); /* threads gone */
+    mq_epoch_free(srv->ep); /* runs what is still retired, older security states among it */
     mq_free(srv->workers);
     mq_free(srv->boxes);
-    mq_free(srv->auto_id_prefix);
+    for (unsigned i = 0; i < MQ_SERVER_MAX_LISTENERS; i++)
+        mq_free(srv->auto_id_prefix[i]);
     pthread_mutex_destroy(&srv->ctl_lock);
     sem_destroy(&srv->started);
     mq_free(srv);
@@ -278,6 +284,7 @@ static int start_workers(mq_server_t *srv, char *err, size_t errlen)
                            .listener_conns = srv->listener_conns,
                            .ports = srv->ports,
                            .xports = srv->xports,
+                           .auth = &srv->auth,
                            .started = &srv->started};
     for (unsigned i = 0; i < srv->n_workers; i++) {
         mq_worker_init(&srv->workers[i], &env, i);
@@ -320,15 +327,23 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
 {
     mq_server_t *srv = mq_calloc(1, sizeof(*srv));
     srv->opts = *opts;
-    srv->auto_id_prefix = mq_strndup(opts->auto_id_prefix, strlen(opts->auto_id_prefix));
-    srv->opts.auto_id_prefix = srv->auto_id_prefix;
+    for (unsigned i = 0; i < opts->n_listeners; i++) {
+        const char *pre = opts->listeners[i].auto_id_prefix;
+        srv->auto_id_prefix[i] = mq_strndup(pre, strlen(pre));
+        srv->opts.listeners[i].auto_id_prefix = srv->auto_id_prefix[i];
+    }
+    srv->opts.auth = NULL; /* owned by the slot from here */
+    /* NULL: no password file, no ACL, one domain */
+    (void)mq_auth_publish(&srv->auth, opts->auth ? opts->auth : mq_auth_new(1));
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     srv->n_workers = opts->workers ? opts->workers : (unsigned)(cpus > 0 ? cpus : 1);
     if (srv->n_workers > MQ_TINDEX_MAX_WORKERS)
         srv->n_workers = MQ_TINDEX_MAX_WORKERS;
     pthread_mutex_init(&srv->ctl_lock, NULL);
     sem_init(&srv->started, 0, 0);
-    srv->ep = mq_epoch_new(srv->n_workers);
+    srv->ep = mq_epoch_new(srv->n_workers + 1); /* the last record is the control thread's */
+    srv->ctl_ep = mq_epoch_register(srv->ep, srv->n_workers);
+    mq_epoch_offline(srv->ctl_ep); /* it holds nothing shared between reloads */
     srv->ix = mq_tindex_new(srv->ep);
     srv->workers = mq_calloc(srv->n_workers, sizeof(mq_worker_t));
     srv->boxes = mq_calloc(srv->n_workers, sizeof(*srv->boxes));
@@ -410,4 +425,22 @@ void mq_server_publish(mq_server_t *srv, const char *topic, const void *payload,
     while (!mq_mailbox_post(to, &e))
         sched_yield(); /* the control thread may wait; workers never do */
     ctl_wake(srv, to, -1);
+}
+
+void mq_server_set_auth(mq_server_t *srv, mq_auth_t *auth)
+{
+    mq_epoch_online(srv->ctl_ep);
+    mq_auth_retire(srv->ctl_ep, mq_auth_publish(&srv->auth, auth));
+    /* the old state is freed once every worker has passed a quiescent point, which a busy or
+     * idle worker does within a loop turn: wait for it here (up to a second) rather than keep
+     * it until the next reload */
+    for (int i = 0; i < 100 && mq_epoch_pending(srv->ctl_ep) > 0; i++) {
+        mq_epoch_quiescent(srv->ctl_ep);
+        if (mq_epoch_pending(srv->ctl_ep) == 0)
+            break;
+        mq_epoch_offline(srv->ctl_ep);
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+        mq_epoch_online(srv->ctl_ep);
+    }
+    mq_epoch_offline(srv->ctl_ep);
 }

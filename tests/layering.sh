@@ -5,8 +5,8 @@
 #   (tools/ and bench/ may use core/ only: no "net/" or "broker/" either.)
 #   Inside net/, the rooms are floors too (a file may include net/ headers of its own floor
 #   or below, never above), so the layers cannot call each other in a loop:
-#     0 op.h opts.h   1 mailbox   2 conn   3 tls   4 ws   5 xport   6 client   7 connect
-#     8 proto   9 worker   10 server
+#     0 op.h opts.h   1 mailbox   2 conn   3 tls   4 ws   5 xport   6 auth   7 client
+#     8 connect   9 proto   10 worker   11 server
 # tests/layering.sh --selftest — builds a tree with each violation and checks it is caught.
 set -u
 
@@ -19,11 +19,12 @@ floor() {
     tls) echo 3 ;;
     ws) echo 4 ;;
     xport) echo 5 ;;
-    client) echo 6 ;;
-    connect) echo 7 ;;
-    proto) echo 8 ;;
-    worker) echo 9 ;;
-    server) echo 10 ;;
+    auth) echo 6 ;;
+    client) echo 7 ;;
+    connect) echo 8 ;;
+    proto) echo 9 ;;
+    worker) echo 10 ;;
+    server) echo 11 ;;
     *) echo 99 ;;
   esac
 }
@@ -79,7 +80,7 @@ if [ "${1:-}" = "--selftest" ]; then
       echo "selftest: $dir including $inc was not caught" >&2; fails=1
     fi
   done
-  for case in 'conn.c:proto.h' 'mailbox.c:conn.h' 'proto.c:worker.h' 'worker.c:server.h'; do
+  for case in 'conn.c:proto.h' 'auth.c:client.h' 'mailbox.c:conn.h' 'proto.c:worker.h' 'worker.c:server.h'; do
     file=${case%%:*} inc=${case#*:}
     rm -rf "$tmp/t"; mkdir -p "$tmp/t/net"
     printf '#include "net/%s"\n' "$inc" > "$tmp/t/net/$file"
