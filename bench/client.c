@@ -198,9 +198,16 @@ static void send_connect(sb_thread_t *t, client_t *c)
     k->clean_start = true;
     k->keep_alive = t->o->keepalive;
     k->client_id = mq_str(id);
+    char user[256];
     if (t->o->username) {
+        /* "%i" in the user name becomes the client index: a storm of distinct users */
+        const char *u = t->o->username, *at = strstr(u, "%i");
+        if (at) {
+            snprintf(user, sizeof(user), "%.*s%u%s", (int)(at - u), u, c->gi, at + 2);
+            u = user;
+        }
         k->has_username = true;
-        k->username = mq_str(t->o->username);
+        k->username = mq_str(u);
     }
     if (t->o->password) {
         k->has_password = true;
