@@ -15,6 +15,7 @@
 #include "core/rc.h"
 #include "core/route.h"
 #include "core/sess.h"
+#include "net/mailbox.h"
 #include "net/opts.h"
 
 /* The security state is one immutable object: for each security domain (one for the whole
@@ -81,20 +82,67 @@ typedef struct mq_auth_cache {
  * 'allow_anonymous' decides; with one, the domain's password file decides when there is one,
  * else 'allow_anonymous'. Returns MQ_RC_SUCCESS or MQ_RC_NOT_AUTHORIZED (mosquitto 2.0 answers
  * every refusal so: CONNACK 0x05 for 3.1.1, 0x87 for 5); the caller maps the code. 'cache'
- * may be NULL. */
+ * may be NULL. With 'may_defer', a password that would cost a PBKDF2 run (a $7$ entry not in
+ * the cache) is not verified: MQ_RC_AGAIN asks the caller to hand it to the verifier. */
 enum mq_rc mq_auth_connect(const mq_auth_t *a, unsigned d, bool allow_anonymous,
-                           const mq_connect_t *cp, mq_auth_cache_t *cache);
+                           const mq_connect_t *cp, mq_auth_cache_t *cache, bool may_defer);
+
+/* ---- the verifier: PBKDF2 off the worker loops ------------------------------------------- */
+
+/* A password verification handed to the verifier thread: the connection waits outside its
+ * worker's loop (unlinked, as for a hand-off) and comes back to its owner worker as an
+ * MQ_MAIL_HANDOFF, which decodes its CONNECT again and finds the answer here. Allocated by
+ * the worker with mq_auth_pending_new, owned by the client; the verifier writes the answer
+ * before it posts the connection back (the mailbox orders the writes before the read). */
+typedef struct mq_auth_pending {
+    uint64_t gen;        /* the state the answer holds for; 0 = not answered yet */
+    bool ok;             /* the password is right */
+    mq_passwd_key_t key; /* when ok: the credentials' cache key in state 'gen' */
+    uint8_t domain;
+    mq_str_t user, pw; /* copies, in the same allocation */
+} mq_auth_pending_t;
+
+/* A job for 'cp''s user name and password on domain 'd' (copied). Free with mq_free. */
+mq_auth_pending_t *mq_auth_pending_new(const mq_connect_t *cp, unsigned d);
+
+/* Remembers verified credentials in a worker's cache (the verifier's answer). */
+void mq_auth_cache_put(mq_auth_cache_t *c, mq_str_t user, const mq_passwd_key_t *key);
+
+typedef struct mq_auth_verifier mq_auth_verifier_t;
+
+/* Called by the verifier thread at shutdown for each connection it will never answer. */
+typedef void mq_auth_drop_conn_cb(void *arg, void *conn);
+
+/* Starts the verifier thread: it reads the state from 'slot' inside the epoch record 'rec'
+ * (its own), and posts answered connections to boxes[owner] (the workers' inboxes, 'n' of
+ * them, ring_fd set). At shutdown it hands each connection it will not answer to 'drop'.
+ * Returns NULL with err set when the thread cannot start. Main thread. */
+mq_auth_verifier_t *mq_auth_verifier_start(mq_auth_slot_t *slot, mq_epoch_rec_t *rec,
+                                           mq_mailbox_t **boxes, unsigned n,
+                                           mq_auth_drop_conn_cb *drop, void *drop_arg, char *err,
+                                           size_t errlen);
+
+/* Worker thread: queues the verification of 'pending' for connection 'conn' of worker 'owner'.
+ * False when the queue is full or the verifier stops: the caller verifies inline. */
+bool mq_auth_verifier_submit(mq_auth_verifier_t *v, void *conn, unsigned owner,
+                             mq_auth_pending_t *pending);
+
+/* Main thread, once the workers have stopped but before their inboxes are finalised: stops
+ * and joins the thread; connections not answered go to 'drop'. NULL is a no-op. */
+void mq_auth_verifier_stop(mq_auth_verifier_t *v);
 
 /* The whole CONNECT decision for a client on listener 'lo': mq_auth_connect, then the will's
  * topic (a will the client may not publish refuses the CONNECT with MQ_RC_NOT_AUTHORIZED, as
  * mosquitto 2.0 does), then session ownership against 'existing' (the session of the client
  * id, or NULL when there is none or ownership is not checked: a session of another user name
  * refuses with MQ_RC_CLIENT_ID_NOT_VALID, CONNACK 0x02 for 3.1.1). 'id' is the client id in use
- * (the assigned one for an empty id). Returns MQ_RC_SUCCESS or the refusal with *why set to a
- * short reason for the log (no credentials in it). */
+ * (the assigned one for an empty id). 'answered' (or NULL) is the verifier's answer for this
+ * CONNECT, used when it holds for state 'a'. Returns MQ_RC_SUCCESS, MQ_RC_AGAIN (only with
+ * 'may_defer': hand the password to the verifier, see mq_auth_connect) or the refusal, with
+ * *why set to a short reason for the log (no credentials in it). */
 enum mq_rc mq_auth_admit(const mq_auth_t *a, const mq_server_listener_t *lo, const mq_connect_t *cp,
                          mq_str_t id, const mq_sess_t *existing, mq_auth_cache_t *cache,
-                         const char **why);
+                         const mq_auth_pending_t *answered, bool may_defer, const char **why);
 
 /* May the client of session 's' (its user name, client id and domain) publish to 'topic'
  * (write), or receive a message on it (read)? Without an ACL in its domain: yes. */

@@ -24,6 +24,7 @@ typedef struct mq_proto_state mq_proto_t;
 typedef struct mq_proto_env {
     const mq_server_opts_t *opts; /* complete and immutable (net/opts.h) */
     mq_auth_slot_t *auth;         /* the current security state (net/auth.h) */
+    mq_auth_verifier_t *verifier; /* PBKDF2 runs off the loop (net/auth.h); NULL: inline */
     mq_tindex_t *ix;              /* the shared subscription index and retained store */
     mq_epoch_rec_t *ep;           /* this worker's epoch record */
     mq_outbox_t *outbox;          /* this worker's outgoing mail */
@@ -42,6 +43,7 @@ typedef struct client {
     mq_buf_t pre; /* bytes received before CONNECT was processed (handed off whole) */
     mq_sess_t *sess;
     mq_msg_t *will; /* reference, or NULL */
+    mq_auth_pending_t *auth_pending; /* owned: a password with the verifier, or its answer */
 } client_t;
 
 /* Counters written by this worker alone with plain increments (DESIGN.md rule 8). */

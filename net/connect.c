@@ -66,21 +66,35 @@ static uint8_t refusal_code(const client_t *cl, enum mq_rc rc)
 }
 
 /* Authentication, the will's ACL and session ownership (net/auth.h decides), on the owner
- * worker so that a handed-off CONNECT verifies its password once; false when refused. */
-static bool authorise(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq_str_t id, uint64_t h)
+ * worker so that a handed-off CONNECT verifies its password once. Returns MQ_CONN_OK,
+ * MQ_CONN_CLOSED when refused, or MQ_CONN_GONE when the password went to the verifier thread
+ * (the connection leaves the loop as for a hand-off and comes back with the answer). */
+static int authorise(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq_str_t id, uint64_t h)
 {
     const mq_auth_t *a = mq_auth_get(p->env.auth);
     mq_auth_refresh(a, p->route, &p->auth_gen); /* a reload since: subscriptions first */
+    const mq_server_listener_t *lo = &p->o->listeners[cl->conn.listener];
+    const mq_sess_t *existing =
+        p->o->session_owner_check ? mq_route_find(p->route, id.ptr, id.len, h) : NULL;
     const char *why = NULL;
+    /* one trip to the verifier per CONNECT: an answer for an older state (a reload in between)
+     * is verified here */
+    bool may_defer = p->env.verifier != NULL && cl->auth_pending == NULL;
     enum mq_rc rc =
-        mq_auth_admit(a, &p->o->listeners[cl->conn.listener], cp, id,
-                      p->o->session_owner_check ? mq_route_find(p->route, id.ptr, id.len, h) : NULL,
-                      &p->auth_cache, &why);
+        mq_auth_admit(a, lo, cp, id, existing, &p->auth_cache, cl->auth_pending, may_defer, &why);
+    if (rc == MQ_RC_AGAIN) {
+        cl->auth_pending = mq_auth_pending_new(cp, lo->auth_domain);
+        if (mq_auth_verifier_submit(p->env.verifier, &cl->conn, p->env.self, cl->auth_pending))
+            return MQ_CONN_GONE; /* mq_connect_hand_off() takes it out of the loop */
+        rc = mq_auth_admit(a, lo, cp, id, existing, &p->auth_cache, NULL, false, &why);
+    }
+    mq_free(cl->auth_pending); /* answered (or never asked): the password copy goes */
+    cl->auth_pending = NULL;
     if (rc == MQ_RC_SUCCESS)
-        return true;
+        return MQ_CONN_OK;
     MQ_LOG(MQ_LOG_NOTICE, "Client %.*s refused: %s.", (int)id.len, id.ptr, why);
     mq_client_refuse(p, cl, refusal_code(cl, rc), why);
-    return false;
+    return MQ_CONN_CLOSED;
 }
 
 /* Attaches 'cl' to the session 'id' of this worker, taking over or discarding what is there. */
@@ -141,8 +155,9 @@ int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         cl->handoff_to = (uint8_t)owner;
         return MQ_CONN_GONE;
     }
-    if (!authorise(p, cl, cp, (mq_str_t){id, id_len}, h))
-        return MQ_CONN_CLOSED;
+    int r = authorise(p, cl, cp, (mq_str_t){id, id_len}, h);
+    if (r != MQ_CONN_OK)
+        return r;
     if (cp->has_will) {
         cl->will = mq_msg_new(cp->will_topic.ptr, cp->will_topic.len, cp->will_payload.ptr,
                               cp->will_payload.len, cp->will_qos, cp->will_retain);
@@ -172,6 +187,8 @@ void mq_connect_hand_off(mq_proto_t *p, client_t *cl)
     mq_conn_unlink(&cl->conn);
     mq_decoder_fini(&cl->dec);
     mq_decoder_init(&cl->dec, MQ_ROLE_SERVER, 0, p->o->max_packet_size);
+    if (cl->auth_pending) /* with the verifier, which hands it back to this worker */
+        return;
     mq_mail_t e = {.type = MQ_MAIL_HANDOFF, .ptr = cl};
     mq_outbox_send(p->env.outbox, cl->handoff_to, &e);
 }

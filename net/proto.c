@@ -333,7 +333,9 @@ void mq_proto_on_handoff(mq_proto_t *p, mq_conn_t *c)
     mq_buf_init(&cl->pre);
     int r = on_bytes(p, c, b.data, b.len);
     mq_buf_fini(&b);
-    MQ_ASSERT(r != MQ_CONN_GONE); /* the owner keeps what it owns */
+    /* the owner keeps what it owns; only a password may still go to the verifier (and come
+     * back here): on_bytes() has handed it over already */
+    MQ_ASSERT(r != MQ_CONN_GONE || cl->auth_pending != NULL);
     if (r == MQ_CONN_OK)
         mq_conn_arm(c);
 }
@@ -397,6 +399,8 @@ void mq_proto_drop_conn(mq_conn_t *c)
     mq_buf_fini(&cl->pre);
     mq_msg_unref(cl->will);
     cl->will = NULL;
+    mq_free(cl->auth_pending);
+    cl->auth_pending = NULL;
 }
 
 /* ---- the worker's protocol state ----------------------------------------------------------------

@@ -31,6 +31,7 @@ struct mq_server {
     char *auto_id_prefix[MQ_SERVER_MAX_LISTENERS]; /* copies: opts' strings point here */
     mq_auth_slot_t auth;    /* the security state; replaced by mq_server_set_auth() */
     mq_epoch_rec_t *ctl_ep; /* the control thread's epoch record, offline between uses */
+    mq_auth_verifier_t *verifier; /* the password verifier thread */
     unsigned n_workers;
     mq_worker_t *workers;
     mq_mailbox_t **boxes; /* &workers[i].inbox */
@@ -239,6 +240,16 @@ static void ctl_wake(mq_server_t *srv, mq_mailbox_t *mb, int ring_fd)
     pthread_mutex_unlock(&srv->ctl_lock);
 }
 
+/* A connection the verifier will never answer (shutdown): as a hand-off mail left over. */
+static void drop_parked(void *arg, void *conn)
+{
+    (void)arg;
+    mq_conn_t *c = conn;
+    close(c->fd);
+    mq_proto_drop_conn(c);
+    mq_conn_free(c);
+}
+
 static void free_server(mq_server_t *srv)
 {
     for (unsigned i = 0; i < srv->n_listeners; i++)
@@ -285,6 +296,7 @@ static int start_workers(mq_server_t *srv, char *err, size_t errlen)
                            .ports = srv->ports,
                            .xports = srv->xports,
                            .auth = &srv->auth,
+                           .verifier = srv->verifier,
                            .started = &srv->started};
     for (unsigned i = 0; i < srv->n_workers; i++) {
         mq_worker_init(&srv->workers[i], &env, i);
@@ -318,6 +330,10 @@ static void stop_workers(mq_server_t *srv)
     }
     for (unsigned i = 0; i < srv->n_workers; i++)
         pthread_join(srv->workers[i].thread, NULL);
+    /* no worker submits any more: what the verifier still holds goes back to the inboxes or is
+     * dropped, before the inboxes go */
+    mq_auth_verifier_stop(srv->verifier);
+    srv->verifier = NULL;
     /* every thread has stopped: the index and the sessions can go in any order */
     for (unsigned i = 0; i < srv->n_workers; i++)
         mq_worker_fini(&srv->workers[i]);
@@ -341,7 +357,8 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
         srv->n_workers = MQ_TINDEX_MAX_WORKERS;
     pthread_mutex_init(&srv->ctl_lock, NULL);
     sem_init(&srv->started, 0, 0);
-    srv->ep = mq_epoch_new(srv->n_workers + 1); /* the last record is the control thread's */
+    /* after the workers' records: the control thread's, then the password verifier's */
+    srv->ep = mq_epoch_new(srv->n_workers + 2);
     srv->ctl_ep = mq_epoch_register(srv->ep, srv->n_workers);
     mq_epoch_offline(srv->ctl_ep); /* it holds nothing shared between reloads */
     srv->ix = mq_tindex_new(srv->ep);
@@ -357,6 +374,17 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
     if ((rc = io_uring_queue_init(8, &srv->ctl_ring, 0)) < 0) {
         io_uring_queue_exit(&srv->acc_ring);
         snprintf(err, errlen, "io_uring_queue_init: %s", strerror(-rc));
+        goto fail;
+    }
+    /* before the workers, which take its address; it answers only what they submit, into
+     * inboxes set up by then */
+    srv->verifier =
+        mq_auth_verifier_start(&srv->auth, mq_epoch_register(srv->ep, srv->n_workers + 1),
+                               srv->boxes, srv->n_workers, drop_parked, NULL, err, errlen);
+    if (srv->verifier == NULL) {
+        rc = -EAGAIN;
+        io_uring_queue_exit(&srv->acc_ring);
+        io_uring_queue_exit(&srv->ctl_ring);
         goto fail;
     }
     if ((rc = start_workers(srv, err, errlen)) < 0) {

@@ -76,6 +76,7 @@ static int init_thread(mq_worker_t *w)
     w->ep = mq_epoch_register(w->env.ep, w->idx);
     mq_proto_env_t pe = {.opts = w->env.opts,
                          .auth = w->env.auth,
+                         .verifier = w->env.verifier,
                          .ix = w->env.ix,
                          .ep = w->ep,
                          .outbox = &w->outbox,

@@ -81,7 +81,7 @@ static mq_connect_t cp(const char *user, const char *pw)
 static enum mq_rc connect_as(bool anon, const char *user, const char *pw)
 {
     mq_connect_t c = cp(user, pw);
-    return mq_auth_connect(auth, 0, anon, &c, cache);
+    return mq_auth_connect(auth, 0, anon, &c, cache, false);
 }
 
 Test(auth, connect_decides_as_mosquitto_2)
@@ -121,6 +121,45 @@ Test(auth, verified_pbkdf2_credentials_are_cached_and_a_new_table_forgets_them)
     cr_assert(eq(u64, cache->misses, 3));
 }
 
+Test(auth, a_pbkdf2_run_can_be_deferred_to_the_verifier_and_its_answer_is_used_once)
+{
+    auth = mq_auth_new(1);
+    mq_auth_set_domain(auth, 0, passwords(), NULL);
+    mq_auth_slot_t slot = {0};
+    (void)mq_auth_publish(&slot, auth);
+    mq_connect_t c = cp("alice", "secret"), b = cp("bob", "hunter2"), x = cp("alice", "nope");
+    cr_expect(eq(int, mq_auth_connect(auth, 0, false, &c, cache, true), MQ_RC_AGAIN));
+    cr_expect(eq(int, mq_auth_connect(auth, 0, false, &x, cache, true), MQ_RC_AGAIN));
+    cr_expect(eq(int, mq_auth_connect(auth, 0, false, &b, cache, true), MQ_RC_SUCCESS),
+              "$6$ is cheap: never deferred");
+    mq_server_listener_t lo = {0};
+    const char *why = NULL;
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d"), NULL, cache, NULL, true, &why),
+                 MQ_RC_AGAIN));
+    /* the verifier's answer, for this state: used, and remembered in the cache */
+    mq_auth_pending_t *pd = mq_auth_pending_new(&c, 0);
+    cr_expect(eq(int, pd->user.len, 5));
+    cr_expect(eq(int, memcmp(pd->pw.ptr, "secret", 6), 0));
+    pd->gen = mq_auth_generation(auth);
+    pd->ok = true;
+    mq_passwd_t *t = passwords(); /* a key made with another table never matches */
+    mq_passwd_cache_key(t, mq_passwd_find(t, "alice", 5), "secret", 6, &pd->key);
+    mq_passwd_free(t);
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d"), NULL, cache, pd, true, &why),
+                 MQ_RC_SUCCESS));
+    cr_expect(eq(int, mq_auth_connect(auth, 0, false, &c, cache, true), MQ_RC_AGAIN),
+              "that key was not this table's");
+    pd->ok = false;
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d"), NULL, cache, pd, true, &why),
+                 MQ_RC_NOT_AUTHORIZED));
+    pd->gen++; /* an answer for another state is not used: verified here */
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d"), NULL, cache, pd, false, &why),
+                 MQ_RC_SUCCESS));
+    cr_expect(eq(int, mq_auth_connect(auth, 0, false, &c, cache, true), MQ_RC_SUCCESS),
+              "verified inline: cached");
+    mq_free(pd);
+}
+
 static mq_sess_t *sess(const char *id, const char *user)
 {
     mq_sess_t *s =
@@ -137,26 +176,27 @@ Test(auth, admit_checks_the_will_and_the_owner)
     mq_server_listener_t lo = {.allow_anonymous = true};
     mq_connect_t c = cp("alice", "secret");
     const char *why = NULL;
-    cr_expect(
-        eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d1"), NULL, cache, &why), MQ_RC_SUCCESS));
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d1"), NULL, cache, NULL, false, &why),
+                 MQ_RC_SUCCESS));
     c.has_will = true;
     c.will_topic = mq_str("b/will");
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d1"), NULL, cache, &why),
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d1"), NULL, cache, NULL, false, &why),
                  MQ_RC_NOT_AUTHORIZED));
     cr_expect(strstr(why, "will") != NULL);
     c.will_topic = mq_str("a/will");
     mq_sess_t *mine = sess("d1", "alice"), *bobs = sess("d2", "bob"), *anons = sess("d3", NULL);
-    cr_expect(
-        eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d1"), mine, cache, &why), MQ_RC_SUCCESS));
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d2"), bobs, cache, &why),
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d1"), mine, cache, NULL, false, &why),
+                 MQ_RC_SUCCESS));
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d2"), bobs, cache, NULL, false, &why),
                  MQ_RC_CLIENT_ID_NOT_VALID));
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d3"), anons, cache, &why),
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d3"), anons, cache, NULL, false, &why),
                  MQ_RC_CLIENT_ID_NOT_VALID));
     mq_connect_t anon = cp(NULL, NULL);
-    cr_expect(
-        eq(int, mq_auth_admit(auth, &lo, &anon, mq_str("d3"), anons, cache, &why), MQ_RC_SUCCESS),
-        "an anonymous session is any anonymous client's");
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &anon, mq_str("d1"), mine, cache, &why),
+    cr_expect(eq(int,
+                 mq_auth_admit(auth, &lo, &anon, mq_str("d3"), anons, cache, NULL, false, &why),
+                 MQ_RC_SUCCESS),
+              "an anonymous session is any anonymous client's");
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &anon, mq_str("d1"), mine, cache, NULL, false, &why),
                  MQ_RC_CLIENT_ID_NOT_VALID));
     cr_expect(mq_auth_same_owner(anons, NULL));
     cr_expect(not(mq_auth_same_owner(mine, NULL)));
