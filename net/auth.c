@@ -138,7 +138,7 @@ enum mq_rc mq_auth_connect(const mq_auth_t *a, unsigned d, bool allow_anonymous,
 }
 
 enum mq_rc mq_auth_admit(const mq_auth_t *a, const mq_server_listener_t *lo, const mq_connect_t *cp,
-                         mq_str_t id, const mq_sess_t *existing, mq_auth_cache_t *cache,
+                         const mq_sess_t *existing, mq_auth_cache_t *cache,
                          const mq_auth_pending_t *answered, bool may_defer, const char **why)
 {
     const mq_str_t *user = cp->has_username ? &cp->username : NULL;
@@ -154,11 +154,6 @@ enum mq_rc mq_auth_admit(const mq_auth_t *a, const mq_server_listener_t *lo, con
         return rc;
     if (rc != MQ_RC_SUCCESS) {
         *why = user ? "bad user name or password" : "anonymous (allow_anonymous false)";
-        return MQ_RC_NOT_AUTHORIZED;
-    }
-    if (cp->has_will && !mq_auth_may_write_as(a, lo->auth_domain, user, id, cp->will_topic.ptr,
-                                              cp->will_topic.len)) {
-        *why = "will topic denied by the ACL";
         return MQ_RC_NOT_AUTHORIZED;
     }
     if (existing && !mq_auth_same_owner(existing, user)) {

@@ -131,17 +131,15 @@ bool mq_auth_verifier_submit(mq_auth_verifier_t *v, void *conn, unsigned owner,
  * and joins the thread; connections not answered go to 'drop'. NULL is a no-op. */
 void mq_auth_verifier_stop(mq_auth_verifier_t *v);
 
-/* The whole CONNECT decision for a client on listener 'lo': mq_auth_connect, then the will's
- * topic (a will the client may not publish refuses the CONNECT with MQ_RC_NOT_AUTHORIZED, as
- * mosquitto 2.0 does), then session ownership against 'existing' (the session of the client
+/* The CONNECT decision for a client on listener 'lo': mq_auth_connect, then session ownership
+ * against 'existing' (the session of the client
  * id, or NULL when there is none or ownership is not checked: a session of another user name
- * refuses with MQ_RC_CLIENT_ID_NOT_VALID, CONNACK 0x02 for 3.1.1). 'id' is the client id in use
- * (the assigned one for an empty id). 'answered' (or NULL) is the verifier's answer for this
- * CONNECT, used when it holds for state 'a'. Returns MQ_RC_SUCCESS, MQ_RC_AGAIN (only with
- * 'may_defer': hand the password to the verifier, see mq_auth_connect) or the refusal, with
- * *why set to a short reason for the log (no credentials in it). */
+ * refuses with MQ_RC_CLIENT_ID_NOT_VALID, CONNACK 0x02 for 3.1.1). 'answered' (or NULL) is the
+ * verifier's answer for this CONNECT, used when it holds for state 'a'. Returns MQ_RC_SUCCESS,
+ * MQ_RC_AGAIN (only with 'may_defer': hand the password to the verifier, see mq_auth_connect) or
+ * the refusal, with *why set to a short reason for the log (no credentials in it). */
 enum mq_rc mq_auth_admit(const mq_auth_t *a, const mq_server_listener_t *lo, const mq_connect_t *cp,
-                         mq_str_t id, const mq_sess_t *existing, mq_auth_cache_t *cache,
+                         const mq_sess_t *existing, mq_auth_cache_t *cache,
                          const mq_auth_pending_t *answered, bool may_defer, const char **why);
 
 /* May the client of session 's' (its user name, client id and domain) publish to 'topic'
@@ -149,7 +147,8 @@ enum mq_rc mq_auth_admit(const mq_auth_t *a, const mq_server_listener_t *lo, con
 bool mq_auth_may_write(const mq_auth_t *a, const mq_sess_t *s, const char *topic, size_t len);
 bool mq_auth_may_read(const mq_auth_t *a, const mq_sess_t *s, const char *topic, size_t len);
 
-/* As mq_auth_may_write for a client whose session does not exist yet (the will at CONNECT). */
+/* As mq_auth_may_write for a client whose session does not exist yet (the will at CONNECT:
+ * mosquitto 2.0 accepts such a CONNECT and never publishes the will; so does Starling). */
 bool mq_auth_may_write_as(const mq_auth_t *a, unsigned d, const mq_str_t *user, mq_str_t client_id,
                           const char *topic, size_t len);
 

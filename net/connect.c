@@ -81,12 +81,12 @@ static int authorise(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq_str
      * is verified here */
     bool may_defer = p->env.verifier != NULL && cl->auth_pending == NULL;
     enum mq_rc rc =
-        mq_auth_admit(a, lo, cp, id, existing, &p->auth_cache, cl->auth_pending, may_defer, &why);
+        mq_auth_admit(a, lo, cp, existing, &p->auth_cache, cl->auth_pending, may_defer, &why);
     if (rc == MQ_RC_AGAIN) {
         cl->auth_pending = mq_auth_pending_new(cp, lo->auth_domain);
         if (mq_auth_verifier_submit(p->env.verifier, &cl->conn, p->env.self, cl->auth_pending))
             return MQ_CONN_GONE; /* mq_connect_hand_off() takes it out of the loop */
-        rc = mq_auth_admit(a, lo, cp, id, existing, &p->auth_cache, NULL, false, &why);
+        rc = mq_auth_admit(a, lo, cp, existing, &p->auth_cache, NULL, false, &why);
     }
     mq_free(cl->auth_pending); /* answered (or never asked): the password copy goes */
     cl->auth_pending = NULL;
@@ -95,6 +95,21 @@ static int authorise(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq_str
     MQ_LOG(MQ_LOG_NOTICE, "Client %.*s refused: %s.", (int)id.len, id.ptr, why);
     mq_client_refuse(p, cl, refusal_code(cl, rc), why);
     return MQ_CONN_CLOSED;
+}
+
+/* The will's topic against the ACL, at CONNECT: a will the client may not publish is dropped
+ * and the CONNECT accepted, as with mosquitto 2.0 (which drops it when it would publish it). */
+static bool will_allowed(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq_str_t id)
+{
+    const mq_server_listener_t *lo = &p->o->listeners[cl->conn.listener];
+    if (mq_auth_may_write_as(mq_auth_get(p->env.auth), lo->auth_domain,
+                             cp->has_username ? &cp->username : NULL, id, cp->will_topic.ptr,
+                             cp->will_topic.len))
+        return true;
+    MQ_LOG(MQ_LOG_INFO, "worker=%u client=%.*s will on '%.*s' denied by the ACL: dropped",
+           p->env.self, (int)id.len, id.ptr,
+           (int)(cp->will_topic.len > 64 ? 64 : cp->will_topic.len), cp->will_topic.ptr);
+    return false;
 }
 
 /* Attaches 'cl' to the session 'id' of this worker, taking over or discarding what is there. */
@@ -158,7 +173,7 @@ int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     int r = authorise(p, cl, cp, (mq_str_t){id, id_len}, h);
     if (r != MQ_CONN_OK)
         return r;
-    if (cp->has_will) {
+    if (cp->has_will && will_allowed(p, cl, cp, (mq_str_t){id, id_len})) {
         cl->will = mq_msg_new(cp->will_topic.ptr, cp->will_topic.len, cp->will_payload.ptr,
                               cp->will_payload.len, cp->will_qos, cp->will_retain);
         if (cl->will == NULL) {

@@ -176,21 +176,26 @@ def test_sys_entries(acl_broker):
     assert p.topic == "$SYS/broker/uptime"
 
 
-def test_will_that_may_not_be_published_refuses_the_connect(acl_broker):
+def test_a_will_that_may_not_be_published_is_dropped(acl_broker):
+    """As mosquitto 2.0: the CONNECT is accepted, the will never published."""
     b = acl_broker()
-    r = Raw(b.port)
-    r.send(connect_pkt("alice-w", username="alice", password="x", will=("r/1", b"w", 0, False)))
-    r.expect(bytes([0x20, 2, 0, 5]))
-    assert r.wait_closed()
+    reader = conn(b.port, "alice-r", "alice")
+    assert reader.subscribe([("r/#", 0)]) == [0]
     watcher = conn(b.port, "watcher-1", "watcher")
     assert watcher.subscribe([("w/#", 0)]) == [0]
+    r = Raw(b.port)
+    r.send(connect_pkt("alice-w", username="alice", password="x", will=("r/1", b"w", 0, False)))
+    r.expect(bytes([0x20, 2, 0, 0]))
+    r.close()  # abrupt: a will would go out now
     ok = Raw(b.port)
     ok.send(connect_pkt("alice-ok", username="alice", password="x",
                         will=("w/will", b"bye", 0, False)))
     ok.expect(bytes([0x20, 2, 0, 0]))
-    ok.close()  # abrupt: the will goes out
+    ok.close()
     p = watcher.recv_publish()
     assert (p.topic, p.payload) == ("w/will", b"bye")
+    assert b.wait_log("will on 'r/1' denied by the ACL")
+    reader.no_data(0.5)
 
 
 def test_empty_acl_denies_everything(acl_broker):

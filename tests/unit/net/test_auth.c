@@ -134,8 +134,7 @@ Test(auth, a_pbkdf2_run_can_be_deferred_to_the_verifier_and_its_answer_is_used_o
               "$6$ is cheap: never deferred");
     mq_server_listener_t lo = {0};
     const char *why = NULL;
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d"), NULL, cache, NULL, true, &why),
-                 MQ_RC_AGAIN));
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, NULL, cache, NULL, true, &why), MQ_RC_AGAIN));
     /* the verifier's answer, for this state: used, and remembered in the cache */
     mq_auth_pending_t *pd = mq_auth_pending_new(&c, 0);
     cr_expect(eq(int, pd->user.len, 5));
@@ -145,16 +144,14 @@ Test(auth, a_pbkdf2_run_can_be_deferred_to_the_verifier_and_its_answer_is_used_o
     mq_passwd_t *t = passwords(); /* a key made with another table never matches */
     mq_passwd_cache_key(t, mq_passwd_find(t, "alice", 5), "secret", 6, &pd->key);
     mq_passwd_free(t);
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d"), NULL, cache, pd, true, &why),
-                 MQ_RC_SUCCESS));
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, NULL, cache, pd, true, &why), MQ_RC_SUCCESS));
     cr_expect(eq(int, mq_auth_connect(auth, 0, false, &c, cache, true), MQ_RC_AGAIN),
               "that key was not this table's");
     pd->ok = false;
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d"), NULL, cache, pd, true, &why),
-                 MQ_RC_NOT_AUTHORIZED));
+    cr_expect(
+        eq(int, mq_auth_admit(auth, &lo, &c, NULL, cache, pd, true, &why), MQ_RC_NOT_AUTHORIZED));
     pd->gen++; /* an answer for another state is not used: verified here */
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d"), NULL, cache, pd, false, &why),
-                 MQ_RC_SUCCESS));
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, NULL, cache, pd, false, &why), MQ_RC_SUCCESS));
     cr_expect(eq(int, mq_auth_connect(auth, 0, false, &c, cache, true), MQ_RC_SUCCESS),
               "verified inline: cached");
     mq_free(pd);
@@ -169,34 +166,33 @@ static mq_sess_t *sess(const char *id, const char *user)
     return s;
 }
 
-Test(auth, admit_checks_the_will_and_the_owner)
+Test(auth, admit_checks_the_owner_and_the_will_is_checked_as_a_write)
 {
     auth = mq_auth_new(1);
     mq_auth_set_domain(auth, 0, passwords(), acl("user alice\ntopic write a/#\n"));
     mq_server_listener_t lo = {.allow_anonymous = true};
     mq_connect_t c = cp("alice", "secret");
     const char *why = NULL;
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d1"), NULL, cache, NULL, false, &why),
-                 MQ_RC_SUCCESS));
-    c.has_will = true;
-    c.will_topic = mq_str("b/will");
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d1"), NULL, cache, NULL, false, &why),
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, NULL, cache, NULL, false, &why), MQ_RC_SUCCESS));
+    mq_connect_t bad = cp("alice", "wrong");
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &bad, NULL, cache, NULL, false, &why),
                  MQ_RC_NOT_AUTHORIZED));
-    cr_expect(strstr(why, "will") != NULL);
-    c.will_topic = mq_str("a/will");
+    cr_expect(strstr(why, "password") != NULL);
+    mq_str_t alice = mq_str("alice");
+    cr_expect(mq_auth_may_write_as(auth, 0, &alice, mq_str("d1"), "a/will", 6));
+    cr_expect(not(mq_auth_may_write_as(auth, 0, &alice, mq_str("d1"), "b/will", 6)));
+    cr_expect(not(mq_auth_may_write_as(auth, 0, NULL, mq_str("d1"), "a/will", 6)));
     mq_sess_t *mine = sess("d1", "alice"), *bobs = sess("d2", "bob"), *anons = sess("d3", NULL);
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d1"), mine, cache, NULL, false, &why),
-                 MQ_RC_SUCCESS));
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d2"), bobs, cache, NULL, false, &why),
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mine, cache, NULL, false, &why), MQ_RC_SUCCESS));
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, bobs, cache, NULL, false, &why),
                  MQ_RC_CLIENT_ID_NOT_VALID));
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mq_str("d3"), anons, cache, NULL, false, &why),
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, anons, cache, NULL, false, &why),
                  MQ_RC_CLIENT_ID_NOT_VALID));
     mq_connect_t anon = cp(NULL, NULL);
-    cr_expect(eq(int,
-                 mq_auth_admit(auth, &lo, &anon, mq_str("d3"), anons, cache, NULL, false, &why),
-                 MQ_RC_SUCCESS),
-              "an anonymous session is any anonymous client's");
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &anon, mq_str("d1"), mine, cache, NULL, false, &why),
+    cr_expect(
+        eq(int, mq_auth_admit(auth, &lo, &anon, anons, cache, NULL, false, &why), MQ_RC_SUCCESS),
+        "an anonymous session is any anonymous client's");
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &anon, mine, cache, NULL, false, &why),
                  MQ_RC_CLIENT_ID_NOT_VALID));
     cr_expect(mq_auth_same_owner(anons, NULL));
     cr_expect(not(mq_auth_same_owner(mine, NULL)));
