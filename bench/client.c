@@ -38,7 +38,7 @@ typedef struct client {
     bool in_flush; /* on the thread's flush list */
     bool was_ready;
     bool upgrading; /* ws://: the 101 answer to our upgrade request has not come yet */
-    uint32_t gi; /* global client index: client id and plan entry */
+    uint32_t gi;    /* global client index: client id and plan entry */
     const sb_plan_t *plan;
     mq_decoder_t dec;
     mq_ws_decoder_t *wsd; /* ws://: the frame decoder; NULL on plain TCP */
@@ -251,9 +251,16 @@ static void send_connect(sb_thread_t *t, client_t *c)
     k->clean_start = true;
     k->keep_alive = t->o->keepalive;
     k->client_id = mq_str(id);
+    char user[256];
     if (t->o->username) {
+        /* "%i" in the user name becomes the client index: a storm of distinct users */
+        const char *u = t->o->username, *at = strstr(u, "%i");
+        if (at) {
+            snprintf(user, sizeof(user), "%.*s%u%s", (int)(at - u), u, c->gi, at + 2);
+            u = user;
+        }
         k->has_username = true;
-        k->username = mq_str(t->o->username);
+        k->username = mq_str(u);
     }
     if (t->o->password) {
         k->has_password = true;

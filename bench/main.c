@@ -71,7 +71,7 @@ static void usage(FILE *f)
             "  -V 3|4|5         MQTT version: 3.1, 3.1.1 or 5 (4)\n"
             "  -R RATE          new connections per second, all threads (0 = no limit)\n"
             "  -k SECONDS       keep alive, 0 = off (0)\n"
-            "  -u USER, -P PASS credentials\n"
+            "  -u USER, -P PASS credentials (%%i in USER = client index)\n"
             "  --tls            connect with TLS (implied by the next three)\n"
             "  --cafile FILE    TLS: verify the broker's certificate against these CAs\n"
             "  --cert FILE, --key FILE  TLS: the client's certificate and key\n"

@@ -99,6 +99,13 @@ static const mq_config_keyword_t tls_versions[] = {
     {NULL, 0},
 };
 
+/* true | false, for a field that also has a third state: not given */
+static const mq_config_keyword_t bools[] = {
+    {"true", 1},
+    {"false", 0},
+    {NULL, 0},
+};
+
 static const mq_config_keyword_t protocols[] = {
     {"mqtt", MQ_SERVER_MQTT},
     {"websockets", MQ_SERVER_WEBSOCKETS},
@@ -114,6 +121,7 @@ static const mq_config_keyword_t protocols[] = {
 #define LFIELD(f) \
     .loff = offsetof(mq_listener_conf_t, f), .size = sizeof(((mq_listener_conf_t *)0)->f)
 #define SEEN(f) .seen = offsetof(mq_config_t, f)
+#define LSEEN(f) .lseen = offsetof(mq_listener_conf_t, f)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
 #define FLAGS(f) .flags = (f)
 #define STARLING .origin = MQ_CONFIG_STARLING
@@ -149,11 +157,6 @@ const mq_config_option_t mq_config__options[] = {
      * mosquitto files load, with no effect (no field) */
     {OPTION("websockets_log_level", UINT, GLOBAL), RANGE(0, INT32_MAX)},
     /* clients and sessions */
-    {OPTION("allow_anonymous", BOOL, SECURITY), FIELD(allow_anonymous), SEEN(allow_anonymous_set),
-     .def = true},
-    {OPTION("allow_zero_length_clientid", BOOL, SECURITY), FIELD(allow_zero_length_clientid),
-     .def = true},
-    {OPTION("auto_id_prefix", STRING, SECURITY), FIELD(auto_id_prefix), .def_str = "auto-"},
     {OPTION("max_inflight_messages", UINT, GLOBAL), FIELD(max_inflight_messages), RANGE(0, 65535),
      .def = 20, FLAGS(MQ_CONFIG_MINUS_ONE)},
     {OPTION("max_queued_messages", UINT, GLOBAL), FIELD(max_queued_messages),
@@ -191,9 +194,19 @@ const mq_config_option_t mq_config__options[] = {
     {OPTION("log_facility", UINT, GLOBAL), FIELD(log_facility), RANGE(0, 7), .def = LOG_DAEMON,
      .set = set_log_facility},
 
-    /* authentication and authorisation */
-    REFUSED("password_file", PATH, SECURITY),
-    REFUSED("acl_file", PATH, SECURITY),
+    /* authentication and authorisation (broker/security.c reads the files, net/auth.h checks);
+     * SECURITY rows go to the broker's and the current listener's fields, and
+     * per_listener_settings decides which are in force */
+    {OPTION("allow_anonymous", BOOL, SECURITY), BOTH_FIELD(allow_anonymous),
+     SEEN(allow_anonymous_set), LSEEN(allow_anonymous_set), .def = true},
+    {OPTION("allow_zero_length_clientid", BOOL, SECURITY), BOTH_FIELD(allow_zero_length_clientid),
+     .def = true},
+    {OPTION("auto_id_prefix", STRING, SECURITY), BOTH_FIELD(auto_id_prefix), .def_str = "auto-"},
+    {OPTION("password_file", PATH, SECURITY), BOTH_FIELD(password_file)},
+    {OPTION("acl_file", PATH, SECURITY), BOTH_FIELD(acl_file)},
+    {OPTION("per_listener_settings", BOOL, GLOBAL), FIELD(per_listener_settings)},
+    {OPTION("session_owner_check", KEYWORD, GLOBAL), STARLING, FIELD(session_owner_check),
+     .keywords = bools, .def = 2 /* not given: on when a password_file is configured */},
     REFUSED("auth_plugin", PATH, SECURITY),
     {OPTION("auth_opt_", STRING, SECURITY), .status = MQ_CONFIG_REFUSED,
      FLAGS(MQ_CONFIG_PREFIX)},
@@ -203,7 +216,6 @@ const mq_config_option_t mq_config__options[] = {
     REFUSED("psk_file", PATH, SECURITY),
     REFUSED("psk_hint", STRING, LISTENER),
     REFUSED("use_username_as_clientid", BOOL, LISTENER),
-    REFUSED("per_listener_settings", BOOL, GLOBAL),
     /* TLS */
     REFUSED("tls_engine", STRING, LISTENER),
     REFUSED("tls_engine_kpass_sha1", STRING, LISTENER),
@@ -293,6 +305,14 @@ const size_t mq_config__n_options = MQ_ARRAY_LEN(mq_config__options);
 _Static_assert(sizeof(((mq_config_t *)0)->max_connections) ==
                    sizeof(((mq_listener_conf_t *)0)->max_connections),
                "BOTH_FIELD(max_connections): one size for both fields");
+#define SAME_SIZE(f)                                                                               \
+    _Static_assert(sizeof(((mq_config_t *)0)->f) == sizeof(((mq_listener_conf_t *)0)->f),          \
+                   "BOTH_FIELD(" #f "): one size for both fields")
+SAME_SIZE(allow_anonymous);
+SAME_SIZE(allow_zero_length_clientid);
+SAME_SIZE(auto_id_prefix);
+SAME_SIZE(password_file);
+SAME_SIZE(acl_file);
 
 /* --- fields and defaults ------------------------------------------------------------------- */
 
@@ -304,7 +324,8 @@ static bool in_config(const mq_config_option_t *o) /* has a field in mq_config_t
 static bool in_listener(const mq_config_option_t *o) /* has a field in mq_listener_conf_t */
 {
     return o->size && o->status != MQ_CONFIG_REFUSED &&
-           (o->scope == MQ_CONFIG_LISTENER || o->scope == MQ_CONFIG_BOTH);
+           (o->scope == MQ_CONFIG_LISTENER || o->scope == MQ_CONFIG_BOTH ||
+            (o->scope == MQ_CONFIG_SECURITY && o->loff));
 }
 
 static bool is_string(const mq_config_option_t *o)
@@ -434,7 +455,8 @@ static void *field_of(mq_config_parse_t *p, const mq_config_option_t *o)
     if (o->size == 0)
         return NULL;
     MQ_ASSERT(o->scope != MQ_CONFIG_BRIDGE); /* no bridges yet: no field to point at */
-    if (o->scope == MQ_CONFIG_LISTENER || (o->scope == MQ_CONFIG_BOTH && p->cur)) {
+    if (o->scope == MQ_CONFIG_LISTENER || (o->scope == MQ_CONFIG_BOTH && p->cur) ||
+        (o->scope == MQ_CONFIG_SECURITY && o->loff)) {
         mq_listener_conf_t *l = p->cur ? p->cur : &p->cfg->default_listener;
         return (char *)l + o->loff;
     }
@@ -450,6 +472,22 @@ static bool note_seen(mq_config_parse_t *p, const mq_config_option_t *o)
     bool first = !*seen;
     *seen = true;
     return first;
+}
+
+/* A SECURITY line was stored in the listener's field 'dst': the broker's field takes the same
+ * value (in force without per_listener_settings, wherever the line stands, as in mosquitto),
+ * and the listener notes that it was given. */
+static void mirror_security(mq_config_parse_t *p, const mq_config_option_t *o, const void *dst)
+{
+    void *global = (char *)p->cfg + o->off;
+    if (is_string(o))
+        set_string(global, *(char *const *)dst);
+    else
+        memcpy(global, dst, o->size);
+    if (o->lseen) {
+        mq_listener_conf_t *l = p->cur ? p->cur : &p->cfg->default_listener;
+        *(bool *)((char *)l + o->lseen) = true;
+    }
 }
 
 /* --- values -------------------------------------------------------------------------------- */
@@ -555,6 +593,8 @@ static int set_value(mq_config_parse_t *p, const mq_config_option_t *o, char **t
     }
     if (dst && !is_string(o))
         store_uint(dst, o->size, v);
+    if (o->scope == MQ_CONFIG_SECURITY && o->loff)
+        mirror_security(p, o, dst);
     note_seen(p, o);
     if (o->flags & MQ_CONFIG_DEFAULT_LISTENER) /* 'port', 'bind_address': mosquitto 1.x style */
         p->cfg->has_default_listener = p->cfg->has_explicit_listener = true;
@@ -884,6 +924,11 @@ static int finish_listeners(mq_config_t *cfg, uint16_t port_override, char *err,
 {
     if (!cfg->allow_anonymous_set)
         cfg->allow_anonymous = !cfg->has_explicit_listener; /* mosquitto 2's local-only mode */
+    for (unsigned i = 0; i < cfg->n_listeners; i++)
+        if (!cfg->listeners[i].allow_anonymous_set)
+            cfg->listeners[i].allow_anonymous = !cfg->has_explicit_listener;
+    if (!cfg->default_listener.allow_anonymous_set)
+        cfg->default_listener.allow_anonymous = !cfg->has_explicit_listener;
 
     bool need_default = cfg->has_default_listener || !cfg->has_explicit_listener;
     bool local_only = !cfg->has_explicit_listener;
@@ -951,20 +996,28 @@ static mq_server_tls_t server_tls(const mq_listener_conf_t *l)
 void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
+    bool per = cfg->per_listener_settings;
+    bool any_passwords = false;
     for (unsigned i = 0; i < cfg->n_listeners; i++) {
-        o->listeners[i].bind_address = cfg->listeners[i].bind_address;
-        o->listeners[i].port = cfg->listeners[i].port;
-        o->listeners[i].max_connections = cfg->listeners[i].max_connections;
-        o->listeners[i].max_topic_alias = cfg->listeners[i].max_topic_alias;
+        const mq_listener_conf_t *l = &cfg->listeners[i];
+        o->listeners[i].bind_address = l->bind_address;
+        o->listeners[i].port = l->port;
+        o->listeners[i].max_connections = l->max_connections;
+        o->listeners[i].allow_anonymous = per ? l->allow_anonymous : cfg->allow_anonymous;
+        o->listeners[i].allow_zero_length_clientid =
+            per ? l->allow_zero_length_clientid : cfg->allow_zero_length_clientid;
+        o->listeners[i].auto_id_prefix = per ? l->auto_id_prefix : cfg->auto_id_prefix;
+        o->listeners[i].auth_domain = (uint8_t)(per ? i : 0);
+        any_passwords |= (per ? l->password_file : cfg->password_file) != NULL;
+        o->listeners[i].max_topic_alias = l->max_topic_alias;
         ws_listener_opts(cfg, &cfg->listeners[i], &o->listeners[i]);
         o->listeners[i].tls = server_tls(&cfg->listeners[i]);
     }
     o->n_listeners = cfg->n_listeners;
     o->workers = cfg->workers;
     o->max_connections = cfg->max_connections;
-    o->allow_anonymous = cfg->allow_anonymous;
-    o->allow_zero_length_clientid = cfg->allow_zero_length_clientid;
-    o->auto_id_prefix = cfg->auto_id_prefix;
+    o->session_owner_check =
+        cfg->session_owner_check == 2 ? any_passwords : cfg->session_owner_check != 0;
     o->max_keepalive = cfg->max_keepalive;
     o->persistent_client_expiration = cfg->persistent_client_expiration;
     o->response_information = cfg->response_information;
@@ -981,4 +1034,21 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     o->limits.max_queued_bytes = cfg->max_queued_bytes;
     o->limits.out_high_water = cfg->out_high_water;
     o->connection_messages = cfg->connection_messages;
+}
+
+unsigned mq_config_security_domains(const mq_config_t *cfg)
+{
+    return cfg->per_listener_settings && cfg->n_listeners > 0 ? cfg->n_listeners : 1;
+}
+
+void mq_config_security_files(const mq_config_t *cfg, unsigned d, const char **password_file,
+                              const char **acl_file)
+{
+    if (cfg->per_listener_settings && d < cfg->n_listeners) {
+        *password_file = cfg->listeners[d].password_file;
+        *acl_file = cfg->listeners[d].acl_file;
+    } else {
+        *password_file = cfg->password_file;
+        *acl_file = cfg->acl_file;
+    }
 }

@@ -34,6 +34,14 @@ typedef struct mq_listener_conf {
     bool require_certificate;
     bool use_identity_as_username;
     bool use_subject_as_username;
+    /* security options as given after this 'listener' line (before any: the default
+     * listener's); in force with per_listener_settings true, else the broker's fields are */
+    bool allow_anonymous;     /* once finished: as the broker's default unless given */
+    bool allow_anonymous_set; /* given for this listener */
+    bool allow_zero_length_clientid;
+    char *auto_id_prefix; /* owned */
+    char *password_file;  /* owned; NULL = none */
+    char *acl_file;       /* owned; NULL = none */
 } mq_listener_conf_t;
 
 /* The broker's configuration; immutable once the broker starts (STYLE.md §6). Strings are
@@ -47,19 +55,24 @@ typedef struct mq_config {
                                           * the first 'listener' line */
     bool has_default_listener;
 
-    bool allow_anonymous;            /* once finished: true with no listener configured, else
-                                      * false, unless the option was given */
-    bool allow_anonymous_set;        /* the option was given */
-    bool allow_zero_length_clientid; /* accept an empty client id (and assign one) */
-    char *auto_id_prefix;            /* prefix of the ids assigned to empty client ids */
-    uint16_t max_inflight_messages;  /* per session; 0 = unlimited (mosquitto) */
-    uint32_t max_queued_messages;    /* per session; 0 = unlimited */
-    uint64_t max_queued_bytes;       /* per session, payload bytes; 0 = unlimited */
-    uint32_t message_size_limit;     /* payload bytes; 0 = the protocol maximum (268435455) */
-    uint32_t max_packet_size;        /* bytes; 0 = the protocol maximum */
-    uint16_t max_keepalive;          /* seconds; clients asking for more are refused */
+    bool allow_anonymous;                  /* once finished: true with no listener configured, else
+                                            * false, unless the option was given */
+    bool allow_anonymous_set;              /* the option was given */
+    bool allow_zero_length_clientid;       /* accept an empty client id (and assign one) */
+    char *auto_id_prefix;                  /* prefix of the ids assigned to empty client ids */
+    char *password_file;                   /* mosquitto's format (core/passwd.h); NULL = none */
+    char *acl_file;                        /* mosquitto's format (core/acl.h); NULL = none */
+    bool per_listener_settings;            /* the five security options above apply per listener */
+    uint8_t session_owner_check;           /* Starling's: 0 off, 1 on, 2 (default) on when some
+                                            * password_file is configured */
+    uint16_t max_inflight_messages;        /* per session; 0 = unlimited (mosquitto) */
+    uint32_t max_queued_messages;          /* per session; 0 = unlimited */
+    uint64_t max_queued_bytes;             /* per session, payload bytes; 0 = unlimited */
+    uint32_t message_size_limit;           /* payload bytes; 0 = the protocol maximum (268435455) */
+    uint32_t max_packet_size;              /* bytes; 0 = the protocol maximum */
+    uint16_t max_keepalive;                /* seconds; clients asking for more are refused */
     uint32_t persistent_client_expiration; /* seconds; 0 = never (mosquitto's default) */
-    uint8_t max_qos;                 /* 0..2 */
+    uint8_t max_qos;                       /* 0..2 */
     bool retain_available;
     bool upgrade_outgoing_qos;
     bool set_tcp_nodelay;       /* Starling's default differs from mosquitto's (false) */
@@ -113,6 +126,14 @@ int mq_config_parse_string(mq_config_t *cfg, const char *name, const char *text,
  * options (certfile with keyfile; require_certificate with a CA). Returns 0 or -1 with err
  * set. */
 int mq_config_finish(mq_config_t *cfg, uint16_t port_override, char *err, size_t errlen);
+
+/* The security domains of a finished 'cfg': one per listener with per_listener_settings,
+ * else one. mq_config_server_opts() gives listener i domain (per listener ? i : 0). */
+unsigned mq_config_security_domains(const mq_config_t *cfg);
+
+/* The password_file and acl_file (NULL = none) of security domain 'd'. */
+void mq_config_security_files(const mq_config_t *cfg, unsigned d, const char **password_file,
+                              const char **acl_file);
 
 /* Fills *opts, the engine's options, from a finished 'cfg'; the only place where the
  * configuration maps onto mq_server_opts_t. Every field is set (nothing is left for

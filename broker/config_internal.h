@@ -34,7 +34,9 @@ enum mq_config_scope {
     MQ_CONFIG_BOTH,     /* before any 'listener' line the whole broker's ('off'), after one
                          * that listener's ('loff') */
     MQ_CONFIG_SECURITY, /* mosquitto: global, or per listener with per_listener_settings
-                         * true; Starling refuses per_listener_settings, so global ('off') */
+                         * true. A line sets the broker's field ('off') and, when the row has
+                         * one ('loff'), the current listener's (the default listener's before
+                         * any 'listener' line); mq_config_server_opts() picks which is used */
     MQ_CONFIG_BRIDGE,   /* the bridge of the latest 'connection' line (no bridges yet) */
 };
 
@@ -89,6 +91,7 @@ struct mq_config_option {
     uint8_t size;        /* bytes of the field(s); 0 = the option has no field of its own */
     uint16_t seen;       /* a bool in mq_config_t set once a line gives the option; 0 = none
                           * (offset 0 holds the listener array, never a flag) */
+    uint16_t lseen;      /* SECURITY: the same in mq_listener_conf_t; 0 = none */
     uint64_t min, max;   /* UINT, SIZE, and handlers that parse a number */
     uint64_t at_least;   /* UINT, SIZE: a value other than 0 must be >= this */
     uint64_t def;        /* BOOL, UINT, SIZE, KEYWORD, SPECIAL: the default */

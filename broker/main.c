@@ -14,6 +14,7 @@
 #include "broker/config.h"
 #include "broker/logging.h"
 #include "broker/metrics.h"
+#include "broker/security.h"
 #include "broker/sys.h"
 #include "core/log.h"
 #include "mq_config.h"
@@ -220,6 +221,11 @@ static int start_broker(broker_t *b, const cli_t *cli)
     b->start_s = mono_s();
     mq_server_opts_t opts;
     mq_config_server_opts(cfg, &opts);
+    opts.auth = mq_security_load(cfg, err, sizeof(err)); /* password_file, acl_file */
+    if (opts.auth == NULL) {
+        MQ_LOG(MQ_LOG_ERROR, "Error: %s", err);
+        return -1;
+    }
     if (mq_server_start(&b->srv, &opts, err, sizeof(err)) < 0) {
         b->srv = NULL;
         MQ_LOG(MQ_LOG_ERROR, "Error: %s", err);
@@ -244,6 +250,24 @@ static int start_broker(broker_t *b, const cli_t *cli)
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s running", MQ_VERSION);
     b->sys = cfg->sys_interval ? mq_sys_new(b->srv, b->start_s) : NULL; /* 0: no $SYS tree */
     return 0;
+}
+
+/* SIGHUP: password_file and acl_file are read again, as mosquitto does; a file that fails keeps
+ * the rules in force. The rest of the configuration is not reloaded. */
+static void reload_security(broker_t *b)
+{
+    char err[512];
+    mq_auth_t *a = mq_security_load(&b->cfg, err, sizeof(err));
+    if (a == NULL) {
+        MQ_LOG(MQ_LOG_ERROR,
+               "Error: reloading password_file/acl_file: %s; the previous rules "
+               "stay in force.",
+               err);
+        return;
+    }
+    mq_server_set_auth(b->srv, a);
+    MQ_LOG(MQ_LOG_NOTICE, "SIGHUP received: log file re-opened, password_file and acl_file "
+                          "re-read; the rest of the configuration is unchanged.");
 }
 
 /* The control thread: signals, and $SYS every sys_interval. Returns on SIGINT or SIGTERM. */
@@ -275,11 +299,9 @@ static void run_control_loop(broker_t *b)
             break;
         if (sig == SIGHUP) {
             mq_logging_reopen(b->logging); /* log rotation */
-            MQ_LOG(MQ_LOG_NOTICE, "SIGHUP received: log file re-opened; configuration reload "
-                                  "is not implemented yet, the running configuration is "
-                                  "unchanged.");
             /* certificates and keys, for new connections (mosquitto's certfile/keyfile) */
             (void)mq_server_reload_tls(b->srv); /* each listener's outcome is logged */
+            reload_security(b);
         }
     }
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s terminating", MQ_VERSION);

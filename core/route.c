@@ -32,7 +32,8 @@ typedef struct lsub {
     uint8_t qos;
     uint8_t flags; /* MQ_SUB_NO_LOCAL | MQ_SUB_RAP */
     uint32_t sub_id;
-    uint64_t gid; /* shared group, or 0 for a plain subscription */
+    uint64_t gid;  /* shared group, or 0 for a plain subscription */
+    uint8_t grant; /* the subscription's mq_sub_t.grant, where the delivery path reads it */
 } lsub_t;
 
 typedef struct lfilter {
@@ -213,6 +214,17 @@ static mq_str_t index_filter(const char *filter, size_t len, uint64_t *gid)
     return (mq_str_t){filter, len};
 }
 
+void mq_route_set_grant(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub, uint8_t grant)
+{
+    sub->grant = grant;
+    uint64_t gid;
+    (void)index_filter(sub->filter, sub->len, &gid);
+    lfilter_t *lf = mq_map_get(&r->filters, sub->fid);
+    for (uint32_t i = 0; lf && i < lf->n; i++)
+        if (lf->subs[i].sess == s && lf->subs[i].gid == gid)
+            lf->subs[i].grant = grant;
+}
+
 /* Removes 's' from the filter; when no session of this worker is left on it, this worker's
  * interest bit in the shared index goes too. */
 static void unsubscribe_one(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub)
@@ -244,7 +256,10 @@ static void unsubscribe_one(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub)
 mq_sub_t *mq_route_subscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len,
                              uint8_t qos, const mq_route_opts_t *o, bool *is_new)
 {
-    lsub_t ls = {.qos = qos, .flags = o ? o->flags : 0, .sub_id = o ? o->sub_id : 0};
+    lsub_t ls = {.qos = qos,
+                 .flags = o ? o->flags : 0,
+                 .sub_id = o ? o->sub_id : 0,
+                 .grant = 2}; /* full until mq_route_set_grant says else */
     mq_str_t f = index_filter(filter, len, &ls.gid);
     mq_sub_t *sub = mq_sess_find_sub(s, filter, len);
     if (is_new)
@@ -446,19 +461,21 @@ static void reserve_seen(mq_route_t *r, size_t n)
 /* The destination of 'ls' for 'msg', or false when No Local excludes it. */
 static bool dest_of(const lsub_t *ls, const mq_msg_t *msg, bool upgrade, mq_route_dest_t *d)
 {
-    if (ls->gid) /* a shared subscription gets messages by group pick alone */
+    if (ls->gid || ls->grant == 0) /* shared: by group pick alone; 0: an ACL revoked it */
         return false;
     if ((ls->flags & MQ_SUB_NO_LOCAL) && msg->origin == ls->sess->id_hash)
         return false; /* [MQTT-3.8.3-3] */
     *d = (mq_route_dest_t){.sess = ls->sess,
                            .qos = deliver_qos(ls->qos, msg->qos, upgrade),
-                           .retain = (ls->flags & MQ_SUB_RAP) && msg->retain};
+                           .retain = (ls->flags & MQ_SUB_RAP) && msg->retain,
+                           .grant = ls->grant};
     return true;
 }
 
 /* Adds 'd' to dest, or merges it into the entry its session already has: the highest QoS,
- * the retain flag if any subscription keeps it. Subscription Identifiers are gathered in
- * a second pass (gather_ids). */
+ * the retain flag if any subscription keeps it, the best grant (a topic that a full
+ * subscription matches is readable, so one full match spares the check). Subscription
+ * Identifiers are gathered in a second pass (gather_ids). */
 static void dedup_add(mq_route_t *r, uint32_t *n, const mq_route_dest_t *d)
 {
     size_t mask = r->cap_seen - 1;
@@ -470,6 +487,8 @@ static void dedup_add(mq_route_t *r, uint32_t *n, const mq_route_dest_t *d)
                 e->qos = d->qos;
             e->retain |= d->retain;
             e->n_sub_ids += d->n_sub_ids;
+            if (d->grant > e->grant)
+                e->grant = d->grant;
             return;
         }
         i = (i + 1) & mask;
@@ -562,7 +581,7 @@ uint32_t mq_route_resolve_shared(mq_route_t *r, uint64_t fid, uint64_t gid, cons
     *out = r->dest;
     uint32_t members = 0;
     for (uint32_t k = 0; lf && k < lf->n; k++)
-        members += lf->subs[k].gid == gid;
+        members += lf->subs[k].gid == gid && lf->subs[k].grant != 0;
     if (members == 0)
         return 0; /* the member left since the publisher picked this worker */
     uint64_t key = (fid * 0x9E3779B97F4A7C15ull ^ gid) | 1; /* never 0, the map's empty key */
@@ -571,11 +590,12 @@ uint32_t mq_route_resolve_shared(mq_route_t *r, uint64_t fid, uint64_t gid, cons
     uint32_t want = (uint32_t)(turn % members);
     for (uint32_t k = 0; k < lf->n; k++) {
         const lsub_t *ls = &lf->subs[k];
-        if (ls->gid != gid || want-- > 0)
+        if (ls->gid != gid || ls->grant == 0 || want-- > 0)
             continue;
         r->dest[0] = (mq_route_dest_t){.sess = ls->sess,
                                        .qos = deliver_qos(ls->qos, msg->qos, upgrade),
-                                       .retain = (ls->flags & MQ_SUB_RAP) && msg->retain};
+                                       .retain = (ls->flags & MQ_SUB_RAP) && msg->retain,
+                                       .grant = ls->grant};
         if (ls->sub_id) {
             r->sids[0] = ls->sub_id;
             r->dest[0].sub_ids = r->sids;

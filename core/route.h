@@ -31,6 +31,8 @@ typedef struct mq_route_dest {
     bool retain;             /* the retain flag to send (Retain As Published) */
     uint32_t n_sub_ids;      /* v5 Subscription Identifiers of the matching subscriptions */
     const uint32_t *sub_ids; /* valid until the next mq_route_resolve() */
+    uint8_t grant;           /* the best mq_sub_t.grant among the matching subscriptions: 2
+                              * (FULL) deliver, 1 (PARTIAL) the caller checks the topic first */
 } mq_route_dest_t;
 
 /* The options of a subscription beyond its QoS (MQTT 5 §3.8.3.1). */
@@ -75,6 +77,11 @@ mq_sess_t *mq_route_next(const mq_route_t *r, size_t *pos);
  * [MQTT-3.8.4-3]. Returns the session's entry; *is_new (may be NULL) says which. */
 mq_sub_t *mq_route_subscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len,
                              uint8_t qos, const mq_route_opts_t *o, bool *is_new);
+
+/* Sets the authorisation class of the subscription 'sub' of 's' (mq_sub_t.grant, enum
+ * mq_acl_grant: 0 none, 1 partial, 2 full; new subscriptions start at 2) and of its entry in
+ * the filter table, where mq_route_resolve reads it. */
+void mq_route_set_grant(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub, uint8_t grant);
 
 /* Removes the subscription of 's' to 'filter'; false when it had none. */
 bool mq_route_unsubscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len);

@@ -100,7 +100,32 @@ void mq_sess_free(mq_sess_t *s)
     mq_free(s->queue);
     mq_free(s->qos2_in);
     mq_free(s->client_id);
+    mq_free(s->username);
     mq_free(s);
+}
+
+uint32_t mq_sess_filter_queue(mq_sess_t *s, mq_sess_keep_cb *keep, void *arg)
+{
+    uint32_t kept = 0, n = s->q_len;
+    for (uint32_t i = 0; i < n; i++) { /* compacts in place, from the head on */
+        mq_outmsg_t o = s->queue[(s->q_head + i) % s->q_cap];
+        if (keep(arg, s, o.msg)) {
+            s->queue[(s->q_head + kept++) % s->q_cap] = o;
+            continue;
+        }
+        s->q_bytes -= o.msg->payload_len;
+        s->stats.dropped++;
+        mq_msg_unref(o.msg);
+    }
+    s->q_len = kept;
+    return n - kept;
+}
+
+void mq_sess_set_username(mq_sess_t *s, const char *user, size_t len)
+{
+    mq_free(s->username);
+    s->username = user ? mq_strndup(user, len) : NULL;
+    s->user_len = user ? (uint16_t)len : 0;
 }
 
 static void write_ack(mq_sess_t *s, uint8_t type, uint16_t packet_id)
@@ -473,6 +498,7 @@ mq_sub_t *mq_sess_add_sub(mq_sess_t *s, const char *filter, size_t len, uint64_t
     sub->qos = qos;
     sub->opts = 0;
     sub->sub_id = 0;
+    sub->grant = 2; /* MQ_ACL_GRANT_FULL: net/auth.h lowers it when an ACL says so */
     return sub;
 }
 

@@ -33,6 +33,9 @@ typedef struct mq_sub {
     uint8_t qos;     /* granted */
     uint8_t opts;    /* MQ_SUB_NO_LOCAL | MQ_SUB_RAP, and retain handling << 2 (v5) */
     uint32_t sub_id; /* v5 Subscription Identifier; 0 = none */
+    /* authorisation (net/auth.h): enum mq_acl_grant decided at SUBSCRIBE (and again after an
+     * ACL reload); FULL (the default, also without an ACL) costs nothing per delivery */
+    uint8_t grant;
 } mq_sub_t;
 
 #define MQ_SUB_NO_LOCAL 0x01 /* not delivered to the session that published it */
@@ -87,6 +90,11 @@ typedef struct mq_sess {
     uint64_t expire_at;           /* broker clock ms at which a detached session ends; 0 */
     const uint64_t *clock;        /* the owner's clock (ms) for message expiry, or NULL */
     struct mq_alias_out *aliases; /* outbound Topic Aliases of this connection, or NULL */
+
+    /* authorisation (net/auth.h): who owns the session and which listener's rules apply */
+    char *username;      /* owned, NUL-terminated; NULL = connected without a user name */
+    uint16_t user_len;   /* bytes of 'username' */
+    uint8_t auth_domain; /* security domain (per listener with per_listener_settings) */
 
     mq_sub_t *subs;
     uint32_t n_subs, cap_subs;
@@ -153,6 +161,15 @@ bool mq_sess_qos2_received(mq_sess_t *s, uint16_t packet_id);
 /* Inbound PUBREL: forgets 'packet_id'; the caller answers PUBCOMP. Returns whether the id
  * was known (MQTT 5 answers 0x92 Packet Identifier not found otherwise). */
 bool mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id);
+
+/* Drops every queued message (not those in flight) for which 'keep' returns false, counting
+ * each in stats.dropped; the others keep their order. Returns the number dropped. For the
+ * broker's authorisation after an ACL reload (net/auth.h). */
+typedef bool mq_sess_keep_cb(void *arg, const mq_sess_t *s, const mq_msg_t *msg);
+uint32_t mq_sess_filter_queue(mq_sess_t *s, mq_sess_keep_cb *keep, void *arg);
+
+/* Records the user name the session belongs to ('user' NULL = none; copied). */
+void mq_sess_set_username(mq_sess_t *s, const char *user, size_t len);
 
 /* Subscriptions (the session's own list; the worker keeps the index and its filter table in
  * step). Returns the existing entry for 'filter', or NULL. */

@@ -102,6 +102,8 @@ void mq_client_free_state(client_t *cl)
         mq_free(cl->in_alias[i]);
     mq_free(cl->in_alias);
     cl->in_alias = NULL;
+    mq_free(cl->auth_pending); /* a password still with the verifier, or its answer */
+    cl->auth_pending = NULL;
 }
 
 void mq_client_destroy_sess(mq_proto_t *p, mq_sess_t *s)

@@ -7,6 +7,7 @@
 #include "core/route.h"
 #include "core/epoch.h"
 #include "core/tindex.h"
+#include "net/auth.h"
 #include "net/conn.h"
 #include "net/mailbox.h"
 #include "net/opts.h"
@@ -22,6 +23,8 @@ typedef struct mq_proto_state mq_proto_t;
 
 typedef struct mq_proto_env {
     const mq_server_opts_t *opts; /* complete and immutable (net/opts.h) */
+    mq_auth_slot_t *auth;         /* the current security state (net/auth.h) */
+    mq_auth_verifier_t *verifier; /* PBKDF2 runs off the loop (net/auth.h); NULL: inline */
     mq_tindex_t *ix;              /* the shared subscription index and retained store */
     mq_shared_t *shared;          /* shared subscription groups ($share/...) */
     mq_epoch_rec_t *ep;           /* this worker's epoch record */
@@ -47,6 +50,7 @@ typedef struct client {
     bool problem_info;  /* v5 Request Problem Information (default 1): reason strings */
     uint16_t alias_max; /* v5 inbound Topic Alias Maximum announced to this client */
     char **in_alias;    /* [alias - 1]: topics the client set (owned), or NULL */
+    mq_auth_pending_t *auth_pending; /* owned: a password with the verifier, or its answer */
 } client_t;
 
 /* Counters written by this worker alone with plain increments (DESIGN.md rule 8). */
@@ -81,6 +85,9 @@ struct mq_proto_state {
     pending_will_t *wills; /* delayed wills */
     uint32_t n_wills, cap_wills;
     counters_t cnt;
+    uint64_t auth_gen;          /* the security state this worker's subscriptions were
+                                 * classified with (net/auth.h: a reload classifies again) */
+    mq_auth_cache_t auth_cache; /* credentials this worker verified lately */
 };
 
 static inline client_t *client_of(mq_conn_t *c)

@@ -85,23 +85,23 @@ typedef struct mq_conn_handler {
 struct mq_conn {
     mq_conn_loop_t *loop;
     int fd;
-    uint8_t state;    /* enum mq_conn_state */
-    uint8_t listener; /* index, for the per-listener connection count */
-    bool recv_armed;  /* a receive is submitted */
-    bool send_busy;   /* a send is submitted */
-    bool need_rearm;  /* the multishot receive ended for lack of buffers */
-    bool in_dirty;    /* queued on the loop's dirty list */
-    bool is_counted;  /* counted in the server's connection totals */
-    bool has_held;    /* a received buffer waits for the send in flight (state PRE only) */
+    uint8_t state;     /* enum mq_conn_state */
+    uint8_t listener;  /* index, for the per-listener connection count */
+    bool recv_armed;   /* a receive is submitted */
+    bool send_busy;    /* a send is submitted */
+    bool need_rearm;   /* the multishot receive ended for lack of buffers */
+    bool in_dirty;     /* queued on the loop's dirty list */
+    bool is_counted;   /* counted in the server's connection totals */
+    bool has_held;     /* a received buffer waits for the send in flight (state PRE only) */
     uint16_t held_bid; /* that buffer's id and length */
     uint32_t held_len;
-    unsigned n_ops;   /* submitted operations (and held buffers) not yet completed */
+    unsigned n_ops; /* submitted operations (and held buffers) not yet completed */
     uint64_t last_rx_ms;
     uint64_t born_ms;
-    mq_buf_t out;                /* protocol bytes waiting to be sent */
-    mq_buf_t wbuf;               /* wire bytes of the send in flight */
-    size_t wsent;                /* bytes of whead + wbuf already sent */
-    uint8_t whead_len;           /* bytes in whead, sent before wbuf (a transport's header) */
+    mq_buf_t out;      /* protocol bytes waiting to be sent */
+    mq_buf_t wbuf;     /* wire bytes of the send in flight */
+    size_t wsent;      /* bytes of whead + wbuf already sent */
+    uint8_t whead_len; /* bytes in whead, sent before wbuf (a transport's header) */
     uint8_t whead[MQ_CONN_MAX_HEAD];
     struct iovec wiov[2]; /* whead + wbuf for sendmsg: kept until the send completes */
     struct msghdr wmsg;

@@ -8,10 +8,12 @@
 /* The owning worker's thread only. */
 
 /* Handles the first packet (a CONNECT): returns an enum mq_conn_result; MQ_CONN_GONE when
- * the session belongs to another worker (cl->handoff_to says which). */
+ * the session belongs to another worker (cl->handoff_to says which) or the password went to
+ * the verifier thread (cl->auth_pending set): either way mq_connect_hand_off() follows. */
 int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt);
 
-/* Sends 'cl' to the worker cl->handoff_to, which re-decodes its CONNECT. */
+/* Takes 'cl' out of this worker's loop and sends it to the worker cl->handoff_to, which
+ * re-decodes its CONNECT; with cl->auth_pending the verifier thread has it and sends it back. */
 void mq_connect_hand_off(mq_proto_t *p, client_t *cl);
 
 #endif

@@ -38,6 +38,7 @@ typedef struct mq_server_tls {
     bool use_identity_as_username; /* the certificate's CN is the client's username */
     bool use_subject_as_username;  /* its whole subject (RFC 2253) is (identity wins) */
 } mq_server_tls_t;
+struct mq_auth; /* net/auth.h */
 
 typedef struct mq_server_listener {
     const char *bind_address; /* NULL: all addresses */
@@ -55,6 +56,11 @@ typedef struct mq_server_listener {
     const char *ws_trusted_proxy; /* IP address whose X-Forwarded-For is believed; NULL =
                                      nobody's */
     mq_server_tls_t tls;
+    /* security: the listener's own with per_listener_settings, else the broker's values */
+    bool allow_anonymous;
+    bool allow_zero_length_clientid;
+    const char *auto_id_prefix;
+    uint8_t auth_domain; /* the domain of the security state (net/auth.h) it checks against */
 } mq_server_listener_t;
 
 /* Everything the engine needs from the configuration, complete (broker/ applies every
@@ -64,10 +70,10 @@ typedef struct mq_server_opts {
     unsigned n_listeners;
     unsigned workers;         /* 0 = online CPUs */
     uint32_t max_connections; /* whole broker; 0 = unlimited */
-    bool allow_anonymous;
-    bool allow_zero_length_clientid;
-    const char *auto_id_prefix;
-    uint16_t max_keepalive;                /* 0 = no limit */
+    bool session_owner_check; /* a session is taken only by its own user name (net/auth.h) */
+    struct mq_auth *auth;     /* the initial security state: mq_server_start() takes it
+                               * (NULL = no password file, no ACL, one domain) */
+    uint16_t max_keepalive;   /* 0 = no limit */
     uint32_t persistent_client_expiration; /* seconds a detached persistent session lives
                                               without a v5 Session Expiry; 0 = forever */
     uint8_t max_qos;

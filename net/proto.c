@@ -9,6 +9,7 @@
 #include "core/deadline.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "net/auth.h"
 #include "net/client.h"
 #include "net/connect.h"
 #include "net/publish.h"
@@ -153,7 +154,9 @@ void mq_proto_on_handoff(mq_proto_t *p, mq_conn_t *c)
     mq_buf_init(&cl->pre);
     int r = on_bytes(p, c, b.data, b.len);
     mq_buf_fini(&b);
-    MQ_ASSERT(r != MQ_CONN_GONE); /* the owner keeps what it owns */
+    /* the owner keeps what it owns; only a password may still go to the verifier (and come
+     * back here): on_bytes() has handed it over already */
+    MQ_ASSERT(r != MQ_CONN_GONE || cl->auth_pending != NULL);
     if (r == MQ_CONN_OK)
         mq_conn_arm(c);
 }
@@ -297,6 +300,7 @@ static void expire(mq_proto_t *p, uint64_t now)
 void mq_proto_tick(mq_proto_t *p)
 {
     uint64_t now = p->env.loop->now_ms;
+    mq_auth_refresh(mq_auth_get(p->env.auth), p->route, &p->auth_gen); /* after a reload */
     for (mq_conn_t *c = p->env.loop->conns; c; c = c->next) {
         if (c->state == MQ_CONN_CLOSING)
             continue;

@@ -6,8 +6,16 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "net/auth.h"
 
 /* ---- routing ------------------------------------------------------------------------------- */
+
+/* A delivery through a partially granted subscription: the topic against the ACL. */
+static bool may_read(mq_proto_t *p, const mq_sess_t *s, const mq_msg_t *msg)
+{
+    mq_str_t t = mq_msg_topic(msg);
+    return mq_auth_may_read(mq_auth_get(p->env.auth), s, t.ptr, t.len);
+}
 
 void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n)
 {
@@ -15,6 +23,8 @@ void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint
     uint32_t k = mq_route_resolve(p->route, fids, n, msg, p->o->upgrade_outgoing_qos, &d);
     for (uint32_t i = 0; i < k; i++) {
         mq_sess_t *s = d[i].sess;
+        if (d[i].grant != MQ_ACL_GRANT_FULL && !may_read(p, s, msg)) /* partial subscriptions */
+            continue;
         /* a drop is counted in s->stats */
         (void)mq_sess_deliver_ids(s, msg, d[i].qos, d[i].retain, d[i].sub_ids, d[i].n_sub_ids);
         if (s->conn)
@@ -28,6 +38,8 @@ void mq_publish_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint6
     if (mq_route_resolve_shared(p->route, fid, gid, msg, p->o->upgrade_outgoing_qos, &d) == 0)
         return;
     mq_sess_t *s = d->sess;
+    if (d->grant != MQ_ACL_GRANT_FULL && !may_read(p, s, msg))
+        return;
     (void)mq_sess_deliver_ids(s, msg, d->qos, d->retain, d->sub_ids, d->n_sub_ids);
     if (s->conn)
         mq_conn_mark_dirty(s->conn);
@@ -146,6 +158,15 @@ static bool should_route(mq_proto_t *p, client_t *cl, const mq_publish_t *pub, m
          * no client can forge the metrics that dashboards trust */
         MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s PUBLISH to $SYS ignored", p->env.self,
                cl->sess->client_id);
+        return false;
+    }
+    if (!mq_auth_may_write(mq_auth_get(p->env.auth), cl->sess, topic.ptr, topic.len)) {
+        /* mosquitto 2.0: a denied PUBLISH is dropped and, in 3.1.1, still acknowledged; an
+         * MQTT 5 client is told: 0x87 Not authorized */
+        MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s PUBLISH to '%.*s' denied by the ACL", p->env.self,
+               cl->sess->client_id, (int)(topic.len > 64 ? 64 : topic.len), topic.ptr);
+        p->cnt.pub_dropped++;
+        *ack = MQ_RC_NOT_AUTHORIZED;
         return false;
     }
     if (p->o->message_size_limit && pub->payload.len > p->o->message_size_limit) {

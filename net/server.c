@@ -13,10 +13,12 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "net/auth.h"
 #include "net/mailbox.h"
 #include "net/op.h"
 #include "net/worker.h"
@@ -26,7 +28,10 @@
  * listeners and posts to the workers' inboxes; the workers read 'opts' and the index. */
 struct mq_server {
     mq_server_opts_t opts;
-    char *auto_id_prefix;
+    char *auto_id_prefix[MQ_SERVER_MAX_LISTENERS]; /* copies: opts' strings point here */
+    mq_auth_slot_t auth;          /* the security state; replaced by mq_server_set_auth() */
+    mq_epoch_rec_t *ctl_ep;       /* the control thread's epoch record, offline between uses */
+    mq_auth_verifier_t *verifier; /* the password verifier thread */
     unsigned n_workers;
     mq_worker_t *workers;
     mq_mailbox_t **boxes; /* &workers[i].inbox */
@@ -236,6 +241,16 @@ static void ctl_wake(mq_server_t *srv, mq_mailbox_t *mb, int ring_fd)
     pthread_mutex_unlock(&srv->ctl_lock);
 }
 
+/* A connection the verifier will never answer (shutdown): as a hand-off mail left over. */
+static void drop_parked(void *arg, void *conn)
+{
+    (void)arg;
+    mq_conn_t *c = conn;
+    close(c->fd);
+    mq_proto_drop_conn(c);
+    mq_conn_free(c);
+}
+
 static void free_server(mq_server_t *srv)
 {
     for (unsigned i = 0; i < srv->n_listeners; i++)
@@ -244,10 +259,12 @@ static void free_server(mq_server_t *srv)
         mq_xport_listener_free(srv->xports[i]);
     mq_tindex_free(srv->ix);
     mq_shared_free(srv->shared);
-    mq_epoch_free(srv->ep);
+    mq_auth_free(atomic_load_explicit(&srv->auth.cur, memory_order_relaxed)); /* threads gone */
+    mq_epoch_free(srv->ep); /* runs what is still retired, older security states among it */
     mq_free(srv->workers);
     mq_free(srv->boxes);
-    mq_free(srv->auto_id_prefix);
+    for (unsigned i = 0; i < MQ_SERVER_MAX_LISTENERS; i++)
+        mq_free(srv->auto_id_prefix[i]);
     pthread_mutex_destroy(&srv->ctl_lock);
     sem_destroy(&srv->started);
     mq_free(srv);
@@ -281,6 +298,8 @@ static int start_workers(mq_server_t *srv, char *err, size_t errlen)
                            .listener_conns = srv->listener_conns,
                            .ports = srv->ports,
                            .xports = srv->xports,
+                           .auth = &srv->auth,
+                           .verifier = srv->verifier,
                            .started = &srv->started};
     for (unsigned i = 0; i < srv->n_workers; i++) {
         mq_worker_init(&srv->workers[i], &env, i);
@@ -314,6 +333,10 @@ static void stop_workers(mq_server_t *srv)
     }
     for (unsigned i = 0; i < srv->n_workers; i++)
         pthread_join(srv->workers[i].thread, NULL);
+    /* no worker submits any more: what the verifier still holds goes back to the inboxes or is
+     * dropped, before the inboxes go */
+    mq_auth_verifier_stop(srv->verifier);
+    srv->verifier = NULL;
     /* every thread has stopped: the index and the sessions can go in any order */
     for (unsigned i = 0; i < srv->n_workers; i++)
         mq_worker_fini(&srv->workers[i]);
@@ -323,15 +346,24 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
 {
     mq_server_t *srv = mq_calloc(1, sizeof(*srv));
     srv->opts = *opts;
-    srv->auto_id_prefix = mq_strndup(opts->auto_id_prefix, strlen(opts->auto_id_prefix));
-    srv->opts.auto_id_prefix = srv->auto_id_prefix;
+    for (unsigned i = 0; i < opts->n_listeners; i++) {
+        const char *pre = opts->listeners[i].auto_id_prefix;
+        srv->auto_id_prefix[i] = mq_strndup(pre, strlen(pre));
+        srv->opts.listeners[i].auto_id_prefix = srv->auto_id_prefix[i];
+    }
+    srv->opts.auth = NULL; /* owned by the slot from here */
+    /* NULL: no password file, no ACL, one domain */
+    (void)mq_auth_publish(&srv->auth, opts->auth ? opts->auth : mq_auth_new(1));
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     srv->n_workers = opts->workers ? opts->workers : (unsigned)(cpus > 0 ? cpus : 1);
     if (srv->n_workers > MQ_TINDEX_MAX_WORKERS)
         srv->n_workers = MQ_TINDEX_MAX_WORKERS;
     pthread_mutex_init(&srv->ctl_lock, NULL);
     sem_init(&srv->started, 0, 0);
-    srv->ep = mq_epoch_new(srv->n_workers);
+    /* after the workers' records: the control thread's, then the password verifier's */
+    srv->ep = mq_epoch_new(srv->n_workers + 2);
+    srv->ctl_ep = mq_epoch_register(srv->ep, srv->n_workers);
+    mq_epoch_offline(srv->ctl_ep); /* it holds nothing shared between reloads */
     srv->ix = mq_tindex_new(srv->ep);
     srv->shared = mq_shared_new();
     srv->workers = mq_calloc(srv->n_workers, sizeof(mq_worker_t));
@@ -346,6 +378,17 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
     if ((rc = io_uring_queue_init(8, &srv->ctl_ring, 0)) < 0) {
         io_uring_queue_exit(&srv->acc_ring);
         snprintf(err, errlen, "io_uring_queue_init: %s", strerror(-rc));
+        goto fail;
+    }
+    /* before the workers, which take its address; it answers only what they submit, into
+     * inboxes set up by then */
+    srv->verifier =
+        mq_auth_verifier_start(&srv->auth, mq_epoch_register(srv->ep, srv->n_workers + 1),
+                               srv->boxes, srv->n_workers, drop_parked, NULL, err, errlen);
+    if (srv->verifier == NULL) {
+        rc = -EAGAIN;
+        io_uring_queue_exit(&srv->acc_ring);
+        io_uring_queue_exit(&srv->ctl_ring);
         goto fail;
     }
     if ((rc = start_workers(srv, err, errlen)) < 0) {
@@ -436,4 +479,22 @@ void mq_server_publish(mq_server_t *srv, const char *topic, const void *payload,
     while (!mq_mailbox_post(to, &e))
         sched_yield(); /* the control thread may wait; workers never do */
     ctl_wake(srv, to, -1);
+}
+
+void mq_server_set_auth(mq_server_t *srv, mq_auth_t *auth)
+{
+    mq_epoch_online(srv->ctl_ep);
+    mq_auth_retire(srv->ctl_ep, mq_auth_publish(&srv->auth, auth));
+    /* the old state is freed once every worker has passed a quiescent point, which a busy or
+     * idle worker does within a loop turn: wait for it here (up to a second) rather than keep
+     * it until the next reload */
+    for (int i = 0; i < 100 && mq_epoch_pending(srv->ctl_ep) > 0; i++) {
+        mq_epoch_quiescent(srv->ctl_ep);
+        if (mq_epoch_pending(srv->ctl_ep) == 0)
+            break;
+        mq_epoch_offline(srv->ctl_ep);
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+        mq_epoch_online(srv->ctl_ep);
+    }
+    mq_epoch_offline(srv->ctl_ep);
 }

@@ -41,6 +41,13 @@ void mq_server_publish(mq_server_t *srv, const char *topic, const void *payload,
  * number of listeners that failed. Main thread. */
 int mq_server_reload_tls(mq_server_t *srv);
 
+/* Replaces the security state (a reload of password_file and acl_file): takes ownership of
+ * 'auth' (net/auth.h), publishes it to the workers with one pointer swap and frees the
+ * previous one once no worker can hold it (waits up to a second for that). Connections stay;
+ * each worker classifies its subscriptions again with the new ACL. Main thread. */
+struct mq_auth;
+void mq_server_set_auth(mq_server_t *srv, struct mq_auth *auth);
+
 /* The port actually bound by listener 'i' (useful with port 0). */
 uint16_t mq_server_port(const mq_server_t *srv, unsigned i);
 

@@ -5,17 +5,24 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/topic.h"
+#include "net/auth.h"
 
 typedef struct retained_ctx {
+    mq_proto_t *p;
     mq_sess_t *s;
     uint8_t qos;
     bool upgrade;
+    uint8_t grant; /* the subscription's class: a partial one checks each retained message */
     uint32_t sub_id;
 } retained_ctx_t;
 
 static void send_retained(void *arg, mq_msg_t *msg)
 {
     retained_ctx_t *rc = arg;
+    mq_str_t t = mq_msg_topic(msg);
+    if (rc->grant != MQ_ACL_GRANT_FULL &&
+        !mq_auth_may_read(mq_auth_get(rc->p->env.auth), rc->s, t.ptr, t.len))
+        return;
     uint8_t q = rc->upgrade || rc->qos < msg->qos ? rc->qos : msg->qos;
     /* [MQTT-3.3.1-8] retained messages go out with the retain flag set; a drop (expired,
      * over the limits) is counted in the session */
@@ -38,13 +45,22 @@ static uint8_t subscribe_one(mq_proto_t *p, client_t *cl, const mq_sub_entry_t *
                s->client_id, (int)(e->filter.len > 64 ? 64 : e->filter.len), e->filter.ptr);
         return v5 ? e->rc : 0x80; /* 0x8F Topic Filter invalid */
     }
+    mq_str_t f = *shared ? rest : e->filter; /* the ACL reads the filter proper */
+    enum mq_acl_grant g = mq_auth_classify(mq_auth_get(p->env.auth), s, f.ptr, f.len);
+    if (g == MQ_ACL_GRANT_NONE) { /* nothing it matches is readable: refused, not kept */
+        MQ_LOG(MQ_LOG_INFO, "worker=%u client=%s subscription '%.*s' denied by the ACL",
+               p->env.self, s->client_id, (int)(e->filter.len > 64 ? 64 : e->filter.len),
+               e->filter.ptr);
+        return v5 ? MQ_RC_NOT_AUTHORIZED : 0x80;
+    }
     uint8_t qos = e->qos < p->o->max_qos ? e->qos : p->o->max_qos;
     MQ_LOG(MQ_LOG_SUBSCRIBE, "%s %u %.*s", s->client_id, qos, (int)e->filter.len,
            e->filter.ptr); /* mosquitto's format: client qos filter */
     mq_route_opts_t o = {.flags = (uint8_t)((e->no_local ? MQ_SUB_NO_LOCAL : 0) |
                                             (e->retain_as_published ? MQ_SUB_RAP : 0)),
                          .sub_id = sub_id};
-    mq_route_subscribe(p->route, s, e->filter.ptr, e->filter.len, qos, &o, is_new);
+    mq_sub_t *sub = mq_route_subscribe(p->route, s, e->filter.ptr, e->filter.len, qos, &o, is_new);
+    mq_route_set_grant(p->route, s, sub, (uint8_t)g);
     return qos;
 }
 
@@ -90,7 +106,13 @@ void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         if (p->codes[i] >= 0x80 || e.retain_handling == 2 ||
             (e.retain_handling == 1 && !p->fresh[i]))
             continue;
-        retained_ctx_t rc = {cl->sess, p->codes[i], p->o->upgrade_outgoing_qos, sub_id};
+        mq_sub_t *sub = mq_sess_find_sub(cl->sess, e.filter.ptr, e.filter.len);
+        retained_ctx_t rc = {p,
+                             cl->sess,
+                             p->codes[i],
+                             p->o->upgrade_outgoing_qos,
+                             sub ? sub->grant : (uint8_t)MQ_ACL_GRANT_FULL,
+                             sub_id};
         mq_tindex_retained(p->env.ix, e.filter.ptr, e.filter.len, send_retained, &rc);
     }
     mq_conn_mark_dirty(&cl->conn);

@@ -75,6 +75,8 @@ static int init_thread(mq_worker_t *w)
     w->inbox.ring_fd = w->ring.ring_fd;
     w->ep = mq_epoch_register(w->env.ep, w->idx);
     mq_proto_env_t pe = {.opts = w->env.opts,
+                         .auth = w->env.auth,
+                         .verifier = w->env.verifier,
                          .ix = w->env.ix,
                          .shared = w->env.shared,
                          .ep = w->ep,

@@ -35,6 +35,8 @@ typedef struct mq_worker_env {
     atomic_uint_fast32_t *listener_conns; /* open connections per listener */
     const uint16_t *ports;                /* the port each listener is bound to */
     mq_xport_listener_t *const *xports;   /* each listener's transport (NULL: plain TCP) */
+    mq_auth_slot_t *auth;                 /* the current security state (net/auth.h) */
+    mq_auth_verifier_t *verifier;         /* PBKDF2 off the loops (net/auth.h) */
     sem_t *started;                       /* posted once the worker's ring is set up (or not) */
 } mq_worker_env_t;
 

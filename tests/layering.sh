@@ -5,8 +5,8 @@
 #   (tools/ and bench/ may use core/ only: no "net/" or "broker/" either.)
 #   Inside net/, the rooms are floors too (a file may include net/ headers of its own floor
 #   or below, never above), so the layers cannot call each other in a loop:
-#     0 op.h opts.h   1 mailbox   2 conn   3 tls   4 ws   5 xport   6 client   7 will
-#     8 publish subscribe   9 connect   10 proto   11 worker   12 server
+#     0 op.h opts.h   1 mailbox   2 conn   3 tls   4 ws   5 xport   6 auth   7 client
+#     8 will   9 publish subscribe   10 connect   11 proto   12 worker   13 server
 # tests/layering.sh --selftest — builds a tree with each violation and checks it is caught.
 set -u
 
@@ -19,13 +19,14 @@ floor() {
     tls) echo 3 ;;
     ws) echo 4 ;;
     xport) echo 5 ;;
-    client) echo 6 ;;
-    will) echo 7 ;;
-    publish|subscribe) echo 8 ;;
-    connect) echo 9 ;;
-    proto) echo 10 ;;
-    worker) echo 11 ;;
-    server) echo 12 ;;
+    auth) echo 6 ;;
+    client) echo 7 ;;
+    will) echo 8 ;;
+    publish|subscribe) echo 9 ;;
+    connect) echo 10 ;;
+    proto) echo 11 ;;
+    worker) echo 12 ;;
+    server) echo 13 ;;
     *) echo 99 ;;
   esac
 }
@@ -81,7 +82,7 @@ if [ "${1:-}" = "--selftest" ]; then
       echo "selftest: $dir including $inc was not caught" >&2; fails=1
     fi
   done
-  for case in 'conn.c:proto.h' 'mailbox.c:conn.h' 'proto.c:worker.h' 'worker.c:server.h'; do
+  for case in 'conn.c:proto.h' 'auth.c:client.h' 'mailbox.c:conn.h' 'proto.c:worker.h' 'worker.c:server.h'; do
     file=${case%%:*} inc=${case#*:}
     rm -rf "$tmp/t"; mkdir -p "$tmp/t/net"
     printf '#include "net/%s"\n' "$inc" > "$tmp/t/net/$file"

@@ -35,9 +35,13 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
                     abort();
             mq_server_opts_t opts;
             mq_config_server_opts(&cfg, &opts);
-            if (opts.n_listeners != cfg.n_listeners || !opts.auto_id_prefix ||
-                opts.limits.max_inflight == 0 || opts.connect_timeout_s == 0)
+            if (opts.n_listeners != cfg.n_listeners || opts.limits.max_inflight == 0 ||
+                opts.connect_timeout_s == 0)
                 abort();
+            for (unsigned i = 0; i < opts.n_listeners; i++)
+                if (!opts.listeners[i].auto_id_prefix ||
+                    opts.listeners[i].auth_domain >= mq_config_security_domains(&cfg))
+                    abort();
         }
     }
     mq_config_fini(&cfg);

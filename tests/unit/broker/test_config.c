@@ -222,9 +222,10 @@ static const struct bad_case bad_cases[] = {
     {"max_inflight_messages 12abc\n", "invalid value '12abc'"},
     {"max_packet_size 10\n", "must be at least 20"},
     {"message_size_limit 268435456\n", "invalid value '268435456' for message_size_limit"},
-    {"\n\n\npassword_file /etc/mosquitto/passwd\n",
-     "test.conf:4: option 'password_file' is a mosquitto option"},
-    {"acl_file /etc/mosquitto/acl\n", "'acl_file'"},
+    {"\n\n\nauth_plugin /usr/lib/auth.so\n",
+     "test.conf:4: option 'auth_plugin' is a mosquitto option"},
+    {"psk_file /etc/mosquitto/psk\n", "'psk_file'"},
+    {"session_owner_check maybe\n", "test.conf:1: invalid value 'maybe' for session_owner_check"},
     {"listener 8883\ndhparamfile /etc/dh.pem\n", "test.conf:2: option 'dhparamfile'"},
     {"tls_engine x\n", "'tls_engine'"},
     {"listener 8883\n\ntls_version tlsv1.0\n",
@@ -358,7 +359,8 @@ static bool has_cfg_field(const mq_config_option_t *o)
 static bool has_listener_field(const mq_config_option_t *o)
 {
     return o->size && o->status != MQ_CONFIG_REFUSED &&
-           (o->scope == MQ_CONFIG_LISTENER || o->scope == MQ_CONFIG_BOTH);
+           (o->scope == MQ_CONFIG_LISTENER || o->scope == MQ_CONFIG_BOTH ||
+            (o->scope == MQ_CONFIG_SECURITY && o->loff));
 }
 
 /* Checks that the field at 'p' holds the default of 'o'. */
@@ -471,13 +473,14 @@ Test(config, the_implemented_options_are_exactly_these)
                      " listener port bind_address max_connections protocol response_information"
                      " metrics_listener http_dir websockets_headers_size status_page"
                      " websockets_trusted_proxy websockets_log_level"
-                     " allow_anonymous allow_zero_length_clientid auto_id_prefix"
                      " max_inflight_messages max_queued_messages max_queued_bytes"
                      " message_size_limit max_packet_size max_keepalive max_qos"
                      " retain_available upgrade_outgoing_qos set_tcp_nodelay"
                      " connection_messages allow_duplicate_messages pid_file user workers"
                      " sys_interval include_dir log_dest log_type log_timestamp"
-                     " log_timestamp_format log_facility cafile capath certfile keyfile"
+                     " log_timestamp_format log_facility allow_anonymous"
+                     " allow_zero_length_clientid auto_id_prefix password_file acl_file"
+                     " per_listener_settings session_owner_check cafile capath certfile keyfile"
                      " crlfile ciphers ciphers_tls1.3 tls_version require_certificate"
                      " use_identity_as_username use_subject_as_username max_topic_alias"
                      " persistent_client_expiration ");
@@ -520,7 +523,7 @@ Test(config, every_implemented_option_accepts_its_default_back)
         " listener bind_address include_dir log_facility metrics_listener pid_file"
         " log_timestamp_format persistent_client_expiration response_information http_dir"
         " websockets_trusted_proxy cafile capath certfile keyfile crlfile ciphers ciphers_tls1.3"
-        " tls_version ";
+        " tls_version password_file acl_file session_owner_check ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
@@ -666,9 +669,12 @@ Test(config, server_opts_get_every_default_filled_in)
     cr_expect_eq(o.listeners[0].max_connections, 0);
     cr_expect_eq(o.workers, 0);
     cr_expect_eq(o.max_connections, 0);
-    cr_expect(o.allow_anonymous);
-    cr_expect(o.allow_zero_length_clientid);
-    cr_expect_str_eq(o.auto_id_prefix, "auto-");
+    cr_expect(o.listeners[0].allow_anonymous);
+    cr_expect(o.listeners[0].allow_zero_length_clientid);
+    cr_expect_str_eq(o.listeners[0].auto_id_prefix, "auto-");
+    cr_expect_eq(o.listeners[0].auth_domain, 0);
+    cr_expect(!o.session_owner_check, "no password file: nothing to own a session by");
+    cr_expect_null(o.auth);
     cr_expect_eq(o.max_keepalive, 65535);
     cr_expect_eq(o.max_qos, 2);
     cr_expect(o.retain_available);
@@ -716,9 +722,12 @@ Test(config, server_opts_carry_the_configured_values)
     cr_expect_eq(o.listeners[1].port, 8883);
     cr_expect_null(o.listeners[1].bind_address);
     cr_expect_eq(o.max_connections, 50);
-    cr_expect(o.allow_anonymous);
-    cr_expect(!o.allow_zero_length_clientid);
-    cr_expect_str_eq(o.auto_id_prefix, "dev-");
+    for (unsigned i = 0; i < 2; i++) { /* no per_listener_settings: the broker's values */
+        cr_expect(o.listeners[i].allow_anonymous);
+        cr_expect(!o.listeners[i].allow_zero_length_clientid);
+        cr_expect_str_eq(o.listeners[i].auto_id_prefix, "dev-");
+        cr_expect_eq(o.listeners[i].auth_domain, 0);
+    }
     cr_expect_eq(o.limits.max_inflight, 65535, "0 = unlimited: the whole packet id space");
     cr_expect_eq(o.limits.max_queued, 7);
     cr_expect_eq(o.limits.max_queued_bytes, 4096);
@@ -731,6 +740,58 @@ Test(config, server_opts_carry_the_configured_values)
     cr_expect(!o.set_tcp_nodelay);
     cr_expect_eq(o.workers, 3);
     cr_expect(!o.connection_messages);
+}
+
+Test(config, security_options_are_per_listener_with_per_listener_settings)
+{
+    cr_assert_eq(parse("per_listener_settings true\n"
+                       "listener 1883\n"
+                       "allow_anonymous true\n"
+                       "acl_file /a.acl\n"
+                       "listener 1884\n"
+                       "password_file /b.pw\n"
+                       "auto_id_prefix b-\n"
+                       "allow_zero_length_clientid false\n"),
+                 0, "%s", err);
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), 0, "%s", err);
+    mq_server_opts_t o;
+    mq_config_server_opts(&cfg, &o);
+    cr_assert_eq(o.n_listeners, 2);
+    cr_expect(o.listeners[0].allow_anonymous);
+    cr_expect(!o.listeners[1].allow_anonymous, "not given: mosquitto 2's default");
+    cr_expect(o.listeners[0].allow_zero_length_clientid);
+    cr_expect(!o.listeners[1].allow_zero_length_clientid);
+    cr_expect_str_eq(o.listeners[0].auto_id_prefix, "auto-");
+    cr_expect_str_eq(o.listeners[1].auto_id_prefix, "b-");
+    cr_expect_eq(o.listeners[0].auth_domain, 0);
+    cr_expect_eq(o.listeners[1].auth_domain, 1);
+    cr_expect(o.session_owner_check, "a password file: sessions belong to their user");
+    cr_assert_eq(mq_config_security_domains(&cfg), 2);
+    const char *pw, *acl;
+    mq_config_security_files(&cfg, 0, &pw, &acl);
+    cr_expect_null(pw);
+    cr_expect_str_eq(acl, "/a.acl");
+    mq_config_security_files(&cfg, 1, &pw, &acl);
+    cr_expect_str_eq(pw, "/b.pw");
+    cr_expect_null(acl);
+}
+
+Test(config, security_options_anywhere_are_the_brokers_without_per_listener_settings)
+{
+    cr_assert_eq(parse("listener 1883\nlistener 1884\npassword_file /b.pw\n"
+                       "session_owner_check false\n"),
+                 0, "%s", err);
+    cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), 0, "%s", err);
+    mq_server_opts_t o;
+    mq_config_server_opts(&cfg, &o);
+    cr_expect_eq(o.listeners[0].auth_domain, 0);
+    cr_expect_eq(o.listeners[1].auth_domain, 0);
+    cr_expect(!o.session_owner_check, "turned off explicitly");
+    cr_assert_eq(mq_config_security_domains(&cfg), 1);
+    const char *pw, *acl;
+    mq_config_security_files(&cfg, 0, &pw, &acl);
+    cr_expect_str_eq(pw, "/b.pw");
+    cr_expect_null(acl);
 }
 
 Test(config, repeated_options_replace_the_default_on_their_first_line)

@@ -169,6 +169,40 @@ Test(route, resolve_gives_one_delivery_per_session_at_its_highest_qos)
         cr_assert(eq(u8, d[i].qos, d[i].sess == a ? 2 : 1));
 }
 
+Test(route, resolve_carries_the_best_grant_and_skips_revoked_subscriptions)
+{
+    mq_sess_t *a = sess(r0, "a"), *b = sess(r0, "b"), *c = sess(r0, "c");
+    mq_sub_t *a_all = mq_route_subscribe(r0, a, "g/#", 3, 1, NULL, NULL);
+    mq_sub_t *a_one = mq_route_subscribe(r0, a, "g/1", 3, 1, NULL, NULL);
+    mq_sub_t *b_all = mq_route_subscribe(r0, b, "g/#", 3, 1, NULL, NULL);
+    mq_sub_t *c_one = mq_route_subscribe(r0, c, "g/1", 3, 1, NULL, NULL);
+    cr_assert(eq(u8, a_all->grant, 2), "a new subscription is full");
+    mq_route_set_grant(r0, a, a_all, 1); /* partial */
+    mq_route_set_grant(r0, b, b_all, 1);
+    mq_route_set_grant(r0, c, c_one, 0); /* revoked */
+    (void)a_one;                         /* stays full: a's delivery needs no check */
+    uint32_t n0, n1, n;
+    match(r0, "g/1", &n0, &n1);
+    uint64_t copy[2];
+    const uint64_t *ids = mq_route_take(r0, 0, &n);
+    cr_assert(eq(u32, n, 2));
+    memcpy(copy, ids, sizeof(copy));
+    const mq_route_dest_t *d;
+    uint32_t k = mq_route_resolve(r0, copy, n, M(1), false, &d);
+    cr_assert(eq(u32, k, 2), "c's revoked subscription receives nothing");
+    for (uint32_t i = 0; i < k; i++) {
+        cr_assert(d[i].sess == a || d[i].sess == b);
+        cr_assert(eq(u8, d[i].grant, d[i].sess == a ? 2 : 1));
+    }
+    /* one filter: the path without de-duplication skips revoked entries too */
+    mq_route_set_grant(r0, b, b_all, 0);
+    mq_route_set_grant(r0, a, a_all, 0);
+    match(r0, "g/2", &n0, &n1);
+    ids = mq_route_take(r0, 0, &n);
+    cr_assert(eq(u32, n, 1));
+    cr_assert(eq(u32, mq_route_resolve(r0, ids, n, M(1), false, &d), 0));
+}
+
 Test(route, resubscribing_replaces_the_qos_and_unsubscribing_removes_interest)
 {
     mq_sess_t *a = sess(r0, "a");

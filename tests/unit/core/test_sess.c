@@ -397,6 +397,39 @@ Test(sess, detached_session_drops_qos0_and_queues_qos1_and_qos2)
     expect_publish(&p[0], "d", 1, false);
 }
 
+static bool keep_not_x(void *arg, const mq_sess_t *ss, const mq_msg_t *m)
+{
+    (void)ss;
+    ++*(int *)arg;
+    mq_str_t t = mq_msg_topic(m);
+    return !(t.len == 3 && memcmp(t.ptr, "t/x", 3) == 0);
+}
+
+Test(sess, filter_queue_drops_what_is_refused_and_keeps_the_order)
+{
+    open_sess(false); /* detached: every QoS 1 message queues */
+    const char *names[] = {"a", "x", "b", "x", "c"};
+    mq_msg_t *m[5];
+    for (int i = 0; i < 5; i++)
+        cr_assert(mq_sess_deliver(s, m[i] = msg(names[i]), 1, false));
+    uint64_t bytes = s->q_bytes;
+    int calls = 0;
+    cr_assert(eq(u32, mq_sess_filter_queue(s, keep_not_x, &calls), 2));
+    cr_assert(eq(int, calls, 5));
+    cr_assert(eq(u32, mq_sess_queued(s), 3));
+    cr_assert(eq(u64, s->q_bytes, bytes - 2));
+    cr_assert(eq(u64, s->stats.dropped, 2));
+    cr_assert(eq(u32, refs(m[1]), 1), "a dropped message's reference is released");
+    mq_sess_attach(s, &out, NULL, &peer311);
+    pkt_t p[8];
+    cr_assert(eq(sz, take(&out, p, 8), 2));
+    expect_publish(&p[0], "a", 1, false);
+    expect_publish(&p[1], "b", 1, false);
+    cr_assert(eq(int, mq_sess_on_puback(s, p[0].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, p, 8), 1));
+    expect_publish(&p[0], "c", 1, false);
+}
+
 Test(sess, reattach_resends_inflight_with_dup_and_pending_pubrel)
 {
     lim.max_inflight = 3;
