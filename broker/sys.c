@@ -45,7 +45,7 @@ struct mq_sys {
     mq_server_t *srv;
     double start_s, last_s;
     sys_topic_t *topics;
-    size_t n_topics, cap_topics;
+    uint32_t n_topics, cap_topics;
     load3_t loads[N_LOADS];
     uint64_t clients_max;
     uint64_t heap_max;
@@ -88,8 +88,7 @@ static void put(mq_sys_t *sys, const char *topic, const char *value)
         return;
     if (t == NULL) {
         if (sys->n_topics == sys->cap_topics) {
-            sys->cap_topics = sys->cap_topics ? sys->cap_topics * 2 : 64;
-            sys->topics = mq_realloc(sys->topics, sys->cap_topics * sizeof(*sys->topics));
+            sys->topics = mq_grow(sys->topics, &sys->cap_topics, sizeof(*sys->topics), 64);
         }
         t = &sys->topics[sys->n_topics++];
         t->topic = mq_strndup(topic, strlen(topic));

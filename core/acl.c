@@ -22,7 +22,7 @@ typedef struct rule {
 /* A section: deny lines and granting lines apart, since deny lines win whatever the order. */
 typedef struct rules {
     rule_t *deny, *allow;
-    size_t n_deny, cap_deny, n_allow, cap_allow;
+    uint32_t n_deny, cap_deny, n_allow, cap_allow;
 } rules_t;
 
 typedef struct user {
@@ -33,7 +33,7 @@ typedef struct user {
 
 struct mq_acl {
     user_t *users; /* named sections */
-    size_t n_users, cap_users;
+    uint32_t n_users, cap_users;
     uint32_t *index;  /* open addressing over 'users': number + 1, 0 = empty */
     size_t index_cap; /* power of two, > 2 * n_users */
     rules_t anon;     /* lines before the first "user" line */
@@ -368,11 +368,9 @@ static void rules_add(rules_t *rs, const rule_t *r)
 {
     bool deny = r->access == 0;
     rule_t **v = deny ? &rs->deny : &rs->allow;
-    size_t *n = deny ? &rs->n_deny : &rs->n_allow, *cap = deny ? &rs->cap_deny : &rs->cap_allow;
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 4;
-        *v = mq_realloc(*v, *cap * sizeof **v);
-    }
+    uint32_t *n = deny ? &rs->n_deny : &rs->n_allow, *cap = deny ? &rs->cap_deny : &rs->cap_allow;
+    if (*n == *cap)
+        *v = mq_grow(*v, cap, sizeof **v, 4);
     (*v)[(*n)++] = *r;
 }
 
@@ -407,8 +405,7 @@ static size_t user_section(mq_acl_t *acl, mq_str_t name)
     if (acl->index[slot])
         return acl->index[slot] - 1;
     if (acl->n_users == acl->cap_users) {
-        acl->cap_users = acl->cap_users ? acl->cap_users * 2 : 8;
-        acl->users = mq_realloc(acl->users, acl->cap_users * sizeof *acl->users);
+        acl->users = mq_grow(acl->users, &acl->cap_users, sizeof *acl->users, 8);
     }
     user_t *u = &acl->users[acl->n_users];
     *u = (user_t){.name = mq_strndup(name.ptr, name.len), .len = name.len};

@@ -28,9 +28,9 @@ struct mq_passwd_entry {
 
 struct mq_passwd {
     mq_passwd_entry_t *entries; /* n_entries used, cap_entries allocated */
-    size_t n_entries, cap_entries;
-    uint32_t *index;  /* open addressing: entry number + 1, 0 = empty */
-    size_t index_cap; /* power of two, > 2 * n_entries */
+    uint32_t n_entries, cap_entries;
+    uint32_t *index;    /* open addressing: entry number + 1, 0 = empty */
+    size_t index_cap;   /* power of two, > 2 * n_entries */
     uint8_t secret[32]; /* cache-key secret (mq_passwd_cache_key) */
 };
 
@@ -193,8 +193,7 @@ static bool add_entry(mq_passwd_t *t, mq_passwd_entry_t *e)
         return true;
     }
     if (t->n_entries == t->cap_entries) {
-        t->cap_entries = t->cap_entries ? t->cap_entries * 2 : 16;
-        t->entries = mq_realloc(t->entries, t->cap_entries * sizeof *t->entries);
+        t->entries = mq_grow(t->entries, &t->cap_entries, sizeof *t->entries, 16);
     }
     t->entries[t->n_entries++] = *e;
     t->index[slot] = (uint32_t)t->n_entries;
@@ -444,8 +443,8 @@ int mq_passwd_format_line(mq_buf_t *out, const char *user, size_t ulen, const ch
     return 0;
 }
 
-int mq_passwd_make_line(mq_buf_t *out, const char *user, size_t ulen, const char *pw,
-                        size_t pwlen, enum mq_passwd_hash kind, int iterations)
+int mq_passwd_make_line(mq_buf_t *out, const char *user, size_t ulen, const char *pw, size_t pwlen,
+                        enum mq_passwd_hash kind, int iterations)
 {
     uint8_t salt[MQ_PASSWD_SALT_LEN];
     if (RAND_bytes(salt, sizeof salt) != 1)

@@ -18,10 +18,7 @@ static uint64_t map_key(uint64_t hash)
 /* Makes room for one more element in an array of 'size'-byte elements. */
 static void *grow(void *p, uint32_t n, uint32_t *cap, size_t size)
 {
-    if (n < *cap)
-        return p;
-    *cap = *cap ? *cap * 2 : 4;
-    return mq_realloc(p, (size_t)*cap * size);
+    return n < *cap ? p : mq_grow(p, cap, size, 4);
 }
 
 /* Copies the views of 'n' strings into one allocation; returns it (NULL when all are empty). */

@@ -229,8 +229,7 @@ static uint16_t next_packet_id(mq_sess_t *s)
 static void send_inflight(mq_sess_t *s, mq_outmsg_t o)
 {
     if (s->n_inflight == s->cap_inflight) {
-        s->cap_inflight = s->cap_inflight ? s->cap_inflight * 2 : 4;
-        s->inflight = mq_realloc(s->inflight, s->cap_inflight * sizeof(*s->inflight));
+        s->inflight = mq_grow(s->inflight, &s->cap_inflight, sizeof(*s->inflight), 4);
     }
     o.packet_id = next_packet_id(s);
     o.state = MQ_OUT_PUBLISH;
@@ -458,8 +457,7 @@ bool mq_sess_qos2_received(mq_sess_t *s, uint16_t packet_id)
         if (s->qos2_in[i] == packet_id)
             return false;
     if (s->n_qos2_in == s->cap_qos2_in) {
-        s->cap_qos2_in = s->cap_qos2_in ? s->cap_qos2_in * 2 : 4;
-        s->qos2_in = mq_realloc(s->qos2_in, s->cap_qos2_in * sizeof(*s->qos2_in));
+        s->qos2_in = mq_grow(s->qos2_in, &s->cap_qos2_in, sizeof(*s->qos2_in), 4);
     }
     s->qos2_in[s->n_qos2_in++] = packet_id;
     return true;
@@ -488,8 +486,7 @@ mq_sub_t *mq_sess_add_sub(mq_sess_t *s, const char *filter, size_t len, uint64_t
 {
     /* opts and sub_id start at 0; the caller sets them (core/route.h) */
     if (s->n_subs == s->cap_subs) {
-        s->cap_subs = s->cap_subs ? s->cap_subs * 2 : 2;
-        s->subs = mq_realloc(s->subs, s->cap_subs * sizeof(*s->subs));
+        s->subs = mq_grow(s->subs, &s->cap_subs, sizeof(*s->subs), 2);
     }
     mq_sub_t *sub = &s->subs[s->n_subs++];
     sub->fid = fid;
