@@ -58,8 +58,10 @@ static void on_signal(int sig)
     _exit(0); /* mosquitto_passwd exits 0 on SIGINT/SIGTERM too */
 }
 
-/* Reads one line from stdin with echo off. Returns 0, or 1 for end of input / empty line. */
-static int read_quiet(char *buf, size_t cap)
+/* Shows 'prompt' and reads one line from stdin with echo off: echo goes off before the
+ * prompt appears, so that nothing typed at once is echoed. Returns 0, or 1 for end of input
+ * or an empty line. */
+static int read_quiet(const char *prompt, char *buf, size_t cap)
 {
     struct termios quiet;
     bool tty = tcgetattr(STDIN_FILENO, &g_saved_tty) == 0;
@@ -70,6 +72,8 @@ static int read_quiet(char *buf, size_t cap)
         quiet.c_lflag |= ICANON;
         tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
     }
+    printf("%s", prompt);
+    fflush(stdout);
     char *got = fgets(buf, (int)cap, stdin);
     if (tty) {
         restore_tty();
@@ -87,16 +91,12 @@ static int read_quiet(char *buf, size_t cap)
  * printed mosquitto_passwd's message. */
 static int get_password(char *out, size_t cap)
 {
-    printf("Password: ");
-    fflush(stdout);
-    if (read_quiet(out, cap)) {
+    if (read_quiet("Password: ", out, cap)) {
         fprintf(stderr, "Error: Empty password.\n");
         return 1;
     }
-    printf("\nReenter password: ");
-    fflush(stdout);
     char *again = mq_alloc(cap);
-    int rc = read_quiet(again, cap);
+    int rc = read_quiet("\nReenter password: ", again, cap);
     if (rc) {
         fprintf(stderr, "Error: Empty password.\n");
     } else {
