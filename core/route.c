@@ -53,7 +53,7 @@ struct mq_route {
     mq_shared_t *sh;
     mq_route_pick_t **picks; /* per target worker: shared groups picked for the match */
     uint32_t *n_picks, *cap_picks;
-    mq_map_t turns; /* (filter id ^ group id) -> turns taken among this worker's members */
+
     mq_epoch_rec_t *ep;
     unsigned self, n_workers;
     mq_sess_t **ids; /* open addressing by id hash; NULL = empty */
@@ -87,7 +87,6 @@ mq_route_t *mq_route_new(mq_tindex_t *ix, unsigned self, unsigned n_workers, mq_
     r->self = self;
     r->n_workers = n_workers;
     mq_map_init(&r->filters);
-    mq_map_init(&r->turns);
     r->tfids = mq_calloc(n_workers, sizeof(*r->tfids));
     r->n_tfids = mq_calloc(n_workers, sizeof(*r->n_tfids));
     r->cap_tfids = mq_calloc(n_workers, sizeof(*r->cap_tfids));
@@ -249,7 +248,7 @@ static void unsubscribe_one(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub)
         }
     }
     if (gid && r->sh)
-        mq_shared_leave(r->sh, sub->fid, gid, r->self);
+        mq_shared_leave(r->sh, sub->fid, gid, r->self, s->id_hash);
     mq_sess_remove_sub(s, sub);
 }
 
@@ -269,7 +268,7 @@ mq_sub_t *mq_route_subscribe(mq_route_t *r, mq_sess_t *s, const char *filter, si
         sub = mq_sess_add_sub(s, filter, len, fid, qos);
         lfilter_add(r, fid, s, ls);
         if (ls.gid && r->sh)
-            mq_shared_join(r->sh, fid, ls.gid, r->self);
+            mq_shared_join(r->sh, fid, ls.gid, r->self, s->id_hash);
     } else { /* [MQTT-3.8.4-3] replaces the existing subscription */
         sub->qos = qos;
         lfilter_set(r, sub->fid, s, ls);
@@ -309,7 +308,7 @@ void mq_route_free(mq_route_t *r)
             mq_str_t f = index_filter(s->subs[k].filter, s->subs[k].len, &gid);
             mq_tindex_remove_interest(r->ix, f.ptr, f.len, r->self, r->ep);
             if (gid && r->sh)
-                mq_shared_leave(r->sh, s->subs[k].fid, gid, r->self);
+                mq_shared_leave(r->sh, s->subs[k].fid, gid, r->self, s->id_hash);
         }
         mq_sess_free(s);
     }
@@ -321,7 +320,6 @@ void mq_route_free(mq_route_t *r)
         }
     }
     mq_map_fini(&r->filters);
-    mq_map_fini(&r->turns);
     for (unsigned i = 0; i < r->n_workers; i++) {
         mq_free(r->tfids[i]);
         mq_free(r->picks[i]);
@@ -342,12 +340,12 @@ void mq_route_free(mq_route_t *r)
 
 /* ---- matching -------------------------------------------------------------------------------- */
 
-static void add_pick(void *arg, uint64_t fid, uint64_t gid, unsigned w)
+static void add_pick(void *arg, uint64_t fid, uint64_t gid, unsigned w, uint64_t token)
 {
     mq_route_t *r = arg;
     if (r->n_picks[w] == r->cap_picks[w])
         r->picks[w] = mq_grow(r->picks[w], &r->cap_picks[w], sizeof(mq_route_pick_t), 4);
-    r->picks[w][r->n_picks[w]++] = (mq_route_pick_t){fid, gid};
+    r->picks[w][r->n_picks[w]++] = (mq_route_pick_t){fid, gid, token};
     r->touched |= 1ull << w;
 }
 
@@ -573,24 +571,15 @@ uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, const
     return count;
 }
 
-uint32_t mq_route_resolve_shared(mq_route_t *r, uint64_t fid, uint64_t gid, const mq_msg_t *msg,
-                                 bool upgrade, const mq_route_dest_t **out)
+uint32_t mq_route_resolve_shared(mq_route_t *r, uint64_t fid, uint64_t gid, uint64_t token,
+                                 const mq_msg_t *msg, bool upgrade, const mq_route_dest_t **out)
 {
     const lfilter_t *lf = mq_map_get(&r->filters, fid);
     reserve_dest(r, 1);
     *out = r->dest;
-    uint32_t members = 0;
-    for (uint32_t k = 0; lf && k < lf->n; k++)
-        members += lf->subs[k].gid == gid && lf->subs[k].grant != 0;
-    if (members == 0)
-        return 0; /* the member left since the publisher picked this worker */
-    uint64_t key = (fid * 0x9E3779B97F4A7C15ull ^ gid) | 1; /* never 0, the map's empty key */
-    uintptr_t turn = (uintptr_t)mq_map_get(&r->turns, key);
-    mq_map_put(&r->turns, key, (void *)(turn + 1));
-    uint32_t want = (uint32_t)(turn % members);
-    for (uint32_t k = 0; k < lf->n; k++) {
+    for (uint32_t k = 0; lf && k < lf->n; k++) {
         const lsub_t *ls = &lf->subs[k];
-        if (ls->gid != gid || ls->grant == 0 || want-- > 0)
+        if (ls->gid != gid || ls->sess->id_hash != token || ls->grant == 0)
             continue;
         r->dest[0] = (mq_route_dest_t){.sess = ls->sess,
                                        .qos = deliver_qos(ls->qos, msg->qos, upgrade),
@@ -603,5 +592,5 @@ uint32_t mq_route_resolve_shared(mq_route_t *r, uint64_t fid, uint64_t gid, cons
         }
         return 1;
     }
-    return 0;
+    return 0; /* the member left since the publisher picked it */
 }

@@ -99,17 +99,17 @@ const uint64_t *mq_route_take(mq_route_t *r, unsigned worker, uint32_t *n);
 
 /* A shared group chosen for a message: filter id and group id. */
 typedef struct mq_route_pick {
-    uint64_t fid, gid;
+    uint64_t fid, gid, token; /* token: the member's client id hash */
 } mq_route_pick_t;
 
 /* The shared groups whose member on 'worker' gets the message of the last mq_route_match();
  * valid until the next match. *n receives their count. */
 const mq_route_pick_t *mq_route_take_shared(mq_route_t *r, unsigned worker, uint32_t *n);
 
-/* The member of this worker that gets 'msg' for shared group 'gid' on filter 'fid' (members
- * in turn); 0 or 1 destinations in *out, valid until the next call. */
-uint32_t mq_route_resolve_shared(mq_route_t *r, uint64_t fid, uint64_t gid, const mq_msg_t *msg,
-                                 bool upgrade, const mq_route_dest_t **out);
+/* The member 'token' of this worker's members of shared group 'gid' on filter 'fid' (the
+ * publisher picked it); 0 or 1 destinations in *out, valid until the next call. */
+uint32_t mq_route_resolve_shared(mq_route_t *r, uint64_t fid, uint64_t gid, uint64_t token,
+                                 const mq_msg_t *msg, bool upgrade, const mq_route_dest_t **out);
 
 /* Resolves filter ids of this worker to the sessions to deliver 'msg' to, each once, at
  * min(subscription QoS, message QoS) — or the subscription's QoS when 'upgrade'

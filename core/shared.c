@@ -11,12 +11,15 @@
 #include "core/mem.h"
 #include "core/rc.h"
 
-#define MAX_WORKERS 64 /* as core/tindex.h's MQ_TINDEX_MAX_WORKERS */
+typedef struct member {
+    unsigned worker;
+    uint64_t token;
+} member_t;
 
 typedef struct group {
     uint64_t gid;
-    uint32_t members[MAX_WORKERS]; /* per worker; under the lock */
-    uint32_t total;
+    member_t *m; /* in the order they joined; under the lock */
+    uint32_t n, cap;
     atomic_uint_fast32_t rr; /* messages picked for so far; any reader advances it */
 } group_t;
 
@@ -47,6 +50,8 @@ void mq_shared_free(mq_shared_t *sh)
     for (size_t i = 0; i < sh->by_fid.cap; i++) {
         if (sh->by_fid.slots[i].key) {
             groups_t *gs = sh->by_fid.slots[i].val;
+            for (uint32_t k = 0; k < gs->n; k++)
+                mq_free(gs->g[k].m);
             mq_free(gs->g);
             mq_free(gs);
         }
@@ -69,9 +74,8 @@ static group_t *find(groups_t *gs, uint64_t gid)
     return NULL;
 }
 
-void mq_shared_join(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker)
+void mq_shared_join(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker, uint64_t token)
 {
-    MQ_ASSERT(worker < MAX_WORKERS);
     pthread_rwlock_wrlock(&sh->lock);
     groups_t *gs = mq_map_get(&sh->by_fid, fid);
     if (gs == NULL) {
@@ -88,19 +92,23 @@ void mq_shared_join(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker
         atomic_init(&g->rr, 0);
         atomic_fetch_add_explicit(&sh->n_groups, 1, memory_order_relaxed);
     }
-    g->members[worker]++;
-    g->total++;
+    if (g->n == g->cap)
+        g->m = mq_grow(g->m, &g->cap, sizeof(*g->m), 4);
+    g->m[g->n++] = (member_t){worker, token};
     pthread_rwlock_unlock(&sh->lock);
 }
 
-void mq_shared_leave(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker)
+void mq_shared_leave(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker, uint64_t token)
 {
     pthread_rwlock_wrlock(&sh->lock);
     groups_t *gs = mq_map_get(&sh->by_fid, fid);
     group_t *g = find(gs, gid);
-    if (g && g->members[worker] > 0) {
-        g->members[worker]--;
-        if (--g->total == 0) { /* the last member: the group goes */
+    for (uint32_t k = 0; g && k < g->n; k++) {
+        if (g->m[k].worker != worker || g->m[k].token != token)
+            continue;
+        memmove(&g->m[k], &g->m[k + 1], (g->n - k - 1) * sizeof(*g->m)); /* keep the order */
+        if (--g->n == 0) { /* the last member: the group goes */
+            mq_free(g->m);
             *g = gs->g[--gs->n];
             atomic_fetch_sub_explicit(&sh->n_groups, 1, memory_order_relaxed);
             if (gs->n == 0) {
@@ -109,6 +117,7 @@ void mq_shared_leave(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worke
                 mq_free(gs);
             }
         }
+        break;
     }
     pthread_rwlock_unlock(&sh->lock);
 }
@@ -129,17 +138,8 @@ void mq_shared_pick(mq_shared_t *sh, uint64_t fid, mq_shared_pick_cb *cb, void *
     groups_t *gs = mq_map_get(&sh->by_fid, fid);
     for (uint32_t i = 0; gs && i < gs->n; i++) {
         group_t *g = &gs->g[i];
-        /* the k-th member of the group over all workers, so that each member gets its turn
-         * however the members are spread (the worker then takes its members in turn) */
-        uint32_t k =
-            (uint32_t)atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % g->total;
-        for (unsigned w = 0; w < MAX_WORKERS; w++) {
-            if (k < g->members[w]) {
-                cb(arg, fid, g->gid, w);
-                break;
-            }
-            k -= g->members[w];
-        }
+        uint32_t k = (uint32_t)atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % g->n;
+        cb(arg, fid, g->gid, g->m[k].worker, g->m[k].token);
     }
     pthread_rwlock_unlock(&sh->lock);
 }

@@ -7,9 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Each message matching a group's filter goes to one member of the group (MQTT 5 §4.8.2):
- * the publishing worker picks the worker round-robin among those with members (this
- * registry), that worker picks one of its members (core/route.h). The registry is shared by
+/* Each message matching a group's filter goes to one member of the group (MQTT 5 §4.8.2),
+ * the members in turn in the order they joined, wherever they live: the publishing worker
+ * picks the member here and sends the message to the worker that owns it (core/route.h
+ * finds the member there by its token). The registry is shared by
  * every worker: members join and leave under a write lock (subscribe-time work), publishers
  * read under a read lock, and only while some group exists (mq_shared_any). It does no I/O. */
 typedef struct mq_shared mq_shared_t;
@@ -20,19 +21,21 @@ void mq_shared_free(mq_shared_t *sh);
 /* The group id of 'group' (a stable hash of the name, never 0). Any thread. */
 uint64_t mq_shared_gid(const char *group, size_t len);
 
-/* A member of group 'gid' on filter 'fid' (the filter's id in the index) now lives on
- * 'worker' / one left it. Any thread. */
-void mq_shared_join(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker);
-void mq_shared_leave(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker);
+/* Member 'token' (its session's client id hash) of group 'gid' on filter 'fid' (the filter's
+ * id in the index), living on 'worker', joins / leaves. Any thread. */
+void mq_shared_join(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker, uint64_t token);
+void mq_shared_leave(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker, uint64_t token);
 
 /* True while any group exists (a relaxed read: publishers skip the registry otherwise). */
 bool mq_shared_any(const mq_shared_t *sh);
 
-/* Called once per group of 'fid' that has members, with the worker chosen for this message. */
-typedef void mq_shared_pick_cb(void *arg, uint64_t fid, uint64_t gid, unsigned worker);
+/* Called once per group of 'fid' that has members, with the member chosen for this message:
+ * its worker and its token. */
+typedef void mq_shared_pick_cb(void *arg, uint64_t fid, uint64_t gid, unsigned worker,
+                               uint64_t token);
 
-/* Picks, for each group of filter 'fid', the worker that gets this message (round-robin over
- * the workers with members). Any worker. */
+/* Picks, for each group of filter 'fid', the member that gets this message (in turn, in the
+ * order they joined). Any worker. */
 void mq_shared_pick(mq_shared_t *sh, uint64_t fid, mq_shared_pick_cb *cb, void *arg);
 
 /* Groups with at least one member ($SYS). Any thread. */

@@ -231,8 +231,8 @@ static void connack_props(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, c
 {
     const mq_server_opts_t *o = p->o;
     /* mosquitto's order, so that tools comparing CONNACK bytes with mosquitto's agree */
-    static const uint8_t order[] = {MQ_PROP_ASSIGNED_CLIENT_ID,  MQ_PROP_SERVER_KEEP_ALIVE,
-                                    MQ_PROP_TOPIC_ALIAS_MAXIMUM, MQ_PROP_RESPONSE_INFO,
+    static const uint8_t order[] = {MQ_PROP_SERVER_KEEP_ALIVE,   MQ_PROP_TOPIC_ALIAS_MAXIMUM,
+                                    MQ_PROP_ASSIGNED_CLIENT_ID,  MQ_PROP_RESPONSE_INFO,
                                     MQ_PROP_MAXIMUM_QOS,         MQ_PROP_RETAIN_AVAILABLE,
                                     MQ_PROP_MAXIMUM_PACKET_SIZE, MQ_PROP_RECEIVE_MAXIMUM};
     *pr = (mq_props_t){.order = order, .n_order = sizeof(order)};

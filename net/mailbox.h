@@ -23,8 +23,9 @@ enum mq_mail_type {
                                    consumer) */
     MQ_MAIL_STOP = 4,           /* control -> worker */
     MQ_MAIL_PUBLISH = 5,        /* control -> worker 0: ptr = mq_msg_t (a reference) to publish */
-    MQ_MAIL_DELIVER_SHARED = 6, /* worker -> worker: ptr = mq_msg_t (a reference) for one
-                                   member of shared group a[1] on filter a[0] */
+    MQ_MAIL_DELIVER_SHARED = 6, /* worker -> worker: ptr = mq_msg_t (a reference) for member
+                                   a[2] (its client id hash) of shared group a[1] on filter
+                                   a[0] */
 };
 
 #define MQ_MAIL_INLINE 5 /* 64-bit words carried inline: the entry is 64 bytes */

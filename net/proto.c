@@ -22,9 +22,10 @@ void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32
     mq_publish_deliver(p, msg, fids, n);
 }
 
-void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid)
+void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid,
+                             uint64_t token)
 {
-    mq_publish_deliver_shared(p, msg, fid, gid);
+    mq_publish_deliver_shared(p, msg, fid, gid, token);
 }
 
 void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg)

@@ -46,9 +46,10 @@ void mq_proto_drop_conn(mq_conn_t *c);
 /* Delivers 'msg' (borrowed) to this worker's sessions subscribed to filters 'fids'. */
 void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n);
 
-/* Delivers 'msg' (borrowed) to one of this worker's members of shared group 'gid' on filter
- * 'fid' (the publisher picked this worker for it). */
-void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid);
+/* Delivers 'msg' (borrowed) to this worker's member 'token' of shared group 'gid' on filter
+ * 'fid' (the publisher picked it). */
+void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid,
+                             uint64_t token);
 
 /* Publishes 'msg' (borrowed) as if a client had: retained store, then routing. */
 void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg);

@@ -32,10 +32,12 @@ void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint
     }
 }
 
-void mq_publish_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid)
+void mq_publish_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid,
+                               uint64_t token)
 {
     const mq_route_dest_t *d;
-    if (mq_route_resolve_shared(p->route, fid, gid, msg, p->o->upgrade_outgoing_qos, &d) == 0)
+    if (mq_route_resolve_shared(p->route, fid, gid, token, msg, p->o->upgrade_outgoing_qos, &d) ==
+        0)
         return;
     mq_sess_t *s = d->sess;
     if (d->grant != MQ_ACL_GRANT_FULL && !may_read(p, s, msg))
@@ -66,11 +68,12 @@ static void send_picks(mq_proto_t *p, mq_msg_t *msg, unsigned b)
     const mq_route_pick_t *pk = mq_route_take_shared(p->route, b, &n);
     for (uint32_t i = 0; i < n; i++) {
         if (b == p->env.self) {
-            mq_publish_deliver_shared(p, msg, pk[i].fid, pk[i].gid);
+            mq_publish_deliver_shared(p, msg, pk[i].fid, pk[i].gid, pk[i].token);
             continue;
         }
-        mq_mail_t e = {
-            .type = MQ_MAIL_DELIVER_SHARED, .ptr = mq_msg_ref(msg), .a = {pk[i].fid, pk[i].gid}};
+        mq_mail_t e = {.type = MQ_MAIL_DELIVER_SHARED,
+                       .ptr = mq_msg_ref(msg),
+                       .a = {pk[i].fid, pk[i].gid, pk[i].token}};
         mq_outbox_send(p->env.outbox, b, &e);
     }
 }

@@ -23,8 +23,9 @@ bool mq_publish_route(mq_proto_t *p, mq_msg_t *msg);
 /* Delivers 'msg' (borrowed) to this worker's sessions subscribed to filters 'fids'. */
 void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n);
 
-/* Delivers 'msg' (borrowed) to one local member of shared group 'gid' on filter 'fid'. */
-void mq_publish_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid);
+/* Delivers 'msg' (borrowed) to member 'token' of shared group 'gid' on filter 'fid'. */
+void mq_publish_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid,
+                               uint64_t token);
 
 /* Publishes a will (borrowed) unless it targets $SYS; sets its Message Expiry from now. */
 void mq_publish_will(mq_proto_t *p, mq_msg_t *will, bool has_expiry, uint32_t expiry_s);

@@ -380,7 +380,11 @@ Test(route, a_shared_group_gets_each_message_once_in_turn_across_workers)
         const mq_route_pick_t *pk = k0 ? p0 : p1;
         mq_route_t *owner = k0 ? r0 : r1;
         const mq_route_dest_t *d;
-        cr_assert(eq(u32, mq_route_resolve_shared(owner, pk->fid, pk->gid, M(1), false, &d), 1));
+        cr_assert(eq(
+            u32, mq_route_resolve_shared(owner, pk->fid, pk->gid, pk->token, M(1), false, &d), 1));
+        /* in the order the members joined: a, b, c, a, b, c, ... */
+        mq_sess_t *want = i % 3 == 0 ? a : i % 3 == 1 ? b : c;
+        cr_assert(eq(ptr, d->sess, want), "message %d", i);
         got[d->sess == a ? 0 : d->sess == b ? 1 : 2]++;
         /* the plain subscriber of the same filter gets it too, the members not as plain */
         uint32_t n;
