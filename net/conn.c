@@ -228,6 +228,8 @@ static void flush(mq_conn_t *c)
 {
     if (c->send_busy || c->fd < 0)
         return;
+    if (c->out.len && c->loop->trace_out && MQ_LOG_ON(MQ_LOG_DEBUG))
+        c->loop->trace_out(c, c->out.data, c->out.len);
     if (c->xport) {
         c->xport->send(c, &c->out, &c->wbuf); /* the transport encodes into wbuf */
     } else {

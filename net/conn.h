@@ -115,6 +115,9 @@ struct mq_conn_loop {
      * totals (net/server.c, through the worker) lowers them. */
     void (*on_uncount)(void *arg, mq_conn_t *c);
     void *uncount_arg;
+    /* Optional: called at a flush with the protocol bytes about to go (whole packets), only
+     * while debug logging is on (net/trace.h logs one line per packet). */
+    void (*trace_out)(mq_conn_t *c, const uint8_t *p, size_t len);
 };
 
 /* Sets up the provided-buffer ring on 'ring' (owned by the calling thread). 0 or -errno,

@@ -10,6 +10,7 @@
 #include "core/topic.h"
 #include "net/client.h"
 #include "net/connect.h"
+#include "net/trace.h"
 
 /* ---- routing ----------------------------------------------------------------------------------
  */
@@ -274,6 +275,7 @@ static int process(mq_proto_t *p, client_t *cl, const uint8_t *b, size_t len)
         }
         b += used;
         len -= used;
+        MQ_TRACE_IN(cl, &pkt); /* -v: one line per packet received */
         int r = handle_packet(p, cl, &pkt);
         if (r != MQ_CONN_OK)
             return r;

@@ -12,6 +12,7 @@
 #include "core/mem.h"
 #include "core/msg.h"
 #include "net/op.h"
+#include "net/trace.h"
 
 #define RING_ENTRIES 4096 /* SQ size; the CQ is twice that */
 #define INBOX_ENTRIES 16384
@@ -90,6 +91,7 @@ static int init_thread(mq_worker_t *w)
     }
     w->loop.on_uncount = uncount;
     w->loop.uncount_arg = w;
+    w->loop.trace_out = mq_trace_out; /* -v: one line per packet sent */
     w->loop.now_ms = mono_ns() / 1000000;
     return 0;
 }
