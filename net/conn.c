@@ -327,6 +327,14 @@ static void resume_input(mq_conn_loop_t *l)
     l->n_rearm = 0;
 }
 
+bool mq_conn_loop_idle(const mq_conn_loop_t *l)
+{
+    for (const mq_conn_t *c = l->conns; c; c = c->next)
+        if (c->send_busy || c->in_dirty || c->out.len > 0)
+            return false;
+    return true;
+}
+
 void mq_conn_loop_turn(mq_conn_loop_t *l)
 {
     if (l->n_deferred || l->n_rearm)

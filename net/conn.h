@@ -167,6 +167,10 @@ int mq_conn_up(mq_conn_t *c, const uint8_t *p, size_t len);
 void mq_conn_on_recv(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe *cqe);
 void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe *cqe);
 
+/* True when no connection of 'l' has output waiting or a send in flight (a graceful stop
+ * waits for this). Owning thread. */
+bool mq_conn_loop_idle(const mq_conn_loop_t *l);
+
 /* End of a turn: resumes held input when no longer congested, flushes dirty connections. */
 void mq_conn_loop_turn(mq_conn_loop_t *l);
 

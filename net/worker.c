@@ -60,6 +60,7 @@ void mq_worker_init(mq_worker_t *w, const mq_worker_env_t *env, unsigned idx)
     mq_mailbox_init(&w->inbox, INBOX_ENTRIES);
     mq_outbox_init(&w->outbox, env->boxes, env->n_workers, idx);
     atomic_init(&w->stop, false);
+    atomic_init(&w->drain_until_ms, 0);
     sem_init(&w->go, 0, 0);
 }
 
@@ -250,9 +251,18 @@ static void turn(mq_worker_t *w)
 {
     drain_inbox(w);
     mq_outbox_retry(&w->outbox);
-    w->loop.congested = w->outbox.congested;
+    /* stopping gracefully holds input too: what is queued goes out, nothing new comes in */
+    w->loop.congested =
+        w->outbox.congested || atomic_load_explicit(&w->drain_until_ms, memory_order_relaxed) != 0;
     mq_conn_loop_turn(&w->loop);
     mq_outbox_wake(&w->outbox, &w->ring);
+}
+
+/* Stopping gracefully: true once every output has gone, or the deadline has passed. */
+static bool drained(mq_worker_t *w)
+{
+    uint64_t until = atomic_load_explicit(&w->drain_until_ms, memory_order_relaxed);
+    return until != 0 && (w->loop.now_ms >= until || mq_conn_loop_idle(&w->loop));
 }
 
 static void run(mq_worker_t *w)
@@ -261,6 +271,8 @@ static void run(mq_worker_t *w)
     uint64_t turn_start = mono_ns();
     while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
         turn(w);
+        if (drained(w))
+            break;
         uint64_t ns = mono_ns() - turn_start; /* how long this turn's work took ($SYS) */
         if (ns > w->loop_ns_max)
             w->loop_ns_max = ns;

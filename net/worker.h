@@ -55,6 +55,9 @@ typedef struct mq_worker {
     char init_err[160];
     sem_t go;            /* posted by the main thread once every worker is up */
     atomic_bool stop;    /* set by the main thread (or a STOP mail) */
+    /* set by the main thread to stop gracefully: input is held, output is flushed, and the
+     * loop ends once every connection's output has gone or this monotonic ms has passed */
+    atomic_uint_fast64_t drain_until_ms;
     mq_mailbox_t inbox;  /* any thread posts; this worker drains */
     mq_outbox_t outbox;  /* this worker's mail to the others */
     mq_conn_loop_t loop; /* this worker's connections */
