@@ -40,6 +40,10 @@ typedef struct client {
     mq_buf_t pre; /* bytes received before CONNECT was processed (handed off whole) */
     mq_sess_t *sess;
     mq_msg_t *will; /* reference, or NULL */
+    /* net/overload.c: since when the session's queue has been full (0: it was not at the
+     * last tick), and its drop count then */
+    uint64_t full_since_ms;
+    uint64_t full_dropped;
 } client_t;
 
 /* Counters written by this worker alone with plain increments (DESIGN.md rule 8). */

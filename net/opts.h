@@ -36,6 +36,8 @@ typedef struct mq_server_opts {
     uint32_t connect_timeout_s;  /* a connection must send CONNECT within this */
     mq_sess_limits_t limits;
     bool connection_messages; /* log connects and disconnects */
+    uint32_t queue_full_timeout_s; /* a client whose queue stays full this long is
+                                    * disconnected (net/overload.h); 0 = never */
 } mq_server_opts_t;
 
 #endif

@@ -10,6 +10,7 @@
 #include "core/topic.h"
 #include "net/client.h"
 #include "net/connect.h"
+#include "net/overload.h"
 #include "net/trace.h"
 
 /* ---- routing ----------------------------------------------------------------------------------
@@ -422,6 +423,8 @@ void mq_proto_tick(mq_proto_t *p)
         case MQ_DEADLINE_NONE:
             break;
         }
+        if (mq_overload_queue_stuck(p->o, cl, now)) /* queue_full_timeout */
+            mq_client_end(cl, true, "queue full for longer than queue_full_timeout");
     }
 }
 

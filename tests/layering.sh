@@ -5,7 +5,7 @@
 #   (tools/ and bench/ may use core/ only: no "net/" or "broker/" either.)
 #   Inside net/, the rooms are floors too (a file may include net/ headers of its own floor
 #   or below, never above), so the layers cannot call each other in a loop:
-#     0 op.h opts.h   1 mailbox   2 conn   3 tls   4 ws   5 xport   6 client trace   7 connect
+#     0 op.h opts.h   1 mailbox   2 conn   3 tls   4 ws   5 xport   6 client trace overload   7 connect
 #     8 proto   9 worker   10 server
 # tests/layering.sh --selftest — builds a tree with each violation and checks it is caught.
 set -u
@@ -19,7 +19,7 @@ floor() {
     tls) echo 3 ;;
     ws) echo 4 ;;
     xport) echo 5 ;;
-    client|trace) echo 6 ;;
+    client|trace|overload) echo 6 ;;
     connect) echo 7 ;;
     proto) echo 8 ;;
     worker) echo 9 ;;

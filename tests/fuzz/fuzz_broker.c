@@ -466,6 +466,7 @@ static void set_opts(world_t *x, uint8_t a, uint8_t b)
     o->max_keepalive = b & 4 ? 30 : 0;
     o->retain_available = !(b & 8);
     o->allow_zero_length_clientid = !(b & 16);
+    o->queue_full_timeout_s = b & 32 ? 2 : 0;
 }
 
 static void world_init(world_t *x)

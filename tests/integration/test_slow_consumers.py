@@ -88,3 +88,36 @@ def test_stalled_subscribers_are_bounded_counted_and_do_not_hurt_a_healthy_pair(
     print(f"RSS before {before} KiB, peak {peak} KiB, bound {bound} KiB; dropped {drops[-1]}")
     for r in subs:
         r.s.close()
+
+
+def flood_for(port, seconds, topic="flood/x"):
+    p = Raw(port)
+    p.connect("flood-timed")
+    msg = publish_pkt(topic, b"f" * S)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        p.send(msg * 40)
+        time.sleep(0.04)
+    p.send(publish_pkt(topic, b"end", qos=1, pid=3))
+    assert p.recv_packet(timeout=30)[0] == 0x40
+    return p
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("timeout_s", [0, 2])
+def test_queue_full_timeout_disconnects_a_stalled_subscriber(broker, client, timeout_s):
+    """queue_full_timeout N (Starling's, off by default): a client whose queue stays full for
+    N seconds is disconnected (its will is published); one that keeps up stays. The stalled
+    subscriber is never read from (reading would unstall it): the broker's log tells."""
+    extra = "max_queued_messages 10" + (f"\nqueue_full_timeout {timeout_s}" if timeout_s else "")
+    b = broker(extra)
+    slow = stalled(b.port, 0)
+    ok = client(b.port, client_id="keeps-up").connect()
+    ok.subscribe("flood/#")
+    # the kernel's send buffer (up to tcp_wmem's maximum, 4 MiB) fills first, then the
+    # output buffer, then the queue: 8 s of 2 MB/s leave seconds of a full queue
+    flood_for(b.port, 8.0)
+    line = "Client stalled-0 disconnected: its queue has been full for 2 s."
+    assert (line in b.stderr()) == bool(timeout_s), b.stderr()[-2000:]
+    assert not ok.disconnected.is_set(), "the subscriber that kept up was disconnected"
+    slow.s.close()
