@@ -654,7 +654,11 @@ static void op_ack(world_t *x, slot_t *s)
     if (m && m->n_owed > 0 && (f & 4))
         pkt.ack.packet_id = m->owed[g % m->n_owed].id; /* one the broker waits for */
     else
-        pkt.ack.packet_id = (uint16_t)(1 + g % 6); /* maybe unknown */
+        /* unknown for sure: a session numbers from 1, and 400 steps (6 ids each at most)
+         * never reach 60000, so
+         * an ack can not meet a PUBLISH the harness has not seen yet (the broker may have
+         * written one this turn) */
+        pkt.ack.packet_id = (uint16_t)(60000 + g % 6);
     write_pkt(x, s, &pkt, s->level ? s->level : MQ_PROTO_311, (f >> 3) == 31 ? 2 : 0);
 }
 
