@@ -433,9 +433,9 @@ Test(config, the_implemented_options_are_exactly_these)
                             " max_inflight_messages max_queued_messages max_queued_bytes"
                             " message_size_limit max_packet_size max_keepalive max_qos"
                             " retain_available upgrade_outgoing_qos set_tcp_nodelay"
-                            " connection_messages allow_duplicate_messages pid_file user workers"
-                            " sys_interval include_dir log_dest log_type log_timestamp"
-                            " log_timestamp_format log_facility ");
+                            " connection_messages allow_duplicate_messages queue_full_timeout"
+                            " pid_file user workers sys_interval include_dir log_dest log_type"
+                            " log_timestamp log_timestamp_format log_facility ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
