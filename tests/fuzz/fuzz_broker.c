@@ -537,7 +537,8 @@ static void make_dirty(world_t *x, slot_t *s)
 }
 
 /* Writes a packet whole (mode 0-1), split in two receives (2) or cut short (3: the stream
- * is then broken). An ack written whole is remembered, to follow it into the model. */
+ * is then broken). An ack is remembered with the receive that completes it, to follow it
+ * into the model. */
 static void write_pkt(world_t *x, slot_t *s, const mq_packet_t *pkt, uint8_t proto, int mode)
 {
     mq_buf_t b;
@@ -553,8 +554,8 @@ static void write_pkt(world_t *x, slot_t *s, const mq_packet_t *pkt, uint8_t pro
         } else if (mode == 2 && b.len > 1) {
             if (fake_conn_write(s->c, b.data, cut)) {
                 push_intent(s, 0, 0);
-                if (fake_conn_write(s->c, b.data + cut, b.len - cut))
-                    push_intent(s, 0, 0);
+                if (fake_conn_write(s->c, b.data + cut, b.len - cut)) /* completes it */
+                    push_intent(s, is_ack ? pkt->type : 0, is_ack ? pkt->ack.packet_id : 0);
                 else
                     make_dirty(x, s); /* half a packet went */
             }
