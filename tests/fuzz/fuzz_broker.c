@@ -84,7 +84,10 @@ typedef struct slot {
     mq_decoder_t dec; /* the broker's output, as the client reads it */
     intent_t intent[MAX_INTENT];
     uint32_t n_intent;
-    owed_t resend[MAX_OWED]; /* owed when the CONNACK said session present: must come again */
+    owed_t resend[MAX_OWED];   /* owed when the CONNACK said session present: must come again */
+    intent_t late[MAX_INTENT]; /* acks the broker took while output written before them was
+                                  still unflushed: they apply once the harness has read it */
+    uint32_t n_late;
     uint32_t n_resend;
 } slot_t;
 
@@ -199,6 +202,8 @@ static void on_sent(world_t *x, slot_t *s, const mq_packet_t *pkt)
     }
 }
 
+static void apply_ack(world_t *x, slot_t *s, intent_t in);
+
 static void on_output(void *arg, mq_conn_t *c, const uint8_t *p, size_t len)
 {
     world_t *x = arg;
@@ -226,23 +231,16 @@ static void on_output(void *arg, mq_conn_t *c, const uint8_t *p, size_t len)
             on_sent(x, s, &pkt);
     }
     CHECK(s->n_resend == 0, "a session resumed without re-sending packet id %u", s->resend[0].id);
+    for (uint32_t i = 0; i < s->n_late; i++)
+        apply_ack(x, s, s->late[i]);
+    s->n_late = 0;
 }
 
-/* An ack the harness sent was processed by the broker: the model follows. */
-static void on_delivered(void *arg, mq_conn_t *c, int r)
+/* An ack the broker took: the model follows. */
+static void apply_ack(world_t *x, slot_t *s, intent_t in)
 {
-    world_t *x = arg;
-    slot_t *s = slot_of(x, c);
-    if (s == NULL || s->n_intent == 0)
-        return;
-    intent_t in = s->intent[0];
-    memmove(s->intent, s->intent + 1, (--s->n_intent) * sizeof(intent_t));
     model_t *m = model_of(x, s);
-    if (getenv("FUZZ_BROKER_LOG"))
-        fprintf(stderr, "delivered: intent %u id %u r %d state %u dirty %d known %d\n", in.type,
-                in.id, r, c->state, s->dirty, m ? m->known : -1);
-    if (in.type == 0 || r != MQ_CONN_OK || c->state == MQ_CONN_CLOSING || s->dirty || !m ||
-        !m->known)
+    if (s->dirty || !m || !m->known)
         return;
     owed_t *o = find_owed(m->owed, m->n_owed, in.id);
     if (o == NULL)
@@ -251,6 +249,27 @@ static void on_delivered(void *arg, mq_conn_t *c, int r)
         drop_owed(m->owed, &m->n_owed, o);
     else if (in.type == MQ_PUBREC && o->qos == 2)
         o->state = 1;
+}
+
+/* A receive segment went up. An ack in it counts after what the broker had already written
+ * to the client (a re-sent PUBLISH, say): the harness reads that at the flush. */
+static void on_delivered(void *arg, mq_conn_t *c, int r)
+{
+    world_t *x = arg;
+    slot_t *s = slot_of(x, c);
+    if (s == NULL || s->n_intent == 0)
+        return;
+    intent_t in = s->intent[0];
+    memmove(s->intent, s->intent + 1, (--s->n_intent) * sizeof(intent_t));
+    if (getenv("FUZZ_BROKER_LOG"))
+        fprintf(stderr, "delivered: intent %u id %u r %d state %u dirty %d\n", in.type, in.id, r,
+                c->state, s->dirty);
+    if (in.type == 0 || r != MQ_CONN_OK || c->state == MQ_CONN_CLOSING)
+        return;
+    if (c->out.len > 0 && s->n_late < MAX_INTENT)
+        s->late[s->n_late++] = in;
+    else
+        apply_ack(x, s, in);
 }
 
 static void on_freed(void *arg, mq_conn_t *c)
