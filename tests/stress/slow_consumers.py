@@ -104,9 +104,21 @@ def main():
                 f"max_queued_messages {Q}\nsys_interval 1\nmax_connections -1\n")
     proc = subprocess.Popen([args.broker, "-c", conf], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+    try:
+        return run(args, port, proc)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(15)
+
+
+def run(args, port, proc):
     time.sleep(0.5)
     errors = []
     alone, n1 = pair_rate(port, args.messages, "alone")
+    if alone == 0:
+        print(f"FAIL: the healthy pair alone did not finish ({n1} of {args.messages})")
+        return 1
     socks = [stalled(port, i) for i in range(args.stalled)]
     time.sleep(0.5)
     idle = rss_kib(proc.pid)
@@ -138,8 +150,6 @@ def main():
     mon.loop_stop()
     for s in socks:
         s.close()
-    proc.terminate()
-    proc.wait(15)
     for e in errors:
         print("FAIL:", e)
     return 1 if errors else 0
