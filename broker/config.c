@@ -177,6 +177,9 @@ const mq_config_option_t mq_config__options[] = {
     {OPTION("allow_duplicate_messages", BOOL, GLOBAL)},
     {FIXED("connect_timeout", UINT), FIELD(connect_timeout_s), .def = 10},
     {FIXED("out_high_water", SIZE), FIELD(out_high_water), .def = 256 * 1024},
+    /* overload (issue 12): Starling's own, off by default */
+    {OPTION("queue_full_timeout", UINT, GLOBAL), STARLING, FIELD(queue_full_timeout),
+     RANGE(0, 86400)},
     /* the process */
     {OPTION("pid_file", PATH, GLOBAL), FIELD(pid_file)},
     {OPTION("user", STRING, GLOBAL), FIELD(user), .def_str = "mosquitto"},
@@ -1034,6 +1037,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     o->limits.max_queued_bytes = cfg->max_queued_bytes;
     o->limits.out_high_water = cfg->out_high_water;
     o->connection_messages = cfg->connection_messages;
+    o->queue_full_timeout_s = cfg->queue_full_timeout;
 }
 
 unsigned mq_config_security_domains(const mq_config_t *cfg)

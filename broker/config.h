@@ -90,6 +90,8 @@ typedef struct mq_config {
                                  * sets it (mosquitto has none): a Starling constant */
     size_t out_high_water;      /* output bytes waiting for a socket above which messages
                                  * are queued instead; a Starling constant, no option */
+    uint32_t queue_full_timeout; /* seconds a client's queue may stay full before the client is
+                                  * disconnected; 0 = never (Starling's, issue 12) */
 
     /* logging (broker/logging.h); each repeatable option's first line replaces the default */
     unsigned log_dest;          /* enum mq_log_dest bits */

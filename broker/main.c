@@ -20,6 +20,10 @@
 #include "mq_config.h"
 #include "net/server.h"
 
+/* How long a stop on SIGINT/SIGTERM lets connections flush what is queued for them: short,
+ * as a service manager waits on it (systemd gives 90 s, then SIGKILL). */
+#define SHUTDOWN_FLUSH_MS 2000
+
 static double mono_s(void)
 {
     struct timespec ts;
@@ -110,6 +114,7 @@ typedef struct broker {
     mq_server_t *srv;
     mq_metrics_t *metrics;
     mq_sys_t *sys;
+    unsigned flush_ms; /* what a stop gives connections to flush: set once a signal asks */
 } broker_t;
 
 /* Parses argv into *cli. Returns -1 to go on, or the exit status (after -h, or with the
@@ -307,6 +312,29 @@ static void run_control_loop(broker_t *b)
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s terminating", MQ_VERSION);
 }
 
+/* A second SIGINT or SIGTERM while the broker flushes its connections: no more waiting. */
+static void exit_now(int sig)
+{
+    (void)sig;
+    _exit(1); /* async-signal-safe; what was not flushed is lost, as asked */
+}
+
+/* After the first SIGINT or SIGTERM: the next one ends the process at once. The other threads
+ * keep the signals blocked, so the handler runs on this one. */
+static void arm_second_signal(broker_t *b)
+{
+    struct sigaction sa = {.sa_handler = exit_now};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGINT);
+    sigaddset(&s, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+    b->flush_ms = SHUTDOWN_FLUSH_MS;
+}
+
 /* The one shutdown sequence, after a failed start-up as after the control loop: stops
  * whatever was started, in the reverse order. */
 static void teardown(broker_t *b)
@@ -315,7 +343,7 @@ static void teardown(broker_t *b)
     mq_metrics_stop(b->metrics);
     if (b->srv) {
         mq_logging_set_server(b->logging, NULL);
-        mq_server_stop(b->srv);
+        mq_server_stop(b->srv, b->flush_ms);
     }
     if (b->wrote_pid_file)
         unlink(b->cfg.pid_file);
@@ -334,6 +362,7 @@ int main(int argc, char **argv)
     rc = 1;
     if (start_process(&b, &cli) == 0 && start_broker(&b, &cli) == 0) {
         run_control_loop(&b);
+        arm_second_signal(&b);
         rc = 0;
     }
     teardown(&b);

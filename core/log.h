@@ -26,6 +26,10 @@ enum mq_log_type {
 
 extern atomic_uint mq_log_mask; /* the types written; set at start-up */
 
+/* Whether lines of 'type' are written: one relaxed load. */
+#define MQ_LOG_ON(type)                                                                            \
+    (((unsigned)(type)&atomic_load_explicit(&mq_log_mask, memory_order_relaxed)) != 0)
+
 #define MQ_LOG(type, ...)                                                                          \
     do {                                                                                           \
         if ((unsigned)(type)&atomic_load_explicit(&mq_log_mask, memory_order_relaxed))             \

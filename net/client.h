@@ -51,6 +51,10 @@ typedef struct client {
     uint16_t alias_max; /* v5 inbound Topic Alias Maximum announced to this client */
     char **in_alias;    /* [alias - 1]: topics the client set (owned), or NULL */
     mq_auth_pending_t *auth_pending; /* owned: a password with the verifier, or its answer */
+    /* net/overload.c: since when the session's queue has been full (0: it was not at the
+     * last tick), and its drop count then */
+    uint64_t full_since_ms;
+    uint64_t full_dropped;
 } client_t;
 
 /* Counters written by this worker alone with plain increments (DESIGN.md rule 8). */

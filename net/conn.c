@@ -254,6 +254,8 @@ static void flush(mq_conn_t *c)
 {
     if (c->send_busy || c->fd < 0)
         return;
+    if (c->out.len && c->loop->trace_out && MQ_LOG_ON(MQ_LOG_DEBUG))
+        c->loop->trace_out(c, c->out.data, c->out.len);
     if (c->xport) {
         c->xport->send(c, &c->out, &c->wbuf); /* the transport encodes into wbuf */
     } else {
@@ -349,6 +351,14 @@ static void resume_input(mq_conn_loop_t *l)
             maybe_release(c);
     }
     l->n_rearm = 0;
+}
+
+bool mq_conn_loop_idle(const mq_conn_loop_t *l)
+{
+    for (const mq_conn_t *c = l->conns; c; c = c->next)
+        if (c->send_busy || c->in_dirty || c->out.len > 0)
+            return false;
+    return true;
 }
 
 void mq_conn_loop_turn(mq_conn_loop_t *l)

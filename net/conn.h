@@ -138,6 +138,9 @@ struct mq_conn_loop {
      * totals (net/server.c, through the worker) lowers them. */
     void (*on_uncount)(void *arg, mq_conn_t *c);
     void *uncount_arg;
+    /* Optional: called at a flush with the protocol bytes about to go (whole packets), only
+     * while debug logging is on (net/trace.h logs one line per packet). */
+    void (*trace_out)(mq_conn_t *c, const uint8_t *p, size_t len);
 };
 
 /* Sets up the provided-buffer ring on 'ring' (owned by the calling thread). 0 or -errno,
@@ -186,6 +189,10 @@ int mq_conn_up(mq_conn_t *c, const uint8_t *p, size_t len);
 /* Completions, from the worker's loop. */
 void mq_conn_on_recv(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe *cqe);
 void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe *cqe);
+
+/* True when no connection of 'l' has output waiting or a send in flight (a graceful stop
+ * waits for this). Owning thread. */
+bool mq_conn_loop_idle(const mq_conn_loop_t *l);
 
 /* End of a turn: resumes held input when no longer congested, flushes dirty connections. */
 void mq_conn_loop_turn(mq_conn_loop_t *l);

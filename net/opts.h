@@ -86,6 +86,8 @@ typedef struct mq_server_opts {
     mq_sess_limits_t limits;
     bool connection_messages;         /* log connects and disconnects */
     const char *response_information; /* MQTT 5 Response Information prefix, or NULL */
+    uint32_t queue_full_timeout_s;    /* a client whose queue stays full this long is
+                                       * disconnected (net/overload.h); 0 = never */
 } mq_server_opts_t;
 
 #endif

@@ -12,9 +12,11 @@
 #include "net/auth.h"
 #include "net/client.h"
 #include "net/connect.h"
+#include "net/overload.h"
 #include "net/publish.h"
 #include "net/subscribe.h"
 #include "net/tls.h"
+#include "net/trace.h"
 #include "net/will.h"
 
 void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n)
@@ -129,6 +131,7 @@ static int process(mq_proto_t *p, client_t *cl, const uint8_t *b, size_t len)
         }
         b += used;
         len -= used;
+        MQ_TRACE_IN(cl, &pkt); /* -v: one line per packet received */
         int r = handle_packet(p, cl, &pkt);
         if (r != MQ_CONN_OK)
             return r;
@@ -317,8 +320,19 @@ void mq_proto_tick(mq_proto_t *p)
         case MQ_DEADLINE_NONE:
             break;
         }
+        if (mq_overload_queue_stuck(p->o, cl, now)) /* queue_full_timeout */
+            mq_client_end(cl, true, "queue full for longer than queue_full_timeout");
     }
     expire(p, now);
+}
+
+void mq_proto_goodbye(mq_proto_t *p)
+{
+    for (mq_conn_t *c = p->env.loop->conns; c; c = c->next) {
+        client_t *cl = client_of(c);
+        if (c->state == MQ_CONN_ACTIVE && cl->proto == MQ_PROTO_5)
+            mq_client_end_rc(p, cl, MQ_RC_SERVER_SHUTTING_DOWN, false, "server shutting down");
+    }
 }
 
 void mq_proto_stats(const mq_proto_t *p, mq_stats_t *st)

@@ -54,6 +54,11 @@ void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_
 /* Publishes 'msg' (borrowed) as if a client had: retained store, then routing. */
 void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg);
 
+/* The broker is shutting down: every MQTT 5 client gets DISCONNECT 0x8B (Server shutting
+ * down) and its connection ends after the flush; no will is published (a shutdown is no
+ * client failure, as with mosquitto). */
+void mq_proto_goodbye(mq_proto_t *p);
+
 /* Once a second: connect and keep-alive deadlines. */
 void mq_proto_tick(mq_proto_t *p);
 

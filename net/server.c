@@ -12,6 +12,7 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -324,10 +325,18 @@ static int start_workers(mq_server_t *srv, char *err, size_t errlen)
     return rc;
 }
 
-static void stop_workers(mq_server_t *srv)
+/* flush_ms > 0: each worker holds input, flushes its connections' output and ends on its own
+ * once all of it has gone or flush_ms have passed; 0: the workers end at once. */
+static void stop_workers(mq_server_t *srv, unsigned flush_ms)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* the workers' loop clock */
+    uint64_t until = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + flush_ms;
     for (unsigned i = 0; i < srv->n_workers; i++) {
-        atomic_store(&srv->workers[i].stop, true);
+        if (flush_ms)
+            atomic_store(&srv->workers[i].drain_until_ms, until);
+        else
+            atomic_store(&srv->workers[i].stop, true);
         if (srv->workers[i].inbox.ring_fd >= 0)
             ctl_wake(srv, NULL, srv->workers[i].inbox.ring_fd);
     }
@@ -392,7 +401,7 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
         goto fail;
     }
     if ((rc = start_workers(srv, err, errlen)) < 0) {
-        stop_workers(srv);
+        stop_workers(srv, 0);
         io_uring_queue_exit(&srv->acc_ring);
         io_uring_queue_exit(&srv->ctl_ring);
         goto fail;
@@ -405,7 +414,7 @@ fail:
     return rc < 0 ? rc : -EINVAL;
 }
 
-void mq_server_stop(mq_server_t *srv)
+void mq_server_stop(mq_server_t *srv, unsigned flush_ms)
 {
     atomic_store(&srv->acc_stop, true);
     ctl_wake(srv, NULL, srv->acc_ring.ring_fd);
@@ -413,7 +422,7 @@ void mq_server_stop(mq_server_t *srv)
     for (unsigned i = 0; i < srv->n_listeners; i++)
         close(srv->listen_fds[i]);
     srv->n_listeners = 0;
-    stop_workers(srv);
+    stop_workers(srv, flush_ms);
     io_uring_queue_exit(&srv->acc_ring);
     io_uring_queue_exit(&srv->ctl_ring);
     free_server(srv);

@@ -16,9 +16,11 @@ typedef struct mq_server mq_server_t;
  * already in use", or the io_uring feature the kernel lacks). Main thread. */
 int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, size_t errlen);
 
-/* Stops accepting, closes every connection (no wills are published: a broker shutdown is not
- * a client failure, as with mosquitto), joins the threads and frees everything. Main thread. */
-void mq_server_stop(mq_server_t *srv);
+/* Stops accepting; with flush_ms > 0, stops reading and gives every connection up to
+ * flush_ms to send what is queued for it (a shutdown that says goodbye); then closes every
+ * connection (no wills are published: a broker shutdown is not a client failure, as with
+ * mosquitto), joins the threads and frees everything. Main thread. */
+void mq_server_stop(mq_server_t *srv, unsigned flush_ms);
 
 /* Broker-wide figures (core/stats.h), summed over the workers: relaxed loads of
  * single-writer figures that each worker refreshes once a second. */

@@ -12,6 +12,7 @@
 #include "core/mem.h"
 #include "core/msg.h"
 #include "net/op.h"
+#include "net/trace.h"
 
 #define RING_ENTRIES 4096 /* SQ size; the CQ is twice that */
 #define INBOX_ENTRIES 16384
@@ -59,6 +60,7 @@ void mq_worker_init(mq_worker_t *w, const mq_worker_env_t *env, unsigned idx)
     mq_mailbox_init(&w->inbox, INBOX_ENTRIES);
     mq_outbox_init(&w->outbox, env->boxes, env->n_workers, idx);
     atomic_init(&w->stop, false);
+    atomic_init(&w->drain_until_ms, 0);
     sem_init(&w->go, 0, 0);
 }
 
@@ -93,6 +95,7 @@ static int init_thread(mq_worker_t *w)
     }
     w->loop.on_uncount = uncount;
     w->loop.uncount_arg = w;
+    w->loop.trace_out = mq_trace_out; /* -v: one line per packet sent */
     w->loop.now_ms = mono_ns() / 1000000;
     return 0;
 }
@@ -256,9 +259,22 @@ static void turn(mq_worker_t *w)
 {
     drain_inbox(w);
     mq_outbox_retry(&w->outbox);
-    w->loop.congested = w->outbox.congested;
+    /* stopping gracefully holds input too: what is queued goes out, nothing new comes in */
+    bool stopping = atomic_load_explicit(&w->drain_until_ms, memory_order_relaxed) != 0;
+    w->loop.congested = w->outbox.congested || stopping;
+    if (stopping && !w->said_goodbye) { /* MQTT 5 clients are told why (0x8B), once */
+        w->said_goodbye = true;
+        mq_proto_goodbye(w->proto);
+    }
     mq_conn_loop_turn(&w->loop);
     mq_outbox_wake(&w->outbox, &w->ring);
+}
+
+/* Stopping gracefully: true once every output has gone, or the deadline has passed. */
+static bool drained(mq_worker_t *w)
+{
+    uint64_t until = atomic_load_explicit(&w->drain_until_ms, memory_order_relaxed);
+    return until != 0 && (w->loop.now_ms >= until || mq_conn_loop_idle(&w->loop));
 }
 
 static void run(mq_worker_t *w)
@@ -267,6 +283,8 @@ static void run(mq_worker_t *w)
     uint64_t turn_start = mono_ns();
     while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
         turn(w);
+        if (drained(w))
+            break;
         uint64_t ns = mono_ns() - turn_start; /* how long this turn's work took ($SYS) */
         if (ns > w->loop_ns_max)
             w->loop_ns_max = ns;

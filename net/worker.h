@@ -56,14 +56,18 @@ typedef struct mq_worker {
     bool has_ring;
     int init_rc; /* result of the ring set-up done by the thread */
     char init_err[160];
-    sem_t go;            /* posted by the main thread once every worker is up */
-    atomic_bool stop;    /* set by the main thread (or a STOP mail) */
+    sem_t go;         /* posted by the main thread once every worker is up */
+    atomic_bool stop; /* set by the main thread (or a STOP mail) */
+    /* set by the main thread to stop gracefully: input is held, output is flushed, and the
+     * loop ends once every connection's output has gone or this monotonic ms has passed */
+    atomic_uint_fast64_t drain_until_ms;
     mq_mailbox_t inbox;  /* any thread posts; this worker drains */
     mq_outbox_t outbox;  /* this worker's mail to the others */
     mq_conn_loop_t loop; /* this worker's connections */
     mq_proto_t *proto;
     mq_epoch_rec_t *ep;
     uint64_t loop_ns_max; /* longest turn since the last tick */
+    bool said_goodbye;    /* the shutdown's DISCONNECT went out (mq_proto_goodbye) */
     mq_worker_stats_t stats;
 } mq_worker_t;
 

@@ -2,6 +2,7 @@
 """MQTT 5.0 behaviour through real clients (paho-mqtt MQTTv5, mosquitto_pub/sub -V mqttv5) and
 raw sockets for exact reason codes. Statement numbers are OASIS MQTT Version 5.0's."""
 import queue
+import signal
 import socket
 import struct
 import subprocess
@@ -600,3 +601,12 @@ def test_take_over_of_a_continuing_session_cancels_a_delayed_will(broker):
     V5(b.port, "tk2", clean_start=False, props=cp)
     assert w.get().payload == b"now"  # no delay: it goes when the connection is closed
     del now
+
+
+def test_shutdown_says_goodbye_with_0x8b(broker):
+    b = broker()
+    r = Raw5(b.port)
+    r.connect5("bye")
+    b.proc.send_signal(signal.SIGTERM)
+    r.expect_disconnect(0x8B)  # Server shutting down, before the connection closes
+    assert b.proc.wait(timeout=10) == 0

@@ -469,21 +469,20 @@ Test(config, the_implemented_options_are_exactly_these)
 {
     char names[2048];
     names_with(MQ_CONFIG_IMPLEMENTED, 0, names, sizeof(names));
-    cr_expect_str_eq(names,
-                     " listener port bind_address max_connections protocol response_information"
-                     " metrics_listener http_dir websockets_headers_size status_page"
-                     " websockets_trusted_proxy websockets_log_level"
-                     " max_inflight_messages max_queued_messages max_queued_bytes"
-                     " message_size_limit max_packet_size max_keepalive max_qos"
-                     " retain_available upgrade_outgoing_qos set_tcp_nodelay"
-                     " connection_messages allow_duplicate_messages pid_file user workers"
-                     " sys_interval include_dir log_dest log_type log_timestamp"
-                     " log_timestamp_format log_facility allow_anonymous"
-                     " allow_zero_length_clientid auto_id_prefix password_file acl_file"
-                     " per_listener_settings session_owner_check cafile capath certfile keyfile"
-                     " crlfile ciphers ciphers_tls1.3 tls_version require_certificate"
-                     " use_identity_as_username use_subject_as_username max_topic_alias"
-                     " persistent_client_expiration ");
+    cr_expect_str_eq(names, " listener port bind_address max_connections protocol"
+                            " response_information metrics_listener http_dir"
+                            " websockets_headers_size status_page websockets_trusted_proxy"
+                            " websockets_log_level max_inflight_messages max_queued_messages"
+                            " max_queued_bytes message_size_limit max_packet_size max_keepalive"
+                            " max_qos retain_available upgrade_outgoing_qos set_tcp_nodelay"
+                            " connection_messages allow_duplicate_messages queue_full_timeout"
+                            " pid_file user workers sys_interval include_dir log_dest log_type"
+                            " log_timestamp log_timestamp_format log_facility allow_anonymous"
+                            " allow_zero_length_clientid auto_id_prefix password_file acl_file"
+                            " per_listener_settings session_owner_check cafile capath certfile"
+                            " keyfile crlfile ciphers ciphers_tls1.3 tls_version"
+                            " require_certificate use_identity_as_username use_subject_as_username"
+                            " max_topic_alias persistent_client_expiration ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
