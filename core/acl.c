@@ -203,7 +203,8 @@ static void cur_next(cur_t *c)
         return;
     }
     size_t e = level_end(c->p, c->len, c->pos);
-    c->lev = (mq_str_t){c->p + c->pos, e - c->pos};
+    /* an empty text may come as NULL: no pointer arithmetic on it */
+    c->lev = (mq_str_t){c->p ? c->p + c->pos : c->p, e - c->pos};
     c->pos = e + 1;
     c->idx++;
 }
