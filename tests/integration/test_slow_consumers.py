@@ -74,7 +74,8 @@ def test_stalled_subscribers_are_bounded_counted_and_do_not_hurt_a_healthy_pair(
     time.sleep(2.5)  # $SYS is published every second
     peak = max(peak, rss_kib(b.proc.pid))
     bound = before + (WORKERS * PER_WORKER + N_STALLED * (2 * (HWM + S) + Q * (S + 64))) // 1024
-    assert peak <= bound, f"RSS {peak} KiB over the bound {bound} KiB (before: {before} KiB)"
+    if os.environ.get("MQ_SANITIZED") != "1":  # sanitizers hold freed memory (quarantine)
+        assert peak <= bound, f"RSS {peak} KiB over the bound {bound} KiB (before: {before} KiB)"
     drops = [int(m.payload) for m in mon.messages
              if m.topic == "$SYS/broker/publish/messages/dropped"]
     # each stalled subscriber holds at most what fits its queue, the broker's two buffers and
