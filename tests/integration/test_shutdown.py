@@ -2,6 +2,7 @@
 """A shutdown that says goodbye: on SIGTERM (or SIGINT) the broker stops reading, sends every
 connection what is already queued for it (bounded by a short timeout), then exits 0; a second
 SIGTERM or SIGINT while it flushes ends it at once."""
+import os
 import signal
 import socket
 import struct
@@ -123,7 +124,9 @@ def test_a_second_signal_exits_at_once(tmp_path, second):
     finally:
         b.kill()
     assert rc == 1, f"exit code {rc}"
-    assert took < 1.0, f"exit took {took:.1f} s after the second signal"
+    # the flush would end 1.5 s after the second signal; a sanitizer's exit work takes ~1 s
+    limit = 1.4 if os.environ.get("MQ_SANITIZED") == "1" else 1.0
+    assert took < limit, f"exit took {took:.2f} s after the second signal"
     sub.s.close()
 
 
