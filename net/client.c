@@ -54,8 +54,22 @@ static const mq_props_t *reason_props(const client_t *cl, const char *why, mq_pr
     return pr;
 }
 
+/* True for the reason codes a DISCONNECT may carry (MQTT 5 §3.14.2.1). */
+static bool disconnect_code(enum mq_rc rc)
+{
+    static const uint8_t ok[] = {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D,
+                                 0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99,
+                                 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2};
+    for (size_t i = 0; i < sizeof(ok); i++)
+        if (ok[i] == rc)
+            return true;
+    return false;
+}
+
 void mq_client_end_rc(mq_proto_t *p, client_t *cl, enum mq_rc rc, bool with_will, const char *why)
 {
+    if (!disconnect_code(rc)) /* e.g. a decoder's 0x91: the nearest a DISCONNECT may say */
+        rc = MQ_RC_PROTOCOL_ERROR;
     if (cl->conn.state == MQ_CONN_ACTIVE && cl->proto == MQ_PROTO_5) {
         mq_props_t pr;
         mq_codec_append_disconnect(mq_conn_out(&cl->conn), MQ_PROTO_5, rc,

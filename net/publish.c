@@ -178,7 +178,9 @@ static bool should_route(mq_proto_t *p, client_t *cl, const mq_publish_t *pub, m
                "worker=%u client=%s dropped PUBLISH of %zu bytes over message_size_limit",
                p->env.self, cl->sess->client_id, pub->payload.len);
         p->cnt.pub_dropped++;
-        *ack = MQ_RC_PACKET_TOO_LARGE; /* v5: said in the acknowledgement */
+        /* v5: said in the acknowledgement; 0x97 Quota exceeded, the PUBACK code for a limit
+         * (mosquitto sends 0x95, which PUBACK does not allow [MQTT-3.4.2.1]) */
+        *ack = MQ_RC_QUOTA_EXCEEDED;
         return false;
     }
     /* a re-send before PUBREL was delivered once already [MQTT-4.3.3-10] */
