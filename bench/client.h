@@ -102,7 +102,7 @@ typedef struct sb_run {
     uint32_t n_clients;
     sb_plan_t *plan; /* n_clients entries */
     uint32_t n_pubs;
-    sb_pubstat_t *pubs; /* n_pubs entries */
+    sb_pubstat_t *pubs;    /* n_pubs entries */
     sb_tls_ctx_t *tls_ctx; /* NULL: plain TCP; shared read-only by the engines */
 } sb_run_t;
 

@@ -75,21 +75,21 @@ typedef struct mq_config {
     uint8_t max_qos;                       /* 0..2 */
     bool retain_available;
     bool upgrade_outgoing_qos;
-    bool set_tcp_nodelay;       /* Starling's default differs from mosquitto's (false) */
-    uint32_t max_connections;   /* whole broker, from a line before any 'listener' (and the
-                                 * default listener's); 0 = unlimited */
-    char *pid_file;             /* NULL = none */
-    char *user;                 /* only used when started as root */
-    unsigned workers;           /* Starling's own; 0 = online CPUs */
-    uint32_t sys_interval;      /* seconds; 0 = no $SYS */
-    bool connection_messages;   /* log connects and disconnects */
-    uint16_t metrics_port;      /* metrics_listener PORT [ADDRESS]; 0 = off (Starling's) */
-    char *metrics_address;      /* NULL = all addresses */
-    char *response_information; /* MQTT 5 Response Information prefix (Starling's); NULL = off */
-    uint32_t connect_timeout_s; /* seconds a connection has to send CONNECT; no option
-                                 * sets it (mosquitto has none): a Starling constant */
-    size_t out_high_water;      /* output bytes waiting for a socket above which messages
-                                 * are queued instead; a Starling constant, no option */
+    bool set_tcp_nodelay;        /* Starling's default differs from mosquitto's (false) */
+    uint32_t max_connections;    /* whole broker, from a line before any 'listener' (and the
+                                  * default listener's); 0 = unlimited */
+    char *pid_file;              /* NULL = none */
+    char *user;                  /* only used when started as root */
+    unsigned workers;            /* Starling's own; 0 = online CPUs */
+    uint32_t sys_interval;       /* seconds; 0 = no $SYS */
+    bool connection_messages;    /* log connects and disconnects */
+    uint16_t metrics_port;       /* metrics_listener PORT [ADDRESS]; 0 = off (Starling's) */
+    char *metrics_address;       /* NULL = all addresses */
+    char *response_information;  /* MQTT 5 Response Information prefix (Starling's); NULL = off */
+    uint32_t connect_timeout_s;  /* seconds a connection has to send CONNECT; no option
+                                  * sets it (mosquitto has none): a Starling constant */
+    size_t out_high_water;       /* output bytes waiting for a socket above which messages
+                                  * are queued instead; a Starling constant, no option */
     uint32_t queue_full_timeout; /* seconds a client's queue may stay full before the client is
                                   * disconnected; 0 = never (Starling's, issue 12) */
 

@@ -67,8 +67,8 @@ typedef void mq_acl_report_cb(void *arg, const char *file, unsigned line, bool i
  * reported; if there was any, returns -EINVAL and sets *out to NULL (mosquitto refuses such a
  * file: keep the previous rules, or refuse to start), else returns 0 and sets *out to an owned
  * table (mq_acl_free). 'report' may be NULL. Any thread; the table does not refer to 'buf'. */
-int mq_acl_parse(const char *file, const char *buf, size_t len, mq_acl_report_cb *report,
-                 void *arg, mq_acl_t **out) MQ_MUST_CHECK;
+int mq_acl_parse(const char *file, const char *buf, size_t len, mq_acl_report_cb *report, void *arg,
+                 mq_acl_t **out) MQ_MUST_CHECK;
 
 /* Frees the table. NULL is a no-op. The owner decides when no thread still uses it (a replaced
  * table goes through the epoch, core/epoch.h). */
@@ -88,8 +88,8 @@ typedef struct mq_acl_client {
 /* True when 'client' may 'access' the topic name 'topic' ('len' bytes; an empty topic is
  * denied). Read-only on the table: any thread, concurrently. Allocates nothing; costs one
  * user-name hash lookup plus a walk of the client's section and of the patterns. */
-bool mq_acl_check(const mq_acl_t *acl, const mq_acl_client_t *client, const char *topic,
-                  size_t len, enum mq_acl_access access);
+bool mq_acl_check(const mq_acl_t *acl, const mq_acl_client_t *client, const char *topic, size_t len,
+                  enum mq_acl_access access);
 
 /* Classifies the subscription filter 'filter' ('len' bytes: a valid filter, for a shared
  * subscription the part after "$share/NAME/") for reading by 'client'. Any thread.

@@ -111,8 +111,8 @@ const char *mq_passwd_user_problem(const char *user, size_t len);
  * fresh random salt (RAND_bytes). 'iterations' is used for $7$ only. Returns 0, -EINVAL for a
  * user name mq_passwd_user_problem rejects, a password over MQ_PASSWD_FIELD_MAX bytes or
  * iterations < 1 ($7$), or -EIO when the random generator fails. Any thread. */
-int mq_passwd_make_line(mq_buf_t *out, const char *user, size_t ulen, const char *pw,
-                        size_t pwlen, enum mq_passwd_hash kind, int iterations) MQ_MUST_CHECK;
+int mq_passwd_make_line(mq_buf_t *out, const char *user, size_t ulen, const char *pw, size_t pwlen,
+                        enum mq_passwd_hash kind, int iterations) MQ_MUST_CHECK;
 
 /* As mq_passwd_make_line with a given salt: the same inputs always give the same line (tests
  * compare it with lines mosquitto_passwd wrote). */

@@ -32,14 +32,14 @@
       "Bytes received on all sockets.", NULL, NULL, NULL, 1)                                       \
     X(bytes_sent, SUM, "bytes/sent", "starling_bytes_sent_total", "Bytes sent on all sockets.",    \
       NULL, NULL, NULL, 1)                                                                         \
-    X(pub_expired, SUM, "publish/messages/expired", "starling_publish_messages_expired_total",   \
-      "Messages whose MQTT 5 Message Expiry Interval passed before delivery.", NULL, NULL, NULL,  \
-      1)                                                                                          \
-    X(pub_too_large, SUM, "publish/messages/too_large",                                          \
-      "starling_publish_messages_too_large_total",                                                \
-      "Messages not sent: over the client's MQTT 5 Maximum Packet Size.", NULL, NULL, NULL, 1)    \
-    X(sessions_expired, SUM, "clients/expired", "starling_sessions_expired_total",               \
-      "Sessions ended by their expiry interval.", NULL, NULL, NULL, 1)                            \
+    X(pub_expired, SUM, "publish/messages/expired", "starling_publish_messages_expired_total",     \
+      "Messages whose MQTT 5 Message Expiry Interval passed before delivery.", NULL, NULL, NULL,   \
+      1)                                                                                           \
+    X(pub_too_large, SUM, "publish/messages/too_large",                                            \
+      "starling_publish_messages_too_large_total",                                                 \
+      "Messages not sent: over the client's MQTT 5 Maximum Packet Size.", NULL, NULL, NULL, 1)     \
+    X(sessions_expired, SUM, "clients/expired", "starling_sessions_expired_total",                 \
+      "Sessions ended by their expiry interval.", NULL, NULL, NULL, 1)                             \
     X(sockets, SUM, NULL, "starling_sockets_total", "Connections accepted.", NULL, NULL, NULL, 1)  \
     X(connects, SUM, NULL, "starling_connects_total", "CONNECT packets accepted.", NULL, NULL,     \
       NULL, 1)                                                                                     \

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* tools/passwd.c - starling-passwd: manages password files, flag-compatible with mosquitto_passwd. */
+/* tools/passwd.c - starling-passwd: manages password files, flag-compatible with mosquitto_passwd.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -39,7 +40,8 @@ static void print_usage(void)
     printf(" -b : run in batch mode to allow passing passwords on the command line.\n");
     printf(" -c : create a new password file. This will overwrite existing files.\n");
     printf(" -D : delete the username rather than adding/updating its password.\n");
-    printf(" -H : specify the hashing algorithm. Defaults to sha512-pbkdf2, which is recommended.\n");
+    printf(
+        " -H : specify the hashing algorithm. Defaults to sha512-pbkdf2, which is recommended.\n");
     printf("      Mosquitto 1.6 and earlier defaulted to sha512.\n");
     printf(" -I : the number of PBKDF2 iterations (default %d).\n", MQ_PASSWD_DEFAULT_ITERATIONS);
     printf(" -U : update a plain text password file to use hashed passwords.\n\n");
@@ -111,8 +113,8 @@ static int get_password(char *out, size_t cap)
     return rc;
 }
 
-static int add_line(mq_buf_t *out, const opts_t *o, const char *user, size_t ulen,
-                    const char *pw, size_t pwlen)
+static int add_line(mq_buf_t *out, const opts_t *o, const char *user, size_t ulen, const char *pw,
+                    size_t pwlen)
 {
     if (mq_passwd_make_line(out, user, ulen, pw, pwlen, o->kind, o->iterations) != 0) {
         fprintf(stderr, "Error: Unable to hash password.\n");

@@ -42,7 +42,8 @@ static void probe(const mq_passwd_t *t, const char *p, size_t len)
     }
     /* a fresh line for the same name and this "password" must round-trip */
     /* (a name starting with '#' makes a comment line, in mosquitto too) */
-    if (mq_passwd_user_problem(user.ptr, user.len) == NULL && pass.len <= 64 && user.ptr[0] != '#') {
+    if (mq_passwd_user_problem(user.ptr, user.len) == NULL && pass.len <= 64 &&
+        user.ptr[0] != '#') {
         static const uint8_t salt[MQ_PASSWD_SALT_LEN] = {7};
         mq_buf_t line;
         mq_buf_init(&line);

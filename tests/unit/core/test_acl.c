@@ -198,9 +198,9 @@ Test(acl, an_empty_file_denies_everything)
 Test(acl, reads_access_words_and_topics_as_mosquitto_does)
 {
     mq_acl_t *acl = load("user u\n"
-                         "topic read\n"              /* the topic "read", readwrite */
-                         "topic write  a b c \n"     /* the topic "a b c" */
-                         "   topic\tdeny\tx/y\r\n"   /* indented, tabs, CRLF */
+                         "topic read\n"            /* the topic "read", readwrite */
+                         "topic write  a b c \n"   /* the topic "a b c" */
+                         "   topic\tdeny\tx/y\r\n" /* indented, tabs, CRLF */
                          "  # an indented comment\n"
                          "user   john smith  \n"
                          "topic deny d\n");
@@ -224,15 +224,15 @@ Test(acl, reads_access_words_and_topics_as_mosquitto_does)
 
 Test(acl, reports_every_bad_line_and_refuses_the_file)
 {
-    const char *text = "topic read a\n"          /* 1 */
-                       "topic\n"                 /* 2 */
-                       "topic rw a/b\n"          /* 3 */
-                       "topic read a/#/b\n"      /* 4 */
-                       "topic read a+\n"         /* 5 */
-                       "user\n"                  /* 6 */
-                       "users x\n"               /* 7 */
-                       "pattern read fixed/x\n"  /* 8: a warning only */
-                       "Topic read a\n";         /* 9 */
+    const char *text = "topic read a\n"         /* 1 */
+                       "topic\n"                /* 2 */
+                       "topic rw a/b\n"         /* 3 */
+                       "topic read a/#/b\n"     /* 4 */
+                       "topic read a+\n"        /* 5 */
+                       "user\n"                 /* 6 */
+                       "users x\n"              /* 7 */
+                       "pattern read fixed/x\n" /* 8: a warning only */
+                       "Topic read a\n";        /* 9 */
     reports_t r = {0};
     mq_acl_t *acl = (mq_acl_t *)1;
     cr_assert(eq(int, mq_acl_parse("acl.txt", text, strlen(text), collect, &r, &acl), -EINVAL));
@@ -398,8 +398,7 @@ Test(acl, classes_agree_with_checks_on_every_small_topic)
             enum mq_acl_grant g = cls(acl, "u", "d", filters[f]);
             size_t matched = 0, allowed = 0;
             for (size_t t = 0; t < nt; t++) {
-                if (!mq_topic_matches(filters[f], strlen(filters[f]), topics[t],
-                                      strlen(topics[t])))
+                if (!mq_topic_matches(filters[f], strlen(filters[f]), topics[t], strlen(topics[t])))
                     continue;
                 matched++;
                 allowed += can(acl, "u", "d", topics[t], R);
@@ -422,8 +421,8 @@ Test(acl, topic_lines_match_as_mqtt_filters_do)
         snprintf(text, sizeof text, "topic read %.24s\n", filters[f]);
         mq_acl_t *acl = load(text);
         for (size_t t = 0; t < nt; t++) {
-            bool want = mq_topic_matches(filters[f], strlen(filters[f]), topics[t],
-                                         strlen(topics[t]));
+            bool want =
+                mq_topic_matches(filters[f], strlen(filters[f]), topics[t], strlen(topics[t]));
             cr_expect(eq(int, can(acl, NULL, "c", topics[t], R), want), "%s vs %s", filters[f],
                       topics[t]);
         }

@@ -12,18 +12,18 @@
 
 /* Lines written by Debian's mosquitto_passwd 2.0.11 on the build machine. */
 #define ALICE_7 /* secret, default iterations */                                                   \
-    "alice:$7$101$NZGwNvTHtPTJeSo6$SQNQzBYNeKuU0s6V78ttkdodwyQtbjcregnJpNUbTflmTYDjr5FHcNNs0Suhn" \
+    "alice:$7$101$NZGwNvTHtPTJeSo6$SQNQzBYNeKuU0s6V78ttkdodwyQtbjcregnJpNUbTflmTYDjr5FHcNNs0Suhn"  \
     "/OIrq9RPM8GcXoXXt4KEgqFSw==\n"
 #define BOB_6 /* hunter2, -H sha512 */                                                             \
     "bob:$6$j700SdYHchQSAjZH$xDfDOuReXj/cnY8RZHDSbxtyMhmjrH7TqRKvD90izPkVIajqhyIKmCQdpZDVl6OqToGb" \
     "LeQx4H1Gbvk0+Espbw==\n"
-#define CAROL_7 /* pässwörd, -I 1000 */                                                            \
-    "carol:$7$1000$u8KtwGsk//bXT7vj$byeJqzYbKJmKeI0M0oasvMQ0P8WPvLk+s0j+U+QBXQgrljUhBLi4lZaLSJul" \
+#define CAROL_7 /* pässwörd, -I 1000 */                                                          \
+    "carol:$7$1000$u8KtwGsk//bXT7vj$byeJqzYbKJmKeI0M0oasvMQ0P8WPvLk+s0j+U+QBXQgrljUhBLi4lZaLSJul"  \
     "vRFKprU7rM8rbUUqzEm6nwaGgA==\n"
 #define DAVE_7 /* empty password */                                                                \
     "dave:$7$101$+bpX50Gqjnp/KuLy$8q5yrqdM9F9DB27ITLxBzQCyRDbwvUWUyrwfryybpW8SqdvDxR7AZFAe6nm2QB8" \
     "Mw2/j9m/R4hNiP6DnyFA3ZQ==\n"
-#define EVE_6 /* user "eve smith", password "a:b c", -H sha512 */                                 \
+#define EVE_6 /* user "eve smith", password "a:b c", -H sha512 */                                  \
     "eve smith:$6$CyZ9WM2CfOmMvpX5$3g4lVJKAussRxzwsw6FCS7YSsTJFvM3Ar/V6K5kEuAqPkXq4XkO3VkiGx7Y+x8" \
     "JTJ62rZ7JpDjf0NP0xfrscrA==\n"
 
@@ -170,12 +170,12 @@ Test(passwd, make_line_rejects_what_mosquitto_passwd_rejects)
         eq(int, mq_passwd_make_line(&out, "a", 1, "p", 1, MQ_PASSWD_SHA512_PBKDF2, 0), -EINVAL));
     char *big = mq_alloc(MQ_PASSWD_FIELD_MAX + 1);
     memset(big, 'x', MQ_PASSWD_FIELD_MAX + 1);
-    cr_expect(eq(int, mq_passwd_make_line(&out, big, MQ_PASSWD_FIELD_MAX + 1, "p", 1,
-                                          MQ_PASSWD_SHA512, 0),
-                 -EINVAL));
-    cr_expect(eq(int, mq_passwd_make_line(&out, "a", 1, big, MQ_PASSWD_FIELD_MAX + 1,
-                                          MQ_PASSWD_SHA512, 0),
-                 -EINVAL));
+    cr_expect(eq(
+        int, mq_passwd_make_line(&out, big, MQ_PASSWD_FIELD_MAX + 1, "p", 1, MQ_PASSWD_SHA512, 0),
+        -EINVAL));
+    cr_expect(eq(
+        int, mq_passwd_make_line(&out, "a", 1, big, MQ_PASSWD_FIELD_MAX + 1, MQ_PASSWD_SHA512, 0),
+        -EINVAL));
     cr_expect(eq(sz, out.len, 0), "nothing appended on error");
     cr_expect(eq(str, (char *)mq_passwd_user_problem("a:b", 3),
                  "Error: Username must not contain the ':' character."));
@@ -189,23 +189,23 @@ Test(passwd, make_line_rejects_what_mosquitto_passwd_rejects)
 Test(passwd, reports_bad_lines_with_their_numbers_and_keeps_the_rest)
 {
     reports_t r;
-    mq_passwd_t *t = parse("# comment\n"                             /* 1 */
-                           "\n"                                      /* 2 */
-                           "   \t\n"                                 /* 3 */
-                           "just text\n"                             /* 4 */
-                           ALICE_7                                   /* 5 */
-                           ":$6$j700SdYHchQSAjZH$xx\n"               /* 6 */
-                           "nohash:\n"                               /* 7 */
-                           "x:$5$j700SdYHchQSAjZH$abc\n"             /* 8 */
-                           "x:$7$0$j700SdYHchQSAjZH$abc\n"           /* 9 */
-                           "x:$7$abc$j700SdYHchQSAjZH$abc\n"         /* 10 */
-                           "x:$6$j700SdYHchQSAj$abc\n"               /* 11 */
-                           "x:$6$j700SdYHchQSAjZH$abc\n"             /* 12 */
-                           "x:$7$101$j700SdYHchQSAjZH\n"             /* 13 */
-                           "x:$6$j700SdYHchQSAj*H$abc\n"             /* 14 */
-                           "x:plaintext\n"                           /* 15 */
-                           "  # indented comment\n"                  /* 16 */
-                           BOB_6,                                    /* 17 */
+    mq_passwd_t *t = parse("# comment\n"                     /* 1 */
+                           "\n"                              /* 2 */
+                           "   \t\n"                         /* 3 */
+                           "just text\n"                     /* 4 */
+                           ALICE_7                           /* 5 */
+                           ":$6$j700SdYHchQSAjZH$xx\n"       /* 6 */
+                           "nohash:\n"                       /* 7 */
+                           "x:$5$j700SdYHchQSAjZH$abc\n"     /* 8 */
+                           "x:$7$0$j700SdYHchQSAjZH$abc\n"   /* 9 */
+                           "x:$7$abc$j700SdYHchQSAjZH$abc\n" /* 10 */
+                           "x:$6$j700SdYHchQSAj$abc\n"       /* 11 */
+                           "x:$6$j700SdYHchQSAjZH$abc\n"     /* 12 */
+                           "x:$7$101$j700SdYHchQSAjZH\n"     /* 13 */
+                           "x:$6$j700SdYHchQSAj*H$abc\n"     /* 14 */
+                           "x:plaintext\n"                   /* 15 */
+                           "  # indented comment\n"          /* 16 */
+                           BOB_6,                            /* 17 */
                            &r);
     cr_assert(eq(u32, r.n, 11));
     unsigned want[] = {4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
