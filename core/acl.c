@@ -6,8 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <xxhash.h>
-
+#include "core/map.h"
 #include "core/mem.h"
 
 #define ACL_TOPIC_MAX 65535
@@ -34,8 +33,7 @@ typedef struct user {
 struct mq_acl {
     user_t *users; /* named sections */
     uint32_t n_users, cap_users;
-    uint32_t *index;  /* open addressing over 'users': number + 1, 0 = empty */
-    size_t index_cap; /* power of two, > 2 * n_users */
+    mq_names_t names; /* section name -> number in 'users' + 1 */
     rules_t anon;     /* lines before the first "user" line */
     rules_t patterns;
     bool patterns_use_c, patterns_use_u;
@@ -128,26 +126,11 @@ static int decide(const rules_t *rs, const char *t, size_t tl, unsigned access, 
 
 /* --- sections ------------------------------------------------------------------------------- */
 
-static size_t find_slot(const mq_acl_t *acl, const char *name, size_t len)
-{
-    size_t mask = acl->index_cap - 1;
-    for (size_t i = (size_t)XXH3_64bits(name, len) & mask;; i = (i + 1) & mask) {
-        uint32_t k = acl->index[i];
-        if (k == 0)
-            return i;
-        const user_t *u = &acl->users[k - 1];
-        if (u->len == len && memcmp(u->name, name, len) == 0)
-            return i;
-    }
-}
-
 static const rules_t *section_of(const mq_acl_t *acl, const mq_str_t *user)
 {
     if (!user)
         return &acl->anon;
-    if (acl->n_users == 0)
-        return NULL;
-    uint32_t k = acl->index[find_slot(acl, user->ptr ? user->ptr : "", user->len)];
+    uint32_t k = mq_names_get(&acl->names, user->ptr, user->len);
     return k ? &acl->users[k - 1].rules : NULL;
 }
 
@@ -385,32 +368,17 @@ static void rules_fini(rules_t *rs)
     mq_free(rs->allow);
 }
 
-static void grow_index(mq_acl_t *acl)
-{
-    size_t cap = acl->index_cap ? acl->index_cap * 2 : 16;
-    mq_free(acl->index);
-    acl->index = mq_calloc(cap, sizeof *acl->index);
-    acl->index_cap = cap;
-    for (size_t n = 0; n < acl->n_users; n++) {
-        const user_t *u = &acl->users[n];
-        acl->index[find_slot(acl, u->name, u->len)] = (uint32_t)(n + 1);
-    }
-}
-
 /* Returns the number of the section named 'name', creating it if needed. */
 static size_t user_section(mq_acl_t *acl, mq_str_t name)
 {
-    if ((acl->n_users + 1) * 2 >= acl->index_cap)
-        grow_index(acl);
-    size_t slot = find_slot(acl, name.ptr, name.len);
-    if (acl->index[slot])
-        return acl->index[slot] - 1;
-    if (acl->n_users == acl->cap_users) {
+    uint32_t k = mq_names_get(&acl->names, name.ptr, name.len);
+    if (k)
+        return k - 1;
+    if (acl->n_users == acl->cap_users)
         acl->users = mq_grow(acl->users, &acl->cap_users, sizeof *acl->users, 8);
-    }
     user_t *u = &acl->users[acl->n_users];
     *u = (user_t){.name = mq_strndup(name.ptr, name.len), .len = name.len};
-    acl->index[slot] = (uint32_t)++acl->n_users;
+    mq_names_put(&acl->names, u->name, u->len, ++acl->n_users);
     return acl->n_users - 1;
 }
 
@@ -423,7 +391,7 @@ void mq_acl_free(mq_acl_t *acl)
         rules_fini(&acl->users[i].rules);
     }
     mq_free(acl->users);
-    mq_free(acl->index);
+    mq_names_fini(&acl->names);
     rules_fini(&acl->anon);
     rules_fini(&acl->patterns);
     mq_free(acl);
@@ -600,7 +568,6 @@ int mq_acl_parse(const char *file, const char *buf, size_t len, mq_acl_report_cb
                    .report = report,
                    .arg = arg,
                    .section = -1};
-    grow_index(ps.acl);
     size_t pos = 0;
     while (pos < len) {
         const char *p = buf + pos;

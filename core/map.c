@@ -5,6 +5,9 @@
 #include "core/mem.h"
 #include "core/rc.h"
 
+#include <string.h>
+#include <xxhash.h>
+
 static inline size_t slot_of(uint64_t key, size_t cap)
 {
     /* Fibonacci hashing spreads sequential ids (filter ids are a counter) */
@@ -91,4 +94,47 @@ void *mq_map_del(mq_map_t *m, uint64_t key)
     m->slots[hole].val = NULL;
     m->len--;
     return val;
+}
+
+/* --- names ---------------------------------------------------------------------------------- */
+
+void mq_names_fini(mq_names_t *ix)
+{
+    mq_free(ix->slots);
+    *ix = (mq_names_t){0};
+}
+
+/* The slot holding 'name', or the empty slot where it would go; 'cap' must be non-zero. */
+static mq_names_slot_t *names_slot(const mq_names_t *ix, const char *name, size_t len)
+{
+    size_t mask = ix->cap - 1;
+    for (size_t i = (size_t)XXH3_64bits(name, len) & mask;; i = (i + 1) & mask) {
+        mq_names_slot_t *s = &ix->slots[i];
+        if (!s->name || (s->len == len && memcmp(s->name, name, len) == 0))
+            return s;
+    }
+}
+
+uint32_t mq_names_get(const mq_names_t *ix, const char *name, size_t len)
+{
+    if (ix->cap == 0)
+        return 0;
+    return names_slot(ix, name ? name : "", len)->num;
+}
+
+void mq_names_put(mq_names_t *ix, const char *name, size_t len, uint32_t num)
+{
+    MQ_ASSERT(name && num != 0);
+    if ((ix->len + 1) * 2 > ix->cap) {
+        mq_names_t n = {mq_calloc(ix->cap ? ix->cap * 2 : 16, sizeof(mq_names_slot_t)),
+                        ix->cap ? ix->cap * 2 : 16, ix->len};
+        for (size_t i = 0; i < ix->cap; i++)
+            if (ix->slots[i].name)
+                *names_slot(&n, ix->slots[i].name, ix->slots[i].len) = ix->slots[i];
+        mq_free(ix->slots);
+        *ix = n;
+    }
+    mq_names_slot_t *s = names_slot(ix, name, len);
+    ix->len += s->name == NULL;
+    *s = (mq_names_slot_t){name, len, num};
 }

@@ -13,8 +13,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <xxhash.h>
 
+#include "core/map.h"
 #include "core/mem.h"
 
 struct mq_passwd_entry {
@@ -29,8 +29,7 @@ struct mq_passwd_entry {
 struct mq_passwd {
     mq_passwd_entry_t *entries; /* n_entries used, cap_entries allocated */
     uint32_t n_entries, cap_entries;
-    uint32_t *index;    /* open addressing: entry number + 1, 0 = empty */
-    size_t index_cap;   /* power of two, > 2 * n_entries */
+    mq_names_t names;   /* user -> entry number + 1 */
     uint8_t secret[32]; /* cache-key secret (mq_passwd_cache_key) */
 };
 
@@ -121,42 +120,11 @@ bool mq_passwd_verify(const mq_passwd_entry_t *e, const char *pw, size_t len)
 
 /* --- the table ------------------------------------------------------------------------------ */
 
-static uint64_t hash_user(const char *user, size_t len)
-{
-    return XXH3_64bits(user, len);
-}
-
-/* Slot of 'user': its entry's slot, or the empty slot where it would go. */
-static size_t find_slot(const mq_passwd_t *t, const char *user, size_t len)
-{
-    size_t mask = t->index_cap - 1;
-    for (size_t i = (size_t)hash_user(user, len) & mask;; i = (i + 1) & mask) {
-        uint32_t k = t->index[i];
-        if (k == 0)
-            return i;
-        const mq_passwd_entry_t *e = &t->entries[k - 1];
-        if (e->ulen == len && memcmp(e->user, user, len) == 0)
-            return i;
-    }
-}
-
-static void grow_index(mq_passwd_t *t)
-{
-    size_t cap = t->index_cap ? t->index_cap * 2 : 16;
-    mq_free(t->index);
-    t->index = mq_calloc(cap, sizeof *t->index);
-    t->index_cap = cap;
-    for (size_t n = 0; n < t->n_entries; n++) {
-        const mq_passwd_entry_t *e = &t->entries[n];
-        t->index[find_slot(t, e->user, e->ulen)] = (uint32_t)(n + 1);
-    }
-}
-
 const mq_passwd_entry_t *mq_passwd_find(const mq_passwd_t *t, const char *user, size_t len)
 {
-    if (!t || t->n_entries == 0 || (!user && len))
+    if (!t || (!user && len))
         return NULL;
-    uint32_t k = t->index[find_slot(t, user ? user : "", len)];
+    uint32_t k = mq_names_get(&t->names, user, len);
     return k ? &t->entries[k - 1] : NULL;
 }
 
@@ -174,7 +142,7 @@ void mq_passwd_free(mq_passwd_t *t)
         OPENSSL_cleanse(t->entries[i].hash, MQ_PASSWD_HASH_LEN);
     }
     mq_free(t->entries);
-    mq_free(t->index);
+    mq_names_fini(&t->names);
     OPENSSL_cleanse(t->secret, sizeof t->secret);
     mq_free(t);
 }
@@ -183,21 +151,20 @@ void mq_passwd_free(mq_passwd_t *t)
  * as in mosquitto). Returns true when it replaced one. */
 static bool add_entry(mq_passwd_t *t, mq_passwd_entry_t *e)
 {
-    if ((t->n_entries + 1) * 2 >= t->index_cap)
-        grow_index(t);
-    size_t slot = find_slot(t, e->user, e->ulen);
-    if (t->index[slot]) {
-        mq_passwd_entry_t *old = &t->entries[t->index[slot] - 1];
+    uint32_t k = mq_names_get(&t->names, e->user, e->ulen);
+    bool replaced = k != 0;
+    if (replaced) {
+        mq_passwd_entry_t *old = &t->entries[k - 1];
         mq_free(old->user);
         *old = *e;
-        return true;
+    } else {
+        if (t->n_entries == t->cap_entries)
+            t->entries = mq_grow(t->entries, &t->cap_entries, sizeof *t->entries, 16);
+        t->entries[t->n_entries] = *e;
+        k = ++t->n_entries;
     }
-    if (t->n_entries == t->cap_entries) {
-        t->entries = mq_grow(t->entries, &t->cap_entries, sizeof *t->entries, 16);
-    }
-    t->entries[t->n_entries++] = *e;
-    t->index[slot] = (uint32_t)t->n_entries;
-    return false;
+    mq_names_put(&t->names, e->user, e->ulen, k); /* the entry's own copy of the name */
+    return replaced;
 }
 
 /* --- parsing -------------------------------------------------------------------------------- */
@@ -329,7 +296,6 @@ mq_passwd_t *mq_passwd_parse(const char *file, const char *buf, size_t len,
                              mq_passwd_report_cb *report, void *arg)
 {
     mq_passwd_t *t = mq_calloc(1, sizeof *t);
-    grow_index(t);
     /* the secret only has to be unpredictable; if the generator fails, keys still work as
      * equality tokens (they merely lose protection against offline guessing from a dump) */
     if (RAND_bytes(t->secret, sizeof t->secret) != 1)

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/unit/core/test_map.c - u64 -> pointer map: put, get, delete, growth. */
+/* tests/unit/core/test_map.c - u64 -> pointer map: put, get, delete, growth; the name index. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "core/map.h"
 
@@ -134,4 +136,39 @@ Test(map, fini_leaves_an_empty_reusable_map)
     cr_assert(eq(sz, m.len, 0));
     mq_map_put(&m, 2, val(2));
     cr_assert(eq(ptr, mq_map_get(&m, 2), val(2)));
+}
+
+/* --- names ---------------------------------------------------------------------------------- */
+
+Test(names, finds_every_name_put_and_no_other_across_growth)
+{
+    enum { N = 3000 };
+    static char names[N][16];
+    mq_names_t ix = {0};
+    cr_assert(eq(u32, mq_names_get(&ix, "x", 1), 0)); /* empty index */
+    for (uint32_t i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "user%u", i);
+        mq_names_put(&ix, names[i], strlen(names[i]), i + 1);
+    }
+    cr_assert(eq(sz, ix.len, N));
+    for (uint32_t i = 0; i < N; i++)
+        cr_assert(eq(u32, mq_names_get(&ix, names[i], strlen(names[i])), i + 1), "%s", names[i]);
+    cr_assert(eq(u32, mq_names_get(&ix, "user", 4), 0));     /* a prefix */
+    cr_assert(eq(u32, mq_names_get(&ix, "user10x", 7), 0));  /* an indexed name and more */
+    cr_assert(eq(u32, mq_names_get(&ix, "user3000", 8), 0)); /* never put */
+    mq_names_fini(&ix);
+}
+
+Test(names, the_empty_name_is_a_name_and_put_replaces)
+{
+    mq_names_t ix = {0};
+    mq_names_put(&ix, "", 0, 7);
+    cr_assert(eq(u32, mq_names_get(&ix, NULL, 0), 7));
+    char again[] = "bob", first[] = "bob";
+    mq_names_put(&ix, first, 3, 1);
+    mq_names_put(&ix, again, 3, 2); /* an equal name: replaced, pointer and number */
+    cr_assert(eq(sz, ix.len, 2));
+    cr_assert(eq(u32, mq_names_get(&ix, "bob", 3), 2));
+    mq_names_fini(&ix);
+    cr_assert(eq(u32, mq_names_get(&ix, "bob", 3), 0));
 }
