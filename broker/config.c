@@ -357,7 +357,7 @@ static void store_uint(void *dst, size_t size, uint64_t v)
     }
 }
 
-static uint64_t load_uint(const void *src, size_t size)
+uint64_t mq_config__load_uint(const void *src, size_t size)
 {
     uint8_t v8;
     uint16_t v16;
@@ -588,7 +588,7 @@ static int set_value(mq_config_parse_t *p, const mq_config_option_t *o, char **t
             return fail(p, "invalid value '%s' for %s", tok[1], o->name);
         v = k->value;
         if (o->flags & MQ_CONFIG_ACCUMULATE) /* the first line replaces the default */
-            v |= note_seen(p, o) ? 0 : load_uint(dst, o->size);
+            v |= note_seen(p, o) ? 0 : mq_config__load_uint(dst, o->size);
         break;
     default:
         MQ_ASSERT(o->kind != MQ_CONFIG_SPECIAL); /* a SPECIAL row has a handler */

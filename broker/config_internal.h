@@ -104,4 +104,8 @@ struct mq_config_option {
 extern const mq_config_option_t mq_config__options[];
 extern const size_t mq_config__n_options;
 
+/* The unsigned value of 'size' (1, 2, 4 or 8) bytes at 'src', as an option of kind BOOL, UINT,
+ * SIZE or KEYWORD holds it in mq_config_t. */
+uint64_t mq_config__load_uint(const void *src, size_t size);
+
 #endif

@@ -322,29 +322,6 @@ Test(config, include_dir_that_does_not_exist_is_an_error)
 #define N_OPTIONS mq_config__n_options
 #define OPTION(i) (&mq_config__options[i])
 
-static uint64_t load(const void *p, size_t size)
-{
-    uint8_t v8;
-    uint16_t v16;
-    uint32_t v32;
-    uint64_t v64;
-    switch (size) {
-    case 1:
-        memcpy(&v8, p, 1);
-        return v8;
-    case 2:
-        memcpy(&v16, p, 2);
-        return v16;
-    case 4:
-        memcpy(&v32, p, 4);
-        return v32;
-    default:
-        cr_assert_eq(size, 8);
-        memcpy(&v64, p, 8);
-        return v64;
-    }
-}
-
 static bool is_string(const mq_config_option_t *o)
 {
     return o->kind == MQ_CONFIG_STRING || o->kind == MQ_CONFIG_PATH;
@@ -374,8 +351,9 @@ static void expect_default(const mq_config_option_t *o, const void *p, const cha
         else
             cr_expect_null(s, "%s in %s: \"%s\", want none", o->name, where, s);
     } else {
-        cr_expect_eq(load(p, o->size), o->def, "%s in %s: %llu, want %llu", o->name, where,
-                     (unsigned long long)load(p, o->size), (unsigned long long)o->def);
+        cr_expect_eq(mq_config__load_uint(p, o->size), o->def, "%s in %s: %llu, want %llu", o->name,
+                     where, (unsigned long long)mq_config__load_uint(p, o->size),
+                     (unsigned long long)o->def);
     }
 }
 
@@ -580,7 +558,8 @@ Test(config, numbers_outside_their_range_are_rejected_with_file_and_line)
         }
         if (o->flags & MQ_CONFIG_MINUS_ONE) {
             cr_expect_eq(parse_line2(o->name, "-1"), 0, "%s -1: %s", o->name, err);
-            cr_expect_eq(load((const char *)&cfg + o->off, o->size), 0, "%s -1", o->name);
+            cr_expect_eq(mq_config__load_uint((const char *)&cfg + o->off, o->size), 0, "%s -1",
+                         o->name);
         } else {
             expect_out_of_range(o, "-1");
         }
