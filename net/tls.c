@@ -397,7 +397,7 @@ size_t mq_tls_send(mq_tls_t *t, const uint8_t *plain, size_t len, mq_buf_t *wire
         if (n <= 0) {
             const char *why = failure(t, SSL_get_error(t->ssl, n));
             MQ_LOG(MQ_LOG_INFO, "peer=%s %s", t->peer, why);
-            n = (int)len; /* dropped: the connection cannot be served */
+            n = (int)len; /* dropped: the connection cannot be served (the caller closes it) */
         }
         taken = (size_t)n;
     }
@@ -410,9 +410,9 @@ bool mq_tls_pending(const mq_tls_t *t)
     return BIO_ctrl_pending(t->wbio) > 0;
 }
 
-bool mq_tls_is_ready(const mq_tls_t *t)
+bool mq_tls_is_failed(const mq_tls_t *t)
 {
-    return t->is_ready;
+    return t->is_failed;
 }
 
 void mq_tls_close(mq_tls_t *t)
@@ -457,6 +457,8 @@ static void xp_send(mq_conn_t *c, mq_buf_t *plain, mq_buf_t *wire)
         plain->len = 0;
     else
         mq_buf_consume(plain, n);
+    if (mq_tls_is_failed(t))
+        mq_conn_close(c, "TLS write failed"); /* what was taken is lost: say so, end it */
     if (c->state == MQ_CONN_CLOSING && plain->len == 0) {
         mq_tls_close(t); /* after the last records, before the socket is shut */
         (void)mq_tls_send(t, NULL, 0, wire);

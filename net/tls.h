@@ -78,8 +78,9 @@ size_t mq_tls_send(mq_tls_t *t, const uint8_t *plain, size_t len, mq_buf_t *wire
 /* Owning worker: wire bytes wait for mq_tls_send(). */
 bool mq_tls_pending(const mq_tls_t *t);
 
-/* Owning worker: the handshake has completed. */
-bool mq_tls_is_ready(const mq_tls_t *t);
+/* Owning worker: the session has failed (a record could not be read or written); the
+ * connection has to close. */
+bool mq_tls_is_failed(const mq_tls_t *t);
 
 /* Owning worker: queues a close_notify (once, after a completed handshake; after a failed one
  * the alert is already pending). Sent by the next mq_tls_send(). */

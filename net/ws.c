@@ -447,6 +447,8 @@ static void wss_send(mq_conn_t *c, ws_conn_t *w, mq_buf_t *plain, mq_buf_t *wire
         w->tout.len = 0; /* also with nothing allocated yet */
     else
         mq_buf_consume(&w->tout, n);
+    if (mq_tls_is_failed(w->tls))
+        mq_conn_close(c, "TLS write failed"); /* what was taken is lost: say so, end it */
     if (c->state == MQ_CONN_CLOSING && w->tout.len == 0) {
         mq_tls_close(w->tls); /* after the last records (the close frame), before the shutdown */
         (void)mq_tls_send(w->tls, NULL, 0, wire);
