@@ -89,11 +89,13 @@ unsigned mq_passwd_entry_iterations(const mq_passwd_entry_t *e);
  * equals a remembered one without verifying again. The secret is drawn per table, so the keys of
  * one table never equal those of another: a reload (a new table) clears such a cache implicitly.
  * Keys are not password hashes to store or log; compare them with mq_passwd_key_eq only. Any
- * thread. 'pw' NULL gives the key of "no password", which no verified login has. */
+ * thread. 'pw' NULL gives the key of "no password", which no verified login has. False when
+ * libcrypto fails (out of memory): there is no key, the caller verifies in full and caches
+ * nothing. */
 typedef struct mq_passwd_key {
     uint8_t b[32];
 } mq_passwd_key_t;
-void mq_passwd_cache_key(const mq_passwd_t *t, const mq_passwd_entry_t *e, const char *pw,
+bool mq_passwd_cache_key(const mq_passwd_t *t, const mq_passwd_entry_t *e, const char *pw,
                          size_t len, mq_passwd_key_t *out);
 bool mq_passwd_key_eq(const mq_passwd_key_t *a, const mq_passwd_key_t *b); /* constant-time */
 

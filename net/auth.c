@@ -108,9 +108,9 @@ static enum mq_rc verify_cached(const mq_passwd_t *t, const mq_passwd_entry_t *e
     if (c == NULL || mq_passwd_entry_hash(e) != MQ_PASSWD_SHA512_PBKDF2) /* $6$: one SHA-512 */
         return mq_passwd_verify(e, pw->ptr, pw->len) ? MQ_RC_SUCCESS : MQ_RC_NOT_AUTHORIZED;
     mq_passwd_key_t k;
-    mq_passwd_cache_key(t, e, pw->ptr, pw->len, &k);
+    bool keyed = mq_passwd_cache_key(t, e, pw->ptr, pw->len, &k);
     size_t i = cache_slot(mq_passwd_entry_user(e));
-    if (c->used[i] && mq_passwd_key_eq(&c->key[i], &k)) {
+    if (keyed && c->used[i] && mq_passwd_key_eq(&c->key[i], &k)) {
         c->hits++;
         return MQ_RC_SUCCESS;
     }
@@ -119,8 +119,10 @@ static enum mq_rc verify_cached(const mq_passwd_t *t, const mq_passwd_entry_t *e
     c->misses++;
     if (!mq_passwd_verify(e, pw->ptr, pw->len))
         return MQ_RC_NOT_AUTHORIZED;
-    c->key[i] = k;
-    c->used[i] = true;
+    if (keyed) {
+        c->key[i] = k;
+        c->used[i] = true;
+    }
     return MQ_RC_SUCCESS;
 }
 
@@ -145,7 +147,7 @@ enum mq_rc mq_auth_admit(const mq_auth_t *a, const mq_server_listener_t *lo, con
     enum mq_rc rc;
     if (answered && answered->gen == a->gen) { /* the verifier's answer, for this very state */
         rc = answered->ok ? MQ_RC_SUCCESS : MQ_RC_NOT_AUTHORIZED;
-        if (answered->ok && cache)
+        if (answered->ok && answered->has_key && cache)
             mq_auth_cache_put(cache, answered->user, &answered->key);
     } else {
         rc = mq_auth_connect(a, lo->auth_domain, lo->allow_anonymous, cp, cache, may_defer);
@@ -310,8 +312,7 @@ static void answer(mq_auth_verifier_t *v, mq_auth_pending_t *p)
     const mq_passwd_t *t = p->domain < a->n ? a->d[p->domain].pw : NULL;
     const mq_passwd_entry_t *e = t ? mq_passwd_find(t, p->user.ptr, p->user.len) : NULL;
     p->ok = e && mq_passwd_verify(e, p->pw.ptr, p->pw.len);
-    if (p->ok)
-        mq_passwd_cache_key(t, e, p->pw.ptr, p->pw.len, &p->key);
+    p->has_key = p->ok && mq_passwd_cache_key(t, e, p->pw.ptr, p->pw.len, &p->key);
     p->gen = a->gen;
     mq_epoch_quiescent(v->rec); /* frees nothing of its own; announces it holds nothing */
     mq_epoch_offline(v->rec);

@@ -97,6 +97,7 @@ enum mq_rc mq_auth_connect(const mq_auth_t *a, unsigned d, bool allow_anonymous,
 typedef struct mq_auth_pending {
     uint64_t gen;        /* the state the answer holds for; 0 = not answered yet */
     bool ok;             /* the password is right */
+    bool has_key;        /* 'key' holds (libcrypto could make it) */
     mq_passwd_key_t key; /* when ok: the credentials' cache key in state 'gen' */
     uint8_t domain;
     mq_str_t user, pw; /* copies, in the same allocation */

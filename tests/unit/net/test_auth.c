@@ -142,7 +142,8 @@ Test(auth, a_pbkdf2_run_can_be_deferred_to_the_verifier_and_its_answer_is_used_o
     pd->gen = mq_auth_generation(auth);
     pd->ok = true;
     mq_passwd_t *t = passwords(); /* a key made with another table never matches */
-    mq_passwd_cache_key(t, mq_passwd_find(t, "alice", 5), "secret", 6, &pd->key);
+    pd->has_key = mq_passwd_cache_key(t, mq_passwd_find(t, "alice", 5), "secret", 6, &pd->key);
+    cr_assert(pd->has_key);
     mq_passwd_free(t);
     cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, NULL, cache, pd, true, &why), MQ_RC_SUCCESS));
     cr_expect(eq(int, mq_auth_connect(auth, 0, false, &c, cache, true), MQ_RC_AGAIN),
