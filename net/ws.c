@@ -299,6 +299,12 @@ static bool upgrade(mq_conn_t *c, ws_conn_t *w, const mq_ws_req_t *req)
 /* Decodes frames in place and passes the MQTT bytes up; answers pings and closes. */
 static int frames_in(mq_conn_t *c, ws_conn_t *w, uint8_t *in, size_t len)
 {
+    if (w->close_len) {
+        /* the stream ended (a close frame, or a violation) in a read whose CONNECT then took
+         * the connection to another worker: it ends here, with the answer stored then */
+        mq_conn_close(c, "WebSocket stream ended before the connection changed worker");
+        return MQ_CONN_CLOSED;
+    }
     mq_ws_rx_t rx;
     enum mq_ws_result res = mq_ws_decode(&w->dec, in, len, &rx);
     if (res == MQ_WS_OK && rx.reply_len) /* a pong: any time between frames */
@@ -309,8 +315,8 @@ static int frames_in(mq_conn_t *c, ws_conn_t *w, uint8_t *in, size_t len)
     }
     int r = rx.len ? mq_conn_up(c, in, rx.len) : MQ_CONN_OK;
     /* handed to another worker: 'c' is not ours any more; what is pending in 'w' goes out
-     * with the new owner's first flush. (A close frame in the same read as the CONNECT is
-     * then answered only when that worker reads again.) */
+     * with the new owner's first flush. (A stream that ended in the same read as the CONNECT
+     * is closed by that worker when it reads again, or sees the socket end: above.) */
     if (r == MQ_CONN_GONE)
         return r;
     if (res != MQ_WS_OK && c->state != MQ_CONN_CLOSING) {
