@@ -200,14 +200,17 @@ static enum mq_rc refusal(mq_proto_t *p, client_t *cl, const mq_publish_t *pub)
     return MQ_RC_SUCCESS;
 }
 
-/* The message a PUBLISH makes: its v5 properties, expiry and publisher kept with it. */
+/* The message a PUBLISH makes: its v5 properties, expiry and publisher kept with it; NULL
+ * when it would not fit in a packet (the decoder bounded the packet, but a Topic Alias brings
+ * a topic from an earlier one). */
 static mq_msg_t *make_msg(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_str_t topic)
 {
     const mq_publish_t *pub = &pkt->publish;
     const mq_props_t *pr = cl->proto == MQ_PROTO_5 ? &pkt->props : NULL;
     mq_msg_t *msg = mq_msg_new_props(topic.ptr, topic.len, pub->payload.ptr, pub->payload.len,
                                      pub->qos, pub->retain, pr);
-    MQ_ASSERT(msg != NULL); /* the decoder bounded topic and payload */
+    if (msg == NULL) /* over the largest packet: an alias's topic + a payload near the limit */
+        return NULL;
     msg->origin = cl->sess->id_hash;
     if (pr && mq_props_has(pr, MQ_PROP_MESSAGE_EXPIRY))
         msg->expire_at = p->env.loop->now_ms + (uint64_t)pr->message_expiry * 1000 +
@@ -231,6 +234,11 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     enum mq_rc ack = MQ_RC_SUCCESS;
     if (should_route(p, cl, pub, topic, &ack)) {
         mq_msg_t *msg = make_msg(p, cl, pkt, topic);
+        if (msg == NULL) {
+            mq_client_end_rc(p, cl, MQ_RC_PACKET_TOO_LARGE, true,
+                             "the aliased topic and the payload exceed the largest packet");
+            return MQ_CONN_CLOSED;
+        }
         /* v5 PUBACK: 0x10 No matching subscribers [MQTT-3.4.2.1] (PUBREC says nothing of it,
          * as mosquitto: the flow goes on to PUBREL either way) */
         if (!mq_publish_route(p, msg) && pub->qos == 1)
