@@ -204,7 +204,8 @@ const mq_config_option_t mq_config__options[] = {
      SEEN(allow_anonymous_set), LSEEN(allow_anonymous_set), .def = true},
     {OPTION("allow_zero_length_clientid", BOOL, SECURITY), BOTH_FIELD(allow_zero_length_clientid),
      .def = true},
-    {OPTION("auto_id_prefix", STRING, SECURITY), BOTH_FIELD(auto_id_prefix), .def_str = "auto-"},
+    {OPTION("auto_id_prefix", STRING, SECURITY), BOTH_FIELD(auto_id_prefix), .def_str = "auto-",
+     .max_len = MQ_AUTO_ID_PREFIX_MAX},
     {OPTION("password_file", PATH, SECURITY), BOTH_FIELD(password_file)},
     {OPTION("acl_file", PATH, SECURITY), BOTH_FIELD(acl_file)},
     {OPTION("per_listener_settings", BOOL, GLOBAL), FIELD(per_listener_settings)},
@@ -570,6 +571,8 @@ static int set_value(mq_config_parse_t *p, const mq_config_option_t *o, char **t
     case MQ_CONFIG_STRING:
     case MQ_CONFIG_PATH:
         if (!(o->flags & MQ_CONFIG_REST_OF_LINE)) {
+            if (o->max_len && strlen(tok[1]) > o->max_len)
+                return fail(p, "invalid value for %s: longer than %zu bytes", o->name, o->max_len);
             if (dst)
                 set_string(dst, tok[1]);
             break;

@@ -96,6 +96,7 @@ struct mq_config_option {
     uint64_t at_least;   /* UINT, SIZE: a value other than 0 must be >= this */
     uint64_t def;        /* BOOL, UINT, SIZE, KEYWORD, SPECIAL: the default */
     const char *def_str; /* STRING, PATH: the default (copied); NULL = none */
+    size_t max_len;      /* STRING: the longest value, in bytes; 0 = no limit */
     const mq_config_keyword_t *keywords; /* KEYWORD, and handlers that take keywords */
     mq_config_set_cb *set;               /* NULL = store the value by kind */
 };

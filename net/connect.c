@@ -11,7 +11,8 @@
 #include "net/tls.h"
 #include "net/will.h"
 
-/* An identifier for a client that sent none, chosen so that this worker owns it. */
+/* An identifier for a client that sent none, chosen so that this worker owns it: the prefix
+ * and 16 hex digits, in 'cap' >= strlen(prefix) + 17 bytes. */
 static size_t make_client_id(mq_proto_t *p, const char *prefix, char *buf, size_t cap)
 {
     for (;;) {
@@ -19,8 +20,7 @@ static size_t make_client_id(mq_proto_t *p, const char *prefix, char *buf, size_
         if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
             r = XXH3_64bits(&p->next_auto_id, sizeof(p->next_auto_id)) ^ p->env.loop->now_ms;
         r ^= ++p->next_auto_id;
-        int n = snprintf(buf, cap, "%s%016llx", prefix, (unsigned long long)r);
-        size_t len = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+        size_t len = (size_t)snprintf(buf, cap, "%s%016llx", prefix, (unsigned long long)r);
         if (XXH3_64bits(buf, len) % p->env.n_workers == p->env.self)
             return len;
     }
@@ -308,23 +308,11 @@ static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess
                cp->clean_start ? 1 : 0, cl->keep_alive);
 }
 
-int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
+/* The CONNECT of an admitted client as client 'id'. */
+static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const char *id,
+                      size_t id_len)
 {
     const mq_connect_t *cp = &pkt->connect;
-    cl->proto = cp->level;
-    cl->problem_info =
-        !(cp->level == MQ_PROTO_5 && mq_props_has(&pkt->props, MQ_PROP_REQUEST_PROBLEM_INFO) &&
-          pkt->props.request_problem_info == 0);
-    if (!admit(p, cl, pkt))
-        return MQ_CONN_CLOSED;
-    char idbuf[128];
-    const char *id = cp->client_id.ptr;
-    size_t id_len = cp->client_id.len;
-    if (id_len == 0) {
-        id_len = make_client_id(p, p->o->listeners[cl->conn.listener].auto_id_prefix, idbuf,
-                                sizeof(idbuf));
-        id = idbuf;
-    }
     uint64_t h = XXH3_64bits(id, id_len);
     unsigned owner = (unsigned)(h % p->env.n_workers);
     if (owner != p->env.self) {
@@ -350,6 +338,28 @@ int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     set_expiry(p, s, pkt);
     welcome(p, cl, pkt, s, present);
     return MQ_CONN_OK;
+}
+
+int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
+{
+    const mq_connect_t *cp = &pkt->connect;
+    cl->proto = cp->level;
+    cl->problem_info =
+        !(cp->level == MQ_PROTO_5 && mq_props_has(&pkt->props, MQ_PROP_REQUEST_PROBLEM_INFO) &&
+          pkt->props.request_problem_info == 0);
+    if (!admit(p, cl, pkt))
+        return MQ_CONN_CLOSED;
+    if (cp->client_id.len > 0)
+        return connect_as(p, cl, pkt, cp->client_id.ptr, cp->client_id.len);
+    /* an assigned id: the prefix (at most MQ_AUTO_ID_PREFIX_MAX bytes) and 16 hex digits */
+    const char *prefix = p->o->listeners[cl->conn.listener].auto_id_prefix;
+    char stack[128];
+    size_t cap = strlen(prefix) + 17;
+    char *buf = cap <= sizeof(stack) ? stack : mq_alloc(cap);
+    int r = connect_as(p, cl, pkt, buf, make_client_id(p, prefix, buf, cap));
+    if (buf != stack)
+        mq_free(buf);
+    return r;
 }
 
 void mq_connect_hand_off(mq_proto_t *p, client_t *cl)

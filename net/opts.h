@@ -40,6 +40,10 @@ typedef struct mq_server_tls {
 } mq_server_tls_t;
 struct mq_auth; /* net/auth.h */
 
+/* The longest auto_id_prefix: an assigned client id, the prefix and 16 hex digits, is an MQTT
+ * string. */
+#define MQ_AUTO_ID_PREFIX_MAX (65535u - 16u)
+
 typedef struct mq_server_listener {
     const char *bind_address; /* NULL: all addresses */
     uint16_t port;
@@ -59,7 +63,7 @@ typedef struct mq_server_listener {
     /* security: the listener's own with per_listener_settings, else the broker's values */
     bool allow_anonymous;
     bool allow_zero_length_clientid;
-    const char *auto_id_prefix;
+    const char *auto_id_prefix; /* at most MQ_AUTO_ID_PREFIX_MAX bytes */
     uint8_t auth_domain; /* the domain of the security state (net/auth.h) it checks against */
 } mq_server_listener_t;
 

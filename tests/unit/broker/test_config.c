@@ -311,6 +311,17 @@ Test(config, include_dir_reads_conf_files_in_order_and_reports_their_lines)
     rmdir(dir);
 }
 
+Test(config, auto_id_prefix_longer_than_an_assigned_id_can_hold_is_an_error)
+{
+    static char text[MQ_AUTO_ID_PREFIX_MAX + 64];
+    int n = snprintf(text, sizeof(text), "auto_id_prefix %0*d\n", MQ_AUTO_ID_PREFIX_MAX, 0);
+    cr_assert_eq(parse(text), 0, "%s", err); /* the longest allowed */
+    snprintf(text + n - 1, sizeof(text) - (size_t)n + 1, "0\n");
+    cr_assert_eq(parse(text), -1);
+    cr_assert(strstr(err, "test.conf:1: invalid value for auto_id_prefix: longer than 65519 bytes"),
+              "%s", err);
+}
+
 Test(config, include_dir_that_does_not_exist_is_an_error)
 {
     cr_assert_eq(parse("include_dir /nonexistent/conf.d\n"), -1);
