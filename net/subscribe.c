@@ -103,8 +103,8 @@ void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     p->cnt.msgs_sent++;
     pos = 0;
     for (uint32_t i = 0; i < n && mq_sub_next(pkt, cl->proto, &pos, &e); i++) {
-        if (p->codes[i] >= 0x80 || e.retain_handling == 2 ||
-            (e.retain_handling == 1 && !p->fresh[i]))
+        if (p->codes[i] >= 0x80 || p->fresh[i] == 2 /* shared: never [MQTT-4.8.2] */ ||
+            e.retain_handling == 2 || (e.retain_handling == 1 && !p->fresh[i]))
             continue;
         mq_sub_t *sub = mq_sess_find_sub(cl->sess, e.filter.ptr, e.filter.len);
         retained_ctx_t rc = {p,
