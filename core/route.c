@@ -456,13 +456,19 @@ static void reserve_seen(mq_route_t *r, size_t n)
     r->gen = 0;
 }
 
-/* The destination of 'ls' for 'msg', or false when No Local excludes it. */
+/* True when 'ls' does not take 'msg': a shared subscription (by group pick alone), one an ACL
+ * revoked (grant 0), or No Local and the message its own session's [MQTT-3.8.3-3]. */
+static bool excluded(const lsub_t *ls, const mq_msg_t *msg)
+{
+    return ls->gid || ls->grant == 0 ||
+           ((ls->flags & MQ_SUB_NO_LOCAL) && msg->origin == ls->sess->id_hash);
+}
+
+/* The destination of 'ls' for 'msg', or false when it is excluded. */
 static bool dest_of(const lsub_t *ls, const mq_msg_t *msg, bool upgrade, mq_route_dest_t *d)
 {
-    if (ls->gid || ls->grant == 0) /* shared: by group pick alone; 0: an ACL revoked it */
+    if (excluded(ls, msg))
         return false;
-    if ((ls->flags & MQ_SUB_NO_LOCAL) && msg->origin == ls->sess->id_hash)
-        return false; /* [MQTT-3.8.3-3] */
     *d = (mq_route_dest_t){.sess = ls->sess,
                            .qos = deliver_qos(ls->qos, msg->qos, upgrade),
                            .retain = (ls->flags & MQ_SUB_RAP) && msg->retain,
@@ -495,8 +501,10 @@ static void dedup_add(mq_route_t *r, uint32_t *n, const mq_route_dest_t *d)
     r->dest[(*n)++] = *d;
 }
 
-/* Second pass: each destination's identifiers, contiguous in r->sids. */
-static void gather_ids(mq_route_t *r, const uint64_t *fids, uint32_t n, uint32_t count)
+/* Second pass: each destination's identifiers, contiguous in r->sids; the subscriptions are
+ * the first pass's (dest_of), so each session's identifiers fill the room counted for it. */
+static void gather_ids(mq_route_t *r, const mq_msg_t *msg, const uint64_t *fids, uint32_t n,
+                       uint32_t count)
 {
     uint32_t off = 0;
     for (uint32_t k = 0; k < count; k++) { /* n_sub_ids is the count from dedup_add */
@@ -509,14 +517,14 @@ static void gather_ids(mq_route_t *r, const uint64_t *fids, uint32_t n, uint32_t
     for (uint32_t i = 0; i < n; i++) {
         const lfilter_t *lf = mq_map_get(&r->filters, fids[i]);
         for (uint32_t k = 0; lf && k < lf->n; k++) {
-            if (lf->subs[k].sub_id == 0 || lf->subs[k].gid)
+            if (lf->subs[k].sub_id == 0 || excluded(&lf->subs[k], msg))
                 continue;
             const mq_sess_t *s = lf->subs[k].sess;
             size_t j = (size_t)XXH3_64bits(&s, sizeof(s)) & mask;
             while (r->seen[j].gen == r->gen && r->seen[j].sess != s)
                 j = (j + 1) & mask;
             if (r->seen[j].gen != r->gen)
-                continue; /* excluded by No Local */
+                continue; /* not a destination (the first pass decides) */
             mq_route_dest_t *d = &r->dest[r->seen[j].idx];
             ((uint32_t *)d->sub_ids)[d->n_sub_ids++] = lf->subs[k].sub_id;
         }
@@ -567,7 +575,7 @@ uint32_t mq_route_resolve(mq_route_t *r, const uint64_t *fids, uint32_t n, const
         }
     }
     if (any_ids)
-        gather_ids(r, fids, n, count);
+        gather_ids(r, msg, fids, n, count);
     return count;
 }
 

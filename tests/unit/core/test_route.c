@@ -344,6 +344,31 @@ Test(route, every_matching_subscription_identifier_is_delivered_once_per_session
     }
 }
 
+Test(route, an_excluded_subscription_gives_no_identifier_to_any_session)
+{
+    /* S: "a/#" No Local id 5 and "a/b" id 7; T: "a/b" id 9; S publishes to "a/b" */
+    mq_sess_t *s = sess(r0, "s"), *t = sess(r0, "t");
+    mq_route_opts_t nl5 = {.flags = MQ_SUB_NO_LOCAL, .sub_id = 5}, i7 = {.sub_id = 7},
+                    i9 = {.sub_id = 9};
+    mq_route_subscribe(r0, s, "a/#", 3, 1, &nl5, NULL);
+    mq_route_subscribe(r0, s, "a/b", 3, 1, &i7, NULL);
+    mq_route_subscribe(r0, t, "a/b", 3, 1, &i9, NULL);
+    mq_msg_t *m = mq_msg_new("a/b", 3, "x", 1, 1, false);
+    m->origin = s->id_hash;
+    uint32_t n0, n1, n;
+    match(r0, "a/b", &n0, &n1);
+    const uint64_t *ids0 = mq_route_take(r0, 0, &n);
+    const mq_route_dest_t *d;
+    uint32_t k = mq_route_resolve(r0, ids0, n, m, false, &d);
+    cr_assert(eq(u32, k, 2));
+    for (uint32_t i = 0; i < k; i++) {
+        cr_assert(eq(u32, d[i].n_sub_ids, 1), "session %s", d[i].sess->client_id);
+        cr_assert(eq(u32, d[i].sub_ids[0], d[i].sess == s ? 7 : 9), "session %s",
+                  d[i].sess->client_id);
+    }
+    mq_msg_unref(m);
+}
+
 Test(route, a_resubscription_reports_it_is_not_new_and_replaces_the_options)
 {
     mq_sess_t *a = sess(r0, "a");
