@@ -44,7 +44,8 @@ enum mq_role {
 };
 
 #define MQ_CODEC_MAX_REMAINING 268435455u /* largest 4-byte Variable Byte Integer */
-#define MQ_CODEC_MAX_HEADER 5u            /* fixed header: type byte + up to 4 length bytes */
+#define MQ_CODEC_MAX_PACKET (1u + 4u + MQ_CODEC_MAX_REMAINING) /* the largest packet */
+#define MQ_CODEC_MAX_HEADER 5u /* fixed header: type byte + up to 4 length bytes */
 
 /* MQTT v5 property identifiers (§2.2.2.2). */
 enum mq_prop_id {

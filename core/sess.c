@@ -115,7 +115,7 @@ uint32_t mq_sess_filter_queue(mq_sess_t *s, mq_sess_keep_cb *keep, void *arg)
         }
         s->q_bytes -= o.msg->payload_len;
         s->stats.dropped++;
-        mq_msg_unref(o.msg);
+        out_release(&o);
     }
     s->q_len = kept;
     return n - kept;
@@ -163,6 +163,33 @@ static size_t publish_size(mq_sess_t *s, const mq_outmsg_t *o)
     return mq_msg_publish_size_v5(o->msg, o->qos, &x);
 }
 
+/* Bytes a delivery's own parts add to a message at most: a packet id, a Message Expiry, 255
+ * Subscription Identifiers, a Topic Alias, a property length. */
+#define DELIVERY_PARTS_MAX 2048u
+
+/* The largest packet this connection takes: the client's Maximum Packet Size, or any. */
+static size_t packet_max(const mq_sess_t *s)
+{
+    return s->peer.max_packet ? s->peer.max_packet : MQ_CODEC_MAX_PACKET;
+}
+
+/* False when 'o' is far enough below packet_max() that no delivery parts can take it over. */
+static bool near_max(const mq_sess_t *s, const mq_outmsg_t *o)
+{
+    return (size_t)o->msg->wire_len + o->msg->props_len + DELIVERY_PARTS_MAX > packet_max(s);
+}
+
+/* A Topic Alias may go with 'o' only when the packet still fits with it; decided before the
+ * alias is chosen, since choosing one is remembered. */
+static bool alias_fits(mq_sess_t *s, const mq_outmsg_t *o)
+{
+    if (!near_max(s, o))
+        return true;
+    mq_msg_v5_t x = v5_parts(s, o, false);
+    x.alias = 1; /* and the topic in full: the larger of the two forms */
+    return mq_msg_publish_size_v5(o->msg, o->qos, &x) <= packet_max(s);
+}
+
 static void write_publish(mq_sess_t *s, const mq_outmsg_t *o, bool dup)
 {
     size_t w;
@@ -171,7 +198,7 @@ static void write_publish(mq_sess_t *s, const mq_outmsg_t *o, bool dup)
         w = mq_msg_write_publish(o->msg, o->qos, o->packet_id, o->retain, dup,
                                  s->out->data + s->out->len);
     } else {
-        mq_msg_v5_t x = v5_parts(s, o, true);
+        mq_msg_v5_t x = v5_parts(s, o, alias_fits(s, o));
         mq_buf_reserve(s->out, mq_msg_publish_size_v5(o->msg, o->qos, &x));
         w = mq_msg_write_publish_v5(o->msg, o->qos, o->packet_id, o->retain, dup, &x,
                                     s->out->data + s->out->len);
@@ -183,14 +210,15 @@ static void write_publish(mq_sess_t *s, const mq_outmsg_t *o, bool dup)
 }
 
 /* A message that must not go out to this connection: expired before onward delivery
- * started [MQTT-3.3.2-5], or larger than the client accepts [MQTT-3.1.2-25]. Counted. */
+ * started [MQTT-3.3.2-5], or larger than the client accepts [MQTT-3.1.2-25] or than any
+ * packet can be (a message near the limit and the parts of a v5 delivery). Counted. */
 static bool undeliverable(mq_sess_t *s, const mq_outmsg_t *o)
 {
     if (o->msg->expire_at && s->clock && *s->clock >= o->msg->expire_at) {
         s->stats.expired++;
         return true;
     }
-    if (s->peer.max_packet && publish_size(s, o) > s->peer.max_packet) {
+    if (near_max(s, o) && publish_size(s, o) > packet_max(s)) {
         s->stats.too_large++;
         return true;
     }

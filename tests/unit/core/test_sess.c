@@ -717,3 +717,29 @@ Test(sess, message_too_large_for_a_packet_id_is_dropped_at_qos1_and_qos2)
     cr_assert(eq(u32, mq_sess_queued(s), 0));
     cr_assert(eq(u32, refs(m), 1));
 }
+
+/* A Topic Alias goes with a message only when the packet, alias included, stays within the
+ * client's Maximum Packet Size [MQTT-3.1.2-25]; an alias already sent still saves the topic. */
+Test(sess, a_topic_alias_never_takes_a_packet_over_the_maximum_packet_size)
+{
+    mq_msg_t *m = mq_msg_new("t/topic", 7, "x", 1, 0, false);
+    msgs[n_msgs++] = m;
+    /* v5 QoS 0: 1 + 1 (length) + 2 + 7 (topic) + 1 (no properties) + 1 (payload) = 13 */
+    mq_sess_peer_t tight = {.proto = MQ_PROTO_5, .max_packet = 13, .alias_max = 10};
+    s = mq_sess_new("client-1", 8, 42, false, &lim);
+    mq_sess_attach(s, &out, (void *)&out, &tight);
+    cr_assert(mq_sess_deliver(s, m, 0, false));
+    cr_assert(eq(sz, out.len, 13), "no room for the alias's 3 bytes");
+    mq_sess_detach(s);
+    mq_sess_free(s);
+    out.len = 0;
+
+    mq_sess_peer_t room = {.proto = MQ_PROTO_5, .max_packet = 16, .alias_max = 10};
+    s = mq_sess_new("client-1", 8, 42, false, &lim);
+    mq_sess_attach(s, &out, (void *)&out, &room);
+    cr_assert(mq_sess_deliver(s, m, 0, false));
+    cr_assert(eq(sz, out.len, 16), "the topic and its new alias");
+    cr_assert(mq_sess_deliver(s, m, 0, false));
+    cr_assert(eq(sz, out.len, 16 + 9), "the alias alone: 1 + 1 + 2 + 1 + 3 + 1");
+    cr_assert(eq(u64, s->stats.too_large, 0));
+}
