@@ -161,6 +161,10 @@ static void format_peer(mq_conn_t *c)
 static void arm_recv(mq_conn_t *c, bool multishot)
 {
     struct io_uring_sqe *sqe = mq_op_sqe(c->loop->ring);
+    if (sqe == NULL) { /* the ring is unusable: this connection cannot be served */
+        mq_conn_close(c, "io_uring: no submission queue entry for a receive");
+        return;
+    }
     if (multishot)
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     else
@@ -236,6 +240,11 @@ static void maybe_release(mq_conn_t *c)
 static void submit_send(mq_conn_t *c)
 {
     struct io_uring_sqe *sqe = mq_op_sqe(c->loop->ring);
+    if (sqe == NULL) { /* the ring is unusable: what was to go cannot, the connection ends */
+        c->wbuf.len = c->whead_len = 0;
+        mq_conn_close(c, "io_uring: no submission queue entry for a send");
+        return;
+    }
     if (c->wsent < c->whead_len) {
         c->wiov[0] = (struct iovec){c->whead + c->wsent, c->whead_len - c->wsent};
         c->wiov[1] = (struct iovec){c->wbuf.data, c->wbuf.len};

@@ -88,7 +88,10 @@ bool mq_mailbox_wake(mq_mailbox_t *to, struct io_uring *from)
      * owner sees our entry in this drain, or we see its 0 and send a new wake-up */
     if (atomic_exchange_explicit(&to->wake_pending, 1, memory_order_seq_cst))
         return false;
-    return mq_mailbox_ring(from, to->ring_fd);
+    if (mq_mailbox_ring(from, to->ring_fd))
+        return true;
+    atomic_store_explicit(&to->wake_pending, 0, memory_order_seq_cst); /* a later post retries */
+    return false;
 }
 
 void mq_mailbox_begin_drain(mq_mailbox_t *mb)

@@ -107,6 +107,7 @@ static int listen_on(const mq_server_listener_t *l, int *fd_out, uint16_t *port_
 static void arm_accept(mq_server_t *srv, unsigned i)
 {
     struct io_uring_sqe *sqe = mq_op_sqe(&srv->acc_ring);
+    MQ_ASSERT(sqe != NULL); /* the acceptor's ring refuses every submission: it cannot run */
     io_uring_prep_multishot_accept(sqe, srv->listen_fds[i], NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, mq_op_pack_index(i, MQ_OP_ACCEPT));
 }
@@ -173,6 +174,7 @@ static bool on_accept_cqe(mq_server_t *srv, const struct io_uring_cqe *cqe, unsi
 static void cancel_accepts(mq_server_t *srv)
 {
     struct io_uring_sqe *sqe = mq_op_sqe(&srv->acc_ring);
+    MQ_ASSERT(sqe != NULL); /* as in arm_accept */
     io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, mq_op_pack(NULL, MQ_OP_MSG));
 }

@@ -224,6 +224,7 @@ static void arm_timer(mq_worker_t *w)
 {
     static struct __kernel_timespec one_second = {.tv_sec = 1, .tv_nsec = 0};
     struct io_uring_sqe *sqe = mq_op_sqe(&w->ring);
+    MQ_ASSERT(sqe != NULL); /* the worker's own ring refuses every submission: it cannot run */
     io_uring_prep_timeout(sqe, &one_second, 0, 0);
     io_uring_sqe_set_data64(sqe, mq_op_pack(w, MQ_OP_TIMER));
 }
