@@ -86,6 +86,8 @@ struct mq_proto_state {
     uint8_t *codes;    /* scratch: SUBACK / UNSUBACK codes */
     uint8_t *fresh;    /* scratch per SUBSCRIBE entry: 1 a new subscription, 2 a shared one */
     uint32_t cap_codes;
+    mq_sess_t **ending; /* scratch: the sessions an expiry pass ends */
+    uint32_t cap_ending;
     pending_will_t *wills; /* delayed wills */
     uint32_t n_wills, cap_wills;
     counters_t cnt;

@@ -486,7 +486,7 @@ void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe 
     }
     c->wbuf.len = 0;
     c->whead_len = 0;
-    if (c->wbuf.cap > WBUF_KEEP) /* a burst grew it: give the memory back */
+    if (c->wbuf.cap > WBUF_KEEP && c->out.len == 0) /* a burst grew it and has ended */
         mq_buf_fini(&c->wbuf);
     if (c->has_held && !release_held(l, c))
         return; /* it moved to another worker */

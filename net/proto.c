@@ -265,6 +265,7 @@ void mq_proto_free(mq_proto_t *p)
     mq_route_free(p->route);
     mq_free(p->codes);
     mq_free(p->fresh);
+    mq_free(p->ending);
     mq_free(p);
 }
 
@@ -282,10 +283,18 @@ size_t mq_proto_conn_size(void)
  * publishes the delayed wills that are due. */
 static void expire(mq_proto_t *p, uint64_t now)
 {
+    /* found first, ended after: ending one changes the table the walk goes through */
     size_t pos = 0;
+    uint32_t n = 0;
     for (mq_sess_t *s; (s = mq_route_next(p->route, &pos)) != NULL;) {
         if (s->conn || s->expire_at == 0 || s->expire_at > now)
             continue;
+        if (n == p->cap_ending)
+            p->ending = mq_grow(p->ending, &p->cap_ending, sizeof(*p->ending), 16);
+        p->ending[n++] = s;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        mq_sess_t *s = p->ending[i];
         mq_msg_t *w = mq_will_take(p, s->client_id, s->id_len, s->id_hash);
         if (w) {
             (void)mq_publish_route(p, w);
@@ -293,7 +302,6 @@ static void expire(mq_proto_t *p, uint64_t now)
         }
         p->cnt.expired_sessions++;
         mq_client_destroy_sess(p, s);
-        pos = 0; /* the table changed: start again (expiries are few per second) */
     }
     for (mq_msg_t *w; (w = mq_will_take_due(p, now)) != NULL;) {
         (void)mq_publish_route(p, w);
