@@ -243,8 +243,7 @@ const mq_config_option_t mq_config__options[] = {
     REFUSED("socket_domain", STRING, LISTENER),
     REFUSED("mount_point", STRING, LISTENER),
     /* MQTT 5: aliases a client may set per connection (mosquitto: per listener, default 10) */
-    {OPTION("max_topic_alias", UINT, LISTENER), .loff = offsetof(mq_listener_conf_t, max_topic_alias),
-     .size = sizeof(uint16_t), RANGE(0, 65535), .def = 10},
+    {OPTION("max_topic_alias", UINT, LISTENER), LFIELD(max_topic_alias), RANGE(0, 65535), .def = 10},
     REFUSED("use_unix_socket", BOOL, LISTENER),
     /* persistence */
     REFUSED("persistence", BOOL, GLOBAL),
@@ -306,12 +305,10 @@ const mq_config_option_t mq_config__options[] = {
 
 const size_t mq_config__n_options = MQ_ARRAY_LEN(mq_config__options);
 
-_Static_assert(sizeof(((mq_config_t *)0)->max_connections) ==
-                   sizeof(((mq_listener_conf_t *)0)->max_connections),
-               "BOTH_FIELD(max_connections): one size for both fields");
 #define SAME_SIZE(f)                                                                               \
     _Static_assert(sizeof(((mq_config_t *)0)->f) == sizeof(((mq_listener_conf_t *)0)->f),          \
                    "BOTH_FIELD(" #f "): one size for both fields")
+SAME_SIZE(max_connections);
 SAME_SIZE(allow_anonymous);
 SAME_SIZE(allow_zero_length_clientid);
 SAME_SIZE(auto_id_prefix);

@@ -101,13 +101,6 @@ static const metric_row_t broker_metrics[] = {
 static const metric_row_t worker_metrics[] = {MQ_STATS(WORKER_ROW)};
 #undef WORKER_ROW
 
-static uint64_t field(const mq_server_stats_t *st, size_t off)
-{
-    uint64_t v;
-    memcpy(&v, (const char *)st + off, sizeof(v));
-    return v;
-}
-
 void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s, mq_buf_t *out)
 {
     unsigned nw = mq_server_workers(srv);
@@ -125,7 +118,7 @@ void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s,
     for (size_t k = 0; k < sizeof(broker_metrics) / sizeof(broker_metrics[0]); k++)
         if (broker_metrics[k].name) /* a figure without a broker-wide metric */
             metric(out, broker_metrics[k].name, broker_metrics[k].help,
-                   field(&st, broker_metrics[k].off));
+                   mq_stats_at(&st, broker_metrics[k].off));
 
     size_t heap = mq_mem_allocated();
     if (heap) /* jemalloc only, as $SYS/broker/heap */
@@ -141,7 +134,7 @@ void mq_metrics_render(mq_server_t *srv, mq_logging_t *logging, double uptime_s,
             continue;
         put(out, "# HELP %s %s\n# TYPE %s %s\n", name, worker_metrics[k].help, name, type_of(name));
         for (unsigned i = 0; i < nw; i++) {
-            uint64_t v = field(&pw[i], worker_metrics[k].off);
+            uint64_t v = mq_stats_at(&pw[i], worker_metrics[k].off);
             if (worker_metrics[k].scale == 1)
                 put(out, "%s{worker=\"%u\"} %llu\n", name, i, (unsigned long long)v);
             else

@@ -3,44 +3,24 @@
 #include "broker/security.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/mem.h"
 
-/* Reads the whole of 'path' into an owned buffer (*out, *len). Returns 0 or -errno. */
-static int read_file(const char *path, char **out, size_t *len)
+/* Reads the whole of 'path' into 'out'. Returns 0 or -errno. */
+static int read_file(const char *path, mq_buf_t *out)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return -errno;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    errno = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4096;
-            buf = mq_realloc(buf, cap);
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f))
-                rc = errno ? -errno : -EIO; /* EISDIR for a directory */
-            break;
-        }
-    }
-    fclose(f);
-    if (rc < 0) {
-        mq_free(buf);
-        return rc;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
+    int rc = mq_buf_read_fd(out, fd);
+    close(fd);
+    return rc;
 }
 
 static void on_passwd_line(void *arg, const char *file, unsigned line, const char *why)
@@ -71,35 +51,37 @@ static void on_acl_problem(void *arg, const char *file, unsigned line, bool is_e
 static int load_domain(mq_auth_t *a, unsigned d, const char *pw_path, const char *acl_path,
                        char *err, size_t errlen)
 {
-    char *buf;
-    size_t len;
+    mq_buf_t buf = {0};
     int rc;
     mq_passwd_t *pw = NULL;
     mq_acl_t *acl = NULL;
     if (pw_path) {
-        if ((rc = read_file(pw_path, &buf, &len)) < 0) {
+        if ((rc = read_file(pw_path, &buf)) < 0) {
             snprintf(err, errlen, "password_file %s: %s", pw_path, strerror(-rc));
+            mq_buf_fini(&buf);
             return -1;
         }
-        pw = mq_passwd_parse(pw_path, buf, len, on_passwd_line, NULL);
-        mq_free(buf);
+        pw = mq_passwd_parse(pw_path, (const char *)buf.data, buf.len, on_passwd_line, NULL);
+        buf.len = 0;
     }
     if (acl_path) {
-        if ((rc = read_file(acl_path, &buf, &len)) < 0) {
+        if ((rc = read_file(acl_path, &buf)) < 0) {
             snprintf(err, errlen, "acl_file %s: %s", acl_path, strerror(-rc));
+            mq_buf_fini(&buf);
             mq_passwd_free(pw);
             return -1;
         }
         acl_report_t rep = {err, errlen, false};
-        rc = mq_acl_parse(acl_path, buf, len, on_acl_problem, &rep, &acl);
-        mq_free(buf);
+        rc = mq_acl_parse(acl_path, (const char *)buf.data, buf.len, on_acl_problem, &rep, &acl);
         if (rc < 0) {
             if (!rep.has_error)
                 snprintf(err, errlen, "acl_file %s: %s", acl_path, strerror(-rc));
+            mq_buf_fini(&buf);
             mq_passwd_free(pw);
             return -1;
         }
     }
+    mq_buf_fini(&buf);
     mq_auth_set_domain(a, d, pw, acl);
     return 0;
 }

@@ -142,13 +142,6 @@ static const sys_row_t worker_rows[] = {MQ_STATS(WSYS_ROW)};
 #undef SYS_ROW
 #undef WSYS_ROW
 
-static uint64_t field(const mq_server_stats_t *st, size_t off)
-{
-    uint64_t v;
-    memcpy(&v, (const char *)st + off, sizeof(v));
-    return v;
-}
-
 void mq_sys_update(mq_sys_t *sys, double now_s)
 {
     mq_server_stats_t st;
@@ -173,7 +166,7 @@ void mq_sys_update(mq_sys_t *sys, double now_s)
         if (sys_rows[k].topic == NULL)
             continue;
         snprintf(buf, sizeof(buf), "$SYS/broker/%s", sys_rows[k].topic);
-        put_u64(sys, buf, field(&st, sys_rows[k].off));
+        put_u64(sys, buf, mq_stats_at(&st, sys_rows[k].off));
     }
 
     /* the store: retained messages plus those held for sessions (queued or in flight) */
@@ -208,7 +201,7 @@ void mq_sys_update(mq_sys_t *sys, double now_s)
                 continue;
             char topic[96];
             snprintf(topic, sizeof(topic), "$SYS/broker/workers/%u/%s", i, worker_rows[k].topic);
-            put_u64(sys, topic, field(&sys->per_worker[i], worker_rows[k].off));
+            put_u64(sys, topic, mq_stats_at(&sys->per_worker[i], worker_rows[k].off));
         }
     }
 }

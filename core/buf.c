@@ -2,6 +2,9 @@
 /* core/buf.c - growable owned buffers. */
 #include "core/buf.h"
 
+#include <errno.h>
+#include <unistd.h>
+
 #include "core/mem.h"
 #include "core/rc.h"
 
@@ -36,4 +39,18 @@ void mq_buf_consume(mq_buf_t *b, size_t n)
     MQ_ASSERT(n <= b->len);
     memmove(b->data, b->data + n, b->len - n);
     b->len -= n;
+}
+
+int mq_buf_read_fd(mq_buf_t *b, int fd)
+{
+    for (;;) {
+        mq_buf_reserve(b, 8192);
+        ssize_t n = read(fd, b->data + b->len, b->cap - b->len);
+        if (n > 0)
+            b->len += (size_t)n;
+        else if (n == 0)
+            return 0;
+        else if (errno != EINTR)
+            return -errno; /* EISDIR for a directory */
+    }
 }

@@ -52,4 +52,8 @@ void mq_buf_append(mq_buf_t *b, const void *p, size_t len);
 /* Drops the first 'n' bytes (n <= len), moving the rest to the front. */
 void mq_buf_consume(mq_buf_t *b, size_t n);
 
+/* Appends everything 'fd' reads until its end (blocking: files at start and reload, not
+ * sockets). Returns 0, or -errno (what was read stays appended). */
+int mq_buf_read_fd(mq_buf_t *b, int fd);
+
 #endif

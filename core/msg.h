@@ -77,12 +77,6 @@ size_t mq_msg_publish_size(const mq_msg_t *m, uint8_t qos);
 size_t mq_msg_write_publish(const mq_msg_t *m, uint8_t qos, uint16_t packet_id, bool retain,
                             bool dup, uint8_t *out);
 
-/* The v5 property bytes kept with 'm'. */
-static inline mq_str_t mq_msg_props(const mq_msg_t *m)
-{
-    return (mq_str_t){(const char *)m->wire + m->wire_len, m->props_len};
-}
-
 /* What a v5 PUBLISH adds per delivery. */
 typedef struct mq_msg_v5 {
     bool has_expiry; /* write a Message Expiry Interval of 'expiry_left' seconds */

@@ -342,23 +342,8 @@ bool mq_props_next_sub_id(const mq_props_t *p, size_t *pos, uint32_t *sid)
     return false;
 }
 
-/* Calls 'fn' for each repeated entry (user properties, extra subscription ids) to copy from a
- * decoded block; used by both size and put so that they cannot disagree. */
-static size_t copy_raw(const mq_props_t *p, uint8_t want, uint8_t *o)
-{
-    size_t pos = 0, total = 0;
-    uint8_t id;
-    mq_str_t e;
-    while (next_entry(p, &pos, &id, &e)) {
-        if (id != want)
-            continue;
-        if (o) {
-            memcpy(o + total, e.ptr, e.len);
-        }
-        total += e.len;
-    }
-    return total;
-}
+/* The entries of one property only, for mq_props_copy_raw. */
+#define ONLY(id) (~(1ull << (id)))
 
 /* Bytes of the value of property 'id' (its identifier not included). */
 static size_t value_size(const mq_props_t *p, uint8_t id)
@@ -404,13 +389,13 @@ size_t mq_props_size(const mq_props_t *p)
         for (uint32_t i = 0; i < p->n_sub_ids; i++)
             n += 1 + mq_codec_varint_size(p->sub_ids[i]);
     } else if (sub_ids_from_raw(p)) {
-        n += copy_raw(p, MQ_PROP_SUBSCRIPTION_ID, NULL);
+        n += mq_props_copy_raw(p, ONLY(MQ_PROP_SUBSCRIPTION_ID), NULL);
     }
     if (p->user) {
         for (uint32_t i = 0; i < p->n_user; i++)
             n += 1 + 2 + p->user[i].key.len + 2 + p->user[i].val.len;
     } else if (p->n_user > 0) {
-        n += copy_raw(p, MQ_PROP_USER_PROPERTY, NULL);
+        n += mq_props_copy_raw(p, ONLY(MQ_PROP_USER_PROPERTY), NULL);
     }
     return n;
 }
@@ -482,7 +467,7 @@ uint8_t *mq_codec__put_props(uint8_t *o, const mq_props_t *p)
             o += mq_codec__write_varint(o, p->sub_ids[i]);
         }
     } else if (sub_ids_from_raw(p)) {
-        o += copy_raw(p, MQ_PROP_SUBSCRIPTION_ID, o);
+        o += mq_props_copy_raw(p, ONLY(MQ_PROP_SUBSCRIPTION_ID), o);
     }
     if (p->user) {
         for (uint32_t i = 0; i < p->n_user; i++) {
@@ -491,7 +476,7 @@ uint8_t *mq_codec__put_props(uint8_t *o, const mq_props_t *p)
             o = mq_codec__put_bin(o, p->user[i].val);
         }
     } else if (p->n_user > 0) {
-        o += copy_raw(p, MQ_PROP_USER_PROPERTY, o);
+        o += mq_props_copy_raw(p, ONLY(MQ_PROP_USER_PROPERTY), o);
     }
     return o;
 }

@@ -209,12 +209,18 @@ static void write_publish(mq_sess_t *s, const mq_outmsg_t *o, bool dup)
     s->stats.publish_bytes += o->msg->payload_len;
 }
 
+/* The Message Expiry Interval of 'o' has passed. */
+static bool expired(const mq_sess_t *s, const mq_outmsg_t *o)
+{
+    return o->msg->expire_at && s->clock && *s->clock >= o->msg->expire_at;
+}
+
 /* A message that must not go out to this connection: expired before onward delivery
  * started [MQTT-3.3.2-5], or larger than the client accepts [MQTT-3.1.2-25] or than any
  * packet can be (a message near the limit and the parts of a v5 delivery). Counted. */
 static bool undeliverable(mq_sess_t *s, const mq_outmsg_t *o)
 {
-    if (o->msg->expire_at && s->clock && *s->clock >= o->msg->expire_at) {
+    if (expired(s, o)) {
         s->stats.expired++;
         return true;
     }
@@ -297,18 +303,13 @@ static bool congested(const mq_sess_t *s)
     return s->limits->out_high_water && s->out->len >= s->limits->out_high_water;
 }
 
-/* True when 'o' will be dropped anyway (so it need not wait for room in the window). */
-static bool undeliverable_peek(const mq_sess_t *s, const mq_outmsg_t *o)
-{
-    return o->msg->expire_at && s->clock && *s->clock >= o->msg->expire_at;
-}
-
 /* Moves queued messages into the window while there is room and a connection. */
 static void pump(mq_sess_t *s)
 {
     while (s->out && s->q_len > 0 && !congested(s)) {
         mq_outmsg_t o = s->queue[s->q_head];
-        if (o.qos > 0 && s->n_inflight >= window(s) && !undeliverable_peek(s, &o))
+        /* a full window holds QoS 1/2 back; an expired message is dropped at once */
+        if (o.qos > 0 && s->n_inflight >= window(s) && !expired(s, &o))
             return;
         s->q_head = (s->q_head + 1) % s->q_cap;
         s->q_len--;
@@ -400,14 +401,20 @@ static void remove_inflight(mq_sess_t *s, mq_outmsg_t *o)
     s->n_inflight--;
 }
 
-enum mq_rc mq_sess_on_puback(mq_sess_t *s, uint16_t packet_id)
+/* The flow of 'packet_id' (at 'qos', in 'state') has ended: its window slot goes to the queue. */
+static enum mq_rc finish(mq_sess_t *s, uint16_t packet_id, uint8_t qos, uint8_t state)
 {
-    mq_outmsg_t *o = find_inflight(s, packet_id, 1, MQ_OUT_PUBLISH);
+    mq_outmsg_t *o = find_inflight(s, packet_id, qos, state);
     if (o == NULL)
         return MQ_RC_PACKET_ID_NOT_FOUND;
     remove_inflight(s, o);
     pump(s);
     return MQ_RC_SUCCESS;
+}
+
+enum mq_rc mq_sess_on_puback(mq_sess_t *s, uint16_t packet_id)
+{
+    return finish(s, packet_id, 1, MQ_OUT_PUBLISH);
 }
 
 enum mq_rc mq_sess_on_pubrec(mq_sess_t *s, uint16_t packet_id)
@@ -429,22 +436,12 @@ enum mq_rc mq_sess_on_pubrec(mq_sess_t *s, uint16_t packet_id)
 
 enum mq_rc mq_sess_on_pubrec_failed(mq_sess_t *s, uint16_t packet_id)
 {
-    mq_outmsg_t *o = find_inflight(s, packet_id, 2, MQ_OUT_PUBLISH);
-    if (o == NULL)
-        return MQ_RC_PACKET_ID_NOT_FOUND;
-    remove_inflight(s, o);
-    pump(s);
-    return MQ_RC_SUCCESS;
+    return finish(s, packet_id, 2, MQ_OUT_PUBLISH);
 }
 
 enum mq_rc mq_sess_on_pubcomp(mq_sess_t *s, uint16_t packet_id)
 {
-    mq_outmsg_t *o = find_inflight(s, packet_id, 2, MQ_OUT_PUBREL);
-    if (o == NULL)
-        return MQ_RC_PACKET_ID_NOT_FOUND;
-    remove_inflight(s, o);
-    pump(s);
-    return MQ_RC_SUCCESS;
+    return finish(s, packet_id, 2, MQ_OUT_PUBREL);
 }
 
 void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn, const mq_sess_peer_t *peer)

@@ -69,6 +69,18 @@ typedef struct mq_sess_stats {
     uint64_t too_large;     /* messages over the client's Maximum Packet Size (v5) */
 } mq_sess_stats_t;
 
+/* Adds every counter of 'src' to 'dst'. */
+static inline void mq_sess_stats_add(mq_sess_stats_t *dst, const mq_sess_stats_t *src)
+{
+    _Static_assert(sizeof(mq_sess_stats_t) == 6 * sizeof(uint64_t), "a counter not added here");
+    dst->dropped += src->dropped;
+    dst->publish_sent += src->publish_sent;
+    dst->publish_bytes += src->publish_bytes;
+    dst->packets_sent += src->packets_sent;
+    dst->expired += src->expired;
+    dst->too_large += src->too_large;
+}
+
 /* What the attached connection asked for (MQTT 5 CONNECT properties); zero = no limit. */
 typedef struct mq_sess_peer {
     uint8_t proto;       /* protocol level of the attached connection (enum mq_proto) */

@@ -3,7 +3,9 @@
 #ifndef MQ_CORE_STATS_H
 #define MQ_CORE_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Each figure once: X(field, how workers combine, $SYS topic under "$SYS/broker/", Prometheus
  * name, help, per-worker $SYS topic under "$SYS/broker/workers/N/", per-worker Prometheus
@@ -83,6 +85,14 @@ static inline void mq_stats_add(mq_stats_t *total, const mq_stats_t *w)
 #undef MQ_STATS_FOLD
 #undef MQ_STATS_SUM
 #undef MQ_STATS_MAX
+}
+
+/* The figure at byte offset 'off' of 'st' (a row's offsetof(mq_stats_t, field)). */
+static inline uint64_t mq_stats_at(const mq_stats_t *st, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)st + off, sizeof(v));
+    return v;
 }
 
 #endif

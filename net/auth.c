@@ -77,14 +77,6 @@ uint64_t mq_auth_generation(const mq_auth_t *a)
     return a->gen;
 }
 
-bool mq_auth_has_passwords(const mq_auth_t *a)
-{
-    for (unsigned i = 0; i < a->n; i++)
-        if (a->d[i].pw)
-            return true;
-    return false;
-}
-
 /* ---- CONNECT ----------------------------------------------------------------------------- */
 
 static size_t cache_slot(mq_str_t user)
@@ -92,7 +84,8 @@ static size_t cache_slot(mq_str_t user)
     return (size_t)XXH3_64bits(user.ptr, user.len) % MQ_AUTH_CACHE_SLOTS;
 }
 
-void mq_auth_cache_put(mq_auth_cache_t *c, mq_str_t user, const mq_passwd_key_t *key)
+/* Remembers verified credentials in a worker's cache. */
+static void cache_put(mq_auth_cache_t *c, mq_str_t user, const mq_passwd_key_t *key)
 {
     size_t i = cache_slot(user);
     c->key[i] = *key;
@@ -119,10 +112,8 @@ static enum mq_rc verify_cached(const mq_passwd_t *t, const mq_passwd_entry_t *e
     c->misses++;
     if (!mq_passwd_verify(e, pw->ptr, pw->len))
         return MQ_RC_NOT_AUTHORIZED;
-    if (keyed) {
-        c->key[i] = k;
-        c->used[i] = true;
-    }
+    if (keyed)
+        cache_put(c, mq_passwd_entry_user(e), &k);
     return MQ_RC_SUCCESS;
 }
 
@@ -148,7 +139,7 @@ enum mq_rc mq_auth_admit(const mq_auth_t *a, const mq_server_listener_t *lo, con
     if (answered && answered->gen == a->gen) { /* the verifier's answer, for this very state */
         rc = answered->ok ? MQ_RC_SUCCESS : MQ_RC_NOT_AUTHORIZED;
         if (answered->ok && answered->has_key && cache)
-            mq_auth_cache_put(cache, answered->user, &answered->key);
+            cache_put(cache, answered->user, &answered->key);
     } else {
         rc = mq_auth_connect(a, lo->auth_domain, lo->allow_anonymous, cp, cache, may_defer);
     }

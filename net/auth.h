@@ -63,9 +63,6 @@ static inline const mq_auth_t *mq_auth_get(mq_auth_slot_t *slot)
 /* A number that changes with every published state (1, 2, ...). */
 uint64_t mq_auth_generation(const mq_auth_t *a);
 
-/* True when some domain has a password file (session ownership is then checked by default). */
-bool mq_auth_has_passwords(const mq_auth_t *a);
-
 /* ---- the checks (a worker's thread; the state is read-only) -------------------------------- */
 
 /* Credentials verified recently by one worker, so that a reconnecting client costs one keyed
@@ -105,9 +102,6 @@ typedef struct mq_auth_pending {
 
 /* A job for 'cp''s user name and password on domain 'd' (copied). Free with mq_free. */
 mq_auth_pending_t *mq_auth_pending_new(const mq_connect_t *cp, unsigned d);
-
-/* Remembers verified credentials in a worker's cache (the verifier's answer). */
-void mq_auth_cache_put(mq_auth_cache_t *c, mq_str_t user, const mq_passwd_key_t *key);
 
 typedef struct mq_auth_verifier mq_auth_verifier_t;
 

@@ -7,11 +7,6 @@
 #include "core/log.h"
 #include "core/mem.h"
 
-void mq_client_send_ack(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id)
-{
-    mq_client_send_ack_rc(p, cl, type, packet_id, MQ_RC_SUCCESS);
-}
-
 void mq_client_send_ack_rc(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id,
                            enum mq_rc rc)
 {
@@ -122,11 +117,6 @@ void mq_client_free_state(client_t *cl)
 
 void mq_client_destroy_sess(mq_proto_t *p, mq_sess_t *s)
 {
-    p->cnt.retired.dropped += s->stats.dropped;
-    p->cnt.retired.publish_sent += s->stats.publish_sent;
-    p->cnt.retired.publish_bytes += s->stats.publish_bytes;
-    p->cnt.retired.packets_sent += s->stats.packets_sent;
-    p->cnt.retired.expired += s->stats.expired;
-    p->cnt.retired.too_large += s->stats.too_large;
+    mq_sess_stats_add(&p->cnt.retired, &s->stats);
     mq_route_drop(p->route, s);
 }

@@ -114,7 +114,6 @@ enum {
 /* ---- output, ending a connection, the session link ---------------------------------------- */
 
 /* Append a packet for 'cl' through the codec, count it and schedule the flush. */
-void mq_client_send_ack(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id);
 void mq_client_send_ack_rc(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id,
                            enum mq_rc rc);
 void mq_client_send_connack(mq_proto_t *p, client_t *cl, bool session_present, uint8_t rc,

@@ -348,12 +348,7 @@ void mq_proto_stats(const mq_proto_t *p, mq_stats_t *st)
     mq_sess_stats_t t = p->cnt.retired;
     size_t pos = 0;
     for (mq_sess_t *s; (s = mq_route_next(p->route, &pos)) != NULL;) {
-        t.dropped += s->stats.dropped;
-        t.publish_sent += s->stats.publish_sent;
-        t.publish_bytes += s->stats.publish_bytes;
-        t.packets_sent += s->stats.packets_sent;
-        t.expired += s->stats.expired;
-        t.too_large += s->stats.too_large;
+        mq_sess_stats_add(&t, &s->stats);
         st->subscriptions += s->n_subs;
         st->inflight += mq_sess_inflight(s);
         st->queued += mq_sess_queued(s);

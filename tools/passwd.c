@@ -172,20 +172,16 @@ static int rewrite(const opts_t *o, const char *in, size_t len, mq_buf_t *out)
 
 static int read_file(const char *path, mq_buf_t *out, struct stat *st)
 {
-    FILE *f = fopen(path, "r");
-    if (!f || fstat(fileno(f), st) != 0) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, st) != 0) {
         fprintf(stderr, "Error: Unable to open password file %s. %s.\n", path, strerror(errno));
-        if (f)
-            fclose(f);
+        if (fd >= 0)
+            close(fd);
         return 1;
     }
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        mq_buf_append(out, chunk, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
+    int rc = mq_buf_read_fd(out, fd);
+    close(fd);
+    if (rc < 0) {
         fprintf(stderr, "Error: Unable to read password file %s.\n", path);
         return 1;
     }
