@@ -303,7 +303,8 @@ static void expire(mq_proto_t *p, uint64_t now)
         p->cnt.expired_sessions++;
         mq_client_destroy_sess(p, s);
     }
-    for (mq_msg_t *w; (w = mq_will_take_due(p, now)) != NULL;) {
+    uint32_t at = 0;
+    for (mq_msg_t *w; (w = mq_will_take_due(p, now, &at)) != NULL;) {
         (void)mq_publish_route(p, w);
         mq_msg_unref(w);
     }

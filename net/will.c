@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* net/will.c - the delayed wills of one worker: a small unordered list, scanned once a second. */
+/* net/will.c - the delayed wills of one worker: an unordered list, scanned once a second (and
+ * at each CONNECT for its client id: a map would serve a fleet with many delayed wills better). */
 #include "net/will.h"
 
 #include <string.h>
@@ -47,11 +48,11 @@ mq_msg_t *mq_will_take(mq_proto_t *p, const char *id, size_t len, uint64_t hash)
     return i >= 0 ? take_at(p, (uint32_t)i) : NULL;
 }
 
-mq_msg_t *mq_will_take_due(mq_proto_t *p, uint64_t now)
+mq_msg_t *mq_will_take_due(mq_proto_t *p, uint64_t now, uint32_t *pos)
 {
-    for (uint32_t i = 0; i < p->n_wills; i++)
-        if (p->wills[i].fire_at <= now)
-            return take_at(p, i);
+    for (; *pos < p->n_wills; ++*pos)
+        if (p->wills[*pos].fire_at <= now)
+            return take_at(p, *pos); /* the last entry moves into *pos: looked at next */
     return NULL;
 }
 

@@ -20,8 +20,9 @@ void mq_will_cancel(mq_proto_t *p, const char *id, size_t len, uint64_t hash);
  * drops the reference. */
 mq_msg_t *mq_will_take(mq_proto_t *p, const char *id, size_t len, uint64_t hash);
 
-/* Takes one will whose time has come at 'now', or NULL when none is due. */
-mq_msg_t *mq_will_take_due(mq_proto_t *p, uint64_t now);
+/* Takes the next will whose time has come at 'now', or NULL when no more is due. '*pos' is the
+ * caller's place in one pass (0 to start it), so that the pass is linear. */
+mq_msg_t *mq_will_take_due(mq_proto_t *p, uint64_t now, uint32_t *pos);
 
 /* Drops every waiting will (shutdown). */
 void mq_will_free_all(mq_proto_t *p);
