@@ -37,6 +37,7 @@ typedef struct sb_opts {
     const char *scenario_name;
     const char *host;
     uint16_t port;
+    bool port_given;              /* -p: a ws:// URL without a port keeps it (else 80) */
     bool ws;                      /* -h ws://HOST[:PORT][/PATH]: MQTT over WebSockets */
     const char *ws_path;          /* the upgrade request's path ("/mqtt") */
     struct sockaddr_storage addr; /* resolved 'host' and 'port' */

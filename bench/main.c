@@ -167,7 +167,8 @@ static void parse_ws_url(sb_opts_t *o, const char *url)
     }
     if (o->host[0] == '\0')
         die_usage("-h: no host in '%s'", url);
-    o->port = 80;
+    if (!o->port_given)
+        o->port = 80;
     if (colon) {
         char port[8] = "";
         size_t n = (size_t)(end - colon - 1);
@@ -192,6 +193,7 @@ static void apply_option(sb_opts_t *o, int ch, char *arg)
         break;
     case 'p':
         o->port = (uint16_t)parse_u32(arg, "-p", 1, 65535);
+        o->port_given = true;
         break;
     case 'c':
         o->count = parse_u32(arg, "-c", 1, 10000000);
