@@ -8,6 +8,7 @@
 
 #include "core/map.h"
 #include "core/mem.h"
+#include "core/topic.h"
 
 #define ACL_TOPIC_MAX 65535
 
@@ -134,12 +135,9 @@ static const rules_t *section_of(const mq_acl_t *acl, const mq_str_t *user)
     return k ? &acl->users[k - 1].rules : NULL;
 }
 
-static bool has_any(const mq_str_t *s, const char *chars)
+static bool has(const mq_str_t *s, char c)
 {
-    for (size_t i = 0; s && i < s->len; i++)
-        if (s->ptr[i] && strchr(chars, s->ptr[i]))
-            return true;
-    return false;
+    return s && s->len && memchr(s->ptr, c, s->len) != NULL;
 }
 
 /* Step 2 of the decision (acl.h): true when the patterns must not be used for 'c'. */
@@ -147,10 +145,11 @@ static bool patterns_barred(const mq_acl_t *acl, const mq_acl_client_t *c)
 {
     if (acl->patterns.n_deny + acl->patterns.n_allow == 0)
         return true; /* nothing to use anyway */
-    if (has_any(c->user, "+#") || has_any(&c->client_id, "+#"))
+    if (has(c->user, '+') || has(c->user, '#') || has(&c->client_id, '+') ||
+        has(&c->client_id, '#'))
         return true;
-    return (acl->patterns_use_u && has_any(c->user, "/")) ||
-           (acl->patterns_use_c && has_any(&c->client_id, "/"));
+    return (acl->patterns_use_u && has(c->user, '/')) ||
+           (acl->patterns_use_c && has(&c->client_id, '/'));
 }
 
 bool mq_acl_check(const mq_acl_t *acl, const mq_acl_client_t *client, const char *topic, size_t len,
@@ -467,18 +466,8 @@ static mq_str_t word(mq_str_t *s)
 /* mosquitto_sub_topic_check: wildcards as whole levels, '#' last, 1..65535 bytes. */
 static bool valid_filter(mq_str_t f)
 {
-    if (f.len == 0 || f.len > ACL_TOPIC_MAX)
-        return false;
-    for (size_t i = 0; i < f.len; i++) {
-        char c = f.ptr[i];
-        if (c != '+' && c != '#')
-            continue;
-        if ((i > 0 && f.ptr[i - 1] != '/') || (i + 1 < f.len && f.ptr[i + 1] != '/'))
-            return false;
-        if (c == '#' && i + 1 != f.len)
-            return false;
-    }
-    return true;
+    return f.len <= ACL_TOPIC_MAX &&
+           mq_topic_validate_plain_filter(f.ptr, f.len, NULL) == MQ_RC_SUCCESS;
 }
 
 static bool parse_access(mq_str_t a, unsigned *out)

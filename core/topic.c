@@ -28,8 +28,7 @@ enum mq_rc mq_topic_validate_name(const char *topic, size_t len, const char **wh
     return MQ_RC_SUCCESS;
 }
 
-/* Checks the filter proper (after any "$share/name/"): wildcards fill whole levels, '#' last. */
-static enum mq_rc validate_plain_filter(const char *f, size_t len, const char **why)
+enum mq_rc mq_topic_validate_plain_filter(const char *f, size_t len, const char **why)
 {
     if (len == 0) {
         set_why(why, "empty topic filter");
@@ -72,9 +71,9 @@ enum mq_rc mq_topic_validate_filter(const char *filter, size_t len, const char *
             set_why(why, "wildcard in share name");
             return MQ_RC_TOPIC_FILTER_INVALID;
         }
-        return validate_plain_filter(slash + 1, left - nlen - 1, why);
+        return mq_topic_validate_plain_filter(slash + 1, left - nlen - 1, why);
     }
-    return validate_plain_filter(filter, len, why);
+    return mq_topic_validate_plain_filter(filter, len, why);
 }
 
 bool mq_topic_split_shared(const char *filter, size_t len, mq_str_t *share, mq_str_t *rest)

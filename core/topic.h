@@ -25,6 +25,10 @@ enum mq_rc mq_topic_validate_name(const char *topic, size_t len, const char **wh
  * MQ_RC_TOPIC_FILTER_INVALID with a short reason in *why (if why is not NULL). */
 enum mq_rc mq_topic_validate_filter(const char *filter, size_t len, const char **why);
 
+/* The same for a filter without "$share/" meaning (the part after it, an ACL file's topic):
+ * at least one character, wildcards as whole levels, '#' last. */
+enum mq_rc mq_topic_validate_plain_filter(const char *filter, size_t len, const char **why);
+
 /* When 'filter' has the form "$share/{ShareName}/{rest}", sets *share to ShareName and
  * *rest to the filter proper (both views into 'filter') and returns true; otherwise returns
  * false and leaves them alone. Does not validate: call mq_topic_validate_filter first. */
