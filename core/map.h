@@ -55,7 +55,8 @@ void mq_names_fini(mq_names_t *ix);
 uint32_t mq_names_get(const mq_names_t *ix, const char *name, size_t len);
 
 /* Sets 'name' to 'num' (>= 1), replacing any previous entry for an equal name; 'name' must stay
- * valid and unchanged while it is indexed. */
+ * valid and unchanged while it is indexed, and a replaced entry's name until this returns (it is
+ * compared against). */
 void mq_names_put(mq_names_t *ix, const char *name, size_t len, uint32_t num);
 
 #endif

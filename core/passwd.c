@@ -152,19 +152,21 @@ void mq_passwd_free(mq_passwd_t *t)
 static bool add_entry(mq_passwd_t *t, mq_passwd_entry_t *e)
 {
     uint32_t k = mq_names_get(&t->names, e->user, e->ulen);
-    bool replaced = k != 0;
-    if (replaced) {
-        mq_passwd_entry_t *old = &t->entries[k - 1];
-        mq_free(old->user);
-        *old = *e;
+    char *old_user = NULL;
+    if (k != 0) {
+        old_user = t->entries[k - 1].user;
+        t->entries[k - 1] = *e;
     } else {
         if (t->n_entries == t->cap_entries)
             t->entries = mq_grow(t->entries, &t->cap_entries, sizeof *t->entries, 16);
         t->entries[t->n_entries] = *e;
         k = ++t->n_entries;
     }
-    mq_names_put(&t->names, e->user, e->ulen, k); /* the entry's own copy of the name */
-    return replaced;
+    /* The index now points at the entry's own copy of the name; the replaced entry's copy is
+     * freed only after, as the index compared against it while finding the slot. */
+    mq_names_put(&t->names, e->user, e->ulen, k);
+    mq_free(old_user);
+    return old_user != NULL;
 }
 
 /* --- parsing -------------------------------------------------------------------------------- */
