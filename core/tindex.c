@@ -50,6 +50,7 @@ struct mq_tindex {
     atomic_uint_fast64_t generation; /* bumped whenever a match result may change */
     atomic_uint_fast64_t n_retained;
     atomic_uint_fast64_t retained_bytes;
+    atomic_uint_fast64_t retained_changes;
     uint64_t hash_plus, hash_hash;
     shard_t shards[N_SHARDS];
 };
@@ -303,6 +304,8 @@ int mq_tindex_retain(mq_tindex_t *ix, mq_msg_t *msg, mq_epoch_rec_t *r)
         if (neu)
             atomic_fetch_add_explicit(&ix->retained_bytes, neu->payload_len, memory_order_relaxed);
         delta = (neu != NULL) - (old != NULL);
+        if (neu || old)
+            atomic_fetch_add_explicit(&ix->retained_changes, 1, memory_order_relaxed);
         if (delta)
             atomic_fetch_add_explicit(&ix->n_retained, (uint64_t)(int64_t)delta,
                                       memory_order_relaxed);
@@ -465,4 +468,17 @@ size_t mq_tindex_retained(const mq_tindex_t *ix, const char *filter, size_t len,
     for (unsigned i = 0; i < N_SHARDS; i++)
         apply_level(&rc, ix->shards[i].root, filter, filter + len, true);
     return rc.n;
+}
+
+size_t mq_tindex_each_retained(const mq_tindex_t *ix, mq_tindex_retained_cb *cb, void *arg)
+{
+    rctx_t rc = {ix, cb, arg, 0};
+    for (unsigned i = 0; i < N_SHARDS; i++)
+        emit_subtree(&rc, ix->shards[i].root, NULL, NULL);
+    return rc.n;
+}
+
+uint64_t mq_tindex_retained_changes(const mq_tindex_t *ix)
+{
+    return atomic_load_explicit(&ix->retained_changes, memory_order_relaxed);
 }

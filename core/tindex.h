@@ -68,8 +68,17 @@ typedef void mq_tindex_retained_cb(void *arg, mq_msg_t *msg);
 size_t mq_tindex_retained(const mq_tindex_t *ix, const char *filter, size_t len,
                           mq_tindex_retained_cb *cb, void *arg);
 
+/* Calls 'cb' for every retained message of the index, '$' topics included (what a snapshot
+ * of the store walks); returns the count. Any thread, in a read section; writers may run
+ * meanwhile (a message stored or removed during the walk may or may not be seen). */
+size_t mq_tindex_each_retained(const mq_tindex_t *ix, mq_tindex_retained_cb *cb, void *arg);
+
 /* Number of topics holding a retained message, and their payload bytes. Any thread. */
 uint64_t mq_tindex_retained_count(const mq_tindex_t *ix);
 uint64_t mq_tindex_retained_bytes(const mq_tindex_t *ix);
+
+/* Number of retained messages stored, replaced or removed since the index was made (what
+ * autosave_on_changes counts). Any thread. */
+uint64_t mq_tindex_retained_changes(const mq_tindex_t *ix);
 
 #endif

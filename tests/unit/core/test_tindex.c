@@ -429,6 +429,40 @@ Test(tindex, retained_lookup_follows_the_wildcard_rules)
     cr_assert_str_eq(retained_topics("a/b/c/d"), "");
 }
 
+/* The whole store, '$' topics included, sorted and joined with spaces (what a snapshot saves). */
+static const char *all_retained_topics(void)
+{
+    static char buf[MAX_HITS * 64];
+    rhits_t r = {0};
+    cr_assert(eq(sz, mq_tindex_each_retained(ix, on_retained, &r), r.n));
+    qsort(r.topic, r.n, sizeof(r.topic[0]), cmp_str);
+    buf[0] = '\0';
+    for (size_t i = 0; i < r.n; i++) {
+        if (i)
+            strcat(buf, " ");
+        strcat(buf, r.topic[i]);
+    }
+    return buf;
+}
+
+Test(tindex, each_retained_walks_the_whole_store_and_changes_are_counted)
+{
+    cr_assert_str_eq(all_retained_topics(), "");
+    const char *topics[] = {"a", "a/b/c", "b/x", "/lead", "$SYS/up", "$own/x"};
+    for (size_t i = 0; i < MQ_ARRAY_LEN(topics); i++)
+        cr_assert(eq(int, retain(topics[i], "v"), 1), "%s", topics[i]);
+    add("a/b", 2); /* interest alone is not a retained message */
+    cr_assert_str_eq(all_retained_topics(), "$SYS/up $own/x /lead a a/b/c b/x");
+    cr_assert(eq(u64, mq_tindex_retained_changes(ix), 6));
+
+    cr_assert(eq(int, retain("a", "w"), 0));        /* replaced: a change */
+    cr_assert(eq(int, retain("b/x", ""), -1));      /* removed: a change */
+    cr_assert(eq(int, retain("never/set", ""), 0)); /* nothing to remove: none */
+    cr_assert(eq(u64, mq_tindex_retained_changes(ix), 8));
+    cr_assert_str_eq(all_retained_topics(), "$SYS/up $own/x /lead a a/b/c");
+    mq_epoch_quiescent(rec);
+}
+
 Test(tindex, retained_message_and_interest_share_a_node_independently)
 {
     uint64_t f = add("s/t", 4);
