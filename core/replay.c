@@ -5,7 +5,9 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "core/codec.h"
 #include "core/mem.h"
+#include "core/msg.h"
 #include "core/rc.h"
 
 /* ---- helpers ----------------------------------------------------------------------------- */
@@ -554,4 +556,21 @@ void mq_replay_encode(const mq_replay_t *rp, mq_buf_t *out, const mq_jrec_header
     r = (mq_jrec_t){.type = MQ_JREC_SNAP_END};
     r.snap_end = (mq_jrec_snap_end_t){hdr->generation, sn.n};
     (void)mq_jrec_encode(out, &r, hdr->salt);
+}
+
+struct mq_msg *mq_replay_msg_new(const mq_jrec_msg_t *m, bool retain, int64_t wall,
+                                 uint64_t mono_ms)
+{
+    mq_props_t props;
+    const char *why = NULL;
+    if (m->props.len > 0 &&
+        mq_props_decode(MQ_PCTX_PUBLISH, MQ_ROLE_SERVER, (const uint8_t *)m->props.ptr,
+                        m->props.len, &props, &why) != MQ_RC_SUCCESS)
+        return NULL;
+    mq_msg_t *msg = mq_msg_new_props(m->topic.ptr, m->topic.len, m->payload.ptr, m->payload.len,
+                                     m->qos, retain, m->props.len ? &props : NULL);
+    if (msg && m->expiry_at) /* at least a second left: mq_replay_finish dropped the others */
+        msg->expire_at =
+            mono_ms + (uint64_t)(m->expiry_at > wall ? m->expiry_at - wall : 1) * 1000u;
+    return msg;
 }

@@ -132,6 +132,13 @@ MQ_MUST_CHECK enum mq_rc mq_replay_read(mq_replay_t *rp, mq_journal_reader_t *r,
  * number of messages dropped. */
 size_t mq_replay_finish(mq_replay_t *rp, int64_t now);
 
+/* The message to route or queue for a kept one: topic, payload, QoS and properties of 'm'
+ * with 'retain'; its expiry (m->expiry_at, seconds since the epoch) counted from now, 'wall'
+ * (seconds since the epoch) being 'mono_ms' on the loop clock. NULL when its properties no
+ * longer decode as a PUBLISH's. One reference, the caller's. */
+struct mq_msg *mq_replay_msg_new(const mq_jrec_msg_t *m, bool retain, int64_t wall,
+                                 uint64_t mono_ms);
+
 /* Looks up a session by client id; NULL when absent. */
 mq_replay_sess_t *mq_replay_find_sess(const mq_replay_t *rp, mq_str_t client_id);
 

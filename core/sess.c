@@ -462,6 +462,21 @@ void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn, const mq_sess_peer_
     pump(s);
 }
 
+void mq_sess_restore_inflight(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
+                              uint16_t packet_id, uint8_t state)
+{
+    MQ_ASSERT(s->out == NULL && packet_id != 0 && qos > 0);
+    if (s->n_inflight == s->cap_inflight)
+        s->inflight = mq_grow(s->inflight, &s->cap_inflight, sizeof(*s->inflight), 4);
+    s->inflight[s->n_inflight++] = (mq_outmsg_t){.msg = msg ? mq_msg_ref(msg) : NULL,
+                                                 .packet_id = packet_id,
+                                                 .qos = qos,
+                                                 .state = state,
+                                                 .retain = retain};
+    /* new ids continue after the restored ones (next_packet_id skips any in flight) */
+    s->next_packet_id = packet_id == 0xFFFF ? 1 : (uint16_t)(packet_id + 1);
+}
+
 void mq_sess_detach(mq_sess_t *s)
 {
     aliases_free(s->aliases);

@@ -180,6 +180,14 @@ bool mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id);
 typedef bool mq_sess_keep_cb(void *arg, const mq_sess_t *s, const mq_msg_t *msg);
 uint32_t mq_sess_filter_queue(mq_sess_t *s, mq_sess_keep_cb *keep, void *arg);
 
+/* Persistence, start-up: puts back a message that was in flight when the broker stopped,
+ * with its packet id and state (enum mq_out_state; in MQ_OUT_PUBREL 'msg' is NULL, else the
+ * session takes a reference). Like every message in flight it is sent again when a
+ * connection attaches: with DUP, or as the PUBREL. A detached session only; the caller
+ * restores in the order they were sent and gives distinct packet ids. */
+void mq_sess_restore_inflight(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
+                              uint16_t packet_id, uint8_t state);
+
 /* Records the user name the session belongs to ('user' NULL = none; copied). */
 void mq_sess_set_username(mq_sess_t *s, const char *user, size_t len);
 

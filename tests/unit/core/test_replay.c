@@ -8,6 +8,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "core/msg.h"
+
 #define SALT 0xabcdef0123456789ull
 #define S(lit) ((mq_str_t){(lit), sizeof(lit) - 1})
 
@@ -432,4 +434,38 @@ Test(replay, windowed_reads_replay_like_whole_ones)
     cr_assert(gt(int, again, 5));
     cr_assert(f.complete);
     check_populated(&rp);
+}
+
+Test(replay, a_kept_message_is_routed_with_its_properties_and_the_expiry_left)
+{
+    /* Content Type "text/plain" and one User Property k=v, as a PUBLISH carries them */
+    static const uint8_t props[] = {0x03, 0x00, 0x0a, 't',  'e',  'x',  't', '/',  'p',  'l',
+                                    'a',  'i',  'n',  0x26, 0x00, 0x01, 'k', 0x00, 0x01, 'v'};
+    mq_jrec_msg_t m = {.topic = {"a/b", 3},
+                       .payload = {"hello", 5},
+                       .props = {(const char *)props, sizeof(props)},
+                       .qos = 2,
+                       .expiry_at = 1000 + 30};
+    mq_msg_t *msg = mq_replay_msg_new(&m, true, 1000, 5000);
+    cr_assert(not(eq(ptr, msg, NULL)));
+    cr_assert(eq(u8, msg->qos, 2));
+    cr_assert(msg->retain);
+    cr_assert(eq(u64, msg->expire_at, 5000 + 30 * 1000)); /* 30 s left on the loop clock */
+    cr_assert(eq(sz, msg->props_len, sizeof(props)));
+    cr_assert(eq(int, memcmp(msg->wire + msg->wire_len, props, sizeof(props)), 0));
+    mq_str_t t = mq_msg_topic(msg), p = mq_msg_payload(msg);
+    cr_assert(eq(sz, t.len, 3));
+    cr_assert(eq(int, memcmp(t.ptr, "a/b", 3), 0));
+    cr_assert(eq(sz, p.len, 5));
+    cr_assert(eq(int, memcmp(p.ptr, "hello", 5), 0));
+    mq_msg_unref(msg);
+
+    m.expiry_at = 0;                 /* none: never expires */
+    m.props = (mq_str_t){"\x03", 1}; /* a truncated property: not a PUBLISH's any more */
+    cr_assert(eq(ptr, mq_replay_msg_new(&m, false, 1000, 5000), NULL));
+    m.props = (mq_str_t){NULL, 0};
+    msg = mq_replay_msg_new(&m, false, 1000, 5000);
+    cr_assert(eq(u64, msg->expire_at, 0));
+    cr_assert(not(msg->retain));
+    mq_msg_unref(msg);
 }

@@ -482,6 +482,37 @@ Test(sess, pubrec_while_detached_moves_to_pubrel_sent_on_attach)
     cr_assert(eq(u16, p[0].packet_id, id));
 }
 
+Test(sess, restored_inflight_messages_are_resent_with_their_ids_and_new_ids_follow)
+{
+    lim.max_inflight = 4;
+    open_sess(false); /* what persistence restores at start-up: a detached session */
+    mq_sess_restore_inflight(s, msg("a"), 1, false, 300, MQ_OUT_PUBLISH);
+    mq_sess_restore_inflight(s, NULL, 2, false, 301, MQ_OUT_PUBREL);
+    mq_sess_restore_inflight(s, msg("b"), 2, true, 302, MQ_OUT_PUBLISH);
+    cr_assert(eq(u32, refs(msgs[0]), 2));              /* the session took its own reference */
+    cr_assert(mq_sess_deliver(s, msg("c"), 1, false)); /* queued behind them */
+    cr_assert(eq(u32, mq_sess_inflight(s), 3));
+
+    mq_sess_attach(s, &out, NULL, &peer311);
+    pkt_t p[8];
+    cr_assert(eq(sz, take(&out, p, 8), 4));
+    expect_publish(&p[0], "a", 1, true);
+    cr_assert(eq(u16, p[0].packet_id, 300));
+    cr_assert(eq(u8, p[1].type, MQ_PUBREL));
+    cr_assert(eq(u16, p[1].packet_id, 301));
+    expect_publish(&p[2], "b", 2, true);
+    cr_assert(eq(u16, p[2].packet_id, 302));
+    cr_assert(p[2].retain);
+    expect_publish(&p[3], "c", 1, false);
+    cr_assert(eq(u16, p[3].packet_id, 303)); /* after the restored ids */
+
+    cr_assert(eq(int, mq_sess_on_pubcomp(s, 301), MQ_RC_SUCCESS));
+    cr_assert(eq(int, mq_sess_on_puback(s, 300), MQ_RC_SUCCESS));
+    cr_assert(eq(u32, refs(msgs[0]), 1));
+    cr_assert(eq(u32, mq_sess_inflight(s), 2));
+    mq_sess_detach(s);
+}
+
 Test(sess, free_releases_inflight_and_queued_references)
 {
     lim.max_inflight = 1;
