@@ -93,6 +93,14 @@ typedef struct mq_config {
     uint32_t queue_full_timeout; /* seconds a client's queue may stay full before the client is
                                   * disconnected; 0 = never (Starling's, issue 12) */
 
+    /* persistence (broker/persist.h) */
+    bool persistence;           /* keep retained messages across restarts */
+    char *persistence_file;     /* file name, "mosquitto.db" */
+    char *persistence_location; /* directory; NULL = the working directory */
+    uint32_t autosave_interval; /* seconds between snapshots (changes with
+                                 * autosave_on_changes); 0 = only at exit and on SIGUSR1 */
+    bool autosave_on_changes;
+
     /* logging (broker/logging.h); each repeatable option's first line replaces the default */
     unsigned log_dest;          /* enum mq_log_dest bits */
     bool log_dest_set;          /* a log_dest line was seen */

@@ -14,9 +14,11 @@
 #include "broker/config.h"
 #include "broker/logging.h"
 #include "broker/metrics.h"
+#include "broker/persist.h"
 #include "broker/security.h"
 #include "broker/sys.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "mq_config.h"
 #include "net/server.h"
 
@@ -114,7 +116,9 @@ typedef struct broker {
     mq_server_t *srv;
     mq_metrics_t *metrics;
     mq_sys_t *sys;
-    unsigned flush_ms; /* what a stop gives connections to flush: set once a signal asks */
+    mq_persist_t *persist; /* NULL: persistence off */
+    bool served;           /* the control loop ran: an exit saves the snapshot */
+    unsigned flush_ms;     /* what a stop gives connections to flush: set once a signal asks */
 } broker_t;
 
 /* Parses argv into *cli. Returns -1 to go on, or the exit status (after -h, or with the
@@ -211,6 +215,7 @@ static int start_broker(broker_t *b, const cli_t *cli)
 {
     const mq_config_t *cfg = &b->cfg;
     char err[512];
+    int rc;
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s starting", MQ_VERSION);
     if (cli->config_file)
         MQ_LOG(MQ_LOG_NOTICE, "Config loaded from %s.", cli->config_file);
@@ -231,7 +236,12 @@ static int start_broker(broker_t *b, const cli_t *cli)
         MQ_LOG(MQ_LOG_ERROR, "Error: %s", err);
         return -1;
     }
-    if (mq_server_start(&b->srv, &opts, err, sizeof(err)) < 0) {
+    b->persist = mq_persist_new(cfg);
+    if (b->persist) /* before the first client: what start-up restores is there for it */
+        mq_persist_load(b->persist, &opts);
+    rc = mq_server_start(&b->srv, &opts, err, sizeof(err)); /* takes the messages' references */
+    mq_persist_loaded(b->persist, &opts);
+    if (rc < 0) {
         b->srv = NULL;
         MQ_LOG(MQ_LOG_ERROR, "Error: %s", err);
         return -1;
@@ -242,6 +252,7 @@ static int start_broker(broker_t *b, const cli_t *cli)
                mq_server_port(b->srv, i));
     if (drop_privileges(cfg->user) < 0)
         return -1;
+    mq_persist_check(b->persist); /* as the user that will write the snapshots */
     if (cfg->metrics_port) {
         b->metrics = mq_metrics_start(b->srv, b->logging, cfg->metrics_address, cfg->metrics_port,
                                       b->start_s, err, sizeof(err));
@@ -275,7 +286,18 @@ static void reload_security(broker_t *b)
                           "re-read; the rest of the configuration is unchanged.");
 }
 
-/* The control thread: signals, and $SYS every sys_interval. Returns on SIGINT or SIGTERM. */
+/* Waits up to 'wait' seconds for one of the broker's signals; returns it, or -1. */
+static int wait_signal(broker_t *b, double wait)
+{
+    if (wait < 0)
+        wait = 0;
+    struct timespec ts = {.tv_sec = (time_t)wait,
+                          .tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9)};
+    return sigtimedwait(&b->signals, NULL, &ts);
+}
+
+/* The control thread: signals, $SYS every sys_interval and the persistence autosave. Returns
+ * on SIGINT or SIGTERM. */
 static void run_control_loop(broker_t *b)
 {
     uint32_t interval = b->cfg.sys_interval;
@@ -287,17 +309,11 @@ static void run_control_loop(broker_t *b)
             if (next_sys < mono_s()) /* a stall: do not publish in a burst to catch up */
                 next_sys = mono_s() + interval;
         }
-        int sig;
-        if (b->sys) {
-            double wait = next_sys - mono_s();
-            struct timespec ts = {.tv_sec = (time_t)wait,
-                                  .tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9)};
-            if (wait < 0)
-                ts.tv_sec = ts.tv_nsec = 0;
-            sig = sigtimedwait(&b->signals, NULL, &ts);
-        } else {
-            sig = sigwaitinfo(&b->signals, NULL);
-        }
+        (void)mq_persist_tick(b->persist, b->srv, mono_s());
+        double wait = mq_persist_wait(b->persist, mono_s());
+        if (b->sys && next_sys - mono_s() < wait)
+            wait = next_sys - mono_s();
+        int sig = wait_signal(b, wait);
         if (sig < 0)
             continue; /* timeout (EAGAIN) or EINTR */
         if (sig == SIGINT || sig == SIGTERM)
@@ -307,6 +323,12 @@ static void run_control_loop(broker_t *b)
             /* certificates and keys, for new connections (mosquitto's certfile/keyfile) */
             (void)mq_server_reload_tls(b->srv); /* each listener's outcome is logged */
             reload_security(b);
+        }
+        if (sig == SIGUSR1) { /* mosquitto's: save the in-memory database now */
+            if (b->persist)
+                (void)mq_persist_save(b->persist, b->srv);
+            else
+                MQ_LOG(MQ_LOG_NOTICE, "SIGUSR1 received: persistence is off, nothing saved.");
         }
     }
     MQ_LOG(MQ_LOG_NOTICE, "starling version %s terminating", MQ_VERSION);
@@ -343,8 +365,14 @@ static void teardown(broker_t *b)
     mq_metrics_stop(b->metrics);
     if (b->srv) {
         mq_logging_set_server(b->logging, NULL);
+        if (b->persist && b->served) {
+            /* every connection closed and every worker stopped: nothing changes after this */
+            mq_server_halt(b->srv, b->flush_ms);
+            (void)mq_persist_save(b->persist, b->srv);
+        }
         mq_server_stop(b->srv, b->flush_ms);
     }
+    mq_persist_free(b->persist);
     if (b->wrote_pid_file)
         unlink(b->cfg.pid_file);
     mq_logging_stop(b->logging);
@@ -362,6 +390,7 @@ int main(int argc, char **argv)
     rc = 1;
     if (start_process(&b, &cli) == 0 && start_broker(&b, &cli) == 0) {
         run_control_loop(&b);
+        b.served = true;
         arm_second_signal(&b);
         rc = 0;
     }

@@ -26,6 +26,8 @@ enum mq_mail_type {
     MQ_MAIL_DELIVER_SHARED = 6, /* worker -> worker: ptr = mq_msg_t (a reference) for member
                                    a[2] (its client id hash) of shared group a[1] on filter
                                    a[0] */
+    MQ_MAIL_VISIT = 7,          /* control -> worker: ptr = mq_proto_visit_t, each session to
+                                   be shown to it, then its 'done' posted */
 };
 
 #define MQ_MAIL_INLINE 5 /* 64-bit words carried inline: the entry is 64 bytes */

@@ -92,6 +92,14 @@ typedef struct mq_server_opts {
     const char *response_information; /* MQTT 5 Response Information prefix, or NULL */
     uint32_t queue_full_timeout_s;    /* a client whose queue stays full this long is
                                        * disconnected (net/overload.h); 0 = never */
+    struct mq_msg **retained;         /* retained messages to store before the first client
+                                       * (what persistence kept), n_retained of them:
+                                       * mq_server_start() takes their references */
+    size_t n_retained;
+    const struct mq_replay *kept; /* persistent sessions to restore (core/replay.h), or NULL:
+                                   * each worker creates those it owns before the first
+                                   * client; the caller frees it after mq_server_start() */
+    int64_t kept_wall;            /* when it was read, seconds since the epoch */
 } mq_server_opts_t;
 
 #endif

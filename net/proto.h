@@ -3,6 +3,7 @@
 #ifndef MQ_NET_PROTO_H
 #define MQ_NET_PROTO_H
 
+#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,27 @@ void mq_proto_on_handoff(mq_proto_t *p, mq_conn_t *c);
 
 /* Releases a connection that will never be processed (shutdown); no will. Any state. */
 void mq_proto_drop_conn(mq_conn_t *c);
+
+/* A look at every session of every worker (the persistence snapshot): each worker calls
+ * cb(arg, worker, session) for its own sessions on its own thread, then posts 'done'. 'cb'
+ * only reads the session and writes what is 'worker''s alone. */
+struct mq_sess;
+typedef void mq_proto_visit_cb(void *arg, unsigned worker, const struct mq_sess *s);
+typedef struct mq_proto_visit {
+    mq_proto_visit_cb *cb;
+    void *arg;
+    sem_t *done;
+} mq_proto_visit_t;
+
+/* Shows this worker's sessions to 'v' (without posting 'done'). */
+void mq_proto_visit(mq_proto_t *p, const mq_proto_visit_t *v);
+
+/* Start-up: creates the detached persistent sessions of the kept model 'rp' (core/replay.h)
+ * that this worker owns, with their subscriptions (in the index, classified by the ACL),
+ * messages in flight and queued, and inbound QoS 2 state; 'wall' is now in seconds since the
+ * epoch (expiry counts the time the broker was down). Returns the sessions restored. */
+struct mq_replay;
+size_t mq_proto_restore(mq_proto_t *p, const struct mq_replay *rp, int64_t wall);
 
 /* Delivers 'msg' (borrowed) to this worker's sessions subscribed to filters 'fids'. */
 void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n);

@@ -49,6 +49,7 @@ struct mq_server {
     pthread_t acceptor;
     struct io_uring acc_ring;
     atomic_bool acc_stop;
+    bool halted; /* mq_server_halt() has run */
     unsigned next_worker;
     struct io_uring ctl_ring; /* the main thread's, to send MSG_RING wake-ups */
     pthread_mutex_t ctl_lock; /* ctl_ring users (main thread and signal paths) */
@@ -348,9 +349,29 @@ static void stop_workers(mq_server_t *srv, unsigned flush_ms)
      * dropped, before the inboxes go */
     mq_auth_verifier_stop(srv->verifier);
     srv->verifier = NULL;
-    /* every thread has stopped: the index and the sessions can go in any order */
+}
+
+/* After stop_workers: every thread has stopped, the index and the sessions can go in any
+ * order. */
+static void fini_workers(mq_server_t *srv)
+{
     for (unsigned i = 0; i < srv->n_workers; i++)
         mq_worker_fini(&srv->workers[i]);
+}
+
+/* Stores the retained messages the options hand over, before any thread serves; the
+ * references are the server's to drop. */
+static void restore_retained(mq_server_t *srv)
+{
+    mq_epoch_online(srv->ctl_ep);
+    for (size_t i = 0; i < srv->opts.n_retained; i++) {
+        (void)mq_tindex_retain(srv->ix, srv->opts.retained[i], srv->ctl_ep);
+        mq_msg_unref(srv->opts.retained[i]);
+    }
+    mq_epoch_quiescent(srv->ctl_ep);
+    mq_epoch_offline(srv->ctl_ep);
+    srv->opts.retained = NULL;
+    srv->opts.n_retained = 0;
 }
 
 int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, size_t errlen)
@@ -376,6 +397,7 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
     srv->ctl_ep = mq_epoch_register(srv->ep, srv->n_workers);
     mq_epoch_offline(srv->ctl_ep); /* it holds nothing shared between reloads */
     srv->ix = mq_tindex_new(srv->ep);
+    restore_retained(srv);
     srv->shared = mq_shared_new();
     srv->workers = mq_calloc(srv->n_workers, sizeof(mq_worker_t));
     srv->boxes = mq_calloc(srv->n_workers, sizeof(*srv->boxes));
@@ -404,10 +426,18 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
     }
     if ((rc = start_workers(srv, err, errlen)) < 0) {
         stop_workers(srv, 0);
+        fini_workers(srv);
         io_uring_queue_exit(&srv->acc_ring);
         io_uring_queue_exit(&srv->ctl_ring);
         goto fail;
     }
+    if (opts->kept) {
+        size_t n = 0;
+        for (unsigned i = 0; i < srv->n_workers; i++)
+            n += srv->workers[i].restored;
+        MQ_LOG(MQ_LOG_NOTICE, "Restored %zu persistent sessions.", n);
+    }
+    srv->opts.kept = NULL; /* the caller's, freed after this returns */
     pthread_create(&srv->acceptor, NULL, acceptor_main, srv);
     *out = srv;
     return 0;
@@ -416,8 +446,11 @@ fail:
     return rc < 0 ? rc : -EINVAL;
 }
 
-void mq_server_stop(mq_server_t *srv, unsigned flush_ms)
+void mq_server_halt(mq_server_t *srv, unsigned flush_ms)
 {
+    if (srv->halted)
+        return;
+    srv->halted = true;
     atomic_store(&srv->acc_stop, true);
     ctl_wake(srv, NULL, srv->acc_ring.ring_fd);
     pthread_join(srv->acceptor, NULL);
@@ -427,7 +460,48 @@ void mq_server_stop(mq_server_t *srv, unsigned flush_ms)
     stop_workers(srv, flush_ms);
     io_uring_queue_exit(&srv->acc_ring);
     io_uring_queue_exit(&srv->ctl_ring);
+}
+
+void mq_server_stop(mq_server_t *srv, unsigned flush_ms)
+{
+    mq_server_halt(srv, flush_ms);
+    fini_workers(srv);
     free_server(srv);
+}
+
+void mq_server_each_session(mq_server_t *srv, mq_server_sess_cb *cb, void *arg)
+{
+    sem_t done;
+    sem_init(&done, 0, 0);
+    mq_proto_visit_t v = {cb, arg, &done};
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        if (srv->halted) { /* the threads are gone: their tables are this thread's now */
+            mq_proto_visit(srv->workers[i].proto, &v);
+            continue;
+        }
+        mq_mail_t e = {.type = MQ_MAIL_VISIT, .ptr = &v};
+        while (!mq_mailbox_post(srv->boxes[i], &e))
+            sched_yield(); /* the control thread may wait; workers never do */
+        ctl_wake(srv, srv->boxes[i], -1);
+    }
+    if (!srv->halted) /* each worker answers within a loop turn (or when its inbox is dropped) */
+        for (unsigned i = 0; i < srv->n_workers; i++)
+            sem_wait(&done);
+    sem_destroy(&done);
+}
+
+size_t mq_server_each_retained(mq_server_t *srv, mq_server_retained_cb *cb, void *arg)
+{
+    mq_epoch_online(srv->ctl_ep); /* what the walk is handed stays until the quiescent point */
+    size_t n = mq_tindex_each_retained(srv->ix, cb, arg);
+    mq_epoch_quiescent(srv->ctl_ep);
+    mq_epoch_offline(srv->ctl_ep);
+    return n;
+}
+
+uint64_t mq_server_retained_changes(const mq_server_t *srv)
+{
+    return mq_tindex_retained_changes(srv->ix);
 }
 
 int mq_server_reload_tls(mq_server_t *srv)

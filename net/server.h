@@ -19,8 +19,30 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
 /* Stops accepting; with flush_ms > 0, stops reading and gives every connection up to
  * flush_ms to send what is queued for it (a shutdown that says goodbye); then closes every
  * connection (no wills are published: a broker shutdown is not a client failure, as with
- * mosquitto), joins the threads and frees everything. Main thread. */
+ * mosquitto) and joins the threads. The retained store stays readable
+ * (mq_server_each_retained: the snapshot taken at exit sees every last change). Main thread. */
+void mq_server_halt(mq_server_t *srv, unsigned flush_ms);
+
+/* mq_server_halt() unless done, then frees everything. Main thread. */
 void mq_server_stop(mq_server_t *srv, unsigned flush_ms);
+
+/* Calls 'cb' with every retained message (borrowed: take a reference to keep it), '$SYS'
+ * included, while the workers go on serving; returns the count. 'cb' must not block. Main
+ * thread. */
+struct mq_msg;
+typedef void mq_server_retained_cb(void *arg, struct mq_msg *msg);
+size_t mq_server_each_retained(mq_server_t *srv, mq_server_retained_cb *cb, void *arg);
+
+/* Calls cb(arg, worker, session) for every session (the persistence snapshot): on each
+ * worker's own thread while they run, returning once all have answered (within a loop turn
+ * each); on this thread after mq_server_halt(). 'cb' reads the session only and writes what
+ * is 'worker''s alone. Main thread. */
+struct mq_sess;
+typedef void mq_server_sess_cb(void *arg, unsigned worker, const struct mq_sess *s);
+void mq_server_each_session(mq_server_t *srv, mq_server_sess_cb *cb, void *arg);
+
+/* Retained messages stored, replaced or removed since start-up. Any thread. */
+uint64_t mq_server_retained_changes(const mq_server_t *srv);
 
 /* Broker-wide figures (core/stats.h), summed over the workers: relaxed loads of
  * single-writer figures that each worker refreshes once a second. */

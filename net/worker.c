@@ -97,6 +97,8 @@ static int init_thread(mq_worker_t *w)
     w->loop.uncount_arg = w;
     w->loop.trace_out = mq_trace_out; /* -v: one line per packet sent */
     w->loop.now_ms = mono_ns() / 1000000;
+    if (w->env.opts->kept) /* before the first client: the sessions it resumes are there */
+        w->restored = mq_proto_restore(w->proto, w->env.opts->kept, w->env.opts->kept_wall);
     return 0;
 }
 
@@ -121,6 +123,9 @@ static void drop_mail(mq_mail_t *m)
         mq_conn_free(c);
         break;
     }
+    case MQ_MAIL_VISIT: /* the visitor waits for every worker's answer */
+        sem_post(((mq_proto_visit_t *)m->ptr)->done);
+        break;
     default:
         break;
     }
@@ -184,6 +189,12 @@ static void on_mail(mq_worker_t *w, mq_mail_t *e)
         mq_proto_deliver_shared(w->proto, e->ptr, e->a[0], e->a[1], e->a[2]);
         mq_msg_unref(e->ptr);
         break;
+    case MQ_MAIL_VISIT: {
+        const mq_proto_visit_t *v = e->ptr;
+        mq_proto_visit(w->proto, v);
+        sem_post(v->done);
+        break;
+    }
     default:
         MQ_ASSERT(0 && "unknown mail");
     }

@@ -57,6 +57,7 @@ typedef struct mq_worker {
     int init_rc; /* result of the ring set-up done by the thread */
     char init_err[160];
     sem_t go;         /* posted by the main thread once every worker is up */
+    size_t restored;  /* persistent sessions restored at start-up (opts->kept) */
     atomic_bool stop; /* set by the main thread (or a STOP mail) */
     /* set by the main thread to stop gracefully: input is held, output is flushed, and the
      * loop ends once every connection's output has gone or this monotonic ms has passed */

@@ -6,7 +6,8 @@
 #   Inside net/, the rooms are floors too (a file may include net/ headers of its own floor
 #   or below, never above), so the layers cannot call each other in a loop:
 #     0 op.h opts.h   1 mailbox   2 conn   3 tls   4 ws   5 xport   6 auth   7 client
-#     8 will trace overload   9 publish subscribe   10 connect   11 proto   12 worker   13 server
+#     8 will trace overload   9 publish subscribe   10 connect   11 proto persist   12 worker
+#     13 server
 # tests/layering.sh --selftest — builds a tree with each violation and checks it is caught.
 set -u
 
@@ -24,7 +25,7 @@ floor() {
     will|trace|overload) echo 8 ;;
     publish|subscribe) echo 9 ;;
     connect) echo 10 ;;
-    proto) echo 11 ;;
+    proto|persist) echo 11 ;;
     worker) echo 12 ;;
     server) echo 13 ;;
     *) echo 99 ;;

@@ -45,6 +45,11 @@ Test(config, defaults_match_mosquitto)
     cr_assert_str_eq(cfg.auto_id_prefix, "auto-");
     cr_assert_eq(cfg.sys_interval, 10);
     cr_assert(!cfg.upgrade_outgoing_qos);
+    cr_assert(!cfg.persistence);
+    cr_assert_str_eq(cfg.persistence_file, "mosquitto.db");
+    cr_assert_null(cfg.persistence_location);
+    cr_assert_eq(cfg.autosave_interval, 1800);
+    cr_assert(!cfg.autosave_on_changes);
 }
 
 Test(config, no_listener_means_local_only_with_anonymous_access)
@@ -132,6 +137,11 @@ Test(config, every_supported_option_is_applied)
                        "log_type all\n"
                        "  \t# indented comment\n"
                        "allow_duplicate_messages true\n"
+                       "persistence true\n"
+                       "persistence_location /var/lib/mosquitto/\n"
+                       "persistence_file starling.db\n"
+                       "autosave_interval 60\n"
+                       "autosave_on_changes true\n"
                        "protocol mqtt\n"),
                  0, "%s", err);
     cr_assert(!cfg.allow_zero_length_clientid);
@@ -152,6 +162,11 @@ Test(config, every_supported_option_is_applied)
     cr_assert_eq(cfg.sys_interval, 0);
     cr_assert(!cfg.connection_messages);
     cr_assert_eq(cfg.log_types, MQ_LOG_ALL);
+    cr_assert(cfg.persistence);
+    cr_assert_str_eq(cfg.persistence_location, "/var/lib/mosquitto/");
+    cr_assert_str_eq(cfg.persistence_file, "starling.db");
+    cr_assert_eq(cfg.autosave_interval, 60);
+    cr_assert(cfg.autosave_on_changes);
 }
 
 Test(config, websockets_listener_options_reach_the_engine)
@@ -231,7 +246,7 @@ static const struct bad_case bad_cases[] = {
     {"listener 8883\n\ntls_version tlsv1.0\n",
      "test.conf:3: invalid value 'tlsv1.0' for tls_version"},
     {"auth_opt_db x\n", "'auth_opt_db'"},
-    {"persistence true\n", "'persistence'"},
+    {"queue_qos0_messages true\n", "'queue_qos0_messages'"},
     {"connection bridge1\n", "'connection'"},
     {"protocol http\n", "test.conf:1: invalid value 'http' for protocol"},
     {"listener 8080\nprotocol websockets\nstatus_page yes\n",
@@ -471,7 +486,8 @@ Test(config, the_implemented_options_are_exactly_these)
                             " per_listener_settings session_owner_check cafile capath certfile"
                             " keyfile crlfile ciphers ciphers_tls1.3 tls_version"
                             " require_certificate use_identity_as_username use_subject_as_username"
-                            " max_topic_alias persistent_client_expiration ");
+                            " max_topic_alias persistence persistence_file persistence_location"
+                            " autosave_interval autosave_on_changes persistent_client_expiration ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
@@ -511,7 +527,7 @@ Test(config, every_implemented_option_accepts_its_default_back)
         " listener bind_address include_dir log_facility metrics_listener pid_file"
         " log_timestamp_format persistent_client_expiration response_information http_dir"
         " websockets_trusted_proxy cafile capath certfile keyfile crlfile ciphers ciphers_tls1.3"
-        " tls_version password_file acl_file session_owner_check ";
+        " tls_version password_file acl_file session_owner_check persistence_location ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
@@ -607,7 +623,7 @@ Test(config, refused_options_are_refused_by_name_with_or_without_a_value)
         cr_expect_str_eq(err, want);
         n_refused++;
     }
-    cr_expect_geq(n_refused, 65); /* TLS, WebSockets and MQTT 5 options left this list */
+    cr_expect_geq(n_refused, 60); /* TLS, WebSockets, MQTT 5 and persistence options left it */
 }
 
 Test(config, fixed_settings_are_not_options_of_the_file)

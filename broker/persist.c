@@ -1,0 +1,509 @@
+/* SPDX-License-Identifier: MIT */
+#include "broker/persist.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/codec.h"
+#include "core/journal.h"
+#include "core/jrec.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/replay.h"
+#include "core/sess.h"
+
+struct mq_persist {
+    char *path; /* persistence_location + persistence_file */
+    char *tmp;  /* path + ".tmp": what a save writes before the rename */
+    char *dir;  /* the directory to sync after the rename */
+    uint32_t interval;
+    bool on_changes;
+    uint64_t generation;      /* of the last snapshot read or written */
+    double next_save_s;       /* monotonic: no autosave before (a pause after a failure) */
+    uint64_t changes_at_save; /* changes() at the last save */
+    mq_replay_t kept;         /* what start-up read, until mq_persist_loaded() */
+    bool has_kept;
+};
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t mono_ms(void) /* the workers' loop clock, which msg->expire_at counts in */
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static char *join(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = mq_alloc(n);
+    snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
+}
+
+mq_persist_t *mq_persist_new(const mq_config_t *cfg)
+{
+    if (!cfg->persistence)
+        return NULL;
+    mq_persist_t *p = mq_calloc(1, sizeof(*p));
+    const char *loc = cfg->persistence_location ? cfg->persistence_location : "";
+    size_t n = strlen(loc);
+    /* mosquitto joins the two as written ("/var/lib/mosquitto/" + "mosquitto.db"); a
+     * location without its slash is taken as the directory it names */
+    p->path = join(loc, n && loc[n - 1] != '/' ? "/" : "", cfg->persistence_file);
+    p->tmp = join(p->path, ".tmp", "");
+    p->dir = mq_strndup(n ? loc : ".", n ? n : 1);
+    p->interval = cfg->autosave_interval;
+    p->on_changes = cfg->autosave_on_changes;
+    p->next_save_s = p->on_changes ? 0 : mono_s() + p->interval;
+    return p;
+}
+
+void mq_persist_check(const mq_persist_t *p)
+{
+    if (p && access(p->dir, W_OK | X_OK) < 0)
+        MQ_LOG(MQ_LOG_WARN,
+               "Warning: persistence_location %s: %s; saving the in-memory database will "
+               "fail until it is writable.",
+               p->dir, strerror(errno));
+}
+
+void mq_persist_free(mq_persist_t *p)
+{
+    if (p == NULL)
+        return;
+    if (p->has_kept)
+        mq_replay_fini(&p->kept);
+    mq_free(p->path);
+    mq_free(p->tmp);
+    mq_free(p->dir);
+    mq_free(p);
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+static void note(void *arg, enum mq_journal_ev ev, uint64_t offset, uint64_t len, uint8_t type,
+                 const char *why)
+{
+    const mq_persist_t *p = arg;
+    if (ev == MQ_JOURNAL_TORN)
+        MQ_LOG(MQ_LOG_WARN, "Warning: %s: torn end at offset %llu (%llu bytes) dropped.", p->path,
+               (unsigned long long)offset, (unsigned long long)len);
+    else if (ev == MQ_JOURNAL_CORRUPT)
+        MQ_LOG(MQ_LOG_WARN, "Warning: %s: %llu corrupt bytes at offset %llu skipped.", p->path,
+               (unsigned long long)len, (unsigned long long)offset);
+    else
+        MQ_LOG(MQ_LOG_WARN, "Warning: %s: record %s at offset %llu skipped: %s.", p->path,
+               mq_jrec_type_str(type), (unsigned long long)offset, why ? why : "unknown type");
+}
+
+/* A file this build cannot read is kept for its owner under another name; start-up goes on. */
+static void move_aside(const mq_persist_t *p, const char *why)
+{
+    char aside[4096];
+    snprintf(aside, sizeof(aside), "%s.unreadable-%lld", p->path, (long long)time(NULL));
+    if (rename(p->path, aside) == 0)
+        MQ_LOG(MQ_LOG_ERROR,
+               "Error: %s is not a Starling snapshot this version can read (%s); moved to %s, "
+               "starting without it.",
+               p->path, why, aside);
+    else
+        MQ_LOG(MQ_LOG_ERROR,
+               "Error: %s is not a Starling snapshot this version can read (%s) "
+               "and could not be moved aside (%s); starting without it.",
+               p->path, why, strerror(errno));
+}
+
+typedef struct collect {
+    mq_msg_t **msgs;
+    size_t n;
+    uint32_t cap;
+    int64_t wall;   /* now, seconds since the Unix epoch */
+    uint64_t mono;  /* now, loop clock ms */
+    size_t skipped; /* entries whose properties no longer decode */
+} collect_t;
+
+static void collect_one(void *arg, mq_replay_retained_t *e)
+{
+    collect_t *c = arg;
+    mq_msg_t *msg = mq_replay_msg_new(&e->msg, true, c->wall, c->mono);
+    if (msg == NULL) {
+        c->skipped++;
+        return;
+    }
+    if (c->n == c->cap)
+        c->msgs = mq_grow(c->msgs, &c->cap, sizeof(*c->msgs), 64);
+    c->msgs[c->n++] = msg;
+}
+
+/* Replays the whole file in 'b' into 'rp'; false when it is not a snapshot this build reads. */
+static bool replay(mq_persist_t *p, const mq_buf_t *b, mq_replay_t *rp, mq_replay_file_t *f)
+{
+    mq_journal_reader_t r;
+    mq_journal_reader_init(&r, 0);
+    mq_journal_reader_feed(&r, b->data, b->len, true);
+    f->note = note;
+    f->note_arg = p;
+    mq_replay_file_init(f);
+    enum mq_rc rc = mq_replay_read(rp, &r, f); /* given whole, the file never asks for more */
+    if (rc == MQ_RC_SUCCESS && f->header.kind == MQ_JREC_KIND_SNAPSHOT)
+        return true;
+    move_aside(p, rc == MQ_RC_UNSUPPORTED_PROTOCOL_VERSION ? "another format version"
+                  : rc == MQ_RC_SUCCESS                    ? "not a snapshot"
+                                                           : "no Starling file header");
+    return false;
+}
+
+/* Reads the file into 'b'; false when there is none (or it cannot be read: logged). */
+static bool read_file(const mq_persist_t *p, mq_buf_t *b)
+{
+    int fd = open(p->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            MQ_LOG(MQ_LOG_NOTICE, "No persistence file %s yet: starting empty.", p->path);
+        else
+            MQ_LOG(MQ_LOG_ERROR, "Error: %s: %s; starting without it.", p->path, strerror(errno));
+        return false;
+    }
+    int rc = mq_buf_read_fd(b, fd);
+    close(fd);
+    if (rc < 0) {
+        MQ_LOG(MQ_LOG_ERROR, "Error: %s: %s; starting without it.", p->path, strerror(-rc));
+        return false;
+    }
+    return true;
+}
+
+void mq_persist_load(mq_persist_t *p, mq_server_opts_t *opts)
+{
+    double t0 = mono_s();
+    mq_buf_t b;
+    mq_buf_init(&b);
+    if (!read_file(p, &b)) {
+        mq_buf_fini(&b);
+        return;
+    }
+    mq_replay_init(&p->kept, 1);
+    p->has_kept = true;
+    mq_replay_file_t f = {0};
+    if (replay(p, &b, &p->kept, &f)) {
+        p->generation = f.header.generation;
+        if (!f.complete)
+            MQ_LOG(MQ_LOG_WARN, "Warning: %s has no end record: restoring what it holds.", p->path);
+        collect_t c = {.wall = time(NULL), .mono = mono_ms()};
+        size_t expired = mq_replay_finish(&p->kept, c.wall);
+        mq_replay_each_retained(&p->kept, collect_one, &c);
+        opts->retained = c.msgs;
+        opts->n_retained = c.n;
+        opts->kept = p->kept.n_sessions ? &p->kept : NULL; /* the workers take their own */
+        opts->kept_wall = c.wall;
+        MQ_LOG(MQ_LOG_NOTICE,
+               "Restored %zu retained messages from %s in %.3f s (%zu expired while the "
+               "broker was down, %zu skipped); %zu sessions kept.",
+               c.n, p->path, mono_s() - t0, expired, c.skipped + (size_t)f.n_malformed,
+               p->kept.n_sessions);
+    }
+    mq_buf_fini(&b);
+}
+
+void mq_persist_loaded(mq_persist_t *p, mq_server_opts_t *opts)
+{
+    mq_free(opts->retained);
+    opts->retained = NULL;
+    opts->n_retained = 0;
+    opts->kept = NULL;
+    if (p && p->has_kept)
+        mq_replay_fini(&p->kept);
+    if (p)
+        p->has_kept = false;
+}
+
+/* What autosave counts as changes: retained messages stored or removed, PUBLISH packets
+ * received (what sessions queue comes from them) and CONNECTs (sessions made or resumed). The
+ * workers refresh the last two once a second. */
+static uint64_t changes(const mq_server_t *srv)
+{
+    mq_server_stats_t t;
+    mq_server_stats(srv, &t, NULL);
+    return mq_server_retained_changes(srv) + t.pub_received + t.connects;
+}
+
+/* ---- saving ------------------------------------------------------------------------------- */
+
+typedef struct snap {
+    mq_buf_t out;
+    uint64_t salt;
+    uint64_t n_records; /* after the FILE_HEADER */
+    int64_t wall;
+    uint64_t mono;
+} snap_t;
+
+static bool is_sys(mq_str_t t)
+{
+    return t.len >= 4 && memcmp(t.ptr, "$SYS", 4) == 0 && (t.len == 4 || t.ptr[4] == '/');
+}
+
+/* Runs in the server's read section: encodes, never blocks. */
+static void snap_one(void *arg, mq_msg_t *msg)
+{
+    snap_t *s = arg;
+    mq_str_t topic = mq_msg_topic(msg);
+    if (is_sys(topic) || (msg->expire_at && msg->expire_at <= s->mono))
+        return;
+    mq_jrec_t r = {.type = MQ_JREC_RETAIN_SET};
+    r.retain.msg = (mq_jrec_msg_t){
+        .topic = topic,
+        .payload = mq_msg_payload(msg),
+        .props = {(const char *)msg->wire + msg->wire_len, msg->props_len},
+        .qos = msg->qos,
+    };
+    if (msg->expire_at) /* whole seconds left, rounded up: never earlier than due */
+        r.retain.msg.expiry_at = s->wall + (int64_t)((msg->expire_at - s->mono + 999) / 1000);
+    (void)mq_jrec_encode(&s->out, &r, s->salt);
+    s->n_records++;
+}
+
+/* One worker's share of the sessions: encoded on its own thread (mq_server_each_session). */
+typedef struct part {
+    mq_buf_t out;
+    uint64_t n_records;
+    size_t n_sessions;
+} part_t;
+
+typedef struct sess_snap {
+    part_t *parts; /* by worker */
+    uint64_t salt;
+    int64_t wall;
+} sess_snap_t;
+
+static void put(part_t *pt, const mq_jrec_t *r, uint64_t salt)
+{
+    (void)mq_jrec_encode(&pt->out, r, salt);
+    pt->n_records++;
+}
+
+static mq_jrec_msg_t jmsg(const mq_msg_t *m, uint8_t qos, int64_t wall, uint64_t mono)
+{
+    mq_jrec_msg_t j = {.topic = mq_msg_topic(m),
+                       .payload = mq_msg_payload(m),
+                       .props = {(const char *)m->wire + m->wire_len, m->props_len},
+                       .qos = qos};
+    if (m->expire_at) /* whole seconds left, rounded up: never earlier than due */
+        j.expiry_at = wall + (int64_t)((m->expire_at - mono + 999) / 1000);
+    return j;
+}
+
+/* When the client went away, such that the expiry left is what the broker clock says. */
+static int64_t disconnected_at(const mq_sess_t *s, int64_t wall, uint64_t mono)
+{
+    if (s->conn || s->expire_at == 0 || s->expiry_s == 0xFFFFFFFFu)
+        return wall; /* connected until the broker stopped */
+    uint64_t left_ms = s->expire_at > mono ? s->expire_at - mono : 0;
+    return wall + (int64_t)((left_ms + 999) / 1000) - (int64_t)s->expiry_s;
+}
+
+static void put_out(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s, const mq_outmsg_t *o,
+                    uint64_t mid, bool in_flight, uint64_t mono)
+{
+    mq_jrec_t r = {.type = MQ_JREC_MSG_PUT};
+    r.out = (mq_jrec_out_t){
+        .client_id = {s->client_id, s->id_len},
+        .mid = mid,
+        .packet_id = in_flight ? o->packet_id : 0,
+        .state = in_flight ? o->state : MQ_OUT_PUBLISH,
+        .flags =
+            (uint8_t)((o->retain ? MQ_JREC_MSG_RETAIN : 0) | (in_flight ? MQ_JREC_MSG_DUP : 0)),
+    };
+    if (o->msg)
+        r.out.msg = jmsg(o->msg, o->qos, ss->wall, mono);
+    else /* past PUBREC the message is gone; only its packet id matters, but the record wants a
+            topic name */
+        r.out.msg = (mq_jrec_msg_t){.topic = {"-", 1}, .qos = 2};
+    put(pt, &r, ss->salt);
+}
+
+static void put_messages(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s)
+{
+    uint64_t mono = mono_ms(), mid = 1;
+    for (uint32_t i = 0; i < s->n_inflight; i++)
+        put_out(pt, ss, s, &s->inflight[i], mid++, true, mono);
+    for (uint32_t i = 0; i < s->q_len; i++) {
+        const mq_outmsg_t *o = &s->queue[(s->q_head + i) % s->q_cap];
+        if (o->qos > 0 && !(o->msg->expire_at && o->msg->expire_at <= mono))
+            put_out(pt, ss, s, o, mid++, false, mono); /* QoS 0 is not kept */
+    }
+    for (uint32_t i = 0; i < s->n_qos2_in; i++) {
+        mq_jrec_t r = {.type = MQ_JREC_QOS2_IN_ADD};
+        r.qos2 = (mq_jrec_qos2_t){{s->client_id, s->id_len}, s->qos2_in[i]};
+        put(pt, &r, ss->salt);
+    }
+}
+
+/* On the session's worker: SESS_PUT, its subscriptions, messages and QoS 2 ids. */
+static void snap_sess(void *arg, unsigned worker, const mq_sess_t *s)
+{
+    const sess_snap_t *ss = arg;
+    if (s->clean || s->expiry_s == 0)
+        return; /* ends with its connection */
+    part_t *pt = &ss->parts[worker];
+    mq_str_t id = {s->client_id, s->id_len};
+    mq_jrec_t r = {.type = MQ_JREC_SESS_PUT};
+    r.sess = (mq_jrec_sess_t){
+        .client_id = id,
+        .username = {s->username, s->user_len},
+        .has_username = s->username != NULL,
+        .level = s->peer.proto ? s->peer.proto : MQ_PROTO_311,
+        .expiry_interval = s->expiry_s,
+        .disconnected_at = disconnected_at(s, ss->wall, mono_ms()),
+    };
+    put(pt, &r, ss->salt);
+    for (uint32_t i = 0; i < s->n_subs; i++) {
+        const mq_sub_t *sub = &s->subs[i];
+        mq_jrec_t a = {.type = MQ_JREC_SUB_ADD};
+        a.sub = (mq_jrec_sub_t){
+            .client_id = id,
+            .filter = {sub->filter, sub->len},
+            .options =
+                (uint8_t)(sub->qos | (sub->opts & MQ_SUB_NO_LOCAL ? MQ_JREC_SUBOPT_NO_LOCAL : 0) |
+                          (sub->opts & MQ_SUB_RAP ? MQ_JREC_SUBOPT_RAP : 0)),
+            .sub_id = sub->sub_id,
+        };
+        put(pt, &a, ss->salt);
+    }
+    put_messages(pt, ss, s);
+    pt->n_sessions++;
+}
+
+/* Appends every worker's sessions to 's'; returns how many. */
+static size_t snap_sessions(snap_t *s, mq_server_t *srv)
+{
+    unsigned nw = mq_server_workers(srv);
+    sess_snap_t ss = {mq_calloc(nw, sizeof(part_t)), s->salt, s->wall};
+    mq_server_each_session(srv, snap_sess, &ss);
+    size_t n = 0;
+    for (unsigned i = 0; i < nw; i++) {
+        mq_buf_append(&s->out, ss.parts[i].out.data, ss.parts[i].out.len);
+        s->n_records += ss.parts[i].n_records;
+        n += ss.parts[i].n_sessions;
+        mq_buf_fini(&ss.parts[i].out);
+    }
+    mq_free(ss.parts);
+    return n;
+}
+
+/* NAME.tmp written and synced, renamed over NAME, the directory synced. */
+static int write_snapshot(const mq_persist_t *p, const mq_buf_t *b)
+{
+    int fd = open(p->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    for (size_t off = 0; off < b->len;) {
+        ssize_t w = write(fd, b->data + off, b->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            int e = errno;
+            close(fd);
+            unlink(p->tmp);
+            return -e;
+        }
+        off += (size_t)w;
+    }
+    if (fdatasync(fd) < 0 || close(fd) < 0) {
+        int e = errno;
+        unlink(p->tmp);
+        return -e;
+    }
+    if (rename(p->tmp, p->path) < 0) {
+        int e = errno;
+        unlink(p->tmp);
+        return -e;
+    }
+    int dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) { /* the rename itself durable */
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+int mq_persist_save(mq_persist_t *p, mq_server_t *srv)
+{
+    MQ_LOG(MQ_LOG_NOTICE, "Saving in-memory database to %s.", p->path);
+    double t0 = mono_s();
+    snap_t s = {.wall = time(NULL)};
+    mq_buf_init(&s.out);
+    if (getrandom(&s.salt, sizeof(s.salt), GRND_NONBLOCK) != sizeof(s.salt))
+        s.salt = (uint64_t)s.wall * 0x9E3779B97F4A7C15ull ^ mono_ms();
+    uint64_t changed = changes(srv); /* read first: a change during the walk makes the next
+                                        save due */
+    mq_jrec_t h = {.type = MQ_JREC_FILE_HEADER};
+    h.header = (mq_jrec_header_t){.version = MQ_JREC_VERSION,
+                                  .kind = MQ_JREC_KIND_SNAPSHOT,
+                                  .n_workers = (uint16_t)mq_server_workers(srv),
+                                  .generation = p->generation + 1,
+                                  .wall_time = s.wall,
+                                  .salt = s.salt};
+    (void)mq_jrec_encode(&s.out, &h, 0);
+    s.mono = mono_ms();
+    (void)mq_server_each_retained(srv, snap_one, &s);
+    uint64_t n_retained = s.n_records;
+    size_t n_sessions = snap_sessions(&s, srv);
+    mq_jrec_t end = {.type = MQ_JREC_SNAP_END};
+    end.snap_end = (mq_jrec_snap_end_t){.generation = p->generation + 1, .n_records = s.n_records};
+    (void)mq_jrec_encode(&s.out, &end, s.salt);
+    int rc = write_snapshot(p, &s.out);
+    if (rc < 0) {
+        MQ_LOG(MQ_LOG_ERROR,
+               "Error saving in-memory database to %s: %s; the previous snapshot is kept.", p->tmp,
+               strerror(-rc));
+    } else {
+        p->generation++;
+        p->changes_at_save = changed;
+        MQ_LOG(MQ_LOG_NOTICE,
+               "Saved %llu retained messages and %zu sessions (%zu bytes) in %.3f s.",
+               (unsigned long long)n_retained, n_sessions, s.out.len, mono_s() - t0);
+    }
+    mq_buf_fini(&s.out);
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- autosave ----------------------------------------------------------------------------- */
+
+double mq_persist_wait(const mq_persist_t *p, double now_s)
+{
+    if (p == NULL || p->interval == 0)
+        return 3600;
+    if (p->on_changes)
+        return 1; /* the change count is looked at once a second */
+    return p->next_save_s > now_s ? p->next_save_s - now_s : 0;
+}
+
+bool mq_persist_tick(mq_persist_t *p, mq_server_t *srv, double now_s)
+{
+    if (p == NULL || p->interval == 0)
+        return false;
+    if (now_s < p->next_save_s)
+        return false;
+    uint64_t changed = changes(srv) - p->changes_at_save;
+    if (p->on_changes ? changed < p->interval : changed == 0) {
+        if (!p->on_changes)
+            p->next_save_s = now_s + p->interval; /* nothing changed since the last save */
+        return false;
+    }
+    bool ok = mq_persist_save(p, srv) == 0;
+    /* a failed save is tried again after a pause, not on every check */
+    p->next_save_s = now_s + (p->on_changes ? (ok ? 0 : 10) : p->interval);
+    return ok;
+}

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/* net/persist.c - a worker's side of persistence: restoring the kept sessions it owns at
+ * start-up, and showing its sessions to a snapshot (broker/persist.c writes the file). */
+#include <xxhash.h>
+
+#include "core/jrec.h"
+#include "core/replay.h"
+#include "net/auth.h"
+#include "net/client.h"
+#include "net/proto.h"
+
+void mq_proto_visit(mq_proto_t *p, const mq_proto_visit_t *v)
+{
+    size_t pos = 0;
+    for (mq_sess_t *s; (s = mq_route_next(p->route, &pos)) != NULL;)
+        v->cb(v->arg, p->env.self, s);
+}
+
+typedef struct restore {
+    mq_proto_t *p;
+    int64_t wall;
+    size_t n; /* sessions restored */
+} restore_t;
+
+static void restore_subs(mq_proto_t *p, mq_sess_t *s, const mq_replay_sess_t *rs)
+{
+    for (uint32_t i = 0; i < rs->n_subs; i++) {
+        const mq_replay_sub_t *sub = &rs->subs[i];
+        mq_route_opts_t o = {
+            .flags = (uint8_t)((sub->options & MQ_JREC_SUBOPT_NO_LOCAL ? MQ_SUB_NO_LOCAL : 0) |
+                               (sub->options & MQ_JREC_SUBOPT_RAP ? MQ_SUB_RAP : 0)),
+            .sub_id = sub->sub_id};
+        bool is_new;
+        (void)mq_route_subscribe(p->route, s, sub->filter.ptr, sub->filter.len,
+                                 sub->options & MQ_JREC_SUBOPT_QOS, &o, &is_new);
+    }
+    /* what the ACL in force grants the session's user (without an ACL: everything) */
+    (void)mq_auth_reclassify_sess(mq_auth_get(p->env.auth), p->route, s);
+}
+
+/* Messages in flight first (their packet ids and states kept), then the queue, in order. */
+static void restore_msgs(mq_proto_t *p, mq_sess_t *s, const mq_replay_sess_t *rs, int64_t wall)
+{
+    uint64_t now = p->env.loop->now_ms;
+    for (uint32_t i = 0; i < rs->n_out; i++) {
+        const mq_replay_out_t *o = &rs->out[i];
+        bool retain = o->flags & MQ_JREC_MSG_RETAIN;
+        mq_msg_t *m = NULL;
+        if (o->state != MQ_OUT_PUBREL) { /* past PUBREC only the packet id matters */
+            m = mq_replay_msg_new(&o->msg, false, wall, now);
+            if (m == NULL)
+                continue;
+        }
+        if (o->packet_id != 0)
+            mq_sess_restore_inflight(s, m, o->msg.qos, retain, o->packet_id, o->state);
+        else
+            (void)mq_sess_deliver(s, m, o->msg.qos, retain);
+        mq_msg_unref(m);
+    }
+    for (uint32_t i = 0; i < rs->n_qos2_in; i++)
+        (void)mq_sess_qos2_received(s, rs->qos2_in[i]);
+}
+
+static void restore_one(void *arg, mq_replay_sess_t *rs)
+{
+    restore_t *r = arg;
+    mq_proto_t *p = r->p;
+    const mq_jrec_sess_t *in = &rs->info;
+    uint64_t h = XXH3_64bits(in->client_id.ptr, in->client_id.len);
+    if (h % p->env.n_workers != p->env.self || in->clean || in->expiry_interval == 0)
+        return; /* another worker's, or a session that ended with its connection */
+    uint64_t now = p->env.loop->now_ms;
+    uint64_t expire_at = 0;
+    if (in->expiry_interval != 0xFFFFFFFFu) {
+        int64_t left = in->disconnected_at + (int64_t)in->expiry_interval - r->wall;
+        if (left <= 0)
+            return; /* expired while the broker was down */
+        expire_at = now + (uint64_t)left * 1000u;
+    }
+    mq_sess_t *s = mq_sess_new(in->client_id.ptr, in->client_id.len, h, false, &p->o->limits);
+    s->clock = &p->env.loop->now_ms;
+    s->expiry_s = in->expiry_interval;
+    s->expire_at = expire_at;
+    if (in->has_username)
+        mq_sess_set_username(s, in->username.ptr, in->username.len);
+    mq_route_add(p->route, s);
+    restore_subs(p, s, rs);
+    restore_msgs(p, s, rs, r->wall);
+    r->n++;
+}
+
+size_t mq_proto_restore(mq_proto_t *p, const struct mq_replay *rp, int64_t wall)
+{
+    restore_t r = {p, wall, 0};
+    mq_replay_each_sess(rp, restore_one, &r);
+    return r.n;
+}

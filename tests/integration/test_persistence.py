@@ -1,0 +1,438 @@
+# SPDX-License-Identifier: MIT
+"""persistence true: retained messages kept across restarts in a snapshot, as mosquitto keeps
+them (broker/persist.h): saved at a clean exit, on SIGUSR1 and every autosave_interval, read
+back at start-up; a file that cannot be read never stops the broker from starting."""
+import os
+import signal
+import struct
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from conftest import (HOST, IS_MOSQUITTO, PUBCOMP, PUBREC, PUBREL, Broker, Pub, Raw, ack_pkt,
+                      check_stderr_text, publish_pkt)
+
+pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Starling's snapshot file and log lines")
+
+DB = "mosquitto.db"
+
+
+# started as root the broker becomes 'user' (mosquitto by default), which could not write the
+# test's directory: the tests keep root, as an operator keeps the directory the user's
+AS_ROOT = "user root"
+
+
+_started, _clients = [], []
+
+
+class Kept(Broker):
+    """A Broker that the test module stops whatever happens to the test."""
+
+    def start(self):
+        _started.append(self)
+        return super().start()
+
+
+@pytest.fixture(autouse=True)
+def _stop_brokers():
+    yield
+    while _clients:
+        _clients.pop().close()
+    while _started:
+        _started.pop().kill()
+
+
+def persistent(tmp_path, extra=(), port=None, name="p"):
+    lines = [AS_ROOT, "persistence true", f"persistence_location {tmp_path}/"] + list(extra)
+    return Kept(tmp_path, lines, port=port, name=name)
+
+
+class V5:
+    """A paho MQTT 5 client on its own network thread, with bounded waits."""
+
+    def __init__(self, port, client_id=""):
+        self.c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
+        _clients.append(self)
+        self.cond = threading.Condition()
+        self.messages, self.done = [], set()
+        self.c.on_message = self._on_message
+        self.c.on_publish = lambda c, u, mid: self._note(mid)
+        self.c.on_subscribe = lambda c, u, mid, rc, props: self._note(("sub", mid))
+        self.c.on_connect = lambda c, u, flags, rc, props: self._note("connack")
+        self.c.connect(HOST, port, 60)
+        self.c.loop_start()
+        assert self.wait(lambda: "connack" in self.done), "no CONNACK"
+
+    def _on_message(self, c, u, msg):
+        with self.cond:
+            self.messages.append(msg)
+            self.cond.notify_all()
+
+    def _note(self, what):
+        with self.cond:
+            self.done.add(what)
+            self.cond.notify_all()
+
+    def wait(self, pred, timeout=5.0):
+        with self.cond:
+            return self.cond.wait_for(pred, timeout)
+
+    def publish(self, topic, payload, qos=1, **props):
+        p = None
+        if props:
+            p = Properties(PacketTypes.PUBLISH)
+            for k, v in props.items():
+                setattr(p, k, v)
+        info = self.c.publish(topic, payload, qos, retain=True, properties=p)
+        assert self.wait(lambda: info.mid in self.done), f"publish {topic} not acknowledged"
+
+    def retained(self, flt="#", quiet=0.5):
+        """The retained messages 'flt' brings, by topic, once nothing more arrives."""
+        rc, mid = self.c.subscribe(flt, 1)
+        assert rc == mqtt.MQTT_ERR_SUCCESS
+        assert self.wait(lambda: ("sub", mid) in self.done), "no SUBACK"
+        n = -1
+        while True:
+            with self.cond:
+                if len(self.messages) == n:
+                    break
+                n = len(self.messages)
+            time.sleep(quiet)
+        with self.cond:
+            return {m.topic: m for m in self.messages if m.retain}
+
+    def close(self):
+        if self in _clients:
+            _clients.remove(self)
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def topics(port, flt="#"):
+    c = V5(port)
+    try:
+        return c.retained(flt)
+    finally:
+        c.close()
+
+
+def test_retained_messages_and_their_properties_survive_a_restart(tmp_path):
+    b = persistent(tmp_path).start()
+    c = V5(b.port, "writer")
+    c.publish("dev/1/state", b"on", qos=1)
+    c.publish("dev/2/state", b"{\"t\":21}", qos=2, ContentType="application/json",
+              UserProperty=[("site", "north"), ("k", "v")], MessageExpiryInterval=3600)
+    c.publish("dev/3/state", b"gone", qos=0)
+    c.publish("dev/3/state", b"", qos=0)  # cleared before the stop: stays cleared
+    c.close()
+    b.check_clean_exit()
+    assert "Saving in-memory database to" in b.stderr()
+    data = (tmp_path / DB).read_bytes()
+    assert b"$SYS" not in data  # the broker's own tree is made anew, not saved
+
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    assert b2.wait_log("Restored 2 retained messages")
+    got = topics(b2.port)
+    assert sorted(got) == ["dev/1/state", "dev/2/state"]
+    assert (got["dev/1/state"].payload, got["dev/1/state"].qos) == (b"on", 1)
+    m = got["dev/2/state"]
+    assert (m.payload, m.qos) == (b"{\"t\":21}", 1)  # granted QoS 1 of the subscription
+    assert m.properties.ContentType == "application/json"
+    assert m.properties.UserProperty == [("site", "north"), ("k", "v")]
+    assert 3590 <= m.properties.MessageExpiryInterval <= 3600
+    b2.check_clean_exit()
+
+
+def test_expiry_counts_the_time_the_broker_was_down(tmp_path):
+    b = persistent(tmp_path).start()
+    c = V5(b.port)
+    c.publish("exp/short", b"s", MessageExpiryInterval=1)
+    c.publish("exp/long", b"l", MessageExpiryInterval=600)
+    c.close()
+    b.check_clean_exit()
+    time.sleep(2.2)
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    assert sorted(topics(b2.port)) == ["exp/long"]
+    assert "1 expired while the broker was down" in b2.stderr()
+    b2.check_clean_exit()
+
+
+def test_sigusr1_saves_now_and_kill_9_keeps_that_snapshot(tmp_path):
+    b = persistent(tmp_path, ["autosave_interval 0"]).start()
+    c = V5(b.port)
+    c.publish("snap/a", b"1")
+    b.proc.send_signal(signal.SIGUSR1)
+    assert b.wait_log("Saved 1 retained messages")
+    c.publish("snap/b", b"2")  # after the snapshot: a crash loses it, as with mosquitto
+    c.close()
+    b.proc.kill()
+    b.proc.wait(5)
+    b.stopped = True
+    b._err.close()
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    assert sorted(topics(b2.port)) == ["snap/a"]
+    b2.check_clean_exit()
+
+
+@pytest.mark.parametrize("mode", ["interval", "changes"])
+def test_autosave_writes_without_a_signal(tmp_path, mode):
+    extra = ["autosave_interval 1"] if mode == "interval" else \
+        ["autosave_on_changes true", "autosave_interval 3"]
+    b = persistent(tmp_path, extra).start()
+    c = V5(b.port)
+    for i in range(3):
+        c.publish(f"auto/{i}", b"x")
+    assert b.wait_log("Saved 3 retained messages", timeout=5.0), b.stderr()
+    c.close()
+    b.proc.kill()
+    b.proc.wait(5)
+    b.stopped = True
+    b._err.close()
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    assert sorted(topics(b2.port)) == ["auto/0", "auto/1", "auto/2"]
+    b2.check_clean_exit()
+
+
+def test_a_file_it_cannot_read_is_moved_aside_and_start_up_goes_on(tmp_path):
+    (tmp_path / DB).write_bytes(b"\x00\x01mosquitto db of another format" * 10)
+    b = persistent(tmp_path).start()
+    assert b.wait_log("moved to")
+    aside = [f for f in os.listdir(tmp_path) if f.startswith(DB + ".unreadable-")]
+    assert len(aside) == 1
+    c = V5(b.port)
+    c.publish("after/x", b"y")
+    c.close()
+    b.check_clean_exit()
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    assert sorted(topics(b2.port)) == ["after/x"]
+    b2.check_clean_exit()
+
+
+def test_a_torn_snapshot_keeps_what_verifies(tmp_path):
+    b = persistent(tmp_path).start()
+    c = V5(b.port)
+    for i in range(5):
+        c.publish(f"torn/{i}", b"payload %d" % i)
+    c.close()
+    b.check_clean_exit()
+    path = tmp_path / DB
+    data = path.read_bytes()
+    path.write_bytes(data[:-50])  # the end record (36 bytes) and part of the last message
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    assert b2.wait_log("torn end")
+    got = topics(b2.port)
+    assert len(got) == 4 and all(t.startswith("torn/") for t in got), sorted(got)
+    b2.check_clean_exit()
+
+
+def test_an_unwritable_location_is_logged_and_serving_goes_on(tmp_path):
+    missing = tmp_path / "no" / "such"
+    b = Kept(tmp_path, [AS_ROOT, "persistence true", f"persistence_location {missing}"]).start()
+    assert b.wait_log("saving the in-memory database will fail")
+    c = V5(b.port)
+    c.publish("still/served", b"1")
+    assert sorted(c.retained()) == ["still/served"]
+    c.close()
+    b.check_clean_exit()
+    assert "Error saving in-memory database" in b.stderr()
+
+
+def test_debian_style_configuration_starts_and_persists(tmp_path):
+    """Debian's /etc/mosquitto/mosquitto.conf, with its paths moved under tmp_path."""
+    confd = tmp_path / "conf.d"
+    confd.mkdir()
+    (confd / "local.conf").write_text("allow_anonymous true\n")
+    lines = [AS_ROOT, f"pid_file {tmp_path}/mosquitto.pid", "persistence true",
+             f"persistence_location {tmp_path}/", f"log_dest file {tmp_path}/mosquitto.log",
+             f"include_dir {confd}"]
+    b = Kept(tmp_path, lines).start()
+    c = V5(b.port)
+    c.publish("debian/t", b"1")
+    c.close()
+    b.check_clean_exit()
+    assert (tmp_path / DB).exists()
+    check_stderr_text((tmp_path / "mosquitto.log").read_text(errors="replace"))
+
+
+# --- persistent sessions ------------------------------------------------------------------------
+
+def kill9(b):
+    b.proc.kill()
+    b.proc.wait(5)
+    b.stopped = True
+    b._err.close()
+
+
+def offline_subscriber(port, client_id, filters):
+    r = Raw(port)
+    r.connect(client_id, clean=False)
+    assert r.subscribe(filters) == [q for _, q in filters]
+    r.close()
+
+
+def publish_raw(port, msgs):
+    """Publishes [(topic, payload, qos)] and waits for each acknowledgement."""
+    r = Raw(port)
+    r.connect("persist-pub")
+    for i, (t, p, q) in enumerate(msgs, 1):
+        r.send(publish_pkt(t, p, q, pid=i))
+        if q == 1:
+            r.expect(ack_pkt(4, i))
+        elif q == 2:
+            r.expect(ack_pkt(PUBREC, i))
+            r.send(ack_pkt(PUBREL, i))
+            r.expect(ack_pkt(PUBCOMP, i))
+    r.close()
+
+
+def resume(port, client_id, n):
+    """Reconnects 'client_id' to its session and acknowledges what comes (QoS 2 to the end);
+    returns (the connection, session present, the first n PUBLISH in arrival order)."""
+    r = Raw(port)
+    sp, _ = r.connect(client_id, clean=False)
+    got, open_q2 = [], set()
+    while len(got) < n or open_q2:
+        first, body, raw = r.recv_packet()
+        if first >> 4 == PUBREL:
+            pid = struct.unpack(">H", body[:2])[0]
+            open_q2.discard(pid)
+            r.send(ack_pkt(PUBCOMP, pid))
+            continue
+        p = Pub(first, body)
+        got.append(p)
+        if p.qos == 1:
+            r.send(ack_pkt(4, p.pid))
+        elif p.qos == 2:
+            open_q2.add(p.pid)
+            r.send(ack_pkt(PUBREC, p.pid))
+    return r, sp, got
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGUSR1 then kill -9"])
+def test_persistent_sessions_and_their_queues_survive_a_restart(tmp_path, how):
+    b = persistent(tmp_path, ["autosave_interval 0"], name="s1").start()
+    offline_subscriber(b.port, "keep-me", [("s/#", 1), ("q2/#", 2)])
+    r = Raw(b.port)
+    r.connect("gone-at-restart", clean=True)  # a clean session is not kept
+    assert r.subscribe([("s/#", 1)]) == [1]
+    publish_raw(b.port, [("s/1", b"one", 1), ("q2/x", b"two", 2), ("s/2", b"three", 1),
+                         ("s/0", b"qos0 is not kept for the offline", 0)])
+    if how == "SIGTERM":
+        r.close()
+        b.check_clean_exit()
+        assert "Saved 0 retained messages and 1 sessions" in b.stderr()
+    else:  # the snapshot is taken from the running workers
+        b.proc.send_signal(signal.SIGUSR1)
+        assert b.wait_log("Saved 0 retained messages and 1 sessions"), b.stderr()
+        r.close()
+        kill9(b)
+
+    b2 = persistent(tmp_path, port=b.port, name="s2").start()
+    assert b2.wait_log("Restored 1 persistent sessions")
+    sub, sp, got = resume(b2.port, "keep-me", 3)
+    assert sp == 1
+    assert [(p.topic, p.payload, p.qos) for p in got] == [
+        ("s/1", b"one", 1), ("q2/x", b"two", 2), ("s/2", b"three", 1)]
+    sub.no_data(0.3)
+    publish_raw(b2.port, [("s/after", b"four", 1)])  # still subscribed, without a SUBSCRIBE
+    p = sub.recv_publish()
+    assert (p.topic, p.payload) == ("s/after", b"four")
+    sub.close()
+    r2 = Raw(b2.port)
+    assert r2.connect("gone-at-restart", clean=False)[0] == 0  # no session present
+    r2.close()
+    b2.check_clean_exit()
+
+
+def test_qos2_in_flight_both_ways_completes_exactly_once_after_a_restart(tmp_path):
+    b = persistent(tmp_path, name="q1").start()
+    sub = Raw(b.port)
+    sub.connect("q2-sub", clean=False)
+    assert sub.subscribe([("x/#", 2)]) == [2]
+    # outbound: the subscriber has the message and its PUBREL; it never sends PUBCOMP
+    pub = Raw(b.port)
+    pub.connect("q2-pub", clean=False)
+    pub.send(publish_pkt("x/a", b"once", 2, pid=7))
+    pub.expect(ack_pkt(PUBREC, 7))  # inbound: PUBREL never sent before the stop
+    p = sub.recv_publish()
+    assert (p.topic, p.payload, p.qos) == ("x/a", b"once", 2)
+    sub.send(ack_pkt(PUBREC, p.pid))
+    sub.expect(ack_pkt(PUBREL, p.pid))
+    # a second message stays in flight before its PUBREC: sent again with DUP
+    publish_raw(b.port, [("x/b", b"again", 2)])
+    q = sub.recv_publish()
+    sub.close()
+    pub.close()
+    b.check_clean_exit()
+
+    b2 = persistent(tmp_path, port=b.port, name="q2").start()
+    sub = Raw(b2.port)
+    assert sub.connect("q2-sub", clean=False)[0] == 1
+    first, body, raw = sub.recv_packet()
+    assert raw == ack_pkt(PUBREL, p.pid), raw  # the PUBREL again, same packet id
+    q2 = sub.recv_publish()
+    assert (q2.topic, q2.payload, q2.pid, q2.dup) == ("x/b", b"again", q.pid, True)
+    sub.send(ack_pkt(PUBCOMP, p.pid))
+    sub.send(ack_pkt(PUBREC, q2.pid))
+    sub.expect(ack_pkt(PUBREL, q2.pid))
+    sub.send(ack_pkt(PUBCOMP, q2.pid))
+    pub = Raw(b2.port)
+    assert pub.connect("q2-pub", clean=False)[0] == 1
+    pub.send(publish_pkt("x/a", b"once", 2, dup=True, pid=7))  # its re-send: not delivered
+    pub.expect(ack_pkt(PUBREC, 7))
+    pub.send(ack_pkt(PUBREL, 7))  # completes the inbound QoS 2 flow
+    pub.expect(ack_pkt(PUBCOMP, 7))
+    pub.send(publish_pkt("x/a", b"once", 2, pid=7))  # the id is free again: a new message
+    pub.expect(ack_pkt(PUBREC, 7))
+    pub.send(ack_pkt(PUBREL, 7))
+    pub.expect(ack_pkt(PUBCOMP, 7))
+    n = sub.recv_publish()
+    assert (n.topic, n.payload, n.dup) == ("x/a", b"once", False)
+    sub.no_data(0.3)  # nothing delivered twice
+    sub.close()
+    pub.close()
+    b2.check_clean_exit()
+
+
+def test_session_expiry_counts_the_time_the_broker_was_down(tmp_path):
+    b = persistent(tmp_path, name="e1").start()
+    for cid, expiry in (("short", 1), ("long", 600)):
+        c = mqtt.Client(client_id=cid, protocol=mqtt.MQTTv5)
+        p = Properties(PacketTypes.CONNECT)
+        p.SessionExpiryInterval = expiry
+        c.connect(HOST, b.port, 60, clean_start=False, properties=p)
+        c.loop_start()
+        sp = Properties(PacketTypes.SUBSCRIBE)
+        sp.SubscriptionIdentifier = 42
+        info = c.subscribe("v5/#", 1, properties=sp)
+        time.sleep(0.3)
+        c.disconnect()
+        c.loop_stop()
+    b.check_clean_exit()
+    time.sleep(2.2)
+    b2 = persistent(tmp_path, port=b.port, name="e2").start()
+    assert b2.wait_log("Restored 1 persistent sessions")
+    publish_raw(b2.port, [("v5/t", b"hello", 1)])
+    got = []
+    c = mqtt.Client(client_id="long", protocol=mqtt.MQTTv5)
+    c.on_message = lambda cl, u, m: got.append(m)
+    flags = {}
+    c.on_connect = lambda cl, u, f, rc, pr: flags.update(f)
+    c.connect(HOST, b2.port, 60, clean_start=False)
+    c.loop_start()
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.disconnect()
+    c.loop_stop()
+    assert flags.get("session present") == 1
+    assert len(got) == 1 and got[0].payload == b"hello"
+    assert got[0].properties.SubscriptionIdentifier == [42]  # the identifier kept too
+    r = Raw(b2.port)
+    assert r.connect("short", clean=False, proto=4)[0] == 0  # expired while down
+    r.close()
+    b2.check_clean_exit()
