@@ -350,29 +350,58 @@ static void put_messages(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s)
     }
 }
 
-/* On the session's worker: SESS_PUT, its subscriptions, messages and QoS 2 ids. */
-static void snap_sess(void *arg, unsigned worker, const mq_sess_t *s)
+/* The SESS_PUT of 's' (no will). */
+static mq_jrec_t sess_record(const sess_snap_t *ss, const mq_sess_t *s)
 {
-    const sess_snap_t *ss = arg;
-    if (s->clean || s->expiry_s == 0)
-        return; /* ends with its connection */
-    part_t *pt = &ss->parts[worker];
-    mq_str_t id = {s->client_id, s->id_len};
     mq_jrec_t r = {.type = MQ_JREC_SESS_PUT};
     r.sess = (mq_jrec_sess_t){
-        .client_id = id,
+        .client_id = {s->client_id, s->id_len},
         .username = {s->username, s->user_len},
         .has_username = s->username != NULL,
         .level = s->peer.proto ? s->peer.proto : MQ_PROTO_311,
         .expiry_interval = s->expiry_s,
         .disconnected_at = disconnected_at(s, ss->wall, mono_ms()),
     };
+    return r;
+}
+
+/* A will waiting for its delay: the session's SESS_PUT again, with the will (replay keeps the
+ * session's subscriptions and messages when a SESS_PUT replaces its fields). */
+static void put_will(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s, const mq_msg_t *w,
+                     uint64_t fire_at)
+{
+    uint64_t mono = mono_ms();
+    mq_jrec_t r = sess_record(ss, s);
+    int64_t fire_wall = ss->wall + (int64_t)((fire_at > mono ? fire_at - mono : 0) + 999) / 1000;
+    r.sess.has_will = true;
+    r.sess.will_retain = w->retain;
+    r.sess.will = jmsg(w, w->qos, ss->wall, mono);
+    r.sess.will.expiry_at = 0; /* not kept for a will */
+    r.sess.will_delay =
+        fire_wall > r.sess.disconnected_at ? (uint32_t)(fire_wall - r.sess.disconnected_at) : 0;
+    put(pt, &r, ss->salt);
+}
+
+/* On the session's worker: SESS_PUT, its subscriptions, messages and QoS 2 ids; or, for a
+ * waiting will, the SESS_PUT that carries it. */
+static void snap_sess(void *arg, unsigned worker, const mq_sess_t *s, const mq_msg_t *will,
+                      uint64_t fire_at)
+{
+    const sess_snap_t *ss = arg;
+    if (s->clean || s->expiry_s == 0)
+        return; /* ends with its connection */
+    part_t *pt = &ss->parts[worker];
+    if (will) {
+        put_will(pt, ss, s, will, fire_at);
+        return;
+    }
+    mq_jrec_t r = sess_record(ss, s);
     put(pt, &r, ss->salt);
     for (uint32_t i = 0; i < s->n_subs; i++) {
         const mq_sub_t *sub = &s->subs[i];
         mq_jrec_t a = {.type = MQ_JREC_SUB_ADD};
         a.sub = (mq_jrec_sub_t){
-            .client_id = id,
+            .client_id = {s->client_id, s->id_len},
             .filter = {sub->filter, sub->len},
             .options =
                 (uint8_t)(sub->qos | (sub->opts & MQ_SUB_NO_LOCAL ? MQ_JREC_SUBOPT_NO_LOCAL : 0) |

@@ -13,16 +13,19 @@
 #include "net/server.h"
 
 /* With 'persistence true' the retained store and the persistent sessions are written to
- * persistence_location/ persistence_file (docs/PERSISTENCE.md has the format) every
- * autosave_interval seconds (or after that many retained changes with autosave_on_changes), on
- * SIGUSR1 and at a clean exit, and read back at start-up, as mosquitto does. A snapshot is written
- * to NAME.tmp, synced, renamed over NAME and the directory synced: a crash during a save leaves the
- * previous snapshot whole. What changed since the last save is lost by a crash (kill -9, power):
- * the per-worker journals of docs/PERSISTENCE.md are not written yet. Persistent sessions are kept
- * with their subscriptions, messages in flight and queued (QoS 1/2) and inbound QoS 2 state;
- * delayed wills are not. Start-up never fails because of the file: a torn or corrupt part is
- * skipped and logged, a file this build cannot read is moved aside and logged. Main thread
- * only; the workers go on serving while a snapshot is taken (their store is read lock-free). */
+ * persistence_location/persistence_file (docs/PERSISTENCE.md has the format) every
+ * autosave_interval seconds (or after that many changes with autosave_on_changes), on SIGUSR1
+ * and at a clean exit, and read back at start-up, as mosquitto does. Sessions are kept with
+ * their subscriptions, messages in flight and queued (QoS 1/2), inbound QoS 2 state and a will
+ * waiting for its delay.
+ *
+ * A snapshot is written to NAME.tmp, synced, renamed over NAME and the directory synced: a
+ * crash during a save leaves the previous snapshot whole. What changed since the last save is
+ * lost by a crash (kill -9, power): the per-worker journals of docs/PERSISTENCE.md are not
+ * written yet. Start-up never fails because of the file: a torn or corrupt part is skipped and
+ * logged, a file this build cannot read is moved aside and logged. Main thread only; the
+ * workers go on serving while a snapshot is taken (the store is read lock-free, each worker
+ * encodes its own sessions). */
 
 typedef struct mq_persist mq_persist_t;
 

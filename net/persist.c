@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* net/persist.c - a worker's side of persistence: restoring the kept sessions it owns at
  * start-up, and showing its sessions to a snapshot (broker/persist.c writes the file). */
+#include <string.h>
 #include <xxhash.h>
 
 #include "core/jrec.h"
@@ -8,12 +9,29 @@
 #include "net/auth.h"
 #include "net/client.h"
 #include "net/proto.h"
+#include "net/will.h"
+
+typedef struct visit {
+    mq_proto_t *p;
+    const mq_proto_visit_t *v;
+} visit_t;
+
+static void visit_will(void *arg, const pending_will_t *w)
+{
+    const visit_t *vi = arg;
+    const mq_sess_t *s =
+        mq_route_find(vi->p->route, w->client_id, strlen(w->client_id), w->id_hash);
+    if (s) /* a will waits for its delay only while its session lives */
+        vi->v->cb(vi->v->arg, vi->p->env.self, s, w->will, w->fire_at);
+}
 
 void mq_proto_visit(mq_proto_t *p, const mq_proto_visit_t *v)
 {
     size_t pos = 0;
     for (mq_sess_t *s; (s = mq_route_next(p->route, &pos)) != NULL;)
-        v->cb(v->arg, p->env.self, s);
+        v->cb(v->arg, p->env.self, s, NULL, 0);
+    visit_t vi = {p, v};
+    mq_will_each(p, visit_will, &vi);
 }
 
 typedef struct restore {
@@ -61,6 +79,21 @@ static void restore_msgs(mq_proto_t *p, mq_sess_t *s, const mq_replay_sess_t *rs
         (void)mq_sess_qos2_received(s, rs->qos2_in[i]);
 }
 
+/* A will that was waiting for its delay waits for the rest of it (published at the first
+ * tick when it came due while the broker was down). */
+static void restore_will(mq_proto_t *p, const mq_sess_t *s, const mq_jrec_sess_t *in, int64_t wall)
+{
+    if (!in->has_will)
+        return;
+    uint64_t now = p->env.loop->now_ms;
+    mq_msg_t *w = mq_replay_msg_new(&in->will, in->will_retain, wall, now);
+    if (w == NULL)
+        return;
+    int64_t left = in->disconnected_at + (int64_t)in->will_delay - wall;
+    mq_will_defer(p, s->client_id, s->id_len, s->id_hash, w,
+                  now + (left > 0 ? (uint64_t)left * 1000u : 0));
+}
+
 static void restore_one(void *arg, mq_replay_sess_t *rs)
 {
     restore_t *r = arg;
@@ -86,6 +119,7 @@ static void restore_one(void *arg, mq_replay_sess_t *rs)
     mq_route_add(p->route, s);
     restore_subs(p, s, rs);
     restore_msgs(p, s, rs, r->wall);
+    restore_will(p, s, in, r->wall);
     r->n++;
 }
 

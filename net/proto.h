@@ -45,10 +45,13 @@ void mq_proto_on_handoff(mq_proto_t *p, mq_conn_t *c);
 void mq_proto_drop_conn(mq_conn_t *c);
 
 /* A look at every session of every worker (the persistence snapshot): each worker calls
- * cb(arg, worker, session) for its own sessions on its own thread, then posts 'done'. 'cb'
- * only reads the session and writes what is 'worker''s alone. */
+ * cb(arg, worker, session, NULL, 0) for each of its sessions, then cb(arg, worker, session,
+ * will, fire_at) for each will waiting for its delay (fire_at: loop clock, ms), on its own
+ * thread, then posts 'done'. 'cb' only reads what it is shown and writes what is 'worker''s
+ * alone. */
 struct mq_sess;
-typedef void mq_proto_visit_cb(void *arg, unsigned worker, const struct mq_sess *s);
+typedef void mq_proto_visit_cb(void *arg, unsigned worker, const struct mq_sess *s,
+                               const mq_msg_t *will, uint64_t fire_at);
 typedef struct mq_proto_visit {
     mq_proto_visit_cb *cb;
     void *arg;

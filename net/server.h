@@ -33,12 +33,14 @@ struct mq_msg;
 typedef void mq_server_retained_cb(void *arg, struct mq_msg *msg);
 size_t mq_server_each_retained(mq_server_t *srv, mq_server_retained_cb *cb, void *arg);
 
-/* Calls cb(arg, worker, session) for every session (the persistence snapshot): on each
- * worker's own thread while they run, returning once all have answered (within a loop turn
- * each); on this thread after mq_server_halt(). 'cb' reads the session only and writes what
- * is 'worker''s alone. Main thread. */
+/* Calls cb(arg, worker, session, NULL, 0) for every session and cb(arg, worker, session,
+ * will, fire_at) for every will waiting for its delay (net/proto.h, mq_proto_visit_t), for the
+ * persistence snapshot: on each worker's own thread while they run, returning once all have
+ * answered (within a loop turn each); on this thread after mq_server_halt(). 'cb' reads only
+ * and writes what is 'worker''s alone. Main thread. */
 struct mq_sess;
-typedef void mq_server_sess_cb(void *arg, unsigned worker, const struct mq_sess *s);
+typedef void mq_server_sess_cb(void *arg, unsigned worker, const struct mq_sess *s,
+                               const struct mq_msg *will, uint64_t fire_at);
 void mq_server_each_session(mq_server_t *srv, mq_server_sess_cb *cb, void *arg);
 
 /* Retained messages stored, replaced or removed since start-up. Any thread. */

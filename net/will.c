@@ -56,6 +56,12 @@ mq_msg_t *mq_will_take_due(mq_proto_t *p, uint64_t now, uint32_t *pos)
     return NULL;
 }
 
+void mq_will_each(const mq_proto_t *p, mq_will_cb *cb, void *arg)
+{
+    for (uint32_t i = 0; i < p->n_wills; i++)
+        cb(arg, &p->wills[i]);
+}
+
 void mq_will_free_all(mq_proto_t *p)
 {
     while (p->n_wills > 0)

@@ -24,6 +24,10 @@ mq_msg_t *mq_will_take(mq_proto_t *p, const char *id, size_t len, uint64_t hash)
  * caller's place in one pass (0 to start it), so that the pass is linear. */
 mq_msg_t *mq_will_take_due(mq_proto_t *p, uint64_t now, uint32_t *pos);
 
+/* Calls cb(arg, w) for each waiting will. */
+typedef void mq_will_cb(void *arg, const pending_will_t *w);
+void mq_will_each(const mq_proto_t *p, mq_will_cb *cb, void *arg);
+
 /* Drops every waiting will (shutdown). */
 void mq_will_free_all(mq_proto_t *p);
 

@@ -4,6 +4,7 @@ them (broker/persist.h): saved at a clean exit, on SIGUSR1 and every autosave_in
 back at start-up; a file that cannot be read never stops the broker from starting."""
 import os
 import signal
+import socket
 import struct
 import threading
 import time
@@ -435,4 +436,34 @@ def test_session_expiry_counts_the_time_the_broker_was_down(tmp_path):
     r = Raw(b2.port)
     assert r.connect("short", clean=False, proto=4)[0] == 0  # expired while down
     r.close()
+    b2.check_clean_exit()
+
+
+def test_a_will_waiting_for_its_delay_is_published_after_a_restart(tmp_path):
+    b = persistent(tmp_path, name="w1").start()
+    offline_subscriber(b.port, "will-watch", [("wills/#", 1)])
+    c = mqtt.Client(client_id="dying", protocol=mqtt.MQTTv5)
+    wp = Properties(PacketTypes.WILLMESSAGE)
+    wp.WillDelayInterval = 5
+    c.will_set("wills/dying", b"gone", 1, False, properties=wp)
+    cp = Properties(PacketTypes.CONNECT)
+    cp.SessionExpiryInterval = 600
+    c.connect(HOST, b.port, 60, clean_start=True, properties=cp)
+    c.loop_start()
+    time.sleep(0.3)
+    c.loop_stop()
+    c.socket().shutdown(socket.SHUT_RDWR)  # a network failure: the will waits 5 s
+    c.socket().close()
+    time.sleep(0.3)
+    b.check_clean_exit()  # before the delay: the will is in the snapshot, not published
+    assert "Saved 0 retained messages and 2 sessions" in b.stderr()
+
+    b2 = persistent(tmp_path, port=b.port, name="w2").start()
+    sub = Raw(b2.port)
+    assert sub.connect("will-watch", clean=False)[0] == 1
+    sub.no_data(1.0)  # the rest of the delay still runs
+    p = sub.recv_publish(timeout=8.0)
+    assert (p.topic, p.payload) == ("wills/dying", b"gone")
+    sub.send(ack_pkt(4, p.pid))
+    sub.close()
     b2.check_clean_exit()
