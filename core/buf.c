@@ -37,6 +37,8 @@ void mq_buf_append(mq_buf_t *b, const void *p, size_t len)
 void mq_buf_consume(mq_buf_t *b, size_t n)
 {
     MQ_ASSERT(n <= b->len);
+    if (n == 0)
+        return; /* (data may be NULL) */
     memmove(b->data, b->data + n, b->len - n);
     b->len -= n;
 }

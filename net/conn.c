@@ -344,8 +344,10 @@ static void resume_input(mq_conn_loop_t *l)
         if (d.c->state == MQ_CONN_CLOSING)
             maybe_release(d.c);
     }
-    memmove(l->deferred, l->deferred + i, (l->n_deferred - i) * sizeof(*l->deferred));
-    l->n_deferred -= i;
+    if (i > 0) { /* (the array may not exist yet: re-arms without held buffers) */
+        memmove(l->deferred, l->deferred + i, (l->n_deferred - i) * sizeof(*l->deferred));
+        l->n_deferred -= i;
+    }
     if (l->n_deferred > 0)
         return;
     for (uint32_t k = 0; k < l->n_rearm; k++) {
@@ -451,12 +453,13 @@ static bool release_held(mq_conn_loop_t *l, mq_conn_t *c)
 {
     c->has_held = false;
     c->n_ops--;
+    uint16_t bid = c->held_bid; /* 'c' may belong to another worker once the bytes went up */
     int r = MQ_CONN_OK;
     if (c->state != MQ_CONN_CLOSING) {
         l->bytes_received += c->held_len;
-        r = deliver_up(c, l->bufs + (size_t)c->held_bid * l->buf_size, c->held_len);
+        r = deliver_up(c, l->bufs + (size_t)bid * l->buf_size, c->held_len);
     }
-    return_buffer(l, c->held_bid);
+    return_buffer(l, bid);
     if (r == MQ_CONN_GONE)
         return false;
     if (!c->recv_armed && c->state != MQ_CONN_CLOSING)
