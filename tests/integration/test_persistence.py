@@ -15,7 +15,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from conftest import (HOST, IS_MOSQUITTO, PUBCOMP, PUBREC, PUBREL, Broker, Pub, Raw, ack_pkt,
-                      check_stderr_text, publish_pkt)
+                      check_stderr_text, port_closed, publish_pkt)
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Starling's snapshot file and log lines")
 
@@ -50,6 +50,17 @@ def _stop_brokers():
 def persistent(tmp_path, extra=(), port=None, name="p"):
     lines = [AS_ROOT, "persistence true", f"persistence_location {tmp_path}/"] + list(extra)
     return Kept(tmp_path, lines, port=port, name=name)
+
+
+def kill9(b):
+    """kill -9, then wait until the kernel has let the port go (its teardown of the dead
+    process's listener can outlast the process by a few ms): the next start's port check must
+    not reach the old socket."""
+    b.proc.kill()
+    b.proc.wait(5)
+    b.stopped = True
+    b._err.close()
+    assert port_closed(b.port, 5.0), "the killed broker's port still accepts"
 
 
 class V5:
@@ -170,10 +181,7 @@ def test_sigusr1_saves_now_and_kill_9_keeps_that_snapshot(tmp_path):
     assert b.wait_log("Saved 1 retained messages")
     c.publish("snap/b", b"2")  # after the snapshot: a crash loses it, as with mosquitto
     c.close()
-    b.proc.kill()
-    b.proc.wait(5)
-    b.stopped = True
-    b._err.close()
+    kill9(b)
     b2 = persistent(tmp_path, port=b.port, name="p2").start()
     assert sorted(topics(b2.port)) == ["snap/a"]
     b2.check_clean_exit()
@@ -189,10 +197,7 @@ def test_autosave_writes_without_a_signal(tmp_path, mode):
         c.publish(f"auto/{i}", b"x")
     assert b.wait_log("Saved 3 retained messages", timeout=5.0), b.stderr()
     c.close()
-    b.proc.kill()
-    b.proc.wait(5)
-    b.stopped = True
-    b._err.close()
+    kill9(b)
     b2 = persistent(tmp_path, port=b.port, name="p2").start()
     assert sorted(topics(b2.port)) == ["auto/0", "auto/1", "auto/2"]
     b2.check_clean_exit()
@@ -260,13 +265,6 @@ def test_debian_style_configuration_starts_and_persists(tmp_path):
 
 
 # --- persistent sessions ------------------------------------------------------------------------
-
-def kill9(b):
-    b.proc.kill()
-    b.proc.wait(5)
-    b.stopped = True
-    b._err.close()
-
 
 def offline_subscriber(port, client_id, filters):
     r = Raw(port)

@@ -460,7 +460,7 @@ def test_no_local_retain_as_published_and_retain_handling(broker):
     c.pub("nl", b"mine")
     c.none()
     ret = V5(b.port, "ret")
-    ret.pub("rh/a", b"kept", 0, retain=True)
+    ret.pub("rh/a", b"kept", 1, retain=True)  # acknowledged: stored before 'rap' subscribes
     rap = V5(b.port, "rap")
     rap.sub("rh/#", 0, retainAsPublished=True, retainHandling=2)  # 2: no retained at subscribe
     rap.none()
