@@ -463,16 +463,25 @@ void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn, const mq_sess_peer_
 }
 
 void mq_sess_restore_inflight(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
-                              uint16_t packet_id, uint8_t state)
+                              uint16_t packet_id, uint8_t state, const uint32_t *sub_ids,
+                              uint32_t n_sub_ids)
 {
     MQ_ASSERT(s->out == NULL && packet_id != 0 && qos > 0);
     if (s->n_inflight == s->cap_inflight)
         s->inflight = mq_grow(s->inflight, &s->cap_inflight, sizeof(*s->inflight), 4);
-    s->inflight[s->n_inflight++] = (mq_outmsg_t){.msg = msg ? mq_msg_ref(msg) : NULL,
-                                                 .packet_id = packet_id,
-                                                 .qos = qos,
-                                                 .state = state,
-                                                 .retain = retain};
+    mq_outmsg_t o = {.msg = msg ? mq_msg_ref(msg) : NULL,
+                     .packet_id = packet_id,
+                     .qos = qos,
+                     .state = state,
+                     .retain = retain,
+                     .n_sub_ids = (uint8_t)(n_sub_ids > 255 ? 255 : n_sub_ids)};
+    if (o.n_sub_ids == 1) {
+        o.sub_id = sub_ids[0];
+    } else if (o.n_sub_ids > 1) {
+        o.sub_ids = mq_alloc(o.n_sub_ids * sizeof(uint32_t));
+        memcpy(o.sub_ids, sub_ids, o.n_sub_ids * sizeof(uint32_t));
+    }
+    s->inflight[s->n_inflight++] = o;
     /* new ids continue after the restored ones (next_packet_id skips any in flight) */
     s->next_packet_id = packet_id == 0xFFFF ? 1 : (uint16_t)(packet_id + 1);
 }

@@ -182,11 +182,13 @@ uint32_t mq_sess_filter_queue(mq_sess_t *s, mq_sess_keep_cb *keep, void *arg);
 
 /* Persistence, start-up: puts back a message that was in flight when the broker stopped,
  * with its packet id and state (enum mq_out_state; in MQ_OUT_PUBREL 'msg' is NULL, else the
- * session takes a reference). Like every message in flight it is sent again when a
- * connection attaches: with DUP, or as the PUBREL. A detached session only; the caller
- * restores in the order they were sent and gives distinct packet ids. */
+ * session takes a reference) and the Subscription Identifiers to send with it (copied). Like every
+ * message in flight it is sent again when a connection attaches: with DUP, or as the PUBREL. A
+ * detached session only; the caller restores in the order they were sent and gives distinct packet
+ * ids. */
 void mq_sess_restore_inflight(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
-                              uint16_t packet_id, uint8_t state);
+                              uint16_t packet_id, uint8_t state, const uint32_t *sub_ids,
+                              uint32_t n_sub_ids);
 
 /* Records the user name the session belongs to ('user' NULL = none; copied). */
 void mq_sess_set_username(mq_sess_t *s, const char *user, size_t len);

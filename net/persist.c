@@ -6,6 +6,7 @@
 
 #include "core/jrec.h"
 #include "core/replay.h"
+#include "core/topic.h"
 #include "net/auth.h"
 #include "net/client.h"
 #include "net/proto.h"
@@ -56,10 +57,28 @@ static void restore_subs(mq_proto_t *p, mq_sess_t *s, const mq_replay_sess_t *rs
     (void)mq_auth_reclassify_sess(mq_auth_get(p->env.auth), p->route, s);
 }
 
+/* The Subscription Identifiers a message on 'topic' is delivered with: those of the
+ * session's matching subscriptions (the snapshot does not keep them per message; the
+ * subscriptions are the ones it was queued for). Returns how many, at most 'cap'. */
+static uint32_t sub_ids_for(const mq_sess_t *s, mq_str_t topic, uint32_t *ids, uint32_t cap)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->n_subs && n < cap; i++) {
+        const mq_sub_t *sub = &s->subs[i];
+        mq_str_t f = {sub->filter, sub->len}, rest;
+        if (mq_topic_split_shared(f.ptr, f.len, &(mq_str_t){0}, &rest))
+            f = rest;
+        if (sub->sub_id && mq_topic_matches(f.ptr, f.len, topic.ptr, topic.len))
+            ids[n++] = sub->sub_id;
+    }
+    return n;
+}
+
 /* Messages in flight first (their packet ids and states kept), then the queue, in order. */
 static void restore_msgs(mq_proto_t *p, mq_sess_t *s, const mq_replay_sess_t *rs, int64_t wall)
 {
     uint64_t now = p->env.loop->now_ms;
+    uint32_t ids[64];
     for (uint32_t i = 0; i < rs->n_out; i++) {
         const mq_replay_out_t *o = &rs->out[i];
         bool retain = o->flags & MQ_JREC_MSG_RETAIN;
@@ -69,10 +88,11 @@ static void restore_msgs(mq_proto_t *p, mq_sess_t *s, const mq_replay_sess_t *rs
             if (m == NULL)
                 continue;
         }
+        uint32_t n = m ? sub_ids_for(s, o->msg.topic, ids, 64) : 0;
         if (o->packet_id != 0)
-            mq_sess_restore_inflight(s, m, o->msg.qos, retain, o->packet_id, o->state);
+            mq_sess_restore_inflight(s, m, o->msg.qos, retain, o->packet_id, o->state, ids, n);
         else
-            (void)mq_sess_deliver(s, m, o->msg.qos, retain);
+            (void)mq_sess_deliver_ids(s, m, o->msg.qos, retain, ids, n);
         mq_msg_unref(m);
     }
     for (uint32_t i = 0; i < rs->n_qos2_in; i++)

@@ -10,13 +10,16 @@
  *  - every record payload, and the whole input as the payload of every type, that decodes
  *    re-encodes to exactly the same bytes;
  *  - the file replays into a model (core/replay.c) whose snapshot replays, complete, into a
- *    model of the same size. */
+ *    model of the same size;
+ *  - every retained message and every session message of the finished model becomes a routed
+ *    message (mq_replay_msg_new, what start-up builds) with the same topic and payload. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/jrec.h"
 #include "core/journal.h"
+#include "core/msg.h"
 #include "core/replay.h"
 
 #define MAX_RECS 4096
@@ -135,6 +138,29 @@ static void same_sess(void *arg, mq_replay_sess_t *s)
             abort();
 }
 
+/* What start-up makes of a kept message: it must build, whatever the file held. */
+static void check_msg(const mq_jrec_msg_t *m, int64_t wall)
+{
+    mq_msg_t *msg = mq_replay_msg_new(m, true, wall, 1000);
+    if (msg == NULL || !mq_str_eq(mq_msg_topic(msg), m->topic) ||
+        !mq_str_eq(mq_msg_payload(msg), m->payload) ||
+        (m->expiry_at > wall && msg->expire_at < 1000 + 1000))
+        abort();
+    mq_msg_unref(msg);
+}
+
+static void check_retained_msg(void *arg, mq_replay_retained_t *e)
+{
+    check_msg(&e->msg, *(const int64_t *)arg);
+}
+
+static void check_sess_msgs(void *arg, mq_replay_sess_t *s)
+{
+    for (uint32_t i = 0; i < s->n_out; i++)
+        if (s->out[i].state == 0) /* past PUBREC only the packet id is used */
+            check_msg(&s->out[i].msg, *(const int64_t *)arg);
+}
+
 static void check_replay(const uint8_t *d, size_t n)
 {
     mq_replay_t a, b;
@@ -152,7 +178,10 @@ static void check_replay(const uint8_t *d, size_t n)
             abort();
         mq_replay_each_sess(&a, same_sess, &b);
         mq_buf_fini(&snap);
-        (void)mq_replay_finish(&a, (int64_t)n);
+        int64_t wall = (int64_t)n;
+        (void)mq_replay_finish(&a, wall);
+        mq_replay_each_retained(&a, check_retained_msg, &wall);
+        mq_replay_each_sess(&a, check_sess_msgs, &wall);
     }
     mq_replay_fini(&a);
     mq_replay_fini(&b);

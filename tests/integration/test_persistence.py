@@ -411,6 +411,7 @@ def test_session_expiry_counts_the_time_the_broker_was_down(tmp_path):
         time.sleep(0.3)
         c.disconnect()
         c.loop_stop()
+    publish_raw(b.port, [("v5/before", b"queued", 1)])  # queued with its identifier
     b.check_clean_exit()
     time.sleep(2.2)
     b2 = persistent(tmp_path, port=b.port, name="e2").start()
@@ -424,13 +425,14 @@ def test_session_expiry_counts_the_time_the_broker_was_down(tmp_path):
     c.connect(HOST, b2.port, 60, clean_start=False)
     c.loop_start()
     deadline = time.monotonic() + 5
-    while not got and time.monotonic() < deadline:
+    while len(got) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     c.disconnect()
     c.loop_stop()
     assert flags.get("session present") == 1
-    assert len(got) == 1 and got[0].payload == b"hello"
-    assert got[0].properties.SubscriptionIdentifier == [42]  # the identifier kept too
+    assert [m.payload for m in got] == [b"queued", b"hello"]
+    for m in got:  # the identifier kept, for the queued message too
+        assert m.properties.SubscriptionIdentifier == [42], m.topic
     r = Raw(b2.port)
     assert r.connect("short", clean=False, proto=4)[0] == 0  # expired while down
     r.close()

@@ -486,9 +486,13 @@ Test(sess, restored_inflight_messages_are_resent_with_their_ids_and_new_ids_foll
 {
     lim.max_inflight = 4;
     open_sess(false); /* what persistence restores at start-up: a detached session */
-    mq_sess_restore_inflight(s, msg("a"), 1, false, 300, MQ_OUT_PUBLISH);
-    mq_sess_restore_inflight(s, NULL, 2, false, 301, MQ_OUT_PUBREL);
-    mq_sess_restore_inflight(s, msg("b"), 2, true, 302, MQ_OUT_PUBLISH);
+    static const uint32_t ids[] = {7, 9};
+    mq_sess_restore_inflight(s, msg("a"), 1, false, 300, MQ_OUT_PUBLISH, ids, 2);
+    mq_sess_restore_inflight(s, NULL, 2, false, 301, MQ_OUT_PUBREL, NULL, 0);
+    mq_sess_restore_inflight(s, msg("b"), 2, true, 302, MQ_OUT_PUBLISH, ids, 1);
+    cr_assert(eq(u8, s->inflight[0].n_sub_ids, 2));
+    cr_assert(eq(u32, s->inflight[0].sub_ids[1], 9)); /* copied, freed with the entry */
+    cr_assert(eq(u32, s->inflight[2].sub_id, 7));
     cr_assert(eq(u32, refs(msgs[0]), 2));              /* the session took its own reference */
     cr_assert(mq_sess_deliver(s, msg("c"), 1, false)); /* queued behind them */
     cr_assert(eq(u32, mq_sess_inflight(s), 3));
