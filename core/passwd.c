@@ -108,7 +108,9 @@ static bool compute_hash(enum mq_passwd_hash kind, unsigned iterations, const ui
 
 bool mq_passwd_verify(const mq_passwd_entry_t *e, const char *pw, size_t len)
 {
-    if (!e || !pw || len > MQ_PASSWD_FIELD_MAX || memchr(pw, '\0', len))
+    /* an empty password never matches: mosquitto reads it as no password at all (so a file
+     * line hashing "" authenticates nobody; its CVE-2018 test suite checks this) */
+    if (!e || !pw || len == 0 || len > MQ_PASSWD_FIELD_MAX || memchr(pw, '\0', len))
         return false;
     uint8_t got[MQ_PASSWD_HASH_LEN];
     if (!compute_hash(e->kind, e->iterations, e->salt, pw, len, got))

@@ -62,7 +62,8 @@ const mq_passwd_entry_t *mq_passwd_find(const mq_passwd_t *t, const char *user, 
  * (about 0.1 ms at mosquitto's default 101, far more at higher counts), a $6$ entry one SHA-512.
  * The hash comparison is constant-time (CRYPTO_memcmp). A password longer than
  * MQ_PASSWD_FIELD_MAX or containing a NUL byte never matches (mosquitto would compare only up to
- * the NUL; no file line can hold such a password). pw == NULL never matches. */
+ * the NUL; no file line can hold such a password). pw == NULL and an empty password never
+ * match (mosquitto reads a zero-length password as none). */
 bool mq_passwd_verify(const mq_passwd_entry_t *e, const char *pw, size_t len);
 
 /* What CONNECT needs from a user name and password. */

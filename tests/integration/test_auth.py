@@ -95,6 +95,17 @@ def test_password_file_from_mosquitto_passwd_with_mosquitto_pub(broker, tmp_path
     assert pub() != 0
 
 
+def test_a_line_hashing_the_empty_password_authenticates_nobody(broker, tmp_path):
+    """As in mosquitto (which reads a zero-length password as none; its CVE-2018 test)."""
+    pw = tmp_path / "pw"
+    pw.write_text("empty:$6$o+53eGXtmlfHeYrg$FY7X9DNQ4uU1j0NiPmGOOSU05ZSzhqNmNhXIof/0nLpVb1zDhc"
+                  "RHdaC72E3YryH7dtTiG/r6jH6C8J+30cZBgA==\n")  # sha512("" + salt)
+    b = broker(f"password_file {pw}\nallow_anonymous false")
+    assert rc_of(b.port, "e1", "empty", "") == 5
+    assert rc_of(b.port, "e2", "empty") == 5
+    assert rc_of(b.port, "e3", "empty", "x") == 5
+
+
 @needs_tool
 def test_anonymous_allowed_beside_a_password_file(broker, tmp_path, client):
     pw = make_pw(tmp_path / "pw", {"alice": "secret"})
