@@ -109,9 +109,27 @@ bool mq_publish_route(mq_proto_t *p, mq_msg_t *msg)
     return route_msg(p, msg);
 }
 
+#define BRIDGE_STATE_PREFIX "$SYS/broker/connection/"
+#define BRIDGE_STATE_PREFIX_LEN (sizeof(BRIDGE_STATE_PREFIX) - 1)
+
+/* A topic no client publishes to: the broker's $SYS tree, and "$share/..." (a shared
+ * subscription's syntax, which no subscription could match as a topic), as mosquitto refuses
+ * both. One exception, as in mosquitto: "$SYS/broker/connection/ID/state", where a bridge
+ * (mosquitto's, connecting to this broker) publishes and wills its own state. */
 static bool is_sys_topic(const char *t, size_t len)
 {
-    return len >= 4 && memcmp(t, "$SYS", 4) == 0 && (len == 4 || t[4] == '/');
+    if (len >= 7 && memcmp(t, "$share/", 7) == 0)
+        return true;
+    if (len < 4 || memcmp(t, "$SYS", 4) != 0 || (len > 4 && t[4] != '/'))
+        return false;
+    if (len > BRIDGE_STATE_PREFIX_LEN + 6 &&
+        memcmp(t, BRIDGE_STATE_PREFIX, BRIDGE_STATE_PREFIX_LEN) == 0 &&
+        memcmp(t + len - 6, "/state", 6) == 0) {
+        const char *id = t + BRIDGE_STATE_PREFIX_LEN;
+        size_t id_len = len - BRIDGE_STATE_PREFIX_LEN - 6;
+        return memchr(id, '/', id_len) != NULL; /* exactly one level: a bridge's state */
+    }
+    return true;
 }
 
 void mq_publish_will(mq_proto_t *p, mq_msg_t *will, bool has_expiry, uint32_t expiry_s)
@@ -158,9 +176,11 @@ static bool should_route(mq_proto_t *p, client_t *cl, const mq_publish_t *pub, m
 {
     if (is_sys_topic(topic.ptr, topic.len)) {
         /* $SYS belongs to the broker: acknowledged, never delivered (as mosquitto), so that
-         * no client can forge the metrics that dashboards trust */
-        MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s PUBLISH to $SYS ignored", p->env.self,
-               cl->sess->client_id);
+         * no client can forge the metrics that dashboards trust; an MQTT 5 client is told
+         * 0x87 Not authorized, as mosquitto tells it */
+        MQ_LOG(MQ_LOG_DEBUG, "worker=%u client=%s PUBLISH to '%.*s' ignored", p->env.self,
+               cl->sess->client_id, (int)(topic.len > 64 ? 64 : topic.len), topic.ptr);
+        *ack = MQ_RC_NOT_AUTHORIZED;
         return false;
     }
     if (!mq_auth_may_write(mq_auth_get(p->env.auth), cl->sess, topic.ptr, topic.len)) {

@@ -271,6 +271,27 @@ def test_puback_says_no_matching_subscribers_and_unsuback_no_subscription(broker
     assert first == 0xB0 and body[-2:] == b"\x00\x11"  # 0x11 No subscription existed
 
 
+def test_publish_to_sys_or_share_is_refused_with_0x87_but_a_bridge_state_is_routed(broker):
+    """As mosquitto: $SYS and "$share/..." are not for clients, except the state a
+    (mosquitto) bridge publishes about itself."""
+    b = broker()
+    watch = Raw5(b.port)
+    watch.connect5("watch")
+    watch.send(subscribe5(1, [("$SYS/broker/connection/+/state", 0)]))
+    assert watch.recv_packet()[0] == 0x90
+    r = Raw5(b.port)
+    r.connect5()
+    for pid, topic in enumerate(["$SYS/broker/uptime", "$SYS/broker/connection/me",
+                                 "$SYS/broker/connection/a/b/state", "$share/g/t"], 1):
+        r.send(publish5(topic, b"x", qos=1, pid=pid))
+        r.expect(b"\x40\x03\x00" + bytes([pid, 0x87]))  # 0x87 Not authorized
+    r.send(publish5("$SYS/broker/connection/me/state", b"1", qos=1, pid=9))
+    r.expect(b"\x40\x02\x00\x09")  # routed, and delivered
+    topic, _, _, payload, _ = watch.publish5()
+    assert (topic, payload) == ("$SYS/broker/connection/me/state", b"1")
+    watch.no_data(0.3)  # none of the refused ones
+
+
 def test_take_over_sends_0x8e_and_keepalive_timeout_0x8d(broker):
     b = broker()
     old = Raw5(b.port)
