@@ -59,7 +59,9 @@ static enum mq_rc check_header(enum mq_role role, uint8_t proto, uint8_t hdr, co
         if (qos == 0 && (flags & 0x08)) /* [MQTT-3.3.1-2] */
             FAIL(MQ_RC_MALFORMED_PACKET, "PUBLISH DUP set with QoS 0");
     } else if (type == MQ_PUBREL || type == MQ_SUBSCRIBE || type == MQ_UNSUBSCRIBE) {
-        if (flags != 0x02)
+        /* MQTT 3.1 gave these QoS 1 in the header and a re-send the DUP flag (mosquitto
+         * accepts it from 3.1 clients); 3.1.1 and 5 reserve the flags */
+        if (flags != 0x02 && !(proto == MQ_PROTO_31 && flags == 0x0A))
             FAIL(MQ_RC_MALFORMED_PACKET, "reserved header flags must be 0010");
     } else if (flags != 0) {
         FAIL(MQ_RC_MALFORMED_PACKET, "reserved header flags must be 0");

@@ -1368,3 +1368,25 @@ Test(codec, names_packet_types)
     cr_expect(eq(str, (char *)mq_ptype_str(0), "?"));
     cr_expect(eq(str, (char *)mq_ptype_str(16), "?"));
 }
+
+Test(codec, an_mqtt31_client_may_set_dup_on_pubrel_subscribe_and_unsubscribe)
+{
+    uint8_t in[16];
+    mq_packet_t pkt;
+    const char *why;
+    /* PUBREL with DUP (3.1 gave it QoS 1 and a re-send the DUP flag, as mosquitto accepts) */
+    size_t n = mqt_hex("6a 02 00 01", in, sizeof(in));
+    cr_expect(
+        eq(int, mq_codec_decode(MQ_ROLE_SERVER, MQ_PROTO_31, in, n, &pkt, &why), MQ_RC_SUCCESS));
+    cr_expect(eq(u16, pkt.ack.packet_id, 1));
+    cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, MQ_PROTO_311, in, n, &pkt, &why),
+                 MQ_RC_MALFORMED_PACKET)); /* 3.1.1 reserves the flags [MQTT-2.2.2-2] */
+    n = mqt_hex("8a 06 00 02 00 01 61 00", in, sizeof(in)); /* SUBSCRIBE "a" with DUP */
+    cr_expect(
+        eq(int, mq_codec_decode(MQ_ROLE_SERVER, MQ_PROTO_31, in, n, &pkt, &why), MQ_RC_SUCCESS));
+    cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, MQ_PROTO_5, in, n, &pkt, &why),
+                 MQ_RC_MALFORMED_PACKET));
+    n = mqt_hex("6e 02 00 01", in, sizeof(in)); /* other flags stay malformed in 3.1 too */
+    cr_expect(eq(int, mq_codec_decode(MQ_ROLE_SERVER, MQ_PROTO_31, in, n, &pkt, &why),
+                 MQ_RC_MALFORMED_PACKET));
+}
