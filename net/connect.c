@@ -324,6 +324,14 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
     int r = authorise(p, cl, cp, (mq_str_t){id, id_len}, h);
     if (r != MQ_CONN_OK)
         return r;
+    if (cp->has_will && p->o->message_size_limit &&
+        cp->will_payload.len > p->o->message_size_limit) {
+        /* a will that could never be published is refused now, as mosquitto refuses it */
+        mq_client_refuse(p, cl,
+                         cp->level == MQ_PROTO_5 ? MQ_RC_PACKET_TOO_LARGE : CONNACK_NOT_AUTHORIZED,
+                         "will payload over message_size_limit");
+        return MQ_CONN_CLOSED;
+    }
     bool will_ok = !cp->has_will || will_allowed(p, cl, cp, (mq_str_t){id, id_len});
     if (will_ok && !take_will(cl, cp)) {
         mq_client_refuse(p, cl, CONNACK_UNAVAILABLE, "will too large");

@@ -44,6 +44,19 @@ def test_message_size_limit_oversize_retained_is_not_stored(broker, raw):
     s.no_data(0.3)
 
 
+def test_a_will_over_message_size_limit_is_refused_at_connect(broker, raw):
+    """As mosquitto: CONNACK 5 (MQTT 5: 0x95 Packet too large) rather than a will that could
+    never be published; a will within the limit is accepted."""
+    b = broker("message_size_limit 1")
+    ok = raw(b.port)
+    ok.send(connect_pkt("w-ok", will=("will/t", b"A", 0, False)))
+    ok.expect(connack_bytes(0))
+    bad = raw(b.port)
+    bad.send(connect_pkt("w-bad", will=("will/t", b"AB", 0, False)))
+    bad.expect(connack_bytes(5))
+    assert bad.wait_closed()
+
+
 def test_max_packet_size_closes_oversized_packet(broker, raw):
     b = broker("max_packet_size 100")
     s = raw(b.port)
