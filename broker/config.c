@@ -163,6 +163,7 @@ const mq_config_option_t mq_config__options[] = {
      RANGE(0, UINT32_MAX), .def = 1000, FLAGS(MQ_CONFIG_MINUS_ONE)},
     {OPTION("max_queued_bytes", SIZE, GLOBAL), FIELD(max_queued_bytes), RANGE(0, UINT64_MAX / 2),
      FLAGS(MQ_CONFIG_MINUS_ONE)},
+    REFUSED("max_inflight_bytes", SIZE, GLOBAL),
     {OPTION("message_size_limit", SIZE, GLOBAL), FIELD(message_size_limit),
      RANGE(0, MQTT_MAX_REMAINING_LENGTH)},
     {OPTION("max_packet_size", SIZE, GLOBAL), FIELD(max_packet_size),
