@@ -351,19 +351,25 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(a, b);
 }
 
+/* The topics of 'r', sorted and joined with spaces (a static buffer). */
+static const char *joined(rhits_t *r)
+{
+    static char buf[MAX_HITS * 64];
+    qsort(r->topic, r->n, sizeof(r->topic[0]), cmp_str);
+    buf[0] = '\0';
+    for (size_t i = 0; i < r->n; i++) {
+        if (i)
+            strcat(buf, " ");
+        strcat(buf, r->topic[i]);
+    }
+    return buf;
+}
+
 /* The topics retained under 'filter', sorted and joined with spaces. */
 static const char *retained_topics(const char *filter)
 {
-    static char buf[MAX_HITS * 64];
     rhits_t r = retained(filter);
-    qsort(r.topic, r.n, sizeof(r.topic[0]), cmp_str);
-    buf[0] = '\0';
-    for (size_t i = 0; i < r.n; i++) {
-        if (i)
-            strcat(buf, " ");
-        strcat(buf, r.topic[i]);
-    }
-    return buf;
+    return joined(&r);
 }
 
 Test(tindex, retained_message_is_stored_replaced_and_deleted)
@@ -432,17 +438,9 @@ Test(tindex, retained_lookup_follows_the_wildcard_rules)
 /* The whole store, '$' topics included, sorted and joined with spaces (what a snapshot saves). */
 static const char *all_retained_topics(void)
 {
-    static char buf[MAX_HITS * 64];
     rhits_t r = {0};
     cr_assert(eq(sz, mq_tindex_each_retained(ix, on_retained, &r), r.n));
-    qsort(r.topic, r.n, sizeof(r.topic[0]), cmp_str);
-    buf[0] = '\0';
-    for (size_t i = 0; i < r.n; i++) {
-        if (i)
-            strcat(buf, " ");
-        strcat(buf, r.topic[i]);
-    }
-    return buf;
+    return joined(&r);
 }
 
 Test(tindex, each_retained_walks_the_whole_store_and_changes_are_counted)
