@@ -257,7 +257,7 @@ const mq_config_option_t mq_config__options[] = {
     {OPTION("autosave_on_changes", BOOL, GLOBAL), FIELD(autosave_on_changes)},
     {OPTION("persistent_client_expiration", SPECIAL, GLOBAL), FIELD(persistent_client_expiration),
      .set = set_expiration},
-    REFUSED("queue_qos0_messages", BOOL, GLOBAL),
+    {OPTION("queue_qos0_messages", BOOL, GLOBAL), FIELD(queue_qos0_messages)},
     /* bridges */
     REFUSED("connection", STRING, BRIDGE),
     REFUSED("address", STRING, BRIDGE),
@@ -1040,6 +1040,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     o->limits.max_queued = cfg->max_queued_messages;
     o->limits.max_queued_bytes = cfg->max_queued_bytes;
     o->limits.out_high_water = cfg->out_high_water;
+    o->limits.queue_qos0 = cfg->queue_qos0_messages;
     o->connection_messages = cfg->connection_messages;
     o->queue_full_timeout_s = cfg->queue_full_timeout;
 }

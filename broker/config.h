@@ -100,6 +100,7 @@ typedef struct mq_config {
     uint32_t autosave_interval; /* seconds between snapshots (changes with
                                  * autosave_on_changes); 0 = only at exit and on SIGUSR1 */
     bool autosave_on_changes;
+    bool queue_qos0_messages; /* QoS 0 is queued for offline persistent sessions too */
 
     /* logging (broker/logging.h); each repeatable option's first line replaces the default */
     unsigned log_dest;          /* enum mq_log_dest bits */

@@ -340,8 +340,9 @@ static void put_messages(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s)
         put_out(pt, ss, s, &s->inflight[i], mid++, true, mono);
     for (uint32_t i = 0; i < s->q_len; i++) {
         const mq_outmsg_t *o = &s->queue[(s->q_head + i) % s->q_cap];
-        if (o->qos > 0 && !(o->msg->expire_at && o->msg->expire_at <= mono))
-            put_out(pt, ss, s, o, mid++, false, mono); /* QoS 0 is not kept */
+        bool keep = o->qos > 0 || s->limits->queue_qos0; /* QoS 0 with queue_qos0_messages */
+        if (keep && !(o->msg->expire_at && o->msg->expire_at <= mono))
+            put_out(pt, ss, s, o, mid++, false, mono);
     }
     for (uint32_t i = 0; i < s->n_qos2_in; i++) {
         mq_jrec_t r = {.type = MQ_JREC_QOS2_IN_ADD};

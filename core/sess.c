@@ -336,7 +336,7 @@ enum placed { DROPPED, WRITTEN, KEPT };
 static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
 {
     if (s->out == NULL) {
-        if (o->qos == 0) { /* queue_qos0_messages false: QoS 0 is not kept for the offline */
+        if (o->qos == 0 && !s->limits->queue_qos0) { /* not kept for the offline (mosquitto) */
             s->stats.dropped++;
             return DROPPED;
         }

@@ -15,8 +15,9 @@
  * thread. It does no I/O: while a connection is attached, it appends the packets it must
  * send to that connection's output buffer ('out'); the worker flushes it. Detached, it queues
  * what a persistent session must keep (QoS 1 and 2) and drops QoS 0, as mosquitto does with
- * queue_qos0_messages false. Everything here is designed to be journaled later: the state is
- * subscriptions, in-flight entries and the queue, each a plain record. */
+ * queue_qos0_messages false (limits->queue_qos0 keeps it too). Everything here is designed to be
+ * journaled later: the state is subscriptions, in-flight entries and the queue, each a plain
+ * record. */
 
 typedef struct mq_sess_limits {
     uint16_t max_inflight;     /* outbound QoS 1/2 messages awaiting acknowledgement; >= 1 */
@@ -24,6 +25,8 @@ typedef struct mq_sess_limits {
     uint64_t max_queued_bytes; /* payload bytes queued; 0 = unlimited */
     size_t out_high_water;     /* output bytes waiting for the socket above which messages
                                   queue (QoS 0 too) instead of being written; 0 = none */
+    bool queue_qos0;           /* queue_qos0_messages: QoS 0 is queued for a detached session
+                                  too (else dropped, mosquitto's default) */
 } mq_sess_limits_t;
 
 typedef struct mq_sub {

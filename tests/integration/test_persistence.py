@@ -467,3 +467,17 @@ def test_a_will_waiting_for_its_delay_is_published_after_a_restart(tmp_path):
     sub.send(ack_pkt(4, p.pid))
     sub.close()
     b2.check_clean_exit()
+
+
+def test_queued_qos0_is_kept_with_queue_qos0_messages(tmp_path):
+    b = persistent(tmp_path, ["queue_qos0_messages true"], name="z1").start()
+    offline_subscriber(b.port, "q0-keep", [("z/#", 1)])
+    publish_raw(b.port, [("z/a", b"zero", 0), ("z/b", b"one", 1)])
+    time.sleep(0.2)  # the QoS 0 one has no acknowledgement to wait for
+    b.check_clean_exit()
+    b2 = persistent(tmp_path, ["queue_qos0_messages true"], port=b.port, name="z2").start()
+    sub, sp, got = resume(b2.port, "q0-keep", 2)
+    assert sp == 1
+    assert [(p.topic, p.payload, p.qos) for p in got] == [("z/a", b"zero", 0), ("z/b", b"one", 1)]
+    sub.close()
+    b2.check_clean_exit()

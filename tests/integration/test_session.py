@@ -66,6 +66,29 @@ def test_qos1_and_qos2_published_while_offline_delivered_on_reconnect(broker, ra
     r.no_data(0.3)
 
 
+def test_queue_qos0_messages_keeps_qos0_for_the_offline(broker, raw):
+    """mosquitto's queue_qos0_messages true: QoS 0 waits in order with the rest."""
+    b = broker("queue_qos0_messages true")
+    r = raw(b.port)
+    r.connect("away0", clean=False)
+    assert r.subscribe([("off0/#", 1)]) == [1]
+    r.send(b"\xe0\x00")
+    assert r.wait_closed()
+    pause()
+    p = raw(b.port)
+    p.connect("pub")
+    p.send(publish_pkt("off0/a", b"zero", qos=0))
+    p.send(publish_pkt("off0/b", b"one", qos=1, pid=1))
+    p.expect(ack_pkt(PUBACK, 1))
+    r = raw(b.port)
+    assert r.connect("away0", clean=False) == (1, 0)
+    got = [r.recv_publish(), r.recv_publish()]
+    assert [(m.topic, m.payload, m.qos) for m in got] == [
+        ("off0/a", b"zero", 0), ("off0/b", b"one", 1)]
+    r.send(ack_pkt(PUBACK, got[1].pid))
+    r.no_data(0.3)
+
+
 def test_unacknowledged_qos1_resent_with_dup_on_reconnect(broker, raw):
     b = broker()
     r = raw(b.port)

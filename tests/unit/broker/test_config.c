@@ -142,6 +142,7 @@ Test(config, every_supported_option_is_applied)
                        "persistence_file starling.db\n"
                        "autosave_interval 60\n"
                        "autosave_on_changes true\n"
+                       "queue_qos0_messages true\n"
                        "protocol mqtt\n"),
                  0, "%s", err);
     cr_assert(!cfg.allow_zero_length_clientid);
@@ -167,6 +168,7 @@ Test(config, every_supported_option_is_applied)
     cr_assert_str_eq(cfg.persistence_file, "starling.db");
     cr_assert_eq(cfg.autosave_interval, 60);
     cr_assert(cfg.autosave_on_changes);
+    cr_assert(cfg.queue_qos0_messages);
 }
 
 Test(config, websockets_listener_options_reach_the_engine)
@@ -246,7 +248,7 @@ static const struct bad_case bad_cases[] = {
     {"listener 8883\n\ntls_version tlsv1.0\n",
      "test.conf:3: invalid value 'tlsv1.0' for tls_version"},
     {"auth_opt_db x\n", "'auth_opt_db'"},
-    {"queue_qos0_messages true\n", "'queue_qos0_messages'"},
+    {"max_inflight_bytes 100\n", "'max_inflight_bytes'"},
     {"connection bridge1\n", "'connection'"},
     {"protocol http\n", "test.conf:1: invalid value 'http' for protocol"},
     {"listener 8080\nprotocol websockets\nstatus_page yes\n",
@@ -487,7 +489,8 @@ Test(config, the_implemented_options_are_exactly_these)
                             " keyfile crlfile ciphers ciphers_tls1.3 tls_version"
                             " require_certificate use_identity_as_username use_subject_as_username"
                             " max_topic_alias persistence persistence_file persistence_location"
-                            " autosave_interval autosave_on_changes persistent_client_expiration ");
+                            " autosave_interval autosave_on_changes persistent_client_expiration"
+                            " queue_qos0_messages ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");

@@ -397,6 +397,25 @@ Test(sess, detached_session_drops_qos0_and_queues_qos1_and_qos2)
     expect_publish(&p[0], "d", 1, false);
 }
 
+Test(sess, with_queue_qos0_a_detached_session_keeps_qos0_in_order)
+{
+    lim.queue_qos0 = true; /* queue_qos0_messages true */
+    open_sess(false);
+    cr_assert(mq_sess_deliver(s, msg("a"), 0, false));
+    cr_assert(mq_sess_deliver(s, msg("b"), 1, false));
+    cr_assert(mq_sess_deliver(s, msg("c"), 0, false));
+    cr_assert(eq(u64, s->stats.dropped, 0));
+    cr_assert(eq(u32, mq_sess_queued(s), 3));
+    mq_sess_attach(s, &out, NULL, &peer311);
+    pkt_t p[8];
+    cr_assert(eq(sz, take(&out, p, 8), 3));
+    expect_publish(&p[0], "a", 0, false);
+    expect_publish(&p[1], "b", 1, false);
+    expect_publish(&p[2], "c", 0, false);
+    cr_assert(eq(u32, mq_sess_queued(s), 0));
+    cr_assert(eq(u32, refs(msgs[0]), 1)); /* written and let go */
+}
+
 static bool keep_not_x(void *arg, const mq_sess_t *ss, const mq_msg_t *m)
 {
     (void)ss;
