@@ -254,6 +254,18 @@ static bool is_sys(mq_str_t t)
     return t.len >= 4 && memcmp(t.ptr, "$SYS", 4) == 0 && (t.len == 4 || t.ptr[4] == '/');
 }
 
+/* The record form of a routed message delivered at 'qos', its expiry as wall-clock seconds. */
+static mq_jrec_msg_t jmsg(const mq_msg_t *m, uint8_t qos, int64_t wall, uint64_t mono)
+{
+    mq_jrec_msg_t j = {.topic = mq_msg_topic(m),
+                       .payload = mq_msg_payload(m),
+                       .props = {(const char *)m->wire + m->wire_len, m->props_len},
+                       .qos = qos};
+    if (m->expire_at) /* whole seconds left, rounded up: never earlier than due */
+        j.expiry_at = wall + (int64_t)((m->expire_at - mono + 999) / 1000);
+    return j;
+}
+
 /* Runs in the server's read section: encodes, never blocks. */
 static void snap_one(void *arg, mq_msg_t *msg)
 {
@@ -262,14 +274,7 @@ static void snap_one(void *arg, mq_msg_t *msg)
     if (is_sys(topic) || (msg->expire_at && msg->expire_at <= s->mono))
         return;
     mq_jrec_t r = {.type = MQ_JREC_RETAIN_SET};
-    r.retain.msg = (mq_jrec_msg_t){
-        .topic = topic,
-        .payload = mq_msg_payload(msg),
-        .props = {(const char *)msg->wire + msg->wire_len, msg->props_len},
-        .qos = msg->qos,
-    };
-    if (msg->expire_at) /* whole seconds left, rounded up: never earlier than due */
-        r.retain.msg.expiry_at = s->wall + (int64_t)((msg->expire_at - s->mono + 999) / 1000);
+    r.retain.msg = jmsg(msg, msg->qos, s->wall, s->mono);
     (void)mq_jrec_encode(&s->out, &r, s->salt);
     s->n_records++;
 }
@@ -291,17 +296,6 @@ static void put(part_t *pt, const mq_jrec_t *r, uint64_t salt)
 {
     (void)mq_jrec_encode(&pt->out, r, salt);
     pt->n_records++;
-}
-
-static mq_jrec_msg_t jmsg(const mq_msg_t *m, uint8_t qos, int64_t wall, uint64_t mono)
-{
-    mq_jrec_msg_t j = {.topic = mq_msg_topic(m),
-                       .payload = mq_msg_payload(m),
-                       .props = {(const char *)m->wire + m->wire_len, m->props_len},
-                       .qos = qos};
-    if (m->expire_at) /* whole seconds left, rounded up: never earlier than due */
-        j.expiry_at = wall + (int64_t)((m->expire_at - mono + 999) / 1000);
-    return j;
 }
 
 /* When the client went away, such that the expiry left is what the broker clock says. */
