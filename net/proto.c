@@ -249,6 +249,10 @@ mq_proto_t *mq_proto_new(const mq_proto_env_t *env)
     p->env = *env;
     p->o = env->opts;
     p->route = mq_route_new(env->ix, env->self, env->n_workers, env->ep, env->shared);
+    /* the security state this worker starts with: a reload before its first tick is then seen
+     * as one (with 0 here, mq_auth_refresh took the first reload for the first state and did
+     * not classify the subscriptions again) */
+    p->auth_gen = mq_auth_generation(mq_auth_get(env->auth));
     p->handler = (mq_conn_handler_t){.arg = p,
                                      .on_bytes = on_bytes,
                                      .on_closing = on_closing,
