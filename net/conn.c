@@ -280,10 +280,29 @@ static void flush(mq_conn_t *c)
         submit_send(c);
 }
 
+/* The output has gone: the socket is shut, or only its writing while the client's input
+ * is read to its end (a lingering close, mq_conn_close()). */
 static void finish_close(mq_conn_t *c)
 {
-    if (!c->send_busy && c->out.len == 0)
+    if (c->send_busy || c->out.len > 0 || c->lingering)
+        return;
+    if (c->read_done || c->has_held || c->need_rearm) {
         shutdown(c->fd, SHUT_RDWR);
+        return;
+    }
+    shutdown(c->fd, SHUT_WR);
+    c->lingering = true;
+    c->last_rx_ms = c->loop->now_ms;
+    if (!c->recv_armed)
+        arm_recv(c, false);
+}
+
+void mq_conn_linger_check(mq_conn_t *c, uint64_t now_ms)
+{
+    if (c->lingering && now_ms - c->last_rx_ms >= MQ_CONN_LINGER_MS) {
+        c->lingering = false; /* the receive completes; the connection is released */
+        shutdown(c->fd, SHUT_RDWR);
+    }
 }
 
 static void flush_dirty(mq_conn_loop_t *l)
@@ -433,6 +452,8 @@ void mq_conn_on_recv(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe 
     }
     if ((cqe->flags & IORING_CQE_F_BUFFER) && !take_buffer(l, c, cqe))
         return; /* 'c' belongs to another worker now */
+    if (cqe->res <= 0 && cqe->res != -ENOBUFS)
+        c->read_done = true;
     if (c->state != MQ_CONN_CLOSING) {
         if (cqe->res == 0)
             mq_conn_close(c, "connection closed by the client");
@@ -442,6 +463,8 @@ void mq_conn_on_recv(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe 
             mq_conn_close(c, strerror(-cqe->res));
         else if (!c->recv_armed && !c->has_held && c->state != MQ_CONN_CLOSING)
             arm_recv(c, c->state == MQ_CONN_ACTIVE); /* single-shot, or a multishot ended */
+    } else if (c->lingering && !c->recv_armed && cqe->res > 0) {
+        arm_recv(c, false); /* dropped; read on until the client's end of stream */
     }
     if (c->state == MQ_CONN_CLOSING)
         maybe_release(c);

@@ -93,10 +93,12 @@ struct mq_conn {
     bool in_dirty;     /* queued on the loop's dirty list */
     bool is_counted;   /* counted in the server's connection totals */
     bool has_held;     /* a received buffer waits for the send in flight (state PRE only) */
+    bool read_done;    /* the client's input has ended (end of stream or an error) */
+    bool lingering;    /* closing: writing is shut, what the client still sends is dropped */
     uint16_t held_bid; /* that buffer's id and length */
     uint32_t held_len;
-    unsigned n_ops; /* submitted operations (and held buffers) not yet completed */
-    uint64_t last_rx_ms;
+    unsigned n_ops;      /* submitted operations (and held buffers) not yet completed */
+    uint64_t last_rx_ms; /* lingering: when writing was shut (mq_conn_linger_check) */
     uint64_t born_ms;
     mq_buf_t out;      /* protocol bytes waiting to be sent */
     mq_buf_t wbuf;     /* wire bytes of the send in flight */
@@ -180,8 +182,17 @@ void mq_conn_mark_dirty(mq_conn_t *c);
 
 /* Starts closing 'c': the handler's on_closing runs (it logs 'why'), what is queued still
  * goes out, then the socket is shut and, once its operations have completed, the handler's
- * on_release runs and 'c' is freed. Never frees on the caller's stack. */
+ * on_release runs and 'c' is freed. Never frees on the caller's stack.
+ * A close the server decides lingers: once the output is sent only writing is shut, and what
+ * the client still sends is read and dropped until it closes its side or MQ_CONN_LINGER_MS
+ * pass (mq_conn_linger_check). Closing a socket with unread input sends a reset, which can
+ * reach the client before it has read the last packets (a DISCONNECT with its reason). */
 void mq_conn_close(mq_conn_t *c, const char *why);
+
+#define MQ_CONN_LINGER_MS 2000
+
+/* Ends the lingering of a closing 'c' whose time is up at 'now_ms' (called once a second). */
+void mq_conn_linger_check(mq_conn_t *c, uint64_t now_ms);
 
 /* For a transport: passes decoded bytes up to the protocol. */
 int mq_conn_up(mq_conn_t *c, const uint8_t *p, size_t len);

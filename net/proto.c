@@ -319,8 +319,10 @@ void mq_proto_tick(mq_proto_t *p)
     uint64_t now = p->env.loop->now_ms;
     mq_auth_refresh(mq_auth_get(p->env.auth), p->route, &p->auth_gen); /* after a reload */
     for (mq_conn_t *c = p->env.loop->conns; c; c = c->next) {
-        if (c->state == MQ_CONN_CLOSING)
+        if (c->state == MQ_CONN_CLOSING) {
+            mq_conn_linger_check(c, now);
             continue;
+        }
         client_t *cl = client_of(c);
         switch (mq_deadline_check(c->state == MQ_CONN_ACTIVE, c->born_ms, c->last_rx_ms,
                                   cl->keep_alive, p->o->connect_timeout_s, now)) {

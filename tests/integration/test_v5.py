@@ -432,6 +432,54 @@ def test_client_receive_maximum_bounds_outbound_inflight(broker):
     assert r.publish5()[3] == b"2"
 
 
+def test_receive_maximum_exceeded_0x93_reaches_a_client_that_keeps_sending(broker):
+    """[MQTT-3.3.4-9]: more QoS 2 PUBLISH than the server's Receive Maximum (from
+    max_inflight_messages) ends the connection with DISCONNECT 0x93. The client is still
+    sending when the server decides: the server shuts only its writing side and reads on, so
+    the client sees no reset and reads the DISCONNECT (Paho's test_flow_control2)."""
+    b = broker("max_inflight_messages 5\n")
+    r = Raw5(b.port)
+    _, _, cp = r.connect5("flood")
+    assert cp[0x21] == [u16(5)]
+    r.send(b"".join(publish5("rm2", b"x", qos=2, pid=i) for i in range(1, 9)))
+    for _ in range(30):  # still sending while the server closes: no reset, no broken pipe
+        r.send(publish5("rm2", b"y"))
+        time.sleep(0.01)
+    rcs = []
+    while True:
+        first, body, raw = r.recv_packet()
+        if first == 0xE0:
+            assert body[0] == 0x93, raw
+            break
+        assert first == 0x50, raw  # PUBREC for the first five
+        rcs.append(body)
+    assert len(rcs) == 5
+    r.s.shutdown(socket.SHUT_WR)  # the client closes its side: the server's close follows
+    t = time.monotonic()
+    assert r.s.recv(16) == b""
+    assert time.monotonic() - t < 1.0
+
+
+def test_a_lingering_close_ends_even_if_the_client_never_closes(broker):
+    b = broker()
+    r = Raw5(b.port)
+    r.connect5("linger")
+    r.send(publish5("q", b"x", qos=3 >> 1, pid=0))  # QoS 1 without a packet id: 0x82
+    first, body, raw = r.recv_packet()
+    assert first == 0xE0 and body[0] in (0x81, 0x82), raw
+    r.s.settimeout(1)
+    assert r.s.recv(16) == b""  # the server has shut its writing side
+    t = time.monotonic()
+    try:  # the client never closes: the server reads and drops, for a bounded time
+        while time.monotonic() - t < 8:
+            r.s.send(b"\xc0\x00")
+            time.sleep(0.05)
+        raise AssertionError("the server still reads after 8 s")
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    assert 1.0 < time.monotonic() - t < 4.5
+
+
 def test_message_over_the_client_maximum_packet_size_is_not_sent(broker):
     b = broker()
     c = V5(b.port, "small", props=props(PacketTypes.CONNECT, MaximumPacketSize=100))
