@@ -181,6 +181,8 @@ const mq_config_option_t mq_config__options[] = {
     /* overload (issue 12): Starling's own, off by default */
     {OPTION("queue_full_timeout", UINT, GLOBAL), STARLING, FIELD(queue_full_timeout),
      RANGE(0, 86400)},
+    /* mosquitto's: above this many heap bytes new publishes are refused (net/publish.c) */
+    {OPTION("memory_limit", SIZE, GLOBAL), FIELD(memory_limit), RANGE(0, UINT64_MAX / 2)},
     /* the process */
     {OPTION("pid_file", PATH, GLOBAL), FIELD(pid_file)},
     {OPTION("user", STRING, GLOBAL), FIELD(user), .def_str = "mosquitto"},
@@ -298,7 +300,6 @@ const mq_config_option_t mq_config__options[] = {
     REFUSED("threshold", UINT, BRIDGE),
     REFUSED("try_private", BOOL, BRIDGE),
     /* the rest */
-    REFUSED("memory_limit", SIZE, GLOBAL),
     REFUSED("check_retain_source", BOOL, GLOBAL),
     REFUSED("clientid_prefixes", STRING, GLOBAL),
     REFUSED("max_queued_bytes_per_client", SIZE, GLOBAL),
@@ -1043,6 +1044,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     o->limits.queue_qos0 = cfg->queue_qos0_messages;
     o->connection_messages = cfg->connection_messages;
     o->queue_full_timeout_s = cfg->queue_full_timeout;
+    o->memory_limit = cfg->memory_limit;
 }
 
 unsigned mq_config_security_domains(const mq_config_t *cfg)

@@ -90,6 +90,7 @@ typedef struct mq_config {
                                   * sets it (mosquitto has none): a Starling constant */
     size_t out_high_water;       /* output bytes waiting for a socket above which messages
                                   * are queued instead; a Starling constant, no option */
+    uint64_t memory_limit;       /* heap bytes above which publishes are refused; 0 = none */
     uint32_t queue_full_timeout; /* seconds a client's queue may stay full before the client is
                                   * disconnected; 0 = never (Starling's, issue 12) */
 

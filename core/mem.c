@@ -8,8 +8,20 @@
 
 #include "core/rc.h"
 #include "mq_config.h"
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define MQ_SANITIZER_ALLOCATOR 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MQ_SANITIZER_ALLOCATOR 1
+#endif
 #if MQ_HAVE_JEMALLOC
 #include <jemalloc/jemalloc.h>
+#elif defined(MQ_SANITIZER_ALLOCATOR)
+#include <sanitizer/allocator_interface.h>
+#else
+#include <malloc.h>
 #endif
 
 static void oom(size_t size)
@@ -74,6 +86,18 @@ size_t mq_mem_allocated(void)
     return allocated;
 #else
     return 0;
+#endif
+}
+
+size_t mq_mem_in_use(void)
+{
+#if MQ_HAVE_JEMALLOC
+    return mq_mem_allocated();
+#elif defined(MQ_SANITIZER_ALLOCATOR)
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    struct mallinfo2 mi = mallinfo2(); /* every arena: in-use small blocks + mmapped ones */
+    return mi.uordblks + mi.hblkhd;
 #endif
 }
 

@@ -34,4 +34,9 @@ void *mq_grow(void *p, uint32_t *cap, size_t elem, uint32_t initial);
  * 0 when jemalloc is not built in (libc malloc keeps no such total). Any thread. */
 size_t mq_mem_allocated(void);
 
+/* Bytes of heap in use, for a limit (memory_limit): jemalloc's "stats.allocated", the
+ * sanitizer allocator's figure under ASan/TSan, glibc's mallinfo2() otherwise. Costs a few
+ * microseconds (every arena is visited): call it a few times a second, not per message. */
+size_t mq_mem_in_use(void);
+
 #endif

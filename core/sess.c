@@ -500,11 +500,18 @@ void mq_sess_on_writable(mq_sess_t *s)
     pump(s);
 }
 
-bool mq_sess_qos2_received(mq_sess_t *s, uint16_t packet_id)
+bool mq_sess_qos2_pending(const mq_sess_t *s, uint16_t packet_id)
 {
     for (uint32_t i = 0; i < s->n_qos2_in; i++)
         if (s->qos2_in[i] == packet_id)
-            return false;
+            return true;
+    return false;
+}
+
+bool mq_sess_qos2_received(mq_sess_t *s, uint16_t packet_id)
+{
+    if (mq_sess_qos2_pending(s, packet_id))
+        return false;
     if (s->n_qos2_in == s->cap_qos2_in) {
         s->qos2_in = mq_grow(s->qos2_in, &s->cap_qos2_in, sizeof(*s->qos2_in), 4);
     }

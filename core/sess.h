@@ -173,6 +173,9 @@ enum mq_rc mq_sess_on_pubrec_failed(mq_sess_t *s, uint16_t packet_id);
  * Either way the caller answers PUBREC. */
 bool mq_sess_qos2_received(mq_sess_t *s, uint16_t packet_id);
 
+/* Whether an inbound QoS 2 'packet_id' was received and waits for its PUBREL. */
+bool mq_sess_qos2_pending(const mq_sess_t *s, uint16_t packet_id);
+
 /* Inbound PUBREL: forgets 'packet_id'; the caller answers PUBCOMP. Returns whether the id
  * was known (MQTT 5 answers 0x92 Packet Identifier not found otherwise). */
 bool mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id);

@@ -61,7 +61,7 @@ typedef struct client {
 typedef struct counters {
     uint64_t msgs_received, msgs_sent; /* packets; sent: outside sessions (acks, CONNACK...) */
     uint64_t pub_received, pub_bytes_received;
-    uint64_t pub_dropped;      /* dropped on receipt (message_size_limit) */
+    uint64_t pub_dropped;      /* dropped on receipt (message_size_limit, ACL, memory_limit) */
     uint64_t sockets;          /* connections this worker took from the acceptor */
     uint64_t connects;         /* CONNECTs accepted */
     uint64_t expired_sessions; /* sessions ended by their expiry */
@@ -94,6 +94,8 @@ struct mq_proto_state {
     uint64_t auth_gen;          /* the security state this worker's subscriptions were
                                  * classified with (net/auth.h: a reload classifies again) */
     mq_auth_cache_t auth_cache; /* credentials this worker verified lately */
+    uint64_t mem_checked_ms;    /* memory_limit: when the heap was last measured */
+    bool mem_over;              /* ... and whether it was above the limit then */
 };
 
 static inline client_t *client_of(mq_conn_t *c)

@@ -90,6 +90,8 @@ typedef struct mq_server_opts {
     mq_sess_limits_t limits;
     bool connection_messages;         /* log connects and disconnects */
     const char *response_information; /* MQTT 5 Response Information prefix, or NULL */
+    uint64_t memory_limit;            /* heap bytes (mq_mem_in_use) above which received
+                                       * publishes are refused (net/publish.c); 0 = none */
     uint32_t queue_full_timeout_s;    /* a client whose queue stays full this long is
                                        * disconnected (net/overload.h); 0 = never */
     struct mq_msg **retained;         /* retained messages to store before the first client

@@ -238,6 +238,40 @@ static mq_msg_t *make_msg(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, m
     return msg;
 }
 
+/* memory_limit (mosquitto's): whether the heap is above it, measured at most ten times a
+ * second per worker (a measurement visits every arena); a change is logged once. */
+static bool over_memory_limit(mq_proto_t *p)
+{
+    uint64_t now = p->env.loop->now_ms;
+    if (now - p->mem_checked_ms >= 100) {
+        p->mem_checked_ms = now;
+        size_t used = mq_mem_in_use();
+        bool over = used > p->o->memory_limit;
+        if (over != p->mem_over)
+            MQ_LOG(over ? MQ_LOG_WARN : MQ_LOG_NOTICE,
+                   "worker=%u heap %zu bytes %s memory_limit %llu: publishes %s", p->env.self, used,
+                   over ? "above" : "back under", (unsigned long long)p->o->memory_limit,
+                   over ? "refused" : "accepted again");
+        p->mem_over = over;
+    }
+    return p->mem_over;
+}
+
+/* Above memory_limit a new message is not taken in: QoS 0 is dropped, an MQTT 5 QoS 1/2
+ * PUBLISH is answered 0x97 Quota exceeded, and an MQTT 3.1.1 QoS 1/2 publisher, which has
+ * no refusal to hear, is disconnected without an acknowledgement so that it sends the message
+ * again later (mosquitto disconnects every publisher whose packet it cannot allocate). A
+ * QoS 2 re-send already received is let through: its PUBREL must still find it. */
+static bool refused_for_memory(mq_proto_t *p, client_t *cl, const mq_publish_t *pub)
+{
+    if (p->o->memory_limit == 0 || !over_memory_limit(p))
+        return false;
+    if (pub->qos == 2 && mq_sess_qos2_pending(cl->sess, pub->packet_id))
+        return false;
+    p->cnt.pub_dropped++;
+    return true;
+}
+
 int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
     const mq_publish_t *pub = &pkt->publish;
@@ -252,7 +286,13 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         return MQ_CONN_CLOSED;
     }
     enum mq_rc ack = MQ_RC_SUCCESS;
-    if (should_route(p, cl, pub, topic, &ack)) {
+    if (refused_for_memory(p, cl, pub)) {
+        if (pub->qos > 0 && cl->proto < MQ_PROTO_5) {
+            mq_client_end(cl, true, "memory_limit reached: PUBLISH not accepted");
+            return MQ_CONN_CLOSED;
+        }
+        ack = MQ_RC_QUOTA_EXCEEDED;
+    } else if (should_route(p, cl, pub, topic, &ack)) {
         mq_msg_t *msg = make_msg(p, cl, pkt, topic);
         if (msg == NULL) {
             mq_client_end_rc(p, cl, MQ_RC_PACKET_TOO_LARGE, true,

@@ -122,3 +122,98 @@ def test_queue_full_timeout_disconnects_a_stalled_subscriber(broker, client, tim
     assert (line in b.stderr()) == bool(timeout_s), b.stderr()[-2000:]
     assert not ok.disconnected.is_set(), "the subscriber that kept up was disconnected"
     slow.s.close()
+
+
+# --- memory_limit (mosquitto's option) -----------------------------------------------------------
+
+
+def sys_dropped(mon, timeout=5.0):
+    """The latest $SYS dropped count that 'mon' received (it subscribed before)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = [int(m.payload) for m in mon.messages
+               if m.topic == "$SYS/broker/publish/messages/dropped"]
+        if got and got[-1] > 0:
+            return got[-1]
+        time.sleep(0.1)
+    return 0
+
+
+@pytest.mark.timeout(60)
+def test_above_memory_limit_publishes_are_refused_and_the_broker_keeps_serving(broker, client):
+    """memory_limit 1: the heap is always above it. Every new message is refused the way its
+    protocol allows — MQTT 5 QoS 1/2 with 0x97 Quota exceeded, QoS 0 dropped, an MQTT 3.1.1
+    QoS 1 publisher disconnected without PUBACK (it sends the message again later) — counted
+    as dropped in $SYS; connects, subscriptions and pings go on."""
+    from test_v5 import Raw5, publish5  # noqa: E402 (the raw MQTT 5 helpers)
+
+    b = broker("memory_limit 1\nsys_interval 1")
+    mon = client(b.port, client_id="mon").connect()
+    mon.subscribe("$SYS/broker/publish/messages/dropped")
+    sub = client(b.port, client_id="sub").connect()
+    sub.subscribe("m/#", qos=1)
+
+    v5 = Raw5(b.port)
+    v5.connect5("v5-pub")
+    v5.send(publish5("m/a", b"1", qos=1, pid=1))
+    first, body, raw = v5.recv_packet()
+    assert first == 0x40 and body[2] == 0x97, raw  # PUBACK 0x97 Quota exceeded
+    v5.send(publish5("m/a", b"2", qos=2, pid=2))
+    first, body, raw = v5.recv_packet()
+    assert first == 0x50 and body[2] == 0x97, raw  # PUBREC 0x97: the exchange ends here
+    v5.send(publish5("m/a", b"3"))
+
+    old = Raw(b.port)
+    old.connect("v311-pub")
+    old.send(publish_pkt("m/b", b"4"))  # QoS 0: dropped, the connection stays
+    old.send(b"\xc0\x00")
+    assert old.recv_packet()[0] == 0xD0
+    old.send(publish_pkt("m/b", b"5", qos=1, pid=7))
+    try:
+        raw = old.recv_packet(timeout=3)
+        raise AssertionError(f"a 3.1.1 QoS 1 PUBLISH above memory_limit was answered: {raw!r}")
+    except Exception as e:  # the connection ends, with no PUBACK
+        assert "closed" in str(e), e
+
+    late = client(b.port, client_id="late").connect()  # the broker keeps serving
+    late.subscribe("m/#")
+    assert sys_dropped(mon) >= 5
+    assert not sub.messages and not late.messages
+    assert "above memory_limit 1: publishes refused" in b.stderr()
+
+
+@pytest.mark.timeout(90)
+def test_publishes_resume_once_the_heap_is_back_under_memory_limit(broker):
+    """A stalled subscriber's queue grows the heap past memory_limit: the publisher's next
+    messages get 0x97; once that subscriber goes (its queue is freed) they are accepted
+    again, without a restart."""
+    from test_v5 import Raw5, publish5  # noqa: E402
+
+    limit = 96 * 1024 * 1024
+    b = broker(f"memory_limit {limit}\nmax_queued_messages 1000")
+    slow = stalled(b.port, 0)
+    slow.send(subscribe_pkt(2, [("big/#", 1)]))
+    pub = Raw5(b.port)
+    pub.connect5("big-pub")
+    payload = b"b" * (256 * 1024)
+    refused_at = None
+    for i in range(1, 1000):  # the queue alone would hold 256 MB: the limit comes first
+        pub.send(publish5("big/x", payload, qos=1, pid=i))
+        first, body, raw = pub.recv_packet(timeout=10)
+        assert first == 0x40, raw
+        if len(body) > 2 and body[2] == 0x97:
+            refused_at = i
+            break
+    assert refused_at and refused_at > 100, f"refused at message {refused_at}"
+    slow.s.close()  # its clean session ends, its queue is freed
+    deadline = time.monotonic() + 10
+    i = 1
+    while True:
+        pub.send(publish5("big/x", b"small", qos=1, pid=i))
+        first, body, raw = pub.recv_packet(timeout=10)
+        if len(body) == 2 or body[2] < 0x80:
+            break
+        assert time.monotonic() < deadline, "still refused 10 s after the heap went down"
+        time.sleep(0.1)
+        i += 1
+    assert "back under memory_limit" in b.stderr()

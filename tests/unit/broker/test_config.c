@@ -38,6 +38,7 @@ Test(config, defaults_match_mosquitto)
     cr_assert_eq(cfg.max_inflight_messages, 20);
     cr_assert_eq(cfg.max_queued_messages, 1000);
     cr_assert_eq(cfg.max_queued_bytes, 0);
+    cr_assert_eq(cfg.memory_limit, 0);
     cr_assert_eq(cfg.max_keepalive, 65535);
     cr_assert_eq(cfg.max_qos, 2);
     cr_assert(cfg.retain_available);
@@ -143,6 +144,7 @@ Test(config, every_supported_option_is_applied)
                        "autosave_interval 60\n"
                        "autosave_on_changes true\n"
                        "queue_qos0_messages true\n"
+                       "memory_limit 268435456\n"
                        "protocol mqtt\n"),
                  0, "%s", err);
     cr_assert(!cfg.allow_zero_length_clientid);
@@ -150,6 +152,7 @@ Test(config, every_supported_option_is_applied)
     cr_assert_eq(cfg.max_inflight_messages, 5);
     cr_assert_eq(cfg.max_queued_messages, 0);
     cr_assert_eq(cfg.max_queued_bytes, 1048576);
+    cr_assert_eq(cfg.memory_limit, 268435456);
     cr_assert_eq(cfg.message_size_limit, 1024);
     cr_assert_eq(cfg.max_packet_size, 4096);
     cr_assert_eq(cfg.max_keepalive, 120);
@@ -475,22 +478,23 @@ Test(config, the_implemented_options_are_exactly_these)
 {
     char names[2048];
     names_with(MQ_CONFIG_IMPLEMENTED, 0, names, sizeof(names));
-    cr_expect_str_eq(names, " listener port bind_address max_connections protocol"
-                            " response_information metrics_listener http_dir"
-                            " websockets_headers_size status_page websockets_trusted_proxy"
-                            " websockets_log_level max_inflight_messages max_queued_messages"
-                            " max_queued_bytes message_size_limit max_packet_size max_keepalive"
-                            " max_qos retain_available upgrade_outgoing_qos set_tcp_nodelay"
-                            " connection_messages allow_duplicate_messages queue_full_timeout"
-                            " pid_file user workers sys_interval include_dir log_dest log_type"
-                            " log_timestamp log_timestamp_format log_facility allow_anonymous"
-                            " allow_zero_length_clientid auto_id_prefix password_file acl_file"
-                            " per_listener_settings session_owner_check cafile capath certfile"
-                            " keyfile crlfile ciphers ciphers_tls1.3 tls_version"
-                            " require_certificate use_identity_as_username use_subject_as_username"
-                            " max_topic_alias persistence persistence_file persistence_location"
-                            " autosave_interval autosave_on_changes persistent_client_expiration"
-                            " queue_qos0_messages ");
+    cr_expect_str_eq(names,
+                     " listener port bind_address max_connections protocol"
+                     " response_information metrics_listener http_dir"
+                     " websockets_headers_size status_page websockets_trusted_proxy"
+                     " websockets_log_level max_inflight_messages max_queued_messages"
+                     " max_queued_bytes message_size_limit max_packet_size max_keepalive"
+                     " max_qos retain_available upgrade_outgoing_qos set_tcp_nodelay"
+                     " connection_messages allow_duplicate_messages queue_full_timeout memory_limit"
+                     " pid_file user workers sys_interval include_dir log_dest log_type"
+                     " log_timestamp log_timestamp_format log_facility allow_anonymous"
+                     " allow_zero_length_clientid auto_id_prefix password_file acl_file"
+                     " per_listener_settings session_owner_check cafile capath certfile"
+                     " keyfile crlfile ciphers ciphers_tls1.3 tls_version"
+                     " require_certificate use_identity_as_username use_subject_as_username"
+                     " max_topic_alias persistence persistence_file persistence_location"
+                     " autosave_interval autosave_on_changes persistent_client_expiration"
+                     " queue_qos0_messages ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
