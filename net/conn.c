@@ -56,6 +56,9 @@ int mq_conn_loop_init(mq_conn_loop_t *l, struct io_uring *ring, const mq_conn_ha
     l->buf_size = BUF_SIZE;
     io_uring_buf_ring_init(l->br);
     l->bufs = mq_alloc((size_t)N_BUFS * BUF_SIZE);
+    /* touched now: the kernel uses the buffers in ring order, so a loaded worker has every one
+     * resident anyway; a fixed cost at start, not page faults in the first receives */
+    memset(l->bufs, 0, (size_t)N_BUFS * BUF_SIZE);
     for (unsigned i = 0; i < N_BUFS; i++)
         io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
                               io_uring_buf_ring_mask(N_BUFS), (int)i);
@@ -136,24 +139,47 @@ void mq_conn_loop_fini(mq_conn_loop_t *l, void (*release)(void *arg, mq_conn_t *
     l->bufs = NULL;
 }
 
-static void format_peer(mq_conn_t *c)
+static void read_peer(mq_conn_t *c)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
         return;
-    char host[INET6_ADDRSTRLEN] = "?";
-    uint16_t port = 0;
     if (ss.ss_family == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-        port = ntohs(sin->sin_port);
+        c->peer.family = AF_INET;
+        c->peer.port = ntohs(sin->sin_port);
+        memcpy(c->peer.ip, &sin->sin_addr, 4);
     } else if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-        port = ntohs(sin6->sin6_port);
+        c->peer.family = AF_INET6;
+        c->peer.port = ntohs(sin6->sin6_port);
+        memcpy(c->peer.ip, &sin6->sin6_addr, 16);
     }
-    snprintf(c->peer, sizeof(c->peer), "%s:%u", host, port);
+}
+
+const char *mq_conn_peer(const mq_conn_t *c, char *buf)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (c->peer.family == 0 || !inet_ntop(c->peer.family, c->peer.ip, host, sizeof(host)))
+        snprintf(buf, MQ_CONN_PEER_LEN, "?");
+    else if (c->peer.port == 0)
+        snprintf(buf, MQ_CONN_PEER_LEN, "%s", host);
+    else
+        snprintf(buf, MQ_CONN_PEER_LEN, "%s:%u", host, c->peer.port);
+    return buf;
+}
+
+bool mq_conn_set_peer(mq_conn_t *c, const char *text)
+{
+    int family = strchr(text, ':') ? AF_INET6 : AF_INET;
+    uint8_t ip[16];
+    if (inet_pton(family, text, ip) != 1)
+        return false;
+    c->peer.family = (uint8_t)family;
+    c->peer.port = 0;
+    memcpy(c->peer.ip, ip, family == AF_INET ? 4 : 16);
+    return true;
 }
 
 /* A receive into a provided buffer: single-shot before the protocol admits the connection
@@ -183,7 +209,7 @@ mq_conn_t *mq_conn_new(mq_conn_loop_t *l, int fd, unsigned listener)
     c->listener = (uint8_t)listener;
     c->is_counted = true;
     c->born_ms = c->last_rx_ms = l->now_ms;
-    format_peer(c);
+    read_peer(c);
     mq_conn_link(l, c);
     arm_recv(c, false);
     return c;
@@ -235,23 +261,32 @@ static void maybe_release(mq_conn_t *c)
     mq_conn_free(c);
 }
 
-/* Sends what is left of whead + wbuf: one send, or one sendmsg while some of a transport's
+static size_t head_len(const mq_conn_t *c)
+{
+    return c->head ? c->head->len : 0;
+}
+
+/* Sends what is left of the head + wbuf: one send, or one sendmsg while some of a transport's
  * header is unsent (the header and the payload go out together without a copy). */
 static void submit_send(mq_conn_t *c)
 {
     struct io_uring_sqe *sqe = mq_op_sqe(c->loop->ring);
     if (sqe == NULL) { /* the ring is unusable: what was to go cannot, the connection ends */
-        c->wbuf.len = c->whead_len = 0;
+        c->wbuf.len = 0;
+        if (c->head)
+            c->head->len = 0;
         mq_conn_close(c, "io_uring: no submission queue entry for a send");
         return;
     }
-    if (c->wsent < c->whead_len) {
-        c->wiov[0] = (struct iovec){c->whead + c->wsent, c->whead_len - c->wsent};
-        c->wiov[1] = (struct iovec){c->wbuf.data, c->wbuf.len};
-        c->wmsg = (struct msghdr){.msg_iov = c->wiov, .msg_iovlen = c->wbuf.len ? 2 : 1};
-        io_uring_prep_sendmsg(sqe, c->fd, &c->wmsg, MSG_NOSIGNAL);
+    size_t hl = head_len(c);
+    if (c->wsent < hl) {
+        mq_conn_head_t *h = c->head;
+        h->iov[0] = (struct iovec){h->bytes + c->wsent, hl - c->wsent};
+        h->iov[1] = (struct iovec){c->wbuf.data, c->wbuf.len};
+        h->msg = (struct msghdr){.msg_iov = h->iov, .msg_iovlen = c->wbuf.len ? 2 : 1};
+        io_uring_prep_sendmsg(sqe, c->fd, &h->msg, MSG_NOSIGNAL);
     } else {
-        size_t off = c->wsent - c->whead_len;
+        size_t off = c->wsent - hl;
         io_uring_prep_send(sqe, c->fd, c->wbuf.data + off, c->wbuf.len - off, MSG_NOSIGNAL);
     }
     io_uring_sqe_set_data64(sqe, mq_op_pack(c, MQ_OP_SEND));
@@ -276,7 +311,7 @@ static void flush(mq_conn_t *c)
         c->out.len = 0;
     }
     c->wsent = 0;
-    if (c->wbuf.len + c->whead_len > 0)
+    if (c->wbuf.len + head_len(c) > 0)
         submit_send(c);
 }
 
@@ -295,6 +330,14 @@ static void finish_close(mq_conn_t *c)
     c->last_rx_ms = c->loop->now_ms;
     if (!c->recv_armed)
         arm_recv(c, false);
+}
+
+void mq_conn_trim(mq_conn_t *c)
+{
+    if (!c->send_busy && c->out.len == 0 && c->wbuf.len == 0) {
+        mq_buf_fini(&c->out);
+        mq_buf_fini(&c->wbuf);
+    }
 }
 
 void mq_conn_linger_check(mq_conn_t *c, uint64_t now_ms)
@@ -497,7 +540,8 @@ void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe 
     if (cqe->res < 0) {
         c->out.len = 0;
         c->wbuf.len = 0;
-        c->whead_len = 0;
+        if (c->head)
+            c->head->len = 0;
         mq_conn_close(c, strerror(-cqe->res));
         if (c->has_held) /* closing: the bytes are not wanted any more */
             (void)release_held(l, c);
@@ -506,12 +550,13 @@ void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe 
     }
     l->bytes_sent += (uint64_t)cqe->res;
     c->wsent += (size_t)cqe->res;
-    if (c->wsent < c->whead_len + c->wbuf.len) { /* a short send: resume it (STYLE.md §7) */
+    if (c->wsent < head_len(c) + c->wbuf.len) { /* a short send: resume it (STYLE.md §7) */
         submit_send(c);
         return;
     }
     c->wbuf.len = 0;
-    c->whead_len = 0;
+    if (c->head)
+        c->head->len = 0;
     if (c->wbuf.cap > WBUF_KEEP && c->out.len == 0) /* a burst grew it and has ended */
         mq_buf_fini(&c->wbuf);
     if (c->has_held && !release_held(l, c))

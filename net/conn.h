@@ -46,7 +46,27 @@ enum mq_conn_result {
     MQ_CONN_GONE = 2,   /* handed to another worker: the caller must not touch it again */
 };
 
-#define MQ_CONN_MAX_HEAD 14 /* bytes of c->whead: the largest WebSocket frame header */
+#define MQ_CONN_MAX_HEAD 14 /* bytes of a head: the largest WebSocket frame header */
+
+/* The client's address as accepted, or as a trusted proxy reported it (port 0): kept in its
+ * binary form (a connection's log lines format it, mq_conn_peer()). */
+typedef struct mq_conn_addr {
+    uint8_t family; /* AF_INET, AF_INET6, or 0 when unknown */
+    uint16_t port;  /* 0: not known */
+    uint8_t ip[16]; /* 4 bytes for AF_INET */
+} mq_conn_addr_t;
+
+#define MQ_CONN_PEER_LEN 56 /* "[address]:port" as text, NUL included */
+
+/* A transport's frame header, sent in front of the protocol bytes in the same send so that
+ * those go without a copy (plain WebSockets). Part of the transport's state, lent to the
+ * connection as c->head: connections without one (most) do not carry its bytes. */
+typedef struct mq_conn_head {
+    uint8_t len; /* bytes in 'bytes', sent before wbuf */
+    uint8_t bytes[MQ_CONN_MAX_HEAD];
+    struct iovec iov[2]; /* bytes + wbuf for sendmsg: kept until the send completes */
+    struct msghdr msg;
+} mq_conn_head_t;
 
 typedef struct mq_transport {
     const char *name;
@@ -56,9 +76,10 @@ typedef struct mq_transport {
      * in place (WebSocket unmasking) but keeps nothing pointing into it. */
     int (*recv)(mq_conn_t *c, const uint8_t *p, size_t len);
     /* At a flush with no send in flight: moves the protocol bytes of 'plain' (emptied), and
-     * any wire bytes of its own, into 'wire' (empty on entry). It may also put up to
-     * MQ_CONN_MAX_HEAD bytes in c->whead (c->whead_len), which go out in front of 'wire' in
-     * the same send: a frame header before protocol bytes swapped in without a copy. */
+     * any wire bytes of its own, into 'wire' (empty on entry). A transport that lent the
+     * connection a head (c->head) may also put up to MQ_CONN_MAX_HEAD bytes in it, which go
+     * out in front of 'wire' in the same send: a frame header before protocol bytes swapped
+     * in without a copy. */
     void (*send)(mq_conn_t *c, mq_buf_t *plain, mq_buf_t *wire);
     /* Frees the transport's state (c->xport_state). */
     void (*free)(mq_conn_t *c);
@@ -100,18 +121,15 @@ struct mq_conn {
     unsigned n_ops;      /* submitted operations (and held buffers) not yet completed */
     uint64_t last_rx_ms; /* lingering: when writing was shut (mq_conn_linger_check) */
     uint64_t born_ms;
-    mq_buf_t out;      /* protocol bytes waiting to be sent */
-    mq_buf_t wbuf;     /* wire bytes of the send in flight */
-    size_t wsent;      /* bytes of whead + wbuf already sent */
-    uint8_t whead_len; /* bytes in whead, sent before wbuf (a transport's header) */
-    uint8_t whead[MQ_CONN_MAX_HEAD];
-    struct iovec wiov[2]; /* whead + wbuf for sendmsg: kept until the send completes */
-    struct msghdr wmsg;
+    mq_buf_t out;                /* protocol bytes waiting to be sent */
+    mq_buf_t wbuf;               /* wire bytes of the send in flight */
+    size_t wsent;                /* bytes of the head + wbuf already sent */
+    mq_conn_head_t *head;        /* the transport's frame header, or NULL (mq_conn_head_t) */
     const mq_transport_t *xport; /* NULL: plain TCP */
     void *xport_state;
     mq_conn_t *next_dirty;
     mq_conn_t *prev, *next; /* the loop's connection list */
-    char peer[48];          /* "address:port" for the log */
+    mq_conn_addr_t peer;    /* for the log: mq_conn_peer() */
 };
 
 /* The per-worker state the connections share: the worker's ring, its provided receive
@@ -191,8 +209,20 @@ void mq_conn_close(mq_conn_t *c, const char *why);
 
 #define MQ_CONN_LINGER_MS 2000
 
+/* Frees the output buffers of 'c' if nothing waits in them and no send is in flight: an idle
+ * connection holds none (the next packet allocates again). Called once a second. */
+void mq_conn_trim(mq_conn_t *c);
+
 /* Ends the lingering of a closing 'c' whose time is up at 'now_ms' (called once a second). */
 void mq_conn_linger_check(mq_conn_t *c, uint64_t now_ms);
+
+/* The peer of 'c' as text ("address:port", "address" when the port is not known, "?" when
+ * nothing is) in 'buf' of MQ_CONN_PEER_LEN bytes; returns buf. */
+const char *mq_conn_peer(const mq_conn_t *c, char *buf);
+
+/* Sets the peer of 'c' from the text of an IPv4 or IPv6 address (port unknown): false, and
+ * nothing changed, when 'text' is not one. */
+bool mq_conn_set_peer(mq_conn_t *c, const char *text);
 
 /* For a transport: passes decoded bytes up to the protocol. */
 int mq_conn_up(mq_conn_t *c, const uint8_t *p, size_t len);

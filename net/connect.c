@@ -299,9 +299,10 @@ static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess
     }
     mq_sess_peer_t peer = peer_of(pkt);
     mq_sess_attach(s, mq_conn_out(&cl->conn), &cl->conn, &peer); /* re-sends what is owed */
+    char addr[MQ_CONN_PEER_LEN];
     if (p->o->connection_messages)
-        MQ_LOG(MQ_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u).", cl->conn.peer,
-               s->client_id,
+        MQ_LOG(MQ_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u).",
+               mq_conn_peer(&cl->conn, addr), s->client_id,
                cp->level == MQ_PROTO_5    ? 5
                : cp->level == MQ_PROTO_31 ? 1
                                           : 2,

@@ -178,9 +178,10 @@ static void on_closing(void *arg, mq_conn_t *c, const char *why)
     client_t *cl = client_of(c);
     if (!cl->closing_by_us) /* the socket ended under the client: a failure, with its will */
         cl->will_pending = cl->will != NULL;
+    char peer[MQ_CONN_PEER_LEN];
     if (why)
         MQ_LOG(MQ_LOG_INFO, "worker=%u client=%s peer=%s closing: %s", p->env.self,
-               cl->sess ? cl->sess->client_id : "-", c->peer, why);
+               cl->sess ? cl->sess->client_id : "-", mq_conn_peer(c, peer), why);
 }
 
 static void on_writable(void *arg, mq_conn_t *c)
@@ -337,6 +338,8 @@ void mq_proto_tick(mq_proto_t *p)
         }
         if (mq_overload_queue_stuck(p->o, cl, now)) /* queue_full_timeout */
             mq_client_end(cl, true, "queue full for longer than queue_full_timeout");
+        else
+            mq_conn_trim(c);
     }
     expire(p, now);
 }

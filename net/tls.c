@@ -33,14 +33,14 @@ struct mq_tls_ctx {
 
 struct mq_tls {
     SSL *ssl;
-    BIO *rbio, *wbio;  /* owned by 'ssl': wire bytes in, wire bytes out */
-    const char *peer;  /* borrowed, for the log */
-    char *user;        /* owned: the certificate's CN or subject (user_mode), else NULL */
-    uint8_t user_mode; /* enum user_mode, the listener's */
-    bool is_ready;     /* handshake complete */
-    bool is_failed;    /* a fatal error: nothing more is read or written, alerts aside */
-    bool is_closed;    /* close_notify queued */
-    bool has_input;    /* wire bytes have arrived */
+    BIO *rbio, *wbio;            /* owned by 'ssl': wire bytes in, wire bytes out */
+    char peer[MQ_CONN_PEER_LEN]; /* for the log */
+    char *user;                  /* owned: the certificate's CN or subject (user_mode), else NULL */
+    uint8_t user_mode;           /* enum user_mode, the listener's */
+    bool is_ready;               /* handshake complete */
+    bool is_failed;              /* a fatal error: nothing more is read or written, alerts aside */
+    bool is_closed;              /* close_notify queued */
+    bool has_input;              /* wire bytes have arrived */
 };
 
 /* ---- errors -------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ mq_tls_t *mq_tls_new(const mq_tls_ctx_t *x, const char *peer)
     t->ssl = ssl;
     t->rbio = rbio;
     t->wbio = wbio;
-    t->peer = peer;
+    snprintf(t->peer, sizeof(t->peer), "%s", peer);
     t->user_mode = x->user_mode;
     return t;
 }
@@ -486,7 +486,8 @@ const mq_transport_t mq_tls_transport = {
 
 int mq_tls_attach(mq_conn_t *c, const mq_tls_ctx_t *x)
 {
-    mq_tls_t *t = mq_tls_new(x, c->peer);
+    char peer[MQ_CONN_PEER_LEN];
+    mq_tls_t *t = mq_tls_new(x, mq_conn_peer(c, peer));
     if (t == NULL)
         return -ENOMEM;
     c->xport = &mq_tls_transport;

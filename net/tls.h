@@ -56,7 +56,7 @@ void mq_tls_ctx_free(mq_tls_ctx_t *x);
 typedef struct mq_tls mq_tls_t;
 
 /* The worker that owns the connection: a server-side TLS state on the listener's current
- * context, for the peer 'peer' (borrowed; used in log lines while the state lives). Returns an
+ * context, for the peer 'peer' (copied; used in log lines while the state lives). Returns an
  * owned state, or NULL when OpenSSL cannot make one (out of memory: close the connection). */
 mq_tls_t *mq_tls_new(const mq_tls_ctx_t *x, const char *peer);
 

@@ -158,8 +158,10 @@ static void on_mail(mq_worker_t *w, mq_mail_t *e)
         unsigned li = (unsigned)e->a[1];
         mq_conn_t *c = mq_conn_new(&w->loop, (int)e->a[0], li);
         mq_proto_on_accept(w->proto, c);
+        char peer[MQ_CONN_PEER_LEN];
         if (w->env.opts->connection_messages)
-            MQ_LOG(MQ_LOG_NOTICE, "New connection from %s on port %u.", c->peer, w->env.ports[li]);
+            MQ_LOG(MQ_LOG_NOTICE, "New connection from %s on port %u.", mq_conn_peer(c, peer),
+                   w->env.ports[li]);
         if (mq_xport_attach(c, w->env.xports[li]) < 0)
             mq_conn_close(c, "transport set-up failed");
         break;

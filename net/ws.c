@@ -49,9 +49,10 @@ typedef struct ws_conn {
     uint8_t close_frame[MQ_WS_MAX_REPLY];
     mq_ws_http_t http;
     mq_ws_decoder_t dec;
-    mq_buf_t ctl;  /* wire bytes of our own for the next send: HTTP answer, pongs */
-    mq_tls_t *tls; /* wss://: TLS under the framing; NULL = ws:// */
-    mq_buf_t tout; /* wss://: framed bytes for TLS (kept while the handshake runs) */
+    mq_buf_t ctl;        /* wire bytes of our own for the next send: HTTP answer, pongs */
+    mq_tls_t *tls;       /* wss://: TLS under the framing; NULL = ws:// */
+    mq_buf_t tout;       /* wss://: framed bytes for TLS (kept while the handshake runs) */
+    mq_conn_head_t head; /* ws://: the frame header in front of the protocol bytes (c->head) */
 } ws_conn_t;
 
 /* ---- the listener --------------------------------------------------------------------------- */
@@ -238,11 +239,13 @@ static int answer_error(mq_conn_t *c, ws_conn_t *w, const mq_ws_req_t *req, bool
 
 /* ---- the upgrade ---------------------------------------------------------------------------- */
 
-/* True when the socket peer of 'c' (c->peer, "address:port") is the trusted proxy. */
+/* True when the socket peer of 'c' is the trusted proxy. */
 static bool from_proxy(const mq_conn_t *c, const char *proxy)
 {
-    const char *colon = strrchr(c->peer, ':');
-    mq_str_t host = {c->peer, colon ? (size_t)(colon - c->peer) : strlen(c->peer)};
+    char peer[MQ_CONN_PEER_LEN];
+    (void)mq_conn_peer(c, peer);
+    const char *colon = strrchr(peer, ':');
+    mq_str_t host = {peer, colon ? (size_t)(colon - peer) : strlen(peer)};
     if (host.len > 7 && strncmp(host.ptr, "::ffff:", 7) == 0 && memchr(host.ptr, '.', host.len)) {
         host.ptr += 7; /* an IPv4 client on a dual-stack socket */
         host.len -= 7;
@@ -254,25 +257,21 @@ static bool from_proxy(const mq_conn_t *c, const char *proxy)
 static void take_forwarded_for(mq_conn_t *c, const mq_ws_req_t *req)
 {
     mq_str_t ff = mq_ws_forwarded_for(req);
-    char addr[INET6_ADDRSTRLEN], sample[65];
-    uint8_t bin[sizeof(struct in6_addr)];
+    char addr[INET6_ADDRSTRLEN], sample[65], peer[MQ_CONN_PEER_LEN];
     if (ff.len == 0)
         return;
     log_sample(ff, sample);
-    if (ff.len >= sizeof(addr)) {
-        MQ_LOG(MQ_LOG_INFO, "peer=%s X-Forwarded-For \"%s\" is not an IP address: ignored", c->peer,
+    (void)mq_conn_peer(c, peer);
+    if (ff.len < sizeof(addr)) {
+        memcpy(addr, ff.ptr, ff.len);
+        addr[ff.len] = '\0';
+    }
+    if (ff.len >= sizeof(addr) || !mq_conn_set_peer(c, addr)) {
+        MQ_LOG(MQ_LOG_INFO, "peer=%s X-Forwarded-For \"%s\" is not an IP address: ignored", peer,
                sample);
         return;
     }
-    memcpy(addr, ff.ptr, ff.len);
-    addr[ff.len] = '\0';
-    if (inet_pton(strchr(addr, ':') ? AF_INET6 : AF_INET, addr, bin) != 1) {
-        MQ_LOG(MQ_LOG_INFO, "peer=%s X-Forwarded-For \"%s\" is not an IP address: ignored", c->peer,
-               sample);
-        return;
-    }
-    MQ_LOG(MQ_LOG_NOTICE, "WebSocket client %s via trusted proxy %s.", addr, c->peer);
-    snprintf(c->peer, sizeof(c->peer), "%s", addr);
+    MQ_LOG(MQ_LOG_NOTICE, "WebSocket client %s via trusted proxy %s.", addr, peer);
 }
 
 /* Answers an upgrade request with 101; false when it cannot be answered (answered 400). */
@@ -471,11 +470,11 @@ static void ws_send(mq_conn_t *c, mq_buf_t *plain, mq_buf_t *wire)
     bool closing = c->state == MQ_CONN_CLOSING && w->phase == WS_FRAMES && !w->close_sent;
     if (w->phase == WS_FRAMES && w->ctl.len == 0 && !closing) {
         /* the common case: the protocol's bytes become the send buffer as they are, and the
-         * frame header goes out in front of them from c->whead (net/conn.h) */
+         * frame header goes out in front of them from c->head (net/conn.h) */
         if (plain->len == 0)
             return;
-        c->whead_len =
-            (uint8_t)mq_ws_frame_header(c->whead, MQ_WS_OP_BINARY, true, plain->len, NULL);
+        c->head->len =
+            (uint8_t)mq_ws_frame_header(c->head->bytes, MQ_WS_OP_BINARY, true, plain->len, NULL);
         swap_bufs(plain, wire);
         plain->len = 0;
         return;
@@ -494,6 +493,7 @@ static void ws_free(mq_conn_t *c)
     mq_tls_free(w->tls);
     mq_free(w);
     c->xport_state = NULL;
+    c->head = NULL;
 }
 
 static struct mq_tls *ws_tls(const mq_conn_t *c)
@@ -513,7 +513,8 @@ static const mq_transport_t ws_transport = {
 int mq_ws_attach(mq_conn_t *c, const mq_ws_listener_t *wl)
 {
     mq_tls_t *tls = NULL;
-    if (wl->tls && (tls = mq_tls_new(wl->tls, c->peer)) == NULL)
+    char peer[MQ_CONN_PEER_LEN];
+    if (wl->tls && (tls = mq_tls_new(wl->tls, mq_conn_peer(c, peer))) == NULL)
         return -ENOMEM;
     ws_conn_t *w = mq_calloc(1, sizeof(*w));
     w->wl = wl;
@@ -525,6 +526,8 @@ int mq_ws_attach(mq_conn_t *c, const mq_ws_listener_t *wl)
     mq_buf_init(&w->tout);
     c->xport_state = w;
     c->xport = &ws_transport;
+    if (!tls) /* wss:// frames into the TLS records instead */
+        c->head = &w->head;
     return 0;
 }
 

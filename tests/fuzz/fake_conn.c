@@ -62,7 +62,7 @@ mq_conn_t *fake_conn_new(mq_conn_loop_t *l)
     c->fd = -1;
     c->is_counted = true;
     c->born_ms = c->last_rx_ms = l->now_ms;
-    strcpy(c->peer, "fake:1");
+    (void)mq_conn_set_peer(c, "192.0.2.1");
     mq_conn_link(l, c);
     c->recv_armed = true;
     return c;
