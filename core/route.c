@@ -29,12 +29,12 @@ typedef struct cache_entry {
 /* A filter as this worker knows it: the sessions subscribed to it. */
 typedef struct lsub {
     mq_sess_t *sess;
+    uint64_t gid; /* shared group, or 0 for a plain subscription */
+    uint32_t sub_id;
     uint8_t qos;
     uint8_t flags; /* MQ_SUB_NO_LOCAL | MQ_SUB_RAP */
-    uint32_t sub_id;
-    uint64_t gid;  /* shared group, or 0 for a plain subscription */
     uint8_t grant; /* the subscription's mq_sub_t.grant, where the delivery path reads it */
-} lsub_t;
+} lsub_t;          /* 24 bytes: most filters have one subscriber on a worker */
 
 typedef struct lfilter {
     lsub_t *subs;
@@ -184,7 +184,7 @@ static void lfilter_add(mq_route_t *r, uint64_t fid, mq_sess_t *s, lsub_t ls)
         mq_map_put(&r->filters, fid, lf);
     }
     if (lf->n == lf->cap)
-        lf->subs = mq_grow(lf->subs, &lf->cap, sizeof(*lf->subs), 4);
+        lf->subs = mq_grow(lf->subs, &lf->cap, sizeof(*lf->subs), 1);
     ls.sess = s;
     lf->subs[lf->n++] = ls;
 }

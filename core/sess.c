@@ -542,7 +542,7 @@ mq_sub_t *mq_sess_add_sub(mq_sess_t *s, const char *filter, size_t len, uint64_t
 {
     /* opts and sub_id start at 0; the caller sets them (core/route.h) */
     if (s->n_subs == s->cap_subs) {
-        s->subs = mq_grow(s->subs, &s->cap_subs, sizeof(*s->subs), 2);
+        s->subs = mq_grow(s->subs, &s->cap_subs, sizeof(*s->subs), 1); /* most have one */
     }
     mq_sub_t *sub = &s->subs[s->n_subs++];
     sub->fid = fid;
