@@ -74,7 +74,8 @@ mq_sess_t *mq_route_next(const mq_route_t *r, size_t *pos);
 /* Subscribes 's' to 'filter' (a shared subscription "$share/GROUP/FILTER" joins the group)
  * at 'qos' with options 'o' (NULL: none): a new subscription
  * (interest added to the index), or the existing one's QoS and options replaced
- * [MQTT-3.8.4-3]. Returns the session's entry; *is_new (may be NULL) says which. */
+ * [MQTT-3.8.4-3]. Returns the session's entry (valid until the session's next subscription,
+ * which may move the array); *is_new (may be NULL) says which. */
 mq_sub_t *mq_route_subscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_t len,
                              uint8_t qos, const mq_route_opts_t *o, bool *is_new);
 
