@@ -92,41 +92,43 @@ typedef struct mq_sess_peer {
     uint16_t alias_max;  /* Topic Alias Maximum: aliases the broker may assign */
 } mq_sess_peer_t;
 
+/* One per client id, so its size counts per connection (issue 13): the fields are ordered so
+ * that no padding is left (224 bytes, a jemalloc size class): the small ones first, then
+ * every array's counts, then the pointers. */
 typedef struct mq_sess {
     char *client_id; /* owned, NUL-terminated */
-    size_t id_len;
     uint64_t id_hash;
-    bool clean;                   /* clean session: discarded when the connection ends */
-    bool is_online;               /* a connection is attached */
+    uint32_t id_len;     /* bytes of 'client_id' (an MQTT string: at most 65,535) */
+    bool clean;          /* clean session: discarded when the connection ends */
+    bool is_online;      /* a connection is attached */
+    uint8_t auth_domain; /* security domain (per listener with per_listener_settings) */
+    uint16_t user_len;   /* bytes of 'username' */
+    uint16_t next_packet_id;
+    mq_sess_peer_t peer;               /* what the attached connection accepts */
+    uint32_t expiry_s;                 /* v5 Session Expiry Interval; 0xFFFFFFFF = never */
+    uint32_t n_subs, cap_subs;         /* subs */
+    uint32_t n_inflight, cap_inflight; /* inflight */
+    uint32_t q_head, q_len, q_cap;     /* queue */
+    uint32_t n_qos2_in, cap_qos2_in;   /* qos2_in */
+
     mq_buf_t *out;                /* the attached connection's output, or NULL */
     void *conn;                   /* the attached connection (net/), or NULL */
-    mq_sess_peer_t peer;          /* what the attached connection accepts */
-    uint32_t expiry_s;            /* v5 Session Expiry Interval; 0xFFFFFFFF = never */
     uint64_t expire_at;           /* broker clock ms at which a detached session ends; 0 */
     const uint64_t *clock;        /* the owner's clock (ms) for message expiry, or NULL */
     struct mq_alias_out *aliases; /* outbound Topic Aliases of this connection, or NULL */
-
-    /* authorisation (net/auth.h): who owns the session and which listener's rules apply */
-    char *username;      /* owned, NUL-terminated; NULL = connected without a user name */
-    uint16_t user_len;   /* bytes of 'username' */
-    uint8_t auth_domain; /* security domain (per listener with per_listener_settings) */
-
-    mq_sub_t *subs;
-    uint32_t n_subs, cap_subs;
-
+    /* authorisation (net/auth.h): who owns the session; auth_domain says which listener's
+     * rules apply */
+    char *username;        /* owned, NUL-terminated; NULL = connected without a user name */
+    mq_sub_t *subs;        /* the session's subscriptions */
     mq_outmsg_t *inflight; /* oldest first */
-    uint32_t n_inflight, cap_inflight;
-    mq_outmsg_t *queue; /* ring buffer of waiting messages */
-    uint32_t q_head, q_len, q_cap;
-    uint64_t q_bytes;
-    uint16_t next_packet_id;
-
-    uint16_t *qos2_in; /* inbound QoS 2 packet ids received and not yet released */
-    uint32_t n_qos2_in, cap_qos2_in;
+    mq_outmsg_t *queue;    /* ring buffer of waiting messages */
+    uint64_t q_bytes;      /* payload bytes in the queue */
+    uint16_t *qos2_in;     /* inbound QoS 2 packet ids received and not yet released */
 
     const mq_sess_limits_t *limits;
     mq_sess_stats_t stats;
 } mq_sess_t;
+_Static_assert(sizeof(mq_sess_t) <= 224, "a session outgrew its jemalloc size class");
 
 /* Returns a new detached session for 'client_id', owned by the caller. */
 mq_sess_t *mq_sess_new(const char *client_id, size_t len, uint64_t id_hash, bool clean,
