@@ -131,12 +131,15 @@ enum mq_rc mq_auth_connect(const mq_auth_t *a, unsigned d, bool allow_anonymous,
 }
 
 enum mq_rc mq_auth_admit(const mq_auth_t *a, const mq_server_listener_t *lo, const mq_connect_t *cp,
-                         const mq_sess_t *existing, mq_auth_cache_t *cache,
+                         bool cert_user, const mq_sess_t *existing, mq_auth_cache_t *cache,
                          const mq_auth_pending_t *answered, bool may_defer, const char **why)
 {
     const mq_str_t *user = cp->has_username ? &cp->username : NULL;
     enum mq_rc rc;
-    if (answered && answered->gen == a->gen) { /* the verifier's answer, for this very state */
+    if (cert_user) {
+        rc = MQ_RC_SUCCESS; /* the certificate is the credential */
+    } else if (answered &&
+               answered->gen == a->gen) { /* the verifier's answer, for this very state */
         rc = answered->ok ? MQ_RC_SUCCESS : MQ_RC_NOT_AUTHORIZED;
         if (answered->ok && answered->has_key && cache)
             cache_put(cache, answered->user, &answered->key);

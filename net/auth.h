@@ -126,7 +126,10 @@ bool mq_auth_verifier_submit(mq_auth_verifier_t *v, void *conn, unsigned owner,
  * and joins the thread; connections not answered go to 'drop'. NULL is a no-op. */
 void mq_auth_verifier_stop(mq_auth_verifier_t *v);
 
-/* The CONNECT decision for a client on listener 'lo': mq_auth_connect, then session ownership
+/* The CONNECT decision for a client on listener 'lo': mq_auth_connect (skipped when
+ * 'cert_user': the user name came from a client certificate that the TLS handshake verified,
+ * use_identity_as_username / use_subject_as_username, which mosquitto takes as authenticated
+ * too), then session ownership
  * against 'existing' (the session of the client
  * id, or NULL when there is none or ownership is not checked: a session of another user name
  * refuses with MQ_RC_CLIENT_ID_NOT_VALID, CONNACK 0x02 for 3.1.1). 'answered' (or NULL) is the
@@ -134,7 +137,7 @@ void mq_auth_verifier_stop(mq_auth_verifier_t *v);
  * MQ_RC_AGAIN (only with 'may_defer': hand the password to the verifier, see mq_auth_connect) or
  * the refusal, with *why set to a short reason for the log (no credentials in it). */
 enum mq_rc mq_auth_admit(const mq_auth_t *a, const mq_server_listener_t *lo, const mq_connect_t *cp,
-                         const mq_sess_t *existing, mq_auth_cache_t *cache,
+                         bool cert_user, const mq_sess_t *existing, mq_auth_cache_t *cache,
                          const mq_auth_pending_t *answered, bool may_defer, const char **why);
 
 /* May the client of session 's' (its user name, client id and domain) publish to 'topic'

@@ -55,7 +55,7 @@ static bool admit(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         mq_client_end(cl, false, "authentication method not supported");
         return false;
     }
-    const char *tls_user; /* the username itself is for the authentication code */
+    const char *tls_user; /* the name itself replaces the user name in connect_as() */
     if (mq_tls_username(&cl->conn, &tls_user) == MQ_TLS_USER_MISSING) {
         /* use_identity_as_username / use_subject_as_username without a certificate (or a CN):
          * refused as by mosquitto */
@@ -94,7 +94,8 @@ static uint8_t refusal_code(const client_t *cl, enum mq_rc rc)
  * worker so that a handed-off CONNECT verifies its password once. Returns MQ_CONN_OK,
  * MQ_CONN_CLOSED when refused, or MQ_CONN_GONE when the password went to the verifier thread
  * (the connection leaves the loop as for a hand-off and comes back with the answer). */
-static int authorise(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq_str_t id, uint64_t h)
+static int authorise(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, bool cert_user,
+                     mq_str_t id, uint64_t h)
 {
     const mq_auth_t *a = mq_auth_get(p->env.auth);
     mq_auth_refresh(a, p->route, &p->auth_gen); /* a reload since: subscriptions first */
@@ -105,13 +106,13 @@ static int authorise(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq_str
     /* one trip to the verifier per CONNECT: an answer for an older state (a reload in between)
      * is verified here */
     bool may_defer = p->env.verifier != NULL && cl->auth_pending == NULL;
-    enum mq_rc rc =
-        mq_auth_admit(a, lo, cp, existing, &p->auth_cache, cl->auth_pending, may_defer, &why);
+    enum mq_rc rc = mq_auth_admit(a, lo, cp, cert_user, existing, &p->auth_cache, cl->auth_pending,
+                                  may_defer, &why);
     if (rc == MQ_RC_AGAIN) {
         cl->auth_pending = mq_auth_pending_new(cp, lo->auth_domain);
         if (mq_auth_verifier_submit(p->env.verifier, &cl->conn, p->env.self, cl->auth_pending))
             return MQ_CONN_GONE; /* mq_connect_hand_off() takes it out of the loop */
-        rc = mq_auth_admit(a, lo, cp, existing, &p->auth_cache, NULL, false, &why);
+        rc = mq_auth_admit(a, lo, cp, cert_user, existing, &p->auth_cache, NULL, false, &why);
     }
     mq_free(cl->auth_pending); /* answered (or never asked): the password copy goes */
     cl->auth_pending = NULL;
@@ -314,6 +315,21 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
                       size_t id_len)
 {
     const mq_connect_t *cp = &pkt->connect;
+    /* use_identity_as_username / use_subject_as_username: the certificate's name replaces
+     * whatever user name and password the CONNECT has, for the password file (not asked: the
+     * certificate authenticated the client), the ACL, the will and session ownership, as
+     * with mosquitto */
+    mq_connect_t by_cert;
+    const char *tls_user;
+    bool cert_user = mq_tls_username(&cl->conn, &tls_user) == MQ_TLS_USER_CERT;
+    if (cert_user) {
+        by_cert = *cp;
+        by_cert.has_username = true;
+        by_cert.username = mq_str(tls_user);
+        by_cert.has_password = false;
+        by_cert.password = (mq_str_t){NULL, 0};
+        cp = &by_cert;
+    }
     uint64_t h = XXH3_64bits(id, id_len);
     unsigned owner = (unsigned)(h % p->env.n_workers);
     if (owner != p->env.self) {
@@ -322,7 +338,7 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
         cl->handoff_to = (uint8_t)owner;
         return MQ_CONN_GONE;
     }
-    int r = authorise(p, cl, cp, (mq_str_t){id, id_len}, h);
+    int r = authorise(p, cl, cp, cert_user, (mq_str_t){id, id_len}, h);
     if (r != MQ_CONN_OK)
         return r;
     if (cp->has_will && p->o->message_size_limit &&

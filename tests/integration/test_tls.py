@@ -253,6 +253,46 @@ def test_identity_as_username_without_certificate_is_refused(tls_broker, pki):
     assert b.wait_log("no username in a client certificate")
 
 
+def test_certificate_user_name_is_the_one_the_password_file_and_acl_see(tls_broker, pki,
+                                                                         tmp_path):
+    """use_identity_as_username with a password file and an ACL: the certificate authenticates
+    (no password asked, whatever the CONNECT's user name and password say), and the ACL's
+    'user device-1' rules are the ones that apply, to publishes, deliveries and the will."""
+    from test_auth import TOOL, make_pw  # noqa: E402
+    if not os.path.exists(TOOL):
+        pytest.skip("starling-passwd not built")
+    pw = make_pw(tmp_path / "pw", {"someone": "else"})
+    acl = tmp_path / "acl"
+    acl.write_text("user device-1\ntopic readwrite dev/device-1/#\ntopic read all/#\n"
+                   "user someone\ntopic readwrite #\n")
+    b = tls_broker("require_certificate true", "use_identity_as_username true",
+                   f"password_file {pw}", f"acl_file {acl}", "allow_anonymous false",
+                   "user root")  # the files are readable by root only (test_acl.py)
+    watcher = Client(b.port, "watcher")
+    watcher.c.username_pw_set("someone", "else")
+    watcher.connect()
+    watcher.subscribe("#")
+    dev = paho(b.tls_port, pki, cert="client", client_id="dev")
+    dev.c.username_pw_set("mallory", "wrong")  # replaced by the certificate's name
+    dev.c.will_set("all/will", b"gone")  # device-1 may not write all/#: the will is dropped
+    dev.connect()
+    dev.subscribe("dev/device-1/#")
+    dev.subscribe("secret/#")  # granted (3.1.1) but the ACL lets nothing through
+    dev.publish("dev/device-1/up", b"ok", qos=1)
+    dev.publish("secret/x", b"denied", qos=1)
+    got = watcher.wait_messages(1)
+    assert [(m.topic, m.payload) for m in got] == [("dev/device-1/up", b"ok")]
+    watcher.publish("secret/x", b"hidden", qos=1)
+    watcher.publish("dev/device-1/down", b"cmd", qos=1)
+    mine = dev.wait_messages(2)  # its own publish and the command
+    assert sorted(m.topic for m in mine) == ["dev/device-1/down", "dev/device-1/up"]
+    dev.no_messages(0.3)
+    dev.c.loop_stop()  # an unexpected end: the will would go now, if it had been allowed
+    dev.c.socket().shutdown(socket.SHUT_RDWR)
+    dev.c.socket().close()
+    watcher.no_messages(0.5)
+
+
 # --- the wrong protocol on each listener ----------------------------------------------------------
 
 @pytest.mark.skipif(IS_MOSQUITTO, reason="Starling's log line")

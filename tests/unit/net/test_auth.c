@@ -134,7 +134,8 @@ Test(auth, a_pbkdf2_run_can_be_deferred_to_the_verifier_and_its_answer_is_used_o
               "$6$ is cheap: never deferred");
     mq_server_listener_t lo = {0};
     const char *why = NULL;
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, NULL, cache, NULL, true, &why), MQ_RC_AGAIN));
+    cr_expect(
+        eq(int, mq_auth_admit(auth, &lo, &c, false, NULL, cache, NULL, true, &why), MQ_RC_AGAIN));
     /* the verifier's answer, for this state: used, and remembered in the cache */
     mq_auth_pending_t *pd = mq_auth_pending_new(&c, 0);
     cr_expect(eq(int, pd->user.len, 5));
@@ -145,14 +146,16 @@ Test(auth, a_pbkdf2_run_can_be_deferred_to_the_verifier_and_its_answer_is_used_o
     pd->has_key = mq_passwd_cache_key(t, mq_passwd_find(t, "alice", 5), "secret", 6, &pd->key);
     cr_assert(pd->has_key);
     mq_passwd_free(t);
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, NULL, cache, pd, true, &why), MQ_RC_SUCCESS));
+    cr_expect(
+        eq(int, mq_auth_admit(auth, &lo, &c, false, NULL, cache, pd, true, &why), MQ_RC_SUCCESS));
     cr_expect(eq(int, mq_auth_connect(auth, 0, false, &c, cache, true), MQ_RC_AGAIN),
               "that key was not this table's");
     pd->ok = false;
-    cr_expect(
-        eq(int, mq_auth_admit(auth, &lo, &c, NULL, cache, pd, true, &why), MQ_RC_NOT_AUTHORIZED));
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, false, NULL, cache, pd, true, &why),
+                 MQ_RC_NOT_AUTHORIZED));
     pd->gen++; /* an answer for another state is not used: verified here */
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, NULL, cache, pd, false, &why), MQ_RC_SUCCESS));
+    cr_expect(
+        eq(int, mq_auth_admit(auth, &lo, &c, false, NULL, cache, pd, false, &why), MQ_RC_SUCCESS));
     cr_expect(eq(int, mq_auth_connect(auth, 0, false, &c, cache, true), MQ_RC_SUCCESS),
               "verified inline: cached");
     mq_free(pd);
@@ -174,9 +177,10 @@ Test(auth, admit_checks_the_owner_and_the_will_is_checked_as_a_write)
     mq_server_listener_t lo = {.allow_anonymous = true};
     mq_connect_t c = cp("alice", "secret");
     const char *why = NULL;
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, NULL, cache, NULL, false, &why), MQ_RC_SUCCESS));
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, false, NULL, cache, NULL, false, &why),
+                 MQ_RC_SUCCESS));
     mq_connect_t bad = cp("alice", "wrong");
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &bad, NULL, cache, NULL, false, &why),
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &bad, false, NULL, cache, NULL, false, &why),
                  MQ_RC_NOT_AUTHORIZED));
     cr_expect(strstr(why, "password") != NULL);
     mq_str_t alice = mq_str("alice");
@@ -184,16 +188,17 @@ Test(auth, admit_checks_the_owner_and_the_will_is_checked_as_a_write)
     cr_expect(not(mq_auth_may_write_as(auth, 0, &alice, mq_str("d1"), "b/will", 6)));
     cr_expect(not(mq_auth_may_write_as(auth, 0, NULL, mq_str("d1"), "a/will", 6)));
     mq_sess_t *mine = sess("d1", "alice"), *bobs = sess("d2", "bob"), *anons = sess("d3", NULL);
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, mine, cache, NULL, false, &why), MQ_RC_SUCCESS));
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, bobs, cache, NULL, false, &why),
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, false, mine, cache, NULL, false, &why),
+                 MQ_RC_SUCCESS));
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, false, bobs, cache, NULL, false, &why),
                  MQ_RC_CLIENT_ID_NOT_VALID));
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, anons, cache, NULL, false, &why),
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, false, anons, cache, NULL, false, &why),
                  MQ_RC_CLIENT_ID_NOT_VALID));
     mq_connect_t anon = cp(NULL, NULL);
-    cr_expect(
-        eq(int, mq_auth_admit(auth, &lo, &anon, anons, cache, NULL, false, &why), MQ_RC_SUCCESS),
-        "an anonymous session is any anonymous client's");
-    cr_expect(eq(int, mq_auth_admit(auth, &lo, &anon, mine, cache, NULL, false, &why),
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &anon, false, anons, cache, NULL, false, &why),
+                 MQ_RC_SUCCESS),
+              "an anonymous session is any anonymous client's");
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &anon, false, mine, cache, NULL, false, &why),
                  MQ_RC_CLIENT_ID_NOT_VALID));
     cr_expect(mq_auth_same_owner(anons, NULL));
     cr_expect(not(mq_auth_same_owner(mine, NULL)));
@@ -267,4 +272,25 @@ Test(auth, a_reload_reclassifies_subscriptions_and_drops_denied_queued_messages)
     auth = atomic_load(&slot.cur); /* teardown frees the one in force */
     mq_msg_unref(ma);
     mq_msg_unref(mb);
+}
+
+Test(auth, a_certificate_user_name_needs_no_password_but_still_owns_its_session)
+{
+    auth = mq_auth_new(1);
+    mq_auth_set_domain(auth, 0, passwords(), NULL);
+    mq_server_listener_t lo = {.allow_anonymous = false};
+    mq_connect_t c = cp("alice", NULL); /* the certificate's name, no password */
+    const char *why = NULL;
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, false, NULL, cache, NULL, false, &why),
+                 MQ_RC_NOT_AUTHORIZED),
+              "without the certificate, a user name alone does not pass the password file");
+    cr_expect(
+        eq(int, mq_auth_admit(auth, &lo, &c, true, NULL, cache, NULL, false, &why), MQ_RC_SUCCESS));
+    mq_connect_t stranger = cp("not-in-the-file", NULL);
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &stranger, true, NULL, cache, NULL, false, &why),
+                 MQ_RC_SUCCESS),
+              "the certificate is the credential (mosquitto: authentication assumed cleared)");
+    mq_sess_t *bobs = sess("c2", "bob");
+    cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, true, bobs, cache, NULL, false, &why),
+                 MQ_RC_CLIENT_ID_NOT_VALID));
 }
