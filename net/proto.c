@@ -209,7 +209,7 @@ static void release_will(mq_proto_t *p, client_t *cl, const mq_sess_t *s)
                       p->env.loop->now_ms + (uint64_t)d * 1000);
         return;
     }
-    mq_publish_will(p, cl->will, cl->has_will_expiry, cl->will_expiry);
+    mq_publish_will(p, s, cl->will, cl->has_will_expiry, cl->will_expiry);
 }
 
 /* The connection is gone: detaches or ends its session, publishes the will if due. */
@@ -302,15 +302,16 @@ static void expire(mq_proto_t *p, uint64_t now)
         mq_sess_t *s = p->ending[i];
         mq_msg_t *w = mq_will_take(p, s->client_id, s->id_len, s->id_hash);
         if (w) {
-            (void)mq_publish_route(p, w);
+            mq_publish_will(p, s, w, false, 0);
             mq_msg_unref(w);
         }
         p->cnt.expired_sessions++;
         mq_client_destroy_sess(p, s);
     }
     uint32_t at = 0;
-    for (mq_msg_t *w; (w = mq_will_take_due(p, now, &at)) != NULL;) {
-        (void)mq_publish_route(p, w);
+    const mq_sess_t *owner;
+    for (mq_msg_t *w; (w = mq_will_take_due(p, now, &at, &owner)) != NULL;) {
+        mq_publish_will(p, owner, w, false, 0);
         mq_msg_unref(w);
     }
 }

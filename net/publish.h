@@ -27,7 +27,11 @@ void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint
 void mq_publish_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid,
                                uint64_t token);
 
-/* Publishes a will (borrowed) unless it targets $SYS; sets its Message Expiry from now. */
-void mq_publish_will(mq_proto_t *p, mq_msg_t *will, bool has_expiry, uint32_t expiry_s);
+/* Publishes a will (borrowed) of session 'owner' (NULL: not known) unless it targets $SYS or
+ * the ACL in force now denies 'owner' its topic (a reload since the CONNECT, where it was
+ * checked first, may have revoked it; mosquitto 2.0 checks when it publishes too); with
+ * 'has_expiry' its Message Expiry counts from now (a delayed will's was set when deferred). */
+void mq_publish_will(mq_proto_t *p, const mq_sess_t *owner, mq_msg_t *will, bool has_expiry,
+                     uint32_t expiry_s);
 
 #endif

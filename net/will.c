@@ -48,11 +48,15 @@ mq_msg_t *mq_will_take(mq_proto_t *p, const char *id, size_t len, uint64_t hash)
     return i >= 0 ? take_at(p, (uint32_t)i) : NULL;
 }
 
-mq_msg_t *mq_will_take_due(mq_proto_t *p, uint64_t now, uint32_t *pos)
+mq_msg_t *mq_will_take_due(mq_proto_t *p, uint64_t now, uint32_t *pos, const mq_sess_t **owner)
 {
-    for (; *pos < p->n_wills; ++*pos)
-        if (p->wills[*pos].fire_at <= now)
+    for (; *pos < p->n_wills; ++*pos) {
+        const pending_will_t *w = &p->wills[*pos];
+        if (w->fire_at <= now) {
+            *owner = mq_route_find(p->route, w->client_id, strlen(w->client_id), w->id_hash);
             return take_at(p, *pos); /* the last entry moves into *pos: looked at next */
+        }
+    }
     return NULL;
 }
 

@@ -20,9 +20,10 @@ void mq_will_cancel(mq_proto_t *p, const char *id, size_t len, uint64_t hash);
  * drops the reference. */
 mq_msg_t *mq_will_take(mq_proto_t *p, const char *id, size_t len, uint64_t hash);
 
-/* Takes the next will whose time has come at 'now', or NULL when no more is due. '*pos' is the
- * caller's place in one pass (0 to start it), so that the pass is linear. */
-mq_msg_t *mq_will_take_due(mq_proto_t *p, uint64_t now, uint32_t *pos);
+/* Takes the next will whose time has come at 'now', or NULL when no more is due, with its
+ * session in *owner (NULL if it has none any more). '*pos' is the caller's place in one pass
+ * (0 to start it), so that the pass is linear. */
+mq_msg_t *mq_will_take_due(mq_proto_t *p, uint64_t now, uint32_t *pos, const mq_sess_t **owner);
 
 /* Calls cb(arg, w) for each waiting will. */
 typedef void mq_will_cb(void *arg, const pending_will_t *w);

@@ -248,3 +248,58 @@ def test_reload_drops_queued_messages_the_new_rules_deny(acl_broker):
     r.send(ack_pkt(PUBACK, p.pid))
     r.no_data(0.5)
     r.close()
+
+
+def v5_with_delayed_will(port, client_id, topic, delay=2):
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
+    c.username_pw_set("alice", "x")
+    wp = Properties(PacketTypes.WILLMESSAGE)
+    wp.WillDelayInterval = delay
+    c.will_set(topic, b"late", 0, False, properties=wp)
+    cp = Properties(PacketTypes.CONNECT)
+    cp.SessionExpiryInterval = 60
+    c.connect("127.0.0.1", port, 60, clean_start=True, properties=cp)
+    c.loop_start()
+    deadline = time.monotonic() + 5
+    while not c.is_connected():
+        assert time.monotonic() < deadline, "no CONNACK"
+        time.sleep(0.02)
+    return c
+
+
+def test_a_reload_that_revokes_a_will_topic_drops_the_will_when_it_would_go(acl_broker):
+    """The will's topic is checked at CONNECT and again when the will is published, under the
+    rules in force then: a reload in between that denies it drops it (an immediate will, and
+    a delayed one waiting for its Will Delay Interval); a will still allowed goes."""
+    b = acl_broker()
+    watcher = conn(b.port, "watcher-1", "watcher")
+    assert watcher.subscribe([("w/#", 0), ("rw/#", 0)]) == [0, 0]
+    now_denied = Raw(b.port)
+    now_denied.send(connect_pkt("alice-1", username="alice", password="x",
+                                will=("w/now", b"bye", 0, False)))
+    now_denied.expect(bytes([0x20, 2, 0, 0]))
+    still_allowed = Raw(b.port)
+    still_allowed.send(connect_pkt("alice-2", username="alice", password="x",
+                                   will=("rw/now", b"bye", 0, False)))
+    still_allowed.expect(bytes([0x20, 2, 0, 0]))
+    delayed_denied = v5_with_delayed_will(b.port, "alice-3", "w/delayed")
+    delayed_allowed = v5_with_delayed_will(b.port, "alice-4", "rw/delayed")
+    for c in (delayed_denied, delayed_allowed):  # abrupt ends: the delays start
+        c.loop_stop()
+        c.socket().close()
+    time.sleep(0.3)
+    b.acl.write_text(ACL.replace("topic write w/#", "topic write x/#"))
+    b.proc.send_signal(signal.SIGHUP)
+    assert b.wait_log("password_file and acl_file re-read")
+    now_denied.close()
+    still_allowed.close()
+    got = [watcher.recv_publish(timeout=5)]
+    got.append(watcher.recv_publish(timeout=5))  # the delayed one, ~2 s after its end
+    assert sorted((p.topic, p.payload) for p in got) == [("rw/delayed", b"late"),
+                                                          ("rw/now", b"bye")]
+    watcher.no_data(1.0)  # neither w/ will: the reload denied alice w/#
+    assert b.wait_log("will on 'w/now' denied by the ACL")
+    assert b.wait_log("will on 'w/delayed' denied by the ACL")
