@@ -410,6 +410,22 @@ def test_will_delay_waits_and_a_reconnect_cancels_it(broker):
     w.none(3.0)
 
 
+def test_a_delayed_will_on_sys_is_not_published(broker):
+    """$SYS belongs to the broker: a will there is dropped when it would go, delayed or not
+    (the delayed path once routed it without the check)."""
+    b = broker()
+    w = V5(b.port, "watch-sys")
+    w.sub("$SYS/fake/#", 0)
+    w.sub("will/#", 0)
+    cp = props(PacketTypes.CONNECT, SessionExpiryInterval=60)
+    wp = props(PacketTypes.WILLMESSAGE, WillDelayInterval=1)
+    V5(b.port, "sys-will", props=cp, will=("$SYS/fake/x", b"forged", 0, False, wp)).drop()
+    V5(b.port, "ok-will", props=cp, will=("will/ok", b"ok", 0, False, wp)).drop()
+    m = w.get(timeout=4)  # the ordinary delayed will arrives ...
+    assert (m.topic, m.payload) == ("will/ok", b"ok")
+    w.none(1.0)  # ... and the $SYS one never does
+
+
 # --- flow control, sizes, aliases ----------------------------------------------------------------
 
 
