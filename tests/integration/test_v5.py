@@ -10,6 +10,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -424,6 +425,37 @@ def test_a_delayed_will_on_sys_is_not_published(broker):
     m = w.get(timeout=4)  # the ordinary delayed will arrives ...
     assert (m.topic, m.payload) == ("will/ok", b"ok")
     w.none(1.0)  # ... and the $SYS one never does
+
+
+def test_mqttjs_as_an_mqtt5_client(broker):
+    """MQTT.js 5 (node): CONNECT properties answered in CONNACK, a Subscription Identifier,
+    properties carried through, inbound Topic Aliases."""
+    import json
+    import os
+    import shutil
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    node = shutil.which("node")
+    mods = os.path.join(root, "tests", "browser", "node_modules", "mqtt")
+    if not node or not os.path.isdir(mods):
+        pytest.skip("MQTT.js needs node and 'npm ci' in tests/browser")
+    b = broker()
+    script = os.path.join(root, "tests", "integration", "mqttjs_v5.js")
+    r = subprocess.run([node, script, f"mqtt://{HOST}:{b.port}"], capture_output=True,
+                       timeout=20, env={**os.environ, "NODE_PATH": os.path.dirname(mods)})
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    out = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    assert out["connack"]["reasonCode"] == 0
+    cp = out["connack"]["properties"]
+    assert cp.get("receiveMaximum") == 20 and cp.get("topicAliasMaximum", 0) > 0, cp
+    assert out["granted"] == [1]
+    first, *aliased = out["messages"]
+    assert first["topic"] == "js5/a" and first["payload"] == "first"
+    assert first["userProperties"] == {"k": "v"}
+    assert (first["contentType"], first["responseTopic"], first["correlationData"]) == (
+        "text/plain", "js5/reply", "c-1")
+    assert first["subscriptionIdentifier"] == 7
+    assert [(m["topic"], m["payload"]) for m in aliased] == [("js5/b", "aliased-1"),
+                                                           ("js5/b", "aliased-2")]
 
 
 # --- flow control, sizes, aliases ----------------------------------------------------------------
