@@ -358,10 +358,10 @@ static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
     return enqueue(s, *o) ? KEPT : DROPPED; /* keeps order behind what already waits */
 }
 
-bool mq_sess_deliver_ids(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
-                         const uint32_t *sub_ids, uint32_t n_sub_ids)
+static bool deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain, const uint32_t *sub_ids,
+                    uint32_t n_sub_ids, bool shared)
 {
-    mq_outmsg_t o = {.msg = msg, .qos = qos, .retain = retain};
+    mq_outmsg_t o = {.msg = msg, .qos = qos, .retain = retain, .shared = shared};
     /* A packet id adds 2 bytes: a QoS 0 message of the largest size delivered at QoS 1/2
      * (upgrade_outgoing_qos) would need a 5-byte remaining length [MQTT-1.5.5]; drop it. */
     if (qos > 0 && msg->wire_len - msg->hdr_len + 2 > MQ_CODEC_MAX_REMAINING) {
@@ -381,6 +381,32 @@ bool mq_sess_deliver_ids(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
     if (r != KEPT && o.n_sub_ids > 1)
         mq_free(o.sub_ids);
     return r != DROPPED;
+}
+
+bool mq_sess_deliver_ids(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
+                         const uint32_t *sub_ids, uint32_t n_sub_ids)
+{
+    return deliver(s, msg, qos, retain, sub_ids, n_sub_ids, false);
+}
+
+bool mq_sess_deliver_shared(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
+                            const uint32_t *sub_ids, uint32_t n_sub_ids)
+{
+    return deliver(s, msg, qos, retain, sub_ids, n_sub_ids, true);
+}
+
+void mq_sess_each_shared(const mq_sess_t *s, mq_sess_msg_cb *cb, void *arg)
+{
+    for (uint32_t i = 0; i < s->n_inflight; i++) {
+        const mq_outmsg_t *o = &s->inflight[i];
+        if (o->shared && o->state == MQ_OUT_PUBLISH && o->msg)
+            cb(arg, o->msg);
+    }
+    for (uint32_t i = 0; i < s->q_len; i++) {
+        const mq_outmsg_t *o = &s->queue[(s->q_head + i) % s->q_cap];
+        if (o->shared)
+            cb(arg, o->msg);
+    }
 }
 
 static mq_outmsg_t *find_inflight(mq_sess_t *s, uint16_t id, uint8_t qos, uint8_t state)

@@ -56,6 +56,7 @@ typedef struct mq_outmsg {
     uint8_t state;     /* enum mq_out_state */
     bool retain;       /* the retain flag to send */
     uint8_t n_sub_ids; /* v5 Subscription Identifiers to send with it */
+    bool shared;       /* delivered for a shared subscription (mq_sess_each_shared) */
     union {
         uint32_t sub_id;   /* n_sub_ids == 1 */
         uint32_t *sub_ids; /* n_sub_ids > 1: owned */
@@ -157,6 +158,17 @@ bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain);
  * (sent to MQTT 5 clients; copied). */
 bool mq_sess_deliver_ids(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
                          const uint32_t *sub_ids, uint32_t n_sub_ids);
+
+/* As mq_sess_deliver_ids(), for a message a shared subscription's group chose this session
+ * for: if the session ends before the client has it, mq_sess_each_shared() finds it so that
+ * another member can have it (MQTT 5 §4.8.2). */
+bool mq_sess_deliver_shared(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
+                            const uint32_t *sub_ids, uint32_t n_sub_ids);
+
+/* Calls cb(arg, msg) for each message delivered for a shared subscription that the client
+ * has not acknowledged: in flight before PUBACK / PUBREC, or queued. In order. */
+typedef void mq_sess_msg_cb(void *arg, mq_msg_t *msg);
+void mq_sess_each_shared(const mq_sess_t *s, mq_sess_msg_cb *cb, void *arg);
 
 /* The connection's output drained below the high-water mark: writes what waits. */
 void mq_sess_on_writable(mq_sess_t *s);

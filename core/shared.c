@@ -132,6 +132,25 @@ uint64_t mq_shared_count(const mq_shared_t *sh)
     return atomic_load_explicit(&((mq_shared_t *)sh)->n_groups, memory_order_relaxed);
 }
 
+bool mq_shared_pick_one(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned *worker,
+                        uint64_t *token)
+{
+    bool found = false;
+    pthread_rwlock_rdlock(&sh->lock);
+    groups_t *gs = mq_map_get(&sh->by_fid, fid);
+    for (uint32_t i = 0; gs && i < gs->n && !found; i++) {
+        group_t *g = &gs->g[i];
+        if (g->gid != gid || g->n == 0)
+            continue;
+        uint32_t k = (uint32_t)atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % g->n;
+        *worker = g->m[k].worker;
+        *token = g->m[k].token;
+        found = true;
+    }
+    pthread_rwlock_unlock(&sh->lock);
+    return found;
+}
+
 void mq_shared_pick(mq_shared_t *sh, uint64_t fid, mq_shared_pick_cb *cb, void *arg)
 {
     pthread_rwlock_rdlock(&sh->lock);

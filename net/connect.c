@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "net/publish.h"
 #include "net/tls.h"
 #include "net/will.h"
 
@@ -156,7 +157,7 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
      * Session Expiry 0) ends at a take-over too (MQTT 5 §3.1.4); a clean CONNECT (v5: Clean
      * Start) discards any state [MQTT-3.1.2-4] */
     if (s && (cp->clean_start || s->clean)) {
-        mq_client_destroy_sess(p, s);
+        mq_publish_end_session(p, s); /* what a shared group gave it goes on */
         s = NULL;
     }
     *present = s != NULL;

@@ -228,7 +228,7 @@ static void on_release(void *arg, mq_conn_t *c)
     }
     release_will(p, cl, s);
     if (s && s->clean)
-        mq_client_destroy_sess(p, s);
+        mq_publish_end_session(p, s);
     mq_proto_drop_conn(c);
 }
 
@@ -306,7 +306,7 @@ static void expire(mq_proto_t *p, uint64_t now)
             mq_msg_unref(w);
         }
         p->cnt.expired_sessions++;
-        mq_client_destroy_sess(p, s);
+        mq_publish_end_session(p, s);
     }
     uint32_t at = 0;
     const mq_sess_t *owner;

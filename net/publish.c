@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/topic.h"
 #include "net/auth.h"
 
 /* ---- routing ------------------------------------------------------------------------------- */
@@ -42,9 +43,93 @@ void mq_publish_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint6
     mq_sess_t *s = d->sess;
     if (d->grant != MQ_ACL_GRANT_FULL && !may_read(p, s, msg))
         return;
-    (void)mq_sess_deliver_ids(s, msg, d->qos, d->retain, d->sub_ids, d->n_sub_ids);
+    (void)mq_sess_deliver_shared(s, msg, d->qos, d->retain, d->sub_ids, d->n_sub_ids);
     if (s->conn)
         mq_conn_mark_dirty(s->conn);
+}
+
+/* 'msg' (borrowed) to member 'token' of shared group 'gid' on 'fid', living on worker 'w'. */
+static void to_member(mq_proto_t *p, mq_msg_t *msg, unsigned w, uint64_t fid, uint64_t gid,
+                      uint64_t token)
+{
+    if (w == p->env.self) {
+        mq_publish_deliver_shared(p, msg, fid, gid, token);
+        return;
+    }
+    mq_mail_t e = {.type = MQ_MAIL_DELIVER_SHARED, .ptr = mq_msg_ref(msg), .a = {fid, gid, token}};
+    mq_outbox_send(p->env.outbox, w, &e);
+}
+
+/* 'msg' (borrowed) to the member of shared group 'gid' on 'fid' chosen now; false when the
+ * group has no member left. */
+static bool to_group(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid)
+{
+    unsigned w;
+    uint64_t token;
+    if (!mq_shared_pick_one(p->env.shared, fid, gid, &w, &token))
+        return false;
+    to_member(p, msg, w, fid, gid, token);
+    return true;
+}
+
+typedef struct hand_on {
+    mq_msg_t **msgs; /* references */
+    uint32_t n, cap;
+} hand_on_t;
+
+static void keep_for_hand_on(void *arg, mq_msg_t *msg)
+{
+    hand_on_t *h = arg;
+    if (h->n == h->cap)
+        h->msgs = mq_grow(h->msgs, &h->cap, sizeof(*h->msgs), 8);
+    h->msgs[h->n++] = mq_msg_ref(msg);
+}
+
+void mq_publish_end_session(mq_proto_t *p, mq_sess_t *s)
+{
+    /* the session's shared subscriptions, copied: the session goes first, so that its own
+     * memberships are gone when the groups pick again */
+    typedef struct group_sub {
+        uint64_t fid, gid;
+        char *filter; /* the part after $share/GROUP/ */
+        size_t len;
+    } group_sub_t;
+    group_sub_t *gs = NULL;
+    uint32_t n_gs = 0, cap_gs = 0;
+    for (uint32_t i = 0; i < s->n_subs; i++) {
+        mq_str_t share, rest;
+        const mq_sub_t *sub = &s->subs[i];
+        if (!mq_topic_split_shared(sub->filter, sub->len, &share, &rest))
+            continue;
+        if (n_gs == cap_gs)
+            gs = mq_grow(gs, &cap_gs, sizeof(*gs), 2);
+        gs[n_gs++] = (group_sub_t){sub->fid, mq_shared_gid(share.ptr, share.len),
+                                   mq_strndup(rest.ptr, rest.len), rest.len};
+    }
+    hand_on_t h = {0};
+    if (n_gs > 0)
+        mq_sess_each_shared(s, keep_for_hand_on, &h);
+    mq_client_destroy_sess(p, s);
+    uint32_t handed = 0;
+    for (uint32_t i = 0; i < h.n; i++) {
+        mq_str_t t = mq_msg_topic(h.msgs[i]);
+        for (uint32_t k = 0; k < n_gs; k++) {
+            if (mq_topic_matches(gs[k].filter, gs[k].len, t.ptr, t.len)) {
+                handed += to_group(p, h.msgs[i], gs[k].fid, gs[k].gid);
+                break;
+            }
+        }
+        mq_msg_unref(h.msgs[i]);
+    }
+    if (handed)
+        MQ_LOG(MQ_LOG_INFO,
+               "worker=%u %u unacknowledged shared subscription messages of an "
+               "ended session handed on to other members",
+               p->env.self, handed);
+    for (uint32_t k = 0; k < n_gs; k++)
+        mq_free(gs[k].filter);
+    mq_free(gs);
+    mq_free(h.msgs);
 }
 
 /* One mail to worker 'b': the filter ids of its plain subscribers of 'msg'. */
@@ -66,16 +151,8 @@ static void send_picks(mq_proto_t *p, mq_msg_t *msg, unsigned b)
 {
     uint32_t n;
     const mq_route_pick_t *pk = mq_route_take_shared(p->route, b, &n);
-    for (uint32_t i = 0; i < n; i++) {
-        if (b == p->env.self) {
-            mq_publish_deliver_shared(p, msg, pk[i].fid, pk[i].gid, pk[i].token);
-            continue;
-        }
-        mq_mail_t e = {.type = MQ_MAIL_DELIVER_SHARED,
-                       .ptr = mq_msg_ref(msg),
-                       .a = {pk[i].fid, pk[i].gid, pk[i].token}};
-        mq_outbox_send(p->env.outbox, b, &e);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        to_member(p, msg, b, pk[i].fid, pk[i].gid, pk[i].token);
 }
 
 /* Matches 'msg' once against the shared index and hands each interested worker one entry

@@ -20,6 +20,12 @@ void mq_publish_on_pubrel(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt);
  * worker; returns whether any subscriber's worker was found. */
 bool mq_publish_route(mq_proto_t *p, mq_msg_t *msg);
 
+/* Ends session 's' (mq_client_destroy_sess) and hands the messages that shared subscription
+ * groups gave it, and that its client had not acknowledged, on to another member of the same
+ * group (MQTT 5 §4.8.2: "If the Client's Session terminates before the Client reconnects, the
+ * Server SHOULD send the Application Message to another Client"). */
+void mq_publish_end_session(mq_proto_t *p, mq_sess_t *s);
+
 /* Delivers 'msg' (borrowed) to this worker's sessions subscribed to filters 'fids'. */
 void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n);
 

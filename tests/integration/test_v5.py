@@ -637,6 +637,38 @@ def test_shared_group_members_each_get_their_turn_and_plain_subscribers_everythi
     plain.none()
 
 
+def test_a_shared_member_that_ends_hands_its_unacknowledged_messages_on(broker):
+    """MQTT 5 §4.8.2: a member whose session ends with messages it has not acknowledged (in
+    flight or queued) — they go to another member of the group, not lost."""
+    b = broker()
+    slow = Raw5(b.port)
+    slow.connect5("slow-member", cprops=[(0x21, u16(2))])  # Receive Maximum 2, never acks
+    slow.send(subscribe5(1, [("$share/g/hand/#", 1)]))
+    slow.recv_packet()
+    fast = V5(b.port, "fast-member")
+    fast.sub("$share/g/hand/#", 1)
+    p = V5(b.port, "hand-pub")
+    for i in range(12):
+        p.pub("hand/x", b"%d" % i, 1)
+    held = [slow.publish5()[3] for _ in range(2)]  # two in flight, the rest of its turn queued
+    assert len(held) == 2
+    got = []
+    try:
+        while True:
+            got.append(fast.get(timeout=0.5).payload)
+    except queue.Empty:
+        pass
+    assert 0 < len(got) < 12, got  # the group shared the twelve
+    slow.s.close()  # its session (expiry 0) ends here
+    try:
+        while len(got) < 12:
+            got.append(fast.get(timeout=3).payload)
+    except queue.Empty:
+        pass
+    assert sorted(got, key=int) == [b"%d" % i for i in range(12)], got
+    fast.none(0.5)
+
+
 def test_shared_subscription_rules(broker):
     b = broker()
     p = V5(b.port, "p")
