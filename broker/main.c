@@ -192,6 +192,9 @@ static int start_process(broker_t *b, const cli_t *cli)
     sigaddset(&b->signals, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &b->signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* a file over RLIMIT_FSIZE (ulimit -f) fails its write with EFBIG, handled as a full disk
+     * is (the snapshot keeps its previous copy), instead of killing the broker */
+    signal(SIGXFSZ, SIG_IGN);
 
     mq_logging_opts_t lopts = {
         .dests = b->cfg.log_dest,
@@ -358,9 +361,11 @@ static void arm_second_signal(broker_t *b)
 }
 
 /* The one shutdown sequence, after a failed start-up as after the control loop: stops
- * whatever was started, in the reverse order. */
-static void teardown(broker_t *b)
+ * whatever was started, in the reverse order. Returns -1 when the last snapshot could not be
+ * written (the previous one is kept; the exit status says so). */
+static int teardown(broker_t *b)
 {
+    int rc = 0;
     mq_sys_free(b->sys);
     mq_metrics_stop(b->metrics);
     if (b->srv) {
@@ -368,7 +373,7 @@ static void teardown(broker_t *b)
         if (b->persist && b->served) {
             /* every connection closed and every worker stopped: nothing changes after this */
             mq_server_halt(b->srv, b->flush_ms);
-            (void)mq_persist_save(b->persist, b->srv);
+            rc = mq_persist_save(b->persist, b->srv);
         }
         mq_server_stop(b->srv, b->flush_ms);
     }
@@ -377,6 +382,7 @@ static void teardown(broker_t *b)
         unlink(b->cfg.pid_file);
     mq_logging_stop(b->logging);
     mq_config_fini(&b->cfg);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -394,6 +400,7 @@ int main(int argc, char **argv)
         arm_second_signal(&b);
         rc = 0;
     }
-    teardown(&b);
+    if (teardown(&b) < 0)
+        rc = 1;
     return rc;
 }

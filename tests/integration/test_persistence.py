@@ -243,8 +243,60 @@ def test_an_unwritable_location_is_logged_and_serving_goes_on(tmp_path):
     c.publish("still/served", b"1")
     assert sorted(c.retained()) == ["still/served"]
     c.close()
-    b.check_clean_exit()
+    assert b.stop() == 1, "a stop that could not save says so in its exit status"
+    check_stderr_text(b.stderr())
     assert "Error saving in-memory database" in b.stderr()
+
+
+class FileSizeLimited(Kept):
+    """A broker under 'ulimit -f' (RLIMIT_FSIZE): a write past it fails with EFBIG, the way a
+    full disk fails one with ENOSPC, without filling this machine's disk."""
+
+    def __init__(self, *a, limit, **kw):
+        super().__init__(*a, **kw)
+        self.limit = limit
+
+    def start(self):
+        import resource
+        import subprocess
+        from conftest import BROKER, wait_port
+        _started.append(self)
+        self._err = open(self.err_path, "wb")
+        lim = self.limit
+        self.proc = subprocess.Popen(
+            [BROKER, "-c", str(self.conf)] + self.args, stdin=subprocess.DEVNULL,
+            stdout=self._err, stderr=self._err,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (lim, lim)))
+        assert wait_port(self.port, 5.0, self.proc), self.stderr()
+        return self
+
+
+def test_a_snapshot_that_cannot_be_written_keeps_the_previous_one(tmp_path):
+    """Disk full (here: a write over ulimit -f, EFBIG, which the broker must survive rather
+    than die of SIGXFSZ): the save fails, says why, leaves no partial file and keeps the last
+    good snapshot; the broker goes on serving and exits 1 when its last save fails."""
+    b = persistent(tmp_path).start()
+    c = V5(b.port)
+    for i in range(10):
+        c.publish(f"small/{i}", b"s" * 1000)
+    c.close()
+    b.check_clean_exit()
+    lines = [AS_ROOT, "persistence true", f"persistence_location {tmp_path}/"]
+    b2 = FileSizeLimited(tmp_path, lines, port=b.port, name="p2", limit=256 * 1024).start()
+    c = V5(b2.port)
+    for i in range(40):  # 400 kB of retained messages: the snapshot cannot be written
+        c.publish(f"big/{i}", b"b" * 10000)
+    b2.proc.send_signal(signal.SIGUSR1)
+    assert b2.wait_log("the previous snapshot is kept"), b2.stderr()
+    assert "File too large" in b2.stderr()
+    c.publish("still/served", b"1")  # alive and serving
+    c.close()
+    assert b2.stop() == 1
+    check_stderr_text(b2.stderr())
+    assert not (tmp_path / (DB + ".tmp")).exists()
+    b3 = persistent(tmp_path, port=b.port, name="p3").start()
+    assert sorted(topics(b3.port)) == sorted(f"small/{i}" for i in range(10))
+    b3.check_clean_exit()
 
 
 def test_debian_style_configuration_starts_and_persists(tmp_path):
