@@ -176,8 +176,9 @@ static int start_process(broker_t *b, const cli_t *cli)
         goto fail;
     if (mq_config_finish(&b->cfg, cli->port, err, sizeof(err)) < 0)
         goto fail;
-    /* -v overrides the configuration's log types, as with mosquitto */
-    atomic_store(&mq_log_mask, cli->verbose ? MQ_LOG_ALL : b->cfg.log_types);
+    /* -v overrides the configuration's log types, as with mosquitto; without a destination
+     * (log_dest none) no line is formatted at all */
+    atomic_store(&mq_log_mask, cli->verbose ? MQ_LOG_ALL : b->cfg.log_dest ? b->cfg.log_types : 0u);
 
     if (cli->daemonize && daemon(1, 0) < 0) { /* before any thread exists */
         fprintf(stderr, "Error: Unable to fork: %s\n", strerror(errno));
