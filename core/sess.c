@@ -395,18 +395,29 @@ bool mq_sess_deliver_shared(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retai
     return deliver(s, msg, qos, retain, sub_ids, n_sub_ids, true);
 }
 
-void mq_sess_each_shared(const mq_sess_t *s, mq_sess_msg_cb *cb, void *arg)
+uint32_t mq_sess_give_shared(mq_sess_t *s, mq_sess_give_cb *give, void *arg)
 {
+    uint32_t given = 0;
     for (uint32_t i = 0; i < s->n_inflight; i++) {
-        const mq_outmsg_t *o = &s->inflight[i];
-        if (o->shared && o->state == MQ_OUT_PUBLISH && o->msg)
-            cb(arg, o->msg);
+        mq_outmsg_t *o = &s->inflight[i];
+        if (o->shared && o->state == MQ_OUT_PUBLISH && o->msg && give(arg, o->msg)) {
+            o->shared = false;
+            given++;
+        }
     }
-    for (uint32_t i = 0; i < s->q_len; i++) {
-        const mq_outmsg_t *o = &s->queue[(s->q_head + i) % s->q_cap];
-        if (o->shared)
-            cb(arg, o->msg);
+    uint32_t kept = 0, n = s->q_len;
+    for (uint32_t i = 0; i < n; i++) { /* compacts in place, from the head on */
+        mq_outmsg_t o = s->queue[(s->q_head + i) % s->q_cap];
+        if (!o.shared || !give(arg, o.msg)) {
+            s->queue[(s->q_head + kept++) % s->q_cap] = o;
+            continue;
+        }
+        s->q_bytes -= o.msg->payload_len;
+        out_release(&o);
+        given++;
     }
+    s->q_len = kept;
+    return given;
 }
 
 static mq_outmsg_t *find_inflight(mq_sess_t *s, uint16_t id, uint8_t qos, uint8_t state)

@@ -160,15 +160,18 @@ bool mq_sess_deliver_ids(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
                          const uint32_t *sub_ids, uint32_t n_sub_ids);
 
 /* As mq_sess_deliver_ids(), for a message a shared subscription's group chose this session
- * for: if the session ends before the client has it, mq_sess_each_shared() finds it so that
- * another member can have it (MQTT 5 §4.8.2). */
+ * for: if the connection or the session ends before the client has it, mq_sess_give_shared()
+ * finds it so that another member can have it (MQTT 5 §4.8.2). */
 bool mq_sess_deliver_shared(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
                             const uint32_t *sub_ids, uint32_t n_sub_ids);
 
-/* Calls cb(arg, msg) for each message delivered for a shared subscription that the client
- * has not acknowledged: in flight before PUBACK / PUBREC, or queued. In order. */
-typedef void mq_sess_msg_cb(void *arg, mq_msg_t *msg);
-void mq_sess_each_shared(const mq_sess_t *s, mq_sess_msg_cb *cb, void *arg);
+/* Offers each message delivered for a shared subscription that the client has not
+ * acknowledged to give(arg, msg), in order: those in flight before PUBACK / PUBREC (given
+ * ones stay, since a returning client gets them again [MQTT-4.4.0-1], but lose the mark: they
+ * are given once), then the queued ones (given ones leave the queue). give() returns whether
+ * it took the message. Returns the number given. */
+typedef bool mq_sess_give_cb(void *arg, mq_msg_t *msg);
+uint32_t mq_sess_give_shared(mq_sess_t *s, mq_sess_give_cb *give, void *arg);
 
 /* The connection's output drained below the high-water mark: writes what waits. */
 void mq_sess_on_writable(mq_sess_t *s);

@@ -132,8 +132,8 @@ uint64_t mq_shared_count(const mq_shared_t *sh)
     return atomic_load_explicit(&((mq_shared_t *)sh)->n_groups, memory_order_relaxed);
 }
 
-bool mq_shared_pick_one(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned *worker,
-                        uint64_t *token)
+bool mq_shared_pick_one(mq_shared_t *sh, uint64_t fid, uint64_t gid, uint64_t exclude,
+                        unsigned *worker, uint64_t *token)
 {
     bool found = false;
     pthread_rwlock_rdlock(&sh->lock);
@@ -143,9 +143,13 @@ bool mq_shared_pick_one(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned *w
         if (g->gid != gid || g->n == 0)
             continue;
         uint32_t k = (uint32_t)atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % g->n;
-        *worker = g->m[k].worker;
-        *token = g->m[k].token;
-        found = true;
+        for (uint32_t tried = 0; tried < g->n && !found; tried++, k = (k + 1) % g->n) {
+            if (g->m[k].token == exclude)
+                continue;
+            *worker = g->m[k].worker;
+            *token = g->m[k].token;
+            found = true;
+        }
     }
     pthread_rwlock_unlock(&sh->lock);
     return found;

@@ -229,6 +229,8 @@ static void on_release(void *arg, mq_conn_t *c)
     release_will(p, cl, s);
     if (s && s->clean)
         mq_publish_end_session(p, s);
+    else if (s)
+        mq_publish_hand_on(p, s);
     mq_proto_drop_conn(c);
 }
 

@@ -60,76 +60,71 @@ static void to_member(mq_proto_t *p, mq_msg_t *msg, unsigned w, uint64_t fid, ui
     mq_outbox_send(p->env.outbox, w, &e);
 }
 
-/* 'msg' (borrowed) to the member of shared group 'gid' on 'fid' chosen now; false when the
- * group has no member left. */
-static bool to_group(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid)
-{
-    unsigned w;
-    uint64_t token;
-    if (!mq_shared_pick_one(p->env.shared, fid, gid, &w, &token))
-        return false;
-    to_member(p, msg, w, fid, gid, token);
-    return true;
-}
+/* A session's shared subscriptions, for handing its messages on to their groups. */
+typedef struct group_sub {
+    uint64_t fid, gid;
+    mq_str_t filter; /* the part after $share/GROUP/, in the session's subscription */
+} group_sub_t;
 
 typedef struct hand_on {
-    mq_msg_t **msgs; /* references */
-    uint32_t n, cap;
+    mq_proto_t *p;
+    uint64_t self; /* the session's token: not picked again */
+    group_sub_t *gs;
+    uint32_t n_gs, cap_gs;
 } hand_on_t;
 
-static void keep_for_hand_on(void *arg, mq_msg_t *msg)
+/* Gives 'msg' to another member of the first of the session's groups whose filter matches
+ * it; false when there is none (the message stays). */
+static bool give_to_group(void *arg, mq_msg_t *msg)
 {
     hand_on_t *h = arg;
-    if (h->n == h->cap)
-        h->msgs = mq_grow(h->msgs, &h->cap, sizeof(*h->msgs), 8);
-    h->msgs[h->n++] = mq_msg_ref(msg);
+    mq_str_t t = mq_msg_topic(msg);
+    for (uint32_t k = 0; k < h->n_gs; k++) {
+        const group_sub_t *g = &h->gs[k];
+        if (!mq_topic_matches(g->filter.ptr, g->filter.len, t.ptr, t.len))
+            continue;
+        unsigned w;
+        uint64_t token;
+        if (!mq_shared_pick_one(h->p->env.shared, g->fid, g->gid, h->self, &w, &token))
+            return false;
+        to_member(h->p, msg, w, g->fid, g->gid, token);
+        return true;
+    }
+    return false;
 }
 
-void mq_publish_end_session(mq_proto_t *p, mq_sess_t *s)
+/* Hands what shared groups gave 's' and its client has not acknowledged on to other members
+ * of those groups (mq_sess_give_shared says which stay). */
+static void hand_on(mq_proto_t *p, mq_sess_t *s, const char *why)
 {
-    /* the session's shared subscriptions, copied: the session goes first, so that its own
-     * memberships are gone when the groups pick again */
-    typedef struct group_sub {
-        uint64_t fid, gid;
-        char *filter; /* the part after $share/GROUP/ */
-        size_t len;
-    } group_sub_t;
-    group_sub_t *gs = NULL;
-    uint32_t n_gs = 0, cap_gs = 0;
+    hand_on_t h = {.p = p, .self = s->id_hash};
     for (uint32_t i = 0; i < s->n_subs; i++) {
         mq_str_t share, rest;
         const mq_sub_t *sub = &s->subs[i];
         if (!mq_topic_split_shared(sub->filter, sub->len, &share, &rest))
             continue;
-        if (n_gs == cap_gs)
-            gs = mq_grow(gs, &cap_gs, sizeof(*gs), 2);
-        gs[n_gs++] = (group_sub_t){sub->fid, mq_shared_gid(share.ptr, share.len),
-                                   mq_strndup(rest.ptr, rest.len), rest.len};
+        if (h.n_gs == h.cap_gs)
+            h.gs = mq_grow(h.gs, &h.cap_gs, sizeof(*h.gs), 2);
+        h.gs[h.n_gs++] = (group_sub_t){sub->fid, mq_shared_gid(share.ptr, share.len), rest};
     }
-    hand_on_t h = {0};
-    if (n_gs > 0)
-        mq_sess_each_shared(s, keep_for_hand_on, &h);
-    mq_client_destroy_sess(p, s);
-    uint32_t handed = 0;
-    for (uint32_t i = 0; i < h.n; i++) {
-        mq_str_t t = mq_msg_topic(h.msgs[i]);
-        for (uint32_t k = 0; k < n_gs; k++) {
-            if (mq_topic_matches(gs[k].filter, gs[k].len, t.ptr, t.len)) {
-                handed += to_group(p, h.msgs[i], gs[k].fid, gs[k].gid);
-                break;
-            }
-        }
-        mq_msg_unref(h.msgs[i]);
-    }
-    if (handed)
+    uint32_t n = h.n_gs ? mq_sess_give_shared(s, give_to_group, &h) : 0;
+    if (n)
         MQ_LOG(MQ_LOG_INFO,
-               "worker=%u %u unacknowledged shared subscription messages of an "
-               "ended session handed on to other members",
-               p->env.self, handed);
-    for (uint32_t k = 0; k < n_gs; k++)
-        mq_free(gs[k].filter);
-    mq_free(gs);
-    mq_free(h.msgs);
+               "worker=%u client=%s %s: %u unacknowledged shared subscription "
+               "messages handed on to other members",
+               p->env.self, s->client_id, why, n);
+    mq_free(h.gs);
+}
+
+void mq_publish_hand_on(mq_proto_t *p, mq_sess_t *s)
+{
+    hand_on(p, s, "connection lost");
+}
+
+void mq_publish_end_session(mq_proto_t *p, mq_sess_t *s)
+{
+    hand_on(p, s, "session ended");
+    mq_client_destroy_sess(p, s);
 }
 
 /* One mail to worker 'b': the filter ids of its plain subscribers of 'msg'. */

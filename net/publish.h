@@ -26,6 +26,12 @@ bool mq_publish_route(mq_proto_t *p, mq_msg_t *msg);
  * Server SHOULD send the Application Message to another Client"). */
 void mq_publish_end_session(mq_proto_t *p, mq_sess_t *s);
 
+/* The connection of persistent session 's' is gone: the same hand-on ("It MAY attempt to
+ * send the message to another Client as soon as it loses its connection to the first
+ * Client"). Queued messages move; those in flight are also kept for the client, which gets
+ * them again if it returns [MQTT-4.4.0-1] (at least once: both members may have them). */
+void mq_publish_hand_on(mq_proto_t *p, mq_sess_t *s);
+
 /* Delivers 'msg' (borrowed) to this worker's sessions subscribed to filters 'fids'. */
 void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n);
 

@@ -637,12 +637,17 @@ def test_shared_group_members_each_get_their_turn_and_plain_subscribers_everythi
     plain.none()
 
 
-def test_a_shared_member_that_ends_hands_its_unacknowledged_messages_on(broker):
-    """MQTT 5 §4.8.2: a member whose session ends with messages it has not acknowledged (in
-    flight or queued) — they go to another member of the group, not lost."""
+@pytest.mark.parametrize("expiry", [0, 300])
+def test_a_shared_member_that_drops_hands_its_unacknowledged_messages_on(broker, expiry):
+    """MQTT 5 §4.8.2: a member whose connection drops with messages it has not acknowledged
+    (in flight or queued) — they go to another member of the group, not lost and not left
+    waiting for it (mosquitto keeps them for the offline member). A persistent member
+    (expiry 300) keeps those it had in flight, which it gets again when it returns
+    [MQTT-4.4.0-1]; its queued ones have moved."""
     b = broker()
     slow = Raw5(b.port)
-    slow.connect5("slow-member", cprops=[(0x21, u16(2))])  # Receive Maximum 2, never acks
+    cprops = [(0x21, u16(2))] + ([(0x11, u32(expiry))] if expiry else [])
+    slow.connect5("slow-member", cprops=cprops)  # Receive Maximum 2, never acks
     slow.send(subscribe5(1, [("$share/g/hand/#", 1)]))
     slow.recv_packet()
     fast = V5(b.port, "fast-member")
@@ -650,8 +655,7 @@ def test_a_shared_member_that_ends_hands_its_unacknowledged_messages_on(broker):
     p = V5(b.port, "hand-pub")
     for i in range(12):
         p.pub("hand/x", b"%d" % i, 1)
-    held = [slow.publish5()[3] for _ in range(2)]  # two in flight, the rest of its turn queued
-    assert len(held) == 2
+    held = sorted(slow.publish5()[3] for _ in range(2))  # two in flight, the rest queued
     got = []
     try:
         while True:
@@ -659,7 +663,7 @@ def test_a_shared_member_that_ends_hands_its_unacknowledged_messages_on(broker):
     except queue.Empty:
         pass
     assert 0 < len(got) < 12, got  # the group shared the twelve
-    slow.s.close()  # its session (expiry 0) ends here
+    slow.s.close()  # the connection drops (and with expiry 0 the session ends)
     try:
         while len(got) < 12:
             got.append(fast.get(timeout=3).payload)
@@ -667,6 +671,14 @@ def test_a_shared_member_that_ends_hands_its_unacknowledged_messages_on(broker):
         pass
     assert sorted(got, key=int) == [b"%d" % i for i in range(12)], got
     fast.none(0.5)
+    if expiry:
+        back = Raw5(b.port)
+        flags, _, _ = back.connect5("slow-member", clean=False, cprops=cprops)
+        assert flags & 1, "session present"
+        again = sorted(back.publish5()[3] for _ in range(2))
+        assert again == held  # re-sent with their packet ids; nothing else was left
+        with pytest.raises(TimeoutError):
+            back.recv_packet(timeout=0.5)
 
 
 def test_shared_subscription_rules(broker):

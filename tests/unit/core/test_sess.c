@@ -798,30 +798,37 @@ Test(sess, a_topic_alias_never_takes_a_packet_over_the_maximum_packet_size)
     cr_assert(eq(u64, s->stats.too_large, 0));
 }
 
-static void collect_payload(void *arg, mq_msg_t *m)
+/* give(): takes every message whose payload is not "keep", noting the payloads offered. */
+static bool take_payload(void *arg, mq_msg_t *m)
 {
     char *names = arg;
     mq_str_t v = mq_msg_payload(m);
     strncat(names, v.ptr, v.len);
+    return !(v.len == 4 && memcmp(v.ptr, "keep", 4) == 0);
 }
 
-Test(sess, each_shared_finds_what_a_shared_group_gave_and_was_not_acknowledged)
+Test(sess, give_shared_offers_what_a_shared_group_gave_and_was_not_acknowledged)
 {
     lim.max_inflight = 2;
     open_sess(true);
-    cr_assert(mq_sess_deliver_shared(s, msg("a"), 1, false, NULL, 0)); /* in flight */
-    cr_assert(mq_sess_deliver(s, msg("p"), 1, false));                 /* in flight, plain */
-    cr_assert(mq_sess_deliver_shared(s, msg("b"), 1, false, NULL, 0)); /* queued */
-    cr_assert(mq_sess_deliver(s, msg("q"), 1, false));                 /* queued, plain */
-    cr_assert(mq_sess_deliver_shared(s, msg("c"), 1, false, NULL, 0)); /* queued */
+    cr_assert(mq_sess_deliver_shared(s, msg("a"), 1, false, NULL, 0));    /* in flight */
+    cr_assert(mq_sess_deliver(s, msg("p"), 1, false));                    /* in flight, plain */
+    cr_assert(mq_sess_deliver_shared(s, msg("b"), 1, false, NULL, 0));    /* queued */
+    cr_assert(mq_sess_deliver(s, msg("q"), 1, false));                    /* queued, plain */
+    cr_assert(mq_sess_deliver_shared(s, msg("keep"), 1, false, NULL, 0)); /* queued, not taken */
+    cr_assert(mq_sess_deliver_shared(s, msg("c"), 1, false, NULL, 0));    /* queued */
     pkt_t p[8];
     cr_assert(eq(sz, take(&out, p, 8), 2));
-    char names[8] = "";
-    mq_sess_each_shared(s, collect_payload, names);
-    cr_assert(eq(str, names, "abc"));
-    /* acknowledged: not the session's any more; the next queued takes its slot */
-    cr_assert(eq(int, mq_sess_on_puback(s, p[0].packet_id), MQ_RC_SUCCESS));
+    char names[16] = "";
+    cr_assert(eq(u32, mq_sess_give_shared(s, take_payload, names), 3));
+    cr_assert(eq(str, names, "abkeepc"));
+    /* the one in flight stays for the client, given once; the queued ones taken are gone */
+    cr_assert(eq(u32, mq_sess_inflight(s), 2));
+    cr_assert(eq(u32, mq_sess_queued(s), 2)); /* q and keep, in order */
     names[0] = '\0';
-    mq_sess_each_shared(s, collect_payload, names);
-    cr_assert(eq(str, names, "bc"));
+    cr_assert(eq(u32, mq_sess_give_shared(s, take_payload, names), 0));
+    cr_assert(eq(str, names, "keep"));
+    cr_assert(eq(int, mq_sess_on_puback(s, p[1].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, p, 8), 1));
+    expect_publish(&p[0], "q", 1, false);
 }
