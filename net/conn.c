@@ -253,7 +253,8 @@ static void maybe_release(mq_conn_t *c)
     if (c->state != MQ_CONN_CLOSING || c->n_ops > 0 || c->in_dirty)
         return;
     mq_conn_loop_t *l = c->loop;
-    l->h->on_release(l->h->arg, c);
+    if (!c->lingering) /* a lingering one was released to the protocol when it started */
+        l->h->on_release(l->h->arg, c);
     mq_conn_unlink(c);
     close(c->fd);
     if (c->is_counted && l->on_uncount)
@@ -330,6 +331,9 @@ static void finish_close(mq_conn_t *c)
     c->last_rx_ms = c->loop->now_ms;
     if (!c->recv_armed)
         arm_recv(c, false);
+    /* for the protocol the connection has ended: its session detaches (or ends) now, not
+     * when the client gets round to closing its side */
+    c->loop->h->on_release(c->loop->h->arg, c);
 }
 
 void mq_conn_trim(mq_conn_t *c)
@@ -342,8 +346,8 @@ void mq_conn_trim(mq_conn_t *c)
 
 void mq_conn_linger_check(mq_conn_t *c, uint64_t now_ms)
 {
-    if (c->lingering && now_ms - c->last_rx_ms >= MQ_CONN_LINGER_MS) {
-        c->lingering = false; /* the receive completes; the connection is released */
+    if (c->lingering && !c->read_done && now_ms - c->last_rx_ms >= MQ_CONN_LINGER_MS) {
+        c->read_done = true; /* the receive completes; the connection is released */
         shutdown(c->fd, SHUT_RDWR);
     }
 }

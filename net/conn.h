@@ -98,8 +98,9 @@ typedef struct mq_conn_handler {
     void (*on_closing)(void *arg, mq_conn_t *c, const char *why);
     /* A send completed and the output is empty: what waited for the socket may go now. */
     void (*on_writable)(void *arg, mq_conn_t *c);
-    /* The connection is done (closed, every operation completed): called once, just before
-     * its memory is freed. */
+    /* The connection is done for the protocol: called once, when its socket is closed (every
+     * operation completed, just before its memory is freed) or, for a lingering close, when
+     * the lingering starts (mq_conn_close: the socket then only drains). */
     void (*on_release)(void *arg, mq_conn_t *c);
 } mq_conn_handler_t;
 
@@ -115,7 +116,8 @@ struct mq_conn {
     bool is_counted;   /* counted in the server's connection totals */
     bool has_held;     /* a received buffer waits for the send in flight (state PRE only) */
     bool read_done;    /* the client's input has ended (end of stream or an error) */
-    bool lingering;    /* closing: writing is shut, what the client still sends is dropped */
+    bool lingering;    /* closing: writing is shut, what the client still sends is dropped;
+                        * the handler's on_release has run */
     uint16_t held_bid; /* that buffer's id and length */
     uint32_t held_len;
     unsigned n_ops;      /* submitted operations (and held buffers) not yet completed */
@@ -203,8 +205,9 @@ void mq_conn_mark_dirty(mq_conn_t *c);
  * on_release runs and 'c' is freed. Never frees on the caller's stack.
  * A close the server decides lingers: once the output is sent only writing is shut, and what
  * the client still sends is read and dropped until it closes its side or MQ_CONN_LINGER_MS
- * pass (mq_conn_linger_check). Closing a socket with unread input sends a reset, which can
- * reach the client before it has read the last packets (a DISCONNECT with its reason). */
+ * pass (mq_conn_linger_check); the handler's on_release runs when the lingering starts.
+ * Closing a socket with unread input sends a reset, which can reach the client before it has
+ * read the last packets (a DISCONNECT with its reason). */
 void mq_conn_close(mq_conn_t *c, const char *why);
 
 #define MQ_CONN_LINGER_MS 2000
