@@ -287,6 +287,16 @@ bool mq_route_unsubscribe(mq_route_t *r, mq_sess_t *s, const char *filter, size_
     return true;
 }
 
+void mq_route_set_online(mq_route_t *r, const mq_sess_t *s, bool online)
+{
+    for (uint32_t k = 0; r->sh && k < s->n_subs; k++) {
+        uint64_t gid;
+        (void)index_filter(s->subs[k].filter, s->subs[k].len, &gid);
+        if (gid)
+            mq_shared_set_online(r->sh, s->subs[k].fid, gid, r->self, s->id_hash, online);
+    }
+}
+
 void mq_route_drop(mq_route_t *r, mq_sess_t *s)
 {
     while (s->n_subs > 0)

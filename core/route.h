@@ -59,6 +59,10 @@ mq_sess_t *mq_route_find(const mq_route_t *r, const char *id, size_t len, uint64
 /* Adds 's' (its id must not be present). The table does not own it until mq_route_drop. */
 void mq_route_add(mq_route_t *r, mq_sess_t *s);
 
+/* Tells the shared groups 's' is a member of whether it has a connection (they prefer the
+ * members that have one: core/shared.h). */
+void mq_route_set_online(mq_route_t *r, const mq_sess_t *s, bool online);
+
 /* Ends 's': withdraws its subscriptions, removes it from the table and frees it. */
 void mq_route_drop(mq_route_t *r, mq_sess_t *s);
 

@@ -13,6 +13,7 @@
 
 typedef struct member {
     unsigned worker;
+    atomic_bool offline; /* its session has no connection: picked only if no one else is */
     uint64_t token;
 } member_t;
 
@@ -94,7 +95,10 @@ void mq_shared_join(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker
     }
     if (g->n == g->cap)
         g->m = mq_grow(g->m, &g->cap, sizeof(*g->m), 4);
-    g->m[g->n++] = (member_t){worker, token};
+    member_t *m = &g->m[g->n++];
+    m->worker = worker;
+    m->token = token;
+    atomic_init(&m->offline, false);
     pthread_rwlock_unlock(&sh->lock);
 }
 
@@ -106,7 +110,8 @@ void mq_shared_leave(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worke
     for (uint32_t k = 0; g && k < g->n; k++) {
         if (g->m[k].worker != worker || g->m[k].token != token)
             continue;
-        memmove(&g->m[k], &g->m[k + 1], (g->n - k - 1) * sizeof(*g->m)); /* keep the order */
+        /* keep the order (the flags move with their members: no reader holds the lock) */
+        memmove(&g->m[k], &g->m[k + 1], (g->n - k - 1) * sizeof(*g->m));
         if (--g->n == 0) { /* the last member: the group goes */
             mq_free(g->m);
             *g = gs->g[--gs->n];
@@ -132,6 +137,35 @@ uint64_t mq_shared_count(const mq_shared_t *sh)
     return atomic_load_explicit(&((mq_shared_t *)sh)->n_groups, memory_order_relaxed);
 }
 
+void mq_shared_set_online(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker,
+                          uint64_t token, bool online)
+{
+    pthread_rwlock_rdlock(&sh->lock); /* the members stay where they are; the flag is atomic */
+    group_t *g = find(mq_map_get(&sh->by_fid, fid), gid);
+    for (uint32_t k = 0; g && k < g->n; k++)
+        if (g->m[k].worker == worker && g->m[k].token == token)
+            atomic_store_explicit(&g->m[k].offline, !online, memory_order_relaxed);
+    pthread_rwlock_unlock(&sh->lock);
+}
+
+/* The member of 'g' whose turn it is: the next online one from the turn counter on, or, when
+ * every member is offline, the one at the counter (its session queues the message); never
+ * 'exclude'. -1 when there is none. */
+static int64_t turn(group_t *g, uint64_t exclude)
+{
+    uint32_t k = (uint32_t)atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % g->n;
+    int64_t fallback = -1;
+    for (uint32_t tried = 0; tried < g->n; tried++, k = (k + 1) % g->n) {
+        if (g->m[k].token == exclude)
+            continue;
+        if (!atomic_load_explicit(&g->m[k].offline, memory_order_relaxed))
+            return k;
+        if (fallback < 0)
+            fallback = k;
+    }
+    return fallback;
+}
+
 bool mq_shared_pick_one(mq_shared_t *sh, uint64_t fid, uint64_t gid, uint64_t exclude,
                         unsigned *worker, uint64_t *token)
 {
@@ -142,10 +176,8 @@ bool mq_shared_pick_one(mq_shared_t *sh, uint64_t fid, uint64_t gid, uint64_t ex
         group_t *g = &gs->g[i];
         if (g->gid != gid || g->n == 0)
             continue;
-        uint32_t k = (uint32_t)atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % g->n;
-        for (uint32_t tried = 0; tried < g->n && !found; tried++, k = (k + 1) % g->n) {
-            if (g->m[k].token == exclude)
-                continue;
+        int64_t k = turn(g, exclude);
+        if (k >= 0) {
             *worker = g->m[k].worker;
             *token = g->m[k].token;
             found = true;
@@ -161,7 +193,7 @@ void mq_shared_pick(mq_shared_t *sh, uint64_t fid, mq_shared_pick_cb *cb, void *
     groups_t *gs = mq_map_get(&sh->by_fid, fid);
     for (uint32_t i = 0; gs && i < gs->n; i++) {
         group_t *g = &gs->g[i];
-        uint32_t k = (uint32_t)atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % g->n;
+        int64_t k = turn(g, 0); /* tokens are client id hashes: 0 is no member's */
         cb(arg, fid, g->gid, g->m[k].worker, g->m[k].token);
     }
     pthread_rwlock_unlock(&sh->lock);

@@ -8,7 +8,8 @@
 #include <stdint.h>
 
 /* Each message matching a group's filter goes to one member of the group (MQTT 5 §4.8.2),
- * the members in turn in the order they joined, wherever they live: the publishing worker
+ * the members in turn in the order they joined (skipping those without a connection while
+ * any member has one), wherever they live: the publishing worker
  * picks the member here and sends the message to the worker that owns it (core/route.h
  * finds the member there by its token). The registry is shared by
  * every worker: members join and leave under a write lock (subscribe-time work), publishers
@@ -25,6 +26,12 @@ uint64_t mq_shared_gid(const char *group, size_t len);
  * id in the index), living on 'worker', joins / leaves. Any thread. */
 void mq_shared_join(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker, uint64_t token);
 void mq_shared_leave(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker, uint64_t token);
+
+/* Member 'token' of group 'gid' on 'fid', on 'worker', has a connection ('online') or not:
+ * picks prefer the members with one, and take an offline member only when no member is
+ * online (its session then queues the message). Members join online. Any thread. */
+void mq_shared_set_online(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned worker,
+                          uint64_t token, bool online);
 
 /* True while any group exists (a relaxed read: publishers skip the registry otherwise). */
 bool mq_shared_any(const mq_shared_t *sh);

@@ -301,6 +301,7 @@ static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess
     }
     mq_sess_peer_t peer = peer_of(pkt);
     mq_sess_attach(s, mq_conn_out(&cl->conn), &cl->conn, &peer); /* re-sends what is owed */
+    mq_route_set_online(p->route, s, true); /* its shared groups pick it again */
     char addr[MQ_CONN_PEER_LEN];
     if (p->o->connection_messages)
         MQ_LOG(MQ_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u).",

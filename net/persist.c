@@ -55,6 +55,7 @@ static void restore_subs(mq_proto_t *p, mq_sess_t *s, const mq_replay_sess_t *rs
     }
     /* what the ACL in force grants the session's user (without an ACL: everything) */
     (void)mq_auth_reclassify_sess(mq_auth_get(p->env.auth), p->route, s);
+    mq_route_set_online(p->route, s, false); /* no connection until its client returns */
 }
 
 /* The Subscription Identifiers a message on 'topic' is delivered with: those of the

@@ -229,8 +229,10 @@ static void on_release(void *arg, mq_conn_t *c)
     release_will(p, cl, s);
     if (s && s->clean)
         mq_publish_end_session(p, s);
-    else if (s)
+    else if (s) { /* offline: its groups pick others, and get what it had not acknowledged */
+        mq_route_set_online(p->route, s, false);
         mq_publish_hand_on(p, s);
+    }
     mq_proto_drop_conn(c);
 }
 

@@ -431,3 +431,36 @@ Test(route, a_shared_group_gets_each_message_once_in_turn_across_workers)
     mq_route_drop(r1, c);
     cr_assert(eq(u64, mq_shared_count(sh), 0), "the last member's leaving ends the group");
 }
+
+Test(route, a_shared_group_skips_offline_members_while_one_is_online)
+{
+    mq_sess_t *a = sess(r0, "a"), *b = sess(r1, "b");
+    mq_route_subscribe(r0, a, "$share/g/off/+", 14, 1, NULL, NULL);
+    mq_route_subscribe(r1, b, "$share/g/off/+", 14, 1, NULL, NULL);
+    uint64_t fid = a->subs[0].fid, gid = mq_shared_gid("g", 1);
+    unsigned w;
+    uint64_t token;
+    mq_route_set_online(r0, a, false);
+    for (int i = 0; i < 4; i++) { /* b every time, whose turn it is or not */
+        cr_assert(mq_shared_pick_one(sh, fid, gid, 0, &w, &token));
+        cr_assert(eq(u64, token, b->id_hash));
+        cr_assert(eq(u32, w, 1));
+    }
+    cr_assert(mq_shared_pick_one(sh, fid, gid, b->id_hash, &w, &token),
+              "excluding b leaves a, offline but the only one: picked (its session queues)");
+    cr_assert(eq(u64, token, a->id_hash));
+    mq_route_set_online(r1, b, false); /* everyone offline: in turn again */
+    int got_a = 0;
+    for (int i = 0; i < 4; i++) {
+        cr_assert(mq_shared_pick_one(sh, fid, gid, 0, &w, &token));
+        got_a += token == a->id_hash;
+    }
+    cr_assert(eq(int, got_a, 2));
+    mq_route_set_online(r0, a, true);
+    cr_assert(mq_shared_pick_one(sh, fid, gid, 0, &w, &token));
+    cr_assert(eq(u64, token, a->id_hash));
+    cr_assert(mq_shared_pick_one(sh, fid, gid, 0, &w, &token));
+    cr_assert(eq(u64, token, a->id_hash), "a is back, b is not");
+    mq_route_drop(r0, a);
+    mq_route_drop(r1, b);
+}
