@@ -400,7 +400,9 @@ uint32_t mq_sess_give_shared(mq_sess_t *s, mq_sess_give_cb *give, void *arg)
     uint32_t given = 0;
     for (uint32_t i = 0; i < s->n_inflight; i++) {
         mq_outmsg_t *o = &s->inflight[i];
-        if (o->shared && o->state == MQ_OUT_PUBLISH && o->msg && give(arg, o->msg)) {
+        /* QoS 2 in flight is the client's to finish [MQTT-4.8.2-4], never another's
+         * [MQTT-4.8.2-5] */
+        if (o->shared && o->qos == 1 && o->state == MQ_OUT_PUBLISH && o->msg && give(arg, o->msg)) {
             o->shared = false;
             given++;
         }

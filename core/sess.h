@@ -166,9 +166,10 @@ bool mq_sess_deliver_shared(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retai
                             const uint32_t *sub_ids, uint32_t n_sub_ids);
 
 /* Offers each message delivered for a shared subscription that the client has not
- * acknowledged to give(arg, msg), in order: those in flight before PUBACK / PUBREC (given
- * ones stay, since a returning client gets them again [MQTT-4.4.0-1], but lose the mark: they
- * are given once), then the queued ones (given ones leave the queue). give() returns whether
+ * acknowledged to give(arg, msg), in order: QoS 1 ones in flight before PUBACK (given ones
+ * stay, since a returning client gets them again [MQTT-4.4.0-1], but lose the mark: they are
+ * given once; QoS 2 in flight stays the client's alone [MQTT-4.8.2-4/5]), then the queued
+ * ones (given ones leave the queue). give() returns whether
  * it took the message. Returns the number given. */
 typedef bool mq_sess_give_cb(void *arg, mq_msg_t *msg);
 uint32_t mq_sess_give_shared(mq_sess_t *s, mq_sess_give_cb *give, void *arg);

@@ -149,9 +149,9 @@ void mq_shared_set_online(mq_shared_t *sh, uint64_t fid, uint64_t gid, unsigned 
 }
 
 /* The member of 'g' whose turn it is: the next online one from the turn counter on, or, when
- * every member is offline, the one at the counter (its session queues the message); never
- * 'exclude'. -1 when there is none. */
-static int64_t turn(group_t *g, uint64_t exclude)
+ * every member is offline and not 'online_only', the one at the counter (its session queues
+ * the message); never 'exclude'. -1 when there is none. */
+static int64_t turn(group_t *g, uint64_t exclude, bool online_only)
 {
     uint32_t k = (uint32_t)atomic_fetch_add_explicit(&g->rr, 1, memory_order_relaxed) % g->n;
     int64_t fallback = -1;
@@ -160,14 +160,14 @@ static int64_t turn(group_t *g, uint64_t exclude)
             continue;
         if (!atomic_load_explicit(&g->m[k].offline, memory_order_relaxed))
             return k;
-        if (fallback < 0)
+        if (fallback < 0 && !online_only)
             fallback = k;
     }
     return fallback;
 }
 
 bool mq_shared_pick_one(mq_shared_t *sh, uint64_t fid, uint64_t gid, uint64_t exclude,
-                        unsigned *worker, uint64_t *token)
+                        bool online_only, unsigned *worker, uint64_t *token)
 {
     bool found = false;
     pthread_rwlock_rdlock(&sh->lock);
@@ -176,7 +176,7 @@ bool mq_shared_pick_one(mq_shared_t *sh, uint64_t fid, uint64_t gid, uint64_t ex
         group_t *g = &gs->g[i];
         if (g->gid != gid || g->n == 0)
             continue;
-        int64_t k = turn(g, exclude);
+        int64_t k = turn(g, exclude, online_only);
         if (k >= 0) {
             *worker = g->m[k].worker;
             *token = g->m[k].token;
@@ -193,8 +193,9 @@ void mq_shared_pick(mq_shared_t *sh, uint64_t fid, mq_shared_pick_cb *cb, void *
     groups_t *gs = mq_map_get(&sh->by_fid, fid);
     for (uint32_t i = 0; gs && i < gs->n; i++) {
         group_t *g = &gs->g[i];
-        int64_t k = turn(g, 0); /* tokens are client id hashes: 0 is no member's */
-        cb(arg, fid, g->gid, g->m[k].worker, g->m[k].token);
+        int64_t k = turn(g, 0, false); /* tokens are client id hashes: 0 is no member's */
+        if (k >= 0)
+            cb(arg, fid, g->gid, g->m[k].worker, g->m[k].token);
     }
     pthread_rwlock_unlock(&sh->lock);
 }

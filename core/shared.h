@@ -46,10 +46,10 @@ typedef void mq_shared_pick_cb(void *arg, uint64_t fid, uint64_t gid, unsigned w
 void mq_shared_pick(mq_shared_t *sh, uint64_t fid, mq_shared_pick_cb *cb, void *arg);
 
 /* Picks the member of group 'gid' on filter 'fid' that gets a message now (in turn, as
- * mq_shared_pick), other than member 'exclude' (a token; 0: none): false when the group has
- * no such member. Any worker. */
+ * mq_shared_pick), other than member 'exclude' (a token; 0: none), and only a member with a
+ * connection if 'online_only': false when the group has no such member. Any worker. */
 bool mq_shared_pick_one(mq_shared_t *sh, uint64_t fid, uint64_t gid, uint64_t exclude,
-                        unsigned *worker, uint64_t *token);
+                        bool online_only, unsigned *worker, uint64_t *token);
 
 /* Groups with at least one member ($SYS). Any thread. */
 uint64_t mq_shared_count(const mq_shared_t *sh);

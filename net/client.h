@@ -96,6 +96,7 @@ struct mq_proto_state {
     uint64_t auth_gen;          /* the security state this worker's subscriptions were
                                  * classified with (net/auth.h: a reload classifies again) */
     mq_auth_cache_t auth_cache; /* credentials this worker verified lately */
+    bool stopping;              /* a graceful stop began (mq_proto_goodbye) */
     uint64_t mem_checked_ms;    /* memory_limit: when the heap was last measured */
     bool mem_over;              /* ... and whether it was above the limit then */
 };

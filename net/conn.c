@@ -546,8 +546,11 @@ void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe 
         c->wbuf.len = 0;
         if (c->head)
             c->head->len = 0;
+        c->read_done = true; /* the peer is gone: no lingering */
         mq_conn_close(c, strerror(-cqe->res));
-        if (c->has_held) /* closing: the bytes are not wanted any more */
+        shutdown(c->fd, SHUT_RDWR); /* a pending receive completes: the release follows, also
+                                     * when the connection was closing already */
+        if (c->has_held)            /* closing: the bytes are not wanted any more */
             (void)release_held(l, c);
         maybe_release(c);
         return;

@@ -225,14 +225,13 @@ static void on_release(void *arg, mq_conn_t *c)
         mq_client_detach(p, cl);
         if (!s->clean && s->expiry_s != 0xFFFFFFFFu)
             s->expire_at = p->env.loop->now_ms + (uint64_t)s->expiry_s * 1000;
+        mq_route_set_online(p->route, s, false); /* its groups pick others from now on */
     }
     release_will(p, cl, s);
     if (s && s->clean)
         mq_publish_end_session(p, s);
-    else if (s) { /* offline: its groups pick others, and get what it had not acknowledged */
-        mq_route_set_online(p->route, s, false);
+    else if (s) /* offline: its groups get what it had not acknowledged */
         mq_publish_hand_on(p, s);
-    }
     mq_proto_drop_conn(c);
 }
 
@@ -351,6 +350,7 @@ void mq_proto_tick(mq_proto_t *p)
 
 void mq_proto_goodbye(mq_proto_t *p)
 {
+    p->stopping = true;
     for (mq_conn_t *c = p->env.loop->conns; c; c = c->next) {
         client_t *cl = client_of(c);
         if (c->state == MQ_CONN_ACTIVE && cl->proto == MQ_PROTO_5)

@@ -68,36 +68,44 @@ typedef struct group_sub {
 
 typedef struct hand_on {
     mq_proto_t *p;
-    uint64_t self; /* the session's token: not picked again */
+    uint64_t self;    /* the session's token: not picked again */
+    bool online_only; /* connection lost: to a member that has one, else it stays */
     group_sub_t *gs;
     uint32_t n_gs, cap_gs;
 } hand_on_t;
 
-/* Gives 'msg' to another member of the first of the session's groups whose filter matches
- * it; false when there is none (the message stays). */
+/* Gives 'msg' to another member of the session's group that gave it; false (the message
+ * stays) when there is none, or when several of the session's groups match its topic and
+ * the one that gave it cannot be told (handing it to the wrong one would duplicate it there
+ * and take it from the right one). */
 static bool give_to_group(void *arg, mq_msg_t *msg)
 {
     hand_on_t *h = arg;
     mq_str_t t = mq_msg_topic(msg);
+    const group_sub_t *g = NULL;
     for (uint32_t k = 0; k < h->n_gs; k++) {
-        const group_sub_t *g = &h->gs[k];
-        if (!mq_topic_matches(g->filter.ptr, g->filter.len, t.ptr, t.len))
+        if (!mq_topic_matches(h->gs[k].filter.ptr, h->gs[k].filter.len, t.ptr, t.len))
             continue;
-        unsigned w;
-        uint64_t token;
-        if (!mq_shared_pick_one(h->p->env.shared, g->fid, g->gid, h->self, &w, &token))
+        if (g)
             return false;
-        to_member(h->p, msg, w, g->fid, g->gid, token);
-        return true;
+        g = &h->gs[k];
     }
-    return false;
+    unsigned w;
+    uint64_t token;
+    if (g == NULL ||
+        !mq_shared_pick_one(h->p->env.shared, g->fid, g->gid, h->self, h->online_only, &w, &token))
+        return false;
+    to_member(h->p, msg, w, g->fid, g->gid, token);
+    return true;
 }
 
 /* Hands what shared groups gave 's' and its client has not acknowledged on to other members
  * of those groups (mq_sess_give_shared says which stay). */
-static void hand_on(mq_proto_t *p, mq_sess_t *s, const char *why)
+static void hand_on(mq_proto_t *p, mq_sess_t *s, bool online_only, const char *why)
 {
-    hand_on_t h = {.p = p, .self = s->id_hash};
+    if (p->stopping) /* the other workers may have stopped: their mail would be lost */
+        return;
+    hand_on_t h = {.p = p, .self = s->id_hash, .online_only = online_only};
     for (uint32_t i = 0; i < s->n_subs; i++) {
         mq_str_t share, rest;
         const mq_sub_t *sub = &s->subs[i];
@@ -118,12 +126,12 @@ static void hand_on(mq_proto_t *p, mq_sess_t *s, const char *why)
 
 void mq_publish_hand_on(mq_proto_t *p, mq_sess_t *s)
 {
-    hand_on(p, s, "connection lost");
+    hand_on(p, s, true, "connection lost");
 }
 
 void mq_publish_end_session(mq_proto_t *p, mq_sess_t *s)
 {
-    hand_on(p, s, "session ended");
+    hand_on(p, s, false, "session ended");
     mq_client_destroy_sess(p, s);
 }
 

@@ -303,3 +303,20 @@ def test_a_reload_that_revokes_a_will_topic_drops_the_will_when_it_would_go(acl_
     watcher.no_data(1.0)  # neither w/ will: the reload denied alice w/#
     assert b.wait_log("will on 'w/now' denied by the ACL")
     assert b.wait_log("will on 'w/delayed' denied by the ACL")
+
+
+def test_a_will_revoked_by_a_reload_is_dropped_at_a_take_over_too(acl_broker):
+    b = acl_broker()
+    watcher = conn(b.port, "watcher-1", "watcher")
+    assert watcher.subscribe([("w/#", 0)]) == [0]
+    old = Raw(b.port)
+    old.send(connect_pkt("alice-t", username="alice", password="x",
+                         will=("w/taken", b"bye", 0, False)))
+    old.expect(bytes([0x20, 2, 0, 0]))
+    b.acl.write_text(ACL.replace("topic write w/#", "topic write x/#"))
+    b.proc.send_signal(signal.SIGHUP)
+    assert b.wait_log("password_file and acl_file re-read")
+    conn(b.port, "alice-t", "alice")  # takes the session over: the old will would go now
+    assert old.wait_closed()
+    watcher.no_data(1.0)
+    assert b.wait_log("will on 'w/taken' denied by the ACL")

@@ -322,6 +322,8 @@ def offline_subscriber(port, client_id, filters):
     r = Raw(port)
     r.connect(client_id, clean=False)
     assert r.subscribe(filters) == [q for _, q in filters]
+    r.send(b"\xe0\x00")  # DISCONNECT, then the broker's close: the session is offline when
+    assert r.wait_closed()  # the next publish comes (a bare close raced with it under load)
     r.close()
 
 

@@ -442,24 +442,26 @@ Test(route, a_shared_group_skips_offline_members_while_one_is_online)
     uint64_t token;
     mq_route_set_online(r0, a, false);
     for (int i = 0; i < 4; i++) { /* b every time, whose turn it is or not */
-        cr_assert(mq_shared_pick_one(sh, fid, gid, 0, &w, &token));
+        cr_assert(mq_shared_pick_one(sh, fid, gid, 0, false, &w, &token));
         cr_assert(eq(u64, token, b->id_hash));
         cr_assert(eq(u32, w, 1));
     }
-    cr_assert(mq_shared_pick_one(sh, fid, gid, b->id_hash, &w, &token),
+    cr_assert(mq_shared_pick_one(sh, fid, gid, b->id_hash, false, &w, &token),
               "excluding b leaves a, offline but the only one: picked (its session queues)");
     cr_assert(eq(u64, token, a->id_hash));
+    cr_assert(not(mq_shared_pick_one(sh, fid, gid, b->id_hash, true, &w, &token)),
+              "online only: a hand-on on connection loss does not move messages to a");
     mq_route_set_online(r1, b, false); /* everyone offline: in turn again */
     int got_a = 0;
     for (int i = 0; i < 4; i++) {
-        cr_assert(mq_shared_pick_one(sh, fid, gid, 0, &w, &token));
+        cr_assert(mq_shared_pick_one(sh, fid, gid, 0, false, &w, &token));
         got_a += token == a->id_hash;
     }
     cr_assert(eq(int, got_a, 2));
     mq_route_set_online(r0, a, true);
-    cr_assert(mq_shared_pick_one(sh, fid, gid, 0, &w, &token));
+    cr_assert(mq_shared_pick_one(sh, fid, gid, 0, false, &w, &token));
     cr_assert(eq(u64, token, a->id_hash));
-    cr_assert(mq_shared_pick_one(sh, fid, gid, 0, &w, &token));
+    cr_assert(mq_shared_pick_one(sh, fid, gid, 0, false, &w, &token));
     cr_assert(eq(u64, token, a->id_hash), "a is back, b is not");
     mq_route_drop(r0, a);
     mq_route_drop(r1, b);

@@ -832,3 +832,16 @@ Test(sess, give_shared_offers_what_a_shared_group_gave_and_was_not_acknowledged)
     cr_assert(eq(sz, take(&out, p, 8), 1));
     expect_publish(&p[0], "q", 1, false);
 }
+
+Test(sess, give_shared_leaves_qos2_in_flight_to_its_client)
+{
+    lim.max_inflight = 2;
+    open_sess(true);
+    cr_assert(mq_sess_deliver_shared(s, msg("two"), 2, false, NULL, 0));   /* in flight */
+    cr_assert(mq_sess_deliver_shared(s, msg("one"), 1, false, NULL, 0));   /* in flight */
+    cr_assert(mq_sess_deliver_shared(s, msg("later"), 2, false, NULL, 0)); /* queued */
+    char names[16] = "";
+    cr_assert(eq(u32, mq_sess_give_shared(s, take_payload, names), 2));
+    cr_assert(eq(str, names, "onelater"), "[MQTT-4.8.2-4]: a QoS 2 delivery begun is finished "
+                                          "with its client; queued QoS 2 may go elsewhere");
+}
