@@ -154,12 +154,8 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
                          "session taken over");
         /* its will is checked now, as its owner's (the session changes hands below, and the
          * detached connection publishes it without a session) */
-        mq_str_t wt = old->will ? mq_msg_topic(old->will) : (mq_str_t){NULL, 0};
-        if (old->will_pending && !mq_auth_may_write(mq_auth_get(p->env.auth), s, wt.ptr, wt.len)) {
-            MQ_LOG(MQ_LOG_INFO, "worker=%u client=%s will on '%.*s' denied by the ACL: dropped",
-                   p->env.self, s->client_id, (int)(wt.len > 64 ? 64 : wt.len), wt.ptr);
+        if (old->will_pending && !mq_publish_will_allowed(p, s, old->will))
             old->will_pending = false;
-        }
     }
     /* a session that ends with its connection (3.1.1 clean session [MQTT-3.1.2-6], v5
      * Session Expiry 0) ends at a take-over too (MQTT 5 §3.1.4); a clean CONNECT (v5: Clean

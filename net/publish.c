@@ -212,18 +212,25 @@ static bool is_sys_topic(const char *t, size_t len)
     return true;
 }
 
+bool mq_publish_will_allowed(mq_proto_t *p, const mq_sess_t *owner, const mq_msg_t *will)
+{
+    mq_str_t wt = mq_msg_topic(will);
+    if (mq_auth_may_write(mq_auth_get(p->env.auth), owner, wt.ptr, wt.len))
+        return true;
+    MQ_LOG(MQ_LOG_INFO, "worker=%u client=%s will on '%.*s' denied by the ACL: dropped",
+           p->env.self, owner->client_id, (int)(wt.len > 64 ? 64 : wt.len), wt.ptr);
+    p->cnt.pub_dropped++;
+    return false;
+}
+
 void mq_publish_will(mq_proto_t *p, const mq_sess_t *owner, mq_msg_t *will, bool has_expiry,
                      uint32_t expiry_s)
 {
     mq_str_t wt = mq_msg_topic(will);
     if (is_sys_topic(wt.ptr, wt.len)) /* as for a PUBLISH: $SYS is the broker's */
         return;
-    if (owner && !mq_auth_may_write(mq_auth_get(p->env.auth), owner, wt.ptr, wt.len)) {
-        MQ_LOG(MQ_LOG_INFO, "worker=%u client=%s will on '%.*s' denied by the ACL: dropped",
-               p->env.self, owner->client_id, (int)(wt.len > 64 ? 64 : wt.len), wt.ptr);
-        p->cnt.pub_dropped++;
+    if (owner && !mq_publish_will_allowed(p, owner, will))
         return;
-    }
     if (has_expiry) /* the will is still its connection's alone: not yet shared */
         will->expire_at = p->env.loop->now_ms + (uint64_t)expiry_s * 1000 + (expiry_s ? 0 : 1);
     (void)mq_publish_route(p, will);

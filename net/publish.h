@@ -39,6 +39,10 @@ void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint
 void mq_publish_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid,
                                uint64_t token);
 
+/* Whether the ACL in force lets session 'owner' publish its will 'will'; a refusal is logged
+ * and counted as dropped. */
+bool mq_publish_will_allowed(mq_proto_t *p, const mq_sess_t *owner, const mq_msg_t *will);
+
 /* Publishes a will (borrowed) of session 'owner' (NULL: not known) unless it targets $SYS or
  * the ACL in force now denies 'owner' its topic (a reload since the CONNECT, where it was
  * checked first, may have revoked it; mosquitto 2.0 checks when it publishes too); with
