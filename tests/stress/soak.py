@@ -163,7 +163,12 @@ class Pair:
 
 def churn(port, stop, seed):
     """Connects, publishes retained and plain messages, sets wills, takes over ids and leaves
-    cleanly or by dropping the socket; errors here are expected and ignored."""
+    cleanly or by dropping the socket; errors here are expected and ignored.
+
+    Each client's network thread is stopped whatever happens: a client left running (its
+    socket already closed by a take-over, so the abrupt drop raised) reconnects by itself
+    for ever, and hundreds of them took the ids over hundreds of times a second and starved
+    the pairs' threads of the interpreter after six minutes."""
     rnd = random.Random(seed)
     while not stop.is_set():
         cid = f"soak-churn-{rnd.randrange(8)}"  # 8 ids for 2 threads each: take-overs
@@ -172,7 +177,10 @@ def churn(port, stop, seed):
             c.will_set(f"soak/will/{cid}", b"gone", rnd.randrange(3), rnd.random() < 0.3)
         try:
             c.connect(HOST, port, 5)
-            c.loop_start()
+        except (OSError, ValueError):
+            continue
+        c.loop_start()
+        try:
             if rnd.random() < 0.2:  # QoS 0: an offline session does not queue the pairs' flow
                 c.subscribe("soak/#", 0)
             else:
@@ -186,9 +194,13 @@ def churn(port, stop, seed):
                 c.disconnect()
             else:
                 c.socket().shutdown(socket.SHUT_RDWR)  # a failure: the will goes out
-            c.loop_stop()
         except (OSError, ValueError, AttributeError):
-            pass
+            pass  # (taken over meanwhile: the socket is closed or gone)
+        finally:
+            c.loop_stop()
+            s = c.socket()
+            if s is not None:
+                s.close()
 
 
 BAD = [b"\x10\xff\xff\xff\xff\x7f", b"\x30\x05\x00", b"\x82\x00", b"\x10\x0c\x00\x04MQTT\x04",
@@ -229,6 +241,10 @@ class Sys:
         self.c.loop_start()
 
 
+# the fleet's threads: the pairs' 8 clients, 2 churn clients, the workers, the sampler, $SYS
+MAX_THREADS = 40
+
+
 def sample_loop(args, proc, port, stop, samples):
     sys_c = Sys(port)
     t0 = time.monotonic()
@@ -239,8 +255,13 @@ def sample_loop(args, proc, port, stop, samples):
             break
         rss, fds = proc_sample(proc.pid)
         samples.append((time.monotonic() - t0, rss, fds, sys_c.connected))
-        print(f"t={samples[-1][0]:6.1f}s rss={rss} KiB fds={fds} connected={sys_c.connected}",
-              flush=True)
+        threads = threading.active_count()
+        print(f"t={samples[-1][0]:6.1f}s rss={rss} KiB fds={fds} connected={sys_c.connected} "
+              f"soak-threads={threads}", flush=True)
+        if threads > MAX_THREADS:  # the fleet itself leaks: what follows would not be the broker
+            fail(f"the soak's own clients leak: {threads} threads (bound {MAX_THREADS})")
+            stop.set()
+            break
     sys_c.c.loop_stop()
 
 
