@@ -8,8 +8,14 @@ floods, and the throughput of a healthy QoS 1 pair with them against without the
 Prints the healthy pair's rate alone and under the flood, the broker's RSS (idle, peak, and
 the bound of tests/integration/test_slow_consumers.py) and the drops counted in $SYS. Fails
 (exit 1) when the pair's rate under the flood is below 80 % of its rate alone, RSS passes the
-bound, or the pair loses a message. Needs an open-file limit above N."""
+bound, or the pair loses a message. Needs an open-file limit above N.
+
+The flood runs in a process of its own (in the pair's process it took the interpreter's lock
+from the pair's threads: that measured Python, not the broker), and the pair alternates
+--rounds times between alone and flooded; the medians are compared, as single runs on a
+shared 2-core machine ranged from 58 % to 100 %."""
 import argparse
+import multiprocessing
 import os
 import re
 import socket
@@ -18,6 +24,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import statistics
 
 import paho.mqtt.client as mqtt
 
@@ -47,15 +55,16 @@ def stalled(port, i):
 
 
 def flood(port, stop):
+    """Runs in a process of its own until 'stop' (a multiprocessing event) is set."""
     s = socket.create_connection((HOST, port))
     s.sendall(connect_pkt(b"flooder"))
     s.recv(4)
     topic = b"flood/x"
     body = len(topic).to_bytes(2, "big") + topic + b"f" * S
     rem = len(body)
-    pkt = bytes([0x30, 0x80 | (rem & 0x7F), rem >> 7]) + body
+    burst = (bytes([0x30, 0x80 | (rem & 0x7F), rem >> 7]) + body) * 50
     while not stop.is_set():
-        s.sendall(pkt * 50)
+        s.sendall(burst)
         time.sleep(0.01)
     s.close()
 
@@ -82,8 +91,9 @@ def pair_rate(port, n, tag):
         pub.publish("pair/t", str(i), 1)
     ok = done.wait(120)
     took = time.monotonic() - t0
-    pub.loop_stop()
-    sub.loop_stop()
+    for c in (pub, sub):
+        c.disconnect()
+        c.loop_stop()
     return (n / took if ok else 0.0), len(got)
 
 
@@ -93,6 +103,7 @@ def main():
     ap.add_argument("--stalled", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="slow-")
     with socket.socket() as s:
@@ -115,35 +126,43 @@ def main():
 def run(args, port, proc):
     time.sleep(0.5)
     errors = []
-    alone, n1 = pair_rate(port, args.messages, "alone")
-    if alone == 0:
-        print(f"FAIL: the healthy pair alone did not finish ({n1} of {args.messages})")
-        return 1
     socks = [stalled(port, i) for i in range(args.stalled)]
     time.sleep(0.5)
     idle = rss_kib(proc.pid)
-    stop = threading.Event()
-    fl = threading.Thread(target=flood, args=(port, stop))
-    fl.start()
-    time.sleep(3)  # the stalled subscribers' buffers and queues fill
     drops = []
     mon = mqtt.Client(client_id="sys-mon")
     mon.on_message = lambda c, u, m: drops.append(int(m.payload))
     mon.connect(HOST, port, 60)
     mon.subscribe("$SYS/broker/publish/messages/dropped")
     mon.loop_start()
-    loaded, n2 = pair_rate(port, args.messages, "loaded")
-    peak = rss_kib(proc.pid)
-    stop.set()
-    fl.join()
-    time.sleep(1.5)
+    mp = multiprocessing.get_context("spawn")
+    alone, loaded, peak = [], [], idle
+    for r in range(args.rounds):
+        rate, n = pair_rate(port, args.messages, f"alone-{r}")
+        alone.append(rate)
+        if n != args.messages:
+            errors.append(f"round {r}: the pair alone lost messages ({n} of {args.messages})")
+        stop = mp.Event()
+        fl = mp.Process(target=flood, args=(port, stop))
+        fl.start()
+        time.sleep(3)  # the stalled subscribers' buffers and queues fill
+        rate, n = pair_rate(port, args.messages, f"loaded-{r}")
+        loaded.append(rate)
+        if n != args.messages:
+            errors.append(f"round {r}: the pair under the flood lost messages "
+                          f"({n} of {args.messages})")
+        peak = max(peak, rss_kib(proc.pid))
+        stop.set()
+        fl.join(10)
+        time.sleep(1.5)
+        print(f"round {r}: alone {alone[-1]:.0f} msg/s, flooded {loaded[-1]:.0f} msg/s", flush=True)
+    a, f = statistics.median(alone), statistics.median(loaded)
     bound = idle + (args.workers * PER_WORKER + args.stalled * (2 * (HWM + S) + Q * (S + 64))) // 1024
-    print(f"healthy pair alone {alone:.0f} msg/s, with {args.stalled} stalled subscribers "
-          f"flooded {loaded:.0f} msg/s ({loaded / alone:.0%}); RSS idle {idle} KiB, peak "
-          f"{peak} KiB, bound {bound} KiB; dropped counted {drops[-1] if drops else 0}")
-    if n1 != args.messages or n2 != args.messages:
-        errors.append(f"the healthy pair lost messages ({n1}, {n2} of {args.messages})")
-    if loaded < 0.8 * alone:
+    print(f"healthy pair alone {a:.0f} msg/s, with {args.stalled} stalled subscribers "
+          f"flooded {f:.0f} msg/s ({f / a if a else 0:.0%}; medians of {args.rounds}); RSS idle "
+          f"{idle} KiB, peak {peak} KiB, bound {bound} KiB; dropped counted "
+          f"{drops[-1] if drops else 0}")
+    if a == 0 or f < 0.8 * a:
         errors.append("the healthy pair ran below 80 % of its rate alone")
     if peak > bound:
         errors.append("RSS over the bound")
