@@ -62,7 +62,7 @@ static uint16_t alias_for(mq_sess_t *s, const mq_msg_t *m, bool *known)
 }
 
 mq_sess_t *mq_sess_new(const char *client_id, size_t len, uint64_t id_hash, bool clean,
-                       const mq_sess_limits_t *limits)
+                       const mq_sess_limits_t *limits, mq_sess_home_t *home)
 {
     mq_sess_t *s = mq_calloc(1, sizeof(*s));
     s->client_id = mq_strndup(client_id, len);
@@ -70,8 +70,17 @@ mq_sess_t *mq_sess_new(const char *client_id, size_t len, uint64_t id_hash, bool
     s->id_hash = id_hash;
     s->clean = clean;
     s->limits = limits;
+    s->home = home;
     s->next_packet_id = 1;
     return s;
+}
+
+/* A message this session will never send: counted for the worker, and noted for
+ * net/overload.c (a client dropping messages has a full queue). */
+static void count_drop(mq_sess_t *s)
+{
+    s->home->stats.dropped++;
+    s->dropped_lately = true;
 }
 
 /* Drops what an outbound entry holds. */
@@ -114,7 +123,7 @@ uint32_t mq_sess_filter_queue(mq_sess_t *s, mq_sess_keep_cb *keep, void *arg)
             continue;
         }
         s->q_bytes -= o.msg->payload_len;
-        s->stats.dropped++;
+        count_drop(s);
         out_release(&o);
     }
     s->q_len = kept;
@@ -130,7 +139,7 @@ void mq_sess_set_username(mq_sess_t *s, const char *user, size_t len)
 
 static void write_ack(mq_sess_t *s, uint8_t type, uint16_t packet_id)
 {
-    s->stats.packets_sent++;
+    s->home->stats.packets_sent++;
     /* The session does not know the protocol version, and needs not: an ack with reason
      * code 0 and no properties is the same 4 bytes in 3.1, 3.1.1 and 5 [MQTT-3.6.2.1]. */
     mq_codec_append_ack(s->out, type, packet_id, MQ_PROTO_311, MQ_RC_SUCCESS, NULL);
@@ -142,7 +151,7 @@ static mq_msg_v5_t v5_parts(mq_sess_t *s, const mq_outmsg_t *o, bool with_alias)
     mq_msg_v5_t x = {0};
     const mq_msg_t *m = o->msg;
     if (m->expire_at) {
-        uint64_t now = s->clock ? *s->clock : 0;
+        uint64_t now = s->home->clock ? *s->home->clock : 0;
         uint64_t left = m->expire_at > now ? m->expire_at - now : 0;
         x.has_expiry = true; /* the interval less the time waited [MQTT-3.3.2-6] */
         x.expiry_left = (uint32_t)((left + 999) / 1000);
@@ -204,15 +213,15 @@ static void write_publish(mq_sess_t *s, const mq_outmsg_t *o, bool dup)
                                     s->out->data + s->out->len);
     }
     s->out->len += w;
-    s->stats.publish_sent++;
-    s->stats.packets_sent++;
-    s->stats.publish_bytes += o->msg->payload_len;
+    s->home->stats.publish_sent++;
+    s->home->stats.packets_sent++;
+    s->home->stats.publish_bytes += o->msg->payload_len;
 }
 
 /* The Message Expiry Interval of 'o' has passed. */
 static bool expired(const mq_sess_t *s, const mq_outmsg_t *o)
 {
-    return o->msg->expire_at && s->clock && *s->clock >= o->msg->expire_at;
+    return o->msg->expire_at && s->home->clock && *s->home->clock >= o->msg->expire_at;
 }
 
 /* A message that must not go out to this connection: expired before onward delivery
@@ -221,11 +230,11 @@ static bool expired(const mq_sess_t *s, const mq_outmsg_t *o)
 static bool undeliverable(mq_sess_t *s, const mq_outmsg_t *o)
 {
     if (expired(s, o)) {
-        s->stats.expired++;
+        s->home->stats.expired++;
         return true;
     }
     if (near_max(s, o) && publish_size(s, o) > packet_max(s)) {
-        s->stats.too_large++;
+        s->home->stats.too_large++;
         return true;
     }
     return false;
@@ -276,7 +285,7 @@ static bool enqueue(mq_sess_t *s, mq_outmsg_t o)
     const mq_sess_limits_t *l = s->limits;
     if ((l->max_queued && s->q_len >= l->max_queued) ||
         (l->max_queued_bytes && s->q_bytes + o.msg->payload_len > l->max_queued_bytes)) {
-        s->stats.dropped++;
+        count_drop(s);
         return false;
     }
     if (s->q_len == s->q_cap) {
@@ -337,7 +346,7 @@ static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
 {
     if (s->out == NULL) {
         if (o->qos == 0 && !s->limits->queue_qos0) { /* not kept for the offline (mosquitto) */
-            s->stats.dropped++;
+            count_drop(s);
             return DROPPED;
         }
         return enqueue(s, *o) ? KEPT : DROPPED;
@@ -365,7 +374,7 @@ static bool deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain, const
     /* A packet id adds 2 bytes: a QoS 0 message of the largest size delivered at QoS 1/2
      * (upgrade_outgoing_qos) would need a 5-byte remaining length [MQTT-1.5.5]; drop it. */
     if (qos > 0 && msg->wire_len - msg->hdr_len + 2 > MQ_CODEC_MAX_REMAINING) {
-        s->stats.dropped++;
+        count_drop(s);
         return false;
     }
     if (n_sub_ids > 255)

@@ -63,7 +63,7 @@ typedef struct mq_outmsg {
     };
 } mq_outmsg_t;
 
-/* Plain counters, written by the owning worker only; it sums them for $SYS. */
+/* Plain counters of a worker's sessions, written by that worker only (DESIGN.md rule 8). */
 typedef struct mq_sess_stats {
     uint64_t dropped;       /* messages dropped by the queue limits or while offline */
     uint64_t publish_sent;  /* PUBLISH packets written */
@@ -73,17 +73,13 @@ typedef struct mq_sess_stats {
     uint64_t too_large;     /* messages over the client's Maximum Packet Size (v5) */
 } mq_sess_stats_t;
 
-/* Adds every counter of 'src' to 'dst'. */
-static inline void mq_sess_stats_add(mq_sess_stats_t *dst, const mq_sess_stats_t *src)
-{
-    _Static_assert(sizeof(mq_sess_stats_t) == 6 * sizeof(uint64_t), "a counter not added here");
-    dst->dropped += src->dropped;
-    dst->publish_sent += src->publish_sent;
-    dst->publish_bytes += src->publish_bytes;
-    dst->packets_sent += src->packets_sent;
-    dst->expired += src->expired;
-    dst->too_large += src->too_large;
-}
+/* What the sessions of one worker share, one per worker: its clock for message expiry, and
+ * the counters every session adds to. A session carries no counters of its own (issue 13:
+ * they were 48 of its 224 bytes, summed for $SYS anyway). */
+typedef struct mq_sess_home {
+    const uint64_t *clock; /* ms, any monotonic clock; NULL: no message expires */
+    mq_sess_stats_t stats;
+} mq_sess_home_t;
 
 /* What the attached connection asked for (MQTT 5 CONNECT properties); zero = no limit. */
 typedef struct mq_sess_peer {
@@ -94,8 +90,8 @@ typedef struct mq_sess_peer {
 } mq_sess_peer_t;
 
 /* One per client id, so its size counts per connection (issue 13): the fields are ordered so
- * that no padding is left (224 bytes, a jemalloc size class): the small ones first, then
- * every array's counts, then the pointers. */
+ * that no padding is left (184 bytes, in jemalloc's 192-byte class): the small ones first,
+ * then every array's counts, then the pointers. */
 typedef struct mq_sess {
     char *client_id; /* owned, NUL-terminated */
     uint64_t id_hash;
@@ -103,6 +99,8 @@ typedef struct mq_sess {
     bool clean;          /* clean session: discarded when the connection ends */
     bool is_online;      /* a connection is attached */
     uint8_t auth_domain; /* security domain (per listener with per_listener_settings) */
+    bool dropped_lately; /* a message was dropped since net/overload.c last looked (it clears
+                          * it); the count is in home->stats.dropped */
     uint16_t user_len;   /* bytes of 'username' */
     uint16_t next_packet_id;
     mq_sess_peer_t peer;               /* what the attached connection accepts */
@@ -115,7 +113,7 @@ typedef struct mq_sess {
     mq_buf_t *out;                /* the attached connection's output, or NULL */
     void *conn;                   /* the attached connection (net/), or NULL */
     uint64_t expire_at;           /* broker clock ms at which a detached session ends; 0 */
-    const uint64_t *clock;        /* the owner's clock (ms) for message expiry, or NULL */
+    mq_sess_home_t *home;         /* the owning worker's clock and counters */
     struct mq_alias_out *aliases; /* outbound Topic Aliases of this connection, or NULL */
     /* authorisation (net/auth.h): who owns the session; auth_domain says which listener's
      * rules apply */
@@ -127,13 +125,13 @@ typedef struct mq_sess {
     uint16_t *qos2_in;     /* inbound QoS 2 packet ids received and not yet released */
 
     const mq_sess_limits_t *limits;
-    mq_sess_stats_t stats;
 } mq_sess_t;
-_Static_assert(sizeof(mq_sess_t) <= 224, "a session outgrew its jemalloc size class");
+_Static_assert(sizeof(mq_sess_t) <= 192, "a session outgrew its jemalloc size class");
 
-/* Returns a new detached session for 'client_id', owned by the caller. */
+/* Returns a new detached session for 'client_id', owned by the caller; 'home' (the owning
+ * worker's, not NULL) outlives it. */
 mq_sess_t *mq_sess_new(const char *client_id, size_t len, uint64_t id_hash, bool clean,
-                       const mq_sess_limits_t *limits);
+                       const mq_sess_limits_t *limits, mq_sess_home_t *home);
 
 /* Frees the session, dropping every message reference. Subscriptions must have been removed
  * from the index by the caller (it knows the index; the session does not). NULL is a no-op. */
@@ -149,7 +147,7 @@ void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn, const mq_sess_peer_
 void mq_sess_detach(mq_sess_t *s);
 
 /* Delivers 'msg' at 'qos' (already min(subscription, publication)) with 'retain' as the
- * retain flag to send. Writes it now, or queues it, or drops it (counted in stats.dropped)
+ * retain flag to send. Writes it now, or queues it, or drops it (counted in home->stats.dropped)
  * when the queue limits say so or when its packet id would make it larger than a PUBLISH
  * can be; returns false when dropped. */
 bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain);
@@ -199,7 +197,7 @@ bool mq_sess_qos2_pending(const mq_sess_t *s, uint16_t packet_id);
 bool mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id);
 
 /* Drops every queued message (not those in flight) for which 'keep' returns false, counting
- * each in stats.dropped; the others keep their order. Returns the number dropped. For the
+ * each in home->stats.dropped; the others keep their order. Returns the number dropped. For the
  * broker's authorisation after an ACL reload (net/auth.h). */
 typedef bool mq_sess_keep_cb(void *arg, const mq_sess_t *s, const mq_msg_t *msg);
 uint32_t mq_sess_filter_queue(mq_sess_t *s, mq_sess_keep_cb *keep, void *arg);

@@ -237,7 +237,7 @@ size_t mq_auth_reclassify_sess(const mq_auth_t *a, mq_route_t *r, mq_sess_t *s)
     /* what waits in the queue was allowed when it was queued: a topic the new rules deny goes
      * too, as mosquitto checks each message when it sends it */
     if (check_queue && mq_sess_queued(s) > 0)
-        (void)mq_sess_filter_queue(s, still_readable, (void *)a); /* drops are in s->stats */
+        (void)mq_sess_filter_queue(s, still_readable, (void *)a); /* drops are in s->home */
     return changed;
 }
 

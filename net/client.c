@@ -101,10 +101,19 @@ void mq_client_detach(mq_proto_t *p, client_t *cl)
     p->n_online--;
 }
 
+void mq_client_drop_pre(client_t *cl)
+{
+    if (cl->pre == NULL)
+        return;
+    mq_buf_fini(cl->pre);
+    mq_free(cl->pre);
+    cl->pre = NULL;
+}
+
 void mq_client_free_state(client_t *cl)
 {
     mq_decoder_fini(&cl->dec);
-    mq_buf_fini(&cl->pre);
+    mq_client_drop_pre(cl);
     mq_msg_unref(cl->will);
     cl->will = NULL;
     for (uint16_t i = 0; cl->in_alias && i < cl->alias_max; i++)
@@ -117,6 +126,5 @@ void mq_client_free_state(client_t *cl)
 
 void mq_client_destroy_sess(mq_proto_t *p, mq_sess_t *s)
 {
-    mq_sess_stats_add(&p->cnt.retired, &s->stats);
     mq_route_drop(p->route, s);
 }

@@ -40,24 +40,24 @@ typedef struct client {
     bool closing_by_us; /* the protocol decided the close (and the will) itself */
     uint8_t handoff_to; /* owner worker, when the CONNECT names another worker's session */
     uint16_t keep_alive;
+    bool has_will_expiry;
+    bool problem_info; /* v5 Request Problem Information (default 1): reason strings */
     mq_decoder_t dec;
-    mq_buf_t pre; /* bytes received before CONNECT was processed (handed off whole) */
+    mq_buf_t *pre; /* owned: bytes received before CONNECT was processed (handed off whole),
+                    * or NULL; none once the client is admitted */
     mq_sess_t *sess;
     mq_msg_t *will;       /* reference, or NULL */
     uint32_t will_delay;  /* v5 Will Delay Interval, seconds */
     uint32_t will_expiry; /* v5 Message Expiry Interval of the will, seconds */
-    bool has_will_expiry;
-    bool problem_info;  /* v5 Request Problem Information (default 1): reason strings */
-    uint16_t alias_max; /* v5 inbound Topic Alias Maximum announced to this client */
-    char **in_alias;    /* [alias - 1]: topics the client set (owned), or NULL */
+    uint16_t alias_max;   /* v5 inbound Topic Alias Maximum announced to this client */
+    /* net/overload.c: since when the session's queue has been full, in seconds of the loop
+     * clock plus one (0: it was not at the last tick) */
+    uint32_t full_since_s;
+    char **in_alias;                 /* [alias - 1]: topics the client set (owned), or NULL */
     mq_auth_pending_t *auth_pending; /* owned: a password with the verifier, or its answer */
-    /* net/overload.c: since when the session's queue has been full (0: it was not at the
-     * last tick), and its drop count then */
-    uint64_t full_since_ms;
-    uint64_t full_dropped;
 } client_t;
 /* one per connection (issue 13): a field more may move it into the next jemalloc class */
-_Static_assert(sizeof(client_t) <= 320, "a client outgrew its jemalloc size class");
+_Static_assert(sizeof(client_t) <= 256, "a client outgrew its jemalloc size class");
 
 /* Counters written by this worker alone with plain increments (DESIGN.md rule 8). */
 typedef struct counters {
@@ -67,7 +67,6 @@ typedef struct counters {
     uint64_t sockets;          /* connections this worker took from the acceptor */
     uint64_t connects;         /* CONNECTs accepted */
     uint64_t expired_sessions; /* sessions ended by their expiry */
-    mq_sess_stats_t retired;   /* counters of sessions already destroyed */
 } counters_t;
 
 /* A will waiting for its Will Delay Interval (MQTT 5 §3.1.3.2.2), or for its session's end. */
@@ -93,6 +92,7 @@ struct mq_proto_state {
     pending_will_t *wills; /* delayed wills */
     uint32_t n_wills, cap_wills;
     counters_t cnt;
+    mq_sess_home_t home;        /* this worker's sessions' clock and counters */
     uint64_t auth_gen;          /* the security state this worker's subscriptions were
                                  * classified with (net/auth.h: a reload classifies again) */
     mq_auth_cache_t auth_cache; /* credentials this worker verified lately */
@@ -141,6 +141,9 @@ void mq_client_detach(mq_proto_t *p, client_t *cl);
 
 /* Frees the client's protocol state (decoder, pre-CONNECT bytes, will, aliases). */
 void mq_client_free_state(client_t *cl);
+
+/* Frees the bytes kept before the client was admitted (cl->pre), if any. */
+void mq_client_drop_pre(client_t *cl);
 
 /* Ends session 's': its counters go to the retired totals, the routing tables drop it. */
 void mq_client_destroy_sess(mq_proto_t *p, mq_sess_t *s);

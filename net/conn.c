@@ -208,7 +208,7 @@ mq_conn_t *mq_conn_new(mq_conn_loop_t *l, int fd, unsigned listener)
     c->fd = fd;
     c->listener = (uint8_t)listener;
     c->is_counted = true;
-    c->born_ms = c->last_rx_ms = l->now_ms;
+    c->since_ms = l->now_ms;
     read_peer(c);
     mq_conn_link(l, c);
     arm_recv(c, false);
@@ -218,6 +218,7 @@ mq_conn_t *mq_conn_new(mq_conn_loop_t *l, int fd, unsigned listener)
 void mq_conn_activate(mq_conn_t *c)
 {
     c->state = MQ_CONN_ACTIVE;
+    c->since_ms = c->loop->now_ms; /* the keep-alive counts from here */
 }
 
 void mq_conn_arm(mq_conn_t *c)
@@ -262,9 +263,23 @@ static void maybe_release(mq_conn_t *c)
     mq_conn_free(c);
 }
 
+static mq_conn_head_t *conn_head(const mq_conn_t *c)
+{
+    return c->xport && c->xport->head ? c->xport->head(c) : NULL;
+}
+
 static size_t head_len(const mq_conn_t *c)
 {
-    return c->head ? c->head->len : 0;
+    const mq_conn_head_t *h = conn_head(c);
+    return h ? h->len : 0;
+}
+
+/* The send is over (or will never be): the head is spent too. */
+static void head_spent(mq_conn_t *c)
+{
+    mq_conn_head_t *h = conn_head(c);
+    if (h)
+        h->len = 0;
 }
 
 /* Sends what is left of the head + wbuf: one send, or one sendmsg while some of a transport's
@@ -274,14 +289,13 @@ static void submit_send(mq_conn_t *c)
     struct io_uring_sqe *sqe = mq_op_sqe(c->loop->ring);
     if (sqe == NULL) { /* the ring is unusable: what was to go cannot, the connection ends */
         c->wbuf.len = 0;
-        if (c->head)
-            c->head->len = 0;
+        head_spent(c);
         mq_conn_close(c, "io_uring: no submission queue entry for a send");
         return;
     }
     size_t hl = head_len(c);
     if (c->wsent < hl) {
-        mq_conn_head_t *h = c->head;
+        mq_conn_head_t *h = conn_head(c);
         h->iov[0] = (struct iovec){h->bytes + c->wsent, hl - c->wsent};
         h->iov[1] = (struct iovec){c->wbuf.data, c->wbuf.len};
         h->msg = (struct msghdr){.msg_iov = h->iov, .msg_iovlen = c->wbuf.len ? 2 : 1};
@@ -328,7 +342,7 @@ static void finish_close(mq_conn_t *c)
     }
     shutdown(c->fd, SHUT_WR);
     c->lingering = true;
-    c->last_rx_ms = c->loop->now_ms;
+    c->since_ms = c->loop->now_ms;
     if (!c->recv_armed)
         arm_recv(c, false);
     /* for the protocol the connection has ended: its session detaches (or ends) now, not
@@ -346,7 +360,7 @@ void mq_conn_trim(mq_conn_t *c)
 
 void mq_conn_linger_check(mq_conn_t *c, uint64_t now_ms)
 {
-    if (c->lingering && !c->read_done && now_ms - c->last_rx_ms >= MQ_CONN_LINGER_MS) {
+    if (c->lingering && !c->read_done && now_ms - c->since_ms >= MQ_CONN_LINGER_MS) {
         c->read_done = true; /* the receive completes; the connection is released */
         shutdown(c->fd, SHUT_RDWR);
     }
@@ -469,19 +483,19 @@ static bool take_buffer(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_c
         c->held_bid = (uint16_t)bid;
         c->held_len = (uint32_t)cqe->res;
         c->n_ops++; /* the held buffer keeps 'c' alive */
-        c->last_rx_ms = l->now_ms;
         return true;
     }
     if (cqe->res > 0 && c->state == MQ_CONN_ACTIVE && (l->congested || l->n_deferred)) {
         /* back-pressure: keep the buffer (the ring runs dry, receives stop with ENOBUFS,
          * TCP pushes back on the clients) and process it once the congestion clears */
         defer(l, c, bid, (uint32_t)cqe->res);
-        c->last_rx_ms = l->now_ms;
+        c->since_ms = l->now_ms;
         return true;
     }
     int r = MQ_CONN_OK;
     if (cqe->res > 0 && c->state != MQ_CONN_CLOSING) {
-        c->last_rx_ms = l->now_ms;
+        if (c->state == MQ_CONN_ACTIVE) /* (before CONNECT, the connect timeout runs on) */
+            c->since_ms = l->now_ms;
         l->bytes_received += (uint64_t)cqe->res;
         r = deliver_up(c, l->bufs + (size_t)bid * l->buf_size, (size_t)cqe->res);
     }
@@ -544,8 +558,7 @@ void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe 
     if (cqe->res < 0) {
         c->out.len = 0;
         c->wbuf.len = 0;
-        if (c->head)
-            c->head->len = 0;
+        head_spent(c);
         c->read_done = true; /* the peer is gone: no lingering */
         mq_conn_close(c, strerror(-cqe->res));
         shutdown(c->fd, SHUT_RDWR); /* a pending receive completes: the release follows, also
@@ -562,8 +575,7 @@ void mq_conn_on_send(mq_conn_loop_t *l, mq_conn_t *c, const struct io_uring_cqe 
         return;
     }
     c->wbuf.len = 0;
-    if (c->head)
-        c->head->len = 0;
+    head_spent(c);
     if (c->wbuf.cap > WBUF_KEEP && c->out.len == 0) /* a burst grew it and has ended */
         mq_buf_fini(&c->wbuf);
     if (c->has_held && !release_held(l, c))

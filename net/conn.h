@@ -60,7 +60,8 @@ typedef struct mq_conn_addr {
 
 /* A transport's frame header, sent in front of the protocol bytes in the same send so that
  * those go without a copy (plain WebSockets). Part of the transport's state, lent to the
- * connection as c->head: connections without one (most) do not carry its bytes. */
+ * connection through its transport's head(): connections without one (most) carry neither
+ * its bytes nor a pointer to it. */
 typedef struct mq_conn_head {
     uint8_t len; /* bytes in 'bytes', sent before wbuf */
     uint8_t bytes[MQ_CONN_MAX_HEAD];
@@ -77,7 +78,7 @@ typedef struct mq_transport {
     int (*recv)(mq_conn_t *c, const uint8_t *p, size_t len);
     /* At a flush with no send in flight: moves the protocol bytes of 'plain' (emptied), and
      * any wire bytes of its own, into 'wire' (empty on entry). A transport that lent the
-     * connection a head (c->head) may also put up to MQ_CONN_MAX_HEAD bytes in it, which go
+     * connection a head (its head()) may also put up to MQ_CONN_MAX_HEAD bytes in it, which go
      * out in front of 'wire' in the same send: a frame header before protocol bytes swapped
      * in without a copy. */
     void (*send)(mq_conn_t *c, mq_buf_t *plain, mq_buf_t *wire);
@@ -86,6 +87,10 @@ typedef struct mq_transport {
     /* Optional (NULL: no TLS under this transport): the connection's TLS state, for what the
      * protocol asks of it (net/tls.h: mq_tls_username()). MQTT over TLS and wss:// set it. */
     struct mq_tls *(*tls)(const mq_conn_t *c);
+    /* Optional (NULL: none): the frame header this transport lends the connection, in its own
+     * state, or NULL. Plain WebSockets sets it; connections without one (most) do not carry
+     * its bytes, nor a pointer to it. */
+    mq_conn_head_t *(*head)(const mq_conn_t *c);
 } mq_transport_t;
 
 /* The layer above (the protocol), called by the loop; 'arg' is the handler's context. */
@@ -104,35 +109,40 @@ typedef struct mq_conn_handler {
     void (*on_release)(void *arg, mq_conn_t *c);
 } mq_conn_handler_t;
 
+/* Owned by its loop's thread (no field is shared), so the flags can be bits. Ordered so that
+ * no padding is left: 152 bytes, the protocol's client adding 104 to fill jemalloc's 256-byte
+ * class (issue 13). */
 struct mq_conn {
     mq_conn_loop_t *loop;
     int fd;
-    uint8_t state;     /* enum mq_conn_state */
-    uint8_t listener;  /* index, for the per-listener connection count */
-    bool recv_armed;   /* a receive is submitted */
-    bool send_busy;    /* a send is submitted */
-    bool need_rearm;   /* the multishot receive ended for lack of buffers */
-    bool in_dirty;     /* queued on the loop's dirty list */
-    bool is_counted;   /* counted in the server's connection totals */
-    bool has_held;     /* a received buffer waits for the send in flight (state PRE only) */
-    bool read_done;    /* the client's input has ended (end of stream or an error) */
-    bool lingering;    /* closing: writing is shut, what the client still sends is dropped;
-                        * the handler's on_release has run */
-    uint16_t held_bid; /* that buffer's id and length */
-    uint32_t held_len;
-    unsigned n_ops;      /* submitted operations (and held buffers) not yet completed */
-    uint64_t last_rx_ms; /* lingering: when writing was shut (mq_conn_linger_check) */
-    uint64_t born_ms;
-    mq_buf_t out;                /* protocol bytes waiting to be sent */
-    mq_buf_t wbuf;               /* wire bytes of the send in flight */
-    size_t wsent;                /* bytes of the head + wbuf already sent */
-    mq_conn_head_t *head;        /* the transport's frame header, or NULL (mq_conn_head_t) */
+    uint32_t held_len; /* the held buffer's length (has_held) */
+    size_t wsent;      /* bytes of the head + wbuf already sent */
+    uint64_t since_ms; /* the loop clock when it was accepted (state PRE: the connect timeout),
+                        * when its last bytes arrived (ACTIVE: keep-alive), when its writing
+                        * was shut (lingering: mq_conn_linger_check) */
+    mq_buf_t out;      /* protocol bytes waiting to be sent */
+    mq_buf_t wbuf;     /* wire bytes of the send in flight */
     const mq_transport_t *xport; /* NULL: plain TCP */
     void *xport_state;
     mq_conn_t *next_dirty;
     mq_conn_t *prev, *next; /* the loop's connection list */
     mq_conn_addr_t peer;    /* for the log: mq_conn_peer() */
+    uint16_t held_bid;      /* the held buffer's id (has_held) */
+    uint8_t state;          /* enum mq_conn_state */
+    uint8_t listener;       /* index, for the per-listener connection count */
+    bool recv_armed : 1;    /* a receive is submitted */
+    bool send_busy : 1;     /* a send is submitted */
+    bool need_rearm : 1;    /* the multishot receive ended for lack of buffers */
+    bool in_dirty : 1;      /* queued on the loop's dirty list */
+    bool is_counted : 1;    /* counted in the server's connection totals */
+    bool has_held : 1;      /* a received buffer waits for the send in flight (state PRE only) */
+    bool read_done : 1;     /* the client's input has ended (end of stream or an error) */
+    bool lingering : 1;     /* closing: writing is shut, what the client still sends is dropped;
+                             * the handler's on_release has run */
+    unsigned n_ops;         /* submitted operations (and held buffers) not yet completed */
 };
+/* one per connection, inside the protocol's client (issue 13): see net/client.h */
+_Static_assert(sizeof(struct mq_conn) <= 152, "a connection outgrew its share of the client");
 
 /* The per-worker state the connections share: the worker's ring, its provided receive
  * buffers, the list of connections to flush at the end of the turn, held buffers while the

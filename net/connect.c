@@ -166,8 +166,7 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
     }
     *present = s != NULL;
     if (s == NULL) {
-        s = mq_sess_new(id, id_len, h, cp->clean_start, &p->o->limits);
-        s->clock = &p->env.loop->now_ms; /* message expiry (core/sess.h) */
+        s = mq_sess_new(id, id_len, h, cp->clean_start, &p->o->limits, &p->home);
         mq_route_add(p->route, s);
     }
     s->expire_at = 0;
@@ -292,7 +291,7 @@ static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess
 {
     const mq_connect_t *cp = &pkt->connect;
     mq_conn_activate(&cl->conn);
-    mq_buf_fini(&cl->pre);
+    mq_client_drop_pre(cl);
     p->n_online++;
     p->cnt.connects++;
     if (cp->level == MQ_PROTO_5) {

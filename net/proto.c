@@ -98,7 +98,8 @@ static int handle_packet(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 static void on_decode_error(mq_proto_t *p, client_t *cl, enum mq_rc rc, const mq_packet_t *pkt,
                             const char *why)
 {
-    if (cl->conn.state == MQ_CONN_PRE && mq_tls_looks_like_hello(cl->pre.data, cl->pre.len))
+    if (cl->conn.state == MQ_CONN_PRE && cl->pre &&
+        mq_tls_looks_like_hello(cl->pre->data, cl->pre->len))
         why = "a TLS handshake on a plain MQTT listener"; /* clearer than the decoder's reason */
     char msg[128];
     snprintf(msg, sizeof(msg), "rc=0x%02x %s: %s", rc, mq_rc_str(rc), why ? why : "");
@@ -143,8 +144,11 @@ static int on_bytes(void *arg, mq_conn_t *c, const uint8_t *b, size_t len)
 {
     mq_proto_t *p = arg;
     client_t *cl = client_of(c);
-    if (c->state == MQ_CONN_PRE)
-        mq_buf_append(&cl->pre, b, len); /* kept whole in case the connection must move */
+    if (c->state == MQ_CONN_PRE) { /* kept whole in case the connection must move */
+        if (cl->pre == NULL)
+            cl->pre = mq_calloc(1, sizeof(*cl->pre));
+        mq_buf_append(cl->pre, b, len);
+    }
     int r = process(p, cl, b, len);
     if (r == MQ_CONN_GONE)
         mq_connect_hand_off(p, cl);
@@ -154,10 +158,12 @@ static int on_bytes(void *arg, mq_conn_t *c, const uint8_t *b, size_t len)
 void mq_proto_on_handoff(mq_proto_t *p, mq_conn_t *c)
 {
     client_t *cl = client_of(c);
-    mq_buf_t b = cl->pre;
-    mq_buf_init(&cl->pre);
-    int r = on_bytes(p, c, b.data, b.len);
-    mq_buf_fini(&b);
+    mq_buf_t *b = cl->pre; /* (on_bytes keeps what it is given anew) */
+    cl->pre = NULL;
+    MQ_ASSERT(b != NULL); /* a connection moves for a CONNECT it received */
+    int r = on_bytes(p, c, b->data, b->len);
+    mq_buf_fini(b);
+    mq_free(b);
     /* the owner keeps what it owns; only a password may still go to the verifier (and come
      * back here): on_bytes() has handed it over already */
     MQ_ASSERT(r != MQ_CONN_GONE || cl->auth_pending != NULL);
@@ -253,6 +259,7 @@ mq_proto_t *mq_proto_new(const mq_proto_env_t *env)
     p->env = *env;
     p->o = env->opts;
     p->route = mq_route_new(env->ix, env->self, env->n_workers, env->ep, env->shared);
+    p->home.clock = &env->loop->now_ms; /* message expiry (core/sess.h) */
     /* the security state this worker starts with: a reload before its first tick is then seen
      * as one (with 0 here, mq_auth_refresh took the first reload for the first state and did
      * not classify the subscriptions again) */
@@ -329,7 +336,7 @@ void mq_proto_tick(mq_proto_t *p)
             continue;
         }
         client_t *cl = client_of(c);
-        switch (mq_deadline_check(c->state == MQ_CONN_ACTIVE, c->born_ms, c->last_rx_ms,
+        switch (mq_deadline_check(c->state == MQ_CONN_ACTIVE, c->since_ms, c->since_ms,
                                   cl->keep_alive, p->o->connect_timeout_s, now)) {
         case MQ_DEADLINE_CONNECT:
             mq_client_end(cl, false, "no CONNECT in time");
@@ -360,10 +367,9 @@ void mq_proto_goodbye(mq_proto_t *p)
 
 void mq_proto_stats(const mq_proto_t *p, mq_stats_t *st)
 {
-    mq_sess_stats_t t = p->cnt.retired;
+    const mq_sess_stats_t t = p->home.stats;
     size_t pos = 0;
     for (mq_sess_t *s; (s = mq_route_next(p->route, &pos)) != NULL;) {
-        mq_sess_stats_add(&t, &s->stats);
         st->subscriptions += s->n_subs;
         st->inflight += mq_sess_inflight(s);
         st->queued += mq_sess_queued(s);

@@ -26,7 +26,7 @@ void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint
         mq_sess_t *s = d[i].sess;
         if (d[i].grant != MQ_ACL_GRANT_FULL && !may_read(p, s, msg)) /* partial subscriptions */
             continue;
-        /* a drop is counted in s->stats */
+        /* a drop is counted in s->home */
         (void)mq_sess_deliver_ids(s, msg, d[i].qos, d[i].retain, d[i].sub_ids, d[i].n_sub_ids);
         if (s->conn)
             mq_conn_mark_dirty(s->conn);

@@ -52,7 +52,7 @@ typedef struct ws_conn {
     mq_buf_t ctl;        /* wire bytes of our own for the next send: HTTP answer, pongs */
     mq_tls_t *tls;       /* wss://: TLS under the framing; NULL = ws:// */
     mq_buf_t tout;       /* wss://: framed bytes for TLS (kept while the handshake runs) */
-    mq_conn_head_t head; /* ws://: the frame header in front of the protocol bytes (c->head) */
+    mq_conn_head_t head; /* ws://: the frame header in front of the protocol bytes (its head()) */
 } ws_conn_t;
 
 /* ---- the listener --------------------------------------------------------------------------- */
@@ -470,11 +470,11 @@ static void ws_send(mq_conn_t *c, mq_buf_t *plain, mq_buf_t *wire)
     bool closing = c->state == MQ_CONN_CLOSING && w->phase == WS_FRAMES && !w->close_sent;
     if (w->phase == WS_FRAMES && w->ctl.len == 0 && !closing) {
         /* the common case: the protocol's bytes become the send buffer as they are, and the
-         * frame header goes out in front of them from c->head (net/conn.h) */
+         * frame header goes out in front of them from the head it lends (ws_head) */
         if (plain->len == 0)
             return;
-        c->head->len =
-            (uint8_t)mq_ws_frame_header(c->head->bytes, MQ_WS_OP_BINARY, true, plain->len, NULL);
+        w->head.len =
+            (uint8_t)mq_ws_frame_header(w->head.bytes, MQ_WS_OP_BINARY, true, plain->len, NULL);
         swap_bufs(plain, wire);
         plain->len = 0;
         return;
@@ -493,7 +493,13 @@ static void ws_free(mq_conn_t *c)
     mq_tls_free(w->tls);
     mq_free(w);
     c->xport_state = NULL;
-    c->head = NULL;
+}
+
+/* ws:// lends its frame header to the connection; wss:// frames into the TLS records. */
+static mq_conn_head_t *ws_head(const mq_conn_t *c)
+{
+    ws_conn_t *w = c->xport_state;
+    return w && !w->tls ? &w->head : NULL;
 }
 
 static struct mq_tls *ws_tls(const mq_conn_t *c)
@@ -508,6 +514,7 @@ static const mq_transport_t ws_transport = {
     .send = ws_send,
     .free = ws_free,
     .tls = ws_tls,
+    .head = ws_head,
 };
 
 int mq_ws_attach(mq_conn_t *c, const mq_ws_listener_t *wl)
@@ -526,8 +533,6 @@ int mq_ws_attach(mq_conn_t *c, const mq_ws_listener_t *wl)
     mq_buf_init(&w->tout);
     c->xport_state = w;
     c->xport = &ws_transport;
-    if (!tls) /* wss:// frames into the TLS records instead */
-        c->head = &w->head;
     return 0;
 }
 

@@ -62,7 +62,7 @@ mq_conn_t *fake_conn_new(mq_conn_loop_t *l)
     hdr_of(c)->conn_size = l->conn_size;
     c->fd = -1;
     c->is_counted = true;
-    c->born_ms = c->last_rx_ms = l->now_ms;
+    c->since_ms = l->now_ms;
     c->peer.port = 1; /* "fake:1" in the log (mq_conn_peer below) */
     mq_conn_link(l, c);
     c->recv_armed = true;
@@ -106,6 +106,7 @@ void mq_conn_activate(mq_conn_t *c)
 {
     MQ_ASSERT(c->state == MQ_CONN_PRE);
     c->state = MQ_CONN_ACTIVE;
+    c->since_ms = c->loop->now_ms;
 }
 
 void mq_conn_arm(mq_conn_t *c)
@@ -207,7 +208,8 @@ static bool receive_one(mq_conn_loop_t *l, mq_conn_t *c)
     e->in.len -= n;
     memmove(e->seg, e->seg + 1, (e->n_seg - 1) * sizeof(e->seg[0]));
     e->n_seg--;
-    c->last_rx_ms = l->now_ms;
+    if (c->state == MQ_CONN_ACTIVE) /* as net/conn.c: the connect timeout runs on before */
+        c->since_ms = l->now_ms;
     l->bytes_received += n;
     bool single = c->state == MQ_CONN_PRE; /* single-shot: no receive armed during on_bytes */
     if (single)

@@ -20,6 +20,7 @@ static mq_route_t *route;
 static mq_auth_t *auth;
 static mq_auth_cache_t *cache;
 static mq_sess_limits_t lim = {.max_inflight = 10};
+static mq_sess_home_t home;
 
 static void setup(void)
 {
@@ -163,8 +164,8 @@ Test(auth, a_pbkdf2_run_can_be_deferred_to_the_verifier_and_its_answer_is_used_o
 
 static mq_sess_t *sess(const char *id, const char *user)
 {
-    mq_sess_t *s =
-        mq_sess_new(id, strlen(id), (uint64_t)strlen(id) * 7919 + (uint8_t)id[0], false, &lim);
+    mq_sess_t *s = mq_sess_new(id, strlen(id), (uint64_t)strlen(id) * 7919 + (uint8_t)id[0], false,
+                               &lim, &home);
     mq_sess_set_username(s, user, user ? strlen(user) : 0);
     mq_route_add(route, s);
     return s;
@@ -265,7 +266,7 @@ Test(auth, a_reload_reclassifies_subscriptions_and_drops_denied_queued_messages)
     cr_expect(eq(u8, s->subs[1].grant, MQ_ACL_GRANT_NONE), "b/# revoked");
     cr_expect(eq(u32, mq_sess_queued(s), 1), "the queued b/1 is dropped");
     cr_expect(eq(u32, mq_sess_filter_queue(s, always, NULL), 0));
-    cr_expect(eq(u64, s->stats.dropped, 1));
+    cr_expect(eq(u64, home.stats.dropped, 1));
     mq_auth_refresh(mq_auth_get(&slot), route, &gen); /* nothing new: nothing done */
     mq_epoch_quiescent(rec);
     cr_expect(eq(u64, mq_epoch_pending(rec), 0), "the old state is freed at a quiescent point");
