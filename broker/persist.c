@@ -301,7 +301,7 @@ static void put(part_t *pt, const mq_jrec_t *r, uint64_t salt)
 /* When the client went away, such that the expiry left is what the broker clock says. */
 static int64_t disconnected_at(const mq_sess_t *s, int64_t wall, uint64_t mono)
 {
-    if (s->conn || s->expire_at == 0 || s->expiry_s == 0xFFFFFFFFu)
+    if (s->out || s->expire_at == 0 || s->expiry_s == 0xFFFFFFFFu)
         return wall; /* connected until the broker stopped */
     uint64_t left_ms = s->expire_at > mono ? s->expire_at - mono : 0;
     return wall + (int64_t)((left_ms + 999) / 1000) - (int64_t)s->expiry_s;
@@ -334,7 +334,7 @@ static void put_messages(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s)
         put_out(pt, ss, s, &s->inflight[i], mid++, true, mono);
     for (uint32_t i = 0; i < s->q_len; i++) {
         const mq_outmsg_t *o = &s->queue[(s->q_head + i) % s->q_cap];
-        bool keep = o->qos > 0 || s->limits->queue_qos0; /* QoS 0 with queue_qos0_messages */
+        bool keep = o->qos > 0 || s->home->limits->queue_qos0; /* QoS 0 with queue_qos0_messages */
         if (keep && !(o->msg->expire_at && o->msg->expire_at <= mono))
             put_out(pt, ss, s, o, mid++, false, mono);
     }

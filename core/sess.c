@@ -62,14 +62,13 @@ static uint16_t alias_for(mq_sess_t *s, const mq_msg_t *m, bool *known)
 }
 
 mq_sess_t *mq_sess_new(const char *client_id, size_t len, uint64_t id_hash, bool clean,
-                       const mq_sess_limits_t *limits, mq_sess_home_t *home)
+                       mq_sess_home_t *home)
 {
     mq_sess_t *s = mq_calloc(1, sizeof(*s));
     s->client_id = mq_strndup(client_id, len);
     s->id_len = len;
     s->id_hash = id_hash;
     s->clean = clean;
-    s->limits = limits;
     s->home = home;
     s->next_packet_id = 1;
     return s;
@@ -243,7 +242,7 @@ static bool undeliverable(mq_sess_t *s, const mq_outmsg_t *o)
 /* The outbound window: the server's limit, or the client's Receive Maximum if lower. */
 static uint32_t window(const mq_sess_t *s)
 {
-    uint32_t w = s->limits->max_inflight;
+    uint32_t w = s->home->limits->max_inflight;
     return s->peer.recv_max && s->peer.recv_max < w ? s->peer.recv_max : w;
 }
 
@@ -282,7 +281,7 @@ static void send_inflight(mq_sess_t *s, mq_outmsg_t o)
 
 static bool enqueue(mq_sess_t *s, mq_outmsg_t o)
 {
-    const mq_sess_limits_t *l = s->limits;
+    const mq_sess_limits_t *l = s->home->limits;
     if ((l->max_queued && s->q_len >= l->max_queued) ||
         (l->max_queued_bytes && s->q_bytes + o.msg->payload_len > l->max_queued_bytes)) {
         count_drop(s);
@@ -309,7 +308,7 @@ static bool enqueue(mq_sess_t *s, mq_outmsg_t o)
  * slower than its publishers): messages then queue, bounded, instead of growing 'out'. */
 static bool congested(const mq_sess_t *s)
 {
-    return s->limits->out_high_water && s->out->len >= s->limits->out_high_water;
+    return s->home->limits->out_high_water && s->out->len >= s->home->limits->out_high_water;
 }
 
 /* Moves queued messages into the window while there is room and a connection. */
@@ -345,7 +344,8 @@ enum placed { DROPPED, WRITTEN, KEPT };
 static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
 {
     if (s->out == NULL) {
-        if (o->qos == 0 && !s->limits->queue_qos0) { /* not kept for the offline (mosquitto) */
+        if (o->qos == 0 &&
+            !s->home->limits->queue_qos0) { /* not kept for the offline (mosquitto) */
             count_drop(s);
             return DROPPED;
         }
@@ -492,10 +492,9 @@ enum mq_rc mq_sess_on_pubcomp(mq_sess_t *s, uint16_t packet_id)
     return finish(s, packet_id, 2, MQ_OUT_PUBREL);
 }
 
-void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn, const mq_sess_peer_t *peer)
+void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, const mq_sess_peer_t *peer)
 {
     s->out = out;
-    s->conn = conn;
     s->is_online = true;
     s->peer = *peer;
     aliases_free(s->aliases); /* aliases belong to a connection [MQTT-3.3.2-7] */
@@ -539,7 +538,6 @@ void mq_sess_detach(mq_sess_t *s)
     aliases_free(s->aliases);
     s->aliases = NULL;
     s->out = NULL;
-    s->conn = NULL;
     s->is_online = false;
 }
 

@@ -73,10 +73,11 @@ typedef struct mq_sess_stats {
     uint64_t too_large;     /* messages over the client's Maximum Packet Size (v5) */
 } mq_sess_stats_t;
 
-/* What the sessions of one worker share, one per worker: its clock for message expiry, and
- * the counters every session adds to. A session carries no counters of its own (issue 13:
- * they were 48 of its 224 bytes, summed for $SYS anyway). */
+/* What the sessions of one worker share, one per worker: the broker's limits, the worker's
+ * clock for message expiry, and the counters every session adds to. A session carries no
+ * counters of its own (issue 13: they were 48 of its 224 bytes, summed for $SYS anyway). */
 typedef struct mq_sess_home {
+    const mq_sess_limits_t *limits;
     const uint64_t *clock; /* ms, any monotonic clock; NULL: no message expires */
     mq_sess_stats_t stats;
 } mq_sess_home_t;
@@ -90,7 +91,7 @@ typedef struct mq_sess_peer {
 } mq_sess_peer_t;
 
 /* One per client id, so its size counts per connection (issue 13): the fields are ordered so
- * that no padding is left (184 bytes, in jemalloc's 192-byte class): the small ones first,
+ * that no padding is left (160 bytes, a jemalloc size class): the small ones first,
  * then every array's counts, then the pointers. */
 typedef struct mq_sess {
     char *client_id; /* owned, NUL-terminated */
@@ -110,10 +111,10 @@ typedef struct mq_sess {
     uint32_t q_head, q_len, q_cap;     /* queue */
     uint32_t n_qos2_in, cap_qos2_in;   /* qos2_in */
 
-    mq_buf_t *out;                /* the attached connection's output, or NULL */
-    void *conn;                   /* the attached connection (net/), or NULL */
-    uint64_t expire_at;           /* broker clock ms at which a detached session ends; 0 */
-    mq_sess_home_t *home;         /* the owning worker's clock and counters */
+    mq_buf_t *out;        /* the attached connection's output, or NULL (net/ finds the connection
+                           * from it: mq_conn_of_out) */
+    uint64_t expire_at;   /* broker clock ms at which a detached session ends; 0 */
+    mq_sess_home_t *home; /* the owning worker's clock and counters */
     struct mq_alias_out *aliases; /* outbound Topic Aliases of this connection, or NULL */
     /* authorisation (net/auth.h): who owns the session; auth_domain says which listener's
      * rules apply */
@@ -124,14 +125,13 @@ typedef struct mq_sess {
     uint64_t q_bytes;      /* payload bytes in the queue */
     uint16_t *qos2_in;     /* inbound QoS 2 packet ids received and not yet released */
 
-    const mq_sess_limits_t *limits;
 } mq_sess_t;
-_Static_assert(sizeof(mq_sess_t) <= 192, "a session outgrew its jemalloc size class");
+_Static_assert(sizeof(mq_sess_t) <= 160, "a session outgrew its jemalloc size class");
 
 /* Returns a new detached session for 'client_id', owned by the caller; 'home' (the owning
  * worker's, not NULL) outlives it. */
 mq_sess_t *mq_sess_new(const char *client_id, size_t len, uint64_t id_hash, bool clean,
-                       const mq_sess_limits_t *limits, mq_sess_home_t *home);
+                       mq_sess_home_t *home);
 
 /* Frees the session, dropping every message reference. Subscriptions must have been removed
  * from the index by the caller (it knows the index; the session does not). NULL is a no-op. */
@@ -141,7 +141,7 @@ void mq_sess_free(mq_sess_t *s);
  * in-flight PUBLISH again with DUP set, every pending PUBREL [MQTT-4.4.0-1], then queued
  * messages up to the window. 'peer' says what the connection accepts (protocol level, MQTT 5
  * limits); Topic Aliases start afresh with each connection [MQTT-3.3.2-7]. */
-void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, void *conn, const mq_sess_peer_t *peer);
+void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, const mq_sess_peer_t *peer);
 
 /* Detaches the connection; from now on QoS 1/2 messages queue and QoS 0 ones are dropped. */
 void mq_sess_detach(mq_sess_t *s);

@@ -202,6 +202,13 @@ void mq_conn_activate(mq_conn_t *c);
 void mq_conn_arm(mq_conn_t *c);
 
 /* The protocol's output buffer: append, then mq_conn_mark_dirty(). */
+/* The connection whose output 'out' is (mq_conn_out() the other way), or NULL for NULL: an
+ * attached session knows its connection this way (core/sess.h). */
+static inline mq_conn_t *mq_conn_of_out(mq_buf_t *out)
+{
+    return out ? (mq_conn_t *)(void *)((char *)out - offsetof(mq_conn_t, out)) : NULL;
+}
+
 static inline mq_buf_t *mq_conn_out(mq_conn_t *c)
 {
     return &c->out;

@@ -144,8 +144,8 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
                                size_t id_len, uint64_t h, bool *present)
 {
     mq_sess_t *s = mq_route_find(p->route, id, id_len, h);
-    if (s && s->conn) { /* take-over [MQTT-3.1.4-2]: the old connection ends, with its will */
-        client_t *old = client_of(s->conn);
+    if (s && s->out) { /* take-over [MQTT-3.1.4-2]: the old connection ends, with its will */
+        client_t *old = client_of(mq_conn_of_out(s->out));
         /* the old will goes now unless it has a delay and the session goes on: the new
          * connection cancels it (MQTT 5 §3.1.4, take-over) */
         bool goes_on = !cp->clean_start && !s->clean;
@@ -166,7 +166,7 @@ static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *
     }
     *present = s != NULL;
     if (s == NULL) {
-        s = mq_sess_new(id, id_len, h, cp->clean_start, &p->o->limits, &p->home);
+        s = mq_sess_new(id, id_len, h, cp->clean_start, &p->home);
         mq_route_add(p->route, s);
     }
     s->expire_at = 0;
@@ -303,8 +303,8 @@ static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess
         mq_client_send_connack(p, cl, present, CONNACK_ACCEPTED, NULL);
     }
     mq_sess_peer_t peer = peer_of(pkt);
-    mq_sess_attach(s, mq_conn_out(&cl->conn), &cl->conn, &peer); /* re-sends what is owed */
-    mq_route_set_online(p->route, s, true); /* its shared groups pick it again */
+    mq_sess_attach(s, mq_conn_out(&cl->conn), &peer); /* re-sends what is owed */
+    mq_route_set_online(p->route, s, true);           /* its shared groups pick it again */
     char addr[MQ_CONN_PEER_LEN];
     if (p->o->connection_messages)
         MQ_LOG(MQ_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u).",

@@ -131,8 +131,7 @@ static void restore_one(void *arg, mq_replay_sess_t *rs)
             return; /* expired while the broker was down */
         expire_at = now + (uint64_t)left * 1000u;
     }
-    mq_sess_t *s =
-        mq_sess_new(in->client_id.ptr, in->client_id.len, h, false, &p->o->limits, &p->home);
+    mq_sess_t *s = mq_sess_new(in->client_id.ptr, in->client_id.len, h, false, &p->home);
     s->expiry_s = in->expiry_interval;
     s->expire_at = expire_at;
     if (in->has_username)

@@ -259,6 +259,7 @@ mq_proto_t *mq_proto_new(const mq_proto_env_t *env)
     p->env = *env;
     p->o = env->opts;
     p->route = mq_route_new(env->ix, env->self, env->n_workers, env->ep, env->shared);
+    p->home.limits = &p->o->limits;
     p->home.clock = &env->loop->now_ms; /* message expiry (core/sess.h) */
     /* the security state this worker starts with: a reload before its first tick is then seen
      * as one (with 0 here, mq_auth_refresh took the first reload for the first state and did
@@ -302,7 +303,7 @@ static void expire(mq_proto_t *p, uint64_t now)
     size_t pos = 0;
     uint32_t n = 0;
     for (mq_sess_t *s; (s = mq_route_next(p->route, &pos)) != NULL;) {
-        if (s->conn || s->expire_at == 0 || s->expire_at > now)
+        if (s->out || s->expire_at == 0 || s->expire_at > now)
             continue;
         if (n == p->cap_ending)
             p->ending = mq_grow(p->ending, &p->cap_ending, sizeof(*p->ending), 16);

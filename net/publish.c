@@ -28,8 +28,8 @@ void mq_publish_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint
             continue;
         /* a drop is counted in s->home */
         (void)mq_sess_deliver_ids(s, msg, d[i].qos, d[i].retain, d[i].sub_ids, d[i].n_sub_ids);
-        if (s->conn)
-            mq_conn_mark_dirty(s->conn);
+        if (s->out)
+            mq_conn_mark_dirty(mq_conn_of_out(s->out));
     }
 }
 
@@ -44,8 +44,8 @@ void mq_publish_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint6
     if (d->grant != MQ_ACL_GRANT_FULL && !may_read(p, s, msg))
         return;
     (void)mq_sess_deliver_shared(s, msg, d->qos, d->retain, d->sub_ids, d->n_sub_ids);
-    if (s->conn)
-        mq_conn_mark_dirty(s->conn);
+    if (s->out)
+        mq_conn_mark_dirty(mq_conn_of_out(s->out));
 }
 
 /* 'msg' (borrowed) to member 'token' of shared group 'gid' on 'fid', living on worker 'w'. */

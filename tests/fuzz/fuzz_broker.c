@@ -317,7 +317,7 @@ static void check_window(world_t *x, const mq_sess_t *s, bool settled)
           (unsigned long long)bytes, (unsigned long long)s->q_bytes);
     if (x->o.limits.max_queued)
         CHECK(s->q_len <= x->o.limits.max_queued, "%s: queue over max_queued", s->client_id);
-    if (settled && s->conn && s->q_len > 0) { /* settled: every output went out */
+    if (settled && s->out && s->q_len > 0) { /* settled: every output went out */
         const mq_outmsg_t *head = &s->queue[s->q_head];
         CHECK(head->qos > 0 && s->n_inflight >= x->o.limits.max_inflight,
               "%s: %u queued with room in the window (%u in flight)", s->client_id, s->q_len,
@@ -332,13 +332,13 @@ static uint64_t check_sessions(world_t *x, unsigned w, bool settled)
     size_t pos = 0;
     for (mq_sess_t *s; (s = mq_route_next(p->route, &pos)) != NULL;) {
         CHECK(XXH3_64bits(s->client_id, s->id_len) % NW == w, "%s on worker %u", s->client_id, w);
-        CHECK((s->conn != NULL) == s->is_online && (s->conn != NULL) == (s->out != NULL),
-              "%s: attachment fields disagree", s->client_id);
-        CHECK(!s->clean || s->conn, "%s: clean session without a connection", s->client_id);
-        if (s->conn) {
+        mq_conn_t *sc = mq_conn_of_out(s->out);
+        CHECK((sc != NULL) == s->is_online, "%s: attachment fields disagree", s->client_id);
+        CHECK(!s->clean || sc, "%s: clean session without a connection", s->client_id);
+        if (sc) {
             online++;
-            client_t *cl = client_of(s->conn);
-            CHECK(client_on_loop(&x->w[w].loop, s->conn), "%s: connection not on its worker",
+            client_t *cl = client_of(sc);
+            CHECK(client_on_loop(&x->w[w].loop, sc), "%s: connection not on its worker",
                   s->client_id);
             CHECK(cl->sess == s && s->out == &cl->conn.out, "%s: connection points elsewhere",
                   s->client_id);
@@ -349,7 +349,8 @@ static uint64_t check_sessions(world_t *x, unsigned w, bool settled)
           (unsigned long long)online, (unsigned long long)p->n_online);
     for (mq_conn_t *c = x->w[w].loop.conns; c; c = c->next) {
         client_t *cl = client_of(c);
-        CHECK(cl->sess == NULL || cl->sess->conn == c, "a client's session is attached elsewhere");
+        CHECK(cl->sess == NULL || cl->sess->out == &c->out,
+              "a client's session is attached elsewhere");
         CHECK(cl->sess == NULL || c->state != MQ_CONN_PRE, "a session on a connection in PRE");
     }
     return online;

@@ -19,7 +19,7 @@ static mq_tindex_t *ix;
 static mq_route_t *r0, *r1; /* two workers' tables over one index */
 static mq_shared_t *sh;
 static mq_sess_limits_t lim = {.max_inflight = 10};
-static mq_sess_home_t home;
+static mq_sess_home_t home = {.limits = &lim};
 static mq_msg_t *msgs[16];
 static int n_msgs;
 
@@ -57,7 +57,7 @@ TestSuite(route, .init = setup, .fini = teardown);
 
 static mq_sess_t *sess(mq_route_t *r, const char *id)
 {
-    mq_sess_t *s = mq_sess_new(id, strlen(id), XXH3_64bits(id, strlen(id)), false, &lim, &home);
+    mq_sess_t *s = mq_sess_new(id, strlen(id), XXH3_64bits(id, strlen(id)), false, &home);
     mq_route_add(r, s);
     return s;
 }
@@ -105,8 +105,8 @@ Test(route, many_sessions_survive_growth_and_removal_in_any_order)
 Test(route, ids_with_the_same_hash_are_told_apart)
 {
     /* two sessions forced onto one hash value: the id itself decides */
-    mq_sess_t *a = mq_sess_new("one", 3, 42, false, &lim, &home);
-    mq_sess_t *b = mq_sess_new("two", 3, 42, false, &lim, &home);
+    mq_sess_t *a = mq_sess_new("one", 3, 42, false, &home);
+    mq_sess_t *b = mq_sess_new("two", 3, 42, false, &home);
     mq_route_add(r0, a);
     mq_route_add(r0, b);
     cr_assert(eq(ptr, mq_route_find(r0, "one", 3, 42), a));

@@ -38,7 +38,7 @@ static void setup(void)
     lim = (mq_sess_limits_t){
         .max_inflight = 2, .max_queued = 0, .max_queued_bytes = 0, .out_high_water = 0};
     s = NULL;
-    home = (mq_sess_home_t){0};
+    home = (mq_sess_home_t){.limits = &lim};
     n_msgs = 0;
     mq_buf_init(&out);
 }
@@ -56,10 +56,10 @@ TestSuite(sess, .init = setup, .fini = teardown);
 /* A session using 'lim' (set the limits first), attached to 'out' when 'attach'. */
 static void open_sess(bool attach)
 {
-    s = mq_sess_new("client-1", 8, 42, false, &lim, &home);
+    s = mq_sess_new("client-1", 8, 42, false, &home);
     cr_assert(not(eq(ptr, s, NULL)));
     if (attach)
-        mq_sess_attach(s, &out, (void *)&out, &peer311);
+        mq_sess_attach(s, &out, &peer311);
 }
 
 /* A message on topic "t/<i>" with payload "<i>"; the test keeps one reference. */
@@ -387,7 +387,7 @@ Test(sess, detached_session_drops_qos0_and_queues_qos1_and_qos2)
     cr_assert(eq(u64, home.stats.packets_sent, 0));
 
     /* attaching sends the queue up to the window (2), in order, as first transmissions */
-    mq_sess_attach(s, &out, NULL, &peer311);
+    mq_sess_attach(s, &out, &peer311);
     cr_assert(s->is_online);
     pkt_t p[8];
     cr_assert(eq(sz, take(&out, p, 8), 2));
@@ -408,7 +408,7 @@ Test(sess, with_queue_qos0_a_detached_session_keeps_qos0_in_order)
     cr_assert(mq_sess_deliver(s, msg("c"), 0, false));
     cr_assert(eq(u64, home.stats.dropped, 0));
     cr_assert(eq(u32, mq_sess_queued(s), 3));
-    mq_sess_attach(s, &out, NULL, &peer311);
+    mq_sess_attach(s, &out, &peer311);
     pkt_t p[8];
     cr_assert(eq(sz, take(&out, p, 8), 3));
     expect_publish(&p[0], "a", 0, false);
@@ -441,7 +441,7 @@ Test(sess, filter_queue_drops_what_is_refused_and_keeps_the_order)
     cr_assert(eq(u64, s->q_bytes, bytes - 2));
     cr_assert(eq(u64, home.stats.dropped, 2));
     cr_assert(eq(u32, refs(m[1]), 1), "a dropped message's reference is released");
-    mq_sess_attach(s, &out, NULL, &peer311);
+    mq_sess_attach(s, &out, &peer311);
     pkt_t p[8];
     cr_assert(eq(sz, take(&out, p, 8), 2));
     expect_publish(&p[0], "a", 1, false);
@@ -472,7 +472,7 @@ Test(sess, reattach_resends_inflight_with_dup_and_pending_pubrel)
 
     mq_buf_t out2;
     mq_buf_init(&out2);
-    mq_sess_attach(s, &out2, NULL, &peer311);
+    mq_sess_attach(s, &out2, &peer311);
     size_t n = take(&out2, p, 8);
     mq_buf_fini(&out2);
     cr_assert(eq(sz, n, 3));
@@ -497,7 +497,7 @@ Test(sess, pubrec_while_detached_moves_to_pubrel_sent_on_attach)
     mq_sess_detach(s);
     cr_assert(eq(int, mq_sess_on_pubrec(s, id), MQ_RC_SUCCESS));
     cr_assert(eq(sz, take(&out, p, 4), 0)); /* nothing written without a connection */
-    mq_sess_attach(s, &out, NULL, &peer311);
+    mq_sess_attach(s, &out, &peer311);
     cr_assert(eq(sz, take(&out, p, 4), 1));
     cr_assert(eq(u8, p[0].type, MQ_PUBREL));
     cr_assert(eq(u16, p[0].packet_id, id));
@@ -518,7 +518,7 @@ Test(sess, restored_inflight_messages_are_resent_with_their_ids_and_new_ids_foll
     cr_assert(mq_sess_deliver(s, msg("c"), 1, false)); /* queued behind them */
     cr_assert(eq(u32, mq_sess_inflight(s), 3));
 
-    mq_sess_attach(s, &out, NULL, &peer311);
+    mq_sess_attach(s, &out, &peer311);
     pkt_t p[8];
     cr_assert(eq(sz, take(&out, p, 8), 4));
     expect_publish(&p[0], "a", 1, true);
@@ -782,8 +782,8 @@ Test(sess, a_topic_alias_never_takes_a_packet_over_the_maximum_packet_size)
     msgs[n_msgs++] = m;
     /* v5 QoS 0: 1 + 1 (length) + 2 + 7 (topic) + 1 (no properties) + 1 (payload) = 13 */
     mq_sess_peer_t tight = {.proto = MQ_PROTO_5, .max_packet = 13, .alias_max = 10};
-    s = mq_sess_new("client-1", 8, 42, false, &lim, &home);
-    mq_sess_attach(s, &out, (void *)&out, &tight);
+    s = mq_sess_new("client-1", 8, 42, false, &home);
+    mq_sess_attach(s, &out, &tight);
     cr_assert(mq_sess_deliver(s, m, 0, false));
     cr_assert(eq(sz, out.len, 13), "no room for the alias's 3 bytes");
     mq_sess_detach(s);
@@ -791,8 +791,8 @@ Test(sess, a_topic_alias_never_takes_a_packet_over_the_maximum_packet_size)
     out.len = 0;
 
     mq_sess_peer_t room = {.proto = MQ_PROTO_5, .max_packet = 16, .alias_max = 10};
-    s = mq_sess_new("client-1", 8, 42, false, &lim, &home);
-    mq_sess_attach(s, &out, (void *)&out, &room);
+    s = mq_sess_new("client-1", 8, 42, false, &home);
+    mq_sess_attach(s, &out, &room);
     cr_assert(mq_sess_deliver(s, m, 0, false));
     cr_assert(eq(sz, out.len, 16), "the topic and its new alias");
     cr_assert(mq_sess_deliver(s, m, 0, false));

@@ -20,7 +20,7 @@ static mq_route_t *route;
 static mq_auth_t *auth;
 static mq_auth_cache_t *cache;
 static mq_sess_limits_t lim = {.max_inflight = 10};
-static mq_sess_home_t home;
+static mq_sess_home_t home = {.limits = &lim};
 
 static void setup(void)
 {
@@ -164,8 +164,8 @@ Test(auth, a_pbkdf2_run_can_be_deferred_to_the_verifier_and_its_answer_is_used_o
 
 static mq_sess_t *sess(const char *id, const char *user)
 {
-    mq_sess_t *s = mq_sess_new(id, strlen(id), (uint64_t)strlen(id) * 7919 + (uint8_t)id[0], false,
-                               &lim, &home);
+    mq_sess_t *s =
+        mq_sess_new(id, strlen(id), (uint64_t)strlen(id) * 7919 + (uint8_t)id[0], false, &home);
     mq_sess_set_username(s, user, user ? strlen(user) : 0);
     mq_route_add(route, s);
     return s;
