@@ -50,9 +50,9 @@ typedef struct client {
     uint32_t will_delay;  /* v5 Will Delay Interval, seconds */
     uint32_t will_expiry; /* v5 Message Expiry Interval of the will, seconds */
     uint16_t alias_max;   /* v5 inbound Topic Alias Maximum announced to this client */
-    /* net/overload.c: since when the session's queue has been full, in seconds of the loop
-     * clock plus one (0: it was not at the last tick) */
-    uint32_t full_since_s;
+    /* net/overload.c: since when the session's queue has been full, the loop clock's low 32
+     * bits (0: it was not at the last tick) */
+    uint32_t full_since_ms;
     char **in_alias;                 /* [alias - 1]: topics the client set (owned), or NULL */
     mq_auth_pending_t *auth_pending; /* owned: a password with the verifier, or its answer */
 } client_t;
@@ -145,7 +145,7 @@ void mq_client_free_state(client_t *cl);
 /* Frees the bytes kept before the client was admitted (cl->pre), if any. */
 void mq_client_drop_pre(client_t *cl);
 
-/* Ends session 's': its counters go to the retired totals, the routing tables drop it. */
+/* Ends session 's': the routing tables drop it (its counters are the worker's already). */
 void mq_client_destroy_sess(mq_proto_t *p, mq_sess_t *s);
 
 #endif

@@ -20,17 +20,18 @@ bool mq_overload_queue_stuck(const mq_server_opts_t *o, client_t *cl, uint64_t n
     if (o->queue_full_timeout_s == 0 || cl->sess == NULL)
         return false;
     mq_sess_t *s = cl->sess;
-    /* seconds of the loop clock, plus one: 0 means "not full" (the check runs once a second) */
-    uint32_t now_s = (uint32_t)(now_ms / 1000u) + 1u;
+    /* the loop clock's low 32 bits: the difference is right across a wrap (every 49 days), as
+     * the limit is at most a day (broker/config.c); 0 means "not full" */
+    uint32_t now = (uint32_t)now_ms;
     if (!queue_full(o, s)) {
-        cl->full_since_s = 0;
+        cl->full_since_ms = 0;
         return false;
     }
-    if (cl->full_since_s == 0) {
-        cl->full_since_s = now_s;
+    if (cl->full_since_ms == 0) {
+        cl->full_since_ms = now ? now : 1;
         return false;
     }
-    if (now_s - cl->full_since_s < o->queue_full_timeout_s)
+    if ((uint32_t)(now - cl->full_since_ms) < o->queue_full_timeout_s * 1000u)
         return false;
     MQ_LOG(MQ_LOG_NOTICE, "Client %s disconnected: its queue has been full for %u s.", s->client_id,
            o->queue_full_timeout_s);
