@@ -96,9 +96,12 @@ mq_route_t *mq_route_new(mq_tindex_t *ix, unsigned self, unsigned n_workers, mq_
 
 /* ---- sessions by client id: linear probing, backward-shift deletion ------------------------ */
 
+/* The slot comes from the hash's high half: its low bits chose the worker (hash % n_workers),
+ * so with a power-of-two worker count they are the same for every session of this table and
+ * would leave all but 1 slot in n_workers without a home. */
 static size_t id_slot(const mq_route_t *r, uint64_t hash)
 {
-    return (size_t)hash & (r->ids_cap - 1);
+    return (size_t)(hash >> 32) & (r->ids_cap - 1);
 }
 
 mq_sess_t *mq_route_find(const mq_route_t *r, const char *id, size_t len, uint64_t hash)
