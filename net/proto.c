@@ -160,7 +160,10 @@ void mq_proto_on_handoff(mq_proto_t *p, mq_conn_t *c)
     client_t *cl = client_of(c);
     mq_buf_t *b = cl->pre; /* (on_bytes keeps what it is given anew) */
     cl->pre = NULL;
-    MQ_ASSERT(b != NULL); /* a connection moves for a CONNECT it received */
+    if (b == NULL) { /* a connection moves for a CONNECT it received: never without one */
+        mq_client_end(cl, false, "handed over without its CONNECT");
+        return;
+    }
     int r = on_bytes(p, c, b->data, b->len);
     mq_buf_fini(b);
     mq_free(b);
