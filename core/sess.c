@@ -344,8 +344,8 @@ enum placed { DROPPED, WRITTEN, KEPT };
 static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
 {
     if (s->out == NULL) {
-        if (o->qos == 0 &&
-            !s->home->limits->queue_qos0) { /* not kept for the offline (mosquitto) */
+        /* QoS 0 is not kept for the offline (as mosquitto), unless queue_qos0_messages */
+        if (o->qos == 0 && !s->home->limits->queue_qos0) {
             count_drop(s);
             return DROPPED;
         }

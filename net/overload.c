@@ -6,13 +6,11 @@
 
 /* Full: at a queue limit, or dropped something since the last look (a QoS 0 message is
  * dropped rather than queued past the limits, so the queue alone may look short). */
-static bool queue_full(const mq_server_opts_t *o, mq_sess_t *s)
+static bool queue_full(const mq_server_opts_t *o, const mq_sess_t *s)
 {
     const mq_sess_limits_t *l = &o->limits;
-    bool dropped = s->dropped_lately;
-    s->dropped_lately = false;
     return (l->max_queued && s->q_len >= l->max_queued) ||
-           (l->max_queued_bytes && s->q_bytes >= l->max_queued_bytes) || dropped;
+           (l->max_queued_bytes && s->q_bytes >= l->max_queued_bytes) || s->dropped_lately;
 }
 
 bool mq_overload_queue_stuck(const mq_server_opts_t *o, client_t *cl, uint64_t now_ms)
@@ -23,7 +21,9 @@ bool mq_overload_queue_stuck(const mq_server_opts_t *o, client_t *cl, uint64_t n
     /* the loop clock's low 32 bits: the difference is right across a wrap (every 49 days), as
      * the limit is at most a day (broker/config.c); 0 means "not full" */
     uint32_t now = (uint32_t)now_ms;
-    if (!queue_full(o, s)) {
+    bool full = queue_full(o, s);
+    s->dropped_lately = false; /* looked at: the next tick sees only newer drops */
+    if (!full) {
         cl->full_since_ms = 0;
         return false;
     }
