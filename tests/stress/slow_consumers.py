@@ -154,6 +154,9 @@ def run(args, port, proc):
         peak = max(peak, rss_kib(proc.pid))
         stop.set()
         fl.join(10)
+        if fl.is_alive():  # every run stops what it started
+            fl.terminate()
+            fl.join(5)
         time.sleep(1.5)
         print(f"round {r}: alone {alone[-1]:.0f} msg/s, flooded {loaded[-1]:.0f} msg/s", flush=True)
     a, f = statistics.median(alone), statistics.median(loaded)
