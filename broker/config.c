@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rc.h"
+#include "net/jwriter.h"
 
 #define MQ_CONFIG_MAX_INCLUDE_DEPTH 8
 #define MQ_CONFIG_MAX_TOKENS 8
@@ -92,6 +93,13 @@ static const mq_config_keyword_t log_types[] = {
 };
 
 /* mosquitto 2: the minimum version; unset = TLS 1.2 and 1.3 */
+static const mq_config_keyword_t fsync_modes[] = {
+    {"always", MQ_FSYNC_ALWAYS},
+    {"interval", MQ_FSYNC_INTERVAL},
+    {"never", MQ_FSYNC_NEVER},
+    {NULL, 0},
+};
+
 static const mq_config_keyword_t tls_versions[] = {
     {"tlsv1.1", MQ_TLS_VERSION_1_1},
     {"tlsv1.2", MQ_TLS_VERSION_1_2},
@@ -260,6 +268,9 @@ const mq_config_option_t mq_config__options[] = {
     {OPTION("persistent_client_expiration", SPECIAL, GLOBAL), FIELD(persistent_client_expiration),
      .set = set_expiration},
     {OPTION("queue_qos0_messages", BOOL, GLOBAL), FIELD(queue_qos0_messages)},
+    /* Starling's own: when the journal is synced (net/jwriter.h) */
+    {OPTION("persistence_fsync", KEYWORD, GLOBAL), STARLING, FIELD(persistence_fsync),
+     .keywords = fsync_modes},
     /* bridges */
     REFUSED("connection", STRING, BRIDGE),
     REFUSED("address", STRING, BRIDGE),
@@ -1045,6 +1056,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     o->connection_messages = cfg->connection_messages;
     o->queue_full_timeout_s = cfg->queue_full_timeout;
     o->memory_limit = cfg->memory_limit;
+    o->persistence_fsync = cfg->persistence_fsync;
 }
 
 unsigned mq_config_security_domains(const mq_config_t *cfg)

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "broker/persist.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -16,6 +19,7 @@
 #include "core/mem.h"
 #include "core/replay.h"
 #include "core/sess.h"
+#include "net/jwriter.h"
 
 struct mq_persist {
     char *path; /* persistence_location + persistence_file */
@@ -28,6 +32,8 @@ struct mq_persist {
     uint64_t changes_at_save; /* changes() at the last save */
     mq_replay_t kept;         /* what start-up read, until mq_persist_loaded() */
     bool has_kept;
+    uint8_t fsync;      /* enum mq_fsync_mode */
+    uint64_t seq_floor; /* the highest retained-change number start-up read */
 };
 
 static double mono_s(void)
@@ -66,6 +72,7 @@ mq_persist_t *mq_persist_new(const mq_config_t *cfg)
     p->dir = mq_strndup(n ? loc : ".", n ? n : 1);
     p->interval = cfg->autosave_interval;
     p->on_changes = cfg->autosave_on_changes;
+    p->fsync = cfg->persistence_fsync;
     p->next_save_s = p->on_changes ? 0 : mono_s() + p->interval;
     return p;
 }
@@ -96,33 +103,33 @@ void mq_persist_free(mq_persist_t *p)
 static void note(void *arg, enum mq_journal_ev ev, uint64_t offset, uint64_t len, uint8_t type,
                  const char *why)
 {
-    const mq_persist_t *p = arg;
+    const char *path = arg;
     if (ev == MQ_JOURNAL_TORN)
-        MQ_LOG(MQ_LOG_WARN, "Warning: %s: torn end at offset %llu (%llu bytes) dropped.", p->path,
+        MQ_LOG(MQ_LOG_WARN, "Warning: %s: torn end at offset %llu (%llu bytes) dropped.", path,
                (unsigned long long)offset, (unsigned long long)len);
     else if (ev == MQ_JOURNAL_CORRUPT)
-        MQ_LOG(MQ_LOG_WARN, "Warning: %s: %llu corrupt bytes at offset %llu skipped.", p->path,
+        MQ_LOG(MQ_LOG_WARN, "Warning: %s: %llu corrupt bytes at offset %llu skipped.", path,
                (unsigned long long)len, (unsigned long long)offset);
     else
-        MQ_LOG(MQ_LOG_WARN, "Warning: %s: record %s at offset %llu skipped: %s.", p->path,
+        MQ_LOG(MQ_LOG_WARN, "Warning: %s: record %s at offset %llu skipped: %s.", path,
                mq_jrec_type_str(type), (unsigned long long)offset, why ? why : "unknown type");
 }
 
 /* A file this build cannot read is kept for its owner under another name; start-up goes on. */
-static void move_aside(const mq_persist_t *p, const char *why)
+static void move_aside(const char *path, const char *what, const char *why)
 {
     char aside[4096];
-    snprintf(aside, sizeof(aside), "%s.unreadable-%lld", p->path, (long long)time(NULL));
-    if (rename(p->path, aside) == 0)
+    snprintf(aside, sizeof(aside), "%s.unreadable-%lld", path, (long long)time(NULL));
+    if (rename(path, aside) == 0)
         MQ_LOG(MQ_LOG_ERROR,
-               "Error: %s is not a Starling snapshot this version can read (%s); moved to %s, "
+               "Error: %s is not a Starling %s this version can read (%s); moved to %s, "
                "starting without it.",
-               p->path, why, aside);
+               path, what, why, aside);
     else
         MQ_LOG(MQ_LOG_ERROR,
-               "Error: %s is not a Starling snapshot this version can read (%s) "
+               "Error: %s is not a Starling %s this version can read (%s) "
                "and could not be moved aside (%s); starting without it.",
-               p->path, why, strerror(errno));
+               path, what, why, strerror(errno));
 }
 
 typedef struct collect {
@@ -147,78 +154,251 @@ static void collect_one(void *arg, mq_replay_retained_t *e)
     c->msgs[c->n++] = msg;
 }
 
-/* Replays the whole file in 'b' into 'rp'; false when it is not a snapshot this build reads. */
-static bool replay(mq_persist_t *p, const mq_buf_t *b, mq_replay_t *rp, mq_replay_file_t *f)
+/* Replays the whole file 'path' held in 'b' into 'rp'; false when it is not a file of 'kind'
+ * this build reads (it is then moved aside). */
+static bool replay(const char *path, uint8_t kind, const mq_buf_t *b, mq_replay_t *rp,
+                   mq_replay_file_t *f)
 {
     mq_journal_reader_t r;
     mq_journal_reader_init(&r, 0);
     mq_journal_reader_feed(&r, b->data, b->len, true);
     f->note = note;
-    f->note_arg = p;
+    f->note_arg = (void *)path;
     mq_replay_file_init(f);
     enum mq_rc rc = mq_replay_read(rp, &r, f); /* given whole, the file never asks for more */
-    if (rc == MQ_RC_SUCCESS && f->header.kind == MQ_JREC_KIND_SNAPSHOT)
+    if (rc == MQ_RC_SUCCESS && f->header.kind == kind)
         return true;
-    move_aside(p, rc == MQ_RC_UNSUPPORTED_PROTOCOL_VERSION ? "another format version"
-                  : rc == MQ_RC_SUCCESS                    ? "not a snapshot"
-                                                           : "no Starling file header");
+    const char *what = kind == MQ_JREC_KIND_SNAPSHOT ? "snapshot" : "journal";
+    move_aside(path, what,
+               rc == MQ_RC_UNSUPPORTED_PROTOCOL_VERSION ? "another format version"
+               : rc == MQ_RC_SUCCESS                    ? "another kind of file"
+                                                        : "no Starling file header");
     return false;
 }
 
 /* Reads the file into 'b'; false when there is none (or it cannot be read: logged). */
-static bool read_file(const mq_persist_t *p, mq_buf_t *b)
+static bool read_file(const char *path, mq_buf_t *b, bool quiet)
 {
-    int fd = open(p->path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT)
-            MQ_LOG(MQ_LOG_NOTICE, "No persistence file %s yet: starting empty.", p->path);
-        else
-            MQ_LOG(MQ_LOG_ERROR, "Error: %s: %s; starting without it.", p->path, strerror(errno));
+        if (errno == ENOENT && !quiet)
+            MQ_LOG(MQ_LOG_NOTICE, "No persistence file %s yet: starting empty.", path);
+        else if (errno != ENOENT)
+            MQ_LOG(MQ_LOG_ERROR, "Error: %s: %s; starting without it.", path, strerror(errno));
         return false;
     }
     int rc = mq_buf_read_fd(b, fd);
     close(fd);
     if (rc < 0) {
-        MQ_LOG(MQ_LOG_ERROR, "Error: %s: %s; starting without it.", p->path, strerror(-rc));
+        MQ_LOG(MQ_LOG_ERROR, "Error: %s: %s; starting without it.", path, strerror(-rc));
         return false;
     }
     return true;
 }
 
+/* ---- journal files ------------------------------------------------------------------------ */
+
+typedef struct jfile {
+    uint64_t gen;
+    unsigned worker;
+    char *path;
+} jfile_t;
+
+static int jfile_cmp(const void *a, const void *b)
+{
+    const jfile_t *x = a, *y = b;
+    if (x->gen != y->gen)
+        return x->gen < y->gen ? -1 : 1;
+    return x->worker < y->worker ? -1 : x->worker > y->worker;
+}
+
+/* Whether 'name' is "BASE.G.wI" for the snapshot's file name BASE; sets *gen and *worker. */
+static bool journal_name(const char *name, const char *base, uint64_t *gen, unsigned *worker)
+{
+    size_t n = strlen(base);
+    if (strncmp(name, base, n) != 0 || name[n] != '.' || !isdigit((unsigned char)name[n + 1]))
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long g = strtoull(name + n + 1, &end, 10);
+    if (errno || end[0] != '.' || end[1] != 'w' || !isdigit((unsigned char)end[2]))
+        return false;
+    unsigned long w = strtoul(end + 2, &end, 10);
+    if (*end != '\0' || w > 65535)
+        return false;
+    *gen = g;
+    *worker = (unsigned)w;
+    return true;
+}
+
+/* The journals beside the snapshot, in generation order; '*out' is the caller's to free
+ * (free_journals). */
+static size_t list_journals(const mq_persist_t *p, jfile_t **out)
+{
+    *out = NULL;
+    const char *slash = strrchr(p->path, '/');
+    const char *base = slash ? slash + 1 : p->path;
+    char *dir = slash ? mq_strndup(p->path, (size_t)(slash - p->path) + (slash == p->path))
+                      : mq_strndup(".", 1);
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    uint32_t cap = 0;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        uint64_t gen;
+        unsigned worker;
+        if (!journal_name(e->d_name, base, &gen, &worker))
+            continue;
+        if (n == cap)
+            *out = mq_grow(*out, &cap, sizeof(**out), 8);
+        (*out)[n++] = (jfile_t){gen, worker, join(dir, "/", e->d_name)};
+    }
+    if (d)
+        closedir(d);
+    mq_free(dir);
+    if (n)
+        qsort(*out, n, sizeof(**out), jfile_cmp);
+    return n;
+}
+
+static void free_journals(jfile_t *js, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        mq_free(js[i].path);
+    mq_free(js);
+}
+
+/* Removes the journals of generations below 'gen': a snapshot of 'gen' holds all they say. */
+static void drop_journals(const mq_persist_t *p, uint64_t gen)
+{
+    jfile_t *js;
+    size_t n = list_journals(p, &js);
+    for (size_t i = 0; i < n; i++)
+        if (js[i].gen < gen && unlink(js[i].path) < 0 && errno != ENOENT)
+            MQ_LOG(MQ_LOG_WARN, "Warning: could not remove %s: %s.", js[i].path, strerror(errno));
+    free_journals(js, n);
+}
+
+static void sync_dir(const mq_persist_t *p)
+{
+    int dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+}
+
+/* Replays the journals of generation >= 'from' into p->kept (and removes older ones, left by a
+ * crash between a snapshot and their removal). Returns the highest generation read, or 'from'
+ * when none; *n_read counts the files. */
+static uint64_t replay_journals(mq_persist_t *p, uint64_t from, size_t *n_read, uint64_t *n_rec)
+{
+    jfile_t *js;
+    size_t n = list_journals(p, &js);
+    uint64_t top = from;
+    *n_read = 0;
+    *n_rec = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (js[i].gen < from) {
+            (void)unlink(js[i].path);
+            continue;
+        }
+        mq_buf_t b;
+        mq_buf_init(&b);
+        mq_replay_file_t f = {0};
+        if (read_file(js[i].path, &b, true) && b.len > 0 &&
+            replay(js[i].path, MQ_JREC_KIND_WORKER, &b, &p->kept, &f)) {
+            *n_rec += f.n_applied;
+            if (f.n_stale || f.n_orphans || f.n_malformed)
+                MQ_LOG(MQ_LOG_INFO, "%s: %llu records applied, %llu older than the snapshot.",
+                       js[i].path, (unsigned long long)f.n_applied, (unsigned long long)f.n_stale);
+        }
+        mq_buf_fini(&b);
+        (*n_read)++;
+        if (js[i].gen > top)
+            top = js[i].gen;
+    }
+    free_journals(js, n);
+    return top;
+}
+
+/* What start-up read, written back as one snapshot of generation 'gen', so that the journals
+ * it came from need not be read again. 0 or -errno. */
+static int write_snapshot(const mq_persist_t *p, const mq_buf_t *b);
+
+static int compact(mq_persist_t *p, uint64_t gen)
+{
+    mq_buf_t b;
+    mq_buf_init(&b);
+    uint64_t salt;
+    if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != sizeof(salt))
+        salt = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull ^ mono_ms();
+    mq_jrec_header_t h = {.version = MQ_JREC_VERSION,
+                          .kind = MQ_JREC_KIND_SNAPSHOT,
+                          .n_workers = 1,
+                          .generation = gen,
+                          .wall_time = time(NULL),
+                          .salt = salt};
+    mq_replay_encode(&p->kept, &b, &h);
+    int rc = write_snapshot(p, &b);
+    mq_buf_fini(&b);
+    return rc;
+}
+
 void mq_persist_load(mq_persist_t *p, mq_server_opts_t *opts)
 {
     double t0 = mono_s();
-    mq_buf_t b;
-    mq_buf_init(&b);
-    if (!read_file(p, &b)) {
-        mq_buf_fini(&b);
-        return;
-    }
     mq_replay_init(&p->kept, 1);
     p->has_kept = true;
+    uint64_t snap_gen = 0;
+    mq_buf_t b;
+    mq_buf_init(&b);
     mq_replay_file_t f = {0};
-    if (replay(p, &b, &p->kept, &f)) {
-        p->generation = f.header.generation;
+    if (read_file(p->path, &b, false) && replay(p->path, MQ_JREC_KIND_SNAPSHOT, &b, &p->kept, &f)) {
+        snap_gen = f.header.generation;
         if (!f.complete)
             MQ_LOG(MQ_LOG_WARN, "Warning: %s has no end record: restoring what it holds.", p->path);
-        collect_t c = {.wall = time(NULL), .mono = mono_ms()};
-        size_t expired = mq_replay_finish(&p->kept, c.wall);
-        mq_replay_each_retained(&p->kept, collect_one, &c);
-        opts->retained = c.msgs;
-        opts->n_retained = c.n;
-        opts->kept = p->kept.n_sessions ? &p->kept : NULL; /* the workers take their own */
-        opts->kept_wall = c.wall;
-        MQ_LOG(MQ_LOG_NOTICE,
-               "Restored %zu retained messages from %s in %.3f s (%zu expired while the "
-               "broker was down, %zu skipped); %zu sessions kept.",
-               c.n, p->path, mono_s() - t0, expired, c.skipped + (size_t)f.n_malformed,
-               p->kept.n_sessions);
     }
     mq_buf_fini(&b);
+    size_t n_journals;
+    uint64_t n_jrec;
+    p->generation = replay_journals(p, snap_gen, &n_journals, &n_jrec);
+    collect_t c = {.wall = time(NULL), .mono = mono_ms()};
+    size_t expired = mq_replay_finish(&p->kept, c.wall);
+    p->seq_floor = p->kept.max_retain_seq;
+    if (n_journals > 0) {
+        /* a crash left journals: fold them into a snapshot of the next generation */
+        int rc = compact(p, p->generation + 1);
+        p->generation++; /* new journals begin a generation of their own either way */
+        if (rc == 0)
+            drop_journals(p, p->generation);
+        else
+            MQ_LOG(MQ_LOG_ERROR,
+                   "Error: could not write %s after reading the journals (%s); they are kept "
+                   "and read again at the next start.",
+                   p->path, strerror(-rc));
+        MQ_LOG(MQ_LOG_NOTICE, "Read %llu journal records from %zu files.",
+               (unsigned long long)n_jrec, n_journals);
+    }
+    mq_replay_each_retained(&p->kept, collect_one, &c);
+    opts->retained = c.msgs;
+    opts->n_retained = c.n;
+    opts->kept = p->kept.n_sessions ? &p->kept : NULL; /* the workers take their own */
+    opts->kept_wall = c.wall;
+    opts->journal_base = p->path;
+    opts->journal_gen = p->generation;
+    opts->persistence_fsync = p->fsync;
+    opts->retain_seq_floor = p->seq_floor;
+    MQ_LOG(MQ_LOG_NOTICE,
+           "Restored %zu retained messages from %s in %.3f s (%zu expired while the "
+           "broker was down, %zu skipped); %zu sessions kept.",
+           c.n, p->path, mono_s() - t0, expired, c.skipped + (size_t)f.n_malformed,
+           p->kept.n_sessions);
 }
 
 void mq_persist_loaded(mq_persist_t *p, mq_server_opts_t *opts)
 {
+    if (p) /* the workers have made their journals: their names durable in the directory */
+        sync_dir(p);
     mq_free(opts->retained);
     opts->retained = NULL;
     opts->n_retained = 0;
@@ -247,6 +427,7 @@ typedef struct snap {
     uint64_t n_records; /* after the FILE_HEADER */
     int64_t wall;
     uint64_t mono;
+    uint64_t seq; /* of every retained message it writes (mq_persist_save) */
 } snap_t;
 
 static bool is_sys(mq_str_t t)
@@ -274,6 +455,7 @@ static void snap_one(void *arg, mq_msg_t *msg)
     if (is_sys(topic) || (msg->expire_at && msg->expire_at <= s->mono))
         return;
     mq_jrec_t r = {.type = MQ_JREC_RETAIN_SET};
+    r.retain.seq = s->seq;
     r.retain.msg = jmsg(msg, msg->qos, s->wall, s->mono);
     (void)mq_jrec_encode(&s->out, &r, s->salt);
     s->n_records++;
@@ -466,17 +648,34 @@ int mq_persist_save(mq_persist_t *p, mq_server_t *srv)
 {
     MQ_LOG(MQ_LOG_NOTICE, "Saving in-memory database to %s.", p->path);
     double t0 = mono_s();
+    uint64_t gen = p->generation + 1;
+    /* the workers' journals move to the new generation first: what the old ones hold is in the
+     * store and the sessions read below, so they can go once this snapshot is durable */
+    int rc = mq_server_rotate_journals(srv, p->path, gen);
+    if (rc < 0) {
+        MQ_LOG(MQ_LOG_ERROR,
+               "Error saving in-memory database: new journal files in %s: %s; nothing saved.",
+               p->dir, strerror(-rc));
+        return -1;
+    }
+    sync_dir(p);
+    p->generation = gen; /* the journals of 'gen' are being written, saved or not */
     snap_t s = {.wall = time(NULL)};
     mq_buf_init(&s.out);
     if (getrandom(&s.salt, sizeof(s.salt), GRND_NONBLOCK) != sizeof(s.salt))
         s.salt = (uint64_t)s.wall * 0x9E3779B97F4A7C15ull ^ mono_ms();
+    /* numbered after every change in the old journals (each was in the store before it was
+     * numbered): at replay a new journal's record wins over this snapshot only if it is newer */
+    s.seq = mq_jwriter_seq_now();
+    if (s.seq <= p->seq_floor)
+        s.seq = p->seq_floor + 1;
     uint64_t changed = changes(srv); /* read first: a change during the walk makes the next
                                         save due */
     mq_jrec_t h = {.type = MQ_JREC_FILE_HEADER};
     h.header = (mq_jrec_header_t){.version = MQ_JREC_VERSION,
                                   .kind = MQ_JREC_KIND_SNAPSHOT,
                                   .n_workers = (uint16_t)mq_server_workers(srv),
-                                  .generation = p->generation + 1,
+                                  .generation = gen,
                                   .wall_time = s.wall,
                                   .salt = s.salt};
     (void)mq_jrec_encode(&s.out, &h, 0);
@@ -485,15 +684,15 @@ int mq_persist_save(mq_persist_t *p, mq_server_t *srv)
     uint64_t n_retained = s.n_records;
     size_t n_sessions = snap_sessions(&s, srv);
     mq_jrec_t end = {.type = MQ_JREC_SNAP_END};
-    end.snap_end = (mq_jrec_snap_end_t){.generation = p->generation + 1, .n_records = s.n_records};
+    end.snap_end = (mq_jrec_snap_end_t){.generation = gen, .n_records = s.n_records};
     (void)mq_jrec_encode(&s.out, &end, s.salt);
-    int rc = write_snapshot(p, &s.out);
+    rc = write_snapshot(p, &s.out);
     if (rc < 0) {
         MQ_LOG(MQ_LOG_ERROR,
                "Error saving in-memory database to %s: %s; the previous snapshot is kept.", p->tmp,
                strerror(-rc));
     } else {
-        p->generation++;
+        drop_journals(p, gen);
         p->changes_at_save = changed;
         MQ_LOG(MQ_LOG_NOTICE,
                "Saved %llu retained messages and %zu sessions (%zu bytes) in %.3f s.",

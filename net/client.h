@@ -31,6 +31,7 @@ typedef struct mq_proto_env {
     mq_outbox_t *outbox;          /* this worker's outgoing mail */
     mq_conn_loop_t *loop;         /* this worker's connections */
     unsigned self, n_workers;
+    struct mq_jwriter *jw; /* this worker's journal (net/jwriter.h), NULL: persistence off */
 } mq_proto_env_t;
 
 typedef struct client {

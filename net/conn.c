@@ -129,6 +129,8 @@ void mq_conn_loop_fini(mq_conn_loop_t *l, void (*release)(void *arg, mq_conn_t *
     }
     mq_free(l->deferred);
     mq_free(l->rearm);
+    mq_free(l->gate_open);
+    mq_free(l->gate_sealed);
     mq_buf_fini(&l->scratch);
     if (l->br) {
         io_uring_unregister_buf_ring(l->ring, BGID);
@@ -311,7 +313,7 @@ static void submit_send(mq_conn_t *c)
 
 static void flush(mq_conn_t *c)
 {
-    if (c->send_busy || c->fd < 0)
+    if (c->send_busy || c->fd < 0 || c->gated)
         return;
     if (c->out.len && c->loop->trace_out && MQ_LOG_ON(MQ_LOG_DEBUG))
         c->loop->trace_out(c, c->out.data, c->out.len);
@@ -442,6 +444,50 @@ static void resume_input(mq_conn_loop_t *l)
             maybe_release(c);
     }
     l->n_rearm = 0;
+}
+
+/* ---- durability gates ------------------------------------------------------------------------ */
+
+void mq_conn_gate(mq_conn_t *c)
+{
+    if (c->gated)
+        return;
+    mq_conn_loop_t *l = c->loop;
+    if (l->n_gate_open == l->cap_gate_open)
+        l->gate_open = mq_grow(l->gate_open, &l->cap_gate_open, sizeof(*l->gate_open), 64);
+    l->gate_open[l->n_gate_open++] = c;
+    c->gated = true;
+    c->n_ops++; /* the gate keeps 'c' alive */
+}
+
+void mq_conn_gates_seal(mq_conn_loop_t *l)
+{
+    for (uint32_t i = 0; i < l->n_gate_open; i++) {
+        if (l->n_gate_sealed == l->cap_gate_sealed)
+            l->gate_sealed =
+                mq_grow(l->gate_sealed, &l->cap_gate_sealed, sizeof(*l->gate_sealed), 64);
+        l->gate_sealed[l->n_gate_sealed++] = l->gate_open[i];
+    }
+    l->n_gate_open = 0;
+}
+
+void mq_conn_gates_release(mq_conn_loop_t *l, bool ok)
+{
+    if (!ok)
+        mq_conn_gates_seal(l);
+    for (uint32_t i = 0; i < l->n_gate_sealed; i++) {
+        mq_conn_t *c = l->gate_sealed[i];
+        c->gated = false;
+        c->n_ops--;
+        if (!ok) {
+            c->out.len = 0; /* an acknowledgement of what is not durable must not go */
+            c->read_done = true;
+            mq_conn_close(c, "the persistence journal could not be written");
+            shutdown(c->fd, SHUT_RDWR);
+        }
+        mq_conn_mark_dirty(c); /* the output goes, or the closing goes on, at the flush */
+    }
+    l->n_gate_sealed = 0;
 }
 
 bool mq_conn_loop_idle(const mq_conn_loop_t *l)

@@ -139,6 +139,8 @@ struct mq_conn {
     bool read_done : 1;     /* the client's input has ended (end of stream or an error) */
     bool lingering : 1;     /* closing: writing is shut, what the client still sends is dropped;
                              * the handler's on_release has run */
+    bool gated : 1;         /* output held until the journal records it answers are durable
+                             * (mq_conn_gate) */
     unsigned n_ops;         /* submitted operations (and held buffers) not yet completed */
 };
 /* one per connection, inside the protocol's client (issue 13): see net/client.h */
@@ -163,6 +165,10 @@ struct mq_conn_loop {
     uint32_t n_deferred, cap_deferred;
     mq_conn_t **rearm; /* connections whose receive waits for free buffers */
     uint32_t n_rearm, cap_rearm;
+    /* gated connections (mq_conn_gate): those of the records still buffered, then those of
+     * the write in flight */
+    mq_conn_t **gate_open, **gate_sealed;
+    uint32_t n_gate_open, cap_gate_open, n_gate_sealed, cap_gate_sealed;
     uint64_t bytes_received, bytes_sent; /* counters, this loop's alone */
     mq_buf_t scratch; /* for transports: the plain bytes decoded from one receive, passed up
                        * with mq_conn_up() before the next (emptied by its user) */
@@ -216,6 +222,21 @@ static inline mq_buf_t *mq_conn_out(mq_conn_t *c)
 
 /* Queues 'c' for the flush at the end of this loop turn. */
 void mq_conn_mark_dirty(mq_conn_t *c);
+
+/* Durability gates (net/jwriter.h): 'c' sends nothing more until the records the journal holds
+ * now are durable; it stays alive meanwhile. Called after an acknowledgement that depends on
+ * them has been queued: everything queued after it waits too, so the order of the output
+ * never changes. */
+void mq_conn_gate(mq_conn_t *c);
+
+/* The journal has submitted what it held: the gates so far wait for that write. */
+void mq_conn_gates_seal(mq_conn_loop_t *l);
+
+/* The write the sealed gates wait for is durable ('ok': their output goes at the end of this
+ * turn) or has failed (their output is dropped and they are closed: what they acknowledged is
+ * not durable, so the client must send it again). With 'ok' false the gates not yet sealed
+ * fail too. */
+void mq_conn_gates_release(mq_conn_loop_t *l, bool ok);
 
 /* Starts closing 'c': the handler's on_closing runs (it logs 'why'), what is queued still
  * goes out, then the socket is shut and, once its operations have completed, the handler's

@@ -28,6 +28,8 @@ enum mq_mail_type {
                                    a[0] */
     MQ_MAIL_VISIT = 7,          /* control -> worker: ptr = mq_proto_visit_t, each session to
                                    be shown to it, then its 'done' posted */
+    MQ_MAIL_JOURNAL = 8,        /* control -> worker: ptr = mq_jwriter_rotation_t (a snapshot
+                                   begins: switch to its file), then its 'done' posted */
 };
 
 #define MQ_MAIL_INLINE 5 /* 64-bit words carried inline: the entry is 64 bytes */

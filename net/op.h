@@ -10,12 +10,13 @@
 /* user_data of every SQE: a pointer (8-byte aligned) with the operation in its low 3 bits,
  * as liburing's examples/proxy.h packs its struct userdata. Any thread, pure. */
 enum mq_op {
-    MQ_OP_RECV = 1,   /* ptr = mq_conn_t */
-    MQ_OP_SEND = 2,   /* ptr = mq_conn_t */
-    MQ_OP_ACCEPT = 3, /* index = the acceptor's listener (mq_op_pack_index) */
-    MQ_OP_WAKE = 4,   /* ptr = NULL: a MSG_RING from another thread (net/mailbox.h) */
-    MQ_OP_TIMER = 5,  /* ptr = the worker */
-    MQ_OP_MSG = 6,    /* ptr = NULL: completion of a MSG_RING this ring sent */
+    MQ_OP_RECV = 1,    /* ptr = mq_conn_t */
+    MQ_OP_SEND = 2,    /* ptr = mq_conn_t */
+    MQ_OP_ACCEPT = 3,  /* index = the acceptor's listener (mq_op_pack_index) */
+    MQ_OP_WAKE = 4,    /* ptr = NULL: a MSG_RING from another thread (net/mailbox.h) */
+    MQ_OP_TIMER = 5,   /* ptr = the worker */
+    MQ_OP_MSG = 6,     /* ptr = NULL: completion of a MSG_RING this ring sent */
+    MQ_OP_JOURNAL = 7, /* ptr = the worker's journal, or its sync tag (net/jwriter.h) */
 };
 
 static inline uint64_t mq_op_pack(void *p, enum mq_op op)

@@ -102,6 +102,12 @@ typedef struct mq_server_opts {
                                    * each worker creates those it owns before the first
                                    * client; the caller frees it after mq_server_start() */
     int64_t kept_wall;            /* when it was read, seconds since the epoch */
+    const char *journal_base;     /* persistence on: worker I journals to
+                                   * "journal_base.journal_gen.wI" (net/jwriter.h); NULL: no
+                                   * journals */
+    uint64_t journal_gen;
+    uint8_t persistence_fsync; /* enum mq_fsync_mode */
+    uint64_t retain_seq_floor; /* retained changes are numbered above it */
 } mq_server_opts_t;
 
 #endif

@@ -8,6 +8,7 @@
 #include "core/mem.h"
 #include "core/topic.h"
 #include "net/auth.h"
+#include "net/jwriter.h"
 
 /* ---- routing ------------------------------------------------------------------------------- */
 
@@ -184,8 +185,13 @@ static bool route_msg(mq_proto_t *p, mq_msg_t *msg)
  * live subscribers [MQTT-3.3.1-9] (the message's bytes never carry it). */
 bool mq_publish_route(mq_proto_t *p, mq_msg_t *msg)
 {
-    if (msg->retain)
+    if (msg->retain) {
         (void)mq_tindex_retain(p->env.ix, msg, p->env.ep); /* count changes are read by $SYS */
+        /* journaled after the store has it: a snapshot numbered after this change sees it */
+        mq_str_t t = mq_msg_topic(msg);
+        if (p->env.jw && !(t.len >= 4 && memcmp(t.ptr, "$SYS", 4) == 0))
+            (void)mq_jwriter_retain(p->env.jw, msg);
+    }
     return route_msg(p, msg);
 }
 
@@ -366,6 +372,19 @@ static bool refused_for_memory(mq_proto_t *p, client_t *cl, const mq_publish_t *
     return true;
 }
 
+/* While the journal cannot be written (net/jwriter.h), a retained QoS 1/2 PUBLISH is not taken
+ * in: its acknowledgement would promise what the disk does not hold. A QoS 2 re-send already
+ * received is let through (its PUBREL must find it). */
+static bool refused_for_journal(mq_proto_t *p, client_t *cl, const mq_publish_t *pub)
+{
+    if (!pub->retain || pub->qos == 0 || p->env.jw == NULL || !mq_jwriter_broken(p->env.jw))
+        return false;
+    if (pub->qos == 2 && mq_sess_qos2_pending(cl->sess, pub->packet_id))
+        return false;
+    p->cnt.pub_dropped++;
+    return true;
+}
+
 int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
     const mq_publish_t *pub = &pkt->publish;
@@ -380,12 +399,20 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         return MQ_CONN_CLOSED;
     }
     enum mq_rc ack = MQ_RC_SUCCESS;
+    bool gate = false;
     if (refused_for_memory(p, cl, pub)) {
         if (pub->qos > 0 && cl->proto < MQ_PROTO_5) {
             mq_client_end(cl, true, "memory_limit reached: PUBLISH not accepted");
             return MQ_CONN_CLOSED;
         }
         ack = MQ_RC_QUOTA_EXCEEDED;
+    } else if (refused_for_journal(p, cl, pub)) {
+        /* nothing acknowledged may be lost: a retained QoS 1/2 PUBLISH waits for the disk */
+        if (cl->proto < MQ_PROTO_5) {
+            mq_client_end(cl, true, "persistence journal not writable: PUBLISH not accepted");
+            return MQ_CONN_CLOSED;
+        }
+        ack = MQ_RC_UNSPECIFIED;
     } else if (should_route(p, cl, pub, topic, &ack)) {
         mq_msg_t *msg = make_msg(p, cl, pkt, topic);
         if (msg == NULL) {
@@ -398,6 +425,8 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         if (!mq_publish_route(p, msg) && pub->qos == 1)
             ack = MQ_RC_NO_MATCHING_SUBSCRIBERS;
         mq_msg_unref(msg);
+        /* a retained change in the journal: the acknowledgement follows the disk */
+        gate = pub->retain && pub->qos > 0 && p->env.jw && mq_jwriter_gates(p->env.jw);
     }
     if (cl->proto < MQ_PROTO_5)
         ack = MQ_RC_SUCCESS;
@@ -405,6 +434,8 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         mq_client_send_ack_rc(p, cl, MQ_PUBACK, pub->packet_id, ack);
     else if (pub->qos == 2)
         mq_client_send_ack_rc(p, cl, MQ_PUBREC, pub->packet_id, ack);
+    if (gate)
+        mq_conn_gate(&cl->conn);
     return MQ_CONN_OK;
 }
 

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,6 +23,7 @@
 #include "net/auth.h"
 #include "net/mailbox.h"
 #include "net/op.h"
+#include "net/jwriter.h"
 #include "net/worker.h"
 #include "net/xport.h"
 
@@ -488,6 +490,48 @@ void mq_server_each_session(mq_server_t *srv, mq_server_sess_cb *cb, void *arg)
         for (unsigned i = 0; i < srv->n_workers; i++)
             sem_wait(&done);
     sem_destroy(&done);
+}
+
+int mq_server_rotate_journals(mq_server_t *srv, const char *base, uint64_t gen)
+{
+    if (srv->halted || srv->opts.journal_base == NULL)
+        return 0; /* nothing writes any more: the files it has hold every change */
+    unsigned n = srv->n_workers;
+    int *fds = mq_calloc(n, sizeof(*fds));
+    char **paths = mq_calloc(n, sizeof(*paths));
+    int rc = 0;
+    for (unsigned i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s.%llu.w%u", base, (unsigned long long)gen, i);
+        paths[i] = mq_strndup(path, strlen(path));
+        fds[i] = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fds[i] < 0 && rc == 0)
+            rc = -errno;
+    }
+    if (rc == 0) {
+        sem_t done;
+        sem_init(&done, 0, 0);
+        mq_jwriter_rotation_t r = {fds, paths, gen, &done};
+        for (unsigned i = 0; i < n; i++) {
+            mq_mail_t e = {.type = MQ_MAIL_JOURNAL, .ptr = &r};
+            while (!mq_mailbox_post(srv->boxes[i], &e))
+                sched_yield();
+            ctl_wake(srv, srv->boxes[i], -1);
+        }
+        for (unsigned i = 0; i < n; i++)
+            sem_wait(&done);
+        sem_destroy(&done);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (rc < 0 && fds[i] >= 0) {
+            close(fds[i]);
+            unlink(paths[i]);
+        }
+        mq_free(paths[i]);
+    }
+    mq_free(fds);
+    mq_free(paths);
+    return rc;
 }
 
 size_t mq_server_each_retained(mq_server_t *srv, mq_server_retained_cb *cb, void *arg)

@@ -43,6 +43,13 @@ typedef void mq_server_sess_cb(void *arg, unsigned worker, const struct mq_sess 
                                const struct mq_msg *will, uint64_t fire_at);
 void mq_server_each_session(mq_server_t *srv, mq_server_sess_cb *cb, void *arg);
 
+/* A snapshot of generation 'gen' begins: every worker switches its journal to a new file
+ * "base.gen.wI" (net/jwriter.h), returning once all have (within a loop turn each). Every
+ * change made after that is in the new files; everything in the old ones is in the store and
+ * the sessions the snapshot reads next. 0 (also when journals are off or the workers have
+ * stopped), or -errno when a file could not be made (nothing switched). Main thread. */
+int mq_server_rotate_journals(mq_server_t *srv, const char *base, uint64_t gen);
+
 /* Retained messages stored, replaced or removed since start-up. Any thread. */
 uint64_t mq_server_retained_changes(const mq_server_t *srv);
 

@@ -3,6 +3,7 @@
 #include "net/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +12,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/msg.h"
+#include "net/jwriter.h"
 #include "net/op.h"
 #include "net/trace.h"
 
@@ -64,6 +66,28 @@ void mq_worker_init(mq_worker_t *w, const mq_worker_env_t *env, unsigned idx)
     sem_init(&w->go, 0, 0);
 }
 
+/* The worker's journal of generation opts->journal_gen (persistence on). A file that cannot
+ * be made is an error in the log; the worker serves without it, as when a snapshot cannot be
+ * written. */
+static void open_journal(mq_worker_t *w)
+{
+    const mq_server_opts_t *o = w->env.opts;
+    if (o->journal_base == NULL)
+        return;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s.%llu.w%u", o->journal_base, (unsigned long long)o->journal_gen,
+             w->idx);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        MQ_LOG(MQ_LOG_ERROR,
+               "Error: persistence journal %s: %s; changes reach the disk only with snapshots.",
+               path, strerror(errno));
+        return;
+    }
+    w->jw = mq_jwriter_new(&w->ring, &w->loop, fd, path, o->journal_gen, w->idx, w->env.n_workers,
+                           (enum mq_fsync_mode)o->persistence_fsync, o->retain_seq_floor);
+}
+
 static int init_thread(mq_worker_t *w)
 {
     char err[128];
@@ -76,6 +100,7 @@ static int init_thread(mq_worker_t *w)
     w->has_ring = true;
     w->inbox.ring_fd = w->ring.ring_fd;
     w->ep = mq_epoch_register(w->env.ep, w->idx);
+    open_journal(w);
     mq_proto_env_t pe = {.opts = w->env.opts,
                          .auth = w->env.auth,
                          .verifier = w->env.verifier,
@@ -85,7 +110,8 @@ static int init_thread(mq_worker_t *w)
                          .outbox = &w->outbox,
                          .loop = &w->loop,
                          .self = w->idx,
-                         .n_workers = w->env.n_workers};
+                         .n_workers = w->env.n_workers,
+                         .jw = w->jw};
     w->proto = mq_proto_new(&pe);
     rc = mq_conn_loop_init(&w->loop, &w->ring, mq_proto_handler(w->proto), mq_proto_conn_size(),
                            err, sizeof(err));
@@ -125,6 +151,9 @@ static void drop_mail(mq_mail_t *m)
     }
     case MQ_MAIL_VISIT: /* the visitor waits for every worker's answer */
         sem_post(((mq_proto_visit_t *)m->ptr)->done);
+        break;
+    case MQ_MAIL_JOURNAL: /* so does a rotation; the file it brought is not used */
+        sem_post(((mq_jwriter_rotation_t *)m->ptr)->done);
         break;
     default:
         break;
@@ -197,6 +226,15 @@ static void on_mail(mq_worker_t *w, mq_mail_t *e)
         sem_post(v->done);
         break;
     }
+    case MQ_MAIL_JOURNAL: {
+        const mq_jwriter_rotation_t *r = e->ptr;
+        if (w->jw)
+            mq_jwriter_rotate(w->jw, r->fds[w->idx], r->paths[w->idx], r->gen);
+        else
+            close(r->fds[w->idx]);
+        sem_post(r->done);
+        break;
+    }
     default:
         MQ_ASSERT(0 && "unknown mail");
     }
@@ -255,7 +293,12 @@ static void handle_cqe(mq_worker_t *w, struct io_uring_cqe *cqe)
     case MQ_OP_TIMER:
         publish_stats(w);
         mq_proto_tick(w->proto);
+        if (w->jw)
+            mq_jwriter_tick(w->jw);
         arm_timer(w);
+        break;
+    case MQ_OP_JOURNAL:
+        mq_jwriter_on_cqe(w->jw, mq_op_ptr(ud), cqe);
         break;
     case MQ_OP_WAKE: /* the inbox is drained at the top of every turn */
         break;
@@ -281,6 +324,8 @@ static void turn(mq_worker_t *w)
         mq_proto_goodbye(w->proto);
     }
     mq_conn_loop_turn(&w->loop);
+    if (w->jw) /* after the flush: what this turn gated waits for this write */
+        mq_jwriter_flush(w->jw);
     mq_outbox_wake(&w->outbox, &w->ring);
 }
 
@@ -289,6 +334,31 @@ static bool drained(mq_worker_t *w)
 {
     uint64_t until = atomic_load_explicit(&w->drain_until_ms, memory_order_relaxed);
     return until != 0 && (w->loop.now_ms >= until || mq_conn_loop_idle(&w->loop));
+}
+
+/* The loop has ended: the journal's operation in flight completes (its buffer must outlive
+ * it), then what is left is written with plain calls (mq_jwriter_free) before the thread
+ * ends, so that a snapshot failing at exit still finds every change in the journal. */
+static void settle_journal(mq_worker_t *w)
+{
+    if (w->jw == NULL)
+        return;
+    for (int i = 0; i < 100 && mq_jwriter_busy(w->jw); i++) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_submit_and_wait(&w->ring, 1) < 0 && io_uring_peek_cqe(&w->ring, &cqe) < 0)
+            break;
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&w->ring, head, cqe)
+        {
+            uint64_t ud = io_uring_cqe_get_data64(cqe);
+            if (mq_op_of(ud) == MQ_OP_JOURNAL)
+                mq_jwriter_on_cqe(w->jw, mq_op_ptr(ud), cqe);
+            n++;
+        }
+        io_uring_cq_advance(&w->ring, n);
+    }
+    mq_jwriter_free(w->jw);
+    w->jw = NULL;
 }
 
 static void run(mq_worker_t *w)
@@ -321,6 +391,7 @@ static void run(mq_worker_t *w)
         io_uring_cq_advance(&w->ring, n);
     }
     mq_epoch_offline(w->ep);
+    settle_journal(w);
 }
 
 void *mq_worker_main(void *arg)

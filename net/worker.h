@@ -66,6 +66,7 @@ typedef struct mq_worker {
     mq_outbox_t outbox;  /* this worker's mail to the others */
     mq_conn_loop_t loop; /* this worker's connections */
     mq_proto_t *proto;
+    struct mq_jwriter *jw; /* NULL: persistence off (or its file could not be made) */
     mq_epoch_rec_t *ep;
     uint64_t loop_ns_max; /* longest turn since the last tick */
     bool said_goodbye;    /* the shutdown's DISCONNECT went out (mq_proto_goodbye) */

@@ -5,7 +5,7 @@
 #   (tools/ and bench/ may use core/ only: no "net/" or "broker/" either.)
 #   Inside net/, the rooms are floors too (a file may include net/ headers of its own floor
 #   or below, never above), so the layers cannot call each other in a loop:
-#     0 op.h opts.h   1 mailbox   2 conn   3 tls   4 ws   5 xport   6 auth   7 client
+#     0 op.h opts.h   1 mailbox   2 conn   3 tls jwriter   4 ws   5 xport   6 auth   7 client
 #     8 will trace overload   9 publish subscribe   10 connect   11 proto persist   12 worker
 #     13 server
 # tests/layering.sh --selftest — builds a tree with each violation and checks it is caught.
@@ -17,7 +17,7 @@ floor() {
     op|opts) echo 0 ;;
     mailbox) echo 1 ;;
     conn) echo 2 ;;
-    tls) echo 3 ;;
+    tls|jwriter) echo 3 ;;
     ws) echo 4 ;;
     xport) echo 5 ;;
     auth) echo 6 ;;

@@ -14,8 +14,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from conftest import (HOST, IS_MOSQUITTO, PUBCOMP, PUBREC, PUBREL, Broker, Pub, Raw, ack_pkt,
-                      check_stderr_text, port_closed, publish_pkt)
+from conftest import (HOST, IS_MOSQUITTO, PUBCOMP, PUBREC, PUBREL, Broker, Client, Closed, Pub,
+                      Raw, ack_pkt, check_stderr_text, connect_pkt, port_closed, publish_pkt)
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Starling's snapshot file and log lines")
 
@@ -179,12 +179,16 @@ def test_sigusr1_saves_now_and_kill_9_keeps_that_snapshot(tmp_path):
     c.publish("snap/a", b"1")
     b.proc.send_signal(signal.SIGUSR1)
     assert b.wait_log("Saved 1 retained messages")
-    c.publish("snap/b", b"2")  # after the snapshot: a crash loses it, as with mosquitto
+    c.publish("snap/b", b"2")  # after the snapshot: in the journal (mosquitto would lose it)
     c.close()
     kill9(b)
     b2 = persistent(tmp_path, port=b.port, name="p2").start()
-    assert sorted(topics(b2.port)) == ["snap/a"]
+    assert sorted(topics(b2.port)) == ["snap/a", "snap/b"]
     b2.check_clean_exit()
+    # the clean exit's snapshot holds everything: no journal of an older generation is left
+    left = [f for f in os.listdir(tmp_path) if f.startswith(DB + ".") and ".w" in f]
+    assert all(f.split(".")[-2] == str(max(int(x.split(".")[-2]) for x in left))
+               for f in left), left
 
 
 @pytest.mark.parametrize("mode", ["interval", "changes"])
@@ -252,9 +256,10 @@ class FileSizeLimited(Kept):
     """A broker under 'ulimit -f' (RLIMIT_FSIZE): a write past it fails with EFBIG, the way a
     full disk fails one with ENOSPC, without filling this machine's disk."""
 
-    def __init__(self, *a, limit, **kw):
+    def __init__(self, *a, limit, hard=None, **kw):
         super().__init__(*a, **kw)
         self.limit = limit
+        self.hard = hard if hard is not None else limit
 
     def start(self):
         import resource
@@ -262,11 +267,11 @@ class FileSizeLimited(Kept):
         from conftest import BROKER, wait_port
         _started.append(self)
         self._err = open(self.err_path, "wb")
-        lim = self.limit
+        lim, hard = self.limit, self.hard
         self.proc = subprocess.Popen(
             [BROKER, "-c", str(self.conf)] + self.args, stdin=subprocess.DEVNULL,
             stdout=self._err, stderr=self._err,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (lim, lim)))
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (lim, hard)))
         assert wait_port(self.port, 5.0, self.proc), self.stderr()
         return self
 
@@ -295,7 +300,10 @@ def test_a_snapshot_that_cannot_be_written_keeps_the_previous_one(tmp_path):
     check_stderr_text(b2.stderr())
     assert not (tmp_path / (DB + ".tmp")).exists()
     b3 = persistent(tmp_path, port=b.port, name="p3").start()
-    assert sorted(topics(b3.port)) == sorted(f"small/{i}" for i in range(10))
+    got = sorted(topics(b3.port))
+    # the snapshot's, and those of the journal written before 'ulimit -f' was reached
+    assert set(f"small/{i}" for i in range(10)) <= set(got), got
+    assert all(t.startswith(("small/", "big/", "still/")) for t in got), got
     b3.check_clean_exit()
 
 
@@ -534,4 +542,154 @@ def test_queued_qos0_is_kept_with_queue_qos0_messages(tmp_path):
     assert sp == 1
     assert [(p.topic, p.payload, p.qos) for p in got] == [("z/a", b"zero", 0), ("z/b", b"one", 1)]
     sub.close()
+    b2.check_clean_exit()
+
+
+# ---- the journal (persistence_fsync): what was acknowledged survives kill -9 ---------------------
+
+
+def raw_connect(port, client_id, clean=True):
+    r = Raw(port)
+    r.send(connect_pkt(client_id, clean=clean))
+    assert r.recv_exact(4) == bytes([0x20, 2, 0, 0]) or not clean
+    return r
+
+
+def publish_acked(r, topic, payload, pid, qos=1, timeout=5.0):
+    """Sends a retained PUBLISH; True when its PUBACK (QoS 1) or PUBREC (QoS 2) came back,
+    False when the broker closed the connection instead."""
+    r.send(publish_pkt(topic, payload, qos=qos, retain=True, pid=pid))
+    try:
+        first, body, _ = r.recv_packet(timeout)
+    except Closed:
+        return False
+    want = 0x40 if qos == 1 else 0x50
+    assert first == want and struct.unpack(">H", body[:2])[0] == pid, (first, body)
+    if qos == 2:
+        r.send(ack_pkt(PUBREL, pid))
+        first, body, _ = r.recv_packet(timeout)
+        assert first == 0x70, first
+    return True
+
+
+@pytest.mark.parametrize("fsync", ["always", "never"])
+def test_every_acknowledged_retained_change_survives_kill_9(tmp_path, fsync):
+    """persistence_fsync always: a PUBACK / PUBREC follows the disk, so every retained change
+    acknowledged before kill -9 (sets and clears, QoS 1 and 2, from both workers) is there
+    after it, with no snapshot in between (never, and interval alike: the kernel has the
+    writes, which a process crash does not lose)."""
+    b = persistent(tmp_path, ["autosave_interval 0", f"persistence_fsync {fsync}"]).start()
+    rs = [raw_connect(b.port, f"pub{i}") for i in range(4)]  # spread over the workers
+    want = {}
+    for i in range(200):
+        r = rs[i % 4]
+        topic, payload = f"dev/{i % 50}", f"v{i}".encode()
+        if i % 23 == 22:
+            payload = b""  # a clear
+        assert publish_acked(r, topic, payload, pid=i % 65000 + 1, qos=1 + i % 2)
+        if payload:
+            want[topic] = payload
+        else:
+            want.pop(topic, None)
+    kill9(b)
+    b2 = persistent(tmp_path, [f"persistence_fsync {fsync}"], port=b.port, name="p2").start()
+    assert b2.wait_log("journal records from")
+    got = {t: m.payload for t, m in topics(b2.port).items()}
+    assert got == want
+    # start-up folded the journals into a snapshot: a second crash keeps the same, and more
+    c = V5(b2.port)
+    c.publish("after/restart", b"1")
+    c.close()
+    kill9(b2)
+    b3 = persistent(tmp_path, port=b.port, name="p3").start()
+    want["after/restart"] = b"1"
+    assert {t: m.payload for t, m in topics(b3.port).items()} == want
+    b3.check_clean_exit()
+
+
+def test_a_snapshot_rotates_the_journals_and_later_changes_win(tmp_path):
+    """A change made after a snapshot (in the new generation's journal) wins over the
+    snapshot's value at replay; the older generation's journals are removed once the snapshot
+    is durable."""
+    b = persistent(tmp_path, ["autosave_interval 0"]).start()
+    c = V5(b.port)
+    c.publish("rot/a", b"old")
+    c.publish("rot/b", b"keep")
+    b.proc.send_signal(signal.SIGUSR1)
+    assert b.wait_log("Saved 2 retained messages")
+    c.publish("rot/a", b"new")
+    c.publish("rot/c", b"")  # clearing a topic that has nothing is harmless
+    c.close()
+    names = os.listdir(tmp_path)
+    assert not any(f.startswith(DB + ".0.w") for f in names), names
+    assert any(f.startswith(DB + ".1.w") for f in names), names
+    kill9(b)
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    got = {t: m.payload for t, m in topics(b2.port).items()}
+    assert got == {"rot/a": b"new", "rot/b": b"keep"}
+    b2.check_clean_exit()
+
+
+def test_a_torn_journal_keeps_what_verifies(tmp_path):
+    b = persistent(tmp_path, ["autosave_interval 0", "workers 1"]).start()
+    c = V5(b.port)
+    for i in range(5):
+        c.publish(f"jt/{i}", b"payload %d" % i)
+    c.close()
+    kill9(b)
+    j = tmp_path / (DB + ".0.w0")
+    data = j.read_bytes()
+    j.write_bytes(data[:-7])  # the last record cut short, as by a crash mid-write
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    assert b2.wait_log("torn end")
+    assert sorted(topics(b2.port)) == [f"jt/{i}" for i in range(4)]
+    b2.check_clean_exit()
+
+
+def test_a_journal_that_cannot_be_written_stops_acknowledging_and_recovers(tmp_path):
+    """Disk full (here 'ulimit -f', EFBIG): the failure is logged loudly; the publish whose
+    record failed is not acknowledged (its connection is closed), retained QoS 1/2 publishes
+    are refused while it lasts (3.1.1: closed without PUBACK), everything else is still served;
+    when space returns (the limit raised) the journal is written again and publishes are
+    acknowledged. After kill -9 every acknowledged change is there."""
+    import resource
+    lines = [AS_ROOT, "persistence true", f"persistence_location {tmp_path}/",
+             "autosave_interval 0", "workers 1"]
+    b = FileSizeLimited(tmp_path, lines, name="p", limit=64 * 1024,
+                        hard=resource.RLIM_INFINITY).start()
+    acked = {}
+    r = raw_connect(b.port, "filler")
+    pid = 0
+    for i in range(40):  # 40 x 4 kB: the journal reaches the limit on the way
+        pid += 1
+        if not publish_acked(r, f"fill/{i}", b"f" * 4000, pid):
+            break
+        acked[f"fill/{i}"] = b"f" * 4000
+    else:
+        pytest.fail("every publish was acknowledged past 'ulimit -f'")
+    assert b.wait_log("persistence journal"), b.stderr()
+    assert "File too large" in b.stderr()
+    # while it lasts: a retained QoS 1 PUBLISH is refused, the rest is served
+    r = raw_connect(b.port, "refused")
+    assert not publish_acked(r, "refused/x", b"1", 1)
+    s = Client(b.port)
+    s.connect()
+    s.subscribe("live/#", 1)
+    s.publish("live/q1", b"not retained", qos=1)  # acknowledged (paho waits for it)
+    assert [m.payload for m in s.wait_messages(1)] == [b"not retained"]
+    s.disconnect()
+    # space returns (the soft limit raised to the hard one): within the one-second retry the
+    # journal is written again
+    resource.prlimit(b.proc.pid, resource.RLIMIT_FSIZE,
+                     (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert b.wait_log("is written again", timeout=5.0), b.stderr()
+    r = raw_connect(b.port, "after")
+    assert publish_acked(r, "after/ok", b"yes", 1)
+    acked["after/ok"] = b"yes"
+    kill9(b)
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    got = {t: m.payload for t, m in topics(b2.port).items()}
+    missing = [t for t in acked if got.get(t) != acked[t]]
+    assert not missing, missing
+    assert "refused/x" not in got
     b2.check_clean_exit()

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: MIT */
+/* net/jwriter.c - a worker's journal: group commit through the worker's io_uring. */
+#include "net/jwriter.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/jrec.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "net/op.h"
+
+struct mq_jwriter {
+    struct io_uring *ring;
+    mq_conn_loop_t *loop;
+    int fd;
+    char *path;
+    uint64_t gen;
+    uint64_t salt; /* the same in every file this writer begins: buffered records stay valid
+                      across a rotation */
+    unsigned worker, n_workers;
+    enum mq_fsync_mode mode;
+    uint64_t last_seq;   /* of the last retained change numbered */
+    uint64_t off;        /* file offset of the next write */
+    mq_buf_t cur;        /* records of this turn, not yet submitted */
+    mq_buf_t fly;        /* the write in flight (or failed, to be tried again) */
+    size_t fly_done;     /* bytes of 'fly' written so far */
+    int fly_fd;          /* the file the write in flight goes to */
+    bool busy;           /* an operation is in flight */
+    bool syncing;        /* ... and it is the fdatasync after the write */
+    bool broken;         /* a write failed; no success since */
+    bool unsynced;       /* interval: written since the last fdatasync */
+    int old_fd;          /* a rotated-away file, closed once its write in flight is done */
+    uint64_t sync_tag;   /* its address tags the fdatasync's completion (8-byte aligned) */
+    uint64_t n_failures; /* failed writes or syncs, for the log */
+};
+
+uint64_t mq_jwriter_seq_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return us << 8; /* the low byte tells the workers apart */
+}
+
+static void put_header(mq_jwriter_t *jw, mq_buf_t *out)
+{
+    mq_jrec_t h = {.type = MQ_JREC_FILE_HEADER};
+    h.header = (mq_jrec_header_t){.version = MQ_JREC_VERSION,
+                                  .kind = MQ_JREC_KIND_WORKER,
+                                  .worker = (uint16_t)jw->worker,
+                                  .n_workers = (uint16_t)jw->n_workers,
+                                  .generation = jw->gen,
+                                  .wall_time = time(NULL),
+                                  .salt = jw->salt};
+    (void)mq_jrec_encode(out, &h, 0);
+}
+
+mq_jwriter_t *mq_jwriter_new(struct io_uring *ring, mq_conn_loop_t *loop, int fd, const char *path,
+                             uint64_t gen, unsigned worker, unsigned n_workers,
+                             enum mq_fsync_mode mode, uint64_t seq_floor)
+{
+    mq_jwriter_t *jw = mq_calloc(1, sizeof(*jw));
+    jw->ring = ring;
+    jw->loop = loop;
+    jw->fd = fd;
+    jw->fly_fd = -1;
+    jw->old_fd = -1;
+    jw->path = mq_strndup(path, strlen(path));
+    jw->gen = gen;
+    jw->worker = worker;
+    jw->n_workers = n_workers;
+    jw->mode = mode;
+    jw->last_seq = seq_floor;
+    if (getrandom(&jw->salt, sizeof(jw->salt), GRND_NONBLOCK) != sizeof(jw->salt))
+        jw->salt = mq_jwriter_seq_now() * 0x9E3779B97F4A7C15ull ^ (uint64_t)worker;
+    mq_buf_init(&jw->cur);
+    mq_buf_init(&jw->fly);
+    put_header(jw, &jw->cur);
+    return jw;
+}
+
+static void write_all(int fd, const uint8_t *p, size_t len, uint64_t off)
+{
+    while (len > 0) {
+        ssize_t w = pwrite(fd, p, len, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            MQ_LOG(MQ_LOG_ERROR, "Error: persistence journal: %s at exit; the snapshot holds it.",
+                   w < 0 ? strerror(errno) : "short write");
+            return;
+        }
+        p += w;
+        len -= (size_t)w;
+        off += (uint64_t)w;
+    }
+}
+
+void mq_jwriter_free(mq_jwriter_t *jw)
+{
+    if (jw == NULL)
+        return;
+    if (jw->fd >= 0) { /* what the last turns left: a crash at exit still finds it */
+        uint64_t off = jw->off;
+        if (jw->fly.len > 0 && jw->fly_fd == jw->fd) {
+            write_all(jw->fd, jw->fly.data, jw->fly.len, off);
+            off += jw->fly.len;
+        }
+        write_all(jw->fd, jw->cur.data, jw->cur.len, off);
+        if (jw->mode != MQ_FSYNC_NEVER)
+            (void)fdatasync(jw->fd);
+        close(jw->fd);
+    }
+    if (jw->old_fd >= 0)
+        close(jw->old_fd);
+    mq_buf_fini(&jw->cur);
+    mq_buf_fini(&jw->fly);
+    mq_free(jw->path);
+    mq_free(jw);
+}
+
+bool mq_jwriter_gates(const mq_jwriter_t *jw)
+{
+    return jw->mode == MQ_FSYNC_ALWAYS;
+}
+
+bool mq_jwriter_busy(const mq_jwriter_t *jw)
+{
+    return jw->busy;
+}
+
+bool mq_jwriter_broken(const mq_jwriter_t *jw)
+{
+    return jw->broken;
+}
+
+/* A retained change's number: above every earlier one of this writer and of the files read
+ * at start-up, the clock's otherwise, so that changes made by different workers order by
+ * time (replay keeps the highest). */
+static uint64_t next_seq(mq_jwriter_t *jw)
+{
+    uint64_t s = mq_jwriter_seq_now() | jw->worker;
+    if (s <= jw->last_seq)
+        s = jw->last_seq + 1;
+    jw->last_seq = s;
+    return s;
+}
+
+bool mq_jwriter_retain(mq_jwriter_t *jw, const mq_msg_t *msg)
+{
+    if (jw->broken)
+        return false;
+    mq_jrec_t r = {.type = msg->payload_len ? MQ_JREC_RETAIN_SET : MQ_JREC_RETAIN_CLEAR};
+    r.retain.seq = next_seq(jw);
+    r.retain.msg =
+        (mq_jrec_msg_t){.topic = mq_msg_topic(msg),
+                        .payload = mq_msg_payload(msg),
+                        .props = {(const char *)msg->wire + msg->wire_len, msg->props_len},
+                        .qos = msg->qos};
+    if (msg->expire_at) { /* whole seconds left, rounded up, as wall-clock time */
+        uint64_t now = jw->loop->now_ms;
+        uint64_t left = msg->expire_at > now ? msg->expire_at - now : 0;
+        r.retain.msg.expiry_at = time(NULL) + (int64_t)((left + 999) / 1000);
+    }
+    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
+    return true;
+}
+
+static void submit_write(mq_jwriter_t *jw)
+{
+    struct io_uring_sqe *sqe = mq_op_sqe(jw->ring);
+    if (sqe == NULL) { /* the ring is unusable: the loop is ending anyway */
+        jw->broken = true;
+        return;
+    }
+    io_uring_prep_write(sqe, jw->fly_fd, jw->fly.data + jw->fly_done,
+                        (unsigned)(jw->fly.len - jw->fly_done), jw->off + jw->fly_done);
+    io_uring_sqe_set_data64(sqe, mq_op_pack(jw, MQ_OP_JOURNAL));
+    jw->busy = true;
+    jw->syncing = false;
+}
+
+static void submit_sync(mq_jwriter_t *jw, int fd)
+{
+    struct io_uring_sqe *sqe = mq_op_sqe(jw->ring);
+    if (sqe == NULL) {
+        jw->broken = true;
+        return;
+    }
+    io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+    io_uring_sqe_set_data64(sqe, mq_op_pack(&jw->sync_tag, MQ_OP_JOURNAL));
+    jw->busy = true;
+    jw->syncing = true;
+}
+
+void mq_jwriter_flush(mq_jwriter_t *jw)
+{
+    if (jw->busy || jw->broken || jw->cur.len == 0)
+        return;
+    mq_buf_t t = jw->fly; /* swap: the write owns 'fly', new records go to 'cur' */
+    jw->fly = jw->cur;
+    jw->cur = t;
+    jw->cur.len = 0;
+    jw->fly_done = 0;
+    jw->fly_fd = jw->fd;
+    submit_write(jw);
+    mq_conn_gates_seal(jw->loop); /* the acknowledgements gated so far wait for this write */
+}
+
+/* A write or sync failed: said loudly once per episode, tried again at the next tick. */
+static void failed(mq_jwriter_t *jw, int err, const char *what)
+{
+    jw->busy = false;
+    jw->n_failures++;
+    if (!jw->broken)
+        MQ_LOG(MQ_LOG_ERROR,
+               "Error: persistence journal %s: %s failed: %s. Retained QoS 1/2 publishes are "
+               "refused until it can be written again (tried every second).",
+               jw->path, what, strerror(err));
+    jw->broken = true;
+    if (jw->fly_fd != jw->fd) { /* the file was rotated away: the snapshot holds the records */
+        jw->fly.len = 0;
+        if (jw->old_fd >= 0) {
+            close(jw->old_fd);
+            jw->old_fd = -1;
+        }
+    }
+    mq_conn_gates_release(jw->loop, false);
+}
+
+/* The write in flight is durable (or, without 'always', written). */
+static void done(mq_jwriter_t *jw)
+{
+    jw->busy = false;
+    if (jw->fly_fd == jw->fd)
+        jw->off += jw->fly.len;
+    jw->fly.len = 0;
+    jw->fly_fd = -1;
+    if (jw->old_fd >= 0) { /* a rotation waited for this write */
+        close(jw->old_fd);
+        jw->old_fd = -1;
+    }
+    if (jw->broken) {
+        jw->broken = false;
+        MQ_LOG(MQ_LOG_NOTICE, "Persistence journal %s is written again (%llu failures).", jw->path,
+               (unsigned long long)jw->n_failures);
+    }
+    mq_conn_gates_release(jw->loop, true);
+}
+
+void mq_jwriter_on_cqe(mq_jwriter_t *jw, void *tag, const struct io_uring_cqe *cqe)
+{
+    if (tag == &jw->sync_tag) {
+        if (cqe->res < 0) {
+            failed(jw, -cqe->res, "fdatasync");
+            return;
+        }
+        if (jw->fly.len == 0) { /* the once-a-second sync (interval) */
+            jw->busy = false;
+            if (jw->old_fd >= 0) {
+                close(jw->old_fd);
+                jw->old_fd = -1;
+            }
+            return;
+        }
+        done(jw);
+        return;
+    }
+    if (cqe->res <= 0) { /* 0: nothing more fits ('ulimit -f' reached, a full disk) */
+        failed(jw, cqe->res < 0 ? -cqe->res : ENOSPC, "write");
+        return;
+    }
+    jw->fly_done += (size_t)cqe->res;
+    if (jw->fly_done < jw->fly.len) { /* a short write: the rest (STYLE.md §7) */
+        submit_write(jw);
+        return;
+    }
+    if (jw->mode == MQ_FSYNC_ALWAYS) {
+        submit_sync(jw, jw->fly_fd);
+        return;
+    }
+    jw->unsynced = true;
+    done(jw);
+}
+
+void mq_jwriter_tick(mq_jwriter_t *jw)
+{
+    if (jw->busy)
+        return;
+    if (jw->broken) { /* the same bytes at the same offset: a partial write is overwritten */
+        if (jw->fly.len == 0) { /* what failed was dropped (a rotation): try what came since */
+            if (jw->cur.len == 0) {
+                jw->broken = false;
+                return;
+            }
+            mq_buf_t t = jw->fly;
+            jw->fly = jw->cur;
+            jw->cur = t;
+            jw->cur.len = 0;
+        }
+        jw->fly_fd = jw->fd;
+        jw->fly_done = 0;
+        submit_write(jw);
+        return;
+    }
+    if (jw->mode == MQ_FSYNC_INTERVAL && jw->unsynced) {
+        jw->unsynced = false;
+        submit_sync(jw, jw->fd);
+    }
+}
+
+void mq_jwriter_rotate(mq_jwriter_t *jw, int fd, const char *path, uint64_t gen)
+{
+    if (jw->busy) {
+        if (jw->old_fd >= 0) /* a second rotation before the first write ended */
+            close(jw->old_fd);
+        jw->old_fd = jw->fd; /* its write in flight finishes there */
+    } else {
+        close(jw->fd);
+    }
+    if (jw->broken && !jw->busy) {
+        /* what could not be written is in the snapshot that follows: start afresh there */
+        jw->fly.len = 0;
+        jw->fly_fd = -1;
+    }
+    jw->fd = fd;
+    jw->off = 0;
+    jw->gen = gen;
+    mq_free(jw->path);
+    jw->path = mq_strndup(path, strlen(path));
+    mq_buf_t b; /* the new file begins with its header, then the records not yet written */
+    mq_buf_init(&b);
+    put_header(jw, &b);
+    mq_buf_append(&b, jw->cur.data, jw->cur.len);
+    mq_buf_fini(&jw->cur);
+    jw->cur = b;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* net/jwriter.h - a worker's journal: records appended in a loop turn, written and synced
+ * through the worker's io_uring once per turn (group commit). */
+#ifndef MQ_NET_JWRITER_H
+#define MQ_NET_JWRITER_H
+
+#include <liburing.h>
+#include <semaphore.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/msg.h"
+#include "net/conn.h"
+
+/* With persistence on, each worker appends the retained changes it makes to its own journal
+ * file NAME.G.wI (docs/PERSISTENCE.md): no lock, no other thread. Records of a turn collect in
+ * a buffer; at the end of the turn one write (and, with persistence_fsync always, one
+ * fdatasync after it) takes them all. A connection whose acknowledgement depends on them is
+ * gated (mq_conn_gate): its output waits until they are durable, so every PUBACK / PUBREC a
+ * client sees for a retained QoS 1/2 PUBLISH follows the disk. A write or sync that fails (a
+ * full disk, a write over 'ulimit -f', an I/O error) is logged loudly; the connections gated
+ * on it are closed with their output dropped (nothing was acknowledged: the client sends
+ * again), the journal stops taking records that need it (mq_jwriter_broken: the protocol then
+ * refuses retained QoS 1/2 publishes, as for memory_limit) and the write is tried again every
+ * second until it succeeds. Worker thread only. */
+
+enum mq_fsync_mode {
+    MQ_FSYNC_ALWAYS = 0,   /* fdatasync each turn's records; acknowledgements wait for it */
+    MQ_FSYNC_INTERVAL = 1, /* write each turn, fdatasync once a second; nothing waits */
+    MQ_FSYNC_NEVER = 2,    /* write each turn, leave syncing to the kernel; nothing waits */
+};
+
+typedef struct mq_jwriter mq_jwriter_t;
+
+/* A journal writing to 'fd' (a new, empty file of generation 'gen', taken over) for worker
+ * 'worker' of 'n_workers', on 'ring'; gating the connections of 'loop'. 'path' names the file
+ * in log lines. 'seq_floor': retained changes are numbered above it (the highest start-up
+ * read). */
+mq_jwriter_t *mq_jwriter_new(struct io_uring *ring, mq_conn_loop_t *loop, int fd, const char *path,
+                             uint64_t gen, unsigned worker, unsigned n_workers,
+                             enum mq_fsync_mode mode, uint64_t seq_floor);
+
+/* Writes what is still buffered with plain blocking calls, syncs, closes the file and frees
+ * the writer (shutdown, after the loop has stopped: no operation is in flight any more, the
+ * ring having been torn down or drained). NULL is a no-op. */
+void mq_jwriter_free(mq_jwriter_t *jw);
+
+/* Appends the retained change 'msg' made to the store (an empty payload clears the topic).
+ * Returns true when the record was appended; false while the journal is broken (the change
+ * is then only in memory until the next snapshot). '$SYS' topics are the caller's to leave
+ * out. */
+bool mq_jwriter_retain(mq_jwriter_t *jw, const mq_msg_t *msg);
+
+/* Whether acknowledgements must wait for the records (persistence_fsync always). */
+bool mq_jwriter_gates(const mq_jwriter_t *jw);
+
+/* True after a failed write until a retry succeeds: records that need the journal must be
+ * refused rather than acknowledged. */
+bool mq_jwriter_broken(const mq_jwriter_t *jw);
+
+/* Whether an operation of the journal is in flight. */
+bool mq_jwriter_busy(const mq_jwriter_t *jw);
+
+/* End of a loop turn: submits the turn's records when no write is in flight. */
+void mq_jwriter_flush(mq_jwriter_t *jw);
+
+/* A completion of one of the journal's operations (MQ_OP_JOURNAL). */
+void mq_jwriter_on_cqe(mq_jwriter_t *jw, void *tag, const struct io_uring_cqe *cqe);
+
+/* Once a second: retries a failed write, syncs under persistence_fsync interval. */
+void mq_jwriter_tick(mq_jwriter_t *jw);
+
+/* Switches to 'fd', a new file of generation 'gen' (a snapshot is being taken): records from
+ * now on go there, after a FILE_HEADER. The old file is closed once its write in flight is
+ * done. Everything written to the old one is in the snapshot that follows. */
+void mq_jwriter_rotate(mq_jwriter_t *jw, int fd, const char *path, uint64_t gen);
+
+/* What the control thread mails every worker (MQ_MAIL_JOURNAL) to rotate: worker I takes
+ * fds[I] (opened for it, its to close) named paths[I]; then posts 'done'. */
+typedef struct mq_jwriter_rotation {
+    const int *fds;
+    char *const *paths;
+    uint64_t gen;
+    sem_t *done;
+} mq_jwriter_rotation_t;
+
+/* Retained-change sequence number for now: what a snapshot taken from now on writes, so that
+ * journal records numbered below it (older) lose to it at replay. Any thread. */
+uint64_t mq_jwriter_seq_now(void);
+
+#endif

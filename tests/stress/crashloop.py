@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Crash loop (issue 11): retained QoS 1 and QoS 2 publishers under load, the broker killed
+with kill -9 at random moments and restarted on the same port, again and again. After each
+restart every publisher's topic must hold the last value the broker acknowledged to it, or a
+later one it had sent (never an older one): with persistence_fsync always an acknowledgement
+follows the disk, so nothing acknowledged is lost.
+
+  tests/stress/crashloop.py --broker build/broker/starling [--kills 100] [--publishers 8]
+
+Prints the counts; exits 1 when an acknowledged value was lost, a restart failed or nothing
+was acknowledged between two kills. (Persistent sessions' queues are not journaled yet:
+this loop checks the retained store, which is.)"""
+import argparse
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HOST = "127.0.0.1"
+
+
+def s16(b):
+    return struct.pack(">H", len(b)) + b
+
+
+def pkt(first, body):
+    n, out = len(body), b""
+    while True:
+        d, n = n % 128, n // 128
+        out += bytes([d | (0x80 if n else 0)])
+        if not n:
+            break
+    return bytes([first]) + out + body
+
+
+class Conn:
+    def __init__(self, port, cid):
+        self.s = socket.create_connection((HOST, port), timeout=5)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.s.sendall(pkt(0x10, s16(b"MQTT") + bytes([4, 2]) + struct.pack(">H", 60) +
+                           s16(cid.encode())))
+        first, body = self.recv()
+        if first != 0x20 or body[1] != 0:
+            raise ConnectionError(f"CONNACK {first:#x} {body!r}")
+
+    def recv(self):
+        while True:
+            if len(self.buf) >= 2:
+                n, mult, i = 0, 1, 1
+                while i < len(self.buf):
+                    b = self.buf[i]
+                    n += (b & 0x7F) * mult
+                    mult *= 128
+                    i += 1
+                    if not b & 0x80:
+                        break
+                else:
+                    i = None
+                if i is not None and len(self.buf) >= i + n:
+                    first, body = self.buf[0], self.buf[i:i + n]
+                    self.buf = self.buf[i + n:]
+                    return first, body
+            d = self.s.recv(65536)
+            if not d:
+                raise ConnectionError("closed")
+            self.buf += d
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+class Publisher(threading.Thread):
+    def __init__(self, port, k, go):
+        super().__init__(daemon=True)
+        self.port, self.k, self.go = port, k, go
+        self.qos = 1 + k % 2
+        self.sent = 0   # highest value sent
+        self.acked = 0  # highest value acknowledged
+        self.idle = threading.Event()
+        self.stop = False
+
+    def run(self):
+        c, pid = None, 0
+        while not self.stop:
+            if not self.go.is_set():
+                if c:
+                    c.close()
+                    c = None
+                self.idle.set()
+                self.go.wait(0.2)
+                continue
+            self.idle.clear()
+            try:
+                if c is None:
+                    c = Conn(self.port, f"crash-pub-{self.k}")
+                v = self.sent + 1
+                pid = pid % 65535 + 1
+                self.sent = v
+                c.s.sendall(pkt(0x31 | self.qos << 1, s16(f"crash/{self.k}".encode()) +
+                                struct.pack(">H", pid) + str(v).encode()))
+                first, body = c.recv()
+                if self.qos == 2:
+                    assert first >> 4 == 5, first
+                    self.acked = v  # PUBREC says it was taken; PUBREL / PUBCOMP end the flow
+                    c.s.sendall(pkt(0x62, struct.pack(">H", pid)))
+                    first, body = c.recv()
+                    assert first >> 4 == 7, first
+                else:
+                    assert first >> 4 == 4, first
+                    self.acked = v
+            except (OSError, ConnectionError):
+                if c:
+                    c.close()
+                c = None
+                time.sleep(0.02)
+
+
+def retained(port, n):
+    """{k: value} of the retained crash/# messages (n publishers)."""
+    for attempt in range(50):  # the new broker may still be setting up its listener
+        try:
+            c = Conn(port, "crash-check")
+            break
+        except (OSError, ConnectionError):
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
+    c.s.sendall(pkt(0x82, struct.pack(">H", 1) + s16(b"crash/#") + b"\x00"))
+    got, deadline = {}, time.monotonic() + 5
+    c.s.settimeout(0.5)
+    while time.monotonic() < deadline and len(got) < n:
+        try:
+            first, body = c.recv()
+        except socket.timeout:
+            continue
+        if first >> 4 == 3:
+            tl = struct.unpack(">H", body[:2])[0]
+            topic = body[2:2 + tl].decode()
+            got[int(topic.split("/")[1])] = int(body[2 + tl:])
+    c.close()
+    return got
+
+
+def wait_port(port, proc, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def port_closed(port, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            time.sleep(0.01)
+        except OSError:
+            return True
+    return False
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--broker", required=True)
+    ap.add_argument("--kills", type=int, default=100)
+    ap.add_argument("--publishers", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--min-run", type=float, default=0.3)
+    ap.add_argument("--max-run", type=float, default=1.5)
+    ap.add_argument("--seed", type=int, default=None)
+    a = ap.parse_args()
+    rnd = random.Random(a.seed)
+    d = tempfile.mkdtemp(prefix="starling-crash-")
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    conf = os.path.join(d, "crash.conf")
+    with open(conf, "w") as f:
+        f.write(f"listener {port} {HOST}\nallow_anonymous true\nworkers {a.workers}\n"
+                f"user root\npersistence true\npersistence_location {d}/\n"
+                "autosave_interval 2\npersistence_fsync always\n")
+    log = open(os.path.join(d, "broker.log"), "ab")
+
+    def start():
+        p = subprocess.Popen([a.broker, "-c", conf], stdout=log, stderr=log,
+                             stdin=subprocess.DEVNULL)
+        if not wait_port(port, p):
+            sys.exit(f"FAIL: the broker did not start (log {d}/broker.log)")
+        return p
+
+    go = threading.Event()
+    pubs = [Publisher(port, k, go) for k in range(a.publishers)]
+    for p in pubs:
+        p.start()
+    proc = start()
+    lost = checked = 0
+    acked_total = 0
+    t0 = time.monotonic()
+    try:
+        for kill in range(1, a.kills + 1):
+            go.set()
+            before = sum(p.acked for p in pubs)
+            time.sleep(rnd.uniform(a.min_run, a.max_run))
+            go.clear()
+            proc.kill()  # mid-traffic: publishes in flight, journal writes in flight
+            proc.wait(10)
+            port_closed(port)  # the kernel's teardown of the dead listener can outlast it
+            for p in pubs:
+                p.idle.wait(10)
+            if sum(p.acked for p in pubs) == before:
+                sys.exit(f"FAIL: nothing acknowledged before kill {kill}")
+            proc = start()
+            got = retained(port, a.publishers)
+            for p in pubs:
+                v = got.get(p.k, 0)
+                checked += 1
+                if v < p.acked or v > p.sent:
+                    lost += v < p.acked
+                    print(f"kill {kill}: crash/{p.k} holds {v}, acknowledged {p.acked}, "
+                          f"sent {p.sent}", flush=True)
+                p.sent = p.acked = max(v, p.acked)  # the next value continues from there
+            acked_total = sum(p.acked for p in pubs)
+    finally:
+        for p in pubs:
+            p.stop = True
+        go.set()
+        proc.kill()
+        proc.wait(10)
+        log.close()
+    print(f"{a.kills} kills in {time.monotonic() - t0:.0f} s: {acked_total} retained QoS 1/2 "
+          f"values acknowledged, {checked} topic checks after restarts, {lost} lost")
+    if lost:
+        sys.exit(1)
+    import shutil
+    shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
