@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "net/jwriter.h"
 #include "net/publish.h"
 #include "net/tls.h"
 #include "net/will.h"
@@ -305,6 +306,8 @@ static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess
     mq_sess_peer_t peer = peer_of(pkt);
     mq_sess_attach(s, mq_conn_out(&cl->conn), &peer); /* re-sends what is owed */
     mq_route_set_online(p->route, s, true);           /* its shared groups pick it again */
+    if (p->env.jw && !s->clean) /* a persistent session made or resumed (its user, expiry) */
+        (void)mq_jwriter_sess_put(p->env.jw, s, true);
     char addr[MQ_CONN_PEER_LEN];
     if (p->o->connection_messages)
         MQ_LOG(MQ_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%u).",
@@ -364,9 +367,14 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
         cl->alias_max = p->o->listeners[cl->conn.listener].max_topic_alias;
     mq_will_cancel(p, id, id_len, h); /* a delayed will is cancelled by a reconnect */
     bool present;
+    uint64_t journaled = p->env.jw ? mq_jwriter_appended(p->env.jw) : 0;
     mq_sess_t *s = take_session(p, cl, cp, id, id_len, h, &present);
     set_expiry(p, s, pkt);
     welcome(p, cl, pkt, s, present);
+    /* a persistent session made, resumed or discarded: the CONNACK (what it says of the
+     * session) follows the disk, as the acknowledgements do */
+    if (p->env.jw && mq_jwriter_gates(p->env.jw) && mq_jwriter_appended(p->env.jw) != journaled)
+        mq_conn_gate(&cl->conn);
     return MQ_CONN_OK;
 }
 

@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/codec.h"
 #include "core/jrec.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/sess.h"
 #include "net/op.h"
 
 struct mq_jwriter {
@@ -37,6 +39,7 @@ struct mq_jwriter {
     int old_fd;          /* a rotated-away file, closed once its write in flight is done */
     uint64_t sync_tag;   /* its address tags the fdatasync's completion (8-byte aligned) */
     uint64_t n_failures; /* failed writes or syncs, for the log */
+    uint64_t appended;   /* records appended since the start */
 };
 
 uint64_t mq_jwriter_seq_now(void)
@@ -124,6 +127,11 @@ void mq_jwriter_free(mq_jwriter_t *jw)
     mq_free(jw);
 }
 
+uint64_t mq_jwriter_appended(const mq_jwriter_t *jw)
+{
+    return jw->appended;
+}
+
 bool mq_jwriter_gates(const mq_jwriter_t *jw)
 {
     return jw->mode == MQ_FSYNC_ALWAYS;
@@ -168,6 +176,55 @@ bool mq_jwriter_retain(mq_jwriter_t *jw, const mq_msg_t *msg)
         r.retain.msg.expiry_at = time(NULL) + (int64_t)((left + 999) / 1000);
     }
     (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
+    jw->appended++;
+    return true;
+}
+
+bool mq_jwriter_sess_put(mq_jwriter_t *jw, const mq_sess_t *s, bool connected)
+{
+    if (jw->broken)
+        return false;
+    mq_jrec_t r = {.type = MQ_JREC_SESS_PUT};
+    r.sess = (mq_jrec_sess_t){
+        .client_id = {s->client_id, s->id_len},
+        .username = {s->username, s->user_len},
+        .has_username = s->username != NULL,
+        .level = s->peer.proto ? s->peer.proto : MQ_PROTO_311,
+        .expiry_interval = s->expiry_s,
+        /* 0: connected when written; replay counts the expiry from the restart */
+        .disconnected_at = connected ? 0 : time(NULL),
+    };
+    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
+    jw->appended++;
+    return true;
+}
+
+bool mq_jwriter_sess_del(mq_jwriter_t *jw, const mq_sess_t *s)
+{
+    if (jw->broken)
+        return false;
+    mq_jrec_t r = {.type = MQ_JREC_SESS_DEL};
+    r.sess.client_id = (mq_str_t){s->client_id, s->id_len};
+    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
+    jw->appended++;
+    return true;
+}
+
+bool mq_jwriter_sub(mq_jwriter_t *jw, const mq_sess_t *s, const mq_sub_t *sub, mq_str_t filter)
+{
+    if (jw->broken)
+        return false;
+    mq_jrec_t r = {.type = sub ? MQ_JREC_SUB_ADD : MQ_JREC_SUB_DEL};
+    r.sub = (mq_jrec_sub_t){.client_id = {s->client_id, s->id_len}, .filter = filter};
+    if (sub) {
+        r.sub.filter = (mq_str_t){sub->filter, sub->len};
+        r.sub.options =
+            (uint8_t)(sub->qos | (sub->opts & MQ_SUB_NO_LOCAL ? MQ_JREC_SUBOPT_NO_LOCAL : 0) |
+                      (sub->opts & MQ_SUB_RAP ? MQ_JREC_SUBOPT_RAP : 0));
+        r.sub.sub_id = sub->sub_id;
+    }
+    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
+    jw->appended++;
     return true;
 }
 

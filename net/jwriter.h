@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/msg.h"
 #include "net/conn.h"
 
@@ -50,6 +51,26 @@ void mq_jwriter_free(mq_jwriter_t *jw);
  * is then only in memory until the next snapshot). '$SYS' topics are the caller's to leave
  * out. */
 bool mq_jwriter_retain(mq_jwriter_t *jw, const mq_msg_t *msg);
+
+/* The persistent session 's' (not clean) as it is now: created or resumed ('connected': the
+ * time it went away is not known yet), or just detached (its expiry counts from now). Its
+ * subscriptions are kept at replay. */
+struct mq_sess;
+struct mq_sub;
+bool mq_jwriter_sess_put(mq_jwriter_t *jw, const struct mq_sess *s, bool connected);
+
+/* The session 's' ended (expired, discarded by a clean start, or made to end with its
+ * connection): everything of it goes at replay. */
+bool mq_jwriter_sess_del(mq_jwriter_t *jw, const struct mq_sess *s);
+
+/* A subscription of the persistent session 's' made or replaced ('sub'), or removed ('sub'
+ * NULL, 'filter' as the client gave it). */
+bool mq_jwriter_sub(mq_jwriter_t *jw, const struct mq_sess *s, const struct mq_sub *sub,
+                    mq_str_t filter);
+
+/* Records appended so far (a caller compares two readings: did this packet journal
+ * anything?). */
+uint64_t mq_jwriter_appended(const mq_jwriter_t *jw);
 
 /* Whether acknowledgements must wait for the records (persistence_fsync always). */
 bool mq_jwriter_gates(const mq_jwriter_t *jw);

@@ -126,7 +126,9 @@ static void restore_one(void *arg, mq_replay_sess_t *rs)
     uint64_t now = p->env.loop->now_ms;
     uint64_t expire_at = 0;
     if (in->expiry_interval != 0xFFFFFFFFu) {
-        int64_t left = in->disconnected_at + (int64_t)in->expiry_interval - r->wall;
+        /* connected when last written (a journal's SESS_PUT): counted from the restart */
+        int64_t since = in->disconnected_at ? in->disconnected_at : r->wall;
+        int64_t left = since + (int64_t)in->expiry_interval - r->wall;
         if (left <= 0)
             return; /* expired while the broker was down */
         expire_at = now + (uint64_t)left * 1000u;

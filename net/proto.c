@@ -12,6 +12,7 @@
 #include "net/auth.h"
 #include "net/client.h"
 #include "net/connect.h"
+#include "net/jwriter.h"
 #include "net/overload.h"
 #include "net/publish.h"
 #include "net/subscribe.h"
@@ -46,6 +47,8 @@ static int handle_disconnect(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt
                              "session expiry changed from 0 at DISCONNECT");
             return MQ_CONN_CLOSED;
         }
+        if (p->env.jw && !cl->sess->clean && pkt->props.session_expiry == 0)
+            (void)mq_jwriter_sess_del(p->env.jw, cl->sess); /* ends with this connection now */
         cl->sess->expiry_s = pkt->props.session_expiry;
         cl->sess->clean = cl->sess->expiry_s == 0;
     }
@@ -234,6 +237,8 @@ static void on_release(void *arg, mq_conn_t *c)
         mq_client_detach(p, cl);
         if (!s->clean && s->expiry_s != 0xFFFFFFFFu)
             s->expire_at = p->env.loop->now_ms + (uint64_t)s->expiry_s * 1000;
+        if (p->env.jw && !s->clean) /* its expiry counts from now, across a restart too */
+            (void)mq_jwriter_sess_put(p->env.jw, s, false);
         mq_route_set_online(p->route, s, false); /* its groups pick others from now on */
     }
     release_will(p, cl, s);

@@ -132,6 +132,8 @@ void mq_publish_hand_on(mq_proto_t *p, mq_sess_t *s)
 
 void mq_publish_end_session(mq_proto_t *p, mq_sess_t *s)
 {
+    if (p->env.jw && !s->clean) /* a persistent one was journaled: it ends there too */
+        (void)mq_jwriter_sess_del(p->env.jw, s);
     hand_on(p, s, false, "session ended");
     mq_client_destroy_sess(p, s);
 }

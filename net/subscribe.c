@@ -6,6 +6,7 @@
 #include "core/mem.h"
 #include "core/topic.h"
 #include "net/auth.h"
+#include "net/jwriter.h"
 
 typedef struct retained_ctx {
     mq_proto_t *p;
@@ -61,7 +62,17 @@ static uint8_t subscribe_one(mq_proto_t *p, client_t *cl, const mq_sub_entry_t *
                          .sub_id = sub_id};
     mq_sub_t *sub = mq_route_subscribe(p->route, s, e->filter.ptr, e->filter.len, qos, &o, is_new);
     mq_route_set_grant(p->route, s, sub, (uint8_t)g);
+    if (p->env.jw && !s->clean)
+        (void)mq_jwriter_sub(p->env.jw, s, sub, e->filter);
     return qos;
+}
+
+/* With persistence_fsync always, the acknowledgement of a persistent session's (un)subscription
+ * waits until the journal has it (net/jwriter.h). */
+static void gate_ack(mq_proto_t *p, client_t *cl)
+{
+    if (p->env.jw && !cl->sess->clean && mq_jwriter_gates(p->env.jw))
+        mq_conn_gate(&cl->conn);
 }
 
 /* No Local on a shared subscription is a Protocol Error [MQTT-3.8.3-4]. */
@@ -101,6 +112,7 @@ void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     mq_codec_append_suback(mq_conn_out(&cl->conn), cl->proto, pkt->subscribe.packet_id, p->codes, n,
                            NULL);
     p->cnt.msgs_sent++;
+    gate_ack(p, cl); /* a persistent session's SUBACK follows the disk */
     pos = 0;
     for (uint32_t i = 0; i < n && mq_sub_next(pkt, cl->proto, &pos, &e); i++) {
         if (p->codes[i] >= 0x80 || p->fresh[i] == 2 /* shared: never [MQTT-4.8.2] */ ||
@@ -126,6 +138,8 @@ void mq_unsubscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     while (mq_sub_next(pkt, cl->proto, &pos, &e)) {
         MQ_LOG(MQ_LOG_UNSUBSCRIBE, "%s %.*s", cl->sess->client_id, (int)e.filter.len, e.filter.ptr);
         bool had = mq_route_unsubscribe(p->route, cl->sess, e.filter.ptr, e.filter.len);
+        if (had && p->env.jw && !cl->sess->clean)
+            (void)mq_jwriter_sub(p->env.jw, cl->sess, NULL, e.filter);
         if (n == p->cap_codes) {
             p->codes = mq_grow(p->codes, &p->cap_codes, 1, 16);
             p->fresh = mq_realloc(p->fresh, p->cap_codes);
@@ -136,5 +150,6 @@ void mq_unsubscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     mq_codec_append_unsuback(mq_conn_out(&cl->conn), cl->proto, pkt->subscribe.packet_id,
                              v5 ? p->codes : NULL, v5 ? n : 0, NULL);
     p->cnt.msgs_sent++;
+    gate_ack(p, cl);
     mq_conn_mark_dirty(&cl->conn);
 }

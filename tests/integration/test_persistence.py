@@ -15,7 +15,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from conftest import (HOST, IS_MOSQUITTO, PUBCOMP, PUBREC, PUBREL, Broker, Client, Closed, Pub,
-                      Raw, ack_pkt, check_stderr_text, connect_pkt, port_closed, publish_pkt)
+                      Raw, ack_pkt, check_stderr_text, connect_pkt, port_closed, publish_pkt,
+                      unsubscribe_pkt)
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Starling's snapshot file and log lines")
 
@@ -692,4 +693,39 @@ def test_a_journal_that_cannot_be_written_stops_acknowledging_and_recovers(tmp_p
     missing = [t for t in acked if got.get(t) != acked[t]]
     assert not missing, missing
     assert "refused/x" not in got
+    b2.check_clean_exit()
+
+
+def test_sessions_and_subscriptions_made_after_the_snapshot_survive_kill_9(tmp_path):
+    """The journal keeps a persistent session made after the last snapshot with its
+    subscriptions (SUBACK waits for the disk), an unsubscription, and the end of a session
+    (a clean start over it); its expiry counts from the restart. (Messages queued for an
+    offline session are as of the last snapshot: not journaled yet.)"""
+    b = persistent(tmp_path, ["autosave_interval 0"]).start()
+    offline_subscriber(b.port, "ended", [("e/#", 1)])
+    b.proc.send_signal(signal.SIGUSR1)
+    assert b.wait_log("Saved 0 retained messages and 1 sessions"), b.stderr()
+    offline_subscriber(b.port, "fresh", [("f/#", 1), ("g/#", 2), ("h/#", 0)])
+    r = Raw(b.port)
+    r.connect("fresh", clean=False)
+    r.send(unsubscribe_pkt(9, ["g/#"]))
+    assert r.recv_exact(4) == bytes([0xB0, 2]) + struct.pack(">H", 9)
+    r.send(b"\xe0\x00")
+    assert r.wait_closed()
+    r.close()
+    r = Raw(b.port)
+    r.connect("ended", clean=True)  # the snapshot's session ends here
+    r.close()
+    kill9(b)
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    assert b2.wait_log("Restored 1 persistent sessions"), b2.stderr()
+    publish_raw(b2.port, [("f/1", b"kept", 1), ("g/1", b"unsubscribed", 1)])
+    sub, sp, got = resume(b2.port, "fresh", 1)
+    assert sp == 1
+    assert [(p.topic, p.payload) for p in got] == [("f/1", b"kept")]
+    sub.no_data(0.3)
+    sub.close()
+    r = Raw(b2.port)
+    assert r.connect("ended", clean=False)[0] == 0  # no session present
+    r.close()
     b2.check_clean_exit()
