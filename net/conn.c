@@ -450,14 +450,17 @@ static void resume_input(mq_conn_loop_t *l)
 
 void mq_conn_gate(mq_conn_t *c)
 {
-    if (c->gated)
+    c->gated = true;
+    if (c->gate_open) /* waits for the records not yet submitted already */
         return;
+    /* also when it waits for the write in flight: what it queued since answers records that
+     * write does not hold, so its output must wait for the next one too */
     mq_conn_loop_t *l = c->loop;
     if (l->n_gate_open == l->cap_gate_open)
         l->gate_open = mq_grow(l->gate_open, &l->cap_gate_open, sizeof(*l->gate_open), 64);
     l->gate_open[l->n_gate_open++] = c;
-    c->gated = true;
-    c->n_ops++; /* the gate keeps 'c' alive */
+    c->gate_open = true;
+    c->n_ops++; /* each list it is on keeps 'c' alive */
 }
 
 void mq_conn_gates_seal(mq_conn_loop_t *l)
@@ -467,6 +470,7 @@ void mq_conn_gates_seal(mq_conn_loop_t *l)
             l->gate_sealed =
                 mq_grow(l->gate_sealed, &l->cap_gate_sealed, sizeof(*l->gate_sealed), 64);
         l->gate_sealed[l->n_gate_sealed++] = l->gate_open[i];
+        l->gate_open[i]->gate_open = false;
     }
     l->n_gate_open = 0;
 }
@@ -477,8 +481,10 @@ void mq_conn_gates_release(mq_conn_loop_t *l, bool ok)
         mq_conn_gates_seal(l);
     for (uint32_t i = 0; i < l->n_gate_sealed; i++) {
         mq_conn_t *c = l->gate_sealed[i];
-        c->gated = false;
         c->n_ops--;
+        if (c->gate_open)
+            continue; /* gated again since: it waits for the next write as well */
+        c->gated = false;
         if (!ok) {
             c->out.len = 0; /* an acknowledgement of what is not durable must not go */
             c->read_done = true;

@@ -141,6 +141,8 @@ struct mq_conn {
                              * the handler's on_release has run */
     bool gated : 1;         /* output held until the journal records it answers are durable
                              * (mq_conn_gate) */
+    bool gate_open : 1;     /* on the loop's open gate list (it may be on the sealed one too:
+                             * gated again while an earlier write was in flight) */
     unsigned n_ops;         /* submitted operations (and held buffers) not yet completed */
 };
 /* one per connection, inside the protocol's client (issue 13): see net/client.h */

@@ -80,9 +80,9 @@ class Conn:
 
 
 class Publisher(threading.Thread):
-    def __init__(self, port, k, go):
+    def __init__(self, port, k, go, window):
         super().__init__(daemon=True)
-        self.port, self.k, self.go = port, k, go
+        self.port, self.k, self.go, self.window = port, k, go, window
         self.qos = 1 + k % 2
         self.sent = 0   # highest value sent
         self.acked = 0  # highest value acknowledged
@@ -103,21 +103,29 @@ class Publisher(threading.Thread):
             try:
                 if c is None:
                     c = Conn(self.port, f"crash-pub-{self.k}")
-                v = self.sent + 1
-                pid = pid % 65535 + 1
-                self.sent = v
-                c.s.sendall(pkt(0x31 | self.qos << 1, s16(f"crash/{self.k}".encode()) +
-                                struct.pack(">H", pid) + str(v).encode()))
+                    inflight = []  # (pid, value) sent, not yet acknowledged, in order
+                topic = s16(f"crash/{self.k}".encode())
+                # QoS 1 publishers keep a window of publishes in flight (acknowledgements of
+                # several loop turns at once); QoS 2 ones go one flow at a time
+                while len(inflight) < (self.window if self.qos == 1 else 1):
+                    v = self.sent + 1
+                    pid = pid % 65535 + 1
+                    self.sent = v
+                    c.s.sendall(pkt(0x31 | self.qos << 1, topic + struct.pack(">H", pid) +
+                                    str(v).encode()))
+                    inflight.append((pid, v))
                 first, body = c.recv()
+                rpid = struct.unpack(">H", body[:2])[0]
+                assert inflight and rpid == inflight[0][0], (rpid, inflight)
                 if self.qos == 2:
                     assert first >> 4 == 5, first
-                    self.acked = v  # PUBREC says it was taken; PUBREL / PUBCOMP end the flow
-                    c.s.sendall(pkt(0x62, struct.pack(">H", pid)))
+                    self.acked = inflight.pop(0)[1]  # PUBREC says it was taken
+                    c.s.sendall(pkt(0x62, struct.pack(">H", rpid)))
                     first, body = c.recv()
                     assert first >> 4 == 7, first
                 else:
                     assert first >> 4 == 4, first
-                    self.acked = v
+                    self.acked = inflight.pop(0)[1]
             except (OSError, ConnectionError):
                 if c:
                     c.close()
@@ -181,6 +189,7 @@ def main():
     ap.add_argument("--kills", type=int, default=100)
     ap.add_argument("--publishers", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--window", type=int, default=8, help="QoS 1 publishes in flight each")
     ap.add_argument("--min-run", type=float, default=0.3)
     ap.add_argument("--max-run", type=float, default=1.5)
     ap.add_argument("--seed", type=int, default=None)
@@ -206,7 +215,7 @@ def main():
         return p
 
     go = threading.Event()
-    pubs = [Publisher(port, k, go) for k in range(a.publishers)]
+    pubs = [Publisher(port, k, go, a.window) for k in range(a.publishers)]
     for p in pubs:
         p.start()
     proc = start()
