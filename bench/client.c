@@ -469,6 +469,7 @@ static void publish_one(sb_thread_t *t, client_t *c)
     memcpy(t->payload + 16, &now, 8);
     mq_packet_t pkt = {.type = MQ_PUBLISH};
     pkt.publish.qos = t->o->qos;
+    pkt.publish.retain = t->o->retain;
     if (t->o->qos > 0) {
         if (++c->next_pid == 0)
             c->next_pid = 1;

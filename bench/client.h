@@ -61,6 +61,8 @@ typedef struct sb_opts {
     const char *certfile; /* --cert: client certificate */
     const char *keyfile;  /* --key: its key */
     bool quiet;           /* no live progress */
+    bool retain;          /* --retain: publishes set the retain flag (the retained store, and
+                           * with persistence the journal, on every message) */
 } sb_opts_t;
 
 /* One planned client. */

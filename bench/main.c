@@ -76,6 +76,8 @@ static void usage(FILE *f)
             "  --cafile FILE    TLS: verify the broker's certificate against these CAs\n"
             "  --cert FILE, --key FILE  TLS: the client's certificate and key\n"
             "  --threads N      event-loop threads (1)\n"
+            "  --retain         publishes set the retain flag (each one replaces its topic's\n"
+            "                   retained message; with persistence, a journal record)\n"
             "  --quiet          no live progress on stderr\n"
             "  --help\n"
             "\nLive progress goes to stderr once a second; the summary and one line starting\n"
@@ -234,6 +236,9 @@ static void apply_option(sb_opts_t *o, int ch, char *arg)
     case 'Q':
         o->quiet = true;
         break;
+    case 'r':
+        o->retain = true;
+        break;
     case 'H':
         usage(stdout);
         exit(0);
@@ -293,11 +298,17 @@ static void parse_args(int argc, char **argv, sb_opts_t *o)
     }
     *o = default_opts(argv[1]);
     static const struct option longs[] = {
-        {"threads", required_argument, NULL, 'T'}, {"inflight", required_argument, NULL, 'W'},
-        {"rate", required_argument, NULL, 'R'},    {"quiet", no_argument, NULL, 'Q'},
-        {"help", no_argument, NULL, 'H'},          {"tls", no_argument, NULL, 'S'},
-        {"cafile", required_argument, NULL, 'A'},  {"cert", required_argument, NULL, 'C'},
-        {"key", required_argument, NULL, 'K'},     {NULL, 0, NULL, 0},
+        {"threads", required_argument, NULL, 'T'},
+        {"inflight", required_argument, NULL, 'W'},
+        {"rate", required_argument, NULL, 'R'},
+        {"quiet", no_argument, NULL, 'Q'},
+        {"help", no_argument, NULL, 'H'},
+        {"tls", no_argument, NULL, 'S'},
+        {"cafile", required_argument, NULL, 'A'},
+        {"cert", required_argument, NULL, 'C'},
+        {"key", required_argument, NULL, 'K'},
+        {"retain", no_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0},
     };
     optind = 2;
     int ch;
