@@ -176,8 +176,8 @@ static bool replay(const char *path, uint8_t kind, const mq_buf_t *b, mq_replay_
     return false;
 }
 
-/* Reads the file into 'b'; false when there is none (or it cannot be read: logged). */
-static bool read_file(const char *path, mq_buf_t *b, bool quiet)
+/* Reads the file into 'b': 1, 0 when there is none, -1 when it cannot be read (logged). */
+static int read_file(const char *path, mq_buf_t *b, bool quiet)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -185,15 +185,15 @@ static bool read_file(const char *path, mq_buf_t *b, bool quiet)
             MQ_LOG(MQ_LOG_NOTICE, "No persistence file %s yet: starting empty.", path);
         else if (errno != ENOENT)
             MQ_LOG(MQ_LOG_ERROR, "Error: %s: %s; starting without it.", path, strerror(errno));
-        return false;
+        return errno == ENOENT ? 0 : -1;
     }
     int rc = mq_buf_read_fd(b, fd);
     close(fd);
     if (rc < 0) {
         MQ_LOG(MQ_LOG_ERROR, "Error: %s: %s; starting without it.", path, strerror(-rc));
-        return false;
+        return -1;
     }
-    return true;
+    return 1;
 }
 
 /* ---- journal files ------------------------------------------------------------------------ */
@@ -241,6 +241,8 @@ static size_t list_journals(const mq_persist_t *p, jfile_t **out)
     char *dir = slash ? mq_strndup(p->path, (size_t)(slash - p->path) + (slash == p->path))
                       : mq_strndup(".", 1);
     DIR *d = opendir(dir);
+    if (d == NULL && errno != ENOENT)
+        MQ_LOG(MQ_LOG_ERROR, "Error: %s: %s; its journals cannot be listed.", dir, strerror(errno));
     size_t n = 0;
     uint32_t cap = 0;
     for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
@@ -305,8 +307,10 @@ static uint64_t replay_journals(mq_persist_t *p, uint64_t from, size_t *n_read, 
         mq_buf_t b;
         mq_buf_init(&b);
         mq_replay_file_t f = {0};
-        if (read_file(js[i].path, &b, true) && b.len > 0 &&
-            replay(js[i].path, MQ_JREC_KIND_WORKER, &b, &p->kept, &f)) {
+        int got = read_file(js[i].path, &b, true);
+        if (got < 0) /* kept for its owner under another name: never removed unread */
+            move_aside(js[i].path, "journal", "it could not be read");
+        if (got > 0 && b.len > 0 && replay(js[i].path, MQ_JREC_KIND_WORKER, &b, &p->kept, &f)) {
             *n_rec += f.n_applied;
             if (f.n_stale || f.n_orphans || f.n_malformed)
                 MQ_LOG(MQ_LOG_INFO, "%s: %llu records applied, %llu older than the snapshot.",
@@ -353,7 +357,8 @@ void mq_persist_load(mq_persist_t *p, mq_server_opts_t *opts)
     mq_buf_t b;
     mq_buf_init(&b);
     mq_replay_file_t f = {0};
-    if (read_file(p->path, &b, false) && replay(p->path, MQ_JREC_KIND_SNAPSHOT, &b, &p->kept, &f)) {
+    if (read_file(p->path, &b, false) > 0 &&
+        replay(p->path, MQ_JREC_KIND_SNAPSHOT, &b, &p->kept, &f)) {
         snap_gen = f.header.generation;
         if (!f.complete)
             MQ_LOG(MQ_LOG_WARN, "Warning: %s has no end record: restoring what it holds.", p->path);
@@ -455,7 +460,8 @@ static void snap_one(void *arg, mq_msg_t *msg)
     if (is_sys(topic) || (msg->expire_at && msg->expire_at <= s->mono))
         return;
     mq_jrec_t r = {.type = MQ_JREC_RETAIN_SET};
-    r.retain.seq = s->seq;
+    r.retain.seq = msg->rseq ? msg->rseq : s->seq; /* its own number: a journal record of a
+                                                      later change to the topic wins */
     r.retain.msg = jmsg(msg, msg->qos, s->wall, s->mono);
     (void)mq_jrec_encode(&s->out, &r, s->salt);
     s->n_records++;
@@ -664,8 +670,9 @@ int mq_persist_save(mq_persist_t *p, mq_server_t *srv)
     mq_buf_init(&s.out);
     if (getrandom(&s.salt, sizeof(s.salt), GRND_NONBLOCK) != sizeof(s.salt))
         s.salt = (uint64_t)s.wall * 0x9E3779B97F4A7C15ull ^ mono_ms();
-    /* numbered after every change in the old journals (each was in the store before it was
-     * numbered): at replay a new journal's record wins over this snapshot only if it is newer */
+    /* each retained message is written with the number the store gave its change, so a
+     * journal record of a later change to its topic wins at replay and an earlier one loses;
+     * this is only for a message without one */
     s.seq = mq_jwriter_seq_now();
     if (s.seq <= p->seq_floor)
         s.seq = p->seq_floor + 1;

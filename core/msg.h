@@ -30,6 +30,8 @@ typedef struct mq_msg {
     uint32_t props_len;      /* v5 property bytes after 'wire' (no length prefix) */
     uint64_t origin;         /* client id hash of the publisher (No Local); 0 = the broker */
     uint64_t expire_at;      /* broker clock, ms (MQTT 5 Message Expiry); 0 = never */
+    uint64_t rseq;           /* set by the retained store when it stores or clears with it:
+                              * the change's number, in store order per topic (persistence) */
     mq_epoch_entry_t retire; /* used once: when the retained store lets go of it */
     uint8_t wire[];          /* hdr | topic length | topic | payload | v5 properties */
 } mq_msg_t;

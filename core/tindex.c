@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <pthread.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "core/mem.h"
@@ -42,6 +43,7 @@ typedef struct shard {
     pthread_mutex_t lock; /* writers of this shard; readers never take it (a pthread mutex, not
                            * C11 mtx_t: ThreadSanitizer does not see glibc's mtx_lock) */
     node_t *root;
+    uint64_t last_seq; /* the last retained change's number (msg->rseq); writer, lock held */
 } shard_t;
 
 struct mq_tindex {
@@ -286,12 +288,28 @@ static void free_retained(mq_epoch_entry_t *e)
     mq_msg_unref((mq_msg_t *)((char *)e - offsetof(mq_msg_t, retire)));
 }
 
+void mq_tindex_set_seq_floor(mq_tindex_t *ix, uint64_t floor)
+{
+    for (unsigned i = 0; i < N_SHARDS; i++)
+        ix->shards[i].last_seq = floor;
+}
+
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 int mq_tindex_retain(mq_tindex_t *ix, mq_msg_t *msg, mq_epoch_rec_t *r)
 {
     mq_str_t t = mq_msg_topic(msg);
     shard_t *sh = shard_of(ix, t.ptr, t.len);
     int delta = 0;
+    uint64_t now = wall_us(); /* read outside the lock; the lock orders the numbers */
     pthread_mutex_lock(&sh->lock);
+    sh->last_seq = now > sh->last_seq ? now : sh->last_seq + 1;
+    msg->rseq = sh->last_seq; /* before the exchange publishes it to readers */
     node_t *n = walk(ix, sh, t.ptr, t.len, msg->payload_len > 0, r);
     if (n) {
         mq_msg_t *neu = msg->payload_len > 0 ? mq_msg_ref(msg) : NULL;

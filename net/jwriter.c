@@ -26,11 +26,12 @@ struct mq_jwriter {
                       across a rotation */
     unsigned worker, n_workers;
     enum mq_fsync_mode mode;
-    uint64_t last_seq;   /* of the last retained change numbered */
     uint64_t off;        /* file offset of the next write */
     mq_buf_t cur;        /* records of this turn, not yet submitted */
     mq_buf_t fly;        /* the write in flight (or failed, to be tried again) */
     size_t fly_done;     /* bytes of 'fly' written so far */
+    uint64_t fly_off;    /* file offset of the write in flight (its file may have been rotated
+                          * away since: 'off' is then the new file's) */
     int fly_fd;          /* the file the write in flight goes to */
     bool busy;           /* an operation is in flight */
     bool syncing;        /* ... and it is the fdatasync after the write */
@@ -46,8 +47,7 @@ uint64_t mq_jwriter_seq_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-    return us << 8; /* the low byte tells the workers apart */
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static void put_header(mq_jwriter_t *jw, mq_buf_t *out)
@@ -65,7 +65,7 @@ static void put_header(mq_jwriter_t *jw, mq_buf_t *out)
 
 mq_jwriter_t *mq_jwriter_new(struct io_uring *ring, mq_conn_loop_t *loop, int fd, const char *path,
                              uint64_t gen, unsigned worker, unsigned n_workers,
-                             enum mq_fsync_mode mode, uint64_t seq_floor)
+                             enum mq_fsync_mode mode)
 {
     mq_jwriter_t *jw = mq_calloc(1, sizeof(*jw));
     jw->ring = ring;
@@ -78,7 +78,6 @@ mq_jwriter_t *mq_jwriter_new(struct io_uring *ring, mq_conn_loop_t *loop, int fd
     jw->worker = worker;
     jw->n_workers = n_workers;
     jw->mode = mode;
-    jw->last_seq = seq_floor;
     if (getrandom(&jw->salt, sizeof(jw->salt), GRND_NONBLOCK) != sizeof(jw->salt))
         jw->salt = mq_jwriter_seq_now() * 0x9E3779B97F4A7C15ull ^ (uint64_t)worker;
     mq_buf_init(&jw->cur);
@@ -108,6 +107,13 @@ void mq_jwriter_free(mq_jwriter_t *jw)
 {
     if (jw == NULL)
         return;
+    if (jw->busy) { /* the kernel may still read 'fly' and use the fds: left to it */
+        MQ_LOG(MQ_LOG_ERROR,
+               "Error: persistence journal %s: an operation still in flight at exit; what the "
+               "last turns wrote is in the snapshot taken at exit.",
+               jw->path);
+        return;
+    }
     if (jw->fd >= 0) { /* what the last turns left: a crash at exit still finds it */
         uint64_t off = jw->off;
         if (jw->fly.len > 0 && jw->fly_fd == jw->fd) {
@@ -147,24 +153,12 @@ bool mq_jwriter_broken(const mq_jwriter_t *jw)
     return jw->broken;
 }
 
-/* A retained change's number: above every earlier one of this writer and of the files read
- * at start-up, the clock's otherwise, so that changes made by different workers order by
- * time (replay keeps the highest). */
-static uint64_t next_seq(mq_jwriter_t *jw)
-{
-    uint64_t s = mq_jwriter_seq_now() | jw->worker;
-    if (s <= jw->last_seq)
-        s = jw->last_seq + 1;
-    jw->last_seq = s;
-    return s;
-}
-
 bool mq_jwriter_retain(mq_jwriter_t *jw, const mq_msg_t *msg)
 {
     if (jw->broken)
         return false;
     mq_jrec_t r = {.type = msg->payload_len ? MQ_JREC_RETAIN_SET : MQ_JREC_RETAIN_CLEAR};
-    r.retain.seq = next_seq(jw);
+    r.retain.seq = msg->rseq; /* the store's number: the order of its changes to this topic */
     r.retain.msg =
         (mq_jrec_msg_t){.topic = mq_msg_topic(msg),
                         .payload = mq_msg_payload(msg),
@@ -236,7 +230,7 @@ static void submit_write(mq_jwriter_t *jw)
         return;
     }
     io_uring_prep_write(sqe, jw->fly_fd, jw->fly.data + jw->fly_done,
-                        (unsigned)(jw->fly.len - jw->fly_done), jw->off + jw->fly_done);
+                        (unsigned)(jw->fly.len - jw->fly_done), jw->fly_off + jw->fly_done);
     io_uring_sqe_set_data64(sqe, mq_op_pack(jw, MQ_OP_JOURNAL));
     jw->busy = true;
     jw->syncing = false;
@@ -257,14 +251,24 @@ static void submit_sync(mq_jwriter_t *jw, int fd)
 
 void mq_jwriter_flush(mq_jwriter_t *jw)
 {
-    if (jw->busy || jw->broken || jw->cur.len == 0)
+    if (jw->busy || jw->broken)
         return;
+    if (jw->cur.len == 0) {
+        /* gates with no record behind them (a QoS 2 re-send's PUBREC): everything appended
+         * before them is durable already */
+        if (jw->loop->n_gate_open > 0) {
+            mq_conn_gates_seal(jw->loop);
+            mq_conn_gates_release(jw->loop, true);
+        }
+        return;
+    }
     mq_buf_t t = jw->fly; /* swap: the write owns 'fly', new records go to 'cur' */
     jw->fly = jw->cur;
     jw->cur = t;
     jw->cur.len = 0;
     jw->fly_done = 0;
     jw->fly_fd = jw->fd;
+    jw->fly_off = jw->off;
     submit_write(jw);
     mq_conn_gates_seal(jw->loop); /* the acknowledgements gated so far wait for this write */
 }
@@ -361,6 +365,7 @@ void mq_jwriter_tick(mq_jwriter_t *jw)
             jw->cur.len = 0;
         }
         jw->fly_fd = jw->fd;
+        jw->fly_off = jw->off;
         jw->fly_done = 0;
         submit_write(jw);
         return;
@@ -373,11 +378,11 @@ void mq_jwriter_tick(mq_jwriter_t *jw)
 
 void mq_jwriter_rotate(mq_jwriter_t *jw, int fd, const char *path, uint64_t gen)
 {
-    if (jw->busy) {
-        if (jw->old_fd >= 0) /* a second rotation before the first write ended */
-            close(jw->old_fd);
-        jw->old_fd = jw->fd; /* its write in flight finishes there */
+    if (jw->busy && jw->old_fd < 0) {
+        jw->old_fd = jw->fd; /* its operation in flight finishes there */
     } else {
+        /* nothing in flight uses it (a second rotation during one operation: that one is on
+         * 'old_fd'); it holds nothing that is not in the snapshot that follows */
         close(jw->fd);
     }
     if (jw->broken && !jw->busy) {

@@ -35,18 +35,18 @@ typedef struct mq_jwriter mq_jwriter_t;
 
 /* A journal writing to 'fd' (a new, empty file of generation 'gen', taken over) for worker
  * 'worker' of 'n_workers', on 'ring'; gating the connections of 'loop'. 'path' names the file
- * in log lines. 'seq_floor': retained changes are numbered above it (the highest start-up
- * read). */
+ * in log lines. */
 mq_jwriter_t *mq_jwriter_new(struct io_uring *ring, mq_conn_loop_t *loop, int fd, const char *path,
                              uint64_t gen, unsigned worker, unsigned n_workers,
-                             enum mq_fsync_mode mode, uint64_t seq_floor);
+                             enum mq_fsync_mode mode);
 
 /* Writes what is still buffered with plain blocking calls, syncs, closes the file and frees
  * the writer (shutdown, after the loop has stopped: no operation is in flight any more, the
  * ring having been torn down or drained). NULL is a no-op. */
 void mq_jwriter_free(mq_jwriter_t *jw);
 
-/* Appends the retained change 'msg' made to the store (an empty payload clears the topic).
+/* Appends the retained change 'msg' made to the store (an empty payload clears the topic),
+ * numbered as the store numbered it (msg->rseq, core/tindex.h).
  * Returns true when the record was appended; false while the journal is broken (the change
  * is then only in memory until the next snapshot). '$SYS' topics are the caller's to leave
  * out. */
@@ -105,8 +105,8 @@ typedef struct mq_jwriter_rotation {
     sem_t *done;
 } mq_jwriter_rotation_t;
 
-/* Retained-change sequence number for now: what a snapshot taken from now on writes, so that
- * journal records numbered below it (older) lose to it at replay. Any thread. */
+/* Wall-clock microseconds, the scale retained changes are numbered on (core/tindex.h): what a
+ * snapshot writes for a retained message the store had not numbered. Any thread. */
 uint64_t mq_jwriter_seq_now(void);
 
 #endif

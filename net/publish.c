@@ -375,14 +375,14 @@ static bool refused_for_memory(mq_proto_t *p, client_t *cl, const mq_publish_t *
 }
 
 /* While the journal cannot be written (net/jwriter.h), a retained QoS 1/2 PUBLISH is not taken
- * in: its acknowledgement would promise what the disk does not hold. A QoS 2 re-send already
- * received is let through (its PUBREL must find it). */
+ * in: its acknowledgement would promise what the disk does not hold. */
 static bool refused_for_journal(mq_proto_t *p, client_t *cl, const mq_publish_t *pub)
 {
     if (!pub->retain || pub->qos == 0 || p->env.jw == NULL || !mq_jwriter_broken(p->env.jw))
         return false;
-    if (pub->qos == 2 && mq_sess_qos2_pending(cl->sess, pub->packet_id))
-        return false;
+    /* a QoS 2 re-send too: its first record may be among those not written; its id stays
+     * pending, so the re-send after the disk is back (or a PUBREL) still finds it */
+    (void)cl;
     p->cnt.pub_dropped++;
     return true;
 }
@@ -401,7 +401,7 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         return MQ_CONN_CLOSED;
     }
     enum mq_rc ack = MQ_RC_SUCCESS;
-    bool gate = false;
+    bool gate, refused = true;
     if (refused_for_memory(p, cl, pub)) {
         if (pub->qos > 0 && cl->proto < MQ_PROTO_5) {
             mq_client_end(cl, true, "memory_limit reached: PUBLISH not accepted");
@@ -415,21 +415,25 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
             return MQ_CONN_CLOSED;
         }
         ack = MQ_RC_UNSPECIFIED;
-    } else if (should_route(p, cl, pub, topic, &ack)) {
-        mq_msg_t *msg = make_msg(p, cl, pkt, topic);
-        if (msg == NULL) {
-            mq_client_end_rc(p, cl, MQ_RC_PACKET_TOO_LARGE, true,
-                             "the aliased topic and the payload exceed the largest packet");
-            return MQ_CONN_CLOSED;
+    } else {
+        refused = false;
+        if (should_route(p, cl, pub, topic, &ack)) {
+            mq_msg_t *msg = make_msg(p, cl, pkt, topic);
+            if (msg == NULL) {
+                mq_client_end_rc(p, cl, MQ_RC_PACKET_TOO_LARGE, true,
+                                 "the aliased topic and the payload exceed the largest packet");
+                return MQ_CONN_CLOSED;
+            }
+            /* v5 PUBACK: 0x10 No matching subscribers [MQTT-3.4.2.1] (PUBREC says nothing of
+             * it, as mosquitto: the flow goes on to PUBREL either way) */
+            if (!mq_publish_route(p, msg) && pub->qos == 1)
+                ack = MQ_RC_NO_MATCHING_SUBSCRIBERS;
+            mq_msg_unref(msg);
         }
-        /* v5 PUBACK: 0x10 No matching subscribers [MQTT-3.4.2.1] (PUBREC says nothing of it,
-         * as mosquitto: the flow goes on to PUBREL either way) */
-        if (!mq_publish_route(p, msg) && pub->qos == 1)
-            ack = MQ_RC_NO_MATCHING_SUBSCRIBERS;
-        mq_msg_unref(msg);
-        /* a retained change in the journal: the acknowledgement follows the disk */
-        gate = pub->retain && pub->qos > 0 && p->env.jw && mq_jwriter_gates(p->env.jw);
     }
+    /* a retained change in the journal: the acknowledgement follows the disk; so does a QoS 2
+     * re-send's, whose first record may still be in a write in flight */
+    gate = !refused && pub->retain && pub->qos > 0 && p->env.jw && mq_jwriter_gates(p->env.jw);
     if (cl->proto < MQ_PROTO_5)
         ack = MQ_RC_SUCCESS;
     if (pub->qos == 1)

@@ -77,15 +77,27 @@ static void open_journal(mq_worker_t *w)
     char path[4096];
     snprintf(path, sizeof(path), "%s.%llu.w%u", o->journal_base, (unsigned long long)o->journal_gen,
              w->idx);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* O_EXCL: a file of this generation would be one start-up did not read */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         MQ_LOG(MQ_LOG_ERROR,
                "Error: persistence journal %s: %s; changes reach the disk only with snapshots.",
                path, strerror(errno));
         return;
     }
+    /* its name durable before anything written to it is acknowledged */
+    char *slash = strrchr(path, '/');
+    if (slash) {
+        *slash = '\0';
+        int dfd = open(slash == path ? "/" : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        *slash = '/';
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    }
     w->jw = mq_jwriter_new(&w->ring, &w->loop, fd, path, o->journal_gen, w->idx, w->env.n_workers,
-                           (enum mq_fsync_mode)o->persistence_fsync, o->retain_seq_floor);
+                           (enum mq_fsync_mode)o->persistence_fsync);
 }
 
 static int init_thread(mq_worker_t *w)
@@ -343,10 +355,11 @@ static void settle_journal(mq_worker_t *w)
 {
     if (w->jw == NULL)
         return;
-    for (int i = 0; i < 100 && mq_jwriter_busy(w->jw); i++) {
+    uint64_t deadline = mono_ns() + 10ull * 1000000000u; /* a disk that slow: give up */
+    while (mq_jwriter_busy(w->jw) && mono_ns() < deadline) {
         struct io_uring_cqe *cqe;
-        if (io_uring_submit_and_wait(&w->ring, 1) < 0 && io_uring_peek_cqe(&w->ring, &cqe) < 0)
-            break;
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100000000};
+        (void)io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
         unsigned head, n = 0;
         io_uring_for_each_cqe(&w->ring, head, cqe)
         {
@@ -357,7 +370,7 @@ static void settle_journal(mq_worker_t *w)
         }
         io_uring_cq_advance(&w->ring, n);
     }
-    mq_jwriter_free(w->jw);
+    mq_jwriter_free(w->jw); /* still busy: it leaves the buffer in use to the kernel */
     w->jw = NULL;
 }
 
