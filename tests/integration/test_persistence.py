@@ -14,9 +14,9 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from conftest import (HOST, IS_MOSQUITTO, PUBCOMP, PUBREC, PUBREL, Broker, Client, Closed, Pub,
-                      Raw, ack_pkt, check_stderr_text, connect_pkt, port_closed, publish_pkt,
-                      unsubscribe_pkt)
+from conftest import (HOST, IS_MOSQUITTO, PUBCOMP, PUBREC, PUBREL, WORKERS, Broker, Client,
+                      Closed, Pub, Raw, ack_pkt, check_stderr_text, connect_pkt, port_closed,
+                      publish_pkt, unsubscribe_pkt)
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Starling's snapshot file and log lines")
 
@@ -548,6 +548,11 @@ def test_queued_qos0_is_kept_with_queue_qos0_messages(tmp_path):
 
 # ---- the journal (persistence_fsync): what was acknowledged survives kill -9 ---------------------
 
+# The journal is the same code with one worker or several: these run in the test command's
+# runs with several workers (plain, ASan, ThreadSanitizer), not again in the one-worker run,
+# which keeps the test command under 30 minutes on 2 cores.
+journal = pytest.mark.skipif(WORKERS < 2, reason="journal tests run with several workers")
+
 
 def raw_connect(port, client_id, clean=True):
     r = Raw(port)
@@ -573,6 +578,7 @@ def publish_acked(r, topic, payload, pid, qos=1, timeout=5.0):
     return True
 
 
+@journal
 @pytest.mark.parametrize("fsync", ["always", "never"])
 def test_every_acknowledged_retained_change_survives_kill_9(tmp_path, fsync):
     """persistence_fsync always: a PUBACK / PUBREC follows the disk, so every retained change
@@ -608,6 +614,7 @@ def test_every_acknowledged_retained_change_survives_kill_9(tmp_path, fsync):
     b3.check_clean_exit()
 
 
+@journal
 def test_a_snapshot_rotates_the_journals_and_later_changes_win(tmp_path):
     """A change made after a snapshot (in the new generation's journal) wins over the
     snapshot's value at replay; the older generation's journals are removed once the snapshot
@@ -631,6 +638,7 @@ def test_a_snapshot_rotates_the_journals_and_later_changes_win(tmp_path):
     b2.check_clean_exit()
 
 
+@journal
 def test_a_torn_journal_keeps_what_verifies(tmp_path):
     b = persistent(tmp_path, ["autosave_interval 0", "workers 1"]).start()
     c = V5(b.port)
@@ -647,6 +655,7 @@ def test_a_torn_journal_keeps_what_verifies(tmp_path):
     b2.check_clean_exit()
 
 
+@journal
 def test_a_journal_that_cannot_be_written_stops_acknowledging_and_recovers(tmp_path):
     """Disk full (here 'ulimit -f', EFBIG): the failure is logged loudly; the publish whose
     record failed is not acknowledged (its connection is closed), retained QoS 1/2 publishes
@@ -696,6 +705,7 @@ def test_a_journal_that_cannot_be_written_stops_acknowledging_and_recovers(tmp_p
     b2.check_clean_exit()
 
 
+@journal
 def test_sessions_and_subscriptions_made_after_the_snapshot_survive_kill_9(tmp_path):
     """The journal keeps a persistent session made after the last snapshot with its
     subscriptions (SUBACK waits for the disk), an unsubscription, and the end of a session
