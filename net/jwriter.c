@@ -222,6 +222,17 @@ bool mq_jwriter_sub(mq_jwriter_t *jw, const mq_sess_t *s, const mq_sub_t *sub, m
     return true;
 }
 
+bool mq_jwriter_qos2(mq_jwriter_t *jw, const mq_sess_t *s, uint16_t packet_id, bool add)
+{
+    if (jw->broken)
+        return false;
+    mq_jrec_t r = {.type = add ? MQ_JREC_QOS2_IN_ADD : MQ_JREC_QOS2_IN_DEL};
+    r.qos2 = (mq_jrec_qos2_t){{s->client_id, s->id_len}, packet_id};
+    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
+    jw->appended++;
+    return true;
+}
+
 static void submit_write(mq_jwriter_t *jw)
 {
     struct io_uring_sqe *sqe = mq_op_sqe(jw->ring);

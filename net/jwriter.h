@@ -68,6 +68,11 @@ bool mq_jwriter_sess_del(mq_jwriter_t *jw, const struct mq_sess *s);
 bool mq_jwriter_sub(mq_jwriter_t *jw, const struct mq_sess *s, const struct mq_sub *sub,
                     mq_str_t filter);
 
+/* An inbound QoS 2 packet id of the persistent session 's' received ('add': its PUBREC goes
+ * after this is durable) or released (PUBREL: its PUBCOMP goes after this is durable, or a
+ * stale id could make a later PUBLISH with it look like a re-send). */
+bool mq_jwriter_qos2(mq_jwriter_t *jw, const struct mq_sess *s, uint16_t packet_id, bool add);
+
 /* Records appended so far (a caller compares two readings: did this packet journal
  * anything?). */
 uint64_t mq_jwriter_appended(const mq_jwriter_t *jw);

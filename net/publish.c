@@ -374,11 +374,19 @@ static bool refused_for_memory(mq_proto_t *p, client_t *cl, const mq_publish_t *
     return true;
 }
 
-/* While the journal cannot be written (net/jwriter.h), a retained QoS 1/2 PUBLISH is not taken
- * in: its acknowledgement would promise what the disk does not hold. */
+/* A PUBLISH whose acknowledgement promises what only the journal keeps across a crash: a
+ * retained QoS 1/2 change, and a persistent session's QoS 2 packet id (so that a re-send
+ * after a restart is not delivered again). */
+static bool needs_journal(const client_t *cl, const mq_publish_t *pub)
+{
+    return (pub->retain && pub->qos > 0) || (pub->qos == 2 && !cl->sess->clean);
+}
+
+/* While the journal cannot be written (net/jwriter.h), such a PUBLISH is not taken in: its
+ * acknowledgement would promise what the disk does not hold. */
 static bool refused_for_journal(mq_proto_t *p, client_t *cl, const mq_publish_t *pub)
 {
-    if (!pub->retain || pub->qos == 0 || p->env.jw == NULL || !mq_jwriter_broken(p->env.jw))
+    if (p->env.jw == NULL || !needs_journal(cl, pub) || !mq_jwriter_broken(p->env.jw))
         return false;
     /* a QoS 2 re-send too: its first record may be among those not written; its id stays
      * pending, so the re-send after the disk is back (or a PUBREL) still finds it */
@@ -417,7 +425,12 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         ack = MQ_RC_UNSPECIFIED;
     } else {
         refused = false;
-        if (should_route(p, cl, pub, topic, &ack)) {
+        bool had_id = pub->qos == 2 && mq_sess_qos2_pending(cl->sess, pub->packet_id);
+        bool routed = should_route(p, cl, pub, topic, &ack);
+        if (p->env.jw && pub->qos == 2 && !had_id && !cl->sess->clean &&
+            mq_sess_qos2_pending(cl->sess, pub->packet_id))
+            (void)mq_jwriter_qos2(p->env.jw, cl->sess, pub->packet_id, true);
+        if (routed) {
             mq_msg_t *msg = make_msg(p, cl, pkt, topic);
             if (msg == NULL) {
                 mq_client_end_rc(p, cl, MQ_RC_PACKET_TOO_LARGE, true,
@@ -431,9 +444,9 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
             mq_msg_unref(msg);
         }
     }
-    /* a retained change in the journal: the acknowledgement follows the disk; so does a QoS 2
-     * re-send's, whose first record may still be in a write in flight */
-    gate = !refused && pub->retain && pub->qos > 0 && p->env.jw && mq_jwriter_gates(p->env.jw);
+    /* a retained change or a QoS 2 id in the journal: the acknowledgement follows the disk; so
+     * does a QoS 2 re-send's, whose first record may still be in a write in flight */
+    gate = !refused && needs_journal(cl, pub) && p->env.jw && mq_jwriter_gates(p->env.jw);
     if (cl->proto < MQ_PROTO_5)
         ack = MQ_RC_SUCCESS;
     if (pub->qos == 1)
@@ -472,7 +485,18 @@ void mq_publish_on_ack(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 
 void mq_publish_on_pubrel(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
+    mq_jwriter_t *jw = cl->sess->clean ? NULL : p->env.jw;
+    if (jw && mq_jwriter_broken(jw) && mq_sess_qos2_pending(cl->sess, pkt->ack.packet_id)) {
+        /* the release cannot be journaled: no PUBCOMP (the id stays; the client sends PUBREL
+         * again when it is back) */
+        mq_client_end(cl, true, "persistence journal not writable: PUBREL not completed");
+        return;
+    }
     bool known = mq_sess_qos2_released(cl->sess, pkt->ack.packet_id);
+    if (known && jw)
+        (void)mq_jwriter_qos2(jw, cl->sess, pkt->ack.packet_id, false);
     enum mq_rc rc = known || cl->proto < MQ_PROTO_5 ? MQ_RC_SUCCESS : MQ_RC_PACKET_ID_NOT_FOUND;
     mq_client_send_ack_rc(p, cl, MQ_PUBCOMP, pkt->ack.packet_id, rc);
+    if (jw && mq_jwriter_gates(jw)) /* a stale id must not outlive its PUBCOMP in a crash */
+        mq_conn_gate(&cl->conn);
 }

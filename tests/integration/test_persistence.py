@@ -739,3 +739,50 @@ def test_sessions_and_subscriptions_made_after_the_snapshot_survive_kill_9(tmp_p
     assert r.connect("ended", clean=False)[0] == 0  # no session present
     r.close()
     b2.check_clean_exit()
+
+
+@journal
+def test_a_qos2_id_received_before_kill_9_is_not_delivered_again_and_its_release_holds(tmp_path):
+    """Exactly once across a crash: a persistent session's inbound QoS 2 id is journaled before
+    its PUBREC, so the client's re-send after the restart is acknowledged without a second
+    delivery; its PUBREL is journaled before PUBCOMP, so the id can be used again at once."""
+    b = persistent(tmp_path, ["autosave_interval 0"]).start()
+    sub = Raw(b.port)
+    sub.connect("q2-watch")
+    assert sub.subscribe([("q2/#", 2)]) == [2]
+    pub = Raw(b.port)
+    pub.connect("q2-pub", clean=False)
+    pub.send(publish_pkt("q2/x", b"once", 2, pid=5))
+    pub.expect(ack_pkt(PUBREC, 5))
+    p = sub.recv_publish()
+    assert p.payload == b"once"
+    pub.close()
+    sub.close()
+    kill9(b)
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    sub = Raw(b2.port)
+    sub.connect("q2-watch")
+    assert sub.subscribe([("q2/#", 2)]) == [2]
+    pub = Raw(b2.port)
+    assert pub.connect("q2-pub", clean=False)[0] == 1  # session present
+    pub.send(publish_pkt("q2/x", b"once", 2, dup=True, pid=5))  # the re-send
+    pub.expect(ack_pkt(PUBREC, 5))
+    pub.send(ack_pkt(PUBREL, 5))
+    pub.expect(ack_pkt(PUBCOMP, 5))
+    sub.no_data(0.3)  # delivered before the crash: not again
+    pub.close()
+    kill9(b2)
+    b3 = persistent(tmp_path, port=b.port, name="p3").start()
+    sub = Raw(b3.port)
+    sub.connect("q2-watch")
+    assert sub.subscribe([("q2/#", 2)]) == [2]
+    pub = Raw(b3.port)
+    assert pub.connect("q2-pub", clean=False)[0] == 1
+    pub.send(publish_pkt("q2/x", b"new", 2, pid=5))  # the id is free again: a new message
+    pub.expect(ack_pkt(PUBREC, 5))
+    assert sub.recv_publish().payload == b"new"
+    pub.send(ack_pkt(PUBREL, 5))
+    pub.expect(ack_pkt(PUBCOMP, 5))
+    pub.close()
+    sub.close()
+    b3.check_clean_exit()
