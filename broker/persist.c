@@ -517,14 +517,18 @@ static void put_out(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s, const
 
 static void put_messages(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s)
 {
+    /* each with the number the journal knows it by; 1, 2, 3... for one it never numbered (no
+     * journal), below every journal number (wall-clock µs), so the order stays */
     uint64_t mono = mono_ms(), mid = 1;
-    for (uint32_t i = 0; i < s->n_inflight; i++)
-        put_out(pt, ss, s, &s->inflight[i], mid++, true, mono);
-    for (uint32_t i = 0; i < s->q_len; i++) {
+    for (uint32_t i = 0; i < s->n_inflight; i++, mid++) {
+        const mq_outmsg_t *o = &s->inflight[i];
+        put_out(pt, ss, s, o, o->mid ? o->mid : mid, true, mono);
+    }
+    for (uint32_t i = 0; i < s->q_len; i++, mid++) {
         const mq_outmsg_t *o = &s->queue[(s->q_head + i) % s->q_cap];
         bool keep = o->qos > 0 || s->home->limits->queue_qos0; /* QoS 0 with queue_qos0_messages */
         if (keep && !(o->msg->expire_at && o->msg->expire_at <= mono))
-            put_out(pt, ss, s, o, mid++, false, mono);
+            put_out(pt, ss, s, o, o->mid ? o->mid : mid, false, mono);
     }
     for (uint32_t i = 0; i < s->n_qos2_in; i++) {
         mq_jrec_t r = {.type = MQ_JREC_QOS2_IN_ADD};

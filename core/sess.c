@@ -3,6 +3,7 @@
 #include "core/sess.h"
 
 #include <string.h>
+#include <time.h>
 
 #include <xxhash.h>
 
@@ -82,6 +83,44 @@ static void count_drop(mq_sess_t *s)
     s->dropped_lately = true;
 }
 
+/* ---- persistence: a persistent session's messages, reported to the journal ----------------- */
+
+static bool journals(const mq_sess_t *s)
+{
+    return s->home->journal && !s->clean;
+}
+
+/* A number for a message this session keeps: rising, and above what the clock said before a
+ * restart (so mids of restored messages stay below new ones). */
+static uint64_t new_mid(mq_sess_home_t *h)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    h->last_mid = us > h->last_mid ? us : h->last_mid + 1;
+    return h->last_mid;
+}
+
+static void j_put(mq_sess_t *s, mq_outmsg_t *o)
+{
+    if (journals(s)) {
+        o->mid = new_mid(s->home);
+        s->home->journal->put(s->home->journal->arg, s, o);
+    }
+}
+
+static void j_update(const mq_sess_t *s, const mq_outmsg_t *o)
+{
+    if (o->mid && journals(s))
+        s->home->journal->update(s->home->journal->arg, s, o);
+}
+
+static void j_del(const mq_sess_t *s, const mq_outmsg_t *o)
+{
+    if (o->mid && journals(s))
+        s->home->journal->del(s->home->journal->arg, s, o->mid);
+}
+
 /* Drops what an outbound entry holds. */
 static void out_release(mq_outmsg_t *o)
 {
@@ -123,6 +162,7 @@ uint32_t mq_sess_filter_queue(mq_sess_t *s, mq_sess_keep_cb *keep, void *arg)
         }
         s->q_bytes -= o.msg->payload_len;
         count_drop(s);
+        j_del(s, &o);
         out_release(&o);
     }
     s->q_len = kept;
@@ -267,16 +307,18 @@ static uint16_t next_packet_id(mq_sess_t *s)
     }
 }
 
-/* Puts 'o' in flight (assigning its packet id) and writes it. */
-static void send_inflight(mq_sess_t *s, mq_outmsg_t o)
+/* Puts 'o' in flight (assigning its packet id) and writes it; returns its slot. */
+static mq_outmsg_t *send_inflight(mq_sess_t *s, mq_outmsg_t o)
 {
     if (s->n_inflight == s->cap_inflight) {
         s->inflight = mq_grow(s->inflight, &s->cap_inflight, sizeof(*s->inflight), 4);
     }
     o.packet_id = next_packet_id(s);
     o.state = MQ_OUT_PUBLISH;
-    s->inflight[s->n_inflight++] = o;
-    write_publish(s, &o, false);
+    mq_outmsg_t *slot = &s->inflight[s->n_inflight++];
+    *slot = o;
+    write_publish(s, slot, false);
+    return slot;
 }
 
 static bool enqueue(mq_sess_t *s, mq_outmsg_t o)
@@ -323,12 +365,15 @@ static void pump(mq_sess_t *s)
         s->q_len--;
         s->q_bytes -= o.msg->payload_len;
         if (undeliverable(s, &o)) {
+            j_del(s, &o);
             out_release(&o);
         } else if (o.qos == 0) {
             write_publish(s, &o, false);
+            j_del(s, &o);
             out_release(&o);
         } else {
-            send_inflight(s, o); /* the queue's reference moves into the window */
+            /* the queue's reference moves into the window, with its new packet id */
+            j_update(s, send_inflight(s, o));
         }
     }
 }
@@ -340,6 +385,15 @@ bool mq_sess_deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain)
 
 enum placed { DROPPED, WRITTEN, KEPT };
 
+/* Queues 'o', journaled as it is put in the queue. */
+static enum placed keep(mq_sess_t *s, mq_outmsg_t *o)
+{
+    if (!enqueue(s, *o))
+        return DROPPED;
+    j_put(s, &s->queue[(s->q_head + s->q_len - 1) % s->q_cap]);
+    return KEPT;
+}
+
 /* Sends or queues 'o' (which holds no reference yet). */
 static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
 {
@@ -349,10 +403,10 @@ static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
             count_drop(s);
             return DROPPED;
         }
-        return enqueue(s, *o) ? KEPT : DROPPED;
+        return keep(s, o);
     }
     if (s->q_len > 0 || congested(s)) /* keeps order behind what already waits */
-        return enqueue(s, *o) ? KEPT : DROPPED;
+        return keep(s, o);
     if (undeliverable(s, o))
         return DROPPED;
     if (o->qos == 0) {
@@ -361,10 +415,11 @@ static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
     }
     if (s->n_inflight < window(s)) {
         mq_msg_ref(o->msg);
-        send_inflight(s, *o);
+        mq_outmsg_t *slot = send_inflight(s, *o);
+        j_put(s, slot);
         return KEPT;
     }
-    return enqueue(s, *o) ? KEPT : DROPPED; /* keeps order behind what already waits */
+    return keep(s, o); /* keeps order behind what already waits */
 }
 
 static bool deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain, const uint32_t *sub_ids,
@@ -424,6 +479,7 @@ uint32_t mq_sess_give_shared(mq_sess_t *s, mq_sess_give_cb *give, void *arg)
             continue;
         }
         s->q_bytes -= o.msg->payload_len;
+        j_del(s, &o);
         out_release(&o);
         given++;
     }
@@ -455,6 +511,7 @@ static enum mq_rc finish(mq_sess_t *s, uint16_t packet_id, uint8_t qos, uint8_t 
     mq_outmsg_t *o = find_inflight(s, packet_id, qos, state);
     if (o == NULL)
         return MQ_RC_PACKET_ID_NOT_FOUND;
+    j_del(s, o);
     remove_inflight(s, o);
     pump(s);
     return MQ_RC_SUCCESS;
@@ -476,6 +533,7 @@ enum mq_rc mq_sess_on_pubrec(mq_sess_t *s, uint16_t packet_id)
         /* [MQTT-4.3.3-4] after PUBREC the message itself is no longer needed */
         out_release(o);
         o->state = MQ_OUT_PUBREL;
+        j_update(s, o);
     }
     if (s->out)
         write_ack(s, MQ_PUBREL, packet_id);
@@ -511,7 +569,7 @@ void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, const mq_sess_peer_t *peer)
 
 void mq_sess_restore_inflight(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
                               uint16_t packet_id, uint8_t state, const uint32_t *sub_ids,
-                              uint32_t n_sub_ids)
+                              uint32_t n_sub_ids, uint64_t mid)
 {
     MQ_ASSERT(s->out == NULL && packet_id != 0 && qos > 0);
     if (s->n_inflight == s->cap_inflight)
@@ -521,7 +579,8 @@ void mq_sess_restore_inflight(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool ret
                      .qos = qos,
                      .state = state,
                      .retain = retain,
-                     .n_sub_ids = (uint8_t)(n_sub_ids > 255 ? 255 : n_sub_ids)};
+                     .n_sub_ids = (uint8_t)(n_sub_ids > 255 ? 255 : n_sub_ids),
+                     .mid = mid};
     if (o.n_sub_ids == 1) {
         o.sub_id = sub_ids[0];
     } else if (o.n_sub_ids > 1) {
@@ -529,8 +588,33 @@ void mq_sess_restore_inflight(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool ret
         memcpy(o.sub_ids, sub_ids, o.n_sub_ids * sizeof(uint32_t));
     }
     s->inflight[s->n_inflight++] = o;
+    if (mid > s->home->last_mid) /* new numbers go above the restored ones */
+        s->home->last_mid = mid;
     /* new ids continue after the restored ones (next_packet_id skips any in flight) */
     s->next_packet_id = packet_id == 0xFFFF ? 1 : (uint16_t)(packet_id + 1);
+}
+
+bool mq_sess_restore_queued(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
+                            const uint32_t *sub_ids, uint32_t n_sub_ids, uint64_t mid)
+{
+    MQ_ASSERT(s->out == NULL);
+    mq_outmsg_t o = {.msg = msg, .qos = qos, .retain = retain};
+    o.n_sub_ids = (uint8_t)(n_sub_ids > 255 ? 255 : n_sub_ids);
+    if (o.n_sub_ids == 1) {
+        o.sub_id = sub_ids[0];
+    } else if (o.n_sub_ids > 1) {
+        o.sub_ids = mq_alloc(o.n_sub_ids * sizeof(uint32_t));
+        memcpy(o.sub_ids, sub_ids, o.n_sub_ids * sizeof(uint32_t));
+    }
+    if (!enqueue(s, o)) {
+        if (o.n_sub_ids > 1)
+            mq_free(o.sub_ids);
+        return false;
+    }
+    s->queue[(s->q_head + s->q_len - 1) % s->q_cap].mid = mid;
+    if (mid > s->home->last_mid)
+        s->home->last_mid = mid;
+    return true;
 }
 
 void mq_sess_detach(mq_sess_t *s)

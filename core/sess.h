@@ -61,7 +61,24 @@ typedef struct mq_outmsg {
         uint32_t sub_id;   /* n_sub_ids == 1 */
         uint32_t *sub_ids; /* n_sub_ids > 1: owned */
     };
+    uint64_t mid; /* persistence: its number in the session's journal records (rising in
+                   * delivery order); 0 = not journaled */
 } mq_outmsg_t;
+
+struct mq_sess;
+
+/* Persistence (net/jwriter.h): what a persistent session's outbound messages go through,
+ * reported as they happen so the owning worker can journal them. 'o' is borrowed for the
+ * call. */
+typedef struct mq_sess_journal {
+    void *arg;
+    /* queued, or put in flight (o->packet_id set) */
+    void (*put)(void *arg, const struct mq_sess *s, const mq_outmsg_t *o);
+    /* given a packet id (queue to window), or PUBREC received (o->state MQ_OUT_PUBREL) */
+    void (*update)(void *arg, const struct mq_sess *s, const mq_outmsg_t *o);
+    /* acknowledged, dropped, expired, handed to another member, or written at QoS 0 */
+    void (*del)(void *arg, const struct mq_sess *s, uint64_t mid);
+} mq_sess_journal_t;
 
 /* Plain counters of a worker's sessions, written by that worker only (DESIGN.md rule 8). */
 typedef struct mq_sess_stats {
@@ -80,6 +97,8 @@ typedef struct mq_sess_home {
     const mq_sess_limits_t *limits;
     const uint64_t *clock; /* ms, any monotonic clock; NULL: no message expires */
     mq_sess_stats_t stats;
+    const mq_sess_journal_t *journal; /* NULL: persistence off */
+    uint64_t last_mid; /* the last message number given: max(last + 1, wall-clock µs) */
 } mq_sess_home_t;
 
 /* What the attached connection asked for (MQTT 5 CONNECT properties); zero = no limit. */
@@ -207,10 +226,15 @@ uint32_t mq_sess_filter_queue(mq_sess_t *s, mq_sess_keep_cb *keep, void *arg);
  * session takes a reference) and the Subscription Identifiers to send with it (copied). Like every
  * message in flight it is sent again when a connection attaches: with DUP, or as the PUBREL. A
  * detached session only; the caller restores in the order they were sent and gives distinct packet
- * ids. */
+ * ids; 'mid' is its number in the journal (0: none). */
 void mq_sess_restore_inflight(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
                               uint16_t packet_id, uint8_t state, const uint32_t *sub_ids,
-                              uint32_t n_sub_ids);
+                              uint32_t n_sub_ids, uint64_t mid);
+
+/* Persistence, start-up: puts back a message that was queued, with its number 'mid' (as
+ * mq_sess_deliver_ids() would queue it for a detached session, limits included). */
+bool mq_sess_restore_queued(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain,
+                            const uint32_t *sub_ids, uint32_t n_sub_ids, uint64_t mid);
 
 /* Records the user name the session belongs to ('user' NULL = none; copied). */
 void mq_sess_set_username(mq_sess_t *s, const char *user, size_t len);

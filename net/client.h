@@ -94,6 +94,7 @@ struct mq_proto_state {
     uint32_t n_wills, cap_wills;
     counters_t cnt;
     mq_sess_home_t home;        /* this worker's sessions' clock and counters */
+    mq_sess_journal_t journal;  /* home.journal's callbacks (persistence on) */
     uint64_t auth_gen;          /* the security state this worker's subscriptions were
                                  * classified with (net/auth.h: a reload classifies again) */
     mq_auth_cache_t auth_cache; /* credentials this worker verified lately */

@@ -233,6 +233,66 @@ bool mq_jwriter_qos2(mq_jwriter_t *jw, const mq_sess_t *s, uint16_t packet_id, b
     return true;
 }
 
+/* Wall-clock seconds at which a message due at loop-clock 'expire_at' expires; 0 = never. */
+static int64_t wall_expiry(const mq_jwriter_t *jw, uint64_t expire_at)
+{
+    if (expire_at == 0)
+        return 0;
+    uint64_t now = jw->loop->now_ms;
+    uint64_t left = expire_at > now ? expire_at - now : 0;
+    return time(NULL) + (int64_t)((left + 999) / 1000); /* rounded up: never earlier */
+}
+
+static mq_jrec_t out_record(uint8_t type, const mq_sess_t *s, const mq_outmsg_t *o)
+{
+    mq_jrec_t r = {.type = type};
+    r.out = (mq_jrec_out_t){
+        .client_id = {s->client_id, s->id_len},
+        .mid = o->mid,
+        .packet_id = o->packet_id,
+        .state = o->state,
+        .flags = (uint8_t)(o->retain ? MQ_JREC_MSG_RETAIN : 0),
+    };
+    return r;
+}
+
+bool mq_jwriter_msg_put(mq_jwriter_t *jw, const mq_sess_t *s, const mq_outmsg_t *o)
+{
+    if (jw->broken)
+        return false;
+    mq_jrec_t r = out_record(MQ_JREC_MSG_PUT, s, o);
+    const mq_msg_t *m = o->msg;
+    r.out.msg = (mq_jrec_msg_t){.topic = mq_msg_topic(m),
+                                .payload = mq_msg_payload(m),
+                                .props = {(const char *)m->wire + m->wire_len, m->props_len},
+                                .qos = o->qos,
+                                .expiry_at = wall_expiry(jw, m->expire_at)};
+    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
+    jw->appended++;
+    return true;
+}
+
+bool mq_jwriter_msg_update(mq_jwriter_t *jw, const mq_sess_t *s, const mq_outmsg_t *o)
+{
+    if (jw->broken)
+        return false;
+    mq_jrec_t r = out_record(MQ_JREC_MSG_UPDATE, s, o);
+    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
+    jw->appended++;
+    return true;
+}
+
+bool mq_jwriter_msg_del(mq_jwriter_t *jw, const mq_sess_t *s, uint64_t mid)
+{
+    if (jw->broken)
+        return false;
+    mq_jrec_t r = {.type = MQ_JREC_MSG_DEL};
+    r.out = (mq_jrec_out_t){.client_id = {s->client_id, s->id_len}, .mid = mid};
+    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
+    jw->appended++;
+    return true;
+}
+
 static void submit_write(mq_jwriter_t *jw)
 {
     struct io_uring_sqe *sqe = mq_op_sqe(jw->ring);

@@ -73,6 +73,13 @@ bool mq_jwriter_sub(mq_jwriter_t *jw, const struct mq_sess *s, const struct mq_s
  * stale id could make a later PUBLISH with it look like a re-send). */
 bool mq_jwriter_qos2(mq_jwriter_t *jw, const struct mq_sess *s, uint16_t packet_id, bool add);
 
+/* A persistent session's outbound message (core/sess.h, mq_sess_journal_t): queued or put in
+ * flight (MSG_PUT), given a packet id or turned to PUBREL (MSG_UPDATE), gone (MSG_DEL). */
+struct mq_outmsg;
+bool mq_jwriter_msg_put(mq_jwriter_t *jw, const struct mq_sess *s, const struct mq_outmsg *o);
+bool mq_jwriter_msg_update(mq_jwriter_t *jw, const struct mq_sess *s, const struct mq_outmsg *o);
+bool mq_jwriter_msg_del(mq_jwriter_t *jw, const struct mq_sess *s, uint64_t mid);
+
 /* Records appended so far (a caller compares two readings: did this packet journal
  * anything?). */
 uint64_t mq_jwriter_appended(const mq_jwriter_t *jw);

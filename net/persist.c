@@ -91,9 +91,10 @@ static void restore_msgs(mq_proto_t *p, mq_sess_t *s, const mq_replay_sess_t *rs
         }
         uint32_t n = m ? sub_ids_for(s, o->msg.topic, ids, 64) : 0;
         if (o->packet_id != 0)
-            mq_sess_restore_inflight(s, m, o->msg.qos, retain, o->packet_id, o->state, ids, n);
+            mq_sess_restore_inflight(s, m, o->msg.qos, retain, o->packet_id, o->state, ids, n,
+                                     o->mid);
         else
-            (void)mq_sess_deliver_ids(s, m, o->msg.qos, retain, ids, n);
+            (void)mq_sess_restore_queued(s, m, o->msg.qos, retain, ids, n, o->mid);
         mq_msg_unref(m);
     }
     for (uint32_t i = 0; i < rs->n_qos2_in; i++)

@@ -261,6 +261,36 @@ void mq_proto_drop_conn(mq_conn_t *c)
 /* ---- the worker's protocol state ----------------------------------------------------------------
  */
 
+/* ---- a persistent session's messages in the journal (core/sess.h: mq_sess_journal_t) ------ */
+
+/* A QoS 2 message journaled for an online session: the subscriber sees it once the record is
+ * durable, or a crash could give it to the client again under another packet id. */
+static void gate_delivery(mq_proto_t *p, const mq_sess_t *s, const mq_outmsg_t *o)
+{
+    if (o->qos == 2 && s->out && mq_jwriter_gates(p->env.jw))
+        mq_conn_gate(mq_conn_of_out(s->out));
+}
+
+static void j_put(void *arg, const mq_sess_t *s, const mq_outmsg_t *o)
+{
+    mq_proto_t *p = arg;
+    if (mq_jwriter_msg_put(p->env.jw, s, o))
+        gate_delivery(p, s, o);
+}
+
+static void j_update(void *arg, const mq_sess_t *s, const mq_outmsg_t *o)
+{
+    mq_proto_t *p = arg;
+    if (mq_jwriter_msg_update(p->env.jw, s, o))
+        gate_delivery(p, s, o);
+}
+
+static void j_del(void *arg, const mq_sess_t *s, uint64_t mid)
+{
+    mq_proto_t *p = arg;
+    (void)mq_jwriter_msg_del(p->env.jw, s, mid);
+}
+
 mq_proto_t *mq_proto_new(const mq_proto_env_t *env)
 {
     mq_proto_t *p = mq_calloc(1, sizeof(*p));
@@ -269,6 +299,10 @@ mq_proto_t *mq_proto_new(const mq_proto_env_t *env)
     p->route = mq_route_new(env->ix, env->self, env->n_workers, env->ep, env->shared);
     p->home.limits = &p->o->limits;
     p->home.clock = &env->loop->now_ms; /* message expiry (core/sess.h) */
+    if (env->jw) { /* persistent sessions' messages go to the journal as they change */
+        p->journal = (mq_sess_journal_t){.arg = p, .put = j_put, .update = j_update, .del = j_del};
+        p->home.journal = &p->journal;
+    }
     /* the security state this worker starts with: a reload before its first tick is then seen
      * as one (with 0 here, mq_auth_refresh took the first reload for the first state and did
      * not classify the subscriptions again) */

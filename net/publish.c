@@ -410,6 +410,7 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     }
     enum mq_rc ack = MQ_RC_SUCCESS;
     bool gate, refused = true;
+    uint64_t journaled = 0;
     if (refused_for_memory(p, cl, pub)) {
         if (pub->qos > 0 && cl->proto < MQ_PROTO_5) {
             mq_client_end(cl, true, "memory_limit reached: PUBLISH not accepted");
@@ -425,6 +426,7 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         ack = MQ_RC_UNSPECIFIED;
     } else {
         refused = false;
+        journaled = p->env.jw ? mq_jwriter_appended(p->env.jw) : 0;
         bool had_id = pub->qos == 2 && mq_sess_qos2_pending(cl->sess, pub->packet_id);
         bool routed = should_route(p, cl, pub, topic, &ack);
         if (p->env.jw && pub->qos == 2 && !had_id && !cl->sess->clean &&
@@ -444,9 +446,13 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
             mq_msg_unref(msg);
         }
     }
-    /* a retained change or a QoS 2 id in the journal: the acknowledgement follows the disk; so
-     * does a QoS 2 re-send's, whose first record may still be in a write in flight */
-    gate = !refused && needs_journal(cl, pub) && p->env.jw && mq_jwriter_gates(p->env.jw);
+    /* a retained change, a QoS 2 id, or copies queued for this worker's persistent sessions in
+     * the journal: the acknowledgement follows the disk; so does a QoS 2 re-send's, whose
+     * first record may still be in a write in flight. (Copies for another worker's sessions
+     * are journaled there; this acknowledgement does not wait for that yet: the durability
+     * marks of docs/PERSISTENCE.md.) */
+    gate = !refused && pub->qos > 0 && p->env.jw && mq_jwriter_gates(p->env.jw) &&
+           (needs_journal(cl, pub) || mq_jwriter_appended(p->env.jw) != journaled);
     if (cl->proto < MQ_PROTO_5)
         ack = MQ_RC_SUCCESS;
     if (pub->qos == 1)

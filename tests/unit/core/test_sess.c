@@ -508,9 +508,9 @@ Test(sess, restored_inflight_messages_are_resent_with_their_ids_and_new_ids_foll
     lim.max_inflight = 4;
     open_sess(false); /* what persistence restores at start-up: a detached session */
     static const uint32_t ids[] = {7, 9};
-    mq_sess_restore_inflight(s, msg("a"), 1, false, 300, MQ_OUT_PUBLISH, ids, 2);
-    mq_sess_restore_inflight(s, NULL, 2, false, 301, MQ_OUT_PUBREL, NULL, 0);
-    mq_sess_restore_inflight(s, msg("b"), 2, true, 302, MQ_OUT_PUBLISH, ids, 1);
+    mq_sess_restore_inflight(s, msg("a"), 1, false, 300, MQ_OUT_PUBLISH, ids, 2, 0);
+    mq_sess_restore_inflight(s, NULL, 2, false, 301, MQ_OUT_PUBREL, NULL, 0, 0);
+    mq_sess_restore_inflight(s, msg("b"), 2, true, 302, MQ_OUT_PUBLISH, ids, 1, 0);
     cr_assert(eq(u8, s->inflight[0].n_sub_ids, 2));
     cr_assert(eq(u32, s->inflight[0].sub_ids[1], 9)); /* copied, freed with the entry */
     cr_assert(eq(u32, s->inflight[2].sub_id, 7));
@@ -846,4 +846,76 @@ Test(sess, give_shared_leaves_qos2_in_flight_to_its_client)
     cr_assert(eq(u32, mq_sess_give_shared(s, take_payload, names), 2));
     cr_assert(eq(str, names, "onelater"), "[MQTT-4.8.2-4]: a QoS 2 delivery begun is finished "
                                           "with its client; queued QoS 2 may go elsewhere");
+}
+
+/* ---- persistence: what a persistent session reports to the journal ------------------------ */
+
+typedef struct jev {
+    char kind; /* 'P'ut, 'U'pdate, 'D'el */
+    uint64_t mid;
+    uint16_t packet_id;
+    uint8_t state;
+} jev_t;
+
+static jev_t jevs[32];
+static int n_jevs;
+
+static void jput(void *arg, const mq_sess_t *ss, const mq_outmsg_t *o)
+{
+    (void)arg, (void)ss;
+    jevs[n_jevs++] = (jev_t){'P', o->mid, o->packet_id, o->state};
+}
+
+static void jupdate(void *arg, const mq_sess_t *ss, const mq_outmsg_t *o)
+{
+    (void)arg, (void)ss;
+    jevs[n_jevs++] = (jev_t){'U', o->mid, o->packet_id, o->state};
+}
+
+static void jdel(void *arg, const mq_sess_t *ss, uint64_t mid)
+{
+    (void)arg, (void)ss;
+    jevs[n_jevs++] = (jev_t){'D', mid, 0, 0};
+}
+
+static const mq_sess_journal_t journal = {.put = jput, .update = jupdate, .del = jdel};
+
+Test(sess, a_persistent_sessions_messages_are_reported_as_they_change)
+{
+    n_jevs = 0;
+    home.journal = &journal;
+    lim.max_inflight = 1;
+    open_sess(false); /* offline: both are queued */
+    cr_assert(mq_sess_deliver(s, msg("a"), 1, false));
+    cr_assert(mq_sess_deliver(s, msg("b"), 2, false));
+    cr_assert_eq(n_jevs, 2);
+    cr_assert(jevs[0].kind == 'P' && jevs[0].packet_id == 0 && jevs[0].mid != 0);
+    cr_assert(jevs[1].kind == 'P' && jevs[1].mid > jevs[0].mid, "mids rise in delivery order");
+    uint64_t a = jevs[0].mid, b = jevs[1].mid;
+    mq_sess_attach(s, &out, &peer311); /* 'a' goes in flight with a packet id */
+    cr_assert_eq(n_jevs, 3);
+    cr_assert(jevs[2].kind == 'U' && jevs[2].mid == a && jevs[2].packet_id != 0);
+    cr_assert_eq(mq_sess_on_puback(s, jevs[2].packet_id), MQ_RC_SUCCESS);
+    /* 'a' is gone, 'b' takes the window */
+    cr_assert(jevs[3].kind == 'D' && jevs[3].mid == a);
+    cr_assert(jevs[4].kind == 'U' && jevs[4].mid == b && jevs[4].state == MQ_OUT_PUBLISH);
+    uint16_t pid = jevs[4].packet_id;
+    cr_assert_eq(mq_sess_on_pubrec(s, pid), MQ_RC_SUCCESS);
+    cr_assert(jevs[5].kind == 'U' && jevs[5].mid == b && jevs[5].state == MQ_OUT_PUBREL);
+    cr_assert_eq(mq_sess_on_pubcomp(s, pid), MQ_RC_SUCCESS);
+    cr_assert(jevs[6].kind == 'D' && jevs[6].mid == b);
+    cr_assert_eq(n_jevs, 7);
+    /* online with room: put straight in flight, its packet id in the first record */
+    cr_assert(mq_sess_deliver(s, msg("c"), 1, false));
+    cr_assert(jevs[7].kind == 'P' && jevs[7].packet_id != 0 && jevs[7].mid > b);
+}
+
+Test(sess, a_clean_session_reports_nothing)
+{
+    n_jevs = 0;
+    home.journal = &journal;
+    s = mq_sess_new("clean-1", 7, 43, true, &home);
+    cr_assert(mq_sess_deliver(s, msg("a"), 1, false));
+    mq_sess_attach(s, &out, &peer311);
+    cr_assert_eq(n_jevs, 0);
 }
