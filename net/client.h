@@ -78,6 +78,17 @@ typedef struct pending_will {
     uint64_t fire_at; /* loop clock, ms */
 } pending_will_t;
 
+/* Durability marks (net/marks.h): the connections gated per turn until other workers' journals
+ * have what their acknowledgements promise. */
+typedef struct mq_mark_batch mq_mark_batch_t;
+typedef struct mq_marks {
+    mq_mark_batch_t *q; /* ring of batches, oldest first */
+    uint32_t head, n, cap;
+    uint64_t turn;     /* this worker's current turn, as its marks number it */
+    uint64_t mailed;   /* workers mailed QoS 1/2 copies this turn: a mark is due to each */
+    uint64_t *durable; /* by worker: the last turn of ours it answered, + 1 (0: none) */
+} mq_marks_t;
+
 struct mq_proto_state {
     mq_proto_env_t env;
     const mq_server_opts_t *o;
@@ -95,6 +106,8 @@ struct mq_proto_state {
     counters_t cnt;
     mq_sess_home_t home;        /* this worker's sessions' clock and counters */
     mq_sess_journal_t journal;  /* home.journal's callbacks (persistence on) */
+    mq_marks_t marks;           /* acknowledgements waiting for other workers' journals */
+    uint64_t last_routed;       /* the workers the last routed message reached, a bit each */
     uint64_t auth_gen;          /* the security state this worker's subscriptions were
                                  * classified with (net/auth.h: a reload classifies again) */
     mq_auth_cache_t auth_cache; /* credentials this worker verified lately */

@@ -313,7 +313,7 @@ static void submit_send(mq_conn_t *c)
 
 static void flush(mq_conn_t *c)
 {
-    if (c->send_busy || c->fd < 0 || c->gated)
+    if (c->send_busy || c->fd < 0 || c->gated || c->gate_remote)
         return;
     if (c->out.len && c->loop->trace_out && MQ_LOG_ON(MQ_LOG_DEBUG))
         c->loop->trace_out(c, c->out.data, c->out.len);

@@ -143,6 +143,7 @@ struct mq_conn {
                              * (mq_conn_gate) */
     bool gate_open : 1;     /* on the loop's open gate list (it may be on the sealed one too:
                              * gated again while an earlier write was in flight) */
+    bool gate_remote : 1;   /* output held for other workers' journals too (net/marks.h) */
     unsigned n_ops;         /* submitted operations (and held buffers) not yet completed */
 };
 /* one per connection, inside the protocol's client (issue 13): see net/client.h */

@@ -41,7 +41,47 @@ struct mq_jwriter {
     uint64_t sync_tag;   /* its address tags the fdatasync's completion (8-byte aligned) */
     uint64_t n_failures; /* failed writes or syncs, for the log */
     uint64_t appended;   /* records appended since the start */
+    /* answers to durability marks (net/marks.h): those of the records buffered, then those of
+     * the write in flight, as {worker, turn} pairs */
+    uint64_t *ans_open, *ans_sealed;
+    uint32_t n_open, cap_open, n_sealed, cap_sealed;
+    void (*answer)(void *arg, unsigned to, uint64_t t);
+    void *answer_arg;
 };
+
+void mq_jwriter_on_durable(mq_jwriter_t *jw, void (*answer)(void *arg, unsigned to, uint64_t t),
+                           void *arg)
+{
+    jw->answer = answer;
+    jw->answer_arg = arg;
+}
+
+void mq_jwriter_after_durable(mq_jwriter_t *jw, unsigned to, uint64_t t)
+{
+    if (jw->n_open + 2 > jw->cap_open)
+        jw->ans_open = mq_grow(jw->ans_open, &jw->cap_open, sizeof(*jw->ans_open), 16);
+    jw->ans_open[jw->n_open++] = to;
+    jw->ans_open[jw->n_open++] = t;
+}
+
+/* The answers waiting for the write just submitted. */
+static void seal_answers(mq_jwriter_t *jw)
+{
+    for (uint32_t i = 0; i < jw->n_open; i++) {
+        if (jw->n_sealed == jw->cap_sealed)
+            jw->ans_sealed = mq_grow(jw->ans_sealed, &jw->cap_sealed, sizeof(*jw->ans_sealed), 16);
+        jw->ans_sealed[jw->n_sealed++] = jw->ans_open[i];
+    }
+    jw->n_open = 0;
+}
+
+static void send_answers(mq_jwriter_t *jw, uint64_t *a, uint32_t *n)
+{
+    for (uint32_t i = 0; i + 1 < *n; i += 2)
+        if (jw->answer)
+            jw->answer(jw->answer_arg, (unsigned)a[i], a[i + 1]);
+    *n = 0;
+}
 
 uint64_t mq_jwriter_seq_now(void)
 {
@@ -129,6 +169,8 @@ void mq_jwriter_free(mq_jwriter_t *jw)
         close(jw->old_fd);
     mq_buf_fini(&jw->cur);
     mq_buf_fini(&jw->fly);
+    mq_free(jw->ans_open);
+    mq_free(jw->ans_sealed);
     mq_free(jw->path);
     mq_free(jw);
 }
@@ -331,6 +373,7 @@ void mq_jwriter_flush(mq_jwriter_t *jw)
             mq_conn_gates_seal(jw->loop);
             mq_conn_gates_release(jw->loop, true);
         }
+        send_answers(jw, jw->ans_open, &jw->n_open);
         return;
     }
     mq_buf_t t = jw->fly; /* swap: the write owns 'fly', new records go to 'cur' */
@@ -342,6 +385,7 @@ void mq_jwriter_flush(mq_jwriter_t *jw)
     jw->fly_off = jw->off;
     submit_write(jw);
     mq_conn_gates_seal(jw->loop); /* the acknowledgements gated so far wait for this write */
+    seal_answers(jw);
 }
 
 /* A write or sync failed: said loudly once per episode, tried again at the next tick. */
@@ -383,6 +427,7 @@ static void done(mq_jwriter_t *jw)
                (unsigned long long)jw->n_failures);
     }
     mq_conn_gates_release(jw->loop, true);
+    send_answers(jw, jw->ans_sealed, &jw->n_sealed);
 }
 
 void mq_jwriter_on_cqe(mq_jwriter_t *jw, void *tag, const struct io_uring_cqe *cqe)

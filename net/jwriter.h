@@ -80,6 +80,13 @@ bool mq_jwriter_msg_put(mq_jwriter_t *jw, const struct mq_sess *s, const struct 
 bool mq_jwriter_msg_update(mq_jwriter_t *jw, const struct mq_sess *s, const struct mq_outmsg *o);
 bool mq_jwriter_msg_del(mq_jwriter_t *jw, const struct mq_sess *s, uint64_t mid);
 
+/* Calls answer(arg, to, t) once what the journal holds now is durable (after the write in
+ * flight and the records buffered; at the end of this turn when it holds nothing): the
+ * answer to a durability mark (net/marks.h). Set the callback with mq_jwriter_on_durable. */
+void mq_jwriter_after_durable(mq_jwriter_t *jw, unsigned to, uint64_t t);
+void mq_jwriter_on_durable(mq_jwriter_t *jw, void (*answer)(void *arg, unsigned to, uint64_t t),
+                           void *arg);
+
 /* Records appended so far (a caller compares two readings: did this packet journal
  * anything?). */
 uint64_t mq_jwriter_appended(const mq_jwriter_t *jw);

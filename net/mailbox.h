@@ -30,6 +30,9 @@ enum mq_mail_type {
                                    be shown to it, then its 'done' posted */
     MQ_MAIL_JOURNAL = 8,        /* control -> worker: ptr = mq_jwriter_rotation_t (a snapshot
                                    begins: switch to its file), then its 'done' posted */
+    MQ_MAIL_MARK = 9,           /* worker -> worker: a[0] = sender, a[1] = its turn: answer once
+                                   your journal holds what came before (net/marks.h) */
+    MQ_MAIL_DURABLE = 10,       /* worker -> worker: a[0] = sender, a[1] = the turn answered */
 };
 
 #define MQ_MAIL_INLINE 5 /* 64-bit words carried inline: the entry is 64 bytes */

@@ -13,6 +13,7 @@
 #include "net/client.h"
 #include "net/connect.h"
 #include "net/jwriter.h"
+#include "net/marks.h"
 #include "net/overload.h"
 #include "net/publish.h"
 #include "net/subscribe.h"
@@ -299,6 +300,7 @@ mq_proto_t *mq_proto_new(const mq_proto_env_t *env)
     p->route = mq_route_new(env->ix, env->self, env->n_workers, env->ep, env->shared);
     p->home.limits = &p->o->limits;
     p->home.clock = &env->loop->now_ms; /* message expiry (core/sess.h) */
+    p->marks.durable = mq_calloc(env->n_workers, sizeof(*p->marks.durable));
     if (env->jw) { /* persistent sessions' messages go to the journal as they change */
         p->journal = (mq_sess_journal_t){.arg = p, .put = j_put, .update = j_update, .del = j_del};
         p->home.journal = &p->journal;
@@ -320,6 +322,7 @@ void mq_proto_free(mq_proto_t *p)
     if (p == NULL)
         return;
     mq_will_free_all(p);
+    mq_marks_fini(p);
     mq_route_free(p->route);
     mq_free(p->codes);
     mq_free(p->fresh);

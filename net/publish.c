@@ -9,6 +9,7 @@
 #include "core/topic.h"
 #include "net/auth.h"
 #include "net/jwriter.h"
+#include "net/marks.h"
 
 /* ---- routing ------------------------------------------------------------------------------- */
 
@@ -169,6 +170,7 @@ static bool route_msg(mq_proto_t *p, mq_msg_t *msg)
     mq_str_t t = mq_msg_topic(msg);
     uint64_t m = mq_route_match(p->route, t.ptr, t.len);
     bool any = m != 0;
+    p->last_routed = m;
     while (m) {
         unsigned b = (unsigned)__builtin_ctzll(m);
         m &= m - 1;
@@ -429,6 +431,7 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         journaled = p->env.jw ? mq_jwriter_appended(p->env.jw) : 0;
         bool had_id = pub->qos == 2 && mq_sess_qos2_pending(cl->sess, pub->packet_id);
         bool routed = should_route(p, cl, pub, topic, &ack);
+        p->last_routed = 0;
         if (p->env.jw && pub->qos == 2 && !had_id && !cl->sess->clean &&
             mq_sess_qos2_pending(cl->sess, pub->packet_id))
             (void)mq_jwriter_qos2(p->env.jw, cl->sess, pub->packet_id, true);
@@ -448,9 +451,7 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     }
     /* a retained change, a QoS 2 id, or copies queued for this worker's persistent sessions in
      * the journal: the acknowledgement follows the disk; so does a QoS 2 re-send's, whose
-     * first record may still be in a write in flight. (Copies for another worker's sessions
-     * are journaled there; this acknowledgement does not wait for that yet: the durability
-     * marks of docs/PERSISTENCE.md.) */
+     * first record may still be in a write in flight */
     gate = !refused && pub->qos > 0 && p->env.jw && mq_jwriter_gates(p->env.jw) &&
            (needs_journal(cl, pub) || mq_jwriter_appended(p->env.jw) != journaled);
     if (cl->proto < MQ_PROTO_5)
@@ -461,6 +462,10 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         mq_client_send_ack_rc(p, cl, MQ_PUBREC, pub->packet_id, ack);
     if (gate)
         mq_conn_gate(&cl->conn);
+    /* copies mailed to other workers may be for their persistent sessions: the
+     * acknowledgement waits for their journals too */
+    if (!refused && pub->qos > 0 && p->env.jw && mq_jwriter_gates(p->env.jw) && p->last_routed)
+        mq_marks_gate(p, &cl->conn, p->last_routed);
     return MQ_CONN_OK;
 }
 

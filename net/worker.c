@@ -13,6 +13,7 @@
 #include "core/mem.h"
 #include "core/msg.h"
 #include "net/jwriter.h"
+#include "net/marks.h"
 #include "net/op.h"
 #include "net/trace.h"
 
@@ -125,6 +126,8 @@ static int init_thread(mq_worker_t *w)
                          .n_workers = w->env.n_workers,
                          .jw = w->jw};
     w->proto = mq_proto_new(&pe);
+    if (w->jw) /* durability marks are answered from the journal's completions */
+        mq_jwriter_on_durable(w->jw, mq_marks_answer, w->proto);
     rc = mq_conn_loop_init(&w->loop, &w->ring, mq_proto_handler(w->proto), mq_proto_conn_size(),
                            err, sizeof(err));
     if (rc < 0) {
@@ -238,6 +241,12 @@ static void on_mail(mq_worker_t *w, mq_mail_t *e)
         sem_post(v->done);
         break;
     }
+    case MQ_MAIL_MARK:
+        mq_marks_on_mark(w->proto, (unsigned)e->a[0], e->a[1]);
+        break;
+    case MQ_MAIL_DURABLE:
+        mq_marks_on_durable(w->proto, (unsigned)e->a[0], e->a[1]);
+        break;
     case MQ_MAIL_JOURNAL: {
         const mq_jwriter_rotation_t *r = e->ptr;
         if (w->jw)
@@ -338,6 +347,7 @@ static void turn(mq_worker_t *w)
     mq_conn_loop_turn(&w->loop);
     if (w->jw) /* after the flush: what this turn gated waits for this write */
         mq_jwriter_flush(w->jw);
+    mq_marks_send(w->proto); /* after every delivery this turn mailed */
     mq_outbox_wake(&w->outbox, &w->ring);
 }
 

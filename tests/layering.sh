@@ -6,7 +6,7 @@
 #   Inside net/, the rooms are floors too (a file may include net/ headers of its own floor
 #   or below, never above), so the layers cannot call each other in a loop:
 #     0 op.h opts.h   1 mailbox   2 conn   3 tls jwriter   4 ws   5 xport   6 auth   7 client
-#     8 will trace overload   9 publish subscribe   10 connect   11 proto persist   12 worker
+#     8 will trace overload marks   9 publish subscribe   10 connect   11 proto persist   12 worker
 #     13 server
 # tests/layering.sh --selftest — builds a tree with each violation and checks it is caught.
 set -u
@@ -22,7 +22,7 @@ floor() {
     xport) echo 5 ;;
     auth) echo 6 ;;
     client) echo 7 ;;
-    will|trace|overload) echo 8 ;;
+    will|trace|overload|marks) echo 8 ;;
     publish|subscribe) echo 9 ;;
     connect) echo 10 ;;
     proto|persist) echo 11 ;;

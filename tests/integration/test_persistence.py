@@ -793,10 +793,7 @@ def test_a_qos2_id_received_before_kill_9_is_not_delivered_again_and_its_release
 def test_messages_queued_for_a_persistent_session_survive_kill_9(tmp_path, workers):
     """The owning worker journals a persistent session's messages (queued, in flight with their
     packet ids, PUBREL state, acknowledged): after kill -9 the session gets what it had not
-    acknowledged, in order, and nothing it had. With one worker the publisher's PUBACK waits
-    for the subscriber's copy (same journal), so kill -9 right after the acknowledgements;
-    with two the copy may be another worker's, whose disk the PUBACK does not wait for yet
-    (docs/PERSISTENCE.md), so the kill comes after a pause."""
+    acknowledged, in order, and nothing it had."""
     lines = [f"workers {workers}", "max_inflight_messages 2"]  # two in flight, four queued
     b = persistent(tmp_path, ["autosave_interval 0"] + lines).start()
     offline_subscriber(b.port, "queued-sub", [("m/#", 2)])
@@ -816,8 +813,6 @@ def test_messages_queued_for_a_persistent_session_survive_kill_9(tmp_path, worke
         seen.append(Pub(first, body).payload)
     assert seen in ([], [b"v2"]), seen
     r.close()
-    if workers > 1:
-        time.sleep(0.5)
     kill9(b)
     b2 = persistent(tmp_path, lines, port=b.port, name="p2").start()
     sub = Raw(b2.port)
@@ -836,4 +831,27 @@ def test_messages_queued_for_a_persistent_session_survive_kill_9(tmp_path, worke
     assert rel[0] == p1.pid  # m/1's flow resumes first, before any new delivery
     assert got == [b"v2", b"v3", b"v4", b"v5"]
     sub.close()
+    b2.check_clean_exit()
+
+
+@journal
+def test_a_puback_waits_for_the_journals_of_every_worker_it_mailed(tmp_path):
+    """Durability marks: copies of a QoS 1/2 PUBLISH go to the persistent sessions of other
+    workers, which journal them; the PUBACK / PUBCOMP comes once those journals hold them, so
+    kill -9 right after the last acknowledgement loses none of them. (Eight sessions over four
+    workers: some are on other workers than the publisher's.)"""
+    lines = ["workers 4"]
+    b = persistent(tmp_path, ["autosave_interval 0"] + lines).start()
+    subs = [f"marked-{i}" for i in range(8)]
+    for cid in subs:
+        offline_subscriber(b.port, cid, [("k/#", 2)])
+    msgs = [(f"k/{i}", b"p%d" % i, 1 + i % 2) for i in range(20)]
+    publish_raw(b.port, msgs)
+    kill9(b)  # at once: no pause for the other workers' disks
+    b2 = persistent(tmp_path, lines, port=b.port, name="p2").start()
+    for cid in subs:
+        r, sp, got = resume(b2.port, cid, len(msgs))
+        assert sp == 1
+        assert [p.payload for p in got] == [m[1] for m in msgs], cid
+        r.close()
     b2.check_clean_exit()

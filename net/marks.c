@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/* net/marks.c - durability marks between workers (net/marks.h). */
+#include "net/marks.h"
+
+#include <string.h>
+
+#include "core/mem.h"
+#include "net/jwriter.h"
+
+/* The connections gated in one turn, and the workers that must answer for it. */
+struct mq_mark_batch {
+    uint64_t turn;
+    uint64_t mask; /* workers mailed in that turn, one bit each, this one's left out */
+    mq_conn_t **conns;
+    uint32_t n, cap;
+};
+
+static mq_mark_batch_t *open_batch(mq_proto_t *p)
+{
+    mq_marks_t *m = &p->marks;
+    if (m->n > 0 && m->q[(m->head + m->n - 1) % m->cap].turn == m->turn)
+        return &m->q[(m->head + m->n - 1) % m->cap];
+    if (m->n == m->cap) { /* grow the ring, keeping its order */
+        uint32_t cap = m->cap ? m->cap * 2 : 8;
+        mq_mark_batch_t *q = mq_calloc(cap, sizeof(*q));
+        for (uint32_t i = 0; i < m->n; i++)
+            q[i] = m->q[(m->head + i) % m->cap];
+        mq_free(m->q);
+        m->q = q;
+        m->cap = cap;
+        m->head = 0;
+    }
+    mq_mark_batch_t *b = &m->q[(m->head + m->n++) % m->cap];
+    mq_conn_t **keep = b->conns; /* a slot's array is reused */
+    uint32_t kcap = b->cap;
+    *b = (mq_mark_batch_t){.turn = m->turn, .conns = keep, .cap = kcap};
+    return b;
+}
+
+void mq_marks_gate(mq_proto_t *p, mq_conn_t *c, uint64_t mailed)
+{
+    mailed &= ~(1ull << p->env.self);
+    if (mailed == 0)
+        return;
+    mq_mark_batch_t *b = open_batch(p);
+    b->mask |= mailed;
+    p->marks.mailed |= mailed;
+    for (uint32_t i = 0; i < b->n; i++)
+        if (b->conns[i] == c)
+            return; /* gated in this turn already */
+    if (b->n == b->cap)
+        b->conns = mq_grow(b->conns, &b->cap, sizeof(*b->conns), 16);
+    b->conns[b->n++] = c;
+    c->gate_remote = true;
+    c->n_ops++; /* each batch it is in keeps 'c' alive */
+}
+
+void mq_marks_send(mq_proto_t *p)
+{
+    mq_marks_t *m = &p->marks;
+    if (m->mailed == 0)
+        return;
+    for (uint64_t w = m->mailed; w; w &= w - 1) {
+        unsigned b = (unsigned)__builtin_ctzll(w);
+        mq_mail_t e = {.type = MQ_MAIL_MARK, .a = {p->env.self, m->turn}};
+        mq_outbox_send(p->env.outbox, b, &e);
+    }
+    m->mailed = 0;
+    m->turn++; /* what is gated from now on waits for the next turn's marks */
+}
+
+void mq_marks_on_mark(mq_proto_t *p, unsigned from, uint64_t t)
+{
+    if (p->env.jw)
+        mq_jwriter_after_durable(p->env.jw, from, t);
+    else
+        mq_marks_answer(p, from, t);
+}
+
+void mq_marks_answer(void *arg, unsigned to, uint64_t t)
+{
+    mq_proto_t *p = arg;
+    mq_mail_t e = {.type = MQ_MAIL_DURABLE, .a = {p->env.self, t}};
+    mq_outbox_send(p->env.outbox, to, &e);
+}
+
+/* Whether 'c' waits in a batch after the head one. */
+static bool in_later_batch(const mq_marks_t *m, const mq_conn_t *c)
+{
+    for (uint32_t i = 1; i < m->n; i++) {
+        const mq_mark_batch_t *b = &m->q[(m->head + i) % m->cap];
+        for (uint32_t k = 0; k < b->n; k++)
+            if (b->conns[k] == c)
+                return true;
+    }
+    return false;
+}
+
+static bool answered(const mq_marks_t *m, const mq_mark_batch_t *b)
+{
+    for (uint64_t w = b->mask; w; w &= w - 1)
+        if (m->durable[__builtin_ctzll(w)] < b->turn + 1) /* stored as turn + 1: 0 = none */
+            return false;
+    return true;
+}
+
+void mq_marks_on_durable(mq_proto_t *p, unsigned from, uint64_t t)
+{
+    mq_marks_t *m = &p->marks;
+    if (m->durable[from] < t + 1)
+        m->durable[from] = t + 1;
+    /* in turn order: a later batch never goes before an earlier one */
+    while (m->n > 0) {
+        mq_mark_batch_t *b = &m->q[m->head];
+        if (b->turn == m->turn || !answered(m, b))
+            break; /* the open turn's marks are not even sent yet */
+        for (uint32_t i = 0; i < b->n; i++) {
+            mq_conn_t *c = b->conns[i];
+            c->n_ops--;
+            if (!in_later_batch(m, c))
+                c->gate_remote = false;
+            mq_conn_mark_dirty(c); /* the output goes, or the closing goes on, at the flush */
+        }
+        b->n = 0;
+        m->head = (m->head + 1) % m->cap;
+        m->n--;
+    }
+}
+
+void mq_marks_fini(mq_proto_t *p)
+{
+    mq_marks_t *m = &p->marks;
+    for (uint32_t i = 0; i < m->cap; i++)
+        mq_free(m->q[i].conns);
+    mq_free(m->q);
+    mq_free(m->durable);
+    memset(m, 0, sizeof(*m));
+}
