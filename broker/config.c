@@ -271,6 +271,9 @@ const mq_config_option_t mq_config__options[] = {
     /* Starling's own: when the journal is synced (net/jwriter.h) */
     {OPTION("persistence_fsync", KEYWORD, GLOBAL), STARLING, FIELD(persistence_fsync),
      .keywords = fsync_modes},
+    /* Starling's own: journals above this size are folded into a snapshot at once */
+    {OPTION("persistence_journal_limit", SIZE, GLOBAL), STARLING, FIELD(persistence_journal_limit),
+     RANGE(4096, UINT64_MAX / 2), .def = 256ull << 20},
     /* bridges */
     REFUSED("connection", STRING, BRIDGE),
     REFUSED("address", STRING, BRIDGE),

@@ -101,8 +101,9 @@ typedef struct mq_config {
     uint32_t autosave_interval; /* seconds between snapshots (changes with
                                  * autosave_on_changes); 0 = only at exit and on SIGUSR1 */
     bool autosave_on_changes;
-    bool queue_qos0_messages;  /* QoS 0 is queued for offline persistent sessions too */
-    uint8_t persistence_fsync; /* enum mq_fsync_mode (net/jwriter.h); default always */
+    bool queue_qos0_messages;           /* QoS 0 is queued for offline persistent sessions too */
+    uint8_t persistence_fsync;          /* enum mq_fsync_mode (net/jwriter.h); default always */
+    uint64_t persistence_journal_limit; /* journal bytes that make a snapshot due at once */
 
     /* logging (broker/logging.h); each repeatable option's first line replaces the default */
     unsigned log_dest;          /* enum mq_log_dest bits */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,8 +33,10 @@ struct mq_persist {
     uint64_t changes_at_save; /* changes() at the last save */
     mq_replay_t kept;         /* what start-up read, until mq_persist_loaded() */
     bool has_kept;
-    uint8_t fsync;      /* enum mq_fsync_mode */
-    uint64_t seq_floor; /* the highest retained-change number start-up read */
+    uint8_t fsync;          /* enum mq_fsync_mode */
+    uint64_t seq_floor;     /* the highest retained-change number start-up read */
+    double next_check_s;    /* monotonic: when the journals' size is looked at next */
+    uint64_t journal_limit; /* persistence_journal_limit */
 };
 
 static double mono_s(void)
@@ -73,6 +76,7 @@ mq_persist_t *mq_persist_new(const mq_config_t *cfg)
     p->interval = cfg->autosave_interval;
     p->on_changes = cfg->autosave_on_changes;
     p->fsync = cfg->persistence_fsync;
+    p->journal_limit = cfg->persistence_journal_limit;
     p->next_save_s = p->on_changes ? 0 : mono_s() + p->interval;
     return p;
 }
@@ -540,16 +544,7 @@ static void put_messages(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s)
 /* The SESS_PUT of 's' (no will). */
 static mq_jrec_t sess_record(const sess_snap_t *ss, const mq_sess_t *s)
 {
-    mq_jrec_t r = {.type = MQ_JREC_SESS_PUT};
-    r.sess = (mq_jrec_sess_t){
-        .client_id = {s->client_id, s->id_len},
-        .username = {s->username, s->user_len},
-        .has_username = s->username != NULL,
-        .level = s->peer.proto ? s->peer.proto : MQ_PROTO_311,
-        .expiry_interval = s->expiry_s,
-        .disconnected_at = disconnected_at(s, ss->wall, mono_ms()),
-    };
-    return r;
+    return mq_jwriter_sess_record(s, disconnected_at(s, ss->wall, mono_ms()));
 }
 
 /* A will waiting for its delay: the session's SESS_PUT again, with the will (replay keeps the
@@ -715,18 +710,55 @@ int mq_persist_save(mq_persist_t *p, mq_server_t *srv)
 
 /* ---- autosave ----------------------------------------------------------------------------- */
 
+/* Journals above persistence_journal_limit bytes in all are folded into a snapshot at once,
+ * whatever autosave_interval says: replaying them at start-up, and the disk they take, stay
+ * bounded. Their size is looked at this often: */
+#define JOURNAL_CHECK_S 5.0
+
+/* Bytes the journals of the current generation take. */
+static uint64_t journal_bytes(const mq_persist_t *p)
+{
+    jfile_t *js;
+    size_t n = list_journals(p, &js);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (js[i].gen == p->generation && stat(js[i].path, &st) == 0)
+            total += (uint64_t)st.st_size;
+    }
+    free_journals(js, n);
+    return total;
+}
+
 double mq_persist_wait(const mq_persist_t *p, double now_s)
 {
-    if (p == NULL || p->interval == 0)
+    if (p == NULL)
         return 3600;
-    if (p->on_changes)
-        return 1; /* the change count is looked at once a second */
-    return p->next_save_s > now_s ? p->next_save_s - now_s : 0;
+    double w = 3600;
+    if (p->interval != 0)
+        w = p->on_changes ? 1 : p->next_save_s > now_s ? p->next_save_s - now_s : 0;
+    return w < JOURNAL_CHECK_S ? w : JOURNAL_CHECK_S; /* the journals' size is looked at too */
 }
 
 bool mq_persist_tick(mq_persist_t *p, mq_server_t *srv, double now_s)
 {
-    if (p == NULL || p->interval == 0)
+    if (p == NULL)
+        return false;
+    if (now_s >= p->next_check_s) {
+        p->next_check_s = now_s + JOURNAL_CHECK_S;
+        uint64_t bytes = journal_bytes(p);
+        if (bytes > p->journal_limit) {
+            MQ_LOG(MQ_LOG_NOTICE, "Journals hold %llu bytes: folding them into a snapshot.",
+                   (unsigned long long)bytes);
+            bool ok = mq_persist_save(p, srv) == 0;
+            if (p->interval && !p->on_changes)
+                p->next_save_s = now_s + p->interval;
+            if (!ok) /* a failing save is not tried again every check */
+                p->next_check_s = now_s + 60;
+            return ok;
+        }
+    }
+    if (p->interval == 0)
         return false;
     if (now_s < p->next_save_s)
         return false;

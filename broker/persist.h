@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* broker/persist.h - retained messages kept across restarts in a snapshot file (mosquitto's
- * persistence options). */
+/* broker/persist.h - what persistence keeps across restarts: snapshots, and start-up from the
+ * snapshot and the workers' journals (mosquitto's persistence options). */
 #ifndef MQ_BROKER_PERSIST_H
 #define MQ_BROKER_PERSIST_H
 
@@ -19,13 +19,15 @@
  * their subscriptions, messages in flight and queued (QoS 1/2), inbound QoS 2 state and a will
  * waiting for its delay.
  *
- * A snapshot is written to NAME.tmp, synced, renamed over NAME and the directory synced: a
- * crash during a save leaves the previous snapshot whole. What changed since the last save is
- * lost by a crash (kill -9, power): the per-worker journals of docs/PERSISTENCE.md are not
- * written yet. Start-up never fails because of the file: a torn or corrupt part is skipped and
- * logged, a file this build cannot read is moved aside and logged. Main thread only; the
- * workers go on serving while a snapshot is taken (the store is read lock-free, each worker
- * encodes its own sessions). */
+ * Between snapshots each worker journals the changes it makes (net/jwriter.h: NAME.G.wI), so
+ * a crash loses nothing that was acknowledged (persistence_fsync always). A save first moves
+ * every worker to the next generation's journals, then writes NAME.tmp, syncs it, renames it
+ * over NAME, syncs the directory and removes the older journals: a crash during a save leaves
+ * the previous snapshot and its journals whole. Start-up reads the snapshot and the journals
+ * that follow it and folds them into a new snapshot. It never fails because of the files: a
+ * torn or corrupt part is skipped and logged, a file this build cannot read is moved aside and
+ * logged. Main thread only; the workers go on serving while a snapshot is taken (the store is
+ * read lock-free, each worker encodes its own sessions). */
 
 typedef struct mq_persist mq_persist_t;
 
@@ -53,12 +55,14 @@ void mq_persist_loaded(mq_persist_t *p, mq_server_opts_t *opts);
  * Returns 0, or -1 with the reason logged (the previous snapshot is kept). */
 int mq_persist_save(mq_persist_t *p, mq_server_t *srv);
 
-/* Seconds from 'now_s' (monotonic) until the next autosave check; the control loop waits at
- * most this long. */
+/* Seconds from 'now_s' (monotonic) until the next autosave check (at most 5: the journals'
+ * size is looked at that often); the control loop waits at most this long. */
 double mq_persist_wait(const mq_persist_t *p, double now_s);
 
 /* Saves when autosave is due at 'now_s' (monotonic) and something changed since the last
- * save; true when it saved. A failed save (logged) is tried again after a pause. */
+ * save, or when the journals hold more than persistence_journal_limit bytes (whatever
+ * autosave_interval says); true when it saved. A failed save (logged) is tried again after a
+ * pause. */
 bool mq_persist_tick(mq_persist_t *p, mq_server_t *srv, double now_s);
 
 #endif

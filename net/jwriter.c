@@ -216,10 +216,8 @@ bool mq_jwriter_retain(mq_jwriter_t *jw, const mq_msg_t *msg)
     return true;
 }
 
-bool mq_jwriter_sess_put(mq_jwriter_t *jw, const mq_sess_t *s, bool connected)
+mq_jrec_t mq_jwriter_sess_record(const mq_sess_t *s, int64_t disconnected_at)
 {
-    if (jw->broken)
-        return false;
     mq_jrec_t r = {.type = MQ_JREC_SESS_PUT};
     r.sess = (mq_jrec_sess_t){
         .client_id = {s->client_id, s->id_len},
@@ -227,9 +225,17 @@ bool mq_jwriter_sess_put(mq_jwriter_t *jw, const mq_sess_t *s, bool connected)
         .has_username = s->username != NULL,
         .level = s->peer.proto ? s->peer.proto : MQ_PROTO_311,
         .expiry_interval = s->expiry_s,
-        /* 0: connected when written; replay counts the expiry from the restart */
-        .disconnected_at = connected ? 0 : time(NULL),
+        .disconnected_at = disconnected_at,
     };
+    return r;
+}
+
+bool mq_jwriter_sess_put(mq_jwriter_t *jw, const mq_sess_t *s, bool connected)
+{
+    if (jw->broken)
+        return false;
+    /* 0: connected when written; replay counts the expiry from the restart */
+    mq_jrec_t r = mq_jwriter_sess_record(s, connected ? 0 : time(NULL));
     (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
     jw->appended++;
     return true;

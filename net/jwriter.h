@@ -59,6 +59,11 @@ struct mq_sess;
 struct mq_sub;
 bool mq_jwriter_sess_put(mq_jwriter_t *jw, const struct mq_sess *s, bool connected);
 
+/* The SESS_PUT record of 's' (no will) with 'disconnected_at' (wall-clock seconds; 0 =
+ * connected): what the journal appends and the snapshot writes. Views into 's'. */
+struct mq_jrec;
+struct mq_jrec mq_jwriter_sess_record(const struct mq_sess *s, int64_t disconnected_at);
+
 /* The session 's' ended (expired, discarded by a clean start, or made to end with its
  * connection): everything of it goes at replay. */
 bool mq_jwriter_sess_del(mq_jwriter_t *jw, const struct mq_sess *s);

@@ -855,3 +855,21 @@ def test_a_puback_waits_for_the_journals_of_every_worker_it_mailed(tmp_path):
         assert [p.payload for p in got] == [m[1] for m in msgs], cid
         r.close()
     b2.check_clean_exit()
+
+
+@journal
+def test_journals_over_their_limit_are_folded_into_a_snapshot(tmp_path):
+    """persistence_journal_limit: journals that grow past it make a snapshot due at once (the
+    size is looked at every 5 s), whatever autosave_interval says; the old journals go."""
+    b = persistent(tmp_path, ["autosave_interval 0", "persistence_journal_limit 65536"]).start()
+    c = V5(b.port)
+    for i in range(40):  # 40 x 4 kB retained: past 64 kB
+        c.publish(f"big/{i}", b"j" * 4000)
+    c.close()
+    assert b.wait_log("folding them into a snapshot", timeout=8.0), b.stderr()
+    assert b.wait_log("Saved 40 retained messages", timeout=5.0), b.stderr()
+    assert not any(f.startswith(DB + ".0.w") for f in os.listdir(tmp_path))
+    kill9(b)
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    assert len(topics(b2.port)) == 40
+    b2.check_clean_exit()

@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Crash loop (issue 11): retained QoS 1 and QoS 2 publishers under load, the broker killed
-with kill -9 at random moments and restarted on the same port, again and again. After each
-restart every publisher's topic must hold the last value the broker acknowledged to it, or a
-later one it had sent (never an older one): with persistence_fsync always an acknowledgement
-follows the disk, so nothing acknowledged is lost.
+"""Crash loop (issue 11): retained QoS 1 and QoS 2 publishers and persistent subscribers under
+load, the broker killed with kill -9 at random moments and restarted on the same port, again
+and again. After each restart every publisher's topic must hold the last value the broker
+acknowledged to it, or a later one it had sent (never an older one); at the end every
+persistent subscriber (QoS 2 subscriptions, some going offline for a while now and then) must
+have received every value acknowledged to a publisher — at least once, and from the QoS 2
+publishers exactly once. With persistence_fsync always an acknowledgement follows the disk
+(of every worker a copy went to), so nothing acknowledged is lost.
 
   tests/stress/crashloop.py --broker build/broker/starling [--kills 100] [--publishers 8]
+                            [--subscribers 4]
 
-Prints the counts; exits 1 when an acknowledged value was lost, a restart failed or nothing
-was acknowledged between two kills. (Persistent sessions' queues are not journaled yet:
-this loop checks the retained store, which is.)"""
+Prints the counts; exits 1 when an acknowledged value was lost or duplicated, a restart
+failed or nothing was acknowledged between two kills."""
 import argparse
 import os
 import random
@@ -40,15 +43,16 @@ def pkt(first, body):
 
 
 class Conn:
-    def __init__(self, port, cid):
+    def __init__(self, port, cid, clean=True):
         self.s = socket.create_connection((HOST, port), timeout=5)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
-        self.s.sendall(pkt(0x10, s16(b"MQTT") + bytes([4, 2]) + struct.pack(">H", 60) +
-                           s16(cid.encode())))
+        self.s.sendall(pkt(0x10, s16(b"MQTT") + bytes([4, 2 if clean else 0]) +
+                           struct.pack(">H", 60) + s16(cid.encode())))
         first, body = self.recv()
         if first != 0x20 or body[1] != 0:
             raise ConnectionError(f"CONNACK {first:#x} {body!r}")
+        self.session_present = bool(body[0] & 1)
 
     def recv(self):
         while True:
@@ -86,6 +90,7 @@ class Publisher(threading.Thread):
         self.qos = 1 + k % 2
         self.sent = 0   # highest value sent
         self.acked = 0  # highest value acknowledged
+        self.acked_set = set()  # every value acknowledged
         self.idle = threading.Event()
         self.stop = False
 
@@ -120,17 +125,89 @@ class Publisher(threading.Thread):
                 if self.qos == 2:
                     assert first >> 4 == 5, first
                     self.acked = inflight.pop(0)[1]  # PUBREC says it was taken
+                    self.acked_set.add(self.acked)
                     c.s.sendall(pkt(0x62, struct.pack(">H", rpid)))
                     first, body = c.recv()
                     assert first >> 4 == 7, first
                 else:
                     assert first >> 4 == 4, first
                     self.acked = inflight.pop(0)[1]
+                    self.acked_set.add(self.acked)
             except (OSError, ConnectionError):
                 if c:
                     c.close()
                 c = None
                 time.sleep(0.02)
+
+
+class Subscriber(threading.Thread):
+    """A persistent session (clean session 0, QoS 2 subscription to crash/#) that records
+    every value it gets, acknowledges as a client must (a QoS 2 packet id counts once until
+    its PUBREL, across reconnects), and goes offline for a moment now and then."""
+
+    def __init__(self, port, j, rnd):
+        super().__init__(daemon=True)
+        self.port, self.j, self.rnd = port, j, rnd
+        self.got = {}            # publisher k -> values received, in order
+        self.pending2 = set()    # QoS 2 packet ids received, not yet released
+        self.subscribed = False
+        self.stop = False
+        self.lost_session = 0  # reconnects that found no session (the broker lost it)
+        self.draining = False  # the end: stays connected until its queue is empty
+        self.last_rx = time.monotonic()
+
+    def run(self):
+        c = None
+        while not self.stop:
+            try:
+                if c is None:
+                    c = Conn(self.port, f"crash-sub-{self.j}", clean=False)
+                    if self.subscribed and not c.session_present:
+                        self.lost_session += 1
+                        print(f"subscriber {self.j}: session not present on reconnect",
+                              flush=True)
+                    if not self.subscribed:
+                        c.s.sendall(pkt(0x82, struct.pack(">H", 1) + s16(b"crash/#") + b"\x02"))
+                        while c.recv()[0] >> 4 != 9:  # SUBACK
+                            pass
+                        self.subscribed = True
+                    c.s.settimeout(0.5)
+                    offline_at = time.monotonic() + self.rnd.uniform(1, 4)
+                if time.monotonic() > offline_at and not self.draining:  # away: the broker queues
+                    c.close()
+                    c = None
+                    time.sleep(self.rnd.uniform(0.1, 0.4))
+                    continue
+                try:
+                    first, body = c.recv()
+                except socket.timeout:
+                    continue
+                kind = first >> 4
+                if kind == 3:
+                    qos = (first >> 1) & 3
+                    tl = struct.unpack(">H", body[:2])[0]
+                    k = int(body[2:2 + tl].decode().split("/")[1])
+                    pid = struct.unpack(">H", body[2 + tl:4 + tl])[0] if qos else 0
+                    value = int(body[2 + tl + (2 if qos else 0):])
+                    if qos < 2 or pid not in self.pending2:
+                        self.got.setdefault(k, []).append(value)
+                        self.last_rx = time.monotonic()
+                    if qos == 1:
+                        c.s.sendall(pkt(0x40, struct.pack(">H", pid)))
+                    elif qos == 2:
+                        self.pending2.add(pid)
+                        c.s.sendall(pkt(0x50, struct.pack(">H", pid)))
+                elif kind == 6:  # PUBREL
+                    pid = struct.unpack(">H", body[:2])[0]
+                    self.pending2.discard(pid)
+                    c.s.sendall(pkt(0x70, struct.pack(">H", pid)))
+            except (OSError, ConnectionError, ValueError):
+                if c:
+                    c.close()
+                c = None
+                time.sleep(0.05)
+        if c:
+            c.close()
 
 
 def retained(port, n):
@@ -190,6 +267,7 @@ def main():
     ap.add_argument("--publishers", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--window", type=int, default=8, help="QoS 1 publishes in flight each")
+    ap.add_argument("--subscribers", type=int, default=4, help="persistent subscribers")
     ap.add_argument("--min-run", type=float, default=0.3)
     ap.add_argument("--max-run", type=float, default=1.5)
     ap.add_argument("--seed", type=int, default=None)
@@ -204,7 +282,8 @@ def main():
     with open(conf, "w") as f:
         f.write(f"listener {port} {HOST}\nallow_anonymous true\nworkers {a.workers}\n"
                 f"user root\npersistence true\npersistence_location {d}/\n"
-                "autosave_interval 2\npersistence_fsync always\n")
+                "autosave_interval 2\npersistence_fsync always\n"
+                "max_queued_messages 0\n")  # an offline subscriber's queue is not cut
     log = open(os.path.join(d, "broker.log"), "ab")
 
     def start():
@@ -216,9 +295,17 @@ def main():
 
     go = threading.Event()
     pubs = [Publisher(port, k, go, a.window) for k in range(a.publishers)]
+    proc = start()
+    subs = [Subscriber(port, j, random.Random(rnd.random())) for j in range(a.subscribers)]
+    for sb in subs:
+        sb.start()
+    deadline = time.monotonic() + 10
+    while not all(sb.subscribed for sb in subs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not all(sb.subscribed for sb in subs):
+        sys.exit("FAIL: the subscribers could not subscribe")
     for p in pubs:
         p.start()
-    proc = start()
     lost = checked = 0
     acked_total = 0
     t0 = time.monotonic()
@@ -244,18 +331,50 @@ def main():
                     lost += v < p.acked
                     print(f"kill {kill}: crash/{p.k} holds {v}, acknowledged {p.acked}, "
                           f"sent {p.sent}", flush=True)
-                p.sent = p.acked = max(v, p.acked)  # the next value continues from there
+                p.acked = max(v, p.acked)  # values go on from 'sent': none is used twice
             acked_total = sum(p.acked for p in pubs)
+        for p in pubs:  # the publishers stop; the subscribers drain what is queued
+            p.stop = True
+        go.clear()
+        for p in pubs:
+            p.idle.wait(10)
+        for sb in subs:  # the backlog of the offline spells can be long: take it all
+            sb.draining = True
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if all(time.monotonic() - sb.last_rx > 5.0 for sb in subs):
+                break
+            time.sleep(0.2)
+        missing = dups = delivered = 0
+        for sb in subs:
+            for p in pubs:
+                vals = sb.got.get(p.k, [])
+                delivered += len(vals)
+                have = set(vals)
+                gone = [v for v in range(1, p.acked + 1) if v not in have and v in p.acked_set]
+                if gone:
+                    missing += len(gone)
+                    print(f"subscriber {sb.j}: crash/{p.k} never got {len(gone)} acknowledged "
+                          f"values, first {gone[:5]}", flush=True)
+                if p.qos == 2 and len(vals) != len(have):
+                    dups += len(vals) - len(have)
+                    print(f"subscriber {sb.j}: crash/{p.k} (QoS 2) got {len(vals) - len(have)} "
+                          f"values twice", flush=True)
     finally:
         for p in pubs:
             p.stop = True
+        for sb in subs:
+            sb.stop = True
         go.set()
         proc.kill()
         proc.wait(10)
         log.close()
     print(f"{a.kills} kills in {time.monotonic() - t0:.0f} s: {acked_total} retained QoS 1/2 "
-          f"values acknowledged, {checked} topic checks after restarts, {lost} lost")
-    if lost:
+          f"values acknowledged, {checked} topic checks after restarts, {lost} lost; "
+          f"{a.subscribers} persistent subscribers got {delivered} messages: "
+          f"{missing} acknowledged ones missing, {dups} QoS 2 duplicates, "
+          f"{sum(sb.lost_session for sb in subs)} sessions lost")
+    if lost or missing or dups or any(sb.lost_session for sb in subs):
         sys.exit(1)
     import shutil
     shutil.rmtree(d, ignore_errors=True)

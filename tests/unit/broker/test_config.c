@@ -494,7 +494,7 @@ Test(config, the_implemented_options_are_exactly_these)
                      " require_certificate use_identity_as_username use_subject_as_username"
                      " max_topic_alias persistence persistence_file persistence_location"
                      " autosave_interval autosave_on_changes persistent_client_expiration"
-                     " queue_qos0_messages persistence_fsync ");
+                     " queue_qos0_messages persistence_fsync persistence_journal_limit ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
