@@ -119,6 +119,19 @@ static void note(void *arg, enum mq_journal_ev ev, uint64_t offset, uint64_t len
                mq_jrec_type_str(type), (unsigned long long)offset, why ? why : "unknown type");
 }
 
+/* As note(), for a journal: a record about what is not there (a message acknowledged between
+ * the rotation of its journal and the snapshot that followed, which therefore does not hold
+ * it) is expected after a crash; those are counted per file, logged only with debug. */
+static void note_journal(void *arg, enum mq_journal_ev ev, uint64_t offset, uint64_t len,
+                         uint8_t type, const char *why)
+{
+    if (ev == MQ_JOURNAL_RECORD && why && strcmp(why, "refers to something not present") == 0)
+        MQ_LOG(MQ_LOG_DEBUG, "%s: record %s at offset %llu skipped: %s.", (const char *)arg,
+               mq_jrec_type_str(type), (unsigned long long)offset, why);
+    else
+        note(arg, ev, offset, len, type, why);
+}
+
 /* A file this build cannot read is kept for its owner under another name; start-up goes on. */
 static void move_aside(const char *path, const char *what, const char *why)
 {
@@ -166,7 +179,7 @@ static bool replay(const char *path, uint8_t kind, const mq_buf_t *b, mq_replay_
     mq_journal_reader_t r;
     mq_journal_reader_init(&r, 0);
     mq_journal_reader_feed(&r, b->data, b->len, true);
-    f->note = note;
+    f->note = kind == MQ_JREC_KIND_SNAPSHOT ? note : note_journal;
     f->note_arg = (void *)path;
     mq_replay_file_init(f);
     enum mq_rc rc = mq_replay_read(rp, &r, f); /* given whole, the file never asks for more */
@@ -317,8 +330,11 @@ static uint64_t replay_journals(mq_persist_t *p, uint64_t from, size_t *n_read, 
         if (got > 0 && b.len > 0 && replay(js[i].path, MQ_JREC_KIND_WORKER, &b, &p->kept, &f)) {
             *n_rec += f.n_applied;
             if (f.n_stale || f.n_orphans || f.n_malformed)
-                MQ_LOG(MQ_LOG_INFO, "%s: %llu records applied, %llu older than the snapshot.",
-                       js[i].path, (unsigned long long)f.n_applied, (unsigned long long)f.n_stale);
+                MQ_LOG(MQ_LOG_INFO,
+                       "%s: %llu records applied, %llu older than the snapshot, %llu about "
+                       "what it no longer held.",
+                       js[i].path, (unsigned long long)f.n_applied, (unsigned long long)f.n_stale,
+                       (unsigned long long)f.n_orphans);
         }
         mq_buf_fini(&b);
         (*n_read)++;
