@@ -20,6 +20,7 @@
 #include "core/mem.h"
 #include "core/replay.h"
 #include "core/sess.h"
+#include "core/topic.h"
 #include "net/jwriter.h"
 
 struct mq_persist {
@@ -299,11 +300,7 @@ static void drop_journals(const mq_persist_t *p, uint64_t gen)
 
 static void sync_dir(const mq_persist_t *p)
 {
-    int dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
+    mq_jwriter_sync_dir(p->path);
 }
 
 /* Replays the journals of generation >= 'from' into p->kept (and removes older ones, left by a
@@ -455,11 +452,6 @@ typedef struct snap {
     uint64_t seq; /* of every retained message it writes (mq_persist_save) */
 } snap_t;
 
-static bool is_sys(mq_str_t t)
-{
-    return t.len >= 4 && memcmp(t.ptr, "$SYS", 4) == 0 && (t.len == 4 || t.ptr[4] == '/');
-}
-
 /* The record form of a routed message delivered at 'qos', its expiry as wall-clock seconds. */
 static mq_jrec_msg_t jmsg(const mq_msg_t *m, uint8_t qos, int64_t wall, uint64_t mono)
 {
@@ -477,7 +469,7 @@ static void snap_one(void *arg, mq_msg_t *msg)
 {
     snap_t *s = arg;
     mq_str_t topic = mq_msg_topic(msg);
-    if (is_sys(topic) || (msg->expire_at && msg->expire_at <= s->mono))
+    if (mq_topic_is_sys(topic.ptr, topic.len) || (msg->expire_at && msg->expire_at <= s->mono))
         return;
     mq_jrec_t r = {.type = MQ_JREC_RETAIN_SET};
     r.retain.seq = msg->rseq ? msg->rseq : s->seq; /* its own number: a journal record of a
@@ -657,11 +649,7 @@ static int write_snapshot(const mq_persist_t *p, const mq_buf_t *b)
         unlink(p->tmp);
         return -e;
     }
-    int dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { /* the rename itself durable */
-        (void)fsync(dfd);
-        close(dfd);
-    }
+    sync_dir(p); /* the rename itself durable */
     return 0;
 }
 
@@ -688,7 +676,7 @@ int mq_persist_save(mq_persist_t *p, mq_server_t *srv)
     /* each retained message is written with the number the store gave its change, so a
      * journal record of a later change to its topic wins at replay and an earlier one loses;
      * this is only for a message without one */
-    s.seq = mq_jwriter_seq_now();
+    s.seq = mq_jrec_wall_us();
     if (s.seq <= p->seq_floor)
         s.seq = p->seq_floor + 1;
     uint64_t changed = changes(srv); /* read first: a change during the walk makes the next

@@ -3,6 +3,7 @@
 #include "core/jrec.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "core/codec.h"
 #include "core/topic.h"
@@ -449,4 +450,11 @@ const char *mq_jrec_type_str(uint8_t type)
         [MQ_JREC_QOS2_IN_DEL] = "QOS2_IN_DEL",
     };
     return type < MQ_ARRAY_LEN(names) && names[type] ? names[type] : "?";
+}
+
+uint64_t mq_jrec_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }

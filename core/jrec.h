@@ -40,6 +40,16 @@
 
 #define MQ_JREC_VERSION 1 /* format version written in FILE_HEADER */
 
+/* Wall-clock microseconds since the epoch: the scale of the numbers that order persistence
+ * records across restarts (a retained change's seq, a session message's mid). Any thread. */
+uint64_t mq_jrec_wall_us(void);
+
+/* The number that follows 'last' on that scale: max(last + 1, 'now_us'). */
+static inline uint64_t mq_jrec_next(uint64_t last, uint64_t now_us)
+{
+    return now_us > last ? now_us : last + 1;
+}
+
 enum mq_jrec_kind {
     MQ_JREC_KIND_WORKER = 1,   /* a worker's journal of the sessions it owns */
     MQ_JREC_KIND_RETAINED = 2, /* the retained journal */

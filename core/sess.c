@@ -3,11 +3,11 @@
 #include "core/sess.h"
 
 #include <string.h>
-#include <time.h>
 
 #include <xxhash.h>
 
 #include "core/codec.h"
+#include "core/jrec.h"
 #include "core/map.h"
 #include "core/mem.h"
 
@@ -83,6 +83,18 @@ static void count_drop(mq_sess_t *s)
     s->dropped_lately = true;
 }
 
+/* Gives 'o' its Subscription Identifiers (at most 255; more than one are copied). */
+static void set_sub_ids(mq_outmsg_t *o, const uint32_t *sub_ids, uint32_t n)
+{
+    o->n_sub_ids = (uint8_t)(n > 255 ? 255 : n);
+    if (o->n_sub_ids == 1) {
+        o->sub_id = sub_ids[0];
+    } else if (o->n_sub_ids > 1) {
+        o->sub_ids = mq_alloc(o->n_sub_ids * sizeof(uint32_t));
+        memcpy(o->sub_ids, sub_ids, o->n_sub_ids * sizeof(uint32_t));
+    }
+}
+
 /* ---- persistence: a persistent session's messages, reported to the journal ----------------- */
 
 static bool journals(const mq_sess_t *s)
@@ -94,10 +106,7 @@ static bool journals(const mq_sess_t *s)
  * restart (so mids of restored messages stay below new ones). */
 static uint64_t new_mid(mq_sess_home_t *h)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-    h->last_mid = us > h->last_mid ? us : h->last_mid + 1;
+    h->last_mid = mq_jrec_next(h->last_mid, mq_jrec_wall_us());
     return h->last_mid;
 }
 
@@ -432,15 +441,7 @@ static bool deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain, const
         count_drop(s);
         return false;
     }
-    if (n_sub_ids > 255)
-        n_sub_ids = 255;
-    o.n_sub_ids = (uint8_t)n_sub_ids;
-    if (n_sub_ids == 1) {
-        o.sub_id = sub_ids[0];
-    } else if (n_sub_ids > 1) {
-        o.sub_ids = mq_alloc(n_sub_ids * sizeof(uint32_t));
-        memcpy(o.sub_ids, sub_ids, n_sub_ids * sizeof(uint32_t));
-    }
+    set_sub_ids(&o, sub_ids, n_sub_ids);
     enum placed r = place(s, &o);
     if (r != KEPT && o.n_sub_ids > 1)
         mq_free(o.sub_ids);
@@ -579,14 +580,8 @@ void mq_sess_restore_inflight(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool ret
                      .qos = qos,
                      .state = state,
                      .retain = retain,
-                     .n_sub_ids = (uint8_t)(n_sub_ids > 255 ? 255 : n_sub_ids),
                      .mid = mid};
-    if (o.n_sub_ids == 1) {
-        o.sub_id = sub_ids[0];
-    } else if (o.n_sub_ids > 1) {
-        o.sub_ids = mq_alloc(o.n_sub_ids * sizeof(uint32_t));
-        memcpy(o.sub_ids, sub_ids, o.n_sub_ids * sizeof(uint32_t));
-    }
+    set_sub_ids(&o, sub_ids, n_sub_ids);
     s->inflight[s->n_inflight++] = o;
     if (mid > s->home->last_mid) /* new numbers go above the restored ones */
         s->home->last_mid = mid;
@@ -598,20 +593,13 @@ bool mq_sess_restore_queued(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retai
                             const uint32_t *sub_ids, uint32_t n_sub_ids, uint64_t mid)
 {
     MQ_ASSERT(s->out == NULL);
-    mq_outmsg_t o = {.msg = msg, .qos = qos, .retain = retain};
-    o.n_sub_ids = (uint8_t)(n_sub_ids > 255 ? 255 : n_sub_ids);
-    if (o.n_sub_ids == 1) {
-        o.sub_id = sub_ids[0];
-    } else if (o.n_sub_ids > 1) {
-        o.sub_ids = mq_alloc(o.n_sub_ids * sizeof(uint32_t));
-        memcpy(o.sub_ids, sub_ids, o.n_sub_ids * sizeof(uint32_t));
-    }
+    mq_outmsg_t o = {.msg = msg, .qos = qos, .retain = retain, .mid = mid};
+    set_sub_ids(&o, sub_ids, n_sub_ids);
     if (!enqueue(s, o)) {
         if (o.n_sub_ids > 1)
             mq_free(o.sub_ids);
         return false;
     }
-    s->queue[(s->q_head + s->q_len - 1) % s->q_cap].mid = mid;
     if (mid > s->home->last_mid)
         s->home->last_mid = mid;
     return true;

@@ -6,9 +6,9 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <pthread.h>
-#include <time.h>
 #include <xxhash.h>
 
+#include "core/jrec.h"
 #include "core/mem.h"
 #include "core/rc.h"
 
@@ -54,6 +54,7 @@ struct mq_tindex {
     atomic_uint_fast64_t retained_bytes;
     atomic_uint_fast64_t retained_changes;
     uint64_t hash_plus, hash_hash;
+    bool numbered; /* retained changes are numbered (persistence on) */
     shard_t shards[N_SHARDS];
 };
 
@@ -288,17 +289,11 @@ static void free_retained(mq_epoch_entry_t *e)
     mq_msg_unref((mq_msg_t *)((char *)e - offsetof(mq_msg_t, retire)));
 }
 
-void mq_tindex_set_seq_floor(mq_tindex_t *ix, uint64_t floor)
+void mq_tindex_number_changes(mq_tindex_t *ix, uint64_t floor)
 {
+    ix->numbered = true;
     for (unsigned i = 0; i < N_SHARDS; i++)
         ix->shards[i].last_seq = floor;
-}
-
-static uint64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 int mq_tindex_retain(mq_tindex_t *ix, mq_msg_t *msg, mq_epoch_rec_t *r)
@@ -306,10 +301,13 @@ int mq_tindex_retain(mq_tindex_t *ix, mq_msg_t *msg, mq_epoch_rec_t *r)
     mq_str_t t = mq_msg_topic(msg);
     shard_t *sh = shard_of(ix, t.ptr, t.len);
     int delta = 0;
-    uint64_t now = wall_us(); /* read outside the lock; the lock orders the numbers */
+    /* the clock is read outside the lock; the lock orders the numbers */
+    uint64_t now = ix->numbered ? mq_jrec_wall_us() : 0;
     pthread_mutex_lock(&sh->lock);
-    sh->last_seq = now > sh->last_seq ? now : sh->last_seq + 1;
-    msg->rseq = sh->last_seq; /* before the exchange publishes it to readers */
+    if (ix->numbered) {
+        sh->last_seq = mq_jrec_next(sh->last_seq, now);
+        msg->rseq = sh->last_seq; /* before the exchange publishes it to readers */
+    }
     node_t *n = walk(ix, sh, t.ptr, t.len, msg->payload_len > 0, r);
     if (n) {
         mq_msg_t *neu = msg->payload_len > 0 ? mq_msg_ref(msg) : NULL;

@@ -59,11 +59,12 @@ void mq_tindex_remove_interest(mq_tindex_t *ix, const char *filter, size_t len, 
  * when one was replaced or nothing changed. */
 int mq_tindex_retain(mq_tindex_t *ix, mq_msg_t *msg, mq_epoch_rec_t *r);
 
-/* Every change mq_tindex_retain makes is numbered in msg->rseq, under the lock of the topic's
- * shard: max(the shard's last + 1, wall-clock microseconds), so that for one topic the numbers
- * follow the order of the store's changes and, across restarts, the clock. The numbers start
- * above 'floor' (the highest a persistence journal held). Before the first change. */
-void mq_tindex_set_seq_floor(mq_tindex_t *ix, uint64_t floor);
+/* Persistence: from now on every change mq_tindex_retain makes is numbered in msg->rseq,
+ * under the lock of the topic's shard, mq_jrec_next(the shard's last, wall-clock µs) — for
+ * one topic the numbers follow the order of the store's changes and, across restarts, the
+ * clock — starting above 'floor' (the highest a journal held). Before the first change;
+ * without it nothing is numbered (and no clock is read). */
+void mq_tindex_number_changes(mq_tindex_t *ix, uint64_t floor);
 
 /* Called for each retained message matching a filter; 'msg' is borrowed (take a reference
  * to keep it past the read section). */

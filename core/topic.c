@@ -138,3 +138,8 @@ bool mq_topic_has_wildcard(const char *filter, size_t len)
 {
     return memchr(filter, '+', len) != NULL || memchr(filter, '#', len) != NULL;
 }
+
+bool mq_topic_is_sys(const char *topic, size_t len)
+{
+    return len >= 4 && memcmp(topic, "$SYS", 4) == 0 && (len == 4 || topic[4] == '/');
+}

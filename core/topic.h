@@ -43,4 +43,7 @@ bool mq_topic_matches(const char *filter, size_t flen, const char *topic, size_t
 /* True when 'filter' contains a '+' or '#' level. */
 bool mq_topic_has_wildcard(const char *filter, size_t len);
 
+/* True for "$SYS" and the topics under it: the broker's own tree. */
+bool mq_topic_is_sys(const char *topic, size_t len);
+
 #endif

@@ -144,6 +144,8 @@ struct mq_conn {
     bool gate_open : 1;     /* on the loop's open gate list (it may be on the sealed one too:
                              * gated again while an earlier write was in flight) */
     bool gate_remote : 1;   /* output held for other workers' journals too (net/marks.h) */
+    bool mark_open : 1;     /* in the batch of marks of this turn (net/marks.h) */
+    uint16_t n_marks;       /* batches of marks it waits in (gate_remote while > 0) */
     unsigned n_ops;         /* submitted operations (and held buffers) not yet completed */
 };
 /* one per connection, inside the protocol's client (issue 13): see net/client.h */

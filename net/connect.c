@@ -367,14 +367,13 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
         cl->alias_max = p->o->listeners[cl->conn.listener].max_topic_alias;
     mq_will_cancel(p, id, id_len, h); /* a delayed will is cancelled by a reconnect */
     bool present;
-    uint64_t journaled = p->env.jw ? mq_jwriter_appended(p->env.jw) : 0;
+    uint64_t journaled = mq_jwriter_appended(p->env.jw);
     mq_sess_t *s = take_session(p, cl, cp, id, id_len, h, &present);
     set_expiry(p, s, pkt);
     welcome(p, cl, pkt, s, present);
     /* a persistent session made, resumed or discarded: the CONNACK (what it says of the
      * session) follows the disk, as the acknowledgements do */
-    if (p->env.jw && mq_jwriter_gates(p->env.jw) && mq_jwriter_appended(p->env.jw) != journaled)
-        mq_conn_gate(&cl->conn);
+    mq_jwriter_hold(p->env.jw, &cl->conn, false, journaled);
     return MQ_CONN_OK;
 }
 

@@ -3,6 +3,8 @@
 #include "net/jwriter.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -34,7 +36,6 @@ struct mq_jwriter {
                           * away since: 'off' is then the new file's) */
     int fly_fd;          /* the file the write in flight goes to */
     bool busy;           /* an operation is in flight */
-    bool syncing;        /* ... and it is the fdatasync after the write */
     bool broken;         /* a write failed; no success since */
     bool unsynced;       /* interval: written since the last fdatasync */
     int old_fd;          /* a rotated-away file, closed once its write in flight is done */
@@ -83,13 +84,6 @@ static void send_answers(mq_jwriter_t *jw, uint64_t *a, uint32_t *n)
     *n = 0;
 }
 
-uint64_t mq_jwriter_seq_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void put_header(mq_jwriter_t *jw, mq_buf_t *out)
 {
     mq_jrec_t h = {.type = MQ_JREC_FILE_HEADER};
@@ -119,7 +113,7 @@ mq_jwriter_t *mq_jwriter_new(struct io_uring *ring, mq_conn_loop_t *loop, int fd
     jw->n_workers = n_workers;
     jw->mode = mode;
     if (getrandom(&jw->salt, sizeof(jw->salt), GRND_NONBLOCK) != sizeof(jw->salt))
-        jw->salt = mq_jwriter_seq_now() * 0x9E3779B97F4A7C15ull ^ (uint64_t)worker;
+        jw->salt = mq_jrec_wall_us() * 0x9E3779B97F4A7C15ull ^ (uint64_t)worker;
     mq_buf_init(&jw->cur);
     mq_buf_init(&jw->fly);
     put_header(jw, &jw->cur);
@@ -177,7 +171,33 @@ void mq_jwriter_free(mq_jwriter_t *jw)
 
 uint64_t mq_jwriter_appended(const mq_jwriter_t *jw)
 {
-    return jw->appended;
+    return jw ? jw->appended : 0;
+}
+
+void mq_jwriter_hold(mq_jwriter_t *jw, mq_conn_t *c, bool need, uint64_t since)
+{
+    if (jw && jw->mode == MQ_FSYNC_ALWAYS && (need || jw->appended != since))
+        mq_conn_gate(c);
+}
+
+int mq_jwriter_create(const char *base, uint64_t gen, unsigned worker, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s.%llu.w%u", base, (unsigned long long)gen, worker);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    return fd < 0 ? -errno : fd;
+}
+
+void mq_jwriter_sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir =
+        slash ? mq_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : mq_strndup(".", 1);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    mq_free(dir);
 }
 
 bool mq_jwriter_gates(const mq_jwriter_t *jw)
@@ -195,25 +215,38 @@ bool mq_jwriter_broken(const mq_jwriter_t *jw)
     return jw->broken;
 }
 
-bool mq_jwriter_retain(mq_jwriter_t *jw, const mq_msg_t *msg)
+/* Wall-clock seconds at which a message due at loop-clock 'expire_at' expires; 0 = never. */
+static int64_t wall_expiry(const mq_jwriter_t *jw, uint64_t expire_at)
+{
+    if (expire_at == 0)
+        return 0;
+    uint64_t now = jw->loop->now_ms;
+    uint64_t left = expire_at > now ? expire_at - now : 0;
+    return time(NULL) + (int64_t)((left + 999) / 1000); /* rounded up: never earlier */
+}
+
+/* Appends record 'r' to this turn's buffer; false (nothing appended) while the journal is
+ * broken: the change is then only in memory until the next snapshot. */
+static bool append(mq_jwriter_t *jw, const mq_jrec_t *r)
 {
     if (jw->broken)
         return false;
+    (void)mq_jrec_encode(&jw->cur, r, jw->salt);
+    jw->appended++;
+    return true;
+}
+
+bool mq_jwriter_retain(mq_jwriter_t *jw, const mq_msg_t *msg)
+{
     mq_jrec_t r = {.type = msg->payload_len ? MQ_JREC_RETAIN_SET : MQ_JREC_RETAIN_CLEAR};
     r.retain.seq = msg->rseq; /* the store's number: the order of its changes to this topic */
     r.retain.msg =
         (mq_jrec_msg_t){.topic = mq_msg_topic(msg),
                         .payload = mq_msg_payload(msg),
                         .props = {(const char *)msg->wire + msg->wire_len, msg->props_len},
-                        .qos = msg->qos};
-    if (msg->expire_at) { /* whole seconds left, rounded up, as wall-clock time */
-        uint64_t now = jw->loop->now_ms;
-        uint64_t left = msg->expire_at > now ? msg->expire_at - now : 0;
-        r.retain.msg.expiry_at = time(NULL) + (int64_t)((left + 999) / 1000);
-    }
-    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
-    jw->appended++;
-    return true;
+                        .qos = msg->qos,
+                        .expiry_at = wall_expiry(jw, msg->expire_at)};
+    return append(jw, &r);
 }
 
 mq_jrec_t mq_jwriter_sess_record(const mq_sess_t *s, int64_t disconnected_at)
@@ -232,30 +265,20 @@ mq_jrec_t mq_jwriter_sess_record(const mq_sess_t *s, int64_t disconnected_at)
 
 bool mq_jwriter_sess_put(mq_jwriter_t *jw, const mq_sess_t *s, bool connected)
 {
-    if (jw->broken)
-        return false;
     /* 0: connected when written; replay counts the expiry from the restart */
     mq_jrec_t r = mq_jwriter_sess_record(s, connected ? 0 : time(NULL));
-    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
-    jw->appended++;
-    return true;
+    return append(jw, &r);
 }
 
 bool mq_jwriter_sess_del(mq_jwriter_t *jw, const mq_sess_t *s)
 {
-    if (jw->broken)
-        return false;
     mq_jrec_t r = {.type = MQ_JREC_SESS_DEL};
     r.sess.client_id = (mq_str_t){s->client_id, s->id_len};
-    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
-    jw->appended++;
-    return true;
+    return append(jw, &r);
 }
 
 bool mq_jwriter_sub(mq_jwriter_t *jw, const mq_sess_t *s, const mq_sub_t *sub, mq_str_t filter)
 {
-    if (jw->broken)
-        return false;
     mq_jrec_t r = {.type = sub ? MQ_JREC_SUB_ADD : MQ_JREC_SUB_DEL};
     r.sub = (mq_jrec_sub_t){.client_id = {s->client_id, s->id_len}, .filter = filter};
     if (sub) {
@@ -265,30 +288,14 @@ bool mq_jwriter_sub(mq_jwriter_t *jw, const mq_sess_t *s, const mq_sub_t *sub, m
                       (sub->opts & MQ_SUB_RAP ? MQ_JREC_SUBOPT_RAP : 0));
         r.sub.sub_id = sub->sub_id;
     }
-    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
-    jw->appended++;
-    return true;
+    return append(jw, &r);
 }
 
 bool mq_jwriter_qos2(mq_jwriter_t *jw, const mq_sess_t *s, uint16_t packet_id, bool add)
 {
-    if (jw->broken)
-        return false;
     mq_jrec_t r = {.type = add ? MQ_JREC_QOS2_IN_ADD : MQ_JREC_QOS2_IN_DEL};
     r.qos2 = (mq_jrec_qos2_t){{s->client_id, s->id_len}, packet_id};
-    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
-    jw->appended++;
-    return true;
-}
-
-/* Wall-clock seconds at which a message due at loop-clock 'expire_at' expires; 0 = never. */
-static int64_t wall_expiry(const mq_jwriter_t *jw, uint64_t expire_at)
-{
-    if (expire_at == 0)
-        return 0;
-    uint64_t now = jw->loop->now_ms;
-    uint64_t left = expire_at > now ? expire_at - now : 0;
-    return time(NULL) + (int64_t)((left + 999) / 1000); /* rounded up: never earlier */
+    return append(jw, &r);
 }
 
 static mq_jrec_t out_record(uint8_t type, const mq_sess_t *s, const mq_outmsg_t *o)
@@ -306,8 +313,6 @@ static mq_jrec_t out_record(uint8_t type, const mq_sess_t *s, const mq_outmsg_t 
 
 bool mq_jwriter_msg_put(mq_jwriter_t *jw, const mq_sess_t *s, const mq_outmsg_t *o)
 {
-    if (jw->broken)
-        return false;
     mq_jrec_t r = out_record(MQ_JREC_MSG_PUT, s, o);
     const mq_msg_t *m = o->msg;
     r.out.msg = (mq_jrec_msg_t){.topic = mq_msg_topic(m),
@@ -315,30 +320,20 @@ bool mq_jwriter_msg_put(mq_jwriter_t *jw, const mq_sess_t *s, const mq_outmsg_t 
                                 .props = {(const char *)m->wire + m->wire_len, m->props_len},
                                 .qos = o->qos,
                                 .expiry_at = wall_expiry(jw, m->expire_at)};
-    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
-    jw->appended++;
-    return true;
+    return append(jw, &r);
 }
 
 bool mq_jwriter_msg_update(mq_jwriter_t *jw, const mq_sess_t *s, const mq_outmsg_t *o)
 {
-    if (jw->broken)
-        return false;
     mq_jrec_t r = out_record(MQ_JREC_MSG_UPDATE, s, o);
-    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
-    jw->appended++;
-    return true;
+    return append(jw, &r);
 }
 
 bool mq_jwriter_msg_del(mq_jwriter_t *jw, const mq_sess_t *s, uint64_t mid)
 {
-    if (jw->broken)
-        return false;
     mq_jrec_t r = {.type = MQ_JREC_MSG_DEL};
     r.out = (mq_jrec_out_t){.client_id = {s->client_id, s->id_len}, .mid = mid};
-    (void)mq_jrec_encode(&jw->cur, &r, jw->salt);
-    jw->appended++;
-    return true;
+    return append(jw, &r);
 }
 
 static void submit_write(mq_jwriter_t *jw)
@@ -352,7 +347,6 @@ static void submit_write(mq_jwriter_t *jw)
                         (unsigned)(jw->fly.len - jw->fly_done), jw->fly_off + jw->fly_done);
     io_uring_sqe_set_data64(sqe, mq_op_pack(jw, MQ_OP_JOURNAL));
     jw->busy = true;
-    jw->syncing = false;
 }
 
 static void submit_sync(mq_jwriter_t *jw, int fd)
@@ -365,7 +359,6 @@ static void submit_sync(mq_jwriter_t *jw, int fd)
     io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
     io_uring_sqe_set_data64(sqe, mq_op_pack(&jw->sync_tag, MQ_OP_JOURNAL));
     jw->busy = true;
-    jw->syncing = true;
 }
 
 void mq_jwriter_flush(mq_jwriter_t *jw)
@@ -401,8 +394,9 @@ static void failed(mq_jwriter_t *jw, int err, const char *what)
     jw->n_failures++;
     if (!jw->broken)
         MQ_LOG(MQ_LOG_ERROR,
-               "Error: persistence journal %s: %s failed: %s. Retained QoS 1/2 publishes are "
-               "refused until it can be written again (tried every second).",
+               "Error: persistence journal %s: %s failed: %s. What needs it is refused (retained "
+               "QoS 1/2 and persistent QoS 2 publishes) or held (persistent sessions' SUBACKs) "
+               "until it can be written again (tried every second).",
                jw->path, what, strerror(err));
     jw->broken = true;
     if (jw->fly_fd != jw->fd) { /* the file was rotated away: the snapshot holds the records */

@@ -93,11 +93,25 @@ void mq_jwriter_on_durable(mq_jwriter_t *jw, void (*answer)(void *arg, unsigned 
                            void *arg);
 
 /* Records appended so far (a caller compares two readings: did this packet journal
- * anything?). */
+ * anything?); 0 for a NULL 'jw'. */
 uint64_t mq_jwriter_appended(const mq_jwriter_t *jw);
 
 /* Whether acknowledgements must wait for the records (persistence_fsync always). */
 bool mq_jwriter_gates(const mq_jwriter_t *jw);
+
+/* The one rule for acknowledgements: with persistence_fsync always, holds the output of 'c'
+ * (mq_conn_gate) until what the journal holds now is durable — when 'need', or when records
+ * were appended since 'since' (a reading of mq_jwriter_appended). Call right after queueing
+ * the packet that promises them. A NULL 'jw' (persistence off) holds nothing. */
+void mq_jwriter_hold(mq_jwriter_t *jw, mq_conn_t *c, bool need, uint64_t since);
+
+/* Creates the journal file "base.gen.wI" for writing, never over an existing one (O_EXCL: a
+ * file of that name is one start-up did not read); its name in 'path' ('cap' bytes). The fd,
+ * or -errno. */
+int mq_jwriter_create(const char *base, uint64_t gen, unsigned worker, char *path, size_t cap);
+
+/* Syncs the directory that holds 'path': the names made there are durable once it returns. */
+void mq_jwriter_sync_dir(const char *path);
 
 /* True after a failed write until a retry succeeds: records that need the journal must be
  * refused rather than acknowledged. */
@@ -128,9 +142,5 @@ typedef struct mq_jwriter_rotation {
     uint64_t gen;
     sem_t *done;
 } mq_jwriter_rotation_t;
-
-/* Wall-clock microseconds, the scale retained changes are numbered on (core/tindex.h): what a
- * snapshot writes for a retained message the store had not numbered. Any thread. */
-uint64_t mq_jwriter_seq_now(void);
 
 #endif

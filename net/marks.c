@@ -20,10 +20,10 @@ static mq_mark_batch_t *open_batch(mq_proto_t *p)
     mq_marks_t *m = &p->marks;
     if (m->n > 0 && m->q[(m->head + m->n - 1) % m->cap].turn == m->turn)
         return &m->q[(m->head + m->n - 1) % m->cap];
-    if (m->n == m->cap) { /* grow the ring, keeping its order */
+    if (m->n == m->cap) { /* grow the ring, keeping its order and every slot's array */
         uint32_t cap = m->cap ? m->cap * 2 : 8;
         mq_mark_batch_t *q = mq_calloc(cap, sizeof(*q));
-        for (uint32_t i = 0; i < m->n; i++)
+        for (uint32_t i = 0; i < m->cap; i++)
             q[i] = m->q[(m->head + i) % m->cap];
         mq_free(m->q);
         m->q = q;
@@ -45,13 +45,14 @@ void mq_marks_gate(mq_proto_t *p, mq_conn_t *c, uint64_t mailed)
     mq_mark_batch_t *b = open_batch(p);
     b->mask |= mailed;
     p->marks.mailed |= mailed;
-    for (uint32_t i = 0; i < b->n; i++)
-        if (b->conns[i] == c)
-            return; /* gated in this turn already */
+    if (c->mark_open)
+        return; /* in this turn's batch already */
     if (b->n == b->cap)
         b->conns = mq_grow(b->conns, &b->cap, sizeof(*b->conns), 16);
     b->conns[b->n++] = c;
+    c->mark_open = true;
     c->gate_remote = true;
+    c->n_marks++;
     c->n_ops++; /* each batch it is in keeps 'c' alive */
 }
 
@@ -66,6 +67,9 @@ void mq_marks_send(mq_proto_t *p)
         mq_outbox_send(p->env.outbox, b, &e);
     }
     m->mailed = 0;
+    const mq_mark_batch_t *open = &m->q[(m->head + m->n - 1) % m->cap]; /* this turn's */
+    for (uint32_t i = 0; i < open->n; i++)
+        open->conns[i]->mark_open = false;
     m->turn++; /* what is gated from now on waits for the next turn's marks */
 }
 
@@ -82,18 +86,6 @@ void mq_marks_answer(void *arg, unsigned to, uint64_t t)
     mq_proto_t *p = arg;
     mq_mail_t e = {.type = MQ_MAIL_DURABLE, .a = {p->env.self, t}};
     mq_outbox_send(p->env.outbox, to, &e);
-}
-
-/* Whether 'c' waits in a batch after the head one. */
-static bool in_later_batch(const mq_marks_t *m, const mq_conn_t *c)
-{
-    for (uint32_t i = 1; i < m->n; i++) {
-        const mq_mark_batch_t *b = &m->q[(m->head + i) % m->cap];
-        for (uint32_t k = 0; k < b->n; k++)
-            if (b->conns[k] == c)
-                return true;
-    }
-    return false;
 }
 
 static bool answered(const mq_marks_t *m, const mq_mark_batch_t *b)
@@ -117,7 +109,7 @@ void mq_marks_on_durable(mq_proto_t *p, unsigned from, uint64_t t)
         for (uint32_t i = 0; i < b->n; i++) {
             mq_conn_t *c = b->conns[i];
             c->n_ops--;
-            if (!in_later_batch(m, c))
+            if (--c->n_marks == 0) /* not gated again in a later turn */
                 c->gate_remote = false;
             mq_conn_mark_dirty(c); /* the output goes, or the closing goes on, at the flush */
         }

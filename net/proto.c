@@ -268,8 +268,8 @@ void mq_proto_drop_conn(mq_conn_t *c)
  * durable, or a crash could give it to the client again under another packet id. */
 static void gate_delivery(mq_proto_t *p, const mq_sess_t *s, const mq_outmsg_t *o)
 {
-    if (o->qos == 2 && s->out && mq_jwriter_gates(p->env.jw))
-        mq_conn_gate(mq_conn_of_out(s->out));
+    if (o->qos == 2 && s->out)
+        mq_jwriter_hold(p->env.jw, mq_conn_of_out(s->out), true, 0);
 }
 
 static void j_put(void *arg, const mq_sess_t *s, const mq_outmsg_t *o)

@@ -191,9 +191,9 @@ bool mq_publish_route(mq_proto_t *p, mq_msg_t *msg)
 {
     if (msg->retain) {
         (void)mq_tindex_retain(p->env.ix, msg, p->env.ep); /* count changes are read by $SYS */
-        /* journaled after the store has it: a snapshot numbered after this change sees it */
+        /* journaled after the store has it; $SYS is made anew, never kept */
         mq_str_t t = mq_msg_topic(msg);
-        if (p->env.jw && !(t.len >= 4 && memcmp(t.ptr, "$SYS", 4) == 0))
+        if (p->env.jw && !mq_topic_is_sys(t.ptr, t.len))
             (void)mq_jwriter_retain(p->env.jw, msg);
     }
     return route_msg(p, msg);
@@ -210,7 +210,7 @@ static bool is_sys_topic(const char *t, size_t len)
 {
     if (len >= 7 && memcmp(t, "$share/", 7) == 0)
         return true;
-    if (len < 4 || memcmp(t, "$SYS", 4) != 0 || (len > 4 && t[4] != '/'))
+    if (!mq_topic_is_sys(t, len))
         return false;
     if (len > BRIDGE_STATE_PREFIX_LEN + 6 &&
         memcmp(t, BRIDGE_STATE_PREFIX, BRIDGE_STATE_PREFIX_LEN) == 0 &&
@@ -388,11 +388,10 @@ static bool needs_journal(const client_t *cl, const mq_publish_t *pub)
  * acknowledgement would promise what the disk does not hold. */
 static bool refused_for_journal(mq_proto_t *p, client_t *cl, const mq_publish_t *pub)
 {
-    if (p->env.jw == NULL || !needs_journal(cl, pub) || !mq_jwriter_broken(p->env.jw))
-        return false;
     /* a QoS 2 re-send too: its first record may be among those not written; its id stays
      * pending, so the re-send after the disk is back (or a PUBREL) still finds it */
-    (void)cl;
+    if (p->env.jw == NULL || !needs_journal(cl, pub) || !mq_jwriter_broken(p->env.jw))
+        return false;
     p->cnt.pub_dropped++;
     return true;
 }
@@ -411,8 +410,8 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         return MQ_CONN_CLOSED;
     }
     enum mq_rc ack = MQ_RC_SUCCESS;
-    bool gate, refused = true;
-    uint64_t journaled = 0;
+    bool taken = false; /* neither refused for memory nor for the journal */
+    uint64_t journaled = mq_jwriter_appended(p->env.jw);
     if (refused_for_memory(p, cl, pub)) {
         if (pub->qos > 0 && cl->proto < MQ_PROTO_5) {
             mq_client_end(cl, true, "memory_limit reached: PUBLISH not accepted");
@@ -420,22 +419,19 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         }
         ack = MQ_RC_QUOTA_EXCEEDED;
     } else if (refused_for_journal(p, cl, pub)) {
-        /* nothing acknowledged may be lost: a retained QoS 1/2 PUBLISH waits for the disk */
+        /* nothing acknowledged may be lost: such a PUBLISH waits for the disk */
         if (cl->proto < MQ_PROTO_5) {
             mq_client_end(cl, true, "persistence journal not writable: PUBLISH not accepted");
             return MQ_CONN_CLOSED;
         }
         ack = MQ_RC_UNSPECIFIED;
     } else {
-        refused = false;
-        journaled = p->env.jw ? mq_jwriter_appended(p->env.jw) : 0;
-        bool had_id = pub->qos == 2 && mq_sess_qos2_pending(cl->sess, pub->packet_id);
-        bool routed = should_route(p, cl, pub, topic, &ack);
+        taken = true;
         p->last_routed = 0;
-        if (p->env.jw && pub->qos == 2 && !had_id && !cl->sess->clean &&
-            mq_sess_qos2_pending(cl->sess, pub->packet_id))
-            (void)mq_jwriter_qos2(p->env.jw, cl->sess, pub->packet_id, true);
-        if (routed) {
+        if (should_route(p, cl, pub, topic, &ack)) {
+            /* at QoS 2 routing means the id was new: a persistent session keeps it */
+            if (pub->qos == 2 && p->env.jw && !cl->sess->clean)
+                (void)mq_jwriter_qos2(p->env.jw, cl->sess, pub->packet_id, true);
             mq_msg_t *msg = make_msg(p, cl, pkt, topic);
             if (msg == NULL) {
                 mq_client_end_rc(p, cl, MQ_RC_PACKET_TOO_LARGE, true,
@@ -449,23 +445,20 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
             mq_msg_unref(msg);
         }
     }
-    /* a retained change, a QoS 2 id, or copies queued for this worker's persistent sessions in
-     * the journal: the acknowledgement follows the disk; so does a QoS 2 re-send's, whose
-     * first record may still be in a write in flight */
-    gate = !refused && pub->qos > 0 && p->env.jw && mq_jwriter_gates(p->env.jw) &&
-           (needs_journal(cl, pub) || mq_jwriter_appended(p->env.jw) != journaled);
     if (cl->proto < MQ_PROTO_5)
         ack = MQ_RC_SUCCESS;
     if (pub->qos == 1)
         mq_client_send_ack_rc(p, cl, MQ_PUBACK, pub->packet_id, ack);
     else if (pub->qos == 2)
         mq_client_send_ack_rc(p, cl, MQ_PUBREC, pub->packet_id, ack);
-    if (gate)
-        mq_conn_gate(&cl->conn);
-    /* copies mailed to other workers may be for their persistent sessions: the
-     * acknowledgement waits for their journals too */
-    if (!refused && pub->qos > 0 && p->env.jw && mq_jwriter_gates(p->env.jw) && p->last_routed)
-        mq_marks_gate(p, &cl->conn, p->last_routed);
+    if (taken && pub->qos > 0) {
+        /* the acknowledgement follows the disk: this worker's journal for a retained change,
+         * a QoS 2 id (a re-send's too: its first record may still be in flight) or copies for
+         * its persistent sessions; the journals of the other workers the message reached */
+        mq_jwriter_hold(p->env.jw, &cl->conn, needs_journal(cl, pub), journaled);
+        if (p->env.jw && mq_jwriter_gates(p->env.jw))
+            mq_marks_gate(p, &cl->conn, p->last_routed);
+    }
     return MQ_CONN_OK;
 }
 
@@ -508,6 +501,5 @@ void mq_publish_on_pubrel(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         (void)mq_jwriter_qos2(jw, cl->sess, pkt->ack.packet_id, false);
     enum mq_rc rc = known || cl->proto < MQ_PROTO_5 ? MQ_RC_SUCCESS : MQ_RC_PACKET_ID_NOT_FOUND;
     mq_client_send_ack_rc(p, cl, MQ_PUBCOMP, pkt->ack.packet_id, rc);
-    if (jw && mq_jwriter_gates(jw)) /* a stale id must not outlive its PUBCOMP in a crash */
-        mq_conn_gate(&cl->conn);
+    mq_jwriter_hold(jw, &cl->conn, true, 0); /* a stale id must not outlive its PUBCOMP */
 }

@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -399,7 +398,8 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
     srv->ctl_ep = mq_epoch_register(srv->ep, srv->n_workers);
     mq_epoch_offline(srv->ctl_ep); /* it holds nothing shared between reloads */
     srv->ix = mq_tindex_new(srv->ep);
-    mq_tindex_set_seq_floor(srv->ix, opts->retain_seq_floor); /* above what the journals held */
+    if (opts->journal_base) /* retained changes numbered above what the journals held */
+        mq_tindex_number_changes(srv->ix, opts->retain_seq_floor);
     restore_retained(srv);
     srv->shared = mq_shared_new();
     srv->workers = mq_calloc(srv->n_workers, sizeof(mq_worker_t));
@@ -503,23 +503,13 @@ int mq_server_rotate_journals(mq_server_t *srv, const char *base, uint64_t gen)
     int rc = 0;
     for (unsigned i = 0; i < n; i++) {
         char path[4096];
-        snprintf(path, sizeof(path), "%s.%llu.w%u", base, (unsigned long long)gen, i);
+        fds[i] = mq_jwriter_create(base, gen, i, path, sizeof(path));
         paths[i] = mq_strndup(path, strlen(path));
-        fds[i] = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fds[i] < 0 && rc == 0)
-            rc = -errno;
+            rc = fds[i];
     }
-    if (rc == 0) { /* the new names durable before a worker acknowledges what it writes there */
-        const char *slash = strrchr(base, '/');
-        char *dir = slash ? mq_strndup(base, slash == base ? 1 : (size_t)(slash - base))
-                          : mq_strndup(".", 1);
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        mq_free(dir);
-    }
+    if (rc == 0) /* the new names durable before a worker acknowledges what it writes there */
+        mq_jwriter_sync_dir(base);
     if (rc == 0) {
         sem_t done;
         sem_init(&done, 0, 0);

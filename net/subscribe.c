@@ -67,14 +67,6 @@ static uint8_t subscribe_one(mq_proto_t *p, client_t *cl, const mq_sub_entry_t *
     return qos;
 }
 
-/* With persistence_fsync always, the acknowledgement of a persistent session's (un)subscription
- * waits until the journal has it (net/jwriter.h). */
-static void gate_ack(mq_proto_t *p, client_t *cl)
-{
-    if (p->env.jw && !cl->sess->clean && mq_jwriter_gates(p->env.jw))
-        mq_conn_gate(&cl->conn);
-}
-
 /* No Local on a shared subscription is a Protocol Error [MQTT-3.8.3-4]. */
 static bool no_local_on_shared(const mq_packet_t *pkt, uint8_t proto)
 {
@@ -93,6 +85,7 @@ void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         mq_client_end_rc(p, cl, MQ_RC_PROTOCOL_ERROR, true, "No Local on a shared subscription");
         return;
     }
+    uint64_t journaled = mq_jwriter_appended(p->env.jw);
     uint32_t sub_id =
         mq_props_has(&pkt->props, MQ_PROP_SUBSCRIPTION_ID) ? pkt->props.subscription_id : 0;
     uint32_t n = 0;
@@ -112,7 +105,8 @@ void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     mq_codec_append_suback(mq_conn_out(&cl->conn), cl->proto, pkt->subscribe.packet_id, p->codes, n,
                            NULL);
     p->cnt.msgs_sent++;
-    gate_ack(p, cl); /* a persistent session's SUBACK follows the disk */
+    /* a persistent session's SUBACK follows the disk (and the retained messages after it) */
+    mq_jwriter_hold(p->env.jw, &cl->conn, !cl->sess->clean, journaled);
     pos = 0;
     for (uint32_t i = 0; i < n && mq_sub_next(pkt, cl->proto, &pos, &e); i++) {
         if (p->codes[i] >= 0x80 || p->fresh[i] == 2 /* shared: never [MQTT-4.8.2] */ ||
@@ -132,6 +126,7 @@ void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 
 void mq_unsubscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
+    uint64_t journaled = mq_jwriter_appended(p->env.jw);
     uint32_t n = 0;
     size_t pos = 0;
     mq_sub_entry_t e;
@@ -150,6 +145,6 @@ void mq_unsubscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     mq_codec_append_unsuback(mq_conn_out(&cl->conn), cl->proto, pkt->subscribe.packet_id,
                              v5 ? p->codes : NULL, v5 ? n : 0, NULL);
     p->cnt.msgs_sent++;
-    gate_ack(p, cl);
+    mq_jwriter_hold(p->env.jw, &cl->conn, !cl->sess->clean, journaled);
     mq_conn_mark_dirty(&cl->conn);
 }

@@ -3,7 +3,6 @@
 #include "net/worker.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -76,27 +75,14 @@ static void open_journal(mq_worker_t *w)
     if (o->journal_base == NULL)
         return;
     char path[4096];
-    snprintf(path, sizeof(path), "%s.%llu.w%u", o->journal_base, (unsigned long long)o->journal_gen,
-             w->idx);
-    /* O_EXCL: a file of this generation would be one start-up did not read */
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = mq_jwriter_create(o->journal_base, o->journal_gen, w->idx, path, sizeof(path));
     if (fd < 0) {
         MQ_LOG(MQ_LOG_ERROR,
                "Error: persistence journal %s: %s; changes reach the disk only with snapshots.",
-               path, strerror(errno));
+               path, strerror(-fd));
         return;
     }
-    /* its name durable before anything written to it is acknowledged */
-    char *slash = strrchr(path, '/');
-    if (slash) {
-        *slash = '\0';
-        int dfd = open(slash == path ? "/" : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        *slash = '/';
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-    }
+    mq_jwriter_sync_dir(path); /* its name durable before anything in it is acknowledged */
     w->jw = mq_jwriter_new(&w->ring, &w->loop, fd, path, o->journal_gen, w->idx, w->env.n_workers,
                            (enum mq_fsync_mode)o->persistence_fsync);
 }

@@ -759,12 +759,17 @@ def test_a_qos2_id_received_before_kill_9_is_not_delivered_again_and_its_release
     pub.close()
     sub.close()
     kill9(b)
+    def watcher_and_publisher(port):
+        """A fresh subscriber to q2/#, and the persistent publisher back (session present)."""
+        sub = Raw(port)
+        sub.connect("q2-watch")
+        assert sub.subscribe([("q2/#", 2)]) == [2]
+        pub = Raw(port)
+        assert pub.connect("q2-pub", clean=False)[0] == 1  # session present
+        return sub, pub
+
     b2 = persistent(tmp_path, port=b.port, name="p2").start()
-    sub = Raw(b2.port)
-    sub.connect("q2-watch")
-    assert sub.subscribe([("q2/#", 2)]) == [2]
-    pub = Raw(b2.port)
-    assert pub.connect("q2-pub", clean=False)[0] == 1  # session present
+    sub, pub = watcher_and_publisher(b2.port)
     pub.send(publish_pkt("q2/x", b"once", 2, dup=True, pid=5))  # the re-send
     pub.expect(ack_pkt(PUBREC, 5))
     pub.send(ack_pkt(PUBREL, 5))
@@ -773,11 +778,7 @@ def test_a_qos2_id_received_before_kill_9_is_not_delivered_again_and_its_release
     pub.close()
     kill9(b2)
     b3 = persistent(tmp_path, port=b.port, name="p3").start()
-    sub = Raw(b3.port)
-    sub.connect("q2-watch")
-    assert sub.subscribe([("q2/#", 2)]) == [2]
-    pub = Raw(b3.port)
-    assert pub.connect("q2-pub", clean=False)[0] == 1
+    sub, pub = watcher_and_publisher(b3.port)
     pub.send(publish_pkt("q2/x", b"new", 2, pid=5))  # the id is free again: a new message
     pub.expect(ack_pkt(PUBREC, 5))
     assert sub.recv_publish().payload == b"new"

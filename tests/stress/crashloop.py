@@ -28,6 +28,8 @@ import tempfile
 import threading
 import time
 
+from soak import free_port, wait_port  # the stress scripts' own helpers (tests/stress/soak.py)
+
 HOST = "127.0.0.1"
 
 
@@ -239,19 +241,6 @@ def retained(port, n):
     return got
 
 
-def wait_port(port, proc, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.02)
-    return False
-
-
 def port_closed(port, timeout=5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -277,10 +266,7 @@ def main():
     a = ap.parse_args()
     rnd = random.Random(a.seed)
     d = tempfile.mkdtemp(prefix="starling-crash-")
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     conf = os.path.join(d, "crash.conf")
     with open(conf, "w") as f:
         f.write(f"listener {port} {HOST}\nallow_anonymous true\nworkers {a.workers}\n"
@@ -292,7 +278,10 @@ def main():
     def start():
         p = subprocess.Popen([a.broker, "-c", conf], stdout=log, stderr=log,
                              stdin=subprocess.DEVNULL)
-        if not wait_port(port, p):
+        # a large backlog makes a large snapshot to fold at start-up: up to a minute
+        if not wait_port(port, p, timeout=60.0):
+            p.kill()  # not yet the 'proc' the cleanup stops
+            p.wait(10)
             sys.exit(f"FAIL: the broker did not start (log {d}/broker.log)")
         return p
 
