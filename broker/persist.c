@@ -499,14 +499,6 @@ static void put(part_t *pt, const mq_jrec_t *r, uint64_t salt)
 }
 
 /* When the client went away, such that the expiry left is what the broker clock says. */
-static int64_t disconnected_at(const mq_sess_t *s, int64_t wall, uint64_t mono)
-{
-    if (s->out || s->expire_at == 0 || s->expiry_s == 0xFFFFFFFFu)
-        return wall; /* connected until the broker stopped */
-    uint64_t left_ms = s->expire_at > mono ? s->expire_at - mono : 0;
-    return wall + (int64_t)((left_ms + 999) / 1000) - (int64_t)s->expiry_s;
-}
-
 static void put_out(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s, const mq_outmsg_t *o,
                     uint64_t mid, bool in_flight, uint64_t mono)
 {
@@ -552,7 +544,7 @@ static void put_messages(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s)
 /* The SESS_PUT of 's' (no will). */
 static mq_jrec_t sess_record(const sess_snap_t *ss, const mq_sess_t *s)
 {
-    return mq_jwriter_sess_record(s, disconnected_at(s, ss->wall, mono_ms()));
+    return mq_jwriter_sess_record(s, mq_jwriter_disconnected_at(s, ss->wall, mono_ms()));
 }
 
 /* A will waiting for its delay: the session's SESS_PUT again, with the will (replay keeps the

@@ -87,6 +87,8 @@ typedef struct mq_marks {
     uint64_t turn;     /* this worker's current turn, as its marks number it */
     uint64_t mailed;   /* workers mailed QoS 1/2 copies this turn: a mark is due to each */
     uint64_t *durable; /* by worker: the last turn of ours it answered, + 1 (0: none) */
+    bool *refused;     /* by worker: records of copies it mailed us were refused by our journal
+                        * since its last mark (the answer to the next one says so) */
 } mq_marks_t;
 
 struct mq_proto_state {

@@ -475,6 +475,14 @@ void mq_conn_gates_seal(mq_conn_loop_t *l)
     l->n_gate_open = 0;
 }
 
+void mq_conn_abort_unsent(mq_conn_t *c, const char *why)
+{
+    c->out.len = 0; /* an acknowledgement of what is not durable must not go */
+    c->read_done = true;
+    mq_conn_close(c, why);
+    shutdown(c->fd, SHUT_RDWR);
+}
+
 void mq_conn_gates_release(mq_conn_loop_t *l, bool ok)
 {
     if (!ok)
@@ -485,12 +493,8 @@ void mq_conn_gates_release(mq_conn_loop_t *l, bool ok)
         if (c->gate_open)
             continue; /* gated again since: it waits for the next write as well */
         c->gated = false;
-        if (!ok) {
-            c->out.len = 0; /* an acknowledgement of what is not durable must not go */
-            c->read_done = true;
-            mq_conn_close(c, "the persistence journal could not be written");
-            shutdown(c->fd, SHUT_RDWR);
-        }
+        if (!ok)
+            mq_conn_abort_unsent(c, "the persistence journal could not be written");
         mq_conn_mark_dirty(c); /* the output goes, or the closing goes on, at the flush */
     }
     l->n_gate_sealed = 0;

@@ -237,6 +237,10 @@ void mq_conn_gate(mq_conn_t *c);
 /* The journal has submitted what it held: the gates so far wait for that write. */
 void mq_conn_gates_seal(mq_conn_loop_t *l);
 
+/* Closes 'c' at once, dropping the output it has not sent: what it held acknowledged what a
+ * crash would lose. */
+void mq_conn_abort_unsent(mq_conn_t *c, const char *why);
+
 /* The write the sealed gates wait for is durable ('ok': their output goes at the end of this
  * turn) or has failed (their output is dropped and they are closed: what they acknowledged is
  * not durable, so the client must send it again). With 'ok' false the gates not yet sealed

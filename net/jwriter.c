@@ -42,6 +42,7 @@ struct mq_jwriter {
     uint64_t sync_tag;   /* its address tags the fdatasync's completion (8-byte aligned) */
     uint64_t n_failures; /* failed writes or syncs, for the log */
     uint64_t appended;   /* records appended since the start */
+    uint64_t refused;    /* records not appended (the journal was broken) since the start */
     /* answers to durability marks (net/marks.h): those of the records buffered, then those of
      * the write in flight, as {worker, turn} pairs */
     uint64_t *ans_open, *ans_sealed;
@@ -174,6 +175,11 @@ uint64_t mq_jwriter_appended(const mq_jwriter_t *jw)
     return jw ? jw->appended : 0;
 }
 
+uint64_t mq_jwriter_refused(const mq_jwriter_t *jw)
+{
+    return jw ? jw->refused : 0;
+}
+
 void mq_jwriter_hold(mq_jwriter_t *jw, mq_conn_t *c, bool need, uint64_t since)
 {
     if (jw && jw->mode == MQ_FSYNC_ALWAYS && (need || jw->appended != since))
@@ -229,8 +235,10 @@ static int64_t wall_expiry(const mq_jwriter_t *jw, uint64_t expire_at)
  * broken: the change is then only in memory until the next snapshot. */
 static bool append(mq_jwriter_t *jw, const mq_jrec_t *r)
 {
-    if (jw->broken)
+    if (jw->broken) {
+        jw->refused++;
         return false;
+    }
     (void)mq_jrec_encode(&jw->cur, r, jw->salt);
     jw->appended++;
     return true;
@@ -267,6 +275,32 @@ bool mq_jwriter_sess_put(mq_jwriter_t *jw, const mq_sess_t *s, bool connected)
 {
     /* 0: connected when written; replay counts the expiry from the restart */
     mq_jrec_t r = mq_jwriter_sess_record(s, connected ? 0 : time(NULL));
+    return append(jw, &r);
+}
+
+int64_t mq_jwriter_disconnected_at(const mq_sess_t *s, int64_t wall, uint64_t mono)
+{
+    if (s->out || s->expire_at == 0 || s->expiry_s == 0xFFFFFFFFu)
+        return wall; /* connected until now, or an expiry that never comes */
+    uint64_t left_ms = s->expire_at > mono ? s->expire_at - mono : 0;
+    return wall + (int64_t)((left_ms + 999) / 1000) - (int64_t)s->expiry_s;
+}
+
+bool mq_jwriter_will(mq_jwriter_t *jw, const mq_sess_t *s, const mq_msg_t *will, uint32_t delay_s)
+{
+    int64_t wall = time(NULL);
+    mq_jrec_t r = mq_jwriter_sess_record(
+        s, will ? wall : mq_jwriter_disconnected_at(s, wall, jw->loop->now_ms));
+    if (will) { /* its own expiry counts from its publication: not kept */
+        r.sess.has_will = true;
+        r.sess.will_retain = will->retain;
+        r.sess.will_delay = delay_s;
+        r.sess.will =
+            (mq_jrec_msg_t){.topic = mq_msg_topic(will),
+                            .payload = mq_msg_payload(will),
+                            .props = {(const char *)will->wire + will->wire_len, will->props_len},
+                            .qos = will->qos};
+    }
     return append(jw, &r);
 }
 

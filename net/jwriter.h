@@ -64,6 +64,18 @@ bool mq_jwriter_sess_put(mq_jwriter_t *jw, const struct mq_sess *s, bool connect
 struct mq_jrec;
 struct mq_jrec mq_jwriter_sess_record(const struct mq_sess *s, int64_t disconnected_at);
 
+/* When the persistent session 's' went away (wall-clock seconds), from its expiry deadline
+ * (loop clock 'mono'); 'wall' (now) while it is connected or never expires. */
+int64_t mq_jwriter_disconnected_at(const struct mq_sess *s, int64_t wall, uint64_t mono);
+
+/* The will of the persistent session 's' waits 'delay_s' seconds from now (its Will Delay
+ * Interval): the session's SESS_PUT again, gone since now, carrying the will; or, 'will' NULL,
+ * the waiting will was published: the SESS_PUT without it, gone since it went (a restart must
+ * not publish it twice, nor count the session's expiry anew). A reconnect's SESS_PUT drops it
+ * too. */
+bool mq_jwriter_will(mq_jwriter_t *jw, const struct mq_sess *s, const mq_msg_t *will,
+                     uint32_t delay_s);
+
 /* The session 's' ended (expired, discarded by a clean start, or made to end with its
  * connection): everything of it goes at replay. */
 bool mq_jwriter_sess_del(mq_jwriter_t *jw, const struct mq_sess *s);
@@ -95,6 +107,10 @@ void mq_jwriter_on_durable(mq_jwriter_t *jw, void (*answer)(void *arg, unsigned 
 /* Records appended so far (a caller compares two readings: did this packet journal
  * anything?); 0 for a NULL 'jw'. */
 uint64_t mq_jwriter_appended(const mq_jwriter_t *jw);
+
+/* Records not appended because the journal was broken, so far (compared the same way: what a
+ * packet produced that a crash would lose, so its acknowledgement must not go); 0 for NULL. */
+uint64_t mq_jwriter_refused(const mq_jwriter_t *jw);
 
 /* Whether acknowledgements must wait for the records (persistence_fsync always). */
 bool mq_jwriter_gates(const mq_jwriter_t *jw);

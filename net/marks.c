@@ -11,6 +11,7 @@
 struct mq_mark_batch {
     uint64_t turn;
     uint64_t mask; /* workers mailed in that turn, one bit each, this one's left out */
+    bool failed;   /* one of them could not journal what it was sent: nothing is acknowledged */
     mq_conn_t **conns;
     uint32_t n, cap;
 };
@@ -73,9 +74,22 @@ void mq_marks_send(mq_proto_t *p)
     m->turn++; /* what is gated from now on waits for the next turn's marks */
 }
 
+void mq_marks_check_refused(mq_proto_t *p, const mq_msg_t *msg, uint64_t before)
+{
+    if (msg->origin != 0 && mq_jwriter_refused(p->env.jw) != before) /* origin: net/publish.c */
+        p->marks.refused[msg->origin % p->env.n_workers] = true;
+}
+
+/* An answer's turn with this bit: records of copies the marking worker mailed were refused
+ * since its last mark (this worker's journal broken: net/jwriter.h). */
+#define MARK_FAILED (1ull << 63)
+
 void mq_marks_on_mark(mq_proto_t *p, unsigned from, uint64_t t)
 {
-    if (p->env.jw)
+    if (p->marks.refused[from]) { /* at once: waiting would not make the copies durable */
+        p->marks.refused[from] = false;
+        mq_marks_answer(p, from, t | MARK_FAILED);
+    } else if (p->env.jw)
         mq_jwriter_after_durable(p->env.jw, from, t);
     else
         mq_marks_answer(p, from, t);
@@ -96,9 +110,26 @@ static bool answered(const mq_marks_t *m, const mq_mark_batch_t *b)
     return true;
 }
 
+/* Worker 'from' refused records since it answered turn 'after' - 1: the batches of the later
+ * turns up to 't' that waited for it acknowledge nothing. */
+static void fail_batches(mq_marks_t *m, unsigned from, uint64_t after, uint64_t t)
+{
+    for (uint32_t i = 0; i < m->n; i++) {
+        mq_mark_batch_t *b = &m->q[(m->head + i) % m->cap];
+        if (b->turn > t)
+            break;
+        if (b->turn + 1 > after && (b->mask & (1ull << from)))
+            b->failed = true;
+    }
+}
+
 void mq_marks_on_durable(mq_proto_t *p, unsigned from, uint64_t t)
 {
     mq_marks_t *m = &p->marks;
+    if (t & MARK_FAILED) {
+        t &= ~MARK_FAILED;
+        fail_batches(m, from, m->durable[from], t);
+    }
     if (m->durable[from] < t + 1)
         m->durable[from] = t + 1;
     /* in turn order: a later batch never goes before an earlier one */
@@ -111,6 +142,9 @@ void mq_marks_on_durable(mq_proto_t *p, unsigned from, uint64_t t)
             c->n_ops--;
             if (--c->n_marks == 0) /* not gated again in a later turn */
                 c->gate_remote = false;
+            if (b->failed) /* an acknowledgement of what is not on disk must not go */
+                mq_conn_abort_unsent(c, "another worker's persistence journal could not be "
+                                        "written");
             mq_conn_mark_dirty(c); /* the output goes, or the closing goes on, at the flush */
         }
         b->n = 0;
@@ -126,5 +160,6 @@ void mq_marks_fini(mq_proto_t *p)
         mq_free(m->q[i].conns);
     mq_free(m->q);
     mq_free(m->durable);
+    mq_free(m->refused);
     memset(m, 0, sizeof(*m));
 }

@@ -23,13 +23,17 @@
 
 void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n)
 {
+    uint64_t refused = mq_jwriter_refused(p->env.jw);
     mq_publish_deliver(p, msg, fids, n);
+    mq_marks_check_refused(p, msg, refused);
 }
 
 void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid,
                              uint64_t token)
 {
+    uint64_t refused = mq_jwriter_refused(p->env.jw);
     mq_publish_deliver_shared(p, msg, fid, gid, token);
+    mq_marks_check_refused(p, msg, refused);
 }
 
 void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg)
@@ -220,6 +224,8 @@ static void release_will(mq_proto_t *p, client_t *cl, const mq_sess_t *s)
             w->expire_at = 0;
         mq_will_defer(p, s->client_id, s->id_len, s->id_hash, mq_msg_ref(w),
                       p->env.loop->now_ms + (uint64_t)d * 1000);
+        if (p->env.jw) /* it waits across a restart too */
+            (void)mq_jwriter_will(p->env.jw, s, w, d);
         return;
     }
     mq_publish_will(p, s, cl->will, cl->has_will_expiry, cl->will_expiry);
@@ -301,6 +307,7 @@ mq_proto_t *mq_proto_new(const mq_proto_env_t *env)
     p->home.limits = &p->o->limits;
     p->home.clock = &env->loop->now_ms; /* message expiry (core/sess.h) */
     p->marks.durable = mq_calloc(env->n_workers, sizeof(*p->marks.durable));
+    p->marks.refused = mq_calloc(env->n_workers, sizeof(*p->marks.refused));
     if (env->jw) { /* persistent sessions' messages go to the journal as they change */
         p->journal = (mq_sess_journal_t){.arg = p, .put = j_put, .update = j_update, .del = j_del};
         p->home.journal = &p->journal;
@@ -367,6 +374,8 @@ static void expire(mq_proto_t *p, uint64_t now)
     uint32_t at = 0;
     const mq_sess_t *owner;
     for (mq_msg_t *w; (w = mq_will_take_due(p, now, &at, &owner)) != NULL;) {
+        if (p->env.jw && owner && !owner->clean) /* published: not again after a restart */
+            (void)mq_jwriter_will(p->env.jw, owner, NULL, 0);
         mq_publish_will(p, owner, w, false, 0);
         mq_msg_unref(w);
     }

@@ -412,6 +412,7 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     enum mq_rc ack = MQ_RC_SUCCESS;
     bool taken = false; /* neither refused for memory nor for the journal */
     uint64_t journaled = mq_jwriter_appended(p->env.jw);
+    uint64_t refused = mq_jwriter_refused(p->env.jw);
     if (refused_for_memory(p, cl, pub)) {
         if (pub->qos > 0 && cl->proto < MQ_PROTO_5) {
             mq_client_end(cl, true, "memory_limit reached: PUBLISH not accepted");
@@ -443,6 +444,13 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
             if (!mq_publish_route(p, msg) && pub->qos == 1)
                 ack = MQ_RC_NO_MATCHING_SUBSCRIBERS;
             mq_msg_unref(msg);
+        }
+        if (pub->qos > 0 && mq_jwriter_refused(p->env.jw) != refused) {
+            /* copies for persistent sessions here that the journal could not take: not
+             * acknowledged, so the client sends it again (at least once) */
+            mq_client_end_rc(p, cl, MQ_RC_UNSPECIFIED, true,
+                             "persistence journal not writable: PUBLISH not acknowledged");
+            return MQ_CONN_CLOSED;
         }
     }
     if (cl->proto < MQ_PROTO_5)

@@ -705,6 +705,86 @@ def test_a_journal_that_cannot_be_written_stops_acknowledging_and_recovers(tmp_p
     b2.check_clean_exit()
 
 
+def worker_of(client_id, workers):
+    """The worker that owns 'client_id''s session (its connection moves there): the broker's
+    rule, XXH3-64 of the id modulo the workers (libxxhash, which the broker links)."""
+    import ctypes
+    lib = ctypes.CDLL("libxxhash.so.0")
+    lib.XXH3_64bits.restype = ctypes.c_uint64
+    lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    b = client_id.encode()
+    return lib.XXH3_64bits(b, len(b)) % workers
+
+
+def id_on(worker, workers, prefix):
+    return next(f"{prefix}{i}" for i in range(1000) if worker_of(f"{prefix}{i}", workers) == worker)
+
+
+def puback_or_closed(r, topic, payload, pid, timeout=5.0):
+    """A QoS 1 PUBLISH (not retained): True when its PUBACK came back, False when the
+    connection was closed instead."""
+    r.send(publish_pkt(topic, payload, qos=1, pid=pid))
+    try:
+        first, body, _ = r.recv_packet(timeout)
+    except Closed:
+        return False
+    assert first == 0x40 and struct.unpack(">H", body[:2])[0] == pid, (first, body)
+    return True
+
+
+@journal
+def test_copies_for_persistent_sessions_the_journal_refuses_are_not_acknowledged(tmp_path):
+    """One worker's journal cannot be written (ulimit -f): a plain QoS 1 PUBLISH whose copy
+    for an offline persistent session on that worker was not journaled is not acknowledged
+    (its connection is closed), whether its publisher is on the same worker or on another (the
+    other worker's PUBACK waits for the answer to its durability mark, which says the copy was
+    refused); a QoS 1 PUBLISH that needs no record there is still acknowledged. Once the
+    journal is written again, publishes are acknowledged and survive kill -9."""
+    import resource
+    lines = [AS_ROOT, "persistence true", f"persistence_location {tmp_path}/",
+             "autosave_interval 0", "workers 2"]
+    b = FileSizeLimited(tmp_path, lines, name="p", limit=64 * 1024,
+                        hard=resource.RLIM_INFINITY).start()
+    sub = id_on(0, 2, "sub")
+    offline_subscriber(b.port, sub, [("q/#", 1)])
+    r = raw_connect(b.port, id_on(0, 2, "filler"))  # fills worker 0's journal
+    for i in range(40):
+        if not publish_acked(r, f"fill/{i}", b"f" * 4000, i + 1):
+            break
+    else:
+        pytest.fail("every publish was acknowledged past 'ulimit -f'")
+    assert b.wait_log("persistence journal"), b.stderr()
+    local = raw_connect(b.port, id_on(0, 2, "local"))
+    assert not puback_or_closed(local, "q/local", b"1", 1)
+    remote = raw_connect(b.port, id_on(1, 2, "remote"))
+    assert not puback_or_closed(remote, "q/remote", b"2", 1)
+    served = raw_connect(b.port, id_on(1, 2, "served"))  # no persistent session wants it
+    assert puback_or_closed(served, "nobody/listens", b"3", 1)
+    resource.prlimit(b.proc.pid, resource.RLIMIT_FSIZE,
+                     (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert b.wait_log("is written again", timeout=5.0), b.stderr()
+    for name, w in (("after-local", 0), ("after-remote", 1)):
+        c = raw_connect(b.port, id_on(w, 2, name))
+        assert puback_or_closed(c, f"q/{name}", name.encode(), 1), name
+        c.close()
+    kill9(b)
+    b2 = persistent(tmp_path, ["workers 2"], port=b.port, name="p2").start()
+    r2 = Raw(b2.port)
+    assert r2.connect(sub, clean=False)[0] == 1
+    got = set()
+    while True:
+        try:
+            first, body, _ = r2.recv_packet(1.5)
+        except TimeoutError:  # nothing more
+            break
+        p = Pub(first, body)
+        got.add(p.topic)
+        r2.send(ack_pkt(4, p.pid))
+    assert {"q/after-local", "q/after-remote"} <= got, got
+    r2.close()
+    b2.check_clean_exit()
+
+
 @journal
 def test_sessions_and_subscriptions_made_after_the_snapshot_survive_kill_9(tmp_path):
     """The journal keeps a persistent session made after the last snapshot with its
@@ -738,6 +818,50 @@ def test_sessions_and_subscriptions_made_after_the_snapshot_survive_kill_9(tmp_p
     r = Raw(b2.port)
     assert r.connect("ended", clean=False)[0] == 0  # no session present
     r.close()
+    b2.check_clean_exit()
+
+
+def dying(port, client_id, delay):
+    """An MQTT 5 client with a persistent session and a will 'wills/<client_id>' that waits
+    'delay' seconds, whose connection then fails (no DISCONNECT): the will starts waiting."""
+    c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
+    wp = Properties(PacketTypes.WILLMESSAGE)
+    wp.WillDelayInterval = delay
+    c.will_set(f"wills/{client_id}", client_id.encode(), 1, False, properties=wp)
+    cp = Properties(PacketTypes.CONNECT)
+    cp.SessionExpiryInterval = 600
+    connected = threading.Event()
+    c.on_connect = lambda *a: connected.set()
+    c.connect(HOST, port, 60, clean_start=True, properties=cp)
+    c.loop_start()
+    assert connected.wait(5), "no CONNACK"
+    c.loop_stop()
+    c.socket().shutdown(socket.SHUT_RDWR)
+    c.socket().close()
+
+
+@journal
+def test_a_waiting_will_survives_kill_9_and_one_published_is_not_published_again(tmp_path):
+    """The journal keeps a will waiting for its delay (no snapshot in between): after kill -9
+    it waits for the rest of its delay, then goes out; a will already published before the
+    kill is not published a second time."""
+    b = persistent(tmp_path, ["autosave_interval 0"]).start()
+    offline_subscriber(b.port, "will-watch", [("wills/#", 1)])
+    dying(b.port, "early", 1)
+    dying(b.port, "late", 4)
+    gone = time.monotonic()
+    time.sleep(2.0)  # early's will is out (queued for the offline subscriber), late's waits
+    kill9(b)
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    sub, sp, got = resume(b2.port, "will-watch", 1)
+    assert sp == 1
+    assert [(p.topic, p.payload) for p in got] == [("wills/early", b"early")]
+    p = sub.recv_publish(timeout=8.0)
+    assert (p.topic, p.payload) == ("wills/late", b"late")
+    assert time.monotonic() - gone >= 3.5, "published before the rest of its delay"
+    sub.send(ack_pkt(4, p.pid))
+    sub.no_data(1.5)  # early's is not published again
+    sub.close()
     b2.check_clean_exit()
 
 

@@ -15,6 +15,16 @@ static mq_outbox_t ob;
 static mq_proto_t *p;
 static mq_conn_loop_t loop;
 static mq_conn_t a, b;
+static const char *closed_why;
+
+static void on_closing(void *arg, mq_conn_t *c, const char *why)
+{
+    (void)arg;
+    (void)c;
+    closed_why = why;
+}
+
+static mq_conn_handler_t handler = {.on_closing = on_closing};
 
 static void setup(void)
 {
@@ -28,10 +38,14 @@ static void setup(void)
     p->env.n_workers = NW;
     p->env.outbox = &ob;
     p->marks.durable = mq_calloc(NW, sizeof(uint64_t));
+    p->marks.refused = mq_calloc(NW, sizeof(bool));
     memset(&loop, 0, sizeof(loop));
+    loop.h = &handler;
     memset(&a, 0, sizeof(a));
     memset(&b, 0, sizeof(b));
     a.loop = b.loop = &loop;
+    a.fd = b.fd = -1;
+    closed_why = NULL;
 }
 
 static void drop(mq_mail_t *m)
@@ -50,17 +64,23 @@ static void teardown(void)
 
 TestSuite(marks, .init = setup, .fini = teardown);
 
-/* The mark worker 'w' got, as {sender, turn}; false when none. */
-static bool mark_to(int w, uint64_t *sender, uint64_t *turn)
+/* The next mail of 'type' worker 'w' got, as {sender, turn}; false when none. */
+static bool mail_at(int w, uint32_t type, uint64_t *sender, uint64_t *turn)
 {
     mq_mail_t m;
     mq_mailbox_begin_drain(&boxes[w]);
     if (!mq_mailbox_take(&boxes[w], &m))
         return false;
-    cr_assert_eq(m.type, MQ_MAIL_MARK);
+    cr_assert_eq(m.type, type);
     *sender = m.a[0];
     *turn = m.a[1];
     return true;
+}
+
+/* The mark worker 'w' got (MQ_MAIL_MARK). */
+static bool mark_to(int w, uint64_t *sender, uint64_t *turn)
+{
+    return mail_at(w, MQ_MAIL_MARK, sender, turn);
 }
 
 Test(marks, an_acknowledgement_waits_for_every_worker_it_mailed)
@@ -114,4 +134,38 @@ Test(marks, nothing_is_gated_when_only_this_worker_was_reached)
     uint64_t from, t;
     for (int w = 0; w < NW; w++)
         cr_assert(!mark_to(w, &from, &t));
+}
+
+Test(marks, copies_a_broken_journal_refused_fail_the_marks_of_their_publisher)
+{
+    /* as worker 0, answering worker 2's mark for its turn 5: a copy worker 2 mailed made this
+     * journal refuse a record (origin 6: worker 2 of 4 owns the publisher's session) */
+    mq_msg_t msg = {.origin = 6};
+    p->marks.refused[2] = false;
+    mq_marks_check_refused(p, &msg, 0); /* no journal: nothing refused */
+    cr_assert(!p->marks.refused[2]);
+    p->marks.refused[2] = true; /* as mq_marks_check_refused sets it when a count moved */
+    mq_marks_on_mark(p, 2, 5);
+    uint64_t from, t;
+    cr_assert(mail_at(2, MQ_MAIL_DURABLE, &from, &t) && from == 0,
+              "answered at once, without the journal");
+    cr_assert(t >> 63, "the answer says the copies were refused");
+    cr_assert(!p->marks.refused[2], "said once");
+    mq_marks_on_mark(p, 2, 6);
+    cr_assert(mail_at(2, MQ_MAIL_DURABLE, &from, &t) && t == 6,
+              "the next mark is answered as usual");
+
+    /* as the publisher: the connections its turns gated for worker 1 are closed unanswered */
+    a.out.len = 7; /* the PUBACK, held */
+    mq_marks_gate(p, &a, 1u << 1);
+    mq_marks_send(p); /* turn 0 */
+    mq_marks_gate(p, &b, 1u << 2);
+    mq_marks_send(p); /* turn 1: another worker's */
+    mq_marks_on_durable(p, 1, 0 | 1ull << 63);
+    cr_assert(!a.gate_remote && a.state == MQ_CONN_CLOSING && a.out.len == 0,
+              "closed without its acknowledgement");
+    cr_assert_not_null(closed_why);
+    cr_assert(b.gate_remote && b.state != MQ_CONN_CLOSING, "turn 1 did not wait for worker 1");
+    mq_marks_on_durable(p, 2, 1);
+    cr_assert(!b.gate_remote && b.state != MQ_CONN_CLOSING, "released as usual");
 }
