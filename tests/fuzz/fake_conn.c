@@ -161,6 +161,13 @@ void mq_conn_gates_seal(mq_conn_loop_t *l)
     (void)l;
 }
 
+void mq_conn_abort_unsent(mq_conn_t *c, const char *why)
+{
+    (void)c;
+    (void)why;
+    MQ_ASSERT(0 && "no journal in the fuzzed broker: nothing is refused");
+}
+
 void mq_conn_gates_release(mq_conn_loop_t *l, bool ok)
 {
     (void)l;

@@ -73,6 +73,7 @@ typedef struct model {
 typedef struct intent {
     uint8_t type; /* an ack the harness sent (0: something else) */
     uint16_t id;
+    uint32_t at; /* late: bytes of output the broker had written when it took the ack */
 } intent_t;
 
 typedef struct slot {
@@ -87,7 +88,9 @@ typedef struct slot {
     uint32_t n_intent;
     owed_t resend[MAX_OWED];   /* owed when the CONNACK said session present: must come again */
     intent_t late[MAX_INTENT]; /* acks the broker took while output written before them was
-                                  still unflushed: they apply once the harness has read it */
+                                  still unflushed: each applies once the harness has read
+                                  that output, and before what was written after it (a
+                                  PUBLISH that reuses the acknowledged packet id, say) */
     uint32_t n_late;
     uint32_t n_resend;
 } slot_t;
@@ -221,6 +224,8 @@ static void on_output(void *arg, mq_conn_t *c, const uint8_t *p, size_t len)
             unknown_all(x); /* its CONNECT, whatever id it named, may have been taken */
         return;
     }
+    size_t done = 0; /* bytes of this output read */
+    uint32_t li = 0; /* late acks applied */
     while (len > 0) {
         mq_packet_t pkt;
         size_t used;
@@ -231,14 +236,17 @@ static void on_output(void *arg, mq_conn_t *c, const uint8_t *p, size_t len)
         CHECK(rc == MQ_RC_SUCCESS, "broker output does not decode: %s", why ? why : "?");
         p += used;
         len -= used;
+        done += used;
         if (pkt.type == MQ_CONNACK)
             on_connack(x, s, &pkt);
         else if (pkt.type == MQ_PUBLISH || pkt.type == MQ_PUBREL)
             on_sent(x, s, &pkt);
+        for (; li < s->n_late && s->late[li].at <= done; li++)
+            apply_ack(x, s, s->late[li]);
     }
     CHECK(s->n_resend == 0, "a session resumed without re-sending packet id %u", s->resend[0].id);
-    for (uint32_t i = 0; i < s->n_late; i++)
-        apply_ack(x, s, s->late[i]);
+    for (; li < s->n_late; li++)
+        apply_ack(x, s, s->late[li]);
     s->n_late = 0;
 }
 
@@ -272,9 +280,10 @@ static void on_delivered(void *arg, mq_conn_t *c, int r)
                 c->state, s->dirty);
     if (in.type == 0 || r != MQ_CONN_OK || c->state == MQ_CONN_CLOSING)
         return;
-    if (c->out.len > 0 && s->n_late < MAX_INTENT)
+    if (c->out.len > 0 && s->n_late < MAX_INTENT) {
+        in.at = (uint32_t)c->out.len;
         s->late[s->n_late++] = in;
-    else
+    } else
         apply_ack(x, s, in);
 }
 
