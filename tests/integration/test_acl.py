@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import (IS_MOSQUITTO, PUBACK, PUBLISH, Pub, Raw, ack_pkt, connect_pkt,
-                      publish_pkt)
+                      publish_pkt, several_workers)
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Starling's SUBACK 0x80 for denied filters")
 
@@ -270,6 +270,7 @@ def v5_with_delayed_will(port, client_id, topic, delay=2):
     return c
 
 
+@several_workers
 def test_a_reload_that_revokes_a_will_topic_drops_the_will_when_it_would_go(acl_broker):
     """The will's topic is checked at CONNECT and again when the will is published, under the
     rules in force then: a reload in between that denies it drops it (an immediate will, and

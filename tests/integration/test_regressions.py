@@ -17,7 +17,7 @@ import pytest
 
 from paho.mqtt.packettypes import PacketTypes
 
-from conftest import IS_MOSQUITTO, Broker, Client, Closed, connect_pkt, s16, varint
+from conftest import IS_MOSQUITTO, Broker, Client, Closed, connect_pkt, several_workers, s16, varint
 from test_v5 import V5, Raw5, props, publish5, subscribe5, u16, u32
 from test_ws import OP_BIN, OP_CLOSE, OP_PING, Ws, frame, ws_broker, ws_client
 
@@ -47,6 +47,7 @@ def sub_ids(m):
 
 # --- 1. Subscription Identifiers with No Local ---------------------------------------------------
 
+@several_workers  # it starts its own 1- and 4-worker brokers: once per build is enough
 @pytest.mark.parametrize("workers", [1, 4])
 @pytest.mark.parametrize("qos", [0, 1])
 def test_subscription_identifiers_stay_with_their_session_and_no_local_drops_its_own(broker,

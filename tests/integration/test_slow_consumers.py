@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import HOST, IS_MOSQUITTO, WORKERS, Raw, connect_pkt, publish_pkt, subscribe_pkt
+from conftest import (HOST, IS_MOSQUITTO, WORKERS, Raw, connect_pkt, publish_pkt, several_workers,
+                      subscribe_pkt)
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="reads the broker's /proc figures")
 
@@ -104,6 +105,7 @@ def flood_for(port, seconds, topic="flood/x"):
     return p
 
 
+@several_workers
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("timeout_s", [0, 2])
 def test_queue_full_timeout_disconnects_a_stalled_subscriber(broker, client, timeout_s):

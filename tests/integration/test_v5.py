@@ -15,7 +15,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from conftest import HOST, Client, Raw, varint, s16, packet
+from conftest import HOST, Client, Raw, several_workers, varint, s16, packet
 
 # --- a v5 paho client with bounded waits -------------------------------------------------------
 
@@ -394,6 +394,7 @@ def test_disconnect_0x04_publishes_the_will_with_its_properties(broker):
     w.none()
 
 
+@several_workers
 def test_will_delay_waits_and_a_reconnect_cancels_it(broker):
     b = broker()
     w = V5(b.port, "watch")
@@ -411,6 +412,7 @@ def test_will_delay_waits_and_a_reconnect_cancels_it(broker):
     w.none(3.0)
 
 
+@several_workers
 def test_a_delayed_will_on_sys_is_not_published(broker):
     """$SYS belongs to the broker: a will there is dropped when it would go, delayed or not
     (the delayed path once routed it without the check)."""
@@ -706,6 +708,7 @@ def test_shared_subscription_rules(broker):
 # --- message expiry ------------------------------------------------------------------------------
 
 
+@several_workers
 def test_expired_messages_are_never_delivered_and_the_interval_counts_down(broker):
     b = broker()
     p = V5(b.port, "p")
