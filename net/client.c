@@ -76,8 +76,14 @@ void mq_client_end_rc(mq_proto_t *p, client_t *cl, enum mq_rc rc, bool with_will
 
 void mq_client_end(client_t *cl, bool with_will, const char *why)
 {
-    if (cl->conn.state == MQ_CONN_CLOSING)
+    if (cl->conn.state == MQ_CONN_CLOSING) {
+        /* the peer closed first (a network failure: its will was due), but the protocol now
+         * says no will (a take-over by a reconnect of a session that goes on cancels a
+         * delayed will [MQTT-3.1.3-10]) */
+        if (!with_will)
+            cl->will_pending = false;
         return;
+    }
     cl->closing_by_us = true;
     cl->will_pending = with_will && cl->will != NULL;
     mq_conn_close(&cl->conn, why);

@@ -369,7 +369,12 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
     bool present;
     uint64_t journaled = mq_jwriter_appended(p->env.jw);
     mq_sess_t *s = take_session(p, cl, cp, id, id_len, h, &present);
+    bool was_kept = present && !s->clean;
     set_expiry(p, s, pkt);
+    if (p->env.jw && was_kept && s->clean) /* resumed to end with this connection (v5 expiry
+                                              0): a restart must not bring it, nor its will,
+                                              back */
+        (void)mq_jwriter_sess_del(p->env.jw, s);
     welcome(p, cl, pkt, s, present);
     /* a persistent session made, resumed or discarded: the CONNACK (what it says of the
      * session) follows the disk, as the acknowledgements do */

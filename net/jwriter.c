@@ -294,7 +294,7 @@ bool mq_jwriter_will(mq_jwriter_t *jw, const mq_sess_t *s, const mq_msg_t *will,
     if (will) { /* its own expiry counts from its publication: not kept */
         r.sess.has_will = true;
         r.sess.will_retain = will->retain;
-        r.sess.will_delay = delay_s;
+        r.sess.will_delay = delay_s + 1; /* 'disconnected_at' is rounded down: never early */
         r.sess.will =
             (mq_jrec_msg_t){.topic = mq_msg_topic(will),
                             .payload = mq_msg_payload(will),

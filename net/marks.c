@@ -57,6 +57,12 @@ void mq_marks_gate(mq_proto_t *p, mq_conn_t *c, uint64_t mailed)
     c->n_ops++; /* each batch it is in keeps 'c' alive */
 }
 
+void mq_marks_mailed(mq_proto_t *p, unsigned w, const mq_msg_t *msg)
+{
+    if (msg->qos > 0 && p->env.jw && mq_jwriter_gates(p->env.jw))
+        p->marks.mailed |= 1ull << w;
+}
+
 void mq_marks_send(mq_proto_t *p)
 {
     mq_marks_t *m = &p->marks;
@@ -68,16 +74,16 @@ void mq_marks_send(mq_proto_t *p)
         mq_outbox_send(p->env.outbox, b, &e);
     }
     m->mailed = 0;
-    const mq_mark_batch_t *open = &m->q[(m->head + m->n - 1) % m->cap]; /* this turn's */
-    for (uint32_t i = 0; i < open->n; i++)
+    const mq_mark_batch_t *open = m->n ? &m->q[(m->head + m->n - 1) % m->cap] : NULL;
+    for (uint32_t i = 0; open && open->turn == m->turn && i < open->n; i++)
         open->conns[i]->mark_open = false;
     m->turn++; /* what is gated from now on waits for the next turn's marks */
 }
 
-void mq_marks_check_refused(mq_proto_t *p, const mq_msg_t *msg, uint64_t before)
+void mq_marks_check_refused(mq_proto_t *p, const mq_msg_t *msg, unsigned from, uint64_t before)
 {
-    if (msg->origin != 0 && mq_jwriter_refused(p->env.jw) != before) /* origin: net/publish.c */
-        p->marks.refused[msg->origin % p->env.n_workers] = true;
+    if (msg->qos > 0 && mq_jwriter_refused(p->env.jw) != before)
+        p->marks.refused[from] = true;
 }
 
 /* An answer's turn with this bit: records of copies the marking worker mailed were refused
@@ -110,15 +116,14 @@ static bool answered(const mq_marks_t *m, const mq_mark_batch_t *b)
     return true;
 }
 
-/* Worker 'from' refused records since it answered turn 'after' - 1: the batches of the later
- * turns up to 't' that waited for it acknowledge nothing. */
-static void fail_batches(mq_marks_t *m, unsigned from, uint64_t after, uint64_t t)
+/* Worker 'from' refused records of copies this worker mailed it in turn 't' (those of earlier
+ * turns were answered by earlier marks: every turn that mails a QoS 1/2 copy sends one, and a
+ * worker's mail is FIFO): the connections that turn gated for it acknowledge nothing. */
+static void fail_batch(mq_marks_t *m, unsigned from, uint64_t t)
 {
     for (uint32_t i = 0; i < m->n; i++) {
         mq_mark_batch_t *b = &m->q[(m->head + i) % m->cap];
-        if (b->turn > t)
-            break;
-        if (b->turn + 1 > after && (b->mask & (1ull << from)))
+        if (b->turn == t && (b->mask & (1ull << from)))
             b->failed = true;
     }
 }
@@ -128,7 +133,7 @@ void mq_marks_on_durable(mq_proto_t *p, unsigned from, uint64_t t)
     mq_marks_t *m = &p->marks;
     if (t & MARK_FAILED) {
         t &= ~MARK_FAILED;
-        fail_batches(m, from, m->durable[from], t);
+        fail_batch(m, from, t);
     }
     if (m->durable[from] < t + 1)
         m->durable[from] = t + 1;

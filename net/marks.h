@@ -24,11 +24,15 @@ void mq_marks_gate(mq_proto_t *p, mq_conn_t *c, uint64_t mailed);
 /* End of a turn: mails this turn's marks (after every delivery of the turn). */
 void mq_marks_send(mq_proto_t *p);
 
-/* After delivering copies of 'msg' mailed by another worker: if they made this worker's journal
- * refuse records (mq_jwriter_refused was 'before'), the answer to that worker's next mark says
- * so, and what it gated for them is not acknowledged but closed. The publisher's worker is the
- * owner of its session (msg->origin, the hash of its client id). */
-void mq_marks_check_refused(mq_proto_t *p, const mq_msg_t *msg, uint64_t before);
+/* A QoS 1/2 copy of 'msg' was mailed to worker 'w' this turn: a mark goes to it at the end of
+ * the turn (persistence_fsync always), whether or not a connection waits for it, so that
+ * what the answer says is about this turn's copies. */
+void mq_marks_mailed(mq_proto_t *p, unsigned w, const mq_msg_t *msg);
+
+/* After delivering copies of 'msg' mailed by worker 'from': if they made this worker's journal
+ * refuse records (mq_jwriter_refused was 'before'), the answer to that worker's mark for the
+ * turn says so, and what it gated for them is not acknowledged but closed. */
+void mq_marks_check_refused(mq_proto_t *p, const mq_msg_t *msg, unsigned from, uint64_t before);
 
 /* A mark from worker 'from' for its turn 't': answered when this worker's journal has made
  * durable what it holds now (at once when it holds nothing). */

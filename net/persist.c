@@ -130,9 +130,12 @@ static void restore_one(void *arg, mq_replay_sess_t *rs)
         /* connected when last written (a journal's SESS_PUT): counted from the restart */
         int64_t since = in->disconnected_at ? in->disconnected_at : r->wall;
         int64_t left = since + (int64_t)in->expiry_interval - r->wall;
-        if (left <= 0)
+        if (left <= 0 && !in->has_will)
             return; /* expired while the broker was down */
-        expire_at = now + (uint64_t)left * 1000u;
+        /* one with a waiting will ends at the first tick, which publishes the will (a will
+         * goes when its session ends, if that is before its delay [MQTT-3.1.3-9]), as the
+         * session's owner: the ACL in force decides */
+        expire_at = now + (left > 0 ? (uint64_t)left * 1000u : 0);
     }
     mq_sess_t *s = mq_sess_new(in->client_id.ptr, in->client_id.len, h, false, &p->home);
     s->expiry_s = in->expiry_interval;

@@ -25,15 +25,18 @@ void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32
 {
     uint64_t refused = mq_jwriter_refused(p->env.jw);
     mq_publish_deliver(p, msg, fids, n);
-    mq_marks_check_refused(p, msg, refused);
+    /* mailed by the worker that routed it: for a client's PUBLISH the owner of its session
+     * (origin, net/publish.c); wills and $SYS (origin 0) acknowledge nothing */
+    if (msg->origin != 0)
+        mq_marks_check_refused(p, msg, (unsigned)(msg->origin % p->env.n_workers), refused);
 }
 
 void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid,
-                             uint64_t token)
+                             uint64_t token, unsigned from)
 {
     uint64_t refused = mq_jwriter_refused(p->env.jw);
     mq_publish_deliver_shared(p, msg, fid, gid, token);
-    mq_marks_check_refused(p, msg, refused);
+    mq_marks_check_refused(p, msg, from, refused);
 }
 
 void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg)

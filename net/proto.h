@@ -72,9 +72,9 @@ size_t mq_proto_restore(mq_proto_t *p, const struct mq_replay *rp, int64_t wall)
 void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32_t n);
 
 /* Delivers 'msg' (borrowed) to this worker's member 'token' of shared group 'gid' on filter
- * 'fid' (the publisher picked it). */
+ * 'fid' (the publisher picked it, or a session of worker 'from' handed it on). */
 void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid,
-                             uint64_t token);
+                             uint64_t token, unsigned from);
 
 /* Publishes 'msg' (borrowed) as if a client had: retained store, then routing. */
 void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg);

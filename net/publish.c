@@ -58,8 +58,11 @@ static void to_member(mq_proto_t *p, mq_msg_t *msg, unsigned w, uint64_t fid, ui
         mq_publish_deliver_shared(p, msg, fid, gid, token);
         return;
     }
-    mq_mail_t e = {.type = MQ_MAIL_DELIVER_SHARED, .ptr = mq_msg_ref(msg), .a = {fid, gid, token}};
+    mq_mail_t e = {.type = MQ_MAIL_DELIVER_SHARED,
+                   .ptr = mq_msg_ref(msg),
+                   .a = {fid, gid, token, p->env.self}};
     mq_outbox_send(p->env.outbox, w, &e);
+    mq_marks_mailed(p, w, msg);
 }
 
 /* A session's shared subscriptions, for handing its messages on to their groups. */
@@ -151,6 +154,7 @@ static void send_fids(mq_proto_t *p, mq_msg_t *msg, unsigned b, const uint64_t *
         e.a[0] = (uint64_t)(uintptr_t)ids;
     }
     mq_outbox_send(p->env.outbox, b, &e);
+    mq_marks_mailed(p, b, msg);
 }
 
 /* The shared groups whose member on worker 'b' gets 'msg'. */

@@ -218,7 +218,7 @@ static void on_mail(mq_worker_t *w, mq_mail_t *e)
         mq_msg_unref(e->ptr);
         break;
     case MQ_MAIL_DELIVER_SHARED:
-        mq_proto_deliver_shared(w->proto, e->ptr, e->a[0], e->a[1], e->a[2]);
+        mq_proto_deliver_shared(w->proto, e->ptr, e->a[0], e->a[1], e->a[2], (unsigned)e->a[3]);
         mq_msg_unref(e->ptr);
         break;
     case MQ_MAIL_VISIT: {

@@ -821,15 +821,16 @@ def test_sessions_and_subscriptions_made_after_the_snapshot_survive_kill_9(tmp_p
     b2.check_clean_exit()
 
 
-def dying(port, client_id, delay):
-    """An MQTT 5 client with a persistent session and a will 'wills/<client_id>' that waits
-    'delay' seconds, whose connection then fails (no DISCONNECT): the will starts waiting."""
+def dying(port, client_id, delay, expiry=600):
+    """An MQTT 5 client with a persistent session ('expiry' seconds) and a will
+    'wills/<client_id>' that waits 'delay' seconds, whose connection then fails (no
+    DISCONNECT): the will starts waiting."""
     c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
     wp = Properties(PacketTypes.WILLMESSAGE)
     wp.WillDelayInterval = delay
     c.will_set(f"wills/{client_id}", client_id.encode(), 1, False, properties=wp)
     cp = Properties(PacketTypes.CONNECT)
-    cp.SessionExpiryInterval = 600
+    cp.SessionExpiryInterval = expiry
     connected = threading.Event()
     c.on_connect = lambda *a: connected.set()
     c.connect(HOST, port, 60, clean_start=True, properties=cp)
@@ -861,6 +862,59 @@ def test_a_waiting_will_survives_kill_9_and_one_published_is_not_published_again
     assert time.monotonic() - gone >= 3.5, "published before the rest of its delay"
     sub.send(ack_pkt(4, p.pid))
     sub.no_data(1.5)  # early's is not published again
+    sub.close()
+    b2.check_clean_exit()
+
+
+@journal
+def test_a_session_that_expired_while_down_publishes_its_waiting_will(tmp_path):
+    """A will goes when its session ends if that is before its delay [MQTT-3.1.3-9]: a session
+    whose expiry passed while the broker was down publishes its waiting will at start-up."""
+    b = persistent(tmp_path, ["autosave_interval 0"]).start()
+    offline_subscriber(b.port, "will-watch", [("wills/#", 1)])
+    dying(b.port, "brief", 60, expiry=2)  # the session ends first: the will goes then
+    time.sleep(0.3)
+    kill9(b)
+    time.sleep(3.0)  # the session expires while the broker is down
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    time.sleep(1.5)  # the first tick ends it
+    sub, sp, got = resume(b2.port, "will-watch", 1)
+    assert [(p.topic, p.payload) for p in got] == [("wills/brief", b"brief")]
+    sub.close()
+    r = Raw(b2.port)
+    assert r.connect("brief", clean=False)[0] == 0  # the session is gone
+    r.close()
+    b2.check_clean_exit()
+
+
+@journal
+def test_a_session_resumed_to_end_with_its_connection_does_not_come_back(tmp_path):
+    """An MQTT 5 client resumes its persistent session (Clean Start 0) with Session Expiry 0:
+    the session now ends with the connection, and its waiting will was cancelled by the
+    reconnect; after kill -9 neither the session nor the will comes back."""
+    b = persistent(tmp_path, ["autosave_interval 0"]).start()
+    offline_subscriber(b.port, "will-watch", [("wills/#", 1)])
+    dying(b.port, "flip", 2)
+    c = mqtt.Client(client_id="flip", protocol=mqtt.MQTTv5)
+    present = []
+    c.on_connect = lambda cl, u, flags, rc, props: present.append(flags["session present"])
+    c.connect(HOST, b.port, 60, clean_start=False)  # no Session Expiry: 0
+    c.loop_start()
+    deadline = time.monotonic() + 5
+    while not present and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.disconnect()
+    c.loop_stop()
+    assert present == [1]
+    time.sleep(0.3)
+    kill9(b)
+    b2 = persistent(tmp_path, port=b.port, name="p2").start()
+    r = Raw(b2.port)
+    assert r.connect("flip", clean=False)[0] == 0, "the ended session came back"
+    r.close()
+    sub = Raw(b2.port)
+    assert sub.connect("will-watch", clean=False)[0] == 1
+    sub.no_data(3.5)  # the cancelled will (2 s) is not published
     sub.close()
     b2.check_clean_exit()
 

@@ -139,10 +139,10 @@ Test(marks, nothing_is_gated_when_only_this_worker_was_reached)
 Test(marks, copies_a_broken_journal_refused_fail_the_marks_of_their_publisher)
 {
     /* as worker 0, answering worker 2's mark for its turn 5: a copy worker 2 mailed made this
-     * journal refuse a record (origin 6: worker 2 of 4 owns the publisher's session) */
-    mq_msg_t msg = {.origin = 6};
+     * journal refuse a record */
+    mq_msg_t msg = {.origin = 6, .qos = 1};
     p->marks.refused[2] = false;
-    mq_marks_check_refused(p, &msg, 0); /* no journal: nothing refused */
+    mq_marks_check_refused(p, &msg, 2, 0); /* no journal: nothing refused */
     cr_assert(!p->marks.refused[2]);
     p->marks.refused[2] = true; /* as mq_marks_check_refused sets it when a count moved */
     mq_marks_on_mark(p, 2, 5);
@@ -168,4 +168,21 @@ Test(marks, copies_a_broken_journal_refused_fail_the_marks_of_their_publisher)
     cr_assert(b.gate_remote && b.state != MQ_CONN_CLOSING, "turn 1 did not wait for worker 1");
     mq_marks_on_durable(p, 2, 1);
     cr_assert(!b.gate_remote && b.state != MQ_CONN_CLOSING, "released as usual");
+}
+
+Test(marks, a_turn_that_mailed_copies_marks_without_a_gated_connection)
+{
+    /* a QoS 1/2 copy mailed with nothing gated (the publisher closed, a shared hand-on):
+     * the mark still goes, so that the receiver's answer is about this turn */
+    p->marks.mailed = 1u << 3;
+    mq_marks_send(p);
+    uint64_t from, t;
+    cr_assert(mark_to(3, &from, &t) && from == 0 && t == 0);
+    mq_marks_gate(p, &a, 1u << 3); /* the next turn's batch */
+    mq_marks_send(p);
+    cr_assert(mark_to(3, &from, &t) && t == 1);
+    mq_marks_on_durable(p, 3, 0 | 1ull << 63); /* turn 0 failed: it gated nothing */
+    cr_assert(a.gate_remote && a.state != MQ_CONN_CLOSING, "turn 1 is not turn 0");
+    mq_marks_on_durable(p, 3, 1);
+    cr_assert(!a.gate_remote && a.state != MQ_CONN_CLOSING);
 }
