@@ -365,7 +365,11 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
     cl->keep_alive = keep_alive_of(p->o, cp);
     if (cp->level == MQ_PROTO_5)
         cl->alias_max = p->o->listeners[cl->conn.listener].max_topic_alias;
-    mq_will_cancel(p, id, id_len, h); /* a delayed will is cancelled by a reconnect */
+    mq_sess_t *gone = mq_route_find(p->route, id, id_len, h);
+    if (gone && !gone->out && gone->expire_at && gone->expire_at <= p->env.loop->now_ms)
+        mq_publish_end_expired(p, gone); /* expired, the tick that ends it not yet come (one
+                                            restored after a restart): its will goes now */
+    mq_will_cancel(p, id, id_len, h);    /* a delayed will is cancelled by a reconnect */
     bool present;
     uint64_t journaled = mq_jwriter_appended(p->env.jw);
     mq_sess_t *s = take_session(p, cl, cp, id, id_len, h, &present);

@@ -116,14 +116,19 @@ static bool answered(const mq_marks_t *m, const mq_mark_batch_t *b)
     return true;
 }
 
-/* Worker 'from' refused records of copies this worker mailed it in turn 't' (those of earlier
- * turns were answered by earlier marks: every turn that mails a QoS 1/2 copy sends one, and a
- * worker's mail is FIFO): the connections that turn gated for it acknowledge nothing. */
-static void fail_batch(mq_marks_t *m, unsigned from, uint64_t t)
+/* Worker 'from' refused records of copies this worker mailed it in turn 't' (every turn that
+ * mails a QoS 1/2 copy sends a mark, and a worker's mail is FIFO, so the refusal is about
+ * turn 't'). Its journal is broken, so what earlier turns still wait for is not durable
+ * either (their answers wait behind the failed write): the failed answer, which comes first,
+ * must not release them. The connections every unanswered turn up to 't' gated for 'from'
+ * acknowledge nothing. */
+static void fail_batches(mq_marks_t *m, unsigned from, uint64_t t)
 {
     for (uint32_t i = 0; i < m->n; i++) {
         mq_mark_batch_t *b = &m->q[(m->head + i) % m->cap];
-        if (b->turn == t && (b->mask & (1ull << from)))
+        if (b->turn > t)
+            break;
+        if (b->turn + 1 > m->durable[from] && (b->mask & (1ull << from)))
             b->failed = true;
     }
 }
@@ -133,7 +138,7 @@ void mq_marks_on_durable(mq_proto_t *p, unsigned from, uint64_t t)
     mq_marks_t *m = &p->marks;
     if (t & MARK_FAILED) {
         t &= ~MARK_FAILED;
-        fail_batch(m, from, t);
+        fail_batches(m, from, t);
     }
     if (m->durable[from] < t + 1)
         m->durable[from] = t + 1;

@@ -129,6 +129,9 @@ static void restore_one(void *arg, mq_replay_sess_t *rs)
     if (in->expiry_interval != 0xFFFFFFFFu) {
         /* connected when last written (a journal's SESS_PUT): counted from the restart */
         int64_t since = in->disconnected_at ? in->disconnected_at : r->wall;
+        if (in->has_will && in->disconnected_at) /* rounded down when written (a journaled
+                                                    will): its session never ends early */
+            since++;
         int64_t left = since + (int64_t)in->expiry_interval - r->wall;
         if (left <= 0 && !in->has_will)
             return; /* expired while the broker was down */

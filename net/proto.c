@@ -36,7 +36,8 @@ void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_
 {
     uint64_t refused = mq_jwriter_refused(p->env.jw);
     mq_publish_deliver_shared(p, msg, fid, gid, token);
-    mq_marks_check_refused(p, msg, from, refused);
+    if (msg->origin != 0) /* a will acknowledges nothing */
+        mq_marks_check_refused(p, msg, from, refused);
 }
 
 void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg)
@@ -364,16 +365,8 @@ static void expire(mq_proto_t *p, uint64_t now)
             p->ending = mq_grow(p->ending, &p->cap_ending, sizeof(*p->ending), 16);
         p->ending[n++] = s;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        mq_sess_t *s = p->ending[i];
-        mq_msg_t *w = mq_will_take(p, s->client_id, s->id_len, s->id_hash);
-        if (w) {
-            mq_publish_will(p, s, w, false, 0);
-            mq_msg_unref(w);
-        }
-        p->cnt.expired_sessions++;
-        mq_publish_end_session(p, s);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        mq_publish_end_expired(p, p->ending[i]);
     uint32_t at = 0;
     const mq_sess_t *owner;
     for (mq_msg_t *w; (w = mq_will_take_due(p, now, &at, &owner)) != NULL;) {

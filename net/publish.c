@@ -10,6 +10,7 @@
 #include "net/auth.h"
 #include "net/jwriter.h"
 #include "net/marks.h"
+#include "net/will.h"
 
 /* ---- routing ------------------------------------------------------------------------------- */
 
@@ -132,6 +133,17 @@ static void hand_on(mq_proto_t *p, mq_sess_t *s, bool online_only, const char *w
 void mq_publish_hand_on(mq_proto_t *p, mq_sess_t *s)
 {
     hand_on(p, s, true, "connection lost");
+}
+
+void mq_publish_end_expired(mq_proto_t *p, mq_sess_t *s)
+{
+    mq_msg_t *w = mq_will_take(p, s->client_id, s->id_len, s->id_hash);
+    if (w) {
+        mq_publish_will(p, s, w, false, 0);
+        mq_msg_unref(w);
+    }
+    p->cnt.expired_sessions++;
+    mq_publish_end_session(p, s);
 }
 
 void mq_publish_end_session(mq_proto_t *p, mq_sess_t *s)

@@ -26,6 +26,11 @@ bool mq_publish_route(mq_proto_t *p, mq_msg_t *msg);
  * Server SHOULD send the Application Message to another Client"). */
 void mq_publish_end_session(mq_proto_t *p, mq_sess_t *s);
 
+/* Ends the detached session 's' whose expiry has passed: its waiting will is published (a
+ * will goes when its session ends, if that is before its delay [MQTT-3.1.3-9]), then
+ * mq_publish_end_session. */
+void mq_publish_end_expired(mq_proto_t *p, mq_sess_t *s);
+
 /* The connection of persistent session 's' is gone: the same hand-on ("It MAY attempt to
  * send the message to another Client as soon as it loses its connection to the first
  * Client"). Queued messages move; those in flight are also kept for the client, which gets

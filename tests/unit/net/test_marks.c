@@ -186,3 +186,19 @@ Test(marks, a_turn_that_mailed_copies_marks_without_a_gated_connection)
     mq_marks_on_durable(p, 3, 1);
     cr_assert(!a.gate_remote && a.state != MQ_CONN_CLOSING);
 }
+
+Test(marks, a_failed_answer_does_not_release_an_earlier_turn_still_waiting)
+{
+    /* worker 1's write for turn 0 failed and is retried (its answer waits); then copies of
+     * turn 1 are refused and turn 1 is answered at once as failed: turn 0 is not durable
+     * either, so it must not be released by that answer */
+    mq_marks_gate(p, &a, 1u << 1);
+    mq_marks_send(p); /* turn 0 */
+    mq_marks_gate(p, &b, 1u << 1);
+    mq_marks_send(p); /* turn 1 */
+    mq_marks_on_durable(p, 1, 1 | 1ull << 63);
+    cr_assert(a.state == MQ_CONN_CLOSING && a.out.len == 0, "turn 0 closed, not released");
+    cr_assert(b.state == MQ_CONN_CLOSING);
+    mq_marks_on_durable(p, 1, 0); /* the late answer for turn 0 changes nothing */
+    cr_assert(a.n_ops == 0 && b.n_ops == 0);
+}
