@@ -528,15 +528,15 @@ static void put_messages(part_t *pt, const sess_snap_t *ss, const mq_sess_t *s)
         const mq_outmsg_t *o = &s->inflight[i];
         put_out(pt, ss, s, o, o->mid ? o->mid : mid, true, mono);
     }
-    for (uint32_t i = 0; i < s->q_len; i++, mid++) {
-        const mq_outmsg_t *o = &s->queue[(s->q_head + i) % s->q_cap];
+    for (uint32_t i = 0; i < mq_sess_queued(s); i++, mid++) {
+        const mq_outmsg_t *o = mq_sess_queued_at(s, i);
         bool keep = o->qos > 0 || s->home->limits->queue_qos0; /* QoS 0 with queue_qos0_messages */
         if (keep && !(o->msg->expire_at && o->msg->expire_at <= mono))
             put_out(pt, ss, s, o, o->mid ? o->mid : mid, false, mono);
     }
-    for (uint32_t i = 0; i < s->n_qos2_in; i++) {
+    for (uint32_t i = 0; i < mq_sess_qos2_in_count(s); i++) {
         mq_jrec_t r = {.type = MQ_JREC_QOS2_IN_ADD};
-        r.qos2 = (mq_jrec_qos2_t){{s->client_id, s->id_len}, s->qos2_in[i]};
+        r.qos2 = (mq_jrec_qos2_t){{s->client_id, s->id_len}, mq_sess_qos2_in_at(s, i)};
         put(pt, &r, ss->salt);
     }
 }

@@ -31,18 +31,30 @@ static void aliases_free(struct mq_alias_out *a)
     mq_free(a);
 }
 
+/* The session's rarer state, made at its first use (mq_sess_rare_t). */
+static mq_sess_rare_t *rare(mq_sess_t *s)
+{
+    if (s->rare == NULL)
+        s->rare = mq_calloc(1, sizeof(*s->rare));
+    return s->rare;
+}
+
+/* The alias table of the connection (aliases belong to one [MQTT-3.3.2-7]) goes, with it. */
+static void drop_aliases(mq_sess_t *s)
+{
+    if (s->rare == NULL)
+        return;
+    aliases_free(s->rare->aliases);
+    s->rare->aliases = NULL;
+}
+
 /* The alias for 'm''s topic: *known when the client has it already; 0 when none is left. */
 static uint16_t alias_for(mq_sess_t *s, const mq_msg_t *m, bool *known)
 {
-    struct mq_alias_out *a = s->aliases;
+    struct mq_alias_out *a = s->rare ? s->rare->aliases : NULL;
     *known = false;
-    if (s->peer.alias_max == 0)
+    if (a == NULL) /* the client takes none (made at attach when it does) */
         return 0;
-    if (a == NULL) {
-        a = s->aliases = mq_calloc(1, sizeof(*a));
-        mq_map_init(&a->by_hash);
-        a->max = s->peer.alias_max;
-    }
     mq_str_t t = mq_msg_topic(m);
     uint64_t h = XXH3_64bits(t.ptr, t.len) | 1; /* never 0, the map's empty key */
     uintptr_t got = (uintptr_t)mq_map_get(&a->by_hash, h);
@@ -146,15 +158,19 @@ void mq_sess_free(mq_sess_t *s)
         return;
     for (uint32_t i = 0; i < s->n_inflight; i++)
         out_release(&s->inflight[i]);
-    for (uint32_t i = 0; i < s->q_len; i++)
-        out_release(&s->queue[(s->q_head + i) % s->q_cap]);
-    aliases_free(s->aliases);
+    mq_sess_rare_t *r = s->rare;
+    if (r) {
+        for (uint32_t i = 0; i < r->q_len; i++)
+            out_release(&r->queue[(r->q_head + i) % r->q_cap]);
+        aliases_free(r->aliases);
+        mq_free(r->queue);
+        mq_free(r->qos2_in);
+        mq_free(r);
+    }
     for (uint32_t i = 0; i < s->n_subs; i++)
         mq_free(s->subs[i].filter);
     mq_free(s->subs);
     mq_free(s->inflight);
-    mq_free(s->queue);
-    mq_free(s->qos2_in);
     mq_free(s->client_id);
     mq_free(s->username);
     mq_free(s);
@@ -162,19 +178,22 @@ void mq_sess_free(mq_sess_t *s)
 
 uint32_t mq_sess_filter_queue(mq_sess_t *s, mq_sess_keep_cb *keep, void *arg)
 {
-    uint32_t kept = 0, n = s->q_len;
+    mq_sess_rare_t *r = s->rare;
+    if (r == NULL)
+        return 0;
+    uint32_t kept = 0, n = r->q_len;
     for (uint32_t i = 0; i < n; i++) { /* compacts in place, from the head on */
-        mq_outmsg_t o = s->queue[(s->q_head + i) % s->q_cap];
+        mq_outmsg_t o = r->queue[(r->q_head + i) % r->q_cap];
         if (keep(arg, s, o.msg)) {
-            s->queue[(s->q_head + kept++) % s->q_cap] = o;
+            r->queue[(r->q_head + kept++) % r->q_cap] = o;
             continue;
         }
-        s->q_bytes -= o.msg->payload_len;
+        r->q_bytes -= o.msg->payload_len;
         count_drop(s);
         j_del(s, &o);
         out_release(&o);
     }
-    s->q_len = kept;
+    r->q_len = kept;
     return n - kept;
 }
 
@@ -333,24 +352,26 @@ static mq_outmsg_t *send_inflight(mq_sess_t *s, mq_outmsg_t o)
 static bool enqueue(mq_sess_t *s, mq_outmsg_t o)
 {
     const mq_sess_limits_t *l = s->home->limits;
-    if ((l->max_queued && s->q_len >= l->max_queued) ||
-        (l->max_queued_bytes && s->q_bytes + o.msg->payload_len > l->max_queued_bytes)) {
+    if ((l->max_queued && mq_sess_queued(s) >= l->max_queued) ||
+        (l->max_queued_bytes &&
+         mq_sess_queued_bytes(s) + o.msg->payload_len > l->max_queued_bytes)) {
         count_drop(s);
         return false;
     }
-    if (s->q_len == s->q_cap) {
-        uint32_t cap = s->q_cap ? s->q_cap * 2 : 8;
+    mq_sess_rare_t *r = rare(s);
+    if (r->q_len == r->q_cap) {
+        uint32_t cap = r->q_cap ? r->q_cap * 2 : 8;
         mq_outmsg_t *q = mq_alloc(cap * sizeof(*q));
-        for (uint32_t i = 0; i < s->q_len; i++)
-            q[i] = s->queue[(s->q_head + i) % s->q_cap];
-        mq_free(s->queue);
-        s->queue = q;
-        s->q_cap = cap;
-        s->q_head = 0;
+        for (uint32_t i = 0; i < r->q_len; i++)
+            q[i] = r->queue[(r->q_head + i) % r->q_cap];
+        mq_free(r->queue);
+        r->queue = q;
+        r->q_cap = cap;
+        r->q_head = 0;
     }
-    s->queue[(s->q_head + s->q_len) % s->q_cap] = o;
-    s->q_len++;
-    s->q_bytes += o.msg->payload_len;
+    r->queue[(r->q_head + r->q_len) % r->q_cap] = o;
+    r->q_len++;
+    r->q_bytes += o.msg->payload_len;
     mq_msg_ref(o.msg);
     return true;
 }
@@ -365,14 +386,15 @@ static bool congested(const mq_sess_t *s)
 /* Moves queued messages into the window while there is room and a connection. */
 static void pump(mq_sess_t *s)
 {
-    while (s->out && s->q_len > 0 && !congested(s)) {
-        mq_outmsg_t o = s->queue[s->q_head];
+    mq_sess_rare_t *r = s->rare;
+    while (s->out && r && r->q_len > 0 && !congested(s)) {
+        mq_outmsg_t o = r->queue[r->q_head];
         /* a full window holds QoS 1/2 back; an expired message is dropped at once */
         if (o.qos > 0 && s->n_inflight >= window(s) && !expired(s, &o))
             return;
-        s->q_head = (s->q_head + 1) % s->q_cap;
-        s->q_len--;
-        s->q_bytes -= o.msg->payload_len;
+        r->q_head = (r->q_head + 1) % r->q_cap;
+        r->q_len--;
+        r->q_bytes -= o.msg->payload_len;
         if (undeliverable(s, &o)) {
             j_del(s, &o);
             out_release(&o);
@@ -399,7 +421,7 @@ static enum placed keep(mq_sess_t *s, mq_outmsg_t *o)
 {
     if (!enqueue(s, *o))
         return DROPPED;
-    j_put(s, &s->queue[(s->q_head + s->q_len - 1) % s->q_cap]);
+    j_put(s, (mq_outmsg_t *)mq_sess_queued_at(s, s->rare->q_len - 1));
     return KEPT;
 }
 
@@ -414,7 +436,7 @@ static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
         }
         return keep(s, o);
     }
-    if (s->q_len > 0 || congested(s)) /* keeps order behind what already waits */
+    if (mq_sess_queued(s) > 0 || congested(s)) /* keeps order behind what already waits */
         return keep(s, o);
     if (undeliverable(s, o))
         return DROPPED;
@@ -472,19 +494,22 @@ uint32_t mq_sess_give_shared(mq_sess_t *s, mq_sess_give_cb *give, void *arg)
             given++;
         }
     }
-    uint32_t kept = 0, n = s->q_len;
+    mq_sess_rare_t *r = s->rare;
+    if (r == NULL)
+        return given;
+    uint32_t kept = 0, n = r->q_len;
     for (uint32_t i = 0; i < n; i++) { /* compacts in place, from the head on */
-        mq_outmsg_t o = s->queue[(s->q_head + i) % s->q_cap];
+        mq_outmsg_t o = r->queue[(r->q_head + i) % r->q_cap];
         if (!o.shared || !give(arg, o.msg)) {
-            s->queue[(s->q_head + kept++) % s->q_cap] = o;
+            r->queue[(r->q_head + kept++) % r->q_cap] = o;
             continue;
         }
-        s->q_bytes -= o.msg->payload_len;
+        r->q_bytes -= o.msg->payload_len;
         j_del(s, &o);
         out_release(&o);
         given++;
     }
-    s->q_len = kept;
+    r->q_len = kept;
     return given;
 }
 
@@ -555,9 +580,13 @@ void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, const mq_sess_peer_t *peer)
 {
     s->out = out;
     s->is_online = true;
-    s->peer = *peer;
-    aliases_free(s->aliases); /* aliases belong to a connection [MQTT-3.3.2-7] */
-    s->aliases = NULL;
+    s->peer = (mq_sess_link_t){peer->proto, peer->recv_max, peer->max_packet};
+    drop_aliases(s);           /* aliases belong to a connection [MQTT-3.3.2-7] */
+    if (peer->alias_max > 0) { /* the broker may assign them: a table for this connection */
+        struct mq_alias_out *a = rare(s)->aliases = mq_calloc(1, sizeof(*a));
+        mq_map_init(&a->by_hash);
+        a->max = peer->alias_max;
+    }
     for (uint32_t i = 0; i < s->n_inflight; i++) {
         mq_outmsg_t *o = &s->inflight[i];
         if (o->state == MQ_OUT_PUBREL)
@@ -607,8 +636,7 @@ bool mq_sess_restore_queued(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retai
 
 void mq_sess_detach(mq_sess_t *s)
 {
-    aliases_free(s->aliases);
-    s->aliases = NULL;
+    drop_aliases(s);
     s->out = NULL;
     s->is_online = false;
 }
@@ -620,8 +648,8 @@ void mq_sess_on_writable(mq_sess_t *s)
 
 bool mq_sess_qos2_pending(const mq_sess_t *s, uint16_t packet_id)
 {
-    for (uint32_t i = 0; i < s->n_qos2_in; i++)
-        if (s->qos2_in[i] == packet_id)
+    for (uint32_t i = 0; i < mq_sess_qos2_in_count(s); i++)
+        if (s->rare->qos2_in[i] == packet_id)
             return true;
     return false;
 }
@@ -630,18 +658,19 @@ bool mq_sess_qos2_received(mq_sess_t *s, uint16_t packet_id)
 {
     if (mq_sess_qos2_pending(s, packet_id))
         return false;
-    if (s->n_qos2_in == s->cap_qos2_in) {
-        s->qos2_in = mq_grow(s->qos2_in, &s->cap_qos2_in, sizeof(*s->qos2_in), 4);
-    }
-    s->qos2_in[s->n_qos2_in++] = packet_id;
+    mq_sess_rare_t *r = rare(s);
+    if (r->n_qos2_in == r->cap_qos2_in)
+        r->qos2_in = mq_grow(r->qos2_in, &r->cap_qos2_in, sizeof(*r->qos2_in), 4);
+    r->qos2_in[r->n_qos2_in++] = packet_id;
     return true;
 }
 
 bool mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id)
 {
-    for (uint32_t i = 0; i < s->n_qos2_in; i++) {
-        if (s->qos2_in[i] == packet_id) {
-            s->qos2_in[i] = s->qos2_in[--s->n_qos2_in];
+    mq_sess_rare_t *r = s->rare;
+    for (uint32_t i = 0; i < mq_sess_qos2_in_count(s); i++) {
+        if (r->qos2_in[i] == packet_id) {
+            r->qos2_in[i] = r->qos2_in[--r->n_qos2_in];
             return true;
         }
     }

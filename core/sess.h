@@ -106,11 +106,31 @@ typedef struct mq_sess_peer {
     uint8_t proto;       /* protocol level of the attached connection (enum mq_proto) */
     uint16_t recv_max;   /* Receive Maximum: bounds outbound QoS 1/2 in flight */
     uint32_t max_packet; /* Maximum Packet Size the client accepts */
-    uint16_t alias_max;  /* Topic Alias Maximum: aliases the broker may assign */
+    uint16_t alias_max;  /* Topic Alias Maximum: aliases the broker may assign (the session
+                          * keeps it in the connection's alias table, made at attach) */
 } mq_sess_peer_t;
 
+/* What a session keeps of its connection's limits (mq_sess_peer_t without the aliases). */
+typedef struct mq_sess_link {
+    uint8_t proto;
+    uint16_t recv_max;
+    uint32_t max_packet;
+} mq_sess_link_t;
+
+/* What an idle session does not need, made at its first use and freed with the session
+ * (issue 13: 48 bytes less for every session that never queues, receives a QoS 2 PUBLISH or
+ * assigns a Topic Alias). */
+typedef struct mq_sess_rare {
+    mq_outmsg_t *queue; /* ring buffer of waiting messages */
+    uint64_t q_bytes;   /* payload bytes in the queue */
+    uint32_t q_head, q_len, q_cap;
+    uint32_t n_qos2_in, cap_qos2_in;
+    uint16_t *qos2_in;            /* inbound QoS 2 packet ids received and not yet released */
+    struct mq_alias_out *aliases; /* outbound Topic Aliases of this connection, or NULL */
+} mq_sess_rare_t;
+
 /* One per client id, so its size counts per connection (issue 13): the fields are ordered so
- * that no padding is left (160 bytes, a jemalloc size class): the small ones first,
+ * that no padding is left (112 bytes, a jemalloc size class): the small ones first,
  * then every array's counts, then the pointers. */
 typedef struct mq_sess {
     char *client_id; /* owned, NUL-terminated */
@@ -123,29 +143,23 @@ typedef struct mq_sess {
                           * it); the count is in home->stats.dropped */
     uint16_t user_len;   /* bytes of 'username' */
     uint16_t next_packet_id;
-    mq_sess_peer_t peer;               /* what the attached connection accepts */
+    mq_sess_link_t peer;               /* what the attached connection accepts */
     uint32_t expiry_s;                 /* v5 Session Expiry Interval; 0xFFFFFFFF = never */
     uint32_t n_subs, cap_subs;         /* subs */
     uint32_t n_inflight, cap_inflight; /* inflight */
-    uint32_t q_head, q_len, q_cap;     /* queue */
-    uint32_t n_qos2_in, cap_qos2_in;   /* qos2_in */
 
     mq_buf_t *out;        /* the attached connection's output, or NULL (net/ finds the connection
                            * from it: mq_conn_of_out) */
     uint64_t expire_at;   /* broker clock ms at which a detached session ends; 0 */
     mq_sess_home_t *home; /* the owning worker's clock and counters */
-    struct mq_alias_out *aliases; /* outbound Topic Aliases of this connection, or NULL */
     /* authorisation (net/auth.h): who owns the session; auth_domain says which listener's
      * rules apply */
     char *username;        /* owned, NUL-terminated; NULL = connected without a user name */
     mq_sub_t *subs;        /* the session's subscriptions */
     mq_outmsg_t *inflight; /* oldest first */
-    mq_outmsg_t *queue;    /* ring buffer of waiting messages */
-    uint64_t q_bytes;      /* payload bytes in the queue */
-    uint16_t *qos2_in;     /* inbound QoS 2 packet ids received and not yet released */
-
+    mq_sess_rare_t *rare;  /* the queue, inbound QoS 2 ids, aliases; NULL until needed */
 } mq_sess_t;
-_Static_assert(sizeof(mq_sess_t) <= 160, "a session outgrew its jemalloc size class");
+_Static_assert(sizeof(mq_sess_t) <= 112, "a session outgrew its jemalloc size class");
 
 /* Returns a new detached session for 'client_id', owned by the caller; 'home' (the owning
  * worker's, not NULL) outlives it. */
@@ -255,10 +269,33 @@ static inline uint32_t mq_sess_inflight(const mq_sess_t *s)
     return s->n_inflight;
 }
 
-/* Messages waiting in the queue (not in flight). */
+/* Messages waiting in the queue (not in flight), and their payload bytes. */
 static inline uint32_t mq_sess_queued(const mq_sess_t *s)
 {
-    return s->q_len;
+    return s->rare ? s->rare->q_len : 0;
+}
+
+static inline uint64_t mq_sess_queued_bytes(const mq_sess_t *s)
+{
+    return s->rare ? s->rare->q_bytes : 0;
+}
+
+/* The i-th waiting message from the head (i < mq_sess_queued). */
+static inline const mq_outmsg_t *mq_sess_queued_at(const mq_sess_t *s, uint32_t i)
+{
+    const mq_sess_rare_t *r = s->rare;
+    return &r->queue[(r->q_head + i) % r->q_cap];
+}
+
+/* Inbound QoS 2 packet ids received and not yet released, and the i-th of them. */
+static inline uint32_t mq_sess_qos2_in_count(const mq_sess_t *s)
+{
+    return s->rare ? s->rare->n_qos2_in : 0;
+}
+
+static inline uint16_t mq_sess_qos2_in_at(const mq_sess_t *s, uint32_t i)
+{
+    return s->rare->qos2_in[i];
 }
 
 #endif

@@ -9,8 +9,9 @@
 static bool queue_full(const mq_server_opts_t *o, const mq_sess_t *s)
 {
     const mq_sess_limits_t *l = &o->limits;
-    return (l->max_queued && s->q_len >= l->max_queued) ||
-           (l->max_queued_bytes && s->q_bytes >= l->max_queued_bytes) || s->dropped_lately;
+    return (l->max_queued && mq_sess_queued(s) >= l->max_queued) ||
+           (l->max_queued_bytes && mq_sess_queued_bytes(s) >= l->max_queued_bytes) ||
+           s->dropped_lately;
 }
 
 bool mq_overload_queue_stuck(const mq_server_opts_t *o, client_t *cl, uint64_t now_ms)

@@ -424,7 +424,7 @@ void mq_proto_stats(const mq_proto_t *p, mq_stats_t *st)
         st->subscriptions += s->n_subs;
         st->inflight += mq_sess_inflight(s);
         st->queued += mq_sess_queued(s);
-        st->queued_bytes += s->q_bytes;
+        st->queued_bytes += mq_sess_queued_bytes(s);
     }
     st->msgs_received = p->cnt.msgs_received;
     st->msgs_sent = p->cnt.msgs_sent + t.packets_sent;

@@ -335,7 +335,7 @@ static enum mq_rc refusal(mq_proto_t *p, client_t *cl, const mq_publish_t *pub)
     if (pub->retain && !p->o->retain_available)
         return MQ_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-14] */
     if (pub->qos == 2 && cl->proto == MQ_PROTO_5 && p->o->limits.max_inflight < 65535 &&
-        cl->sess->n_qos2_in >= p->o->limits.max_inflight)
+        mq_sess_qos2_in_count(cl->sess) >= p->o->limits.max_inflight)
         return MQ_RC_RECEIVE_MAXIMUM_EXCEEDED; /* [MQTT-3.3.4-7] */
     return MQ_RC_SUCCESS;
 }

@@ -320,17 +320,18 @@ static void check_window(world_t *x, const mq_sess_t *s, bool settled)
                   "%s: packet id %u twice in flight", s->client_id, s->inflight[i].packet_id);
     }
     uint64_t bytes = 0;
-    for (uint32_t i = 0; i < s->q_len; i++)
-        bytes += s->queue[(s->q_head + i) % s->q_cap].msg->payload_len;
-    CHECK(bytes == s->q_bytes, "%s: queued bytes %llu, counted %llu", s->client_id,
-          (unsigned long long)bytes, (unsigned long long)s->q_bytes);
+    for (uint32_t i = 0; i < mq_sess_queued(s); i++)
+        bytes += mq_sess_queued_at(s, i)->msg->payload_len;
+    CHECK(bytes == mq_sess_queued_bytes(s), "%s: queued bytes %llu, counted %llu", s->client_id,
+          (unsigned long long)bytes, (unsigned long long)mq_sess_queued_bytes(s));
     if (x->o.limits.max_queued)
-        CHECK(s->q_len <= x->o.limits.max_queued, "%s: queue over max_queued", s->client_id);
-    if (settled && s->out && s->q_len > 0) { /* settled: every output went out */
-        const mq_outmsg_t *head = &s->queue[s->q_head];
+        CHECK(mq_sess_queued(s) <= x->o.limits.max_queued, "%s: queue over max_queued",
+              s->client_id);
+    if (settled && s->out && mq_sess_queued(s) > 0) { /* settled: every output went out */
+        const mq_outmsg_t *head = mq_sess_queued_at(s, 0);
         CHECK(head->qos > 0 && s->n_inflight >= x->o.limits.max_inflight,
-              "%s: %u queued with room in the window (%u in flight)", s->client_id, s->q_len,
-              s->n_inflight);
+              "%s: %u queued with room in the window (%u in flight)", s->client_id,
+              mq_sess_queued(s), s->n_inflight);
     }
 }
 

@@ -204,7 +204,7 @@ Test(sess, window_holds_max_inflight_and_queues_the_rest_in_order)
     cr_assert(not(eq(u16, p[0].packet_id, p[1].packet_id)));
     cr_assert(eq(u32, mq_sess_inflight(s), 2));
     cr_assert(eq(u32, mq_sess_queued(s), 3));
-    cr_assert(eq(u64, s->q_bytes, 3));
+    cr_assert(eq(u64, mq_sess_queued_bytes(s), 3));
 
     /* each PUBACK frees one slot, which the oldest queued message takes */
     uint16_t pending[2] = {p[0].packet_id, p[1].packet_id};
@@ -221,7 +221,7 @@ Test(sess, window_holds_max_inflight_and_queues_the_rest_in_order)
     cr_assert(eq(int, mq_sess_on_puback(s, pending[1]), MQ_RC_SUCCESS)); /* out of order */
     cr_assert(eq(int, mq_sess_on_puback(s, pending[0]), MQ_RC_SUCCESS));
     cr_assert(eq(u32, mq_sess_inflight(s), 0));
-    cr_assert(eq(u64, s->q_bytes, 0));
+    cr_assert(eq(u64, mq_sess_queued_bytes(s), 0));
     cr_assert(eq(sz, take(&out, p, 8), 0));
     for (size_t i = 0; i < n_msgs; i++)
         cr_assert(eq(u32, refs(msgs[i]), 1), "message %zu still referenced", i);
@@ -284,15 +284,15 @@ Test(sess, queue_beyond_max_queued_bytes_drops_and_counts)
     cr_assert(mq_sess_deliver(s, msg("bb"), 1, false));       /* 5: exactly the limit */
     cr_assert(not(mq_sess_deliver(s, msg("c"), 1, false)));   /* 6 would be over */
     cr_assert(eq(u64, home.stats.dropped, 1));
-    cr_assert(eq(u64, s->q_bytes, 5));
+    cr_assert(eq(u64, mq_sess_queued_bytes(s), 5));
     cr_assert(eq(u32, mq_sess_queued(s), 2));
 
     pkt_t p[4];
     cr_assert(eq(sz, take(&out, p, 4), 1));
     cr_assert(eq(int, mq_sess_on_puback(s, p[0].packet_id), MQ_RC_SUCCESS));
-    cr_assert(eq(u64, s->q_bytes, 2)); /* "aaa" moved into the window */
+    cr_assert(eq(u64, mq_sess_queued_bytes(s), 2)); /* "aaa" moved into the window */
     cr_assert(mq_sess_deliver(s, msg("ccc"), 1, false));
-    cr_assert(eq(u64, s->q_bytes, 5));
+    cr_assert(eq(u64, mq_sess_queued_bytes(s), 5));
 }
 
 /* ---- QoS 2 ------------------------------------------------------------------------------- */
@@ -433,12 +433,12 @@ Test(sess, filter_queue_drops_what_is_refused_and_keeps_the_order)
     mq_msg_t *m[5];
     for (int i = 0; i < 5; i++)
         cr_assert(mq_sess_deliver(s, m[i] = msg(names[i]), 1, false));
-    uint64_t bytes = s->q_bytes;
+    uint64_t bytes = mq_sess_queued_bytes(s);
     int calls = 0;
     cr_assert(eq(u32, mq_sess_filter_queue(s, keep_not_x, &calls), 2));
     cr_assert(eq(int, calls, 5));
     cr_assert(eq(u32, mq_sess_queued(s), 3));
-    cr_assert(eq(u64, s->q_bytes, bytes - 2));
+    cr_assert(eq(u64, mq_sess_queued_bytes(s), bytes - 2));
     cr_assert(eq(u64, home.stats.dropped, 2));
     cr_assert(eq(u32, refs(m[1]), 1), "a dropped message's reference is released");
     mq_sess_attach(s, &out, &peer311);
