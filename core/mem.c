@@ -101,6 +101,21 @@ size_t mq_mem_in_use(void)
 #endif
 }
 
+void *mq_ring_grow(void *p, uint32_t *cap, uint32_t *head, uint32_t len, size_t elem,
+                   uint32_t initial)
+{
+    uint32_t old = *cap;
+    uint32_t n = old ? old * 2 : initial;
+    MQ_ASSERT(n > old && len <= old);
+    uint8_t *q = mq_calloc(n, elem);
+    for (uint32_t i = 0; i < len; i++)
+        memcpy(q + (size_t)i * elem, (uint8_t *)p + (size_t)((*head + i) % old) * elem, elem);
+    mq_free(p);
+    *cap = n;
+    *head = 0;
+    return q;
+}
+
 void *mq_grow(void *p, uint32_t *cap, size_t elem, uint32_t initial)
 {
     uint32_t n = *cap ? *cap * 2 : initial;

@@ -30,6 +30,12 @@ static inline bool mq_size_mul(size_t a, size_t b, size_t *out)
  * The one growth rule for the broker's arrays. Any thread (the array is the caller's). */
 void *mq_grow(void *p, uint32_t *cap, size_t elem, uint32_t initial);
 
+/* The same for a ring buffer 'p' of '*cap' elements holding 'len' from index '*head': a new
+ * array (zeroed past the elements) with them moved to the front in order, '*head' 0; the old
+ * one freed. */
+void *mq_ring_grow(void *p, uint32_t *cap, uint32_t *head, uint32_t len, size_t elem,
+                   uint32_t initial);
+
 /* Bytes the allocator has handed out and not taken back, from jemalloc's "stats.allocated";
  * 0 when jemalloc is not built in (libc malloc keeps no such total). Any thread. */
 size_t mq_mem_allocated(void);

@@ -359,16 +359,8 @@ static bool enqueue(mq_sess_t *s, mq_outmsg_t o)
         return false;
     }
     mq_sess_rare_t *r = rare(s);
-    if (r->q_len == r->q_cap) {
-        uint32_t cap = r->q_cap ? r->q_cap * 2 : 8;
-        mq_outmsg_t *q = mq_alloc(cap * sizeof(*q));
-        for (uint32_t i = 0; i < r->q_len; i++)
-            q[i] = r->queue[(r->q_head + i) % r->q_cap];
-        mq_free(r->queue);
-        r->queue = q;
-        r->q_cap = cap;
-        r->q_head = 0;
-    }
+    if (r->q_len == r->q_cap)
+        r->queue = mq_ring_grow(r->queue, &r->q_cap, &r->q_head, r->q_len, sizeof(*r->queue), 8);
     r->queue[(r->q_head + r->q_len) % r->q_cap] = o;
     r->q_len++;
     r->q_bytes += o.msg->payload_len;

@@ -30,16 +30,8 @@ bool mq_mailbox_post(mq_mailbox_t *mb, const mq_mail_t *m)
 
 static void spill_push(mq_mail_spill_t *o, const mq_mail_t *m)
 {
-    if (o->len == o->cap) {
-        uint32_t cap = o->cap ? o->cap * 2 : 64;
-        mq_mail_t *ne = mq_alloc(cap * sizeof(*ne));
-        for (uint32_t i = 0; i < o->len; i++)
-            ne[i] = o->e[(o->head + i) % o->cap];
-        mq_free(o->e);
-        o->e = ne;
-        o->cap = cap;
-        o->head = 0;
-    }
+    if (o->len == o->cap)
+        o->e = mq_ring_grow(o->e, &o->cap, &o->head, o->len, sizeof(*o->e), 64);
     o->e[(o->head + o->len) % o->cap] = *m;
     o->len++;
 }

@@ -21,16 +21,8 @@ static mq_mark_batch_t *open_batch(mq_proto_t *p)
     mq_marks_t *m = &p->marks;
     if (m->n > 0 && m->q[(m->head + m->n - 1) % m->cap].turn == m->turn)
         return &m->q[(m->head + m->n - 1) % m->cap];
-    if (m->n == m->cap) { /* grow the ring, keeping its order and every slot's array */
-        uint32_t cap = m->cap ? m->cap * 2 : 8;
-        mq_mark_batch_t *q = mq_calloc(cap, sizeof(*q));
-        for (uint32_t i = 0; i < m->cap; i++)
-            q[i] = m->q[(m->head + i) % m->cap];
-        mq_free(m->q);
-        m->q = q;
-        m->cap = cap;
-        m->head = 0;
-    }
+    if (m->n == m->cap) /* grow the ring, keeping its order and every slot's array */
+        m->q = mq_ring_grow(m->q, &m->cap, &m->head, m->n, sizeof(*m->q), 8);
     mq_mark_batch_t *b = &m->q[(m->head + m->n++) % m->cap];
     mq_conn_t **keep = b->conns; /* a slot's array is reused */
     uint32_t kcap = b->cap;
