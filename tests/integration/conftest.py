@@ -14,6 +14,7 @@ Environment:
   MQ_STRESS=1      also run flaky reproductions of known problems
 """
 import os
+import re
 import signal
 import socket
 import struct
@@ -141,9 +142,14 @@ class Broker:
         self.proc = subprocess.Popen([BROKER, "-c", str(self.conf)] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=self._err,
                                      stderr=self._err)
-        if not wait_port(self.port, 5.0, self.proc):
-            self.kill()
-            raise RuntimeError(f"broker did not listen on {self.port}:\n{self.stderr()}")
+        # every TCP listener of the configuration: they are opened one after the other, so
+        # the first one accepting says nothing of the next
+        ports = [self.port] + [int(m.group(1)) for m in re.finditer(
+            rf"^listener (\d+) {re.escape(HOST)}$", self.conf.read_text(), re.M)]
+        for port in dict.fromkeys(ports):
+            if not wait_port(port, 5.0, self.proc):
+                self.kill()
+                raise RuntimeError(f"broker did not listen on {port}:\n{self.stderr()}")
         return self
 
     def stderr(self):
