@@ -232,7 +232,9 @@ def test_reload_drops_queued_messages_the_new_rules_deny(acl_broker):
     r.send(connect_pkt("alice-q", clean=False, username="alice", password="x"))
     r.expect(bytes([0x20, 2, 0, 0]))
     assert r.subscribe([("r/#", 1), ("rw/#", 1)]) == [1, 1]
-    r.close()
+    r.send(b"\xe0\x00")  # DISCONNECT, then the broker's close: the session is offline before
+    assert r.wait_closed()  # the publishes (after a bare close they could go out in flight,
+    r.close()  # owed to the client whatever the new rules say)
     writer = conn(b.port, "writer-1", "writer")
     pub(writer, "r/1", b"queued-r")
     pub(writer, "rw/1", b"queued-rw", pid=8)
