@@ -86,6 +86,22 @@ def free_port():
     return _free_port()
 
 
+def listening_ports():
+    """The TCP ports something listens on at 127.0.0.1 or any address (/proc/net/tcp{,6})."""
+    ports = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    local, state = line.split()[1], line.split()[3]
+                    if state == "0A":  # LISTEN
+                        ports.add(int(local.rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
+
+
 def wait_port(port, timeout=5.0, proc=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -142,14 +158,21 @@ class Broker:
         self.proc = subprocess.Popen([BROKER, "-c", str(self.conf)] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=self._err,
                                      stderr=self._err)
-        # every TCP listener of the configuration: they are opened one after the other, so
-        # the first one accepting says nothing of the next
-        ports = [self.port] + [int(m.group(1)) for m in re.finditer(
-            rf"^listener (\d+) {re.escape(HOST)}$", self.conf.read_text(), re.M)]
-        for port in dict.fromkeys(ports):
-            if not wait_port(port, 5.0, self.proc):
-                self.kill()
-                raise RuntimeError(f"broker did not listen on {port}:\n{self.stderr()}")
+        if not wait_port(self.port, 5.0, self.proc):
+            self.kill()
+            raise RuntimeError(f"broker did not listen on {self.port}:\n{self.stderr()}")
+        # the other TCP listeners of the configuration: they are opened one after the other,
+        # so the first one accepting says nothing of the next. Looked up in the kernel's
+        # socket table, not connected to: a probe connection would count against a
+        # listener's max_connections until the broker saw it go
+        others = {int(m.group(1)) for m in re.finditer(
+            rf"^listener (\d+) {re.escape(HOST)}$", self.conf.read_text(), re.M)} - {self.port}
+        deadline = time.monotonic() + 5.0
+        while others - listening_ports() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if others - listening_ports():
+            self.kill()
+            raise RuntimeError(f"broker did not listen on {others}:\n{self.stderr()}")
         return self
 
     def stderr(self):
