@@ -263,6 +263,12 @@ mq_sub_t *mq_sess_add_sub(mq_sess_t *s, const char *filter, size_t len, uint64_t
 /* Removes the subscription at 'sub' (from mq_sess_find_sub). */
 void mq_sess_remove_sub(mq_sess_t *s, mq_sub_t *sub);
 
+/* A detached session whose expiry has passed at 'now' (its end is due). */
+static inline bool mq_sess_expired(const mq_sess_t *s, uint64_t now)
+{
+    return s->out == NULL && s->expire_at != 0 && s->expire_at <= now;
+}
+
 /* Outbound QoS 1/2 messages awaiting acknowledgement. */
 static inline uint32_t mq_sess_inflight(const mq_sess_t *s)
 {

@@ -366,7 +366,7 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
     if (cp->level == MQ_PROTO_5)
         cl->alias_max = p->o->listeners[cl->conn.listener].max_topic_alias;
     mq_sess_t *gone = mq_route_find(p->route, id, id_len, h);
-    if (gone && !gone->out && gone->expire_at && gone->expire_at <= p->env.loop->now_ms)
+    if (gone && mq_sess_expired(gone, p->env.loop->now_ms))
         mq_publish_end_expired(p, gone); /* expired, the tick that ends it not yet come (one
                                             restored after a restart): its will goes now */
     mq_will_cancel(p, id, id_len, h);    /* a delayed will is cancelled by a reconnect */

@@ -74,7 +74,8 @@ void mq_marks_send(mq_proto_t *p)
 
 void mq_marks_check_refused(mq_proto_t *p, const mq_msg_t *msg, unsigned from, uint64_t before)
 {
-    if (msg->qos > 0 && mq_jwriter_refused(p->env.jw) != before)
+    /* wills and $SYS (origin 0) and QoS 0 copies acknowledge nothing */
+    if (msg->origin != 0 && msg->qos > 0 && mq_jwriter_refused(p->env.jw) != before)
         p->marks.refused[from] = true;
 }
 

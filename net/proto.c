@@ -26,9 +26,8 @@ void mq_proto_deliver(mq_proto_t *p, mq_msg_t *msg, const uint64_t *fids, uint32
     uint64_t refused = mq_jwriter_refused(p->env.jw);
     mq_publish_deliver(p, msg, fids, n);
     /* mailed by the worker that routed it: for a client's PUBLISH the owner of its session
-     * (origin, net/publish.c); wills and $SYS (origin 0) acknowledge nothing */
-    if (msg->origin != 0)
-        mq_marks_check_refused(p, msg, (unsigned)(msg->origin % p->env.n_workers), refused);
+     * (origin, net/publish.c) */
+    mq_marks_check_refused(p, msg, (unsigned)(msg->origin % p->env.n_workers), refused);
 }
 
 void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_t gid,
@@ -36,8 +35,7 @@ void mq_proto_deliver_shared(mq_proto_t *p, mq_msg_t *msg, uint64_t fid, uint64_
 {
     uint64_t refused = mq_jwriter_refused(p->env.jw);
     mq_publish_deliver_shared(p, msg, fid, gid, token);
-    if (msg->origin != 0) /* a will acknowledges nothing */
-        mq_marks_check_refused(p, msg, from, refused);
+    mq_marks_check_refused(p, msg, from, refused);
 }
 
 void mq_proto_publish(mq_proto_t *p, mq_msg_t *msg)
@@ -359,7 +357,7 @@ static void expire(mq_proto_t *p, uint64_t now)
     size_t pos = 0;
     uint32_t n = 0;
     for (mq_sess_t *s; (s = mq_route_next(p->route, &pos)) != NULL;) {
-        if (s->out || s->expire_at == 0 || s->expire_at > now)
+        if (!mq_sess_expired(s, now))
             continue;
         if (n == p->cap_ending)
             p->ending = mq_grow(p->ending, &p->cap_ending, sizeof(*p->ending), 16);
