@@ -584,7 +584,7 @@ static void snap_sess(void *arg, unsigned worker, const mq_sess_t *s, const mq_m
         mq_jrec_t a = {.type = MQ_JREC_SUB_ADD};
         a.sub = (mq_jrec_sub_t){
             .client_id = {s->client_id, s->id_len},
-            .filter = {sub->filter, sub->len},
+            .filter = {mq_sub_filter(sub), sub->len},
             .options =
                 (uint8_t)(sub->qos | (sub->opts & MQ_SUB_NO_LOCAL ? MQ_JREC_SUBOPT_NO_LOCAL : 0) |
                           (sub->opts & MQ_SUB_RAP ? MQ_JREC_SUBOPT_RAP : 0)),

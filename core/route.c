@@ -37,9 +37,9 @@ typedef struct lsub {
 } lsub_t;          /* 24 bytes: most filters have one subscriber on a worker */
 
 typedef struct lfilter {
-    lsub_t *subs;
     uint32_t n, cap;
-} lfilter_t;
+    lsub_t subs[];
+} lfilter_t; /* one allocation: 32 bytes for the usual single subscriber */
 
 /* Per-delivery de-duplication: session -> index in 'dest', valid while 'gen' matches. */
 typedef struct seen {
@@ -185,12 +185,14 @@ mq_sess_t *mq_route_next(const mq_route_t *r, size_t *pos)
 static void lfilter_add(mq_route_t *r, uint64_t fid, mq_sess_t *s, lsub_t ls)
 {
     lfilter_t *lf = mq_map_get(&r->filters, fid);
-    if (lf == NULL) {
-        lf = mq_calloc(1, sizeof(*lf));
+    if (lf == NULL || lf->n == lf->cap) {
+        uint32_t cap = lf ? lf->cap * 2 : 1; /* most filters have one subscriber on a worker */
+        lf = mq_realloc(lf, sizeof(*lf) + cap * sizeof(lf->subs[0]));
+        if (cap == 1)
+            lf->n = 0;
+        lf->cap = cap;
         mq_map_put(&r->filters, fid, lf);
     }
-    if (lf->n == lf->cap)
-        lf->subs = mq_grow(lf->subs, &lf->cap, sizeof(*lf->subs), 1);
     ls.sess = s;
     lf->subs[lf->n++] = ls;
 }
@@ -223,7 +225,7 @@ void mq_route_set_grant(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub, uint8_t gran
 {
     sub->grant = grant;
     uint64_t gid;
-    (void)index_filter(sub->filter, sub->len, &gid);
+    (void)index_filter(mq_sub_filter(sub), sub->len, &gid);
     lfilter_t *lf = mq_map_get(&r->filters, sub->fid);
     for (uint32_t i = 0; lf && i < lf->n; i++)
         if (lf->subs[i].sess == s && lf->subs[i].gid == gid)
@@ -235,7 +237,7 @@ void mq_route_set_grant(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub, uint8_t gran
 static void unsubscribe_one(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub)
 {
     uint64_t gid;
-    mq_str_t f = index_filter(sub->filter, sub->len, &gid);
+    mq_str_t f = index_filter(mq_sub_filter(sub), sub->len, &gid);
     lfilter_t *lf = mq_map_get(&r->filters, sub->fid);
     if (lf) {
         /* linear in the filter's local subscribers: subscribe-time work; a back-index would
@@ -248,7 +250,6 @@ static void unsubscribe_one(mq_route_t *r, mq_sess_t *s, mq_sub_t *sub)
         }
         if (lf->n == 0) {
             mq_map_del(&r->filters, sub->fid);
-            mq_free(lf->subs);
             mq_free(lf);
             mq_tindex_remove_interest(r->ix, f.ptr, f.len, r->self, r->ep);
         }
@@ -297,7 +298,7 @@ void mq_route_set_online(mq_route_t *r, const mq_sess_t *s, bool online)
 {
     for (uint32_t k = 0; r->sh && k < s->n_subs; k++) {
         uint64_t gid;
-        (void)index_filter(s->subs[k].filter, s->subs[k].len, &gid);
+        (void)index_filter(mq_sub_filter(&s->subs[k]), s->subs[k].len, &gid);
         if (gid)
             mq_shared_set_online(r->sh, s->subs[k].fid, gid, r->self, s->id_hash, online);
     }
@@ -321,20 +322,16 @@ void mq_route_free(mq_route_t *r)
             continue;
         for (uint32_t k = 0; k < s->n_subs; k++) {
             uint64_t gid;
-            mq_str_t f = index_filter(s->subs[k].filter, s->subs[k].len, &gid);
+            mq_str_t f = index_filter(mq_sub_filter(&s->subs[k]), s->subs[k].len, &gid);
             mq_tindex_remove_interest(r->ix, f.ptr, f.len, r->self, r->ep);
             if (gid && r->sh)
                 mq_shared_leave(r->sh, s->subs[k].fid, gid, r->self, s->id_hash);
         }
         mq_sess_free(s);
     }
-    for (size_t i = 0; i < r->filters.cap; i++) {
-        if (r->filters.slots[i].key) {
-            lfilter_t *lf = r->filters.slots[i].val;
-            mq_free(lf->subs);
-            mq_free(lf);
-        }
-    }
+    for (size_t i = 0; i < r->filters.cap; i++)
+        if (r->filters.slots[i].key)
+            mq_free(r->filters.slots[i].val);
     mq_map_fini(&r->filters);
     for (unsigned i = 0; i < r->n_workers; i++) {
         mq_free(r->tfids[i]);

@@ -168,7 +168,8 @@ void mq_sess_free(mq_sess_t *s)
         mq_free(r);
     }
     for (uint32_t i = 0; i < s->n_subs; i++)
-        mq_free(s->subs[i].filter);
+        if (s->subs[i].len >= MQ_SUB_INLINE)
+            mq_free(s->subs[i].heap);
     mq_free(s->subs);
     mq_free(s->inflight);
     mq_free(s->client_id);
@@ -672,7 +673,7 @@ bool mq_sess_qos2_released(mq_sess_t *s, uint16_t packet_id)
 mq_sub_t *mq_sess_find_sub(mq_sess_t *s, const char *filter, size_t len)
 {
     for (uint32_t i = 0; i < s->n_subs; i++)
-        if (s->subs[i].len == len && memcmp(s->subs[i].filter, filter, len) == 0)
+        if (s->subs[i].len == len && memcmp(mq_sub_filter(&s->subs[i]), filter, len) == 0)
             return &s->subs[i];
     return NULL;
 }
@@ -680,12 +681,16 @@ mq_sub_t *mq_sess_find_sub(mq_sess_t *s, const char *filter, size_t len)
 mq_sub_t *mq_sess_add_sub(mq_sess_t *s, const char *filter, size_t len, uint64_t fid, uint8_t qos)
 {
     /* opts and sub_id start at 0; the caller sets them (core/route.h) */
-    if (s->n_subs == s->cap_subs) {
+    if (s->n_subs == s->cap_subs)
         s->subs = mq_grow(s->subs, &s->cap_subs, sizeof(*s->subs), 1); /* most have one */
-    }
     mq_sub_t *sub = &s->subs[s->n_subs++];
     sub->fid = fid;
-    sub->filter = mq_strndup(filter, len);
+    if (len < MQ_SUB_INLINE) {
+        memcpy(sub->inl, filter, len);
+        sub->inl[len] = '\0';
+    } else {
+        sub->heap = mq_strndup(filter, len);
+    }
     sub->len = (uint16_t)len;
     sub->qos = qos;
     sub->opts = 0;
@@ -696,6 +701,7 @@ mq_sub_t *mq_sess_add_sub(mq_sess_t *s, const char *filter, size_t len, uint64_t
 
 void mq_sess_remove_sub(mq_sess_t *s, mq_sub_t *sub)
 {
-    mq_free(sub->filter);
+    if (sub->len >= MQ_SUB_INLINE)
+        mq_free(sub->heap);
     *sub = s->subs[--s->n_subs];
 }

@@ -29,17 +29,33 @@ typedef struct mq_sess_limits {
                                   too (else dropped, mosquitto's default) */
 } mq_sess_limits_t;
 
+/* 32 bytes: a filter of up to 14 bytes is kept inside (most are short), a longer one in an
+ * allocation of its own; read it with mq_sub_filter(). */
 typedef struct mq_sub {
     uint64_t fid; /* filter id in the shared index */
-    char *filter; /* owned, NUL-terminated */
+    union {
+        char *heap; /* len >= MQ_SUB_INLINE: owned, NUL-terminated */
+        struct {
+            char inl[15]; /* len < MQ_SUB_INLINE: the filter and its NUL */
+            /* authorisation (net/auth.h): enum mq_acl_grant decided at SUBSCRIBE (and again
+             * after an ACL reload); FULL (the default, also without an ACL) costs nothing per
+             * delivery */
+            uint8_t grant;
+        };
+    };
     uint16_t len;
     uint8_t qos;     /* granted */
     uint8_t opts;    /* MQ_SUB_NO_LOCAL | MQ_SUB_RAP, and retain handling << 2 (v5) */
     uint32_t sub_id; /* v5 Subscription Identifier; 0 = none */
-    /* authorisation (net/auth.h): enum mq_acl_grant decided at SUBSCRIBE (and again after an
-     * ACL reload); FULL (the default, also without an ACL) costs nothing per delivery */
-    uint8_t grant;
 } mq_sub_t;
+
+#define MQ_SUB_INLINE 15
+
+/* The subscription's filter, NUL-terminated ('len' bytes). */
+static inline const char *mq_sub_filter(const mq_sub_t *sub)
+{
+    return sub->len < MQ_SUB_INLINE ? sub->inl : sub->heap;
+}
 
 #define MQ_SUB_NO_LOCAL 0x01 /* not delivered to the session that published it */
 #define MQ_SUB_RAP 0x02      /* Retain As Published */

@@ -26,18 +26,27 @@ typedef struct kids {
     _Atomic(node_t *) slot[];
 } kids_t;
 
+/* 64 bytes before the level, so a node with a level of up to 15 bytes is in jemalloc's 80-byte
+ * class. What only the writer reads shares its bytes with the retirement entry: a node is
+ * retired once it is out of the tree and the writer is done with it, while readers may still
+ * be in it, reading the other fields. */
 struct node {
-    mq_epoch_entry_t retire;
-    node_t *parent;
+    union {
+        mq_epoch_entry_t retire;
+        struct {
+            node_t *parent;
+            uint32_t n_kids; /* live children */
+        } w;                 /* writer only, shard lock held */
+    };
     _Atomic(kids_t *) kids;
     atomic_uint_fast64_t interest; /* bit per worker with subscribers to this exact filter */
     _Atomic(mq_msg_t *) retained;
-    uint64_t fid;    /* stable filter id, never reused */
-    uint64_t hash;   /* of 'level' */
-    uint32_t n_kids; /* live children; writer only */
+    uint64_t fid;  /* stable filter id, never reused */
+    uint32_t hash; /* the low half of the level's hash */
     uint32_t len;
     char level[];
 };
+_Static_assert(offsetof(node_t, level) == 64, "a node's fixed part is 64 bytes");
 
 typedef struct shard {
     pthread_mutex_t lock; /* writers of this shard; readers never take it (a pthread mutex, not
@@ -67,9 +76,9 @@ static node_t *node_new(mq_tindex_t *ix, node_t *parent, const char *level, size
                         uint64_t hash)
 {
     node_t *n = mq_calloc(1, sizeof(*n) + len + 1);
-    n->parent = parent;
+    n->w.parent = parent;
     n->fid = atomic_fetch_add_explicit(&ix->next_fid, 1, memory_order_relaxed);
-    n->hash = hash;
+    n->hash = (uint32_t)hash;
     n->len = (uint32_t)len;
     memcpy(n->level, level, len);
     return n;
@@ -118,7 +127,8 @@ void mq_tindex_free(mq_tindex_t *ix)
 
 static inline uint32_t home(uint64_t hash, uint32_t cap)
 {
-    return (uint32_t)(hash >> 6) & (cap - 1); /* the low bits chose the shard */
+    /* from the half a node keeps; the low bits chose the shard */
+    return ((uint32_t)hash >> 6) & (cap - 1);
 }
 
 static node_t *lookup(const node_t *n, const char *p, size_t len, uint64_t h)
@@ -132,7 +142,7 @@ static node_t *lookup(const node_t *n, const char *p, size_t len, uint64_t h)
         node_t *c = atomic_load_explicit(&k->slot[i], memory_order_acquire);
         if (c == NULL)
             return NULL;
-        if (c != TOMB && c->hash == h && c->len == len && memcmp(c->level, p, len) == 0)
+        if (c != TOMB && c->hash == (uint32_t)h && c->len == len && memcmp(c->level, p, len) == 0)
             return c;
     }
 }
@@ -161,7 +171,7 @@ static void kids_insert(node_t *n, node_t *c, mq_epoch_rec_t *r)
     kids_t *k = atomic_load_explicit(&n->kids, memory_order_relaxed);
     if (k == NULL || (k->used + 1) * 4 > k->cap * 3) {
         uint32_t cap = 4;
-        while ((n->n_kids + 1) * 2 > cap) /* at most half full after a rebuild */
+        while ((n->w.n_kids + 1) * 2 > cap) /* at most half full after a rebuild */
             cap *= 2;
         kids_t *nk = mq_calloc(1, sizeof(*nk) + cap * sizeof(nk->slot[0]));
         nk->cap = cap;
@@ -177,7 +187,7 @@ static void kids_insert(node_t *n, node_t *c, mq_epoch_rec_t *r)
         k = nk;
     }
     put_slot(k, c);
-    n->n_kids++;
+    n->w.n_kids++;
 }
 
 static void free_node(mq_epoch_entry_t *e)
@@ -196,7 +206,7 @@ static void kids_remove(node_t *n, node_t *c, mq_epoch_rec_t *r)
             break;
         }
     }
-    n->n_kids--;
+    n->w.n_kids--;
     mq_epoch_retire(r, &c->retire, free_node);
 }
 
@@ -239,10 +249,10 @@ static node_t *walk(mq_tindex_t *ix, shard_t *sh, const char *p, size_t len, boo
 
 static void prune(node_t *n, mq_epoch_rec_t *r)
 {
-    while (n->parent && n->n_kids == 0 &&
+    while (n->w.parent && n->w.n_kids == 0 &&
            atomic_load_explicit(&n->interest, memory_order_relaxed) == 0 &&
            atomic_load_explicit(&n->retained, memory_order_relaxed) == NULL) {
-        node_t *p = n->parent;
+        node_t *p = n->w.parent; /* read before kids_remove retires n */
         kids_remove(p, n, r);
         n = p;
     }

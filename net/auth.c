@@ -227,7 +227,7 @@ size_t mq_auth_reclassify_sess(const mq_auth_t *a, mq_route_t *r, mq_sess_t *s)
     bool check_queue = false;
     for (uint32_t i = 0; i < s->n_subs; i++) {
         mq_sub_t *sub = &s->subs[i];
-        uint8_t g = (uint8_t)mq_auth_classify(a, s, sub->filter, sub->len);
+        uint8_t g = (uint8_t)mq_auth_classify(a, s, mq_sub_filter(sub), sub->len);
         check_queue |= g != MQ_ACL_GRANT_FULL; /* a partial one's rules may have changed too */
         if (g != sub->grant) {
             mq_route_set_grant(r, s, sub, g);

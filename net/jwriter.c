@@ -316,7 +316,7 @@ bool mq_jwriter_sub(mq_jwriter_t *jw, const mq_sess_t *s, const mq_sub_t *sub, m
     mq_jrec_t r = {.type = sub ? MQ_JREC_SUB_ADD : MQ_JREC_SUB_DEL};
     r.sub = (mq_jrec_sub_t){.client_id = {s->client_id, s->id_len}, .filter = filter};
     if (sub) {
-        r.sub.filter = (mq_str_t){sub->filter, sub->len};
+        r.sub.filter = (mq_str_t){mq_sub_filter(sub), sub->len};
         r.sub.options =
             (uint8_t)(sub->qos | (sub->opts & MQ_SUB_NO_LOCAL ? MQ_JREC_SUBOPT_NO_LOCAL : 0) |
                       (sub->opts & MQ_SUB_RAP ? MQ_JREC_SUBOPT_RAP : 0));

@@ -66,7 +66,7 @@ static uint32_t sub_ids_for(const mq_sess_t *s, mq_str_t topic, uint32_t *ids, u
     uint32_t n = 0;
     for (uint32_t i = 0; i < s->n_subs && n < cap; i++) {
         const mq_sub_t *sub = &s->subs[i];
-        mq_str_t f = {sub->filter, sub->len}, rest;
+        mq_str_t f = {mq_sub_filter(sub), sub->len}, rest;
         if (mq_topic_split_shared(f.ptr, f.len, &(mq_str_t){0}, &rest))
             f = rest;
         if (sub->sub_id && mq_topic_matches(f.ptr, f.len, topic.ptr, topic.len))

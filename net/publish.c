@@ -115,7 +115,7 @@ static void hand_on(mq_proto_t *p, mq_sess_t *s, bool online_only, const char *w
     for (uint32_t i = 0; i < s->n_subs; i++) {
         mq_str_t share, rest;
         const mq_sub_t *sub = &s->subs[i];
-        if (!mq_topic_split_shared(sub->filter, sub->len, &share, &rest))
+        if (!mq_topic_split_shared(mq_sub_filter(sub), sub->len, &share, &rest))
             continue;
         if (h.n_gs == h.cap_gs)
             h.gs = mq_grow(h.gs, &h.cap_gs, sizeof(*h.gs), 2);

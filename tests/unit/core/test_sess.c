@@ -671,7 +671,7 @@ Test(sess, subscriptions_are_added_found_replaced_and_removed)
 
     sub = mq_sess_find_sub(s, "a/+", 3);
     cr_assert(not(eq(ptr, sub, NULL)));
-    cr_assert(eq(str, sub->filter, "a/+"));
+    cr_assert(eq(str, (char *)mq_sub_filter(sub), "a/+"));
     cr_assert(eq(u8, sub->qos, 1));
     cr_assert(eq(ptr, mq_sess_find_sub(s, "a/", 2), NULL)); /* a prefix is not a match */
     cr_assert(eq(ptr, mq_sess_find_sub(s, "c/d/e", 5), NULL));
@@ -693,6 +693,32 @@ Test(sess, subscriptions_are_added_found_replaced_and_removed)
     cr_assert(eq(u32, s->n_subs, 2));
     cr_assert(eq(ptr, mq_sess_find_sub(s, "c/d", 3), NULL));
     cr_assert(eq(u64, mq_sess_find_sub(s, "c", 1)->fid, 13));
+}
+
+/* Filters up to 14 bytes are kept in the entry, longer ones apart; either kind keeps its grant
+ * beside it, and both survive entries moving (removal moves the last into the hole; the array
+ * grows by reallocation). LeakSanitizer checks the long ones are freed. */
+Test(sess, short_and_long_filters_are_kept_whole)
+{
+    open_sess(false);
+    static const char *const filters[] = {"a/b/c/d/e/f/gh", "a/b/c/d/e/f/ghi", "x", "",
+                                          "devices/0123456789abcdef/commands/#",
+                                          "0123456789abcd", "0123456789abcde"};
+    enum { N = sizeof(filters) / sizeof(filters[0]) };
+    for (unsigned i = 0; i < N; i++) {
+        mq_sub_t *sub = mq_sess_add_sub(s, filters[i], strlen(filters[i]), 100 + i, 1);
+        sub->grant = (uint8_t)(i % 3);
+    }
+    mq_sess_remove_sub(s, mq_sess_find_sub(s, "a/b/c/d/e/f/gh", 14)); /* the last moves here */
+    mq_sess_remove_sub(s, mq_sess_find_sub(s, "a/b/c/d/e/f/ghi", 15));
+    cr_assert(eq(u32, s->n_subs, N - 2));
+    for (unsigned i = 2; i < N; i++) {
+        mq_sub_t *sub = mq_sess_find_sub(s, filters[i], strlen(filters[i]));
+        cr_assert(not(eq(ptr, sub, NULL)), "%s", filters[i]);
+        cr_assert(eq(str, (char *)mq_sub_filter(sub), (char *)filters[i]));
+        cr_assert(eq(u64, sub->fid, 100 + i));
+        cr_assert(eq(u8, sub->grant, i % 3), "%s", filters[i]);
+    }
 }
 
 /* ---- encoding ------------------------------------------------------------------------------ */
