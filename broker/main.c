@@ -37,7 +37,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "starling version %s\n\n"
-            "starling is an MQTT v3.1.1/v3.1 broker (a multi-core mosquitto replacement).\n\n"
+            "starling is an MQTT v5.0/v3.1.1/v3.1 broker (a multi-core mosquitto replacement).\n\n"
             "Usage: starling [-c config_file] [-d] [-h] [-p port] [-v]\n\n"
             " -c, --config-file : specify the broker config file.\n"
             " -d, --daemon      : put the broker into the background after starting.\n"

@@ -63,6 +63,7 @@ def test_help_exits_0_with_usage():
     r = run([BROKER, "-h"])
     assert r.returncode == 0
     assert "Usage: starling" in r.stdout
+    assert "MQTT v5.0/v3.1.1/v3.1 broker" in r.stdout  # mosquitto's words; all three are spoken
     assert "-c" in r.stdout and "-p" in r.stdout and "-d" in r.stdout
     r = run([BROKER, "--help"])
     assert r.returncode == 0 and "Usage" in r.stdout
