@@ -317,7 +317,9 @@ const mq_config_option_t mq_config__options[] = {
     REFUSED("check_retain_source", BOOL, GLOBAL),
     REFUSED("clientid_prefixes", STRING, GLOBAL),
     REFUSED("max_queued_bytes_per_client", SIZE, GLOBAL),
-    REFUSED("retry_interval", UINT, GLOBAL),
+    /* gone in mosquitto 2.0, which warns and goes on (a QoS 1/2 message is sent again at a
+     * reconnect only, as here): the same, so that 1.x files load */
+    {OPTION("retry_interval", UINT, GLOBAL), SEEN(retry_interval_set), RANGE(0, INT32_MAX)},
     REFUSED("websockets_origin", STRING, LISTENER),
 };
 /* clang-format on */

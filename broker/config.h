@@ -111,6 +111,7 @@ typedef struct mq_config {
     char *log_file;             /* log_dest file PATH */
     unsigned log_types;         /* enum mq_log_type bits */
     bool log_type_set;          /* a log_type line was seen */
+    bool retry_interval_set;    /* mosquitto 1.x's retry_interval was given: a warning, as 2.0 */
     bool log_timestamp;         /* prefix log lines with the time */
     char *log_timestamp_format; /* strftime(3) format; NULL = seconds since the epoch */
     int log_facility;           /* syslog facility: LOG_LOCAL0..7 or LOG_DAEMON */

@@ -162,3 +162,10 @@ def test_max_qos_is_a_per_listener_option(broker):
     finally:
         one.close()
         two.close()
+
+
+def test_retry_interval_from_mosquitto_1_loads_with_a_warning(broker):
+    # mosquitto 2.0 dropped the option and warns; a 1.x file must still start
+    b = broker("retry_interval 20")
+    assert roundtrip_ok(b.port)
+    assert b.wait_log("Warning: The retry_interval option is no longer available.")

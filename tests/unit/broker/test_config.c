@@ -494,7 +494,8 @@ Test(config, the_implemented_options_are_exactly_these)
                      " require_certificate use_identity_as_username use_subject_as_username"
                      " max_topic_alias persistence persistence_file persistence_location"
                      " autosave_interval autosave_on_changes persistent_client_expiration"
-                     " queue_qos0_messages persistence_fsync persistence_journal_limit ");
+                     " queue_qos0_messages persistence_fsync persistence_journal_limit"
+                     " retry_interval ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
@@ -630,7 +631,19 @@ Test(config, refused_options_are_refused_by_name_with_or_without_a_value)
         cr_expect_str_eq(err, want);
         n_refused++;
     }
-    cr_expect_geq(n_refused, 60); /* TLS, WebSockets, MQTT 5 and persistence options left it */
+    cr_expect_geq(n_refused, 55); /* TLS, WebSockets, MQTT 5, persistence, retry_interval left it */
+}
+
+/* mosquitto 2.0 dropped retry_interval and warns (broker/main.c logs the same words) */
+Test(config, retry_interval_loads_and_is_noted_for_the_warning)
+{
+    cr_assert_eq(parse_line2("retry_interval", "20"), 0, "%s", err);
+    cr_assert(cfg.retry_interval_set);
+    cr_assert_eq(parse_line2("log_type", "all"), 0);
+    cr_assert(!cfg.retry_interval_set);
+    cr_assert_eq(parse_line2("retry_interval", "soon"), -1);
+    cr_assert_str_eq(err, "test.conf:2: invalid value 'soon' for retry_interval: expected a "
+                          "number from 0 to 2147483647");
 }
 
 Test(config, fixed_settings_are_not_options_of_the_file)
