@@ -187,7 +187,8 @@ static void lfilter_add(mq_route_t *r, uint64_t fid, mq_sess_t *s, lsub_t ls)
     lfilter_t *lf = mq_map_get(&r->filters, fid);
     if (lf == NULL || lf->n == lf->cap) {
         uint32_t cap = lf ? lf->cap * 2 : 1; /* most filters have one subscriber on a worker */
-        lf = mq_realloc(lf, sizeof(*lf) + cap * sizeof(lf->subs[0]));
+        MQ_ASSERT(cap > (lf ? lf->cap : 0)); /* a count that would wrap */
+        lf = mq_realloc(lf, sizeof(*lf) + (size_t)cap * sizeof(lf->subs[0]));
         if (cap == 1)
             lf->n = 0;
         lf->cap = cap;

@@ -50,8 +50,14 @@ typedef struct mq_sub {
 } mq_sub_t;
 
 #define MQ_SUB_INLINE 15
+_Static_assert(sizeof(((mq_sub_t *)0)->inl) == MQ_SUB_INLINE, "inline filter size");
+_Static_assert(offsetof(mq_sub_t, grant) == offsetof(mq_sub_t, inl) + MQ_SUB_INLINE,
+               "the grant follows the inline filter, past the heap pointer");
+_Static_assert(sizeof(mq_sub_t) == 32, "a subscription entry is 32 bytes");
 
-/* The subscription's filter, NUL-terminated ('len' bytes). */
+/* The subscription's filter, NUL-terminated ('len' bytes). A short one lives in the entry:
+ * the pointer is good until the session's subscriptions change (an add may move the array, a
+ * removal moves the last entry into the hole). */
 static inline const char *mq_sub_filter(const mq_sub_t *sub)
 {
     return sub->len < MQ_SUB_INLINE ? sub->inl : sub->heap;

@@ -33,10 +33,12 @@ typedef struct kids {
 struct node {
     union {
         mq_epoch_entry_t retire;
+        /* writer only, shard lock held, and never read from a retired node (the bytes are
+         * the epoch entry's then): nothing may walk up a node's parents outside the writer */
         struct {
             node_t *parent;
             uint32_t n_kids; /* live children */
-        } w;                 /* writer only, shard lock held */
+        } w;
     };
     _Atomic(kids_t *) kids;
     atomic_uint_fast64_t interest; /* bit per worker with subscribers to this exact filter */

@@ -119,6 +119,8 @@ static void hand_on(mq_proto_t *p, mq_sess_t *s, bool online_only, const char *w
             continue;
         if (h.n_gs == h.cap_gs)
             h.gs = mq_grow(h.gs, &h.cap_gs, sizeof(*h.gs), 2);
+        /* 'rest' may point into the entry itself (mq_sub_filter): nothing below changes the
+         * subscriptions of 's' */
         h.gs[h.n_gs++] = (group_sub_t){sub->fid, mq_shared_gid(share.ptr, share.len), rest};
     }
     uint32_t n = h.n_gs ? mq_sess_give_shared(s, give_to_group, &h) : 0;
