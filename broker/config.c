@@ -230,7 +230,6 @@ const mq_config_option_t mq_config__options[] = {
      FLAGS(MQ_CONFIG_PREFIX)},
     REFUSED("psk_file", PATH, SECURITY),
     REFUSED("psk_hint", STRING, LISTENER),
-    REFUSED("use_username_as_clientid", BOOL, LISTENER),
     /* TLS */
     REFUSED("tls_engine", STRING, LISTENER),
     REFUSED("tls_engine_kpass_sha1", STRING, LISTENER),
@@ -249,6 +248,8 @@ const mq_config_option_t mq_config__options[] = {
     {OPTION("require_certificate", BOOL, LISTENER), LFIELD(require_certificate)},
     {OPTION("use_identity_as_username", BOOL, LISTENER), LFIELD(use_identity_as_username)},
     {OPTION("use_subject_as_username", BOOL, LISTENER), LFIELD(use_subject_as_username)},
+    /* the user name (or the certificate's name above) replaces the client id: net/connect.c */
+    {OPTION("use_username_as_clientid", BOOL, LISTENER), LFIELD(use_username_as_clientid)},
     /* listeners of other kinds */
     REFUSED("bind_interface", STRING, LISTENER),
     REFUSED("socket_domain", STRING, LISTENER),
@@ -1034,6 +1035,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
         o->listeners[i].auth_domain = (uint8_t)(per ? i : 0);
         any_passwords |= (per ? l->password_file : cfg->password_file) != NULL;
         o->listeners[i].max_topic_alias = l->max_topic_alias;
+        o->listeners[i].use_username_as_clientid = l->use_username_as_clientid;
         ws_listener_opts(cfg, &cfg->listeners[i], &o->listeners[i]);
         o->listeners[i].tls = server_tls(&cfg->listeners[i]);
     }

@@ -34,6 +34,7 @@ typedef struct mq_listener_conf {
     bool require_certificate;
     bool use_identity_as_username;
     bool use_subject_as_username;
+    bool use_username_as_clientid; /* the user name (or the certificate's) is the client id */
     /* security options as given after this 'listener' line (before any: the default
      * listener's); in force with per_listener_settings true, else the broker's fields are */
     bool allow_anonymous;     /* once finished: as the broker's default unless given */

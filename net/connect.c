@@ -243,7 +243,7 @@ static void connack_props(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, c
                                     MQ_PROP_MAXIMUM_PACKET_SIZE, MQ_PROP_RECEIVE_MAXIMUM};
     *pr = (mq_props_t){.order = order, .n_order = sizeof(order)};
     response_info(o, pkt, id, id_len, buf, cap, pr);
-    if (pkt->connect.client_id.len == 0) {
+    if (pkt->connect.client_id.len == 0) { /* the assigned id, or the user name taken as id */
         pr->assigned_client_id = (mq_str_t){id, id_len};
         mq_props_set(pr, MQ_PROP_ASSIGNED_CLIENT_ID);
     }
@@ -395,6 +395,21 @@ int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
           pkt->props.request_problem_info == 0);
     if (!admit(p, cl, pkt))
         return MQ_CONN_CLOSED;
+    if (p->o->listeners[cl->conn.listener].use_username_as_clientid) {
+        /* the user name, or the certificate's name that replaces it, is the client id: one
+         * user cannot take another's session over by naming its id (mosquitto's option; it
+         * is applied again, the same, after a hand-off to the owner worker) */
+        const char *tls_user;
+        mq_str_t user = cp->has_username ? cp->username : (mq_str_t){NULL, 0};
+        if (mq_tls_username(&cl->conn, &tls_user) == MQ_TLS_USER_CERT)
+            user = mq_str(tls_user);
+        if (user.len == 0) {
+            mq_client_refuse(p, cl, refusal_code(cl, MQ_RC_NOT_AUTHORIZED),
+                             "no user name to use as the client id");
+            return MQ_CONN_CLOSED;
+        }
+        return connect_as(p, cl, pkt, user.ptr, user.len);
+    }
     if (cp->client_id.len > 0)
         return connect_as(p, cl, pkt, cp->client_id.ptr, cp->client_id.len);
     /* an assigned id: the prefix (at most MQ_AUTO_ID_PREFIX_MAX bytes) and 16 hex digits */

@@ -64,6 +64,8 @@ typedef struct mq_server_listener {
     bool allow_anonymous;
     bool allow_zero_length_clientid;
     const char *auto_id_prefix; /* at most MQ_AUTO_ID_PREFIX_MAX bytes */
+    bool use_username_as_clientid; /* a CONNECT's user name replaces its client id; one
+                                      without a user name is refused (mosquitto's option) */
     uint8_t auth_domain; /* the domain of the security state (net/auth.h) it checks against */
 } mq_server_listener_t;
 

@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: MIT
 """mosquitto.conf options taking effect in the running broker."""
+import queue
+
+import paho.mqtt.client as mqtt
 import pytest
 
-from conftest import (HOST, IS_MOSQUITTO, PINGREQ_PKT, PINGRESP_PKT, PUBACK, Broker, Raw,
-                      _free_port, ack_pkt, connack_bytes, connect_pkt, publish_pkt,
+from conftest import (DISCONNECT_PKT, HOST, IS_MOSQUITTO, PINGREQ_PKT, PINGRESP_PKT, PUBACK,
+                      Broker, Raw, _free_port, ack_pkt, connack_bytes, connect_pkt, publish_pkt,
                       roundtrip_ok, wait_port)
 
 
@@ -169,3 +172,73 @@ def test_retry_interval_from_mosquitto_1_loads_with_a_warning(broker):
     b = broker("retry_interval 20")
     assert roundtrip_ok(b.port)
     assert b.wait_log("Warning: The retry_interval option is no longer available.")
+
+
+def test_use_username_as_clientid_is_a_per_listener_option(broker):
+    p2 = _free_port()
+    b = broker(f"use_username_as_clientid true\nlistener {p2} {HOST}")
+    assert wait_port(p2)
+    socks = []
+
+    def raw(port):
+        socks.append(Raw(port))
+        return socks[-1]
+
+    try:
+        a = raw(b.port)
+        a.connect("dev-a", username="alice")
+        m = raw(b.port)
+        m.connect("dev-m", username="alice")
+        assert a.wait_closed(), "the same user name is the same client: taken over"
+        n = raw(b.port)
+        n.connect("dev-n", expect_rc=5)  # no user name: not authorised
+        assert n.wait_closed()
+        # the user name is the session's id: another client id finds the same session
+        s = raw(b.port)
+        s.connect("phone", clean=False, username="bob")
+        assert s.subscribe([("uac/t", 1)]) == [1]
+        s.send(DISCONNECT_PKT)
+        assert s.wait_closed()
+        p = raw(b.port)
+        p.connect("pub", username="pub")
+        p.send(publish_pkt("uac/t", b"queued", qos=1, pid=7))
+        p.expect(ack_pkt(PUBACK, 7))
+        s2 = raw(b.port)
+        assert s2.connect("laptop", clean=False, username="bob") == (1, 0), "session present"
+        assert s2.recv_publish().payload == b"queued"
+        # the other listener keeps the ids the clients give
+        x = raw(p2)
+        x.connect("x1", username="alice")
+        y = raw(p2)
+        y.connect("y1", username="alice")
+        for r in (x, y, m):
+            r.send(PINGREQ_PKT)
+            r.expect(PINGRESP_PKT)
+    finally:
+        for r in socks:
+            r.close()
+
+
+def test_use_username_as_clientid_for_mqtt5_is_told_as_assigned(broker):
+    b = broker("use_username_as_clientid true")
+    got = queue.Queue()
+
+    def v5(user):
+        c = mqtt.Client(client_id="", protocol=mqtt.MQTTv5)
+        if user:
+            c.username_pw_set(user)
+        c.on_connect = lambda c_, u, f, rc, props: got.put((rc.value, props))
+        c.connect(HOST, b.port, 60, clean_start=True)
+        c.loop_start()
+        try:
+            return got.get(timeout=5)
+        finally:
+            c.disconnect()
+            c.loop_stop()
+
+    rc, props = v5("carol")
+    assert rc == 0
+    # an empty client id is answered with the id in force, as mosquitto 2.0.11 does
+    assert props.AssignedClientIdentifier == "carol"
+    rc, _ = v5(None)
+    assert rc == 0x87  # Not authorized

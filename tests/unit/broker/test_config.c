@@ -492,6 +492,7 @@ Test(config, the_implemented_options_are_exactly_these)
                      " per_listener_settings session_owner_check cafile capath certfile"
                      " keyfile crlfile ciphers ciphers_tls1.3 tls_version"
                      " require_certificate use_identity_as_username use_subject_as_username"
+                     " use_username_as_clientid"
                      " max_topic_alias persistence persistence_file persistence_location"
                      " autosave_interval autosave_on_changes persistent_client_expiration"
                      " queue_qos0_messages persistence_fsync persistence_journal_limit"
