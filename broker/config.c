@@ -316,7 +316,8 @@ const mq_config_option_t mq_config__options[] = {
     REFUSED("try_private", BOOL, BRIDGE),
     /* the rest */
     REFUSED("check_retain_source", BOOL, GLOBAL),
-    REFUSED("clientid_prefixes", STRING, GLOBAL),
+    /* deprecated in mosquitto 2.0, still in force there, with a warning: the same */
+    {OPTION("clientid_prefixes", STRING, GLOBAL), FIELD(clientid_prefixes)},
     REFUSED("max_queued_bytes_per_client", SIZE, GLOBAL),
     /* gone in mosquitto 2.0, which warns and goes on (a QoS 1/2 message is sent again at a
      * reconnect only, as here): the same, so that 1.x files load */
@@ -1047,6 +1048,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     o->max_keepalive = cfg->max_keepalive;
     o->persistent_client_expiration = cfg->persistent_client_expiration;
     o->response_information = cfg->response_information;
+    o->clientid_prefixes = cfg->clientid_prefixes;
     o->max_qos = cfg->max_qos;
     o->retain_available = cfg->retain_available;
     o->upgrade_outgoing_qos = cfg->upgrade_outgoing_qos;

@@ -86,6 +86,7 @@ typedef struct mq_config {
     bool connection_messages;    /* log connects and disconnects */
     uint16_t metrics_port;       /* metrics_listener PORT [ADDRESS]; 0 = off (Starling's) */
     char *metrics_address;       /* NULL = all addresses */
+    char *clientid_prefixes;     /* only client ids that start so may connect; NULL = any */
     char *response_information;  /* MQTT 5 Response Information prefix (Starling's); NULL = off */
     uint32_t connect_timeout_s;  /* seconds a connection has to send CONNECT; no option
                                   * sets it (mosquitto has none): a Starling constant */

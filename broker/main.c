@@ -225,6 +225,9 @@ static int start_broker(broker_t *b, const cli_t *cli)
         MQ_LOG(MQ_LOG_NOTICE, "Config loaded from %s.", cli->config_file);
     else
         MQ_LOG(MQ_LOG_NOTICE, "Using default config.");
+    if (cfg->clientid_prefixes)
+        MQ_LOG(MQ_LOG_WARN, "The 'clientid_prefixes' option is now deprecated and will be "
+                            "removed in a future version.");
     if (cfg->retry_interval_set)
         MQ_LOG(MQ_LOG_WARN, "Warning: The retry_interval option is no longer available.");
     if (!cfg->has_explicit_listener) /* mosquitto 2's words for the same mode */

@@ -386,6 +386,36 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
     return MQ_CONN_OK;
 }
 
+/* The client id a CONNECT is served as, after it is admitted: the one it gives, or one
+ * assigned to an empty one (the prefix, at most MQ_AUTO_ID_PREFIX_MAX bytes, and 16 hex
+ * digits); clientid_prefixes checks that; use_username_as_clientid then puts the user name in
+ * its place, as mosquitto does in that order. */
+static int connect_named(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_str_t given)
+{
+    const mq_connect_t *cp = &pkt->connect;
+    const char *want = p->o->clientid_prefixes;
+    if (want && (given.len < strlen(want) || memcmp(given.ptr, want, strlen(want)) != 0)) {
+        mq_client_refuse(p, cl, refusal_code(cl, MQ_RC_NOT_AUTHORIZED),
+                         "client id without the clientid_prefixes prefix");
+        return MQ_CONN_CLOSED;
+    }
+    if (!p->o->listeners[cl->conn.listener].use_username_as_clientid)
+        return connect_as(p, cl, pkt, given.ptr, given.len);
+    /* the user name, or the certificate's name that replaces it, is the client id: one user
+     * cannot take another's session over by naming its id (mosquitto's option; it is applied
+     * again, the same, after a hand-off to the owner worker) */
+    const char *tls_user;
+    mq_str_t user = cp->has_username ? cp->username : (mq_str_t){NULL, 0};
+    if (mq_tls_username(&cl->conn, &tls_user) == MQ_TLS_USER_CERT)
+        user = mq_str(tls_user);
+    if (user.len == 0) {
+        mq_client_refuse(p, cl, refusal_code(cl, MQ_RC_NOT_AUTHORIZED),
+                         "no user name to use as the client id");
+        return MQ_CONN_CLOSED;
+    }
+    return connect_as(p, cl, pkt, user.ptr, user.len);
+}
+
 int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
 {
     const mq_connect_t *cp = &pkt->connect;
@@ -395,29 +425,14 @@ int mq_connect_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
           pkt->props.request_problem_info == 0);
     if (!admit(p, cl, pkt))
         return MQ_CONN_CLOSED;
-    if (p->o->listeners[cl->conn.listener].use_username_as_clientid) {
-        /* the user name, or the certificate's name that replaces it, is the client id: one
-         * user cannot take another's session over by naming its id (mosquitto's option; it
-         * is applied again, the same, after a hand-off to the owner worker) */
-        const char *tls_user;
-        mq_str_t user = cp->has_username ? cp->username : (mq_str_t){NULL, 0};
-        if (mq_tls_username(&cl->conn, &tls_user) == MQ_TLS_USER_CERT)
-            user = mq_str(tls_user);
-        if (user.len == 0) {
-            mq_client_refuse(p, cl, refusal_code(cl, MQ_RC_NOT_AUTHORIZED),
-                             "no user name to use as the client id");
-            return MQ_CONN_CLOSED;
-        }
-        return connect_as(p, cl, pkt, user.ptr, user.len);
-    }
     if (cp->client_id.len > 0)
-        return connect_as(p, cl, pkt, cp->client_id.ptr, cp->client_id.len);
-    /* an assigned id: the prefix (at most MQ_AUTO_ID_PREFIX_MAX bytes) and 16 hex digits */
+        return connect_named(p, cl, pkt, cp->client_id);
     const char *prefix = p->o->listeners[cl->conn.listener].auto_id_prefix;
     char stack[128];
     size_t cap = strlen(prefix) + 17;
     char *buf = cap <= sizeof(stack) ? stack : mq_alloc(cap);
-    int r = connect_as(p, cl, pkt, buf, make_client_id(p, prefix, buf, cap));
+    size_t len = make_client_id(p, prefix, buf, cap);
+    int r = connect_named(p, cl, pkt, (mq_str_t){buf, len});
     if (buf != stack)
         mq_free(buf);
     return r;

@@ -92,6 +92,9 @@ typedef struct mq_server_opts {
     mq_sess_limits_t limits;
     bool connection_messages;         /* log connects and disconnects */
     const char *response_information; /* MQTT 5 Response Information prefix, or NULL */
+    const char *clientid_prefixes;    /* a client id must start with it (after one is
+                                         assigned to an empty one), else the CONNECT is
+                                         refused as not authorised; NULL = any */
     uint64_t memory_limit;            /* heap bytes (mq_mem_in_use) above which received
                                        * publishes are refused (net/publish.c); 0 = none */
     uint32_t queue_full_timeout_s;    /* a client whose queue stays full this long is

@@ -242,3 +242,21 @@ def test_use_username_as_clientid_for_mqtt5_is_told_as_assigned(broker):
     assert props.AssignedClientIdentifier == "carol"
     rc, _ = v5(None)
     assert rc == 0x87  # Not authorized
+
+
+def test_clientid_prefixes_admits_only_ids_that_start_with_it(broker):
+    # deprecated in mosquitto 2.0 but in force there, with a warning
+    b = broker("clientid_prefixes secure-")
+    ok = Raw(b.port)
+    try:
+        ok.connect("secure-1")
+        for cid in ("mqtt", "secure", "Secure-2", ""):  # an assigned id has the auto- prefix
+            r = Raw(b.port)
+            r.connect(cid, expect_rc=5)
+            assert r.wait_closed(), cid
+            r.close()
+        ok.send(PINGREQ_PKT)
+        ok.expect(PINGRESP_PKT)
+    finally:
+        ok.close()
+    assert b.wait_log("The 'clientid_prefixes' option is now deprecated")

@@ -496,7 +496,7 @@ Test(config, the_implemented_options_are_exactly_these)
                      " max_topic_alias persistence persistence_file persistence_location"
                      " autosave_interval autosave_on_changes persistent_client_expiration"
                      " queue_qos0_messages persistence_fsync persistence_journal_limit"
-                     " retry_interval ");
+                     " clientid_prefixes retry_interval ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
@@ -536,7 +536,8 @@ Test(config, every_implemented_option_accepts_its_default_back)
         " listener bind_address include_dir log_facility metrics_listener pid_file"
         " log_timestamp_format persistent_client_expiration response_information http_dir"
         " websockets_trusted_proxy cafile capath certfile keyfile crlfile ciphers ciphers_tls1.3"
-        " tls_version password_file acl_file session_owner_check persistence_location ";
+        " tls_version password_file acl_file session_owner_check persistence_location"
+        " clientid_prefixes ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
