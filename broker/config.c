@@ -171,7 +171,8 @@ const mq_config_option_t mq_config__options[] = {
      RANGE(0, UINT32_MAX), .def = 1000, FLAGS(MQ_CONFIG_MINUS_ONE)},
     {OPTION("max_queued_bytes", SIZE, GLOBAL), FIELD(max_queued_bytes), RANGE(0, UINT64_MAX / 2),
      FLAGS(MQ_CONFIG_MINUS_ONE)},
-    REFUSED("max_inflight_bytes", SIZE, GLOBAL),
+    {OPTION("max_inflight_bytes", SIZE, GLOBAL), FIELD(max_inflight_bytes),
+     RANGE(0, UINT64_MAX / 2)},
     {OPTION("message_size_limit", SIZE, GLOBAL), FIELD(message_size_limit),
      RANGE(0, MQTT_MAX_REMAINING_LENGTH)},
     {OPTION("max_packet_size", SIZE, GLOBAL), FIELD(max_packet_size),
@@ -1060,6 +1061,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
         cfg->max_inflight_messages ? cfg->max_inflight_messages : MQ_CONFIG_INFLIGHT_UNLIMITED;
     o->limits.max_queued = cfg->max_queued_messages;
     o->limits.max_queued_bytes = cfg->max_queued_bytes;
+    o->limits.max_inflight_bytes = cfg->max_inflight_bytes;
     o->limits.out_high_water = cfg->out_high_water;
     o->limits.queue_qos0 = cfg->queue_qos0_messages;
     o->connection_messages = cfg->connection_messages;

@@ -69,6 +69,7 @@ typedef struct mq_config {
     uint16_t max_inflight_messages;        /* per session; 0 = unlimited (mosquitto) */
     uint32_t max_queued_messages;          /* per session; 0 = unlimited */
     uint64_t max_queued_bytes;             /* per session, payload bytes; 0 = unlimited */
+    uint64_t max_inflight_bytes;           /* per session, payload bytes; 0 = unlimited */
     uint32_t message_size_limit;           /* payload bytes; 0 = the protocol maximum (268435455) */
     uint32_t max_packet_size;              /* bytes; 0 = the protocol maximum */
     uint16_t max_keepalive;                /* seconds; clients asking for more are refused */

@@ -315,6 +315,22 @@ static uint32_t window(const mq_sess_t *s)
     return s->peer.recv_max && s->peer.recv_max < w ? s->peer.recv_max : w;
 }
 
+/* Room in the window for another QoS 1/2 message: under the count, and under
+ * max_inflight_bytes when that is set (mosquitto's rule: a message goes in flight while the
+ * bytes in flight are below the limit, so one larger than it still goes, alone). The bytes
+ * are summed over the window when asked, which costs only with the option set. */
+static bool room(const mq_sess_t *s)
+{
+    if (s->n_inflight >= window(s))
+        return false;
+    uint64_t max = s->home->limits->max_inflight_bytes, n = 0;
+    for (uint32_t i = 0; max && i < s->n_inflight && n < max; i++) {
+        const mq_outmsg_t *o = &s->inflight[i];
+        n += o->state == MQ_OUT_PUBREL ? o->bytes : o->msg->payload_len;
+    }
+    return n < max || max == 0;
+}
+
 static bool packet_id_in_flight(const mq_sess_t *s, uint16_t id)
 {
     for (uint32_t i = 0; i < s->n_inflight; i++)
@@ -383,7 +399,7 @@ static void pump(mq_sess_t *s)
     while (s->out && r && r->q_len > 0 && !congested(s)) {
         mq_outmsg_t o = r->queue[r->q_head];
         /* a full window holds QoS 1/2 back; an expired message is dropped at once */
-        if (o.qos > 0 && s->n_inflight >= window(s) && !expired(s, &o))
+        if (o.qos > 0 && !room(s) && !expired(s, &o))
             return;
         r->q_head = (r->q_head + 1) % r->q_cap;
         r->q_len--;
@@ -437,7 +453,7 @@ static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
         write_publish(s, o, false);
         return WRITTEN;
     }
-    if (s->n_inflight < window(s)) {
+    if (room(s)) {
         mq_msg_ref(o->msg);
         mq_outmsg_t *slot = send_inflight(s, *o);
         j_put(s, slot);
@@ -549,9 +565,12 @@ enum mq_rc mq_sess_on_pubrec(mq_sess_t *s, uint16_t packet_id)
         if (o == NULL)
             return MQ_RC_PACKET_ID_NOT_FOUND;
     } else {
-        /* [MQTT-4.3.3-4] after PUBREC the message itself is no longer needed */
+        /* [MQTT-4.3.3-4] after PUBREC the message itself is no longer needed; its size still
+         * counts for max_inflight_bytes until PUBCOMP */
+        uint32_t bytes = o->msg->payload_len;
         out_release(o);
         o->state = MQ_OUT_PUBREL;
+        o->bytes = bytes;
         j_update(s, o);
     }
     if (s->out)

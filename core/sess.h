@@ -23,6 +23,8 @@ typedef struct mq_sess_limits {
     uint16_t max_inflight;     /* outbound QoS 1/2 messages awaiting acknowledgement; >= 1 */
     uint32_t max_queued;       /* messages queued beyond the window; 0 = unlimited */
     uint64_t max_queued_bytes; /* payload bytes queued; 0 = unlimited */
+    uint64_t max_inflight_bytes; /* another QoS 1/2 message goes in flight only while the
+                                    payload bytes in flight are below this; 0 = unlimited */
     size_t out_high_water;     /* output bytes waiting for the socket above which messages
                                   queue (QoS 0 too) instead of being written; 0 = none */
     bool queue_qos0;           /* queue_qos0_messages: QoS 0 is queued for a detached session
@@ -82,6 +84,7 @@ typedef struct mq_outmsg {
     union {
         uint32_t sub_id;   /* n_sub_ids == 1 */
         uint32_t *sub_ids; /* n_sub_ids > 1: owned */
+        uint32_t bytes;    /* state PUBREL: the payload bytes it had (max_inflight_bytes) */
     };
     uint64_t mid; /* persistence: its number in the session's journal records (rising in
                    * delivery order); 0 = not journaled */

@@ -260,3 +260,24 @@ def test_clientid_prefixes_admits_only_ids_that_start_with_it(broker):
     finally:
         ok.close()
     assert b.wait_log("The 'clientid_prefixes' option is now deprecated")
+
+
+def test_max_inflight_bytes_holds_qos1_back_by_payload_size(broker):
+    b = broker("max_inflight_bytes 10")
+    s = Raw(b.port)
+    p = Raw(b.port)
+    try:
+        s.connect("mib-sub")
+        assert s.subscribe([("mib/t", 1)]) == [1]
+        p.connect("mib-pub")
+        for i in range(3):
+            p.send(publish_pkt("mib/t", b"six-%02d" % i, qos=1, pid=10 + i))
+            p.expect(ack_pkt(PUBACK, 10 + i))
+        first, second = s.recv_publish(), s.recv_publish()
+        assert (first.payload, second.payload) == (b"six-00", b"six-01")
+        s.no_data(0.5)  # 12 bytes in flight: at the limit, the third waits
+        s.send(ack_pkt(PUBACK, first.pid))
+        assert s.recv_publish().payload == b"six-02"
+    finally:
+        s.close()
+        p.close()

@@ -251,7 +251,8 @@ static const struct bad_case bad_cases[] = {
     {"listener 8883\n\ntls_version tlsv1.0\n",
      "test.conf:3: invalid value 'tlsv1.0' for tls_version"},
     {"auth_opt_db x\n", "'auth_opt_db'"},
-    {"max_inflight_bytes 100\n", "'max_inflight_bytes'"},
+    {"max_inflight_bytes 1e3\n", "invalid value '1e3' for max_inflight_bytes"},
+    {"mount_point a/\n", "'mount_point'"},
     {"connection bridge1\n", "'connection'"},
     {"protocol http\n", "test.conf:1: invalid value 'http' for protocol"},
     {"listener 8080\nprotocol websockets\nstatus_page yes\n",
@@ -483,7 +484,7 @@ Test(config, the_implemented_options_are_exactly_these)
                      " response_information metrics_listener http_dir"
                      " websockets_headers_size status_page websockets_trusted_proxy"
                      " websockets_log_level max_inflight_messages max_queued_messages"
-                     " max_queued_bytes message_size_limit max_packet_size max_keepalive"
+                     " max_queued_bytes max_inflight_bytes message_size_limit max_packet_size max_keepalive"
                      " max_qos retain_available upgrade_outgoing_qos set_tcp_nodelay"
                      " connection_messages allow_duplicate_messages queue_full_timeout memory_limit"
                      " pid_file user workers sys_interval include_dir log_dest log_type"

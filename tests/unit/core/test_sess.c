@@ -227,6 +227,53 @@ Test(sess, window_holds_max_inflight_and_queues_the_rest_in_order)
         cr_assert(eq(u32, refs(msgs[i]), 1), "message %zu still referenced", i);
 }
 
+/* max_inflight_bytes (mosquitto's rule): another QoS 1/2 message goes in flight while the
+ * payload bytes in flight are below the limit; a QoS 2 message counts until PUBCOMP; one
+ * larger than the limit goes alone; QoS 0 is not held. */
+Test(sess, max_inflight_bytes_bounds_the_window_by_payload)
+{
+    lim.max_inflight = 10;
+    lim.max_inflight_bytes = 16;
+    open_sess(true);
+    const char *names[] = {"message1", "message2", "message3"};
+    for (int i = 0; i < 3; i++)
+        cr_assert(mq_sess_deliver(s, msg(names[i]), 2, false));
+    pkt_t p[8];
+    cr_assert(eq(sz, take(&out, p, 8), 2), "16 bytes in flight: the limit");
+    expect_publish(&p[0], "message1", 2, false);
+    expect_publish(&p[1], "message2", 2, false);
+    cr_assert(eq(u32, mq_sess_queued(s), 1));
+    cr_assert(eq(int, mq_sess_on_pubrec(s, p[0].packet_id), MQ_RC_SUCCESS));
+    pkt_t q[8];
+    cr_assert(eq(sz, take(&out, q, 8), 1)); /* the PUBREL only: its 8 bytes still count */
+    cr_assert(eq(int, q[0].type, MQ_PUBREL));
+    cr_assert(eq(u32, mq_sess_queued(s), 1));
+    cr_assert(eq(int, mq_sess_on_pubcomp(s, p[0].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, q, 8), 1));
+    expect_publish(&q[0], "message3", 2, false);
+    uint16_t id3 = q[0].packet_id;
+    cr_assert(eq(u32, mq_sess_inflight(s), 2));
+
+    /* QoS 0 is not in flight, and not held */
+    cr_assert(mq_sess_deliver(s, msg("zero"), 0, false));
+    cr_assert(eq(sz, take(&out, q, 8), 1));
+    expect_publish(&q[0], "zero", 0, false);
+
+    /* a message over the limit goes once nothing is in flight, alone */
+    cr_assert(eq(int, mq_sess_on_pubrec(s, p[1].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(int, mq_sess_on_pubcomp(s, p[1].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(int, mq_sess_on_pubrec(s, id3), MQ_RC_SUCCESS));
+    cr_assert(eq(int, mq_sess_on_pubcomp(s, id3), MQ_RC_SUCCESS));
+    (void)take(&out, q, 8);
+    cr_assert(mq_sess_deliver(s, msg("a-payload-of-twenty-bytes"), 1, false));
+    cr_assert(mq_sess_deliver(s, msg("x"), 1, false));
+    cr_assert(eq(sz, take(&out, q, 8), 1));
+    expect_publish(&q[0], "a-payload-of-twenty-bytes", 1, false);
+    cr_assert(eq(int, mq_sess_on_puback(s, q[0].packet_id), MQ_RC_SUCCESS));
+    cr_assert(eq(sz, take(&out, q, 8), 1));
+    expect_publish(&q[0], "x", 1, false);
+}
+
 Test(sess, qos0_waits_behind_queued_qos1_to_keep_order)
 {
     lim.max_inflight = 1;
