@@ -114,6 +114,12 @@ static const mq_config_keyword_t bools[] = {
     {NULL, 0},
 };
 
+static const mq_config_keyword_t domains[] = {
+    {"ipv4", MQ_SERVER_IPV4},
+    {"ipv6", MQ_SERVER_IPV6},
+    {NULL, 0},
+};
+
 static const mq_config_keyword_t protocols[] = {
     {"mqtt", MQ_SERVER_MQTT},
     {"websockets", MQ_SERVER_WEBSOCKETS},
@@ -253,7 +259,7 @@ const mq_config_option_t mq_config__options[] = {
     {OPTION("use_username_as_clientid", BOOL, LISTENER), LFIELD(use_username_as_clientid)},
     /* listeners of other kinds */
     REFUSED("bind_interface", STRING, LISTENER),
-    REFUSED("socket_domain", STRING, LISTENER),
+    {OPTION("socket_domain", KEYWORD, LISTENER), LFIELD(socket_domain), .keywords = domains},
     REFUSED("mount_point", STRING, LISTENER),
     /* MQTT 5: aliases a client may set per connection (mosquitto: per listener, default 10) */
     {OPTION("max_topic_alias", UINT, LISTENER), LFIELD(max_topic_alias), RANGE(0, 65535), .def = 10},
@@ -1028,6 +1034,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     for (unsigned i = 0; i < cfg->n_listeners; i++) {
         const mq_listener_conf_t *l = &cfg->listeners[i];
         o->listeners[i].bind_address = l->bind_address;
+        o->listeners[i].domain = l->socket_domain;
         o->listeners[i].port = l->port;
         o->listeners[i].max_connections = l->max_connections;
         o->listeners[i].allow_anonymous = per ? l->allow_anonymous : cfg->allow_anonymous;

@@ -257,8 +257,8 @@ static int start_broker(broker_t *b, const cli_t *cli)
     }
     mq_logging_set_server(b->logging, b->srv);
     for (unsigned i = 0; i < opts.n_listeners; i++)
-        MQ_LOG(MQ_LOG_NOTICE, "Opening ipv4/ipv6 listen socket on port %u.",
-               mq_server_port(b->srv, i));
+        MQ_LOG(MQ_LOG_NOTICE, "Opening %s listen socket on port %u.",
+               mq_server_families(b->srv, i), mq_server_port(b->srv, i));
     if (drop_privileges(cfg->user) < 0)
         return -1;
     mq_persist_check(b->persist); /* as the user that will write the snapshots */

@@ -10,6 +10,13 @@
 
 #define MQ_SERVER_MAX_LISTENERS 16
 
+/* socket_domain: the address families a listener opens (mosquitto's option) */
+enum mq_server_domain {
+    MQ_SERVER_ANY_DOMAIN = 0, /* IPv6 taking IPv4 too where the host has IPv6, else IPv4 */
+    MQ_SERVER_IPV4 = 1,
+    MQ_SERVER_IPV6 = 2, /* IPv6 only */
+};
+
 enum mq_server_protocol {
     MQ_SERVER_MQTT = 0,       /* MQTT on TCP */
     MQ_SERVER_WEBSOCKETS = 1, /* MQTT on WebSockets (net/ws.h), plain HTTP GETs served */
@@ -46,6 +53,7 @@ struct mq_auth; /* net/auth.h */
 
 typedef struct mq_server_listener {
     const char *bind_address; /* NULL: all addresses */
+    uint8_t domain;           /* enum mq_server_domain */
     uint16_t port;
     uint32_t max_connections; /* 0 = unlimited */
     uint16_t max_topic_alias; /* MQTT 5 inbound Topic Alias Maximum */

@@ -56,10 +56,31 @@ struct mq_server {
     pthread_mutex_t ctl_lock; /* ctl_ring users (main thread and signal paths) */
 };
 
+/* A listening socket on 'ai', or -errno. */
+static int listen_socket(const mq_server_listener_t *l, const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, zero = 0;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* best effort */
+    if (ai->ai_family == AF_INET6 && !l->bind_address) /* IPv4 too, unless socket_domain ipv6 */
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, l->domain == MQ_SERVER_IPV6 ? &one : &zero,
+                         sizeof(int));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
 static int listen_on(const mq_server_listener_t *l, int *fd_out, uint16_t *port_out, char *err,
                      size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+    struct addrinfo hints = {.ai_family = l->domain == MQ_SERVER_IPV4   ? AF_INET
+                                          : l->domain == MQ_SERVER_IPV6 ? AF_INET6
+                                                                        : AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
@@ -71,26 +92,25 @@ static int listen_on(const mq_server_listener_t *l, int *fd_out, uint16_t *port_
                  gai_strerror(rc));
         return -EINVAL;
     }
-    /* With no bind address, prefer one IPv6 socket that also takes IPv4; else the first. */
-    struct addrinfo *ai = res;
-    for (struct addrinfo *a = res; a && !l->bind_address; a = a->ai_next)
-        if (a->ai_family == AF_INET6)
-            ai = a;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int e = errno;
-    if (fd >= 0) {
-        int one = 1, zero = 0;
-        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* best effort */
-        if (ai->ai_family == AF_INET6 && !l->bind_address)
-            (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-            e = errno;
-            close(fd);
-            fd = -1;
+    /* With no bind address, one IPv6 socket that also takes IPv4 first; on a host without
+     * IPv6 (a container with it disabled) the next address, IPv4; any other failure (the port
+     * in use) is the answer. */
+    int fd = -EAFNOSUPPORT, first_err = 0;
+    bool stop = false;
+    for (int pass = 0; pass < 2 && fd < 0 && !stop; pass++) {
+        for (struct addrinfo *a = res; a && fd < 0 && !stop; a = a->ai_next) {
+            bool v6_first = !l->bind_address && a->ai_family == AF_INET6;
+            if (pass == 0 ? !v6_first : v6_first)
+                continue;
+            fd = listen_socket(l, a);
+            if (fd < 0 && first_err == 0)
+                first_err = -fd;
+            stop = fd < 0 && fd != -EAFNOSUPPORT && fd != -EPROTONOSUPPORT && fd != -EADDRNOTAVAIL;
         }
     }
     freeaddrinfo(res);
     if (fd < 0) {
+        int e = first_err ? first_err : -fd;
         snprintf(err, errlen, "%s:%u: %s", l->bind_address ? l->bind_address : "*", l->port,
                  strerror(e));
         return -e;
@@ -574,6 +594,21 @@ int mq_server_reload_tls(mq_server_t *srv)
 uint16_t mq_server_port(const mq_server_t *srv, unsigned i)
 {
     return i < srv->n_listeners ? srv->ports[i] : 0;
+}
+
+const char *mq_server_families(const mq_server_t *srv, unsigned i)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (i >= srv->n_listeners || getsockname(srv->listen_fds[i], (struct sockaddr *)&ss, &sl) < 0)
+        return "ipv4/ipv6";
+    if (ss.ss_family == AF_INET)
+        return "ipv4";
+    int only = 0;
+    socklen_t ol = sizeof(only);
+    (void)getsockopt(srv->listen_fds[i], IPPROTO_IPV6, IPV6_V6ONLY, &only, &ol);
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+    return only || !IN6_IS_ADDR_UNSPECIFIED(a) ? "ipv6" : "ipv4/ipv6";
 }
 
 unsigned mq_server_workers(const mq_server_t *srv)

@@ -281,3 +281,50 @@ def test_max_inflight_bytes_holds_qos1_back_by_payload_size(broker):
     finally:
         s.close()
         p.close()
+
+
+def _listens(port):
+    """The /proc/net files in which 'port' is a LISTEN socket: tcp (IPv4), tcp6 (IPv6)."""
+    found = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/net/{name}") as f:
+                next(f)
+                for line in f:
+                    local, state = line.split()[1], line.split()[3]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        found.add(name)
+        except OSError:
+            pass
+    return found
+
+
+def _host_has_ipv6():
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_socket_domain_ipv4_opens_an_ipv4_socket_only(broker):
+    p2 = _free_port()
+    b = broker(f"listener {p2}\nsocket_domain ipv4")
+    assert wait_port(p2)
+    assert _listens(p2) == {"tcp"}
+    assert roundtrip_ok(p2)
+    assert b.wait_log(f"Opening ipv4 listen socket on port {p2}.")
+
+
+@pytest.mark.skipif(not _host_has_ipv6(), reason="this host has no IPv6")
+def test_socket_domain_ipv6_takes_no_ipv4(broker):
+    import socket
+    p2 = _free_port()
+    b = broker(f"listener {p2}\nsocket_domain ipv6")
+    assert b.wait_log(f"Opening ipv6 listen socket on port {p2}.")
+    assert _listens(p2) == {"tcp6"}
+    with socket.socket() as s:  # IPv4 to it is refused: the socket is IPv6 only
+        s.settimeout(2)
+        assert s.connect_ex((HOST, p2)) != 0

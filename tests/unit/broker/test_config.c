@@ -253,6 +253,7 @@ static const struct bad_case bad_cases[] = {
     {"auth_opt_db x\n", "'auth_opt_db'"},
     {"max_inflight_bytes 1e3\n", "invalid value '1e3' for max_inflight_bytes"},
     {"mount_point a/\n", "'mount_point'"},
+    {"listener 1883\nsocket_domain ipv5\n", "test.conf:2: invalid value 'ipv5' for socket_domain"},
     {"connection bridge1\n", "'connection'"},
     {"protocol http\n", "test.conf:1: invalid value 'http' for protocol"},
     {"listener 8080\nprotocol websockets\nstatus_page yes\n",
@@ -493,7 +494,7 @@ Test(config, the_implemented_options_are_exactly_these)
                      " per_listener_settings session_owner_check cafile capath certfile"
                      " keyfile crlfile ciphers ciphers_tls1.3 tls_version"
                      " require_certificate use_identity_as_username use_subject_as_username"
-                     " use_username_as_clientid"
+                     " use_username_as_clientid socket_domain"
                      " max_topic_alias persistence persistence_file persistence_location"
                      " autosave_interval autosave_on_changes persistent_client_expiration"
                      " queue_qos0_messages persistence_fsync persistence_journal_limit"
@@ -538,7 +539,7 @@ Test(config, every_implemented_option_accepts_its_default_back)
         " log_timestamp_format persistent_client_expiration response_information http_dir"
         " websockets_trusted_proxy cafile capath certfile keyfile crlfile ciphers ciphers_tls1.3"
         " tls_version password_file acl_file session_owner_check persistence_location"
-        " clientid_prefixes ";
+        " clientid_prefixes socket_domain ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
