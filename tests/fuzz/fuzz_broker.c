@@ -565,7 +565,7 @@ static void world_fini(world_t *x)
 static void push_intent(slot_t *s, uint8_t type, uint16_t id)
 {
     if (s->n_intent < MAX_INTENT)
-        s->intent[s->n_intent++] = (intent_t){type, id};
+        s->intent[s->n_intent++] = (intent_t){.type = type, .id = id};
 }
 
 /* The client's stream stops being one of whole valid packets: what the broker makes of it

@@ -126,7 +126,7 @@ Test(auth, a_pbkdf2_run_can_be_deferred_to_the_verifier_and_its_answer_is_used_o
 {
     auth = mq_auth_new(1);
     mq_auth_set_domain(auth, 0, passwords(), NULL);
-    mq_auth_slot_t slot = {0};
+    mq_auth_slot_t slot = {.last_gen = 0};
     (void)mq_auth_publish(&slot, auth);
     mq_connect_t c = cp("alice", "secret"), b = cp("bob", "hunter2"), x = cp("alice", "nope");
     cr_expect(eq(int, mq_auth_connect(auth, 0, false, &c, cache, true), MQ_RC_AGAIN));
@@ -239,7 +239,7 @@ Test(auth, a_reload_reclassifies_subscriptions_and_drops_denied_queued_messages)
 {
     auth = mq_auth_new(1);
     mq_auth_set_domain(auth, 0, NULL, acl("user u\ntopic read a/#\ntopic read b/#\n"));
-    mq_auth_slot_t slot = {0};
+    mq_auth_slot_t slot = {.last_gen = 0};
     (void)mq_auth_publish(&slot, auth);
     uint64_t gen = 0;
     mq_auth_refresh(mq_auth_get(&slot), route, &gen);
