@@ -136,7 +136,8 @@ def check_stderr_text(text):
 
 
 class Broker:
-    def __init__(self, tmp_path, extra="", port=None, workers=None, args=None, name="broker"):
+    def __init__(self, tmp_path, extra="", port=None, workers=None, args=None, name="broker",
+                 env=None):
         self.port = port or _free_port()
         self.dir = tmp_path
         self.conf = tmp_path / f"{name}.conf"
@@ -150,6 +151,7 @@ class Broker:
             lines += extra.strip("\n").split("\n")
         self.conf.write_text("\n".join(lines) + "\n")
         self.args = args if args is not None else []
+        self.env = env  # added to the environment the broker starts in
         self.proc = None
         self.stopped = False
 
@@ -157,7 +159,8 @@ class Broker:
         self._err = open(self.err_path, "wb")
         self.proc = subprocess.Popen([BROKER, "-c", str(self.conf)] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=self._err,
-                                     stderr=self._err)
+                                     stderr=self._err,
+                                     env={**os.environ, **self.env} if self.env else None)
         if not wait_port(self.port, 5.0, self.proc):
             self.kill()
             raise RuntimeError(f"broker did not listen on {self.port}:\n{self.stderr()}")

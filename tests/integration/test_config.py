@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 """mosquitto.conf options taking effect in the running broker."""
+import os
 import queue
 
 import paho.mqtt.client as mqtt
@@ -328,3 +329,22 @@ def test_socket_domain_ipv6_takes_no_ipv4(broker):
     with socket.socket() as s:  # IPv4 to it is refused: the socket is IPv6 only
         s.settimeout(2)
         assert s.connect_ex((HOST, p2)) != 0
+
+
+NO_IPV6_SHIM = os.environ.get("MQ_NO_IPV6_SHIM")
+
+
+@pytest.mark.skipif(IS_MOSQUITTO or not NO_IPV6_SHIM or os.environ.get("MQ_SANITIZED") == "1",
+                    reason="needs the no_ipv6 shim (LD_PRELOAD) and an unsanitized broker")
+def test_a_host_without_ipv6_still_gets_its_ipv4_listener(tmp_path):
+    # a listener on all addresses tries one IPv6 socket that takes IPv4 too; where IPv6 is
+    # missing (socket(AF_INET6) fails), it goes on with IPv4 as mosquitto does
+    port = _free_port()
+    b = Broker(tmp_path, port=port, env={"LD_PRELOAD": NO_IPV6_SHIM})
+    b.conf.write_text(f"listener {port}\nallow_anonymous true\n")
+    b.start()
+    try:
+        assert roundtrip_ok(port)
+        assert b.wait_log(f"Opening ipv4 listen socket on port {port}.")
+    finally:
+        b.check_clean_exit()
