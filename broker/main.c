@@ -226,8 +226,8 @@ static int start_broker(broker_t *b, const cli_t *cli)
     else
         MQ_LOG(MQ_LOG_NOTICE, "Using default config.");
     if (cfg->clientid_prefixes)
-        MQ_LOG(MQ_LOG_WARN, "The 'clientid_prefixes' option is now deprecated and will be "
-                            "removed in a future version.");
+        MQ_LOG(MQ_LOG_NOTICE, "The 'clientid_prefixes' option is now deprecated and will be "
+                              "removed in a future version.");
     if (cfg->retry_interval_set)
         MQ_LOG(MQ_LOG_WARN, "Warning: The retry_interval option is no longer available.");
     if (!cfg->has_explicit_listener) /* mosquitto 2's words for the same mode */
@@ -258,7 +258,9 @@ static int start_broker(broker_t *b, const cli_t *cli)
     mq_logging_set_server(b->logging, b->srv);
     for (unsigned i = 0; i < opts.n_listeners; i++)
         MQ_LOG(MQ_LOG_NOTICE, "Opening %s listen socket on port %u.",
-               mq_server_families(b->srv, i), mq_server_port(b->srv, i));
+               opts.listeners[i].protocol == MQ_SERVER_WEBSOCKETS ? "websockets"
+                                                                  : mq_server_families(b->srv, i),
+               mq_server_port(b->srv, i));
     if (drop_privileges(cfg->user) < 0)
         return -1;
     mq_persist_check(b->persist); /* as the user that will write the snapshots */

@@ -64,9 +64,10 @@ static int listen_socket(const mq_server_listener_t *l, const struct addrinfo *a
         return -errno;
     int one = 1, zero = 0;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* best effort */
-    if (ai->ai_family == AF_INET6 && !l->bind_address) /* IPv4 too, unless socket_domain ipv6 */
-        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, l->domain == MQ_SERVER_IPV6 ? &one : &zero,
-                         sizeof(int));
+    if (ai->ai_family == AF_INET6 && l->domain == MQ_SERVER_IPV6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    else if (ai->ai_family == AF_INET6 && !l->bind_address) /* one socket takes IPv4 too */
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
         int e = errno;
         close(fd);
@@ -95,25 +96,22 @@ static int listen_on(const mq_server_listener_t *l, int *fd_out, uint16_t *port_
     /* With no bind address, one IPv6 socket that also takes IPv4 first; on a host without
      * IPv6 (a container with it disabled) the next address, IPv4; any other failure (the port
      * in use) is the answer. */
-    int fd = -EAFNOSUPPORT, first_err = 0;
+    int fd = -EAFNOSUPPORT;
     bool stop = false;
     for (int pass = 0; pass < 2 && fd < 0 && !stop; pass++) {
         for (struct addrinfo *a = res; a && fd < 0 && !stop; a = a->ai_next) {
             bool v6_first = !l->bind_address && a->ai_family == AF_INET6;
             if (pass == 0 ? !v6_first : v6_first)
                 continue;
-            fd = listen_socket(l, a);
-            if (fd < 0 && first_err == 0)
-                first_err = -fd;
+            fd = listen_socket(l, a); /* the last failure is the one told */
             stop = fd < 0 && fd != -EAFNOSUPPORT && fd != -EPROTONOSUPPORT && fd != -EADDRNOTAVAIL;
         }
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        int e = first_err ? first_err : -fd;
         snprintf(err, errlen, "%s:%u: %s", l->bind_address ? l->bind_address : "*", l->port,
-                 strerror(e));
-        return -e;
+                 strerror(-fd));
+        return fd;
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);

@@ -6,7 +6,7 @@ import queue
 import paho.mqtt.client as mqtt
 import pytest
 
-from conftest import (DISCONNECT_PKT, HOST, IS_MOSQUITTO, PINGREQ_PKT, PINGRESP_PKT, PUBACK,
+from conftest import (BROKER, DISCONNECT_PKT, HOST, IS_MOSQUITTO, PINGREQ_PKT, PINGRESP_PKT, PUBACK,
                       Broker, Raw, _free_port, ack_pkt, connack_bytes, connect_pkt, publish_pkt,
                       roundtrip_ok, wait_port)
 
@@ -320,10 +320,11 @@ def test_socket_domain_ipv4_opens_an_ipv4_socket_only(broker):
 
 
 @pytest.mark.skipif(not _host_has_ipv6(), reason="this host has no IPv6")
-def test_socket_domain_ipv6_takes_no_ipv4(broker):
+@pytest.mark.parametrize("bind", ["", " ::"])
+def test_socket_domain_ipv6_takes_no_ipv4(broker, bind):
     import socket
     p2 = _free_port()
-    b = broker(f"listener {p2}\nsocket_domain ipv6")
+    b = broker(f"listener {p2}{bind}\nsocket_domain ipv6")
     assert b.wait_log(f"Opening ipv6 listen socket on port {p2}.")
     assert _listens(p2) == {"tcp6"}
     with socket.socket() as s:  # IPv4 to it is refused: the socket is IPv6 only
@@ -348,3 +349,21 @@ def test_a_host_without_ipv6_still_gets_its_ipv4_listener(tmp_path):
         assert b.wait_log(f"Opening ipv4 listen socket on port {port}.")
     finally:
         b.check_clean_exit()
+
+
+@pytest.mark.skipif(IS_MOSQUITTO or not NO_IPV6_SHIM or os.environ.get("MQ_SANITIZED") == "1",
+                    reason="needs the no_ipv6 shim (LD_PRELOAD) and an unsanitized broker")
+def test_without_ipv6_a_port_in_use_is_what_the_error_says(tmp_path):
+    import socket
+    import subprocess
+    port = _free_port()
+    conf = tmp_path / "taken.conf"
+    conf.write_text(f"listener {port}\nallow_anonymous true\n")
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", port))
+        taken.listen()
+        r = subprocess.run([BROKER, "-c", str(conf)], capture_output=True, text=True,
+                           timeout=10, env={**os.environ, "LD_PRELOAD": NO_IPV6_SHIM})
+    assert r.returncode != 0
+    assert "Address already in use" in r.stderr, r.stderr
+    assert "Address family" not in r.stderr
