@@ -75,10 +75,22 @@ def pytest_configure(config):
 
 # --- ports ------------------------------------------------------------------------------------
 
+_handed_out = set()
+
+
 def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never one this run has handed out before: the kernel may
+    offer the same ephemeral port twice when nothing bound it in between (a test that asks
+    for a websockets port and then starts the broker on a port of its own got the same one
+    twice and the broker refused its "duplicate listener")."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port this run has not handed out already")
 
 
 @pytest.fixture
