@@ -7,10 +7,23 @@
 #include "core/mem.h"
 #include "core/rc.h"
 
+/* A record's retired entries in batches, oldest first: what one thread retired between two
+ * of its quiescent points, with the epoch of the batch's last retirement (the largest: the
+ * global epoch only grows). A batch is freed once every online thread has announced a later
+ * epoch. When all batches are in use, the newest takes more: its entries then wait for the
+ * last of them, which is later, never earlier, than their own epoch. */
+#define BATCHES 8
+
+typedef struct batch {
+    mq_epoch_entry_t *head, **tail;
+    uint64_t epoch;
+} batch_t;
+
 struct mq_epoch_rec {
     _Alignas(64) atomic_uint_fast64_t seen; /* epoch at the last quiescent point; 0 offline */
     mq_epoch_t *ep;
-    mq_epoch_entry_t *head, **tail; /* retired, oldest first */
+    batch_t b[BATCHES]; /* a ring: b[first] is the oldest, b[(first + n - 1) % BATCHES] open */
+    unsigned first, n;  /* n >= 1: the open batch always exists */
     uint64_t n_pending;
     unsigned idx;
 };
@@ -21,29 +34,56 @@ struct mq_epoch {
     mq_epoch_rec_t recs[];
 };
 
+static batch_t *open_batch(mq_epoch_rec_t *r)
+{
+    return &r->b[(r->first + r->n - 1) % BATCHES];
+}
+
+static void batch_reset(batch_t *b)
+{
+    b->head = NULL;
+    b->tail = &b->head;
+    b->epoch = 0;
+}
+
 mq_epoch_t *mq_epoch_new(unsigned max_threads)
 {
     mq_epoch_t *ep = mq_calloc(1, sizeof(*ep) + max_threads * sizeof(mq_epoch_rec_t));
     atomic_init(&ep->global, 1);
     ep->n = max_threads;
     for (unsigned i = 0; i < max_threads; i++) {
-        atomic_init(&ep->recs[i].seen, 0);
-        ep->recs[i].ep = ep;
-        ep->recs[i].tail = &ep->recs[i].head;
-        ep->recs[i].idx = i;
+        mq_epoch_rec_t *r = &ep->recs[i];
+        atomic_init(&r->seen, 0);
+        r->ep = ep;
+        r->n = 1;
+        batch_reset(&r->b[0]);
+        r->idx = i;
     }
     return ep;
 }
 
+/* Runs the callbacks of the batches retired before epoch 'below', oldest first; then, when the
+ * open batch holds entries, opens the next one. */
 static void run_all(mq_epoch_rec_t *r, uint64_t below)
 {
-    while (r->head && r->head->epoch < below) {
-        mq_epoch_entry_t *e = r->head;
-        r->head = e->next;
-        if (r->head == NULL)
-            r->tail = &r->head;
-        r->n_pending--;
-        e->fn(e);
+    while (r->n > 0) {
+        batch_t *b = &r->b[r->first];
+        if (b->head == NULL || b->epoch >= below)
+            break;
+        for (mq_epoch_entry_t *e = b->head, *next; e; e = next) {
+            next = e->next; /* fn frees what holds 'e' */
+            r->n_pending--;
+            e->fn(e);
+        }
+        batch_reset(b);
+        if (r->n == 1)
+            return; /* it was the open one: it stays open, empty */
+        r->first = (r->first + 1) % BATCHES;
+        r->n--;
+    }
+    if (open_batch(r)->head && r->n < BATCHES) {
+        r->n++;
+        batch_reset(open_batch(r));
     }
 }
 
@@ -82,7 +122,7 @@ void mq_epoch_quiescent(mq_epoch_rec_t *r)
      * that announces epoch g has finished with everything unlinked before g was taken. */
     uint64_t g = atomic_load_explicit(&r->ep->global, memory_order_seq_cst);
     atomic_store_explicit(&r->seen, g, memory_order_seq_cst);
-    if (r->head)
+    if (r->n_pending)
         run_all(r, min_seen(r->ep));
 }
 
@@ -117,11 +157,12 @@ void mq_epoch_retire(mq_epoch_rec_t *r, mq_epoch_entry_t *e, mq_epoch_free_cb *f
 {
     e->fn = fn;
     e->next = NULL;
+    batch_t *b = open_batch(r);
     /* the entry is unreachable from now on; threads that saw an epoch <= this one may still
      * hold it, threads that announce a later epoch cannot */
-    e->epoch = atomic_fetch_add_explicit(&r->ep->global, 1, memory_order_seq_cst);
-    *r->tail = e;
-    r->tail = &e->next;
+    b->epoch = atomic_fetch_add_explicit(&r->ep->global, 1, memory_order_seq_cst);
+    *b->tail = e;
+    b->tail = &e->next;
     r->n_pending++;
 }
 

@@ -15,11 +15,12 @@
 typedef struct mq_epoch_entry mq_epoch_entry_t;
 typedef void mq_epoch_free_cb(mq_epoch_entry_t *e);
 
-/* Embedded in what is retired (ck_epoch_entry style): no allocation to retire. */
+/* Embedded in what is retired (ck_epoch_entry style): no allocation to retire. 16 bytes: the
+ * epoch of a retirement is kept once per batch of entries, not in each (every index node
+ * carries one). */
 struct mq_epoch_entry {
     mq_epoch_entry_t *next;
     mq_epoch_free_cb *fn;
-    uint64_t epoch; /* global epoch at retirement */
 };
 
 typedef struct mq_epoch mq_epoch_t;         /* the domain, shared by all threads */

@@ -26,10 +26,10 @@ typedef struct kids {
     _Atomic(node_t *) slot[];
 } kids_t;
 
-/* 64 bytes before the level, so a node with a level of up to 15 bytes is in jemalloc's 80-byte
- * class. What only the writer reads shares its bytes with the retirement entry: a node is
- * retired once it is out of the tree and the writer is done with it, while readers may still
- * be in it, reading the other fields. */
+/* 56 bytes before the level, so a node with a level of up to 7 bytes is in jemalloc's 64-byte
+ * class, up to 23 in the 80-byte one. What only the writer reads shares its bytes with the
+ * retirement entry: a node is retired once it is out of the tree and the writer is done with it,
+ * while readers may still be in it, reading the other fields. */
 struct node {
     union {
         mq_epoch_entry_t retire;
@@ -48,7 +48,7 @@ struct node {
     uint32_t len;
     char level[];
 };
-_Static_assert(offsetof(node_t, level) == 64, "a node's fixed part is 64 bytes");
+_Static_assert(offsetof(node_t, level) == 56, "a node's fixed part is 56 bytes");
 
 typedef struct shard {
     pthread_mutex_t lock; /* writers of this shard; readers never take it (a pthread mutex, not

@@ -83,27 +83,66 @@ Test(epoch, quiescent_point_before_the_retirement_does_not_count)
     cr_assert(eq(u64, mq_epoch_pending(r0), 0));
 }
 
-Test(epoch, entries_free_in_retirement_order_as_they_become_safe)
+Test(epoch, what_a_thread_retired_between_two_quiescent_points_frees_together)
 {
     mq_epoch_rec_t *r0 = mq_epoch_register(ep, 0);
     mq_epoch_rec_t *r1 = mq_epoch_register(ep, 1);
     retire(r0, 0);
     retire(r0, 1);
-    mq_epoch_quiescent(r1); /* covers 0 and 1 */
+    mq_epoch_quiescent(r1); /* covers 0 and 1, not 2 and 3 */
     retire(r0, 2);
     retire(r0, 3);
+    mq_epoch_quiescent(r0); /* one batch: it waits for its last entry */
     cr_assert(eq(u64, mq_epoch_pending(r0), 4));
-    mq_epoch_quiescent(r0);
-    cr_assert(eq(u64, mq_epoch_pending(r0), 2));
-    cr_assert(eq(int, n_freed, 2));
-    cr_assert(eq(int, freed[0], 0));
-    cr_assert(eq(int, freed[1], 1));
+    cr_assert(eq(int, n_freed, 0));
     mq_epoch_quiescent(r1);
     mq_epoch_quiescent(r0);
     cr_assert(eq(u64, mq_epoch_pending(r0), 0));
     cr_assert(eq(int, n_freed, 4));
+    for (int i = 0; i < 4; i++)
+        cr_assert(eq(int, freed[i], i), "retirement order");
+}
+
+Test(epoch, batches_free_in_retirement_order_as_they_become_safe)
+{
+    mq_epoch_rec_t *r0 = mq_epoch_register(ep, 0);
+    mq_epoch_rec_t *r1 = mq_epoch_register(ep, 1);
+    retire(r0, 0);
+    mq_epoch_quiescent(r0); /* r1 has not passed one: 0 waits */
+    mq_epoch_quiescent(r1); /* covers 0 */
+    retire(r0, 1);
+    retire(r0, 2);
+    cr_assert(eq(u64, mq_epoch_pending(r0), 3));
+    mq_epoch_quiescent(r0);
+    cr_assert(eq(u64, mq_epoch_pending(r0), 2));
+    cr_assert(eq(int, n_freed, 1));
+    cr_assert(eq(int, freed[0], 0));
+    mq_epoch_quiescent(r1);
+    mq_epoch_quiescent(r0);
+    cr_assert(eq(u64, mq_epoch_pending(r0), 0));
+    cr_assert(eq(int, n_freed, 3));
+    cr_assert(eq(int, freed[1], 1));
     cr_assert(eq(int, freed[2], 2));
-    cr_assert(eq(int, freed[3], 3));
+}
+
+Test(epoch, more_batches_than_a_record_keeps_apart_still_free_in_order)
+{
+    /* a thread that passes many quiescent points while another stays behind: its batches
+     * outnumber the ring, the newest takes the rest, nothing is freed early or lost */
+    mq_epoch_rec_t *r0 = mq_epoch_register(ep, 0);
+    mq_epoch_rec_t *r1 = mq_epoch_register(ep, 1);
+    for (int i = 0; i < MAX_ITEMS; i++) {
+        retire(r0, i);
+        mq_epoch_quiescent(r0);
+    }
+    cr_assert(eq(u64, mq_epoch_pending(r0), MAX_ITEMS));
+    cr_assert(eq(int, n_freed, 0));
+    mq_epoch_quiescent(r1);
+    mq_epoch_quiescent(r0);
+    cr_assert(eq(u64, mq_epoch_pending(r0), 0));
+    cr_assert(eq(int, n_freed, MAX_ITEMS));
+    for (int i = 0; i < MAX_ITEMS; i++)
+        cr_assert(eq(int, freed[i], i), "retirement order");
 }
 
 Test(epoch, pending_is_counted_per_record)
