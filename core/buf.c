@@ -18,7 +18,7 @@ void mq_buf_reserve(mq_buf_t *b, size_t extra)
 {
     if (b->cap - b->len >= extra)
         return;
-    size_t cap = b->cap ? b->cap : 64;
+    size_t cap = b->cap ? b->cap : MQ_BUF_FIRST;
     while (cap - b->len < extra)
         cap *= 2;
     b->data = mq_realloc(b->data, cap);

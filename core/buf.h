@@ -27,6 +27,9 @@ static inline bool mq_str_eq(mq_str_t a, mq_str_t b)
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
+/* The first allocation of a buffer that grows from empty. */
+#define MQ_BUF_FIRST 64
+
 /* A growable byte buffer that owns its storage (allocated through core/mem). */
 typedef struct mq_buf {
     uint8_t *data;
