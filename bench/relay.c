@@ -7,8 +7,10 @@
  * header, answers CONNECT with CONNACK, SUBSCRIBE with SUBACK (granting the requested QoS)
  * and remembers the exact filter, PINGREQ with PINGRESP, acknowledges QoS 1/2 publishes, and
  * forwards each PUBLISH's bytes unchanged (as QoS 0) to the connections subscribed to exactly
- * that topic. No wildcards, no sessions, no retained messages, no validation. One thread,
- * epoll, edge-triggered, one write per connection per loop turn. Loopback only. */
+ * that topic, or to a filter "PREFIX/#" or "PREFIX/+" whose wildcard is its last level (fan-in's
+ * one subscriber; a list walked per PUBLISH, for a handful of such filters). No other wildcards, no
+ * sessions, no retained messages, no validation. One thread, epoll, edge-triggered, one write per
+ * connection per loop turn. Loopback only. */
 #include "bench/relay.h"
 
 #include <arpa/inet.h>
@@ -36,7 +38,8 @@ typedef struct sub {
     struct sub *next;
     uint64_t hash;
     conn_t *c;
-    size_t len;
+    size_t len; /* of the exact topic, or of a "PREFIX/#" or "PREFIX/+" filter's "PREFIX/" */
+    char wild;  /* '#', '+', or 0 for an exact topic */
     char topic[];
 } sub_t;
 
@@ -52,6 +55,7 @@ struct conn {
 typedef struct relay {
     int ep;
     sub_t *table[1u << TABLE_BITS];
+    sub_t *wild; /* the "PREFIX/#" and "PREFIX/+" filters */
     conn_t *dirty;
 } relay_t;
 
@@ -76,7 +80,7 @@ static void conn_close(relay_t *r, conn_t *c)
 {
     for (size_t i = 0; i < c->n_mine; i++) { /* unlink this connection's subscriptions */
         sub_t *s = c->mine[i];
-        sub_t **pp = &r->table[s->hash & ((1u << TABLE_BITS) - 1)];
+        sub_t **pp = s->wild ? &r->wild : &r->table[s->hash & ((1u << TABLE_BITS) - 1)];
         while (*pp != s)
             pp = &(*pp)->next;
         *pp = s->next;
@@ -101,11 +105,14 @@ static void subscribe(relay_t *r, conn_t *c, const uint8_t *p, size_t len)
         if (off + 2 + flen + 1 > len)
             break;
         sub_t *s = mq_alloc(sizeof(*s) + flen);
-        s->len = flen;
-        memcpy(s->topic, p + off + 2, flen);
-        s->hash = XXH3_64bits(s->topic, flen);
+        const uint8_t *f = p + off + 2;
+        bool w = flen >= 2 && f[flen - 2] == '/' && (f[flen - 1] == '#' || f[flen - 1] == '+');
+        s->wild = w ? (char)f[flen - 1] : 0;
+        s->len = s->wild ? flen - 1 : flen;
+        memcpy(s->topic, f, s->len);
+        s->hash = XXH3_64bits(s->topic, s->len);
         s->c = c;
-        sub_t **head = &r->table[s->hash & ((1u << TABLE_BITS) - 1)];
+        sub_t **head = s->wild ? &r->wild : &r->table[s->hash & ((1u << TABLE_BITS) - 1)];
         s->next = *head;
         *head = s;
         if (c->n_mine == c->cap_mine) {
@@ -125,6 +132,15 @@ static void subscribe(relay_t *r, conn_t *c, const uint8_t *p, size_t len)
     mq_buf_append(&c->out, hdr, hl);
     mq_buf_append(&c->out, codes, n);
     mark(r, c);
+}
+
+static void forward(relay_t *r, conn_t *d, const uint8_t *fh, size_t fl, const uint8_t *p,
+                    size_t tlen, size_t body_off, size_t len)
+{
+    mq_buf_append(&d->out, fh, fl);
+    mq_buf_append(&d->out, p, 2 + tlen);
+    mq_buf_append(&d->out, p + body_off, len - body_off);
+    mark(r, d);
 }
 
 static void publish(relay_t *r, conn_t *c, uint8_t hdr, const uint8_t *p, size_t len)
@@ -149,14 +165,13 @@ static void publish(relay_t *r, conn_t *c, uint8_t hdr, const uint8_t *p, size_t
     uint8_t fh[5] = {(uint8_t)(0x30 | (hdr & 1))};
     size_t fl = 1 + mq_codec_write_varint(fh + 1, (uint32_t)rem);
     for (sub_t *s = r->table[h & ((1u << TABLE_BITS) - 1)]; s; s = s->next) {
-        if (s->hash != h || s->len != tlen || memcmp(s->topic, p + 2, tlen) != 0)
-            continue;
-        conn_t *d = s->c;
-        mq_buf_append(&d->out, fh, fl);
-        mq_buf_append(&d->out, p, 2 + tlen);
-        mq_buf_append(&d->out, p + body_off, len - body_off);
-        mark(r, d);
+        if (s->hash == h && s->len == tlen && memcmp(s->topic, p + 2, tlen) == 0)
+            forward(r, s->c, fh, fl, p, tlen, body_off, len);
     }
+    for (sub_t *s = r->wild; s; s = s->next)
+        if (s->len < tlen && memcmp(s->topic, p + 2, s->len) == 0 &&
+            (s->wild == '#' || memchr(p + 2 + s->len, '/', tlen - s->len) == NULL))
+            forward(r, s->c, fh, fl, p, tlen, body_off, len);
 }
 
 /* Handles every whole packet in c->in; returns false to close. */
