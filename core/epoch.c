@@ -63,23 +63,26 @@ mq_epoch_t *mq_epoch_new(unsigned max_threads)
 }
 
 /* Runs the callbacks of the batches retired before epoch 'below', oldest first; then, when the
- * open batch holds entries, opens the next one. */
+ * open batch holds entries, opens the next one. A batch leaves the ring before its callbacks
+ * run, so one that retires on this record puts its entry in the open batch, with its own
+ * epoch. */
 static void run_all(mq_epoch_rec_t *r, uint64_t below)
 {
-    while (r->n > 0) {
+    for (;;) {
         batch_t *b = &r->b[r->first];
         if (b->head == NULL || b->epoch >= below)
             break;
-        for (mq_epoch_entry_t *e = b->head, *next; e; e = next) {
+        mq_epoch_entry_t *e = b->head;
+        batch_reset(b);
+        if (r->n > 1) { /* (the open one, n == 1, stays, empty) */
+            r->first = (r->first + 1) % BATCHES;
+            r->n--;
+        }
+        for (mq_epoch_entry_t *next; e; e = next) {
             next = e->next; /* fn frees what holds 'e' */
             r->n_pending--;
             e->fn(e);
         }
-        batch_reset(b);
-        if (r->n == 1)
-            return; /* it was the open one: it stays open, empty */
-        r->first = (r->first + 1) % BATCHES;
-        r->n--;
     }
     if (open_batch(r)->head && r->n < BATCHES) {
         r->n++;

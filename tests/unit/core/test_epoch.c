@@ -145,6 +145,33 @@ Test(epoch, more_batches_than_a_record_keeps_apart_still_free_in_order)
         cr_assert(eq(int, freed[i], i), "retirement order");
 }
 
+static mq_epoch_rec_t *chain_rec; /* free_then_retire's record */
+
+static void free_then_retire(mq_epoch_entry_t *e)
+{
+    free_item(e);
+    retire(chain_rec, 1); /* what a freed object may let go of in turn */
+}
+
+Test(epoch, an_entry_retired_by_a_free_callback_waits_its_own_grace_period)
+{
+    mq_epoch_rec_t *r0 = mq_epoch_register(ep, 0);
+    mq_epoch_rec_t *r1 = mq_epoch_register(ep, 1);
+    chain_rec = r0;
+    mq_epoch_retire(r0, &items[0].retire, free_then_retire);
+    mq_epoch_quiescent(r1);
+    mq_epoch_quiescent(r0); /* frees 0, whose callback retires 1 */
+    cr_assert(eq(int, n_freed, 1));
+    cr_assert(eq(u64, mq_epoch_pending(r0), 1));
+    mq_epoch_quiescent(r0); /* r1 has not passed a quiescent point since: 1 waits */
+    cr_assert(eq(int, n_freed, 1));
+    mq_epoch_quiescent(r1);
+    mq_epoch_quiescent(r0);
+    cr_assert(eq(int, n_freed, 2));
+    cr_assert(eq(int, freed[1], 1));
+    cr_assert(eq(u64, mq_epoch_pending(r0), 0));
+}
+
 Test(epoch, pending_is_counted_per_record)
 {
     mq_epoch_rec_t *r0 = mq_epoch_register(ep, 0);
