@@ -6,11 +6,12 @@
  * least MQTT work the scenarios need and nothing else: it frames packets by their fixed
  * header, answers CONNECT with CONNACK, SUBSCRIBE with SUBACK (granting the requested QoS)
  * and remembers the exact filter, PINGREQ with PINGRESP, acknowledges QoS 1/2 publishes, and
- * forwards each PUBLISH's bytes unchanged (as QoS 0) to the connections subscribed to exactly
- * that topic, or to a filter "PREFIX/#" or "PREFIX/+" whose wildcard is its last level (fan-in's
- * one subscriber; a list walked per PUBLISH, for a handful of such filters). No other wildcards, no
- * sessions, no retained messages, no validation. One thread, epoll, edge-triggered, one write per
- * connection per loop turn. Loopback only. */
+ * forwards each PUBLISH's topic and payload (as QoS 1 where publish and subscription are both
+ * QoS 1 or 2, with a packet id of its own and nothing kept in flight; as QoS 0 otherwise) to the
+ * connections subscribed to exactly that topic, or to a filter "PREFIX/#" or "PREFIX/+" whose
+ * wildcard is its last level (fan-in's one subscriber; a list walked per PUBLISH, for a handful
+ * of such filters). No other wildcards, no sessions, no retained messages, no validation. One
+ * thread, epoll, edge-triggered, one write per connection per loop turn. Loopback only. */
 #include "bench/relay.h"
 
 #include <arpa/inet.h>
@@ -38,8 +39,9 @@ typedef struct sub {
     struct sub *next;
     uint64_t hash;
     conn_t *c;
-    size_t len; /* of the exact topic, or of a "PREFIX/#" or "PREFIX/+" filter's "PREFIX/" */
-    char wild;  /* '#', '+', or 0 for an exact topic */
+    size_t len;  /* of the exact topic, or of a "PREFIX/#" or "PREFIX/+" filter's "PREFIX/" */
+    char wild;   /* '#', '+', or 0 for an exact topic */
+    uint8_t qos; /* granted */
     char topic[];
 } sub_t;
 
@@ -50,6 +52,7 @@ struct conn {
     conn_t *next_dirty;
     sub_t **mine; /* this connection's subscriptions (to drop on close) */
     size_t n_mine, cap_mine;
+    uint16_t next_id; /* packet id of the next QoS 1 forward */
 };
 
 typedef struct relay {
@@ -120,7 +123,8 @@ static void subscribe(relay_t *r, conn_t *c, const uint8_t *p, size_t len)
             c->mine = mq_realloc(c->mine, c->cap_mine * sizeof(*c->mine));
         }
         c->mine[c->n_mine++] = s;
-        codes[n++] = p[off + 2 + flen] & 3;
+        s->qos = p[off + 2 + flen] & 3;
+        codes[n++] = s->qos;
         off += 2 + flen + 1;
     }
     /* SUBACK: remaining length = packet id + codes */
@@ -134,11 +138,25 @@ static void subscribe(relay_t *r, conn_t *c, const uint8_t *p, size_t len)
     mark(r, c);
 }
 
-static void forward(relay_t *r, conn_t *d, const uint8_t *fh, size_t fl, const uint8_t *p,
-                    size_t tlen, size_t body_off, size_t len)
+/* One PUBLISH to 'd': QoS 1 when both the publish and the subscription are QoS 1 or 2 (with a
+ * packet id of the relay's; the subscriber's PUBACK is read and ignored, nothing is kept in
+ * flight), QoS 0 otherwise. */
+static void forward(relay_t *r, const sub_t *s, uint8_t hdr, const uint8_t *p, size_t tlen,
+                    size_t body_off, size_t len)
 {
+    conn_t *d = s->c;
+    bool q1 = ((hdr >> 1) & 3) && s->qos;
+    size_t rem = 2 + tlen + (q1 ? 2 : 0) + (len - body_off);
+    uint8_t fh[5] = {(uint8_t)(0x30 | (q1 ? 2 : 0) | (hdr & 1))};
+    size_t fl = 1 + mq_codec_write_varint(fh + 1, (uint32_t)rem);
     mq_buf_append(&d->out, fh, fl);
     mq_buf_append(&d->out, p, 2 + tlen);
+    if (q1) {
+        if (++d->next_id == 0)
+            d->next_id = 1;
+        uint8_t id[2] = {(uint8_t)(d->next_id >> 8), (uint8_t)d->next_id};
+        mq_buf_append(&d->out, id, 2);
+    }
     mq_buf_append(&d->out, p + body_off, len - body_off);
     mark(r, d);
 }
@@ -159,19 +177,15 @@ static void publish(relay_t *r, conn_t *c, uint8_t hdr, const uint8_t *p, size_t
         mq_buf_append(&c->out, ack, 4);
         mark(r, c);
     }
-    /* forward as QoS 0: header, length, topic, payload (the packet id is left out) */
     uint64_t h = XXH3_64bits(p + 2, tlen);
-    size_t rem = 2 + tlen + (len - body_off);
-    uint8_t fh[5] = {(uint8_t)(0x30 | (hdr & 1))};
-    size_t fl = 1 + mq_codec_write_varint(fh + 1, (uint32_t)rem);
     for (sub_t *s = r->table[h & ((1u << TABLE_BITS) - 1)]; s; s = s->next) {
         if (s->hash == h && s->len == tlen && memcmp(s->topic, p + 2, tlen) == 0)
-            forward(r, s->c, fh, fl, p, tlen, body_off, len);
+            forward(r, s, hdr, p, tlen, body_off, len);
     }
     for (sub_t *s = r->wild; s; s = s->next)
         if (s->len < tlen && memcmp(s->topic, p + 2, s->len) == 0 &&
             (s->wild == '#' || memchr(p + 2 + s->len, '/', tlen - s->len) == NULL))
-            forward(r, s->c, fh, fl, p, tlen, body_off, len);
+            forward(r, s, hdr, p, tlen, body_off, len);
 }
 
 /* Handles every whole packet in c->in; returns false to close. */
