@@ -79,11 +79,17 @@ static void mark(relay_t *r, conn_t *c)
     }
 }
 
+/* The chain 's' is on: the wildcard list, or its exact topic's bucket. */
+static sub_t **chain_of(relay_t *r, const sub_t *s)
+{
+    return s->wild ? &r->wild : &r->table[s->hash & ((1u << TABLE_BITS) - 1)];
+}
+
 static void conn_close(relay_t *r, conn_t *c)
 {
     for (size_t i = 0; i < c->n_mine; i++) { /* unlink this connection's subscriptions */
         sub_t *s = c->mine[i];
-        sub_t **pp = s->wild ? &r->wild : &r->table[s->hash & ((1u << TABLE_BITS) - 1)];
+        sub_t **pp = chain_of(r, s);
         while (*pp != s)
             pp = &(*pp)->next;
         *pp = s->next;
@@ -115,7 +121,7 @@ static void subscribe(relay_t *r, conn_t *c, const uint8_t *p, size_t len)
         memcpy(s->topic, f, s->len);
         s->hash = XXH3_64bits(s->topic, s->len);
         s->c = c;
-        sub_t **head = s->wild ? &r->wild : &r->table[s->hash & ((1u << TABLE_BITS) - 1)];
+        sub_t **head = chain_of(r, s);
         s->next = *head;
         *head = s;
         if (c->n_mine == c->cap_mine) {
@@ -138,26 +144,49 @@ static void subscribe(relay_t *r, conn_t *c, const uint8_t *p, size_t len)
     mark(r, c);
 }
 
-/* One PUBLISH to 'd': QoS 1 when both the publish and the subscription are QoS 1 or 2 (with a
+/* What a PUBLISH is forwarded as, worked out once for all its subscribers: the fixed header
+ * as QoS 0 and, when it came at QoS 1 or 2, as QoS 1. */
+typedef struct fwd {
+    const uint8_t *p; /* topic length, topic */
+    size_t tlen;
+    const uint8_t *body;
+    size_t body_len;
+    bool qos;
+    uint8_t fh[2][5];
+    size_t fl[2];
+} fwd_t;
+
+static void fwd_init(fwd_t *f, uint8_t hdr, const uint8_t *p, size_t tlen, size_t body_off,
+                     size_t len)
+{
+    *f = (fwd_t){.p = p,
+                 .tlen = tlen,
+                 .body = p + body_off,
+                 .body_len = len - body_off,
+                 .qos = ((hdr >> 1) & 3) != 0};
+    for (int q = 0; q <= (int)f->qos; q++) {
+        f->fh[q][0] = (uint8_t)(0x30 | (q ? 2 : 0) | (hdr & 1));
+        size_t rem = 2 + tlen + (q ? 2 : 0) + f->body_len;
+        f->fl[q] = 1 + mq_codec_write_varint(f->fh[q] + 1, (uint32_t)rem);
+    }
+}
+
+/* One PUBLISH to 's': QoS 1 when both the publish and the subscription are QoS 1 or 2 (with a
  * packet id of the relay's; the subscriber's PUBACK is read and ignored, nothing is kept in
  * flight), QoS 0 otherwise. */
-static void forward(relay_t *r, const sub_t *s, uint8_t hdr, const uint8_t *p, size_t tlen,
-                    size_t body_off, size_t len)
+static void forward(relay_t *r, const sub_t *s, const fwd_t *f)
 {
     conn_t *d = s->c;
-    bool q1 = ((hdr >> 1) & 3) && s->qos;
-    size_t rem = 2 + tlen + (q1 ? 2 : 0) + (len - body_off);
-    uint8_t fh[5] = {(uint8_t)(0x30 | (q1 ? 2 : 0) | (hdr & 1))};
-    size_t fl = 1 + mq_codec_write_varint(fh + 1, (uint32_t)rem);
-    mq_buf_append(&d->out, fh, fl);
-    mq_buf_append(&d->out, p, 2 + tlen);
+    int q1 = f->qos && s->qos;
+    mq_buf_append(&d->out, f->fh[q1], f->fl[q1]);
+    mq_buf_append(&d->out, f->p, 2 + f->tlen);
     if (q1) {
         if (++d->next_id == 0)
             d->next_id = 1;
         uint8_t id[2] = {(uint8_t)(d->next_id >> 8), (uint8_t)d->next_id};
         mq_buf_append(&d->out, id, 2);
     }
-    mq_buf_append(&d->out, p + body_off, len - body_off);
+    mq_buf_append(&d->out, f->body, f->body_len);
     mark(r, d);
 }
 
@@ -177,15 +206,17 @@ static void publish(relay_t *r, conn_t *c, uint8_t hdr, const uint8_t *p, size_t
         mq_buf_append(&c->out, ack, 4);
         mark(r, c);
     }
+    fwd_t f;
+    fwd_init(&f, hdr, p, tlen, body_off, len);
     uint64_t h = XXH3_64bits(p + 2, tlen);
     for (sub_t *s = r->table[h & ((1u << TABLE_BITS) - 1)]; s; s = s->next) {
         if (s->hash == h && s->len == tlen && memcmp(s->topic, p + 2, tlen) == 0)
-            forward(r, s, hdr, p, tlen, body_off, len);
+            forward(r, s, &f);
     }
     for (sub_t *s = r->wild; s; s = s->next)
         if (s->len < tlen && memcmp(s->topic, p + 2, s->len) == 0 &&
             (s->wild == '#' || memchr(p + 2 + s->len, '/', tlen - s->len) == NULL))
-            forward(r, s, hdr, p, tlen, body_off, len);
+            forward(r, s, &f);
 }
 
 /* Handles every whole packet in c->in; returns false to close. */
