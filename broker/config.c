@@ -258,7 +258,8 @@ const mq_config_option_t mq_config__options[] = {
     /* the user name (or the certificate's name above) replaces the client id: net/connect.c */
     {OPTION("use_username_as_clientid", BOOL, LISTENER), LFIELD(use_username_as_clientid)},
     /* listeners of other kinds */
-    REFUSED("bind_interface", STRING, LISTENER),
+    /* the interface whose addresses the listener binds (net/server.c) */
+    {OPTION("bind_interface", STRING, LISTENER), LFIELD(bind_interface)},
     {OPTION("socket_domain", KEYWORD, LISTENER), LFIELD(socket_domain), .keywords = domains},
     REFUSED("mount_point", STRING, LISTENER),
     /* MQTT 5: aliases a client may set per connection (mosquitto: per listener, default 10) */
@@ -979,8 +980,7 @@ static int finish_listeners(mq_config_t *cfg, uint16_t port_override, char *err,
         l.port = port_override;
     if (!l.max_connections)
         l.max_connections = cfg->max_connections;
-    if (local_only && !l.bind_address)
-        l.bind_address = copy_string("127.0.0.1");
+    l.loopback = local_only && !l.bind_address; /* 127.0.0.1 and ::1, as mosquitto 2 */
     for (unsigned i = 0; i < cfg->n_listeners; i++) {
         const char *a = cfg->listeners[i].bind_address, *b = l.bind_address;
         if (cfg->listeners[i].port == l.port && ((!a && !b) || (a && b && strcmp(a, b) == 0))) {
@@ -1034,6 +1034,8 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     for (unsigned i = 0; i < cfg->n_listeners; i++) {
         const mq_listener_conf_t *l = &cfg->listeners[i];
         o->listeners[i].bind_address = l->bind_address;
+        o->listeners[i].bind_interface = l->bind_interface;
+        o->listeners[i].loopback = l->loopback;
         o->listeners[i].domain = l->socket_domain;
         o->listeners[i].port = l->port;
         o->listeners[i].max_connections = l->max_connections;

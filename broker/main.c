@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -256,11 +257,14 @@ static int start_broker(broker_t *b, const cli_t *cli)
         return -1;
     }
     mq_logging_set_server(b->logging, b->srv);
-    for (unsigned i = 0; i < opts.n_listeners; i++)
-        MQ_LOG(MQ_LOG_NOTICE, "Opening %s listen socket on port %u.",
-               opts.listeners[i].protocol == MQ_SERVER_WEBSOCKETS ? "websockets"
-                                                                  : mq_server_families(b->srv, i),
-               mq_server_port(b->srv, i));
+    const char *families;
+    unsigned li, last = UINT_MAX;
+    for (unsigned k = 0; (families = mq_server_socket(b->srv, k, &li)) != NULL; last = li, k++) {
+        bool ws = opts.listeners[li].protocol == MQ_SERVER_WEBSOCKETS;
+        if (!ws || li != last) /* as mosquitto: a line per socket, one per WebSockets listener */
+            MQ_LOG(MQ_LOG_NOTICE, "Opening %s listen socket on port %u.",
+                   ws ? "websockets" : families, mq_server_port(b->srv, li));
+    }
     if (drop_privileges(cfg->user) < 0)
         return -1;
     mq_persist_check(b->persist); /* as the user that will write the snapshots */

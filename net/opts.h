@@ -52,8 +52,12 @@ struct mq_auth; /* net/auth.h */
 #define MQ_AUTO_ID_PREFIX_MAX (65535u - 16u)
 
 typedef struct mq_server_listener {
-    const char *bind_address; /* NULL: all addresses */
-    uint8_t domain;           /* enum mq_server_domain */
+    const char *bind_address;   /* NULL: all addresses; a name: every address it resolves to */
+    const char *bind_interface; /* NULL, or the network interface whose addresses are bound
+                                   (mosquitto's bind_interface: the first of each family, or
+                                   bind_address if the interface has it) */
+    bool loopback;              /* 127.0.0.1 and ::1 (mosquitto 2's local-only mode) */
+    uint8_t domain;             /* enum mq_server_domain */
     uint16_t port;
     uint32_t max_connections; /* 0 = unlimited */
     uint16_t max_topic_alias; /* MQTT 5 inbound Topic Alias Maximum */

@@ -4,6 +4,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +28,13 @@
 #include "net/worker.h"
 #include "net/xport.h"
 
+/* A listener has a socket per address it binds (bind_address "localhost" names two). */
+#define MQ_SERVER_MAX_SOCKETS (MQ_SERVER_MAX_LISTENERS * 4)
+typedef struct {
+    int fd;
+    uint8_t listener; /* index into opts.listeners */
+} listen_sock_t;
+
 /* The running broker. Created and destroyed by the main thread; the acceptor thread reads the
  * listeners and posts to the workers' inboxes; the workers read 'opts' and the index. */
 struct mq_server {
@@ -40,7 +49,8 @@ struct mq_server {
     mq_epoch_t *ep;
     mq_tindex_t *ix;
     mq_shared_t *shared;
-    int listen_fds[MQ_SERVER_MAX_LISTENERS];
+    listen_sock_t socks[MQ_SERVER_MAX_SOCKETS]; /* every listener's, in listener order */
+    unsigned n_socks;
     uint16_t ports[MQ_SERVER_MAX_LISTENERS];
     mq_xport_listener_t *xports[MQ_SERVER_MAX_LISTENERS]; /* NULL: plain TCP */
     atomic_uint_fast32_t listener_conns[MQ_SERVER_MAX_LISTENERS];
@@ -56,19 +66,21 @@ struct mq_server {
     pthread_mutex_t ctl_lock; /* ctl_ring users (main thread and signal paths) */
 };
 
-/* A listening socket on 'ai', or -errno. */
-static int listen_socket(const mq_server_listener_t *l, const struct addrinfo *ai)
+/* A listening socket on 'sa', or -errno. 'dual': an IPv6 socket on all addresses that takes
+ * IPv4 too. */
+static int listen_socket(const mq_server_listener_t *l, const struct sockaddr *sa, socklen_t len,
+                         bool dual)
 {
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1, zero = 0;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* best effort */
-    if (ai->ai_family == AF_INET6 && l->domain == MQ_SERVER_IPV6)
+    if (sa->sa_family == AF_INET6 && l->domain == MQ_SERVER_IPV6)
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    else if (ai->ai_family == AF_INET6 && !l->bind_address) /* one socket takes IPv4 too */
+    else if (sa->sa_family == AF_INET6 && dual)
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+    if (bind(fd, sa, len) < 0 || listen(fd, 4096) < 0) {
         int e = errno;
         close(fd);
         return -e;
@@ -76,9 +88,125 @@ static int listen_socket(const mq_server_listener_t *l, const struct addrinfo *a
     return fd;
 }
 
-static int listen_on(const mq_server_listener_t *l, int *fd_out, uint16_t *port_out, char *err,
-                     size_t errlen)
+/* A failure that means "this family or address is not on this host": the next one is tried. */
+static bool not_here(int rc)
 {
+    return rc == -EAFNOSUPPORT || rc == -EPROTONOSUPPORT || rc == -EADDRNOTAVAIL;
+}
+
+static bool family_wanted(const mq_server_listener_t *l, int family)
+{
+    return family == AF_INET    ? l->domain != MQ_SERVER_IPV6
+           : family == AF_INET6 ? l->domain != MQ_SERVER_IPV4
+                                : false;
+}
+
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+                                          : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (a->ss_family != b->sa_family)
+        return false;
+    if (b->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+/* The addresses one listener binds, a socket each. */
+#define MAX_ADDRS 8
+typedef struct {
+    struct sockaddr_storage a[MAX_ADDRS];
+    unsigned n;
+} addrs_t;
+
+static void add_addr(addrs_t *as, const struct sockaddr *sa, uint16_t port)
+{
+    if (as->n == MAX_ADDRS)
+        return;
+    for (unsigned i = 0; i < as->n; i++)
+        if (same_host(&as->a[i], sa))
+            return; /* a name listed twice in /etc/hosts */
+    struct sockaddr_storage *ss = &as->a[as->n++];
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, sa,
+           sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+    set_port(ss, port);
+}
+
+/* bind_interface: the interface's first address of each family the listener takes or, with a
+ * bind address as well, those of its addresses that the bind address names (mosquitto's
+ * rules). 'named' holds what bind_address resolved to (NULL: none given). */
+static int interface_addrs(const mq_server_listener_t *l, const struct addrinfo *named, addrs_t *as,
+                           char *err, size_t errlen)
+{
+    struct ifaddrs *ifs;
+    if (getifaddrs(&ifs) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "bind_interface: %s", strerror(e));
+        return -e;
+    }
+    bool exists = false, have[2] = {false, false};
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        if (strcmp(i->ifa_name, l->bind_interface) != 0)
+            continue;
+        exists = true;
+        if (!i->ifa_addr || !family_wanted(l, i->ifa_addr->sa_family))
+            continue;
+        bool v6 = i->ifa_addr->sa_family == AF_INET6;
+        if (named) {
+            for (const struct addrinfo *a = named; a; a = a->ai_next)
+                if (same_host((const struct sockaddr_storage *)(const void *)i->ifa_addr,
+                              a->ai_addr))
+                    add_addr(as, i->ifa_addr, l->port);
+        } else if (!have[v6]) {
+            add_addr(as, i->ifa_addr, l->port);
+            have[v6] = true;
+        }
+    }
+    freeifaddrs(ifs);
+    if (as->n > 0)
+        return 0;
+    if (!exists && if_nametoindex(l->bind_interface) == 0)
+        snprintf(err, errlen, "no such network interface (bind_interface)");
+    else if (named)
+        snprintf(err, errlen, "the interface does not have address %s (bind_interface)",
+                 l->bind_address);
+    else
+        snprintf(err, errlen, "the interface has no %s address (bind_interface)",
+                 l->domain == MQ_SERVER_IPV4   ? "IPv4"
+                 : l->domain == MQ_SERVER_IPV6 ? "IPv6"
+                                               : "IPv4 or IPv6");
+    return -EADDRNOTAVAIL;
+}
+
+/* What listener 'l' binds: every address of its bind address, of its interface, or of the
+ * loopback; with none of these the wildcard addresses (the caller binds one of them). */
+static int listener_addrs(const mq_server_listener_t *l, addrs_t *as, char *err, size_t errlen)
+{
+    as->n = 0;
+    if (l->loopback) {
+        struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+        if (family_wanted(l, AF_INET))
+            add_addr(as, (struct sockaddr *)&v4, l->port);
+        if (family_wanted(l, AF_INET6))
+            add_addr(as, (struct sockaddr *)&v6, l->port);
+        return 0;
+    }
     struct addrinfo hints = {.ai_family = l->domain == MQ_SERVER_IPV4   ? AF_INET
                                           : l->domain == MQ_SERVER_IPV6 ? AF_INET6
                                                                         : AF_UNSPEC,
@@ -87,49 +215,94 @@ static int listen_on(const mq_server_listener_t *l, int *fd_out, uint16_t *port_
     struct addrinfo *res = NULL;
     char port[8];
     snprintf(port, sizeof(port), "%u", l->port);
-    int rc = getaddrinfo(l->bind_address, port, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s:%u: %s", l->bind_address ? l->bind_address : "*", l->port,
-                 gai_strerror(rc));
-        return -EINVAL;
-    }
-    /* With no bind address, one IPv6 socket that also takes IPv4 first; on a host without
-     * IPv6 (a container with it disabled) the next address, IPv4; any other failure (the port
-     * in use) is the answer. */
-    int fd = -EAFNOSUPPORT;
-    bool stop = false;
-    for (int pass = 0; pass < 2 && fd < 0 && !stop; pass++) {
-        for (struct addrinfo *a = res; a && fd < 0 && !stop; a = a->ai_next) {
-            bool v6_first = !l->bind_address && a->ai_family == AF_INET6;
-            if (pass == 0 ? !v6_first : v6_first)
-                continue;
-            fd = listen_socket(l, a); /* the last failure is the one told */
-            stop = fd < 0 && fd != -EAFNOSUPPORT && fd != -EPROTONOSUPPORT && fd != -EADDRNOTAVAIL;
+    if (l->bind_address || !l->bind_interface) {
+        int rc = getaddrinfo(l->bind_address, port, &hints, &res);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s", gai_strerror(rc));
+            return -EINVAL;
         }
     }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s:%u: %s", l->bind_address ? l->bind_address : "*", l->port,
-                 strerror(-fd));
-        return fd;
+    int rc = 0;
+    if (l->bind_interface) {
+        rc = interface_addrs(l, res, as, err, errlen);
+    } else {
+        for (struct addrinfo *a = res; a; a = a->ai_next)
+            if (family_wanted(l, a->ai_family))
+                add_addr(as, a->ai_addr, l->port);
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    *port_out = l->port;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        *port_out = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                                  : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    *fd_out = fd;
-    return 0;
+    if (res)
+        freeaddrinfo(res);
+    return rc;
 }
 
-/* Listener 'i' of the acceptor's ring; the ACCEPT user_data carries its index. */
-static void arm_accept(mq_server_t *srv, unsigned i)
+/* Opens listener 'li''s sockets into srv->socks (its port into srv->ports[li]). A listener
+ * on all addresses is one IPv6 socket that takes IPv4 too, or on a host without IPv6 (a
+ * container with it disabled) IPv4 alone; one on named addresses has a socket per address,
+ * those of a family the host lacks left out (as mosquitto does). */
+static int listen_on(mq_server_t *srv, unsigned li, char *err, size_t errlen)
+{
+    const mq_server_listener_t *l = &srv->opts.listeners[li];
+    const char *what = l->bind_interface ? l->bind_interface
+                       : l->bind_address ? l->bind_address
+                       : l->loopback     ? "localhost"
+                                         : "*";
+    char why[160] = "";
+    addrs_t as;
+    int rc = listener_addrs(l, &as, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "%s:%u: %s", what, l->port, why);
+        return rc;
+    }
+    bool wildcard = !l->bind_address && !l->bind_interface && !l->loopback;
+    unsigned first = srv->n_socks;
+    int fd = -EAFNOSUPPORT;
+    uint16_t bound_port = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (unsigned i = 0; i < as.n; i++) {
+            struct sockaddr_storage *ss = &as.a[i];
+            bool v6_first = wildcard && ss->ss_family == AF_INET6;
+            if (pass == 0 ? !v6_first : v6_first)
+                continue;
+            if (wildcard && srv->n_socks > first)
+                break; /* one socket takes all addresses */
+            if (bound_port)
+                set_port(ss, bound_port); /* port 0: every address on the one port given */
+            socklen_t len =
+                ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+            int r = listen_socket(l, (struct sockaddr *)ss, len, wildcard);
+            if (r < 0 && not_here(r)) {
+                fd = r; /* the last failure is the one told if none works */
+                continue;
+            }
+            if (r < 0 || srv->n_socks == MQ_SERVER_MAX_SOCKETS) {
+                fd = r < 0 ? r : -EMFILE;
+                goto fail;
+            }
+            struct sockaddr_storage got;
+            socklen_t gl = sizeof(got);
+            if (!bound_port && getsockname(r, (struct sockaddr *)&got, &gl) == 0)
+                bound_port = port_of(&got);
+            srv->socks[srv->n_socks++] = (listen_sock_t){.fd = r, .listener = (uint8_t)li};
+        }
+    }
+    if (srv->n_socks == first)
+        goto fail;
+    srv->ports[li] = bound_port ? bound_port : l->port;
+    return 0;
+fail:
+    while (srv->n_socks > first)
+        close(srv->socks[--srv->n_socks].fd);
+    snprintf(err, errlen, "%s:%u: %s", what, l->port, strerror(-fd));
+    return fd;
+}
+
+/* Listening socket 'k' on the acceptor's ring; the ACCEPT user_data carries its index. */
+static void arm_accept(mq_server_t *srv, unsigned k)
 {
     struct io_uring_sqe *sqe = mq_op_sqe(&srv->acc_ring);
     MQ_ASSERT(sqe != NULL); /* the acceptor's ring refuses every submission: it cannot run */
-    io_uring_prep_multishot_accept(sqe, srv->listen_fds[i], NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, mq_op_pack_index(i, MQ_OP_ACCEPT));
+    io_uring_prep_multishot_accept(sqe, srv->socks[k].fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, mq_op_pack_index(k, MQ_OP_ACCEPT));
 }
 
 /* Counts a new connection against max_connections (whole broker and listener); false when
@@ -171,11 +344,12 @@ static void dispatch(mq_server_t *srv, int fd, unsigned li)
     (void)mq_mailbox_wake(to, &srv->acc_ring); /* submitted with the next wait */
 }
 
-/* One accept completion; returns true when that listener's multishot accept has ended for
- * good (stopping), false while it is armed (or was re-armed). */
-static bool on_accept_cqe(mq_server_t *srv, const struct io_uring_cqe *cqe, unsigned li,
+/* One accept completion on listening socket 'k'; returns true when its multishot accept has
+ * ended for good (stopping), false while it is armed (or was re-armed). */
+static bool on_accept_cqe(mq_server_t *srv, const struct io_uring_cqe *cqe, unsigned k,
                           bool cancelled)
 {
+    unsigned li = srv->socks[k].listener;
     if (cqe->res >= 0 && cancelled)
         close(cqe->res); /* accepted while stopping */
     else if (cqe->res >= 0)
@@ -186,7 +360,7 @@ static bool on_accept_cqe(mq_server_t *srv, const struct io_uring_cqe *cqe, unsi
         return false;
     if (cancelled)
         return true;
-    arm_accept(srv, li); /* multishot ended (e.g. EMFILE): re-arm */
+    arm_accept(srv, k); /* multishot ended (e.g. EMFILE): re-arm */
     return false;
 }
 
@@ -209,9 +383,9 @@ static void *acceptor_main(void *arg)
 {
     mq_server_t *srv = arg;
     pthread_setname_np(pthread_self(), "starling-acc");
-    for (unsigned i = 0; i < srv->n_listeners; i++)
-        arm_accept(srv, i);
-    unsigned armed = srv->n_listeners;
+    for (unsigned k = 0; k < srv->n_socks; k++)
+        arm_accept(srv, k);
+    unsigned armed = srv->n_socks;
     bool cancelled = false;
     while (armed > 0) {
         if (!cancelled && atomic_load_explicit(&srv->acc_stop, memory_order_relaxed)) {
@@ -276,8 +450,8 @@ static void drop_parked(void *arg, void *conn)
 
 static void free_server(mq_server_t *srv)
 {
-    for (unsigned i = 0; i < srv->n_listeners; i++)
-        close(srv->listen_fds[i]);
+    for (unsigned k = 0; k < srv->n_socks; k++)
+        close(srv->socks[k].fd);
     for (unsigned i = 0; i < MQ_SERVER_MAX_LISTENERS; i++)
         mq_xport_listener_free(srv->xports[i]);
     mq_tindex_free(srv->ix);
@@ -296,8 +470,7 @@ static void free_server(mq_server_t *srv)
 static int bind_all(mq_server_t *srv, char *err, size_t errlen)
 {
     for (unsigned i = 0; i < srv->opts.n_listeners; i++) {
-        int rc =
-            listen_on(&srv->opts.listeners[i], &srv->listen_fds[i], &srv->ports[i], err, errlen);
+        int rc = listen_on(srv, i, err, errlen);
         if (rc < 0)
             return rc;
         srv->n_listeners++;
@@ -475,8 +648,9 @@ void mq_server_halt(mq_server_t *srv, unsigned flush_ms)
     atomic_store(&srv->acc_stop, true);
     ctl_wake(srv, NULL, srv->acc_ring.ring_fd);
     pthread_join(srv->acceptor, NULL);
-    for (unsigned i = 0; i < srv->n_listeners; i++)
-        close(srv->listen_fds[i]);
+    for (unsigned k = 0; k < srv->n_socks; k++)
+        close(srv->socks[k].fd);
+    srv->n_socks = 0;
     srv->n_listeners = 0;
     stop_workers(srv, flush_ms);
     io_uring_queue_exit(&srv->acc_ring);
@@ -594,17 +768,20 @@ uint16_t mq_server_port(const mq_server_t *srv, unsigned i)
     return i < srv->n_listeners ? srv->ports[i] : 0;
 }
 
-const char *mq_server_families(const mq_server_t *srv, unsigned i)
+const char *mq_server_socket(const mq_server_t *srv, unsigned k, unsigned *listener)
 {
+    if (k >= srv->n_socks)
+        return NULL;
+    *listener = srv->socks[k].listener;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    if (i >= srv->n_listeners || getsockname(srv->listen_fds[i], (struct sockaddr *)&ss, &sl) < 0)
+    if (getsockname(srv->socks[k].fd, (struct sockaddr *)&ss, &sl) < 0)
         return "ipv4/ipv6";
     if (ss.ss_family == AF_INET)
         return "ipv4";
     int only = 0;
     socklen_t ol = sizeof(only);
-    (void)getsockopt(srv->listen_fds[i], IPPROTO_IPV6, IPV6_V6ONLY, &only, &ol);
+    (void)getsockopt(srv->socks[k].fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, &ol);
     const struct in6_addr *a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
     return only || !IN6_IS_ADDR_UNSPECIFIED(a) ? "ipv6" : "ipv4/ipv6";
 }

@@ -84,8 +84,10 @@ void mq_server_set_auth(mq_server_t *srv, struct mq_auth *auth);
 /* The port actually bound by listener 'i' (useful with port 0). */
 uint16_t mq_server_port(const mq_server_t *srv, unsigned i);
 
-/* The address families listener 'i' takes, in mosquitto's words for its log line: "ipv4",
- * "ipv6" or "ipv4/ipv6" (one IPv6 socket on all addresses that takes IPv4 too). */
-const char *mq_server_families(const mq_server_t *srv, unsigned i);
+/* Listening socket 'k' (a listener has one per address it binds, in listener order): the
+ * address families it takes, in mosquitto's words for its log line, "ipv4", "ipv6" or
+ * "ipv4/ipv6" (one IPv6 socket on all addresses that takes IPv4 too), and its listener's
+ * index in '*listener'. NULL past the last socket. */
+const char *mq_server_socket(const mq_server_t *srv, unsigned k, unsigned *listener);
 
 #endif

@@ -42,6 +42,15 @@ def stop(proc, sig=signal.SIGTERM, timeout=10):
         proc.errf.close()
 
 
+def host_has_ipv6():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def listening(port):
     """Local addresses (hex as in /proc/net/tcp*) that LISTEN on 'port'."""
     out = []
@@ -139,10 +148,18 @@ def test_port_option_without_config_listens_on_loopback_only(tmp_path):
         assert "0100007F" in addrs, addrs  # 127.0.0.1
         assert "00000000" not in addrs and "00000000000000000000000000000000" not in addrs
         assert roundtrip_ok(port)
+        if host_has_ipv6():  # and ::1, as mosquitto 2's local-only mode
+            assert "00000000000000000000000001000000" in addrs, addrs
+            with socket.socket(socket.AF_INET6) as s:
+                s.settimeout(2)
+                assert s.connect_ex(("::1", port)) == 0
     finally:
         rc = stop(proc)
-    check_stderr_text(proc.errpath.read_text(errors="replace"))
+    err = proc.errpath.read_text(errors="replace")
+    check_stderr_text(err)
     assert rc == 0
+    assert f"Opening ipv4 listen socket on port {port}." in err
+    assert host_has_ipv6() == (f"Opening ipv6 listen socket on port {port}." in err)
 
 
 def test_port_option_adds_a_listener_to_configured_ones(tmp_path):

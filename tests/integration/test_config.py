@@ -7,8 +7,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from conftest import (BROKER, DISCONNECT_PKT, HOST, IS_MOSQUITTO, PINGREQ_PKT, PINGRESP_PKT, PUBACK,
-                      Broker, Raw, _free_port, ack_pkt, connack_bytes, connect_pkt, publish_pkt,
-                      roundtrip_ok, wait_port)
+                      Broker, Raw, _free_port, ack_pkt, connack_bytes, connect_pkt,
+                      listening_ports, publish_pkt, roundtrip_ok, wait_port)
 
 
 def test_include_dir_options_take_effect(broker, tmp_path):
@@ -330,6 +330,79 @@ def test_socket_domain_ipv6_takes_no_ipv4(broker, bind):
     with socket.socket() as s:  # IPv4 to it is refused: the socket is IPv6 only
         s.settimeout(2)
         assert s.connect_ex((HOST, p2)) != 0
+
+
+def _listen_addrs(port):
+    """The local addresses (hex, as /proc/net/tcp* write them) that LISTEN on 'port'."""
+    found = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/net/{name}") as f:
+                next(f)
+                for line in f:
+                    local, state = line.split()[1], line.split()[3]
+                    addr, p = local.rsplit(":", 1)
+                    if state == "0A" and int(p, 16) == port:
+                        found.add(addr)
+        except OSError:
+            pass
+    return found
+
+
+V4_LOOPBACK, V6_LOOPBACK = "0100007F", "00000000000000000000000001000000"
+
+
+def _connects(family, addr, port):
+    import socket
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(2)
+        return s.connect_ex((addr, port)) == 0
+
+
+def test_bind_interface_binds_the_interfaces_addresses_only(broker):
+    # mosquitto's bind_interface: the interface's first address of each family, not the
+    # wildcard; "lo" has 127.0.0.1 (and ::1 where the host has IPv6)
+    import socket
+    p2 = _free_port()
+    b = broker(f"listener {p2}\nbind_interface lo")
+    assert b.wait_log(f"Opening ipv4 listen socket on port {p2}.")
+    want = {V4_LOOPBACK, V6_LOOPBACK} if _host_has_ipv6() else {V4_LOOPBACK}
+    if _host_has_ipv6():
+        assert b.wait_log(f"Opening ipv6 listen socket on port {p2}.")
+        assert _connects(socket.AF_INET6, "::1", p2)
+    assert _listen_addrs(p2) == want
+    assert roundtrip_ok(p2)
+
+
+def test_bind_interface_with_socket_domain_takes_that_family_only(broker):
+    p2 = _free_port()
+    b = broker(f"listener {p2}\nbind_interface lo\nsocket_domain ipv4")
+    assert b.wait_log(f"Opening ipv4 listen socket on port {p2}.")
+    assert _listen_addrs(p2) == {V4_LOOPBACK}
+    assert roundtrip_ok(p2)
+
+
+def test_bind_interface_and_bind_address_together_bind_that_address(broker):
+    p2 = _free_port()
+    broker(f"listener {p2} 127.0.0.1\nbind_interface lo")
+    assert wait_port(p2)
+    assert _listen_addrs(p2) == {V4_LOOPBACK}
+
+
+@pytest.mark.skipif(IS_MOSQUITTO, reason="Starling's error messages")
+@pytest.mark.parametrize("lines, why", [
+    ("listener {p}\nbind_interface starling-no0", "no such network interface"),
+    ("listener {p} 127.0.0.2\nbind_interface lo", "does not have address 127.0.0.2"),
+])
+def test_bind_interface_that_cannot_be_bound_stops_the_start_saying_why(tmp_path, lines, why):
+    import subprocess
+    port = _free_port()
+    conf = tmp_path / "bi.conf"
+    conf.write_text(lines.format(p=port) + "\nallow_anonymous true\n")
+    r = subprocess.run([BROKER, "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0
+    assert why in r.stderr and str(port) in r.stderr, r.stderr
+    assert port not in listening_ports()
 
 
 NO_IPV6_SHIM = os.environ.get("MQ_NO_IPV6_SHIM")

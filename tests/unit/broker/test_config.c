@@ -59,7 +59,8 @@ Test(config, no_listener_means_local_only_with_anonymous_access)
     cr_assert_eq(mq_config_finish(&cfg, 0, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(cfg.n_listeners, 1);
     cr_assert_eq(cfg.listeners[0].port, 1883);
-    cr_assert_str_eq(cfg.listeners[0].bind_address, "127.0.0.1");
+    cr_assert_null(cfg.listeners[0].bind_address);
+    cr_assert(cfg.listeners[0].loopback, "127.0.0.1 and ::1, as mosquitto 2");
     cr_assert(cfg.allow_anonymous);
 }
 
@@ -68,7 +69,7 @@ Test(config, port_override_keeps_local_only_mode)
     cr_assert_eq(mq_config_finish(&cfg, 1884, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(cfg.n_listeners, 1);
     cr_assert_eq(cfg.listeners[0].port, 1884);
-    cr_assert_str_eq(cfg.listeners[0].bind_address, "127.0.0.1");
+    cr_assert(cfg.listeners[0].loopback);
 }
 
 Test(config, a_listener_turns_anonymous_access_off_by_default)
@@ -480,25 +481,26 @@ Test(config, the_implemented_options_are_exactly_these)
 {
     char names[2048];
     names_with(MQ_CONFIG_IMPLEMENTED, 0, names, sizeof(names));
-    cr_expect_str_eq(names,
-                     " listener port bind_address max_connections protocol"
-                     " response_information metrics_listener http_dir"
-                     " websockets_headers_size status_page websockets_trusted_proxy"
-                     " websockets_log_level max_inflight_messages max_queued_messages"
-                     " max_queued_bytes max_inflight_bytes message_size_limit max_packet_size max_keepalive"
-                     " max_qos retain_available upgrade_outgoing_qos set_tcp_nodelay"
-                     " connection_messages allow_duplicate_messages queue_full_timeout memory_limit"
-                     " pid_file user workers sys_interval include_dir log_dest log_type"
-                     " log_timestamp log_timestamp_format log_facility allow_anonymous"
-                     " allow_zero_length_clientid auto_id_prefix password_file acl_file"
-                     " per_listener_settings session_owner_check cafile capath certfile"
-                     " keyfile crlfile ciphers ciphers_tls1.3 tls_version"
-                     " require_certificate use_identity_as_username use_subject_as_username"
-                     " use_username_as_clientid socket_domain"
-                     " max_topic_alias persistence persistence_file persistence_location"
-                     " autosave_interval autosave_on_changes persistent_client_expiration"
-                     " queue_qos0_messages persistence_fsync persistence_journal_limit"
-                     " clientid_prefixes retry_interval ");
+    cr_expect_str_eq(
+        names,
+        " listener port bind_address max_connections protocol"
+        " response_information metrics_listener http_dir"
+        " websockets_headers_size status_page websockets_trusted_proxy"
+        " websockets_log_level max_inflight_messages max_queued_messages"
+        " max_queued_bytes max_inflight_bytes message_size_limit max_packet_size max_keepalive"
+        " max_qos retain_available upgrade_outgoing_qos set_tcp_nodelay"
+        " connection_messages allow_duplicate_messages queue_full_timeout memory_limit"
+        " pid_file user workers sys_interval include_dir log_dest log_type"
+        " log_timestamp log_timestamp_format log_facility allow_anonymous"
+        " allow_zero_length_clientid auto_id_prefix password_file acl_file"
+        " per_listener_settings session_owner_check cafile capath certfile"
+        " keyfile crlfile ciphers ciphers_tls1.3 tls_version"
+        " require_certificate use_identity_as_username use_subject_as_username"
+        " use_username_as_clientid bind_interface socket_domain"
+        " max_topic_alias persistence persistence_file persistence_location"
+        " autosave_interval autosave_on_changes persistent_client_expiration"
+        " queue_qos0_messages persistence_fsync persistence_journal_limit"
+        " clientid_prefixes retry_interval ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
@@ -539,7 +541,7 @@ Test(config, every_implemented_option_accepts_its_default_back)
         " log_timestamp_format persistent_client_expiration response_information http_dir"
         " websockets_trusted_proxy cafile capath certfile keyfile crlfile ciphers ciphers_tls1.3"
         " tls_version password_file acl_file session_owner_check persistence_location"
-        " clientid_prefixes socket_domain ";
+        " clientid_prefixes socket_domain bind_interface ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
@@ -635,7 +637,8 @@ Test(config, refused_options_are_refused_by_name_with_or_without_a_value)
         cr_expect_str_eq(err, want);
         n_refused++;
     }
-    cr_expect_geq(n_refused, 55); /* TLS, WebSockets, MQTT 5, persistence, retry_interval left it */
+    cr_expect_geq(n_refused, 54); /* TLS, WebSockets, MQTT 5, persistence, retry_interval,
+                                   bind_interface left it */
 }
 
 /* mosquitto 2.0 dropped retry_interval and warns (broker/main.c logs the same words) */
@@ -694,7 +697,9 @@ Test(config, server_opts_get_every_default_filled_in)
     mq_config_server_opts(&cfg, &o);
     cr_assert_eq(o.n_listeners, 1);
     cr_expect_eq(o.listeners[0].port, 1883);
-    cr_expect_str_eq(o.listeners[0].bind_address, "127.0.0.1");
+    cr_expect_null(o.listeners[0].bind_address);
+    cr_expect(o.listeners[0].loopback);
+    cr_expect_null(o.listeners[0].bind_interface);
     cr_expect_eq(o.listeners[0].max_connections, 0);
     cr_expect_eq(o.workers, 0);
     cr_expect_eq(o.max_connections, 0);
@@ -725,6 +730,7 @@ Test(config, server_opts_carry_the_configured_values)
                        "listener 1883 127.0.0.1\n"
                        "max_connections 5\n"
                        "listener 8883\n"
+                       "bind_interface eth0\n"
                        "allow_anonymous true\n"
                        "allow_zero_length_clientid false\n"
                        "auto_id_prefix dev-\n"
@@ -750,6 +756,8 @@ Test(config, server_opts_carry_the_configured_values)
     cr_expect_eq(o.listeners[0].max_connections, 5);
     cr_expect_eq(o.listeners[1].port, 8883);
     cr_expect_null(o.listeners[1].bind_address);
+    cr_expect_str_eq(o.listeners[1].bind_interface, "eth0");
+    cr_expect(!o.listeners[0].loopback && !o.listeners[1].loopback);
     cr_expect_eq(o.max_connections, 50);
     for (unsigned i = 0; i < 2; i++) { /* no per_listener_settings: the broker's values */
         cr_expect(o.listeners[i].allow_anonymous);
