@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rc.h"
+#include "core/utf8.h"
 #include "net/jwriter.h"
 
 #define MQ_CONFIG_MAX_INCLUDE_DEPTH 8
@@ -64,8 +65,8 @@ static int fail(mq_config_parse_t *p, const char *fmt, ...)
 /* --- the option table ---------------------------------------------------------------------- */
 
 static mq_config_set_cb set_expiration;
-static mq_config_set_cb set_listener, set_include_dir, set_log_dest, set_log_facility,
-    set_metrics_listener, set_http_dir, set_trusted_proxy;
+static mq_config_set_cb set_mount_point, set_listener, set_include_dir, set_log_dest,
+    set_log_facility, set_metrics_listener, set_http_dir, set_trusted_proxy;
 
 static const mq_config_keyword_t log_dests[] = {
     {"stdout", MQ_LOGDEST_STDOUT},
@@ -261,7 +262,8 @@ const mq_config_option_t mq_config__options[] = {
     /* the interface whose addresses the listener binds (net/server.c) */
     {OPTION("bind_interface", STRING, LISTENER), LFIELD(bind_interface)},
     {OPTION("socket_domain", KEYWORD, LISTENER), LFIELD(socket_domain), .keywords = domains},
-    REFUSED("mount_point", STRING, LISTENER),
+    /* the prefix its clients' topics are behind (net/client.c mq_client_mount) */
+    {OPTION("mount_point", STRING, LISTENER), LFIELD(mount_point), .set = set_mount_point},
     /* MQTT 5: aliases a client may set per connection (mosquitto: per listener, default 10) */
     {OPTION("max_topic_alias", UINT, LISTENER), LFIELD(max_topic_alias), RANGE(0, 65535), .def = 10},
     REFUSED("use_unix_socket", BOOL, LISTENER),
@@ -785,6 +787,20 @@ static int set_http_dir(mq_config_parse_t *p, const mq_config_option_t *o, char 
 }
 
 /* An address compared with the socket peer's, so a host name cannot work: refused here. */
+/* A mount point is a topic name's beginning: no wildcard, UTF-8, no NUL (mosquitto refuses a
+ * wildcard with "Invalid mount_point"). */
+static int set_mount_point(mq_config_parse_t *p, const mq_config_option_t *o, char **tok, int ntok)
+{
+    (void)ntok; /* one value, checked by apply() */
+    size_t n = strlen(tok[1]);
+    if (strpbrk(tok[1], "+#") != NULL)
+        return fail(p, "invalid mount_point '%s': it must not contain a wildcard (+ or #)", tok[1]);
+    if (n > 65535 || !mq_utf8_is_valid((const uint8_t *)tok[1], n))
+        return fail(p, "invalid mount_point: not a topic (UTF-8, at most 65535 bytes)");
+    set_string(field_of(p, o), tok[1]);
+    return 0;
+}
+
 static int set_trusted_proxy(mq_config_parse_t *p, const mq_config_option_t *o, char **tok,
                              int ntok)
 {
@@ -1036,6 +1052,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
         o->listeners[i].bind_address = l->bind_address;
         o->listeners[i].bind_interface = l->bind_interface;
         o->listeners[i].loopback = l->loopback;
+        o->listeners[i].mount_point = l->mount_point;
         o->listeners[i].domain = l->socket_domain;
         o->listeners[i].port = l->port;
         o->listeners[i].max_connections = l->max_connections;

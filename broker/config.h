@@ -19,6 +19,7 @@ typedef struct mq_listener_conf {
     char *bind_address;       /* owned; NULL = all addresses (mosquitto's default) */
     char *bind_interface;     /* owned; NULL = none (net/opts.h says what it binds) */
     bool loopback;            /* mosquitto 2's local-only mode: 127.0.0.1 and ::1 */
+    char *mount_point;        /* owned; NULL = none (net/opts.h) */
     uint8_t socket_domain;    /* enum mq_server_domain (net/opts.h) */
     uint32_t max_connections; /* per listener; 0 = unlimited (mosquitto's -1) */
     uint16_t max_topic_alias; /* MQTT 5 Topic Alias Maximum announced; default 10 */

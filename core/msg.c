@@ -108,6 +108,33 @@ size_t mq_msg_write_publish(const mq_msg_t *m, uint8_t qos, uint16_t packet_id, 
     return (size_t)(o - out) + m->payload_len;
 }
 
+size_t mq_msg_publish_size_skip(const mq_msg_t *m, uint8_t qos, uint16_t skip)
+{
+    uint32_t rem = m->wire_len - m->hdr_len - skip + (qos ? 2 : 0);
+    return 1 + mq_codec_varint_size(rem) + rem;
+}
+
+size_t mq_msg_write_publish_skip(const mq_msg_t *m, uint8_t qos, uint16_t packet_id, bool retain,
+                                 bool dup, uint16_t skip, uint8_t *out)
+{
+    uint32_t rem = m->wire_len - m->hdr_len - skip + (qos ? 2 : 0);
+    uint16_t tl = (uint16_t)(m->topic_len - skip);
+    uint8_t *o = out;
+    *o++ = (uint8_t)(MQ_PUBLISH << 4 | (dup && qos ? 0x08 : 0) | qos << 1 | (retain ? 0x01 : 0));
+    o += mq_codec_write_varint(o, rem);
+    *o++ = (uint8_t)(tl >> 8);
+    *o++ = (uint8_t)tl;
+    const uint8_t *body = m->wire + m->hdr_len;
+    memcpy(o, body + 2 + skip, tl);
+    o += tl;
+    if (qos) {
+        *o++ = (uint8_t)(packet_id >> 8);
+        *o++ = (uint8_t)packet_id;
+    }
+    memcpy(o, body + 2 + m->topic_len, m->payload_len);
+    return (size_t)(o - out) + m->payload_len;
+}
+
 /* Bytes of the v5 property block of a delivery, without its length prefix. */
 static size_t props_size_v5(const mq_msg_t *m, const mq_msg_v5_t *x)
 {
@@ -125,7 +152,7 @@ static size_t props_size_v5(const mq_msg_t *m, const mq_msg_v5_t *x)
 static size_t rem_v5(const mq_msg_t *m, uint8_t qos, const mq_msg_v5_t *x)
 {
     size_t pl = props_size_v5(m, x);
-    size_t topic = x->alias_only ? 0 : m->topic_len;
+    size_t topic = x->alias_only ? 0 : (size_t)(m->topic_len - x->skip);
     return 2 + topic + (qos ? 2 : 0) + mq_codec_varint_size((uint32_t)pl) + pl + m->payload_len;
 }
 
@@ -164,11 +191,11 @@ size_t mq_msg_write_publish_v5(const mq_msg_t *m, uint8_t qos, uint16_t packet_i
     uint8_t *o = out;
     *o++ = (uint8_t)(MQ_PUBLISH << 4 | (dup && qos ? 0x08 : 0) | qos << 1 | (retain ? 0x01 : 0));
     o += mq_codec_write_varint(o, (uint32_t)rem_v5(m, qos, x));
-    uint16_t tl = x->alias_only ? 0 : m->topic_len;
+    uint16_t tl = x->alias_only ? 0 : (uint16_t)(m->topic_len - x->skip);
     *o++ = (uint8_t)(tl >> 8);
     *o++ = (uint8_t)tl;
     const uint8_t *body = m->wire + m->hdr_len;
-    memcpy(o, body + 2, tl);
+    memcpy(o, body + 2 + x->skip, tl);
     o += tl;
     if (qos) {
         *o++ = (uint8_t)(packet_id >> 8);

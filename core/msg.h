@@ -79,6 +79,12 @@ size_t mq_msg_publish_size(const mq_msg_t *m, uint8_t qos);
 size_t mq_msg_write_publish(const mq_msg_t *m, uint8_t qos, uint16_t packet_id, bool retain,
                             bool dup, uint8_t *out);
 
+/* As the two above, with the first 'skip' bytes of the topic left out (a listener's
+ * mount_point, which its clients do not see; skip < m->topic_len). */
+size_t mq_msg_publish_size_skip(const mq_msg_t *m, uint8_t qos, uint16_t skip);
+size_t mq_msg_write_publish_skip(const mq_msg_t *m, uint8_t qos, uint16_t packet_id, bool retain,
+                                 bool dup, uint16_t skip, uint8_t *out);
+
 /* What a v5 PUBLISH adds per delivery. */
 typedef struct mq_msg_v5 {
     bool has_expiry; /* write a Message Expiry Interval of 'expiry_left' seconds */
@@ -87,6 +93,7 @@ typedef struct mq_msg_v5 {
     uint32_t n_sub_ids;
     uint16_t alias;  /* Topic Alias to send, 0 = none */
     bool alias_only; /* the alias is known to the client: the topic is sent empty */
+    uint16_t skip;   /* leading topic bytes left out (a mount_point); < the topic's length */
 } mq_msg_v5_t;
 
 /* Size and bytes of the MQTT 5 PUBLISH of 'm' at 'qos' with the per-delivery parts 'x'. */

@@ -214,6 +214,27 @@ static void write_ack(mq_sess_t *s, uint8_t type, uint16_t packet_id)
 }
 
 /* The per-delivery parts of a v5 PUBLISH of 'o' ('o' must not have reached PUBREL). */
+/* The mount point of the connection, if it has one (home->mounts). */
+static mq_str_t mount_of(const mq_sess_t *s)
+{
+    return s->peer.mount ? s->home->mounts[s->peer.mount - 1] : (mq_str_t){NULL, 0};
+}
+
+/* Whether 'm' is seen from behind the connection's mount point: its topic is the mount point
+ * and more. Subscriptions made there match nothing else; those made on another listener by
+ * the same session may, and what they match is not sent here (it has no name behind it). */
+static bool in_mount(const mq_sess_t *s, const mq_msg_t *m)
+{
+    mq_str_t mp = mount_of(s), t = mq_msg_topic(m);
+    return t.len > mp.len && memcmp(t.ptr, mp.ptr, mp.len) == 0;
+}
+
+/* Leading topic bytes the connection does not see: its mount point (net/: mount_point). */
+static uint16_t skip_of(const mq_sess_t *s, const mq_msg_t *m)
+{
+    return s->peer.mount && in_mount(s, m) ? (uint16_t)mount_of(s).len : 0;
+}
+
 static mq_msg_v5_t v5_parts(mq_sess_t *s, const mq_outmsg_t *o, bool with_alias)
 {
     mq_msg_v5_t x = {0};
@@ -226,6 +247,7 @@ static mq_msg_v5_t v5_parts(mq_sess_t *s, const mq_outmsg_t *o, bool with_alias)
     }
     x.n_sub_ids = o->n_sub_ids;
     x.sub_ids = o->n_sub_ids == 1 ? &o->sub_id : o->sub_ids;
+    x.skip = skip_of(s, m);
     if (with_alias)
         x.alias = alias_for(s, m, &x.alias_only);
     return x;
@@ -234,6 +256,8 @@ static mq_msg_v5_t v5_parts(mq_sess_t *s, const mq_outmsg_t *o, bool with_alias)
 /* Bytes 'o' takes on the wire for this connection (without a Topic Alias). */
 static size_t publish_size(mq_sess_t *s, const mq_outmsg_t *o)
 {
+    if (s->peer.proto < MQ_PROTO_5 && s->peer.mount)
+        return mq_msg_publish_size_skip(o->msg, o->qos, skip_of(s, o->msg));
     if (s->peer.proto < MQ_PROTO_5)
         return mq_msg_publish_size(o->msg, o->qos);
     mq_msg_v5_t x = v5_parts(s, o, false);
@@ -270,7 +294,12 @@ static bool alias_fits(mq_sess_t *s, const mq_outmsg_t *o)
 static void write_publish(mq_sess_t *s, const mq_outmsg_t *o, bool dup)
 {
     size_t w;
-    if (s->peer.proto < MQ_PROTO_5) {
+    if (s->peer.proto < MQ_PROTO_5 && s->peer.mount) {
+        uint16_t skip = skip_of(s, o->msg);
+        mq_buf_reserve(s->out, mq_msg_publish_size_skip(o->msg, o->qos, skip));
+        w = mq_msg_write_publish_skip(o->msg, o->qos, o->packet_id, o->retain, dup, skip,
+                                      s->out->data + s->out->len);
+    } else if (s->peer.proto < MQ_PROTO_5) {
         mq_buf_reserve(s->out, mq_msg_publish_size(o->msg, o->qos));
         w = mq_msg_write_publish(o->msg, o->qos, o->packet_id, o->retain, dup,
                                  s->out->data + s->out->len);
@@ -465,6 +494,8 @@ static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
 static bool deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain, const uint32_t *sub_ids,
                     uint32_t n_sub_ids, bool shared)
 {
+    if (s->peer.mount && !in_mount(s, msg))
+        return false; /* not seen from behind the connection's mount point */
     mq_outmsg_t o = {.msg = msg, .qos = qos, .retain = retain, .shared = shared};
     /* A packet id adds 2 bytes: a QoS 0 message of the largest size delivered at QoS 1/2
      * (upgrade_outgoing_qos) would need a 5-byte remaining length [MQTT-1.5.5]; drop it. */
@@ -592,7 +623,7 @@ void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, const mq_sess_peer_t *peer)
 {
     s->out = out;
     s->is_online = true;
-    s->peer = (mq_sess_link_t){peer->proto, peer->recv_max, peer->max_packet};
+    s->peer = (mq_sess_link_t){peer->proto, peer->mount, peer->recv_max, peer->max_packet};
     drop_aliases(s);           /* aliases belong to a connection [MQTT-3.3.2-7] */
     if (peer->alias_max > 0) { /* the broker may assign them: a table for this connection */
         struct mq_alias_out *a = rare(s)->aliases = mq_calloc(1, sizeof(*a));

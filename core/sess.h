@@ -20,15 +20,15 @@
  * record. */
 
 typedef struct mq_sess_limits {
-    uint16_t max_inflight;     /* outbound QoS 1/2 messages awaiting acknowledgement; >= 1 */
-    uint32_t max_queued;       /* messages queued beyond the window; 0 = unlimited */
-    uint64_t max_queued_bytes; /* payload bytes queued; 0 = unlimited */
+    uint16_t max_inflight;       /* outbound QoS 1/2 messages awaiting acknowledgement; >= 1 */
+    uint32_t max_queued;         /* messages queued beyond the window; 0 = unlimited */
+    uint64_t max_queued_bytes;   /* payload bytes queued; 0 = unlimited */
     uint64_t max_inflight_bytes; /* another QoS 1/2 message goes in flight only while the
                                     payload bytes in flight are below this; 0 = unlimited */
-    size_t out_high_water;     /* output bytes waiting for the socket above which messages
-                                  queue (QoS 0 too) instead of being written; 0 = none */
-    bool queue_qos0;           /* queue_qos0_messages: QoS 0 is queued for a detached session
-                                  too (else dropped, mosquitto's default) */
+    size_t out_high_water;       /* output bytes waiting for the socket above which messages
+                                    queue (QoS 0 too) instead of being written; 0 = none */
+    bool queue_qos0;             /* queue_qos0_messages: QoS 0 is queued for a detached session
+                                    too (else dropped, mosquitto's default) */
 } mq_sess_limits_t;
 
 /* 32 bytes: a filter of up to 14 bytes is kept inside (most are short), a longer one in an
@@ -123,12 +123,15 @@ typedef struct mq_sess_home {
     const uint64_t *clock; /* ms, any monotonic clock; NULL: no message expires */
     mq_sess_stats_t stats;
     const mq_sess_journal_t *journal; /* NULL: persistence off */
-    uint64_t last_mid; /* the last message number given: max(last + 1, wall-clock µs) */
+    const mq_str_t *mounts; /* mount points, by mq_sess_link_t.mount - 1 (net/: a listener's
+                             * mount_point, which its clients' topics are behind) */
+    uint64_t last_mid;      /* the last message number given: max(last + 1, wall-clock µs) */
 } mq_sess_home_t;
 
 /* What the attached connection asked for (MQTT 5 CONNECT properties); zero = no limit. */
 typedef struct mq_sess_peer {
     uint8_t proto;       /* protocol level of the attached connection (enum mq_proto) */
+    uint8_t mount;       /* 0, or 1 + the index of its mount point in home->mounts */
     uint16_t recv_max;   /* Receive Maximum: bounds outbound QoS 1/2 in flight */
     uint32_t max_packet; /* Maximum Packet Size the client accepts */
     uint16_t alias_max;  /* Topic Alias Maximum: aliases the broker may assign (the session
@@ -138,6 +141,7 @@ typedef struct mq_sess_peer {
 /* What a session keeps of its connection's limits (mq_sess_peer_t without the aliases). */
 typedef struct mq_sess_link {
     uint8_t proto;
+    uint8_t mount;
     uint16_t recv_max;
     uint32_t max_packet;
 } mq_sess_link_t;

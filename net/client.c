@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/topic.h"
 
 void mq_client_send_ack_rc(mq_proto_t *p, client_t *cl, uint8_t type, uint16_t packet_id,
                            enum mq_rc rc)
@@ -133,4 +134,28 @@ void mq_client_free_state(client_t *cl)
 void mq_client_destroy_sess(mq_proto_t *p, mq_sess_t *s)
 {
     mq_route_drop(p->route, s);
+}
+
+bool mq_client_mount(mq_proto_t *p, const client_t *cl, mq_str_t *t, bool filter)
+{
+    mq_str_t mp = p->mounts[cl->conn.listener];
+    if (mp.len == 0)
+        return true;
+    size_t head = 0; /* "$share/NAME/" stays in front */
+    mq_str_t share, rest;
+    if (filter && mq_topic_split_shared(t->ptr, t->len, &share, &rest))
+        head = (size_t)(rest.ptr - t->ptr);
+    size_t n = t->len + mp.len;
+    if (n > 65535)
+        return false;
+    if (n > p->mount_cap) {
+        p->mount_cap = n;
+        mq_free(p->mount_buf);
+        p->mount_buf = mq_alloc(n);
+    }
+    memcpy(p->mount_buf, t->ptr, head);
+    memcpy(p->mount_buf + head, mp.ptr, mp.len);
+    memcpy(p->mount_buf + head + mp.len, t->ptr + head, t->len - head);
+    *t = (mq_str_t){p->mount_buf, n};
+    return true;
 }

@@ -116,6 +116,9 @@ struct mq_proto_state {
     bool stopping;              /* a graceful stop began (mq_proto_goodbye) */
     uint64_t mem_checked_ms;    /* memory_limit: when the heap was last measured */
     bool mem_over;              /* ... and whether it was above the limit then */
+    mq_str_t mounts[MQ_SERVER_MAX_LISTENERS]; /* by listener: its mount_point (home.mounts) */
+    char *mount_buf;                          /* scratch: a topic behind its mount point */
+    size_t mount_cap;
 };
 
 static inline client_t *client_of(mq_conn_t *c)
@@ -164,5 +167,12 @@ void mq_client_drop_pre(client_t *cl);
 
 /* Ends session 's': the routing tables drop it (its counters are the worker's already). */
 void mq_client_destroy_sess(mq_proto_t *p, mq_sess_t *s);
+
+/* The topic (or, with 'filter', the topic filter) 't' of client 'cl' as the broker's tree
+ * names it: behind its listener's mount_point (mosquitto's option), a shared subscription's
+ * filter behind its "$share/NAME/". Without a mount point 't' is left as it is; with one it
+ * is made to point into a scratch buffer, valid until the next call. False when the result
+ * is longer than an MQTT string. */
+bool mq_client_mount(mq_proto_t *p, const client_t *cl, mq_str_t *t, bool filter);
 
 #endif

@@ -130,9 +130,10 @@ static int authorise(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, bool c
 static bool will_allowed(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq_str_t id)
 {
     const mq_server_listener_t *lo = &p->o->listeners[cl->conn.listener];
-    if (mq_auth_may_write_as(mq_auth_get(p->env.auth), lo->auth_domain,
-                             cp->has_username ? &cp->username : NULL, id, cp->will_topic.ptr,
-                             cp->will_topic.len))
+    mq_str_t topic = cp->will_topic;
+    if (mq_client_mount(p, cl, &topic, false) && /* else take_will refuses it */
+        mq_auth_may_write_as(mq_auth_get(p->env.auth), lo->auth_domain,
+                             cp->has_username ? &cp->username : NULL, id, topic.ptr, topic.len))
         return true;
     MQ_LOG(MQ_LOG_INFO, "worker=%u client=%.*s will on '%.*s' denied by the ACL: dropped",
            p->env.self, (int)id.len, id.ptr,
@@ -201,13 +202,16 @@ static void set_expiry(mq_proto_t *p, mq_sess_t *s, const mq_packet_t *pkt)
 }
 
 /* The will of a CONNECT, with its v5 properties; false when it cannot be kept. */
-static bool take_will(client_t *cl, const mq_connect_t *cp)
+static bool take_will(mq_proto_t *p, client_t *cl, const mq_connect_t *cp)
 {
     if (!cp->has_will)
         return true;
     const mq_props_t *wp = cp->level == MQ_PROTO_5 ? &cp->will_props : NULL;
-    cl->will = mq_msg_new_props(cp->will_topic.ptr, cp->will_topic.len, cp->will_payload.ptr,
-                                cp->will_payload.len, cp->will_qos, cp->will_retain, wp);
+    mq_str_t topic = cp->will_topic; /* behind the listener's mount point */
+    if (!mq_client_mount(p, cl, &topic, false))
+        return false;
+    cl->will = mq_msg_new_props(topic.ptr, topic.len, cp->will_payload.ptr, cp->will_payload.len,
+                                cp->will_qos, cp->will_retain, wp);
     if (cl->will == NULL)
         return false;
     cl->will_expiry = wp && mq_props_has(wp, MQ_PROP_MESSAGE_EXPIRY) ? wp->message_expiry : 0;
@@ -304,6 +308,8 @@ static void welcome(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, mq_sess
         mq_client_send_connack(p, cl, present, CONNACK_ACCEPTED, NULL);
     }
     mq_sess_peer_t peer = peer_of(pkt);
+    if (p->mounts[cl->conn.listener].len) /* its topics are sent without the mount point */
+        peer.mount = (uint8_t)(cl->conn.listener + 1);
     mq_sess_attach(s, mq_conn_out(&cl->conn), &peer); /* re-sends what is owed */
     mq_route_set_online(p->route, s, true);           /* its shared groups pick it again */
     if (p->env.jw && !s->clean) /* a persistent session made or resumed (its user, expiry) */
@@ -358,7 +364,7 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
         return MQ_CONN_CLOSED;
     }
     bool will_ok = !cp->has_will || will_allowed(p, cl, cp, (mq_str_t){id, id_len});
-    if (will_ok && !take_will(cl, cp)) {
+    if (will_ok && !take_will(p, cl, cp)) {
         mq_client_refuse(p, cl, CONNACK_UNAVAILABLE, "will too large");
         return MQ_CONN_CLOSED;
     }

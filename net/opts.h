@@ -57,6 +57,9 @@ typedef struct mq_server_listener {
                                    (mosquitto's bind_interface: the first of each family, or
                                    bind_address if the interface has it) */
     bool loopback;              /* 127.0.0.1 and ::1 (mosquitto 2's local-only mode) */
+    const char *mount_point;    /* NULL, or what its clients' topics and filters are behind
+                                   (mosquitto's mount_point: "site1/" makes a PUBLISH to "t"
+                                   one to "site1/t", sent back to them as "t") */
     uint8_t domain;             /* enum mq_server_domain */
     uint16_t port;
     uint32_t max_connections; /* 0 = unlimited */
@@ -75,7 +78,7 @@ typedef struct mq_server_listener {
     /* security: the listener's own with per_listener_settings, else the broker's values */
     bool allow_anonymous;
     bool allow_zero_length_clientid;
-    const char *auto_id_prefix; /* at most MQ_AUTO_ID_PREFIX_MAX bytes */
+    const char *auto_id_prefix;    /* at most MQ_AUTO_ID_PREFIX_MAX bytes */
     bool use_username_as_clientid; /* a CONNECT's user name replaces its client id; one
                                       without a user name is refused (mosquitto's option) */
     uint8_t auth_domain; /* the domain of the security state (net/auth.h) it checks against */

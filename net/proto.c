@@ -308,6 +308,11 @@ mq_proto_t *mq_proto_new(const mq_proto_env_t *env)
     p->route = mq_route_new(env->ix, env->self, env->n_workers, env->ep, env->shared);
     p->home.limits = &p->o->limits;
     p->home.clock = &env->loop->now_ms; /* message expiry (core/sess.h) */
+    for (unsigned i = 0; i < p->o->n_listeners; i++) {
+        const char *mp = p->o->listeners[i].mount_point;
+        p->mounts[i] = (mq_str_t){mp, mp ? strlen(mp) : 0};
+    }
+    p->home.mounts = p->mounts;
     p->marks.durable = mq_calloc(env->n_workers, sizeof(*p->marks.durable));
     p->marks.refused = mq_calloc(env->n_workers, sizeof(*p->marks.refused));
     if (env->jw) { /* persistent sessions' messages go to the journal as they change */
@@ -336,6 +341,7 @@ void mq_proto_free(mq_proto_t *p)
     mq_free(p->codes);
     mq_free(p->fresh);
     mq_free(p->ending);
+    mq_free(p->mount_buf);
     mq_free(p);
 }
 

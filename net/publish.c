@@ -294,9 +294,10 @@ static bool resolve_alias(client_t *cl, const mq_packet_t *pkt, mq_str_t *topic,
 /* Whether a received PUBLISH is routed: not to $SYS, not over message_size_limit, not a
  * QoS 2 re-send before PUBREL. Dropping here still acknowledges it, as mosquitto does. */
 static bool should_route(mq_proto_t *p, client_t *cl, const mq_publish_t *pub, mq_str_t topic,
-                         enum mq_rc *ack)
+                         mq_str_t seen, enum mq_rc *ack)
 {
-    if (is_sys_topic(topic.ptr, topic.len)) {
+    /* 'seen': the topic as the client named it, before its listener's mount point */
+    if (is_sys_topic(topic.ptr, topic.len) || is_sys_topic(seen.ptr, seen.len)) {
         /* $SYS belongs to the broker: acknowledged, never delivered (as mosquitto), so that
          * no client can forge the metrics that dashboards trust; an MQTT 5 client is told
          * 0x87 Not authorized, as mosquitto tells it */
@@ -423,6 +424,9 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     enum mq_rc rc = refusal(p, cl, pub);
     if (rc == MQ_RC_SUCCESS && mq_props_has(&pkt->props, MQ_PROP_TOPIC_ALIAS))
         (void)resolve_alias(cl, pkt, &topic, &rc);
+    mq_str_t seen = topic;
+    if (rc == MQ_RC_SUCCESS && !mq_client_mount(p, cl, &topic, false))
+        rc = MQ_RC_TOPIC_NAME_INVALID; /* longer than a topic can be, behind the mount point */
     if (rc != MQ_RC_SUCCESS) {
         mq_client_end_rc(p, cl, rc, true, mq_rc_str(rc));
         return MQ_CONN_CLOSED;
@@ -447,7 +451,7 @@ int mq_publish_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     } else {
         taken = true;
         p->last_routed = 0;
-        if (should_route(p, cl, pub, topic, &ack)) {
+        if (should_route(p, cl, pub, topic, seen, &ack)) {
             /* at QoS 2 routing means the id was new: a persistent session keeps it */
             if (pub->qos == 2 && p->env.jw && !cl->sess->clean)
                 (void)mq_jwriter_qos2(p->env.jw, cl->sess, pub->packet_id, true);

@@ -96,6 +96,8 @@ void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
             p->codes = mq_grow(p->codes, &p->cap_codes, 1, 16);
             p->fresh = mq_realloc(p->fresh, p->cap_codes);
         }
+        if (e.rc == MQ_RC_SUCCESS && !mq_client_mount(p, cl, &e.filter, true))
+            e.rc = MQ_RC_TOPIC_FILTER_INVALID; /* too long behind the mount point */
         bool is_new = false, shared = false;
         p->codes[n] = subscribe_one(p, cl, &e, sub_id, &is_new, &shared);
         p->fresh[n++] = shared ? 2 : is_new; /* 2: no retained messages at all */
@@ -112,6 +114,7 @@ void mq_subscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
         if (p->codes[i] >= 0x80 || p->fresh[i] == 2 /* shared: never [MQTT-4.8.2] */ ||
             e.retain_handling == 2 || (e.retain_handling == 1 && !p->fresh[i]))
             continue;
+        (void)mq_client_mount(p, cl, &e.filter, true); /* it fitted in the first pass */
         mq_sub_t *sub = mq_sess_find_sub(cl->sess, e.filter.ptr, e.filter.len);
         retained_ctx_t rc = {p,
                              cl->sess,
@@ -131,8 +134,9 @@ void mq_unsubscribe_handle(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt)
     size_t pos = 0;
     mq_sub_entry_t e;
     while (mq_sub_next(pkt, cl->proto, &pos, &e)) {
+        bool fits = mq_client_mount(p, cl, &e.filter, true);
         MQ_LOG(MQ_LOG_UNSUBSCRIBE, "%s %.*s", cl->sess->client_id, (int)e.filter.len, e.filter.ptr);
-        bool had = mq_route_unsubscribe(p->route, cl->sess, e.filter.ptr, e.filter.len);
+        bool had = fits && mq_route_unsubscribe(p->route, cl->sess, e.filter.ptr, e.filter.len);
         if (had && p->env.jw && !cl->sess->clean)
             (void)mq_jwriter_sub(p->env.jw, cl->sess, NULL, e.filter);
         if (n == p->cap_codes) {

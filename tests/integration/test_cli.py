@@ -113,7 +113,7 @@ def test_bad_config_value_names_file_and_line(tmp_path, line):
 
 
 @pytest.mark.parametrize("opt", ["auth_plugin /x.so", "psk_file /x", "dhparamfile /x",
-                                 "mount_point a/", "check_retain_source true"])
+                                 "psk_hint hint", "check_retain_source true"])
 def test_unimplemented_mosquitto_option_is_refused_by_name(tmp_path, opt):
     path = conf(tmp_path, f"listener {_free_port()} {HOST}\nallow_anonymous true\n{opt}\n")
     r = run([BROKER, "-c", path])

@@ -253,7 +253,10 @@ static const struct bad_case bad_cases[] = {
      "test.conf:3: invalid value 'tlsv1.0' for tls_version"},
     {"auth_opt_db x\n", "'auth_opt_db'"},
     {"max_inflight_bytes 1e3\n", "invalid value '1e3' for max_inflight_bytes"},
-    {"mount_point a/\n", "'mount_point'"},
+    {"listener 1883\nmount_point a/+/\n",
+     "test.conf:2: invalid mount_point 'a/+/': it must not contain a wildcard (+ or #)"},
+    {"listener 1883\nmount_point #\n",
+     "test.conf:2: invalid mount_point '#': it must not contain a wildcard (+ or #)"},
     {"listener 1883\nsocket_domain ipv5\n", "test.conf:2: invalid value 'ipv5' for socket_domain"},
     {"connection bridge1\n", "'connection'"},
     {"protocol http\n", "test.conf:1: invalid value 'http' for protocol"},
@@ -496,7 +499,7 @@ Test(config, the_implemented_options_are_exactly_these)
         " per_listener_settings session_owner_check cafile capath certfile"
         " keyfile crlfile ciphers ciphers_tls1.3 tls_version"
         " require_certificate use_identity_as_username use_subject_as_username"
-        " use_username_as_clientid bind_interface socket_domain"
+        " use_username_as_clientid bind_interface socket_domain mount_point"
         " max_topic_alias persistence persistence_file persistence_location"
         " autosave_interval autosave_on_changes persistent_client_expiration"
         " queue_qos0_messages persistence_fsync persistence_journal_limit"
@@ -541,7 +544,7 @@ Test(config, every_implemented_option_accepts_its_default_back)
         " log_timestamp_format persistent_client_expiration response_information http_dir"
         " websockets_trusted_proxy cafile capath certfile keyfile crlfile ciphers ciphers_tls1.3"
         " tls_version password_file acl_file session_owner_check persistence_location"
-        " clientid_prefixes socket_domain bind_interface ";
+        " clientid_prefixes socket_domain bind_interface mount_point ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
@@ -637,8 +640,8 @@ Test(config, refused_options_are_refused_by_name_with_or_without_a_value)
         cr_expect_str_eq(err, want);
         n_refused++;
     }
-    cr_expect_geq(n_refused, 54); /* TLS, WebSockets, MQTT 5, persistence, retry_interval,
-                                   bind_interface left it */
+    cr_expect_geq(n_refused, 53); /* TLS, WebSockets, MQTT 5, persistence, retry_interval,
+                                   bind_interface, mount_point left it */
 }
 
 /* mosquitto 2.0 dropped retry_interval and warns (broker/main.c logs the same words) */
@@ -731,6 +734,7 @@ Test(config, server_opts_carry_the_configured_values)
                        "max_connections 5\n"
                        "listener 8883\n"
                        "bind_interface eth0\n"
+                       "mount_point site1/\n"
                        "allow_anonymous true\n"
                        "allow_zero_length_clientid false\n"
                        "auto_id_prefix dev-\n"
@@ -757,6 +761,8 @@ Test(config, server_opts_carry_the_configured_values)
     cr_expect_eq(o.listeners[1].port, 8883);
     cr_expect_null(o.listeners[1].bind_address);
     cr_expect_str_eq(o.listeners[1].bind_interface, "eth0");
+    cr_expect_str_eq(o.listeners[1].mount_point, "site1/");
+    cr_expect_null(o.listeners[0].mount_point);
     cr_expect(!o.listeners[0].loopback && !o.listeners[1].loopback);
     cr_expect_eq(o.max_connections, 50);
     for (unsigned i = 0; i < 2; i++) { /* no per_listener_settings: the broker's values */

@@ -748,9 +748,9 @@ Test(sess, subscriptions_are_added_found_replaced_and_removed)
 Test(sess, short_and_long_filters_are_kept_whole)
 {
     open_sess(false);
-    static const char *const filters[] = {"a/b/c/d/e/f/gh", "a/b/c/d/e/f/ghi", "x", "",
-                                          "devices/0123456789abcdef/commands/#",
-                                          "0123456789abcd", "0123456789abcde"};
+    static const char *const filters[] = {
+        "a/b/c/d/e/f/gh", "a/b/c/d/e/f/ghi", "x", "", "devices/0123456789abcdef/commands/#",
+        "0123456789abcd", "0123456789abcde"};
     enum { N = sizeof(filters) / sizeof(filters[0]) };
     for (unsigned i = 0; i < N; i++) {
         mq_sub_t *sub = mq_sess_add_sub(s, filters[i], strlen(filters[i]), 100 + i, 1);
@@ -871,6 +871,85 @@ Test(sess, a_topic_alias_never_takes_a_packet_over_the_maximum_packet_size)
     cr_assert(mq_sess_deliver(s, m, 0, false));
     cr_assert(eq(sz, out.len, 16 + 9), "the alias alone: 1 + 1 + 2 + 1 + 3 + 1");
     cr_assert(eq(u64, home.stats.too_large, 0));
+}
+
+/* ---- a listener's mount point ------------------------------------------------------------ */
+
+/* Decodes the one packet in 'out' as a client of 'proto' would, and empties 'out'. */
+static mq_packet_t only_packet(uint8_t proto)
+{
+    mq_packet_t pkt;
+    const char *why = "";
+    cr_assert(eq(int, mq_codec_decode(MQ_ROLE_CLIENT, proto, out.data, out.len, &pkt, &why),
+                 MQ_RC_SUCCESS),
+              "%s", why);
+    return pkt;
+}
+
+Test(sess, behind_a_mount_point_topics_go_out_without_it_and_others_not_at_all)
+{
+    static const mq_str_t mounts[] = {{"site1/", 6}};
+    home.mounts = mounts;
+    static char payload[200];
+    memset(payload, 'p', sizeof(payload));
+    mq_msg_t *in = mq_msg_new("site1/a/b", 9, payload, sizeof(payload), 1, false);
+    mq_msg_t *bare = mq_msg_new("site1/", 6, "x", 1, 0, false); /* nothing behind it */
+    mq_msg_t *out_of = mq_msg_new("site2/a", 7, "x", 1, 0, false);
+    msgs[n_msgs++] = in;
+    msgs[n_msgs++] = bare;
+    msgs[n_msgs++] = out_of;
+    lim.max_inflight = 8;
+    static const uint8_t protos[] = {MQ_PROTO_311, MQ_PROTO_5};
+    for (size_t pi = 0; pi < MQ_ARRAY_LEN(protos); pi++) {
+        uint8_t proto = protos[pi];
+        mq_sess_peer_t peer = {.proto = proto, .mount = 1};
+        s = mq_sess_new("client-1", 8, 42, false, &home);
+        mq_sess_attach(s, &out, &peer);
+        for (uint8_t qos = 0; qos <= 2; qos++) {
+            cr_assert(mq_sess_deliver(s, in, qos, true));
+            mq_packet_t pkt = only_packet(proto);
+            cr_assert(eq(u8, pkt.type, MQ_PUBLISH));
+            cr_assert(eq(sz, pkt.publish.topic.len, 3), "proto %u qos %u", proto, qos);
+            cr_assert(eq(int, memcmp(pkt.publish.topic.ptr, "a/b", 3), 0));
+            cr_assert(eq(sz, pkt.publish.payload.len, sizeof(payload)));
+            cr_assert(eq(u8, pkt.publish.qos, qos));
+            cr_assert(pkt.publish.retain);
+            out.len = 0;
+        }
+        cr_assert(not(mq_sess_deliver(s, bare, 0, false)), "no topic is left to send");
+        cr_assert(not(mq_sess_deliver(s, out_of, 0, false)), "not behind the mount point");
+        cr_assert(eq(sz, out.len, 0));
+        mq_sess_detach(s);
+        mq_sess_free(s);
+        s = NULL;
+    }
+    /* a session on a listener without one sees the whole topic */
+    s = mq_sess_new("client-1", 8, 42, false, &home);
+    mq_sess_attach(s, &out, &peer311);
+    cr_assert(mq_sess_deliver(s, in, 0, false));
+    mq_packet_t pkt = only_packet(MQ_PROTO_311);
+    cr_assert(eq(sz, pkt.publish.topic.len, 9));
+    out.len = 0;
+}
+
+Test(sess, behind_a_mount_point_a_topic_alias_names_the_topic_without_it)
+{
+    static const mq_str_t mounts[] = {{"m/", 2}};
+    home.mounts = mounts;
+    mq_msg_t *m = mq_msg_new("m/topic", 7, "x", 1, 0, false);
+    msgs[n_msgs++] = m;
+    mq_sess_peer_t peer = {.proto = MQ_PROTO_5, .mount = 1, .alias_max = 10};
+    s = mq_sess_new("client-1", 8, 42, false, &home);
+    mq_sess_attach(s, &out, &peer);
+    cr_assert(mq_sess_deliver(s, m, 0, false));
+    /* 1 + 1 + 2 + 5 ("topic") + 1 + 3 (the alias) + 1 (payload) */
+    cr_assert(eq(sz, out.len, 14));
+    mq_packet_t pkt = only_packet(MQ_PROTO_5);
+    cr_assert(eq(sz, pkt.publish.topic.len, 5));
+    cr_assert(eq(u16, pkt.props.topic_alias, 1));
+    out.len = 0;
+    cr_assert(mq_sess_deliver(s, m, 0, false));
+    cr_assert(eq(sz, out.len, 9), "the alias alone");
 }
 
 /* give(): takes every message whose payload is not "keep", noting the payloads offered. */
