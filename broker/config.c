@@ -325,7 +325,9 @@ const mq_config_option_t mq_config__options[] = {
     REFUSED("threshold", UINT, BRIDGE),
     REFUSED("try_private", BOOL, BRIDGE),
     /* the rest */
-    REFUSED("check_retain_source", BOOL, GLOBAL),
+    /* a retained message goes to a new subscriber only while its publisher may still publish
+     * it (mosquitto's default, CVE-2018-12546) */
+    {OPTION("check_retain_source", BOOL, GLOBAL), FIELD(check_retain_source), .def = true},
     /* deprecated in mosquitto 2.0, still in force there, with a warning: the same */
     {OPTION("clientid_prefixes", STRING, GLOBAL), FIELD(clientid_prefixes)},
     REFUSED("max_queued_bytes_per_client", SIZE, GLOBAL),
@@ -1078,6 +1080,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
     o->clientid_prefixes = cfg->clientid_prefixes;
     o->max_qos = cfg->max_qos;
     o->retain_available = cfg->retain_available;
+    o->check_retain_source = cfg->check_retain_source;
     o->upgrade_outgoing_qos = cfg->upgrade_outgoing_qos;
     o->set_tcp_nodelay = cfg->set_tcp_nodelay;
     o->message_size_limit = cfg->message_size_limit;

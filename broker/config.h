@@ -80,6 +80,7 @@ typedef struct mq_config {
     uint32_t persistent_client_expiration; /* seconds; 0 = never (mosquitto's default) */
     uint8_t max_qos;                       /* 0..2 */
     bool retain_available;
+    bool check_retain_source;
     bool upgrade_outgoing_qos;
     bool set_tcp_nodelay;        /* Starling's default differs from mosquitto's (false) */
     uint32_t max_connections;    /* whole broker, from a line before any 'listener' (and the

@@ -157,7 +157,19 @@ typedef struct collect {
     int64_t wall;   /* now, seconds since the Unix epoch */
     uint64_t mono;  /* now, loop clock ms */
     size_t skipped; /* entries whose properties no longer decode */
+    const mq_server_opts_t *opts;
 } collect_t;
+
+/* The security domain of the listener on 'port' (where a retained message's publisher came
+ * in): a listener's own with per_listener_settings, else the broker's one (0); 0 also for a
+ * port no longer configured. */
+static uint8_t domain_of_port(const mq_server_opts_t *o, uint16_t port)
+{
+    for (unsigned i = 0; i < o->n_listeners; i++)
+        if (o->listeners[i].port == port)
+            return o->listeners[i].auth_domain;
+    return 0;
+}
 
 static void collect_one(void *arg, mq_replay_retained_t *e)
 {
@@ -167,6 +179,9 @@ static void collect_one(void *arg, mq_replay_retained_t *e)
         c->skipped++;
         return;
     }
+    if (e->src.present) /* check_retain_source goes on across the restart */
+        mq_msg_set_src(msg, domain_of_port(c->opts, e->src.port), e->src.port, e->src.client_id,
+                       e->src.has_username ? &e->src.username : NULL);
     if (c->n == c->cap)
         c->msgs = mq_grow(c->msgs, &c->cap, sizeof(*c->msgs), 64);
     c->msgs[c->n++] = msg;
@@ -384,7 +399,7 @@ void mq_persist_load(mq_persist_t *p, mq_server_opts_t *opts)
     size_t n_journals;
     uint64_t n_jrec;
     p->generation = replay_journals(p, snap_gen, &n_journals, &n_jrec);
-    collect_t c = {.wall = time(NULL), .mono = mono_ms()};
+    collect_t c = {.wall = time(NULL), .mono = mono_ms(), .opts = opts};
     size_t expired = mq_replay_finish(&p->kept, c.wall);
     p->seq_floor = p->kept.max_retain_seq;
     if (n_journals > 0) {
@@ -475,6 +490,7 @@ static void snap_one(void *arg, mq_msg_t *msg)
     r.retain.seq = msg->rseq ? msg->rseq : s->seq; /* its own number: a journal record of a
                                                       later change to the topic wins */
     r.retain.msg = jmsg(msg, msg->qos, s->wall, s->mono);
+    r.retain.src = mq_jrec_src_of(msg);
     (void)mq_jrec_encode(&s->out, &r, s->salt);
     s->n_records++;
 }

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/codec.h"
+#include "core/msg.h"
 #include "core/topic.h"
 #include "core/utf8.h"
 
@@ -158,6 +159,12 @@ static void encode_body(mq_buf_t *b, const mq_jrec_t *r)
         put_le(b, (uint64_t)r->retain.msg.expiry_at, 8);
         put_u8(b, r->retain.msg.qos);
         put_msg_body(b, &r->retain.msg);
+        if (r->retain.src.present) {
+            put_le(b, r->retain.src.port, 2);
+            put_u8(b, r->retain.src.has_username);
+            put_s16(b, r->retain.src.client_id);
+            put_s16(b, r->retain.src.has_username ? r->retain.src.username : (mq_str_t){0});
+        }
         break;
     case MQ_JREC_RETAIN_CLEAR:
         put_le(b, r->retain.seq, 8);
@@ -256,7 +263,7 @@ static enum mq_rc decode_header(rd_t *r, mq_jrec_header_t *h, const char **why)
 {
     h->version = get_u8(r);
     h->kind = get_u8(r);
-    if (r->ok && h->version != MQ_JREC_VERSION) {
+    if (r->ok && h->version != MQ_JREC_VERSION && h->version != 1) {
         *why = "unsupported format version";
         return MQ_RC_UNSUPPORTED_PROTOCOL_VERSION;
     }
@@ -359,6 +366,29 @@ static enum mq_rc decode_out(rd_t *r, uint8_t type, mq_jrec_out_t *o, const char
     return check_msg(&o->msg, MQ_PCTX_PUBLISH, why);
 }
 
+/* The publisher after a RETAIN_SET's message (version 2). */
+static enum mq_rc decode_src(rd_t *r, mq_jrec_retain_t *o, const char **why)
+{
+    mq_jrec_src_t *s = &o->src;
+    s->present = true;
+    s->port = get_u16(r);
+    uint8_t has = get_u8(r);
+    s->client_id = get_s16(r);
+    s->username = get_s16(r);
+    if (!r->ok)
+        return MQ_RC_SUCCESS; /* reported as truncated */
+    if (has > 1)
+        BAD("bad publisher flags");
+    s->has_username = has;
+    if (!has && s->username.len)
+        BAD("a user name without its flag");
+    if (check_client_id(s->client_id, why) != MQ_RC_SUCCESS)
+        return MQ_RC_MALFORMED_PACKET;
+    if (!utf8_ok(s->username))
+        BAD("user name not UTF-8");
+    return check_msg(&o->msg, MQ_PCTX_PUBLISH, why);
+}
+
 static enum mq_rc decode_body(rd_t *r, uint8_t type, mq_jrec_t *o, const char **why)
 {
     switch (type) {
@@ -373,6 +403,8 @@ static enum mq_rc decode_body(rd_t *r, uint8_t type, mq_jrec_t *o, const char **
         o->retain.msg.expiry_at = (int64_t)get_le(r, 8);
         o->retain.msg.qos = get_u8(r);
         get_msg_body(r, &o->retain.msg);
+        if (r->ok && r->p != r->end)
+            return decode_src(r, &o->retain, why);
         return r->ok ? check_msg(&o->retain.msg, MQ_PCTX_PUBLISH, why) : MQ_RC_SUCCESS;
     case MQ_JREC_RETAIN_CLEAR:
         o->retain.seq = get_le(r, 8);
@@ -457,4 +489,16 @@ uint64_t mq_jrec_wall_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+mq_jrec_src_t mq_jrec_src_of(const mq_msg_t *m)
+{
+    const mq_msg_src_t *src = m->src;
+    if (src == NULL)
+        return (mq_jrec_src_t){0};
+    return (mq_jrec_src_t){.present = true,
+                           .has_username = src->has_user,
+                           .port = src->port,
+                           .client_id = {src->bytes, src->id_len},
+                           .username = {src->bytes + src->id_len, src->user_len}};
 }

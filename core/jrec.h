@@ -19,7 +19,9 @@
  *   FILE_HEADER  u8 version, u8 kind, u16 worker, u16 n_workers, u64 generation,
  *                i64 wall_time, u64 salt
  *   SNAP_END     u64 generation, u64 n_records
- *   RETAIN_SET   u64 seq, i64 expiry_at, u8 qos, s16 topic, b32 payload, b32 props
+ *   RETAIN_SET   u64 seq, i64 expiry_at, u8 qos, s16 topic, b32 payload, b32 props,
+ *                [the publisher (version 2, when known): u16 port, u8 has_username,
+ *                s16 client_id, s16 username]
  *   RETAIN_CLEAR u64 seq, s16 topic
  *   SESS_PUT     s16 client_id, u8 flags, u8 level, u32 expiry_interval, i64 disconnected_at,
  *                s16 username, [has_will: u8 will_qos, u32 will_delay, s16 will_topic,
@@ -38,7 +40,9 @@
  * strings are checked as MQTT requires (UTF-8, topic names, filters), property blocks are
  * validated, and trailing bytes are malformed. Pure; any thread. */
 
-#define MQ_JREC_VERSION 1 /* format version written in FILE_HEADER */
+#define MQ_JREC_VERSION                                                                            \
+    2 /* format version written in FILE_HEADER; 1 (no publisher of                                 \
+       * retained messages) is read as well */
 
 /* Wall-clock microseconds since the epoch: the scale of the numbers that order persistence
  * records across restarts (a retained change's seq, a session message's mid). Any thread. */
@@ -82,9 +86,20 @@ typedef struct mq_jrec_msg {
 
 /* RETAIN_SET (msg) and RETAIN_CLEAR (msg.topic only). 'seq' orders changes of one topic made
  * by different writers: replay keeps the highest; 0 = in file order. */
+/* Who published a retained message, for check_retain_source (core/msg.h mq_msg_src_t). */
+typedef struct mq_jrec_src {
+    bool present; /* else the record ends after the message */
+    bool has_username;
+    uint16_t port;      /* the listener it came through (its security domain with
+                         * per_listener_settings); 0: the broker's one domain */
+    mq_str_t client_id; /* 1..65535 bytes of UTF-8 */
+    mq_str_t username;  /* when has_username: UTF-8 */
+} mq_jrec_src_t;
+
 typedef struct mq_jrec_retain {
     uint64_t seq;
     mq_jrec_msg_t msg;
+    mq_jrec_src_t src; /* RETAIN_SET only */
 } mq_jrec_retain_t;
 
 typedef struct mq_jrec_sess {
@@ -149,6 +164,10 @@ typedef struct mq_jrec {
         mq_jrec_qos2_t qos2;         /* QOS2_IN_ADD, QOS2_IN_DEL */
     };
 } mq_jrec_t;
+
+/* The publisher of 'm' as RETAIN_SET keeps it (views into m->src; absent without one). */
+struct mq_msg;
+mq_jrec_src_t mq_jrec_src_of(const struct mq_msg *m);
 
 /* The client id of a session-scoped record (SESS_*, SUB_*, MSG_*, QOS2_*), else an empty view:
  * what start-up needs to route a record to its session and owner. */

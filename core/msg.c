@@ -54,6 +54,7 @@ mq_msg_t *mq_msg_new_props(const char *topic, size_t topic_len, const void *payl
     m->origin = 0;
     m->expire_at = 0;
     memset(&m->retire, 0, sizeof(m->retire));
+    m->src = NULL;
     if (plen)
         (void)kept_props(props, m->wire + m->wire_len);
     uint8_t *o = m->wire;
@@ -73,8 +74,27 @@ void mq_msg_unref(mq_msg_t *m)
         return;
     /* acq_rel: the releasing decrement publishes this thread's reads of the message before
      * the freeing thread (which acquires here) reuses the memory */
-    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        mq_free(m->src);
         mq_free(m);
+    }
+}
+
+void mq_msg_set_src(mq_msg_t *m, uint8_t domain, uint16_t port, mq_str_t client_id,
+                    const mq_str_t *user)
+{
+    size_t ul = user ? user->len : 0;
+    mq_msg_src_t *src = mq_alloc(sizeof(*src) + client_id.len + ul);
+    src->domain = domain;
+    src->port = port;
+    src->has_user = user != NULL;
+    src->id_len = (uint16_t)client_id.len;
+    src->user_len = (uint16_t)ul;
+    memcpy(src->bytes, client_id.ptr, client_id.len);
+    if (ul)
+        memcpy(src->bytes + client_id.len, user->ptr, ul);
+    mq_free(m->src);
+    m->src = src;
 }
 
 size_t mq_msg_publish_size(const mq_msg_t *m, uint8_t qos)

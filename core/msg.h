@@ -19,6 +19,17 @@
  * response topic, correlation data, user properties, in order) follow 'wire', encoded once;
  * the per-delivery ones (Message Expiry Interval left, Subscription Identifiers, Topic
  * Alias) are added when a v5 PUBLISH is written (mq_msg_write_publish_v5). */
+/* Who published a message: the security domain, client id and user name its ACL rules are
+ * checked with again before it goes out as a retained message (check_retain_source). */
+typedef struct mq_msg_src {
+    uint8_t domain;    /* security domain (net/auth.h) */
+    bool has_user;     /* connected with a user name */
+    uint16_t port;     /* configured port of the listener of that domain (persistence) */
+    uint16_t id_len;   /* bytes of the client id, first in 'bytes' */
+    uint16_t user_len; /* bytes of the user name, after it */
+    char bytes[];
+} mq_msg_src_t;
+
 typedef struct mq_msg {
     atomic_uint refs; /* mq_msg_ref/unref; freed at 0 */
     uint8_t qos;      /* QoS it was published with */
@@ -33,6 +44,9 @@ typedef struct mq_msg {
     uint64_t rseq;           /* set by the retained store when it stores or clears with it:
                               * the change's number, in store order per topic (persistence) */
     mq_epoch_entry_t retire; /* used once: when the retained store lets go of it */
+    mq_msg_src_t *src;       /* owned, or NULL: who published it (check_retain_source), set
+                              * before the message is shared; NULL for the broker's own and
+                              * for messages restored from persistence */
     uint8_t wire[];          /* hdr | topic length | topic | payload | v5 properties */
 } mq_msg_t;
 
@@ -57,6 +71,10 @@ struct mq_props;
 mq_msg_t *mq_msg_new_props(const char *topic, size_t topic_len, const void *payload,
                            size_t payload_len, uint8_t qos, bool retain,
                            const struct mq_props *props);
+
+/* Records who published 'm' (mq_msg_src_t), before it is shared. 'user' NULL: none. */
+void mq_msg_set_src(mq_msg_t *m, uint8_t domain, uint16_t port, mq_str_t client_id,
+                    const mq_str_t *user);
 
 /* Drops one reference; the last one frees the message. Any thread. */
 void mq_msg_unref(mq_msg_t *m);

@@ -77,7 +77,10 @@ static enum mq_replay_res apply_retain(mq_replay_t *rp, const mq_jrec_t *r)
     m->seq = in->seq;
     m->is_clear = r->type == MQ_JREC_RETAIN_CLEAR;
     m->msg = m->is_clear ? (mq_jrec_msg_t){.topic = in->msg.topic} : in->msg;
-    m->_mem = copy_msg(&m->msg);
+    m->src = m->is_clear ? (mq_jrec_src_t){0} : in->src;
+    mq_str_t *s[] = {&m->msg.topic, &m->msg.payload, &m->msg.props, &m->src.client_id,
+                     &m->src.username};
+    m->_mem = copy_strs(s, MQ_ARRAY_LEN(s));
     return MQ_REPLAY_APPLIED;
 }
 
@@ -518,6 +521,7 @@ static void snap_retained(void *arg, mq_replay_retained_t *m)
     mq_jrec_t r = {.type = m->is_clear ? MQ_JREC_RETAIN_CLEAR : MQ_JREC_RETAIN_SET};
     r.retain.seq = m->seq;
     r.retain.msg = m->msg;
+    r.retain.src = m->src;
     put(arg, &r);
 }
 

@@ -23,6 +23,7 @@ typedef struct mq_replay_retained {
     uint64_t seq;  /* of the change that set it (jrec.h: replay keeps the highest) */
     bool is_clear; /* a clear kept only to order later changes; mq_replay_finish drops it */
     mq_jrec_msg_t msg;
+    mq_jrec_src_t src; /* its publisher, when the record named one */
     /* private */
     void *_mem;
     uint64_t _hash;

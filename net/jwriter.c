@@ -254,6 +254,8 @@ bool mq_jwriter_retain(mq_jwriter_t *jw, const mq_msg_t *msg)
                         .props = {(const char *)msg->wire + msg->wire_len, msg->props_len},
                         .qos = msg->qos,
                         .expiry_at = wall_expiry(jw, msg->expire_at)};
+    if (r.type == MQ_JREC_RETAIN_SET)
+        r.retain.src = mq_jrec_src_of(msg);
     return append(jw, &r);
 }
 

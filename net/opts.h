@@ -99,6 +99,8 @@ typedef struct mq_server_opts {
                                               without a v5 Session Expiry; 0 = forever */
     uint8_t max_qos;
     bool retain_available;
+    bool check_retain_source; /* a retained message is checked against its publisher's ACL
+                                 rules again before it goes to a new subscriber */
     bool upgrade_outgoing_qos;
     bool set_tcp_nodelay;
     uint32_t message_size_limit; /* payload bytes; 0 = unlimited */

@@ -240,6 +240,17 @@ static bool is_sys_topic(const char *t, size_t len)
     return true;
 }
 
+/* check_retain_source: a retained message remembers its publisher, whose ACL rules are
+ * asked again before it goes to a new subscriber (net/subscribe.c). */
+static void set_src(mq_proto_t *p, mq_msg_t *msg, const mq_sess_t *s)
+{
+    mq_str_t user = {s->username, s->user_len};
+    /* the port names the domain in persistence: a domain is a listener's, or the broker's */
+    uint16_t port = s->auth_domain < p->o->n_listeners ? p->o->listeners[s->auth_domain].port : 0;
+    mq_msg_set_src(msg, s->auth_domain, port, (mq_str_t){s->client_id, s->id_len},
+                   s->username ? &user : NULL);
+}
+
 bool mq_publish_will_allowed(mq_proto_t *p, const mq_sess_t *owner, const mq_msg_t *will)
 {
     mq_str_t wt = mq_msg_topic(will);
@@ -259,6 +270,8 @@ void mq_publish_will(mq_proto_t *p, const mq_sess_t *owner, mq_msg_t *will, bool
         return;
     if (owner && !mq_publish_will_allowed(p, owner, will))
         return;
+    if (owner && will->retain && p->o->check_retain_source && will->src == NULL)
+        set_src(p, will, owner);
     if (has_expiry) /* the will is still its connection's alone: not yet shared */
         will->expire_at = p->env.loop->now_ms + (uint64_t)expiry_s * 1000 + (expiry_s ? 0 : 1);
     (void)mq_publish_route(p, will);
@@ -355,6 +368,8 @@ static mq_msg_t *make_msg(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, m
     if (msg == NULL) /* over the largest packet: an alias's topic + a payload near the limit */
         return NULL;
     msg->origin = cl->sess->id_hash;
+    if (pub->retain && p->o->check_retain_source)
+        set_src(p, msg, cl->sess);
     if (pr && mq_props_has(pr, MQ_PROP_MESSAGE_EXPIRY))
         msg->expire_at = p->env.loop->now_ms + (uint64_t)pr->message_expiry * 1000 +
                          (pr->message_expiry ? 0 : 1);

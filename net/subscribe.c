@@ -21,9 +21,18 @@ static void send_retained(void *arg, mq_msg_t *msg)
 {
     retained_ctx_t *rc = arg;
     mq_str_t t = mq_msg_topic(msg);
-    if (rc->grant != MQ_ACL_GRANT_FULL &&
-        !mq_auth_may_read(mq_auth_get(rc->p->env.auth), rc->s, t.ptr, t.len))
+    const mq_auth_t *a = mq_auth_get(rc->p->env.auth);
+    if (rc->grant != MQ_ACL_GRANT_FULL && !mq_auth_may_read(a, rc->s, t.ptr, t.len))
         return;
+    const mq_msg_src_t *src = msg->src;
+    if (src && rc->p->o->check_retain_source) {
+        /* its publisher may no longer publish it (an ACL reloaded since): not sent, as
+         * mosquitto's check_retain_source (CVE-2018-12546) */
+        mq_str_t user = {src->bytes + src->id_len, src->user_len};
+        if (!mq_auth_may_write_as(a, src->domain, src->has_user ? &user : NULL,
+                                  (mq_str_t){src->bytes, src->id_len}, t.ptr, t.len))
+            return;
+    }
     uint8_t q = rc->upgrade || rc->qos < msg->qos ? rc->qos : msg->qos;
     /* [MQTT-3.3.1-8] retained messages go out with the retain flag set; a drop (expired,
      * over the limits) is counted in the session */

@@ -323,3 +323,86 @@ def test_a_will_revoked_by_a_reload_is_dropped_at_a_take_over_too(acl_broker):
     assert old.wait_closed()
     watcher.no_data(1.0)
     assert b.wait_log("will on 'w/taken' denied by the ACL")
+
+
+# --- check_retain_source (mosquitto's default: true; CVE-2018-12546) ----------------------------
+
+REVOKED = ACL.replace("topic readwrite rw/#", "topic read rw/#")  # alice may no longer write
+
+
+def _retained_for(port, client_id):
+    """What a new subscription of 'watcher' to rw/kept gets: the PUBLISH, or None."""
+    w = conn(port, client_id, "watcher")
+    try:
+        assert w.subscribe([("rw/kept", 1)]) == [1]
+        try:
+            return w.recv_publish(timeout=0.7)
+        except TimeoutError:
+            return None
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize("check", [None, "true", "false"])
+def test_a_retained_message_goes_out_while_its_publisher_may_still_publish_it(acl_broker, check):
+    b = acl_broker(extra=f"check_retain_source {check}" if check else "")
+    alice = conn(b.port, "alice-1", "alice")
+    pub(alice, "rw/kept", b"by alice", retain=True)
+    alice.close()
+    p = _retained_for(b.port, "w-1")
+    assert p is not None and (p.topic, p.payload, p.retain) == ("rw/kept", b"by alice", True)
+    b.acl.write_text(REVOKED)
+    b.proc.send_signal(signal.SIGHUP)
+    assert b.wait_log("password_file and acl_file re-read")
+    p = _retained_for(b.port, "w-2")
+    if check == "false":  # no check: it goes out as before
+        assert p is not None and p.payload == b"by alice"
+    else:  # the default checks: alice may not publish it now, so nobody gets it
+        assert p is None, f"retained message of a revoked publisher delivered: {p.payload!r}"
+
+
+def test_the_publisher_of_a_retained_message_is_kept_across_a_restart(broker, tmp_path):
+    """The persistence snapshot keeps who published each retained message: a restart with an
+    ACL that revokes the publisher does not deliver it (mosquitto's
+    04-retain-check-source-persist)."""
+    from conftest import Broker
+    acl = tmp_path / "acl"
+    acl.write_text(ACL)
+    lines = [f"acl_file {acl}", "user root", "persistence true",
+             f"persistence_location {tmp_path}/"]
+    b = Broker(tmp_path, lines, name="first").start()
+    try:
+        alice = conn(b.port, "alice-1", "alice")
+        pub(alice, "rw/kept", b"by alice", retain=True)
+        alice.close()
+        assert _retained_for(b.port, "w-1") is not None
+    finally:
+        b.check_clean_exit()  # writes the snapshot
+    acl.write_text(REVOKED)
+    b2 = Broker(tmp_path, lines, port=b.port, name="second").start()
+    try:
+        assert _retained_for(b2.port, "w-2") is None
+        acl.write_text(ACL)  # and it is still there, for when alice may again
+        b2.proc.send_signal(signal.SIGHUP)
+        assert b2.wait_log("password_file and acl_file re-read")
+        p = _retained_for(b2.port, "w-3")
+        assert p is not None and p.payload == b"by alice"
+    finally:
+        b2.check_clean_exit()
+
+
+def test_a_retained_will_is_checked_against_its_owner(acl_broker):
+    b = acl_broker()
+    r = Raw(b.port)
+    r.send(connect_pkt("alice-w", username="alice", password="x",
+                       will=("rw/kept", b"alice's will", 1, True)))
+    r.expect(bytes([0x20, 2, 0, 0]))
+    r.close()  # no DISCONNECT: the will goes, retained
+    deadline = time.monotonic() + 5
+    while (p := _retained_for(b.port, "w-1")) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert p is not None and p.payload == b"alice's will"
+    b.acl.write_text(REVOKED)
+    b.proc.send_signal(signal.SIGHUP)
+    assert b.wait_log("password_file and acl_file re-read")
+    assert _retained_for(b.port, "w-2") is None

@@ -503,7 +503,7 @@ Test(config, the_implemented_options_are_exactly_these)
         " max_topic_alias persistence persistence_file persistence_location"
         " autosave_interval autosave_on_changes persistent_client_expiration"
         " queue_qos0_messages persistence_fsync persistence_journal_limit"
-        " clientid_prefixes retry_interval ");
+        " check_retain_source clientid_prefixes retry_interval ");
     names_with(MQ_CONFIG_IMPLEMENTED, MQ_CONFIG_MINUS_ONE, names, sizeof(names));
     cr_expect_str_eq(names, " max_connections max_inflight_messages max_queued_messages"
                             " max_queued_bytes ");
@@ -640,8 +640,8 @@ Test(config, refused_options_are_refused_by_name_with_or_without_a_value)
         cr_expect_str_eq(err, want);
         n_refused++;
     }
-    cr_expect_geq(n_refused, 53); /* TLS, WebSockets, MQTT 5, persistence, retry_interval,
-                                   bind_interface, mount_point left it */
+    cr_expect_geq(n_refused, 52); /* TLS, WebSockets, MQTT 5, persistence, retry_interval,
+                                   bind_interface, mount_point, check_retain_source left it */
 }
 
 /* mosquitto 2.0 dropped retry_interval and warns (broker/main.c logs the same words) */

@@ -43,10 +43,12 @@ static size_t samples(mq_jrec_t *r)
     r[n++].header =
         (mq_jrec_header_t){MQ_JREC_VERSION, MQ_JREC_KIND_WORKER, 2, 4, 7, 1700000000, SALT};
     r[n].type = MQ_JREC_RETAIN_SET;
-    r[n++].retain =
-        (mq_jrec_retain_t){9, {S("a/b"), S("payload\0bin"), S(pub_props), 1, 1700000060}};
+    r[n++].retain = (mq_jrec_retain_t){
+        .seq = 9,
+        .msg = {S("a/b"), S("payload\0bin"), S(pub_props), 1, 1700000060},
+        .src = {.present = true, .has_username = true, .port = 8883, S("pub-1"), S("alice")}};
     r[n].type = MQ_JREC_RETAIN_CLEAR;
-    r[n++].retain = (mq_jrec_retain_t){10, {.topic = S("a/c")}};
+    r[n++].retain = (mq_jrec_retain_t){.seq = 10, .msg = {.topic = S("a/c")}};
     r[n].type = MQ_JREC_SESS_PUT;
     r[n++].sess = (mq_jrec_sess_t){.client_id = S("dev-1"),
                                    .username = S("alice"),
@@ -205,6 +207,14 @@ Test(journal, decoded_fields_are_the_encoded_ones)
                   starts[4] - starts[3] - MQ_JOURNAL_HDR};
     cr_assert(eq(int, mq_jrec_decode(MQ_JREC_SESS_PUT, p, &out, &why), MQ_RC_SUCCESS));
     cr_assert(mq_str_eq(out.sess.client_id, S("dev-1")));
+    mq_jrec_t ret;
+    mq_str_t rp = {(const char *)buf.data + starts[1] + MQ_JOURNAL_HDR,
+                   starts[2] - starts[1] - MQ_JOURNAL_HDR};
+    cr_assert(eq(int, mq_jrec_decode(MQ_JREC_RETAIN_SET, rp, &ret, &why), MQ_RC_SUCCESS));
+    cr_assert(ret.retain.src.present && ret.retain.src.has_username);
+    cr_assert(eq(u16, ret.retain.src.port, 8883));
+    cr_assert(mq_str_eq(ret.retain.src.client_id, S("pub-1")));
+    cr_assert(mq_str_eq(ret.retain.src.username, S("alice")));
     cr_assert(mq_str_eq(out.sess.username, S("alice")));
     cr_assert(out.sess.has_will && out.sess.will_retain && !out.sess.clean);
     cr_assert(eq(u32, out.sess.will_delay, 5));
@@ -460,9 +470,14 @@ Test(journal, every_truncation_and_any_trailing_byte_is_malformed)
         size_t len = starts[i + 1] - starts[i] - MQ_JOURNAL_HDR;
         mq_jrec_t out;
         const char *why = NULL;
+        /* a RETAIN_SET without its publisher is one of version 1 */
+        size_t no_src = in[i].type == MQ_JREC_RETAIN_SET && in[i].retain.src.present
+                            ? len - (2 + 1 + 2 + in[i].retain.src.client_id.len + 2 +
+                                     in[i].retain.src.username.len)
+                            : 0;
         for (size_t cut = 0; cut < len; cut++)
             cr_assert(eq(int, mq_jrec_decode(in[i].type, (mq_str_t){p, cut}, &out, &why),
-                         MQ_RC_MALFORMED_PACKET),
+                         cut == no_src && no_src ? MQ_RC_SUCCESS : MQ_RC_MALFORMED_PACKET),
                       "%s cut at %zu", mq_jrec_type_str(in[i].type), cut);
         char *longer = malloc(len + 1);
         memcpy(longer, p, len);
@@ -496,6 +511,12 @@ Test(journal, values_outside_their_ranges_are_malformed)
     cr_assert(eq(int, reencode_rc(&r), bad));
     r = in[1], r.retain.msg.props = S("\x11\x00\x00\x00\x01"); /* session expiry: not PUBLISH */
     cr_assert(eq(int, reencode_rc(&r), bad));
+    r = in[1], r.retain.src.client_id = S(""); /* a publisher has a client id */
+    cr_assert(eq(int, reencode_rc(&r), bad));
+    r = in[1], r.retain.src.username = S("\xc0\x80");
+    cr_assert(eq(int, reencode_rc(&r), bad));
+    r = in[1], r.retain.src.has_username = false, r.retain.src.username = S("");
+    cr_assert(eq(int, reencode_rc(&r), MQ_RC_SUCCESS));
     r = in[2], r.retain.msg.topic = S("a/\xff");
     cr_assert(eq(int, reencode_rc(&r), bad));
     r = in[3], r.sess.level = 6;

@@ -77,7 +77,7 @@ static mq_jrec_t qos2(uint8_t type, const char *id, uint16_t pid)
 static mq_jrec_t retain(uint8_t type, const char *topic, uint64_t seq, const char *payload)
 {
     mq_jrec_t r = {.type = type};
-    r.retain = (mq_jrec_retain_t){seq, {mq_str(topic), mq_str(payload), S(""), 1, 0}};
+    r.retain = (mq_jrec_retain_t){.seq = seq, .msg = {mq_str(topic), mq_str(payload), S(""), 1, 0}};
     return r;
 }
 
