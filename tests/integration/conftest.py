@@ -114,6 +114,33 @@ def listening_ports():
     return ports
 
 
+def listen_sockets(port):
+    """(file, local address) of every LISTEN socket on 'port': file "tcp" (IPv4) or "tcp6",
+    the address in hex as /proc/net/tcp* write it ("0100007F" is 127.0.0.1)."""
+    found = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/net/{name}") as f:
+                next(f)
+                for line in f:
+                    local, state = line.split()[1], line.split()[3]
+                    addr, p = local.rsplit(":", 1)
+                    if state == "0A" and int(p, 16) == port:
+                        found.add((name, addr))
+        except OSError:
+            pass
+    return found
+
+
+def host_has_ipv6():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def wait_port(port, timeout=5.0, proc=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

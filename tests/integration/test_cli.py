@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import (BROKER, HOST, IS_MOSQUITTO, WORKERS, _free_port, check_stderr_text,
-                      port_closed, roundtrip_ok, run, wait_port)
+                      host_has_ipv6, listen_sockets, port_closed, roundtrip_ok, run, wait_port)
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Starling's own command line")
 
@@ -42,30 +42,9 @@ def stop(proc, sig=signal.SIGTERM, timeout=10):
         proc.errf.close()
 
 
-def host_has_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
 def listening(port):
     """Local addresses (hex as in /proc/net/tcp*) that LISTEN on 'port'."""
-    out = []
-    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = open(f).read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            addr, st = parts[1], parts[3]
-            a, p = addr.split(":")
-            if int(p, 16) == port and st == "0A":
-                out.append(a)
-    return out
+    return [addr for _, addr in listen_sockets(port)]
 
 
 def test_help_exits_0_with_usage():
@@ -113,7 +92,7 @@ def test_bad_config_value_names_file_and_line(tmp_path, line):
 
 
 @pytest.mark.parametrize("opt", ["auth_plugin /x.so", "psk_file /x", "dhparamfile /x",
-                                 "psk_hint hint", "check_retain_source true"])
+                                 "psk_hint hint", "use_unix_socket true"])
 def test_unimplemented_mosquitto_option_is_refused_by_name(tmp_path, opt):
     path = conf(tmp_path, f"listener {_free_port()} {HOST}\nallow_anonymous true\n{opt}\n")
     r = run([BROKER, "-c", path])

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import (BROKER, DISCONNECT_PKT, HOST, IS_MOSQUITTO, PINGREQ_PKT, PINGRESP_PKT, PUBACK,
                       Broker, Raw, _free_port, ack_pkt, connack_bytes, connect_pkt,
-                      listening_ports, publish_pkt, roundtrip_ok, wait_port)
+                      host_has_ipv6, listen_sockets, listening_ports, publish_pkt, roundtrip_ok,
+                      wait_port)
 
 
 def test_include_dir_options_take_effect(broker, tmp_path):
@@ -286,28 +287,12 @@ def test_max_inflight_bytes_holds_qos1_back_by_payload_size(broker):
 
 def _listens(port):
     """The /proc/net files in which 'port' is a LISTEN socket: tcp (IPv4), tcp6 (IPv6)."""
-    found = set()
-    for name in ("tcp", "tcp6"):
-        try:
-            with open(f"/proc/net/{name}") as f:
-                next(f)
-                for line in f:
-                    local, state = line.split()[1], line.split()[3]
-                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-                        found.add(name)
-        except OSError:
-            pass
-    return found
+    return {name for name, _ in listen_sockets(port)}
 
 
-def _host_has_ipv6():
-    import socket
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
+def _listen_addrs(port):
+    """The local addresses (hex) that LISTEN on 'port'."""
+    return {addr for _, addr in listen_sockets(port)}
 
 
 def test_socket_domain_ipv4_opens_an_ipv4_socket_only(broker):
@@ -319,7 +304,7 @@ def test_socket_domain_ipv4_opens_an_ipv4_socket_only(broker):
     assert b.wait_log(f"Opening ipv4 listen socket on port {p2}.")
 
 
-@pytest.mark.skipif(not _host_has_ipv6(), reason="this host has no IPv6")
+@pytest.mark.skipif(not host_has_ipv6(), reason="this host has no IPv6")
 @pytest.mark.parametrize("bind", ["", " ::"])
 def test_socket_domain_ipv6_takes_no_ipv4(broker, bind):
     import socket
@@ -330,23 +315,6 @@ def test_socket_domain_ipv6_takes_no_ipv4(broker, bind):
     with socket.socket() as s:  # IPv4 to it is refused: the socket is IPv6 only
         s.settimeout(2)
         assert s.connect_ex((HOST, p2)) != 0
-
-
-def _listen_addrs(port):
-    """The local addresses (hex, as /proc/net/tcp* write them) that LISTEN on 'port'."""
-    found = set()
-    for name in ("tcp", "tcp6"):
-        try:
-            with open(f"/proc/net/{name}") as f:
-                next(f)
-                for line in f:
-                    local, state = line.split()[1], line.split()[3]
-                    addr, p = local.rsplit(":", 1)
-                    if state == "0A" and int(p, 16) == port:
-                        found.add(addr)
-        except OSError:
-            pass
-    return found
 
 
 V4_LOOPBACK, V6_LOOPBACK = "0100007F", "00000000000000000000000001000000"
@@ -366,8 +334,8 @@ def test_bind_interface_binds_the_interfaces_addresses_only(broker):
     p2 = _free_port()
     b = broker(f"listener {p2}\nbind_interface lo")
     assert b.wait_log(f"Opening ipv4 listen socket on port {p2}.")
-    want = {V4_LOOPBACK, V6_LOOPBACK} if _host_has_ipv6() else {V4_LOOPBACK}
-    if _host_has_ipv6():
+    want = {V4_LOOPBACK, V6_LOOPBACK} if host_has_ipv6() else {V4_LOOPBACK}
+    if host_has_ipv6():
         assert b.wait_log(f"Opening ipv6 listen socket on port {p2}.")
         assert _connects(socket.AF_INET6, "::1", p2)
     assert _listen_addrs(p2) == want

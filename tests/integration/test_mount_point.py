@@ -32,20 +32,23 @@ def topics(msgs):
     return sorted((m.topic, bytes(m.payload)) for m in msgs)
 
 
+def online(client, port, client_id, sub=None, qos=1):
+    """A connected paho client, subscribed to 'sub' when given."""
+    c = client(port, client_id)
+    c.connect()
+    if sub is not None:
+        c.subscribe(sub, qos=qos)
+    return c
+
+
 @strips
 def test_topics_are_behind_the_mount_point_and_sent_back_without_it(mounted, client):
     b, mp = mounted
-    inner = client(mp, "inner")
-    inner.connect()
-    inner.subscribe("#", qos=1)
-    outer = client(b.port, "outer")
-    outer.connect()
-    outer.subscribe("#", qos=1)
-    pub_in = client(mp, "pub-in")
-    pub_in.connect()
+    inner = online(client, mp, "inner", "#", 1)
+    outer = online(client, b.port, "outer", "#", 1)
+    pub_in = online(client, mp, "pub-in")
     pub_in.publish("a/b", b"from inside", qos=1)
-    pub_out = client(b.port, "pub-out")
-    pub_out.connect()
+    pub_out = online(client, b.port, "pub-out")
     pub_out.publish(MOUNT + "c", b"from outside", qos=1)
     pub_out.publish("elsewhere/d", b"not behind it", qos=1)
 
@@ -59,11 +62,8 @@ def test_topics_are_behind_the_mount_point_and_sent_back_without_it(mounted, cli
 @strips
 def test_unsubscribe_is_behind_the_mount_point_too(mounted, client):
     b, mp = mounted
-    inner = client(mp, "inner")
-    inner.connect()
-    inner.subscribe("u/#", qos=0)
-    pub = client(b.port, "pub")
-    pub.connect()
+    inner = online(client, mp, "inner", "u/#", 0)
+    pub = online(client, b.port, "pub")
     pub.publish(MOUNT + "u/1", b"1", qos=1)
     assert topics(inner.wait_messages(1)) == [("u/1", b"1")]
     inner.unsubscribe("u/#")
@@ -74,31 +74,23 @@ def test_unsubscribe_is_behind_the_mount_point_too(mounted, client):
 @strips
 def test_retained_messages_cross_the_mount_point_both_ways(mounted, client):
     b, mp = mounted
-    pub_out = client(b.port, "pub-out")
-    pub_out.connect()
+    pub_out = online(client, b.port, "pub-out")
     pub_out.publish(MOUNT + "r/out", b"kept outside", qos=1, retain=True)
-    pub_in = client(mp, "pub-in")
-    pub_in.connect()
+    pub_in = online(client, mp, "pub-in")
     pub_in.publish("r/in", b"kept inside", qos=1, retain=True)
 
-    inner = client(mp, "inner")
-    inner.connect()
-    inner.subscribe("r/#", qos=1)
+    inner = online(client, mp, "inner", "r/#", 1)
     got = inner.wait_messages(2)
     assert topics(got) == [("r/in", b"kept inside"), ("r/out", b"kept outside")]
     assert all(m.retain for m in got)
-    outer = client(b.port, "outer")
-    outer.connect()
-    outer.subscribe(MOUNT + "r/#", qos=1)
+    outer = online(client, b.port, "outer", MOUNT + "r/#", 1)
     assert topics(outer.wait_messages(2)) == [(MOUNT + "r/in", b"kept inside"),
                                                (MOUNT + "r/out", b"kept outside")]
 
 
 def test_a_will_is_published_behind_the_mount_point(mounted, client):
     b, mp = mounted
-    outer = client(b.port, "outer")
-    outer.connect()
-    outer.subscribe(MOUNT + "w/#", qos=1)
+    outer = online(client, b.port, "outer", MOUNT + "w/#", 1)
     s = socket.create_connection(("127.0.0.1", mp), timeout=5)
     try:
         s.sendall(connect_pkt("dies", will=("w/gone", b"bye", 1, False)))
@@ -113,8 +105,7 @@ def test_a_shared_subscription_is_behind_the_mount_point(mounted, client):
     b, mp = mounted
     inner = V5(mp, "inner")
     inner.sub("$share/g/s/#", 1)
-    pub_out = client(b.port, "pub-out")
-    pub_out.connect()
+    pub_out = online(client, b.port, "pub-out")
     pub_out.publish("s/plain", b"not for it", qos=1)
     pub_out.publish(MOUNT + "s/x", b"for it", qos=1)
     m = inner.get()
@@ -153,15 +144,10 @@ def test_sys_is_not_seen_nor_forged_behind_the_mount_point(broker, client):
     b = broker(f"sys_interval 1\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
                f"mount_point {MOUNT}")
     assert wait_port(port)
-    inner = client(port, "inner")
-    inner.connect()
-    inner.subscribe("$SYS/#", qos=0)
-    forger = client(port, "forger")
-    forger.connect()
+    inner = online(client, port, "inner", "$SYS/#", 0)
+    forger = online(client, port, "forger")
     forger.publish("$SYS/broker/uptime", b"forged", qos=1)
-    outer = client(b.port, "outer")
-    outer.connect()
-    outer.subscribe("$SYS/broker/uptime", qos=0)
+    outer = online(client, b.port, "outer", "$SYS/broker/uptime", 0)
     outer.wait_messages(1, timeout=5)  # the broker's own, from the plain listener
     time.sleep(1.2)  # a $SYS interval: nothing comes behind the mount point
     inner.no_messages(0.3)
@@ -175,11 +161,8 @@ def test_the_acl_reads_the_topic_behind_the_mount_point(broker, client, tmp_path
     b = broker(f"acl_file {acl}\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
                f"mount_point {MOUNT}")
     assert wait_port(port)
-    outer = client(b.port, "outer")
-    outer.connect()
-    outer.subscribe("#", qos=1)
-    inner = client(port, "inner")
-    inner.connect()
+    outer = online(client, b.port, "outer", "#", 1)
+    inner = online(client, port, "inner")
     inner.publish("ok/x", b"allowed", qos=1)
     inner.publish("no/x", b"denied", qos=1)  # 3.1.1: acknowledged and dropped
     assert topics(outer.wait_messages(1)) == [(MOUNT + "ok/x", b"allowed")]
