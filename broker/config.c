@@ -236,8 +236,9 @@ const mq_config_option_t mq_config__options[] = {
     REFUSED("plugin", PATH, SECURITY),
     {OPTION("plugin_opt_", STRING, SECURITY), .status = MQ_CONFIG_REFUSED,
      FLAGS(MQ_CONFIG_PREFIX)},
-    REFUSED("psk_file", PATH, SECURITY),
-    REFUSED("psk_hint", STRING, LISTENER),
+    /* TLS-PSK (net/tls.c): a listener with psk_hint takes PSK clients, keys from psk_file */
+    {OPTION("psk_file", PATH, SECURITY), BOTH_FIELD(psk_file)},
+    {OPTION("psk_hint", STRING, LISTENER), LFIELD(psk_hint)},
     /* TLS */
     REFUSED("tls_engine", STRING, LISTENER),
     REFUSED("tls_engine_kpass_sha1", STRING, LISTENER),
@@ -1041,7 +1042,8 @@ static mq_server_tls_t server_tls(const mq_listener_conf_t *l)
                              .tls_version = l->tls_version,
                              .require_certificate = l->require_certificate,
                              .use_identity_as_username = l->use_identity_as_username,
-                             .use_subject_as_username = l->use_subject_as_username};
+                             .use_subject_as_username = l->use_subject_as_username,
+                             .psk_hint = l->psk_hint};
 }
 
 void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
@@ -1068,6 +1070,7 @@ void mq_config_server_opts(const mq_config_t *cfg, mq_server_opts_t *o)
         o->listeners[i].use_username_as_clientid = l->use_username_as_clientid;
         ws_listener_opts(cfg, &cfg->listeners[i], &o->listeners[i]);
         o->listeners[i].tls = server_tls(&cfg->listeners[i]);
+        o->listeners[i].tls.psk_file = per ? l->psk_file : cfg->psk_file;
     }
     o->n_listeners = cfg->n_listeners;
     o->workers = cfg->workers;

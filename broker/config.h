@@ -39,6 +39,8 @@ typedef struct mq_listener_conf {
     bool use_identity_as_username;
     bool use_subject_as_username;
     bool use_username_as_clientid; /* the user name (or the certificate's) is the client id */
+    char *psk_hint;                /* owned; NULL = no TLS-PSK */
+    char *psk_file;                /* owned: SECURITY scope (per_listener_settings) */
     /* security options as given after this 'listener' line (before any: the default
      * listener's); in force with per_listener_settings true, else the broker's fields are */
     bool allow_anonymous;     /* once finished: as the broker's default unless given */
@@ -66,6 +68,7 @@ typedef struct mq_config {
     bool allow_zero_length_clientid;       /* accept an empty client id (and assign one) */
     char *auto_id_prefix;                  /* prefix of the ids assigned to empty client ids */
     char *password_file;                   /* mosquitto's format (core/passwd.h); NULL = none */
+    char *psk_file;                        /* TLS-PSK keys (net/tls.c); NULL = none */
     char *acl_file;                        /* mosquitto's format (core/acl.h); NULL = none */
     bool per_listener_settings;            /* the five security options above apply per listener */
     uint8_t session_owner_check;           /* Starling's: 0 off, 1 on, 2 (default) on when some

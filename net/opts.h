@@ -44,6 +44,9 @@ typedef struct mq_server_tls {
     bool require_certificate;      /* a client must present a certificate from cafile/capath */
     bool use_identity_as_username; /* the certificate's CN is the client's username */
     bool use_subject_as_username;  /* its whole subject (RFC 2253) is (identity wins) */
+    const char *psk_hint;          /* TLS-PSK on this listener (with or without a certificate):
+                                      the hint sent to clients; NULL = no PSK */
+    const char *psk_file;          /* "identity:hexkey" lines, read with the context */
 } mq_server_tls_t;
 struct mq_auth; /* net/auth.h */
 

@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/utf8.h"
 
 /* mosquitto's cipher list for TLS 1.2 and below when 'ciphers' is not given */
 #define DEFAULT_CIPHERS "DEFAULT:!aNULL:!eNULL:!LOW:!EXPORT:!SSLv2:@STRENGTH"
@@ -36,6 +37,7 @@ struct mq_tls {
     BIO *rbio, *wbio;            /* owned by 'ssl': wire bytes in, wire bytes out */
     char peer[MQ_CONN_PEER_LEN]; /* for the log */
     char *user;                  /* owned: the certificate's CN or subject (user_mode), else NULL */
+    char *psk_identity;          /* owned: the identity a PSK client's key was found for */
     uint8_t user_mode;           /* enum user_mode, the listener's */
     bool is_ready;               /* handshake complete */
     bool is_failed;              /* a fatal error: nothing more is read or written, alerts aside */
@@ -167,6 +169,132 @@ static int set_identity(SSL_CTX *ctx, const mq_server_tls_t *o, char *err, size_
     return 0;
 }
 
+/* ---- TLS-PSK (mosquitto's psk_hint and psk_file) ---------------------------------------- */
+
+/* The keys of psk_file, kept with the SSL_CTX they were read for (ex_data, freed with it),
+ * so that a reload swaps keys and context together. */
+typedef struct psk_entry {
+    char *identity; /* owned */
+    uint16_t len;
+    unsigned char key[PSK_MAX_PSK_LEN];
+} psk_entry_t;
+
+typedef struct psk_table {
+    psk_entry_t *v;
+    uint32_t n, cap;
+} psk_table_t;
+
+static int psk_index = -1; /* SSL_CTX ex_data slot, made once at the first PSK listener */
+
+static void psk_table_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                           void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    psk_table_t *t = ptr;
+    if (t == NULL)
+        return;
+    for (uint32_t i = 0; i < t->n; i++) {
+        OPENSSL_cleanse(t->v[i].key, sizeof(t->v[i].key));
+        mq_free(t->v[i].identity);
+    }
+    mq_free(t->v);
+    mq_free(t);
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* One "identity:hexkey" line into 'e'; NULL, or why it is not one. */
+static const char *psk_line(const char *line, size_t len, psk_entry_t *e)
+{
+    const char *colon = memchr(line, ':', len);
+    if (colon == NULL || colon == line)
+        return "not identity:key";
+    size_t hex = len - (size_t)(colon + 1 - line);
+    if (hex == 0 || hex % 2 || hex / 2 > PSK_MAX_PSK_LEN)
+        return "the key is not an even number of hex digits (at most 1024)";
+    for (size_t i = 0; i < hex / 2; i++) {
+        int hi = hex_digit(colon[1 + 2 * i]), lo = hex_digit(colon[2 + 2 * i]);
+        if (hi < 0 || lo < 0)
+            return "the key is not hexadecimal";
+        e->key[i] = (unsigned char)(hi << 4 | lo);
+    }
+    e->len = (uint16_t)(hex / 2);
+    e->identity = mq_strndup(line, (size_t)(colon - line));
+    return NULL;
+}
+
+/* Reads psk_file: blank lines and '#' comments are skipped, a bad line is logged with its
+ * number and skipped (as mosquitto skips what it cannot parse). */
+static psk_table_t *psk_read(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        snprintf(err, errlen, "psk_file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    psk_table_t *t = mq_calloc(1, sizeof(*t));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    for (unsigned no = 1; (got = getline(&line, &cap, f)) >= 0; no++) {
+        size_t len = (size_t)got;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            len--;
+        if (len == 0 || line[0] == '#')
+            continue;
+        if (t->n == t->cap)
+            t->v = mq_grow(t->v, &t->cap, sizeof(*t->v), 8);
+        const char *why = psk_line(line, len, &t->v[t->n]);
+        if (why)
+            MQ_LOG(MQ_LOG_WARN, "Warning: %s:%u: %s; line skipped.", path, no, why);
+        else
+            t->n++;
+    }
+    free(line);
+    fclose(f);
+    return t;
+}
+
+/* OpenSSL asks for the key of 'identity' (TLS 1.2 PSK suites, and TLS 1.3 through the same
+ * callback): its length, or 0 for an unknown identity (the handshake fails). */
+static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,
+                                  unsigned int max_len)
+{
+    const psk_table_t *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), psk_index);
+    mq_tls_t *conn = SSL_get_app_data(ssl);
+    for (uint32_t i = 0; t && identity && i < t->n; i++) {
+        if (strcmp(t->v[i].identity, identity) == 0 && t->v[i].len <= max_len) {
+            memcpy(psk, t->v[i].key, t->v[i].len);
+            mq_free(conn->psk_identity); /* the user name with use_identity_as_username */
+            conn->psk_identity = mq_strndup(identity, strlen(identity));
+            return t->v[i].len;
+        }
+    }
+    return 0;
+}
+
+static int set_psk(SSL_CTX *ctx, const mq_server_tls_t *o, char *err, size_t errlen)
+{
+    if (psk_index < 0) /* main thread, at start: before any worker runs */
+        psk_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, psk_table_free);
+    psk_table_t *t = psk_read(o->psk_file, err, errlen);
+    if (t == NULL)
+        return -EINVAL;
+    SSL_CTX_set_ex_data(ctx, psk_index, t);
+    SSL_CTX_set_psk_server_callback(ctx, psk_server_cb);
+    if (SSL_CTX_use_psk_identity_hint(ctx, o->psk_hint) != 1) {
+        snprintf(err, errlen, "psk_hint %s: %s", o->psk_hint, ssl_reason());
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* A new SSL_CTX from the options (every file read now), or NULL with err set. */
 static SSL_CTX *build_ctx(const mq_server_tls_t *o, uint16_t port, char *err, size_t errlen)
 {
@@ -177,7 +305,8 @@ static SSL_CTX *build_ctx(const mq_server_tls_t *o, uint16_t port, char *err, si
         return NULL;
     }
     if (set_protocol(ctx, o, port, err, errlen) < 0 || set_verify(ctx, o, err, errlen) < 0 ||
-        set_identity(ctx, o, err, errlen) < 0) {
+        (o->certfile && set_identity(ctx, o, err, errlen) < 0) ||
+        (o->psk_hint && set_psk(ctx, o, err, errlen) < 0)) {
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -188,8 +317,13 @@ int mq_tls_ctx_new(const mq_server_tls_t *o, uint16_t port, mq_tls_ctx_t **out, 
                    size_t errlen)
 {
     *out = NULL;
-    if (o->certfile == NULL || o->keyfile == NULL) {
+    if ((o->certfile == NULL || o->keyfile == NULL) &&
+        (o->certfile || o->keyfile || !o->psk_hint)) {
         snprintf(err, errlen, "listener %u: certfile and keyfile must both be given for TLS", port);
+        return -EINVAL;
+    }
+    if (o->psk_hint && o->psk_file == NULL) {
+        snprintf(err, errlen, "listener %u: psk_hint needs a psk_file with the keys", port);
         return -EINVAL;
     }
     SSL_CTX *ctx = build_ctx(o, port, err, errlen);
@@ -250,6 +384,7 @@ mq_tls_t *mq_tls_new(const mq_tls_ctx_t *x, const char *peer)
     SSL_set_bio(ssl, rbio, wbio);
     SSL_set_accept_state(ssl);
     mq_tls_t *t = mq_calloc(1, sizeof(*t));
+    SSL_set_app_data(ssl, t); /* the PSK callback records the identity here */
     t->ssl = ssl;
     t->rbio = rbio;
     t->wbio = wbio;
@@ -264,6 +399,7 @@ void mq_tls_free(mq_tls_t *t)
         return;
     SSL_free(t->ssl); /* and both BIOs */
     mq_free(t->user);
+    mq_free(t->psk_identity);
     mq_free(t);
 }
 
@@ -271,6 +407,12 @@ void mq_tls_free(mq_tls_t *t)
  * it holds a NUL, or its whole subject in RFC 2253 form; NULL when there is none. */
 static char *cert_user(const mq_tls_t *t)
 {
+    if (t->psk_identity && t->user_mode == USER_IDENTITY) { /* a PSK client: its identity */
+        size_t n = strlen(t->psk_identity);
+        return mq_utf8_is_valid((const uint8_t *)t->psk_identity, n)
+                   ? mq_strndup(t->psk_identity, n)
+                   : NULL;
+    }
     X509 *cert = SSL_get0_peer_certificate(t->ssl);
     X509_NAME *name = cert ? X509_get_subject_name(cert) : NULL;
     if (name == NULL)

@@ -19,7 +19,7 @@ int mq_xport_listener_new(const mq_server_listener_t *l, mq_xport_listener_t **o
                           size_t errlen)
 {
     *out = NULL; /* plain TCP */
-    bool has_tls = l->tls.certfile != NULL || l->tls.keyfile != NULL;
+    bool has_tls = l->tls.certfile != NULL || l->tls.keyfile != NULL || l->tls.psk_hint != NULL;
     if (!has_tls && l->protocol != MQ_SERVER_WEBSOCKETS)
         return 0;
     mq_xport_listener_t *xl = mq_calloc(1, sizeof(*xl));

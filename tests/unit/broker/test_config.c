@@ -245,7 +245,7 @@ static const struct bad_case bad_cases[] = {
     {"message_size_limit 268435456\n", "invalid value '268435456' for message_size_limit"},
     {"\n\n\nauth_plugin /usr/lib/auth.so\n",
      "test.conf:4: option 'auth_plugin' is a mosquitto option"},
-    {"psk_file /etc/mosquitto/psk\n", "'psk_file'"},
+    {"listener 8883\npsk_hint x\ntls_engine y\n", "'tls_engine'"},
     {"session_owner_check maybe\n", "test.conf:1: invalid value 'maybe' for session_owner_check"},
     {"listener 8883\ndhparamfile /etc/dh.pem\n", "test.conf:2: option 'dhparamfile'"},
     {"tls_engine x\n", "'tls_engine'"},
@@ -496,7 +496,7 @@ Test(config, the_implemented_options_are_exactly_these)
         " pid_file user workers sys_interval include_dir log_dest log_type"
         " log_timestamp log_timestamp_format log_facility allow_anonymous"
         " allow_zero_length_clientid auto_id_prefix password_file acl_file"
-        " per_listener_settings session_owner_check cafile capath certfile"
+        " per_listener_settings session_owner_check psk_file psk_hint cafile capath certfile"
         " keyfile crlfile ciphers ciphers_tls1.3 tls_version"
         " require_certificate use_identity_as_username use_subject_as_username"
         " use_username_as_clientid bind_interface socket_domain mount_point"
@@ -544,7 +544,7 @@ Test(config, every_implemented_option_accepts_its_default_back)
         " log_timestamp_format persistent_client_expiration response_information http_dir"
         " websockets_trusted_proxy cafile capath certfile keyfile crlfile ciphers ciphers_tls1.3"
         " tls_version password_file acl_file session_owner_check persistence_location"
-        " clientid_prefixes socket_domain bind_interface mount_point ";
+        " clientid_prefixes socket_domain bind_interface mount_point psk_file psk_hint ";
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const mq_config_option_t *o = OPTION(i);
         if (o->status != MQ_CONFIG_IMPLEMENTED)
@@ -640,8 +640,9 @@ Test(config, refused_options_are_refused_by_name_with_or_without_a_value)
         cr_expect_str_eq(err, want);
         n_refused++;
     }
-    cr_expect_geq(n_refused, 52); /* TLS, WebSockets, MQTT 5, persistence, retry_interval,
-                                   bind_interface, mount_point, check_retain_source left it */
+    cr_expect_geq(n_refused, 50); /* TLS, WebSockets, MQTT 5, persistence, retry_interval,
+                                   bind_interface, mount_point, check_retain_source, TLS-PSK
+                                   left it */
 }
 
 /* mosquitto 2.0 dropped retry_interval and warns (broker/main.c logs the same words) */
