@@ -51,6 +51,8 @@ typedef struct client {
     uint32_t will_delay;  /* v5 Will Delay Interval, seconds */
     uint32_t will_expiry; /* v5 Message Expiry Interval of the will, seconds */
     uint16_t alias_max;   /* v5 inbound Topic Alias Maximum announced to this client */
+    bool takeover_waited; /* its CONNECT waited a turn before taking over a connected session
+                           * (net/connect.c: take_over_later), and does not wait again */
     /* net/overload.c: since when the session's queue has been full, the loop clock's low 32
      * bits (0: it was not at the last tick) */
     uint32_t full_since_ms;
@@ -118,6 +120,10 @@ struct mq_proto_state {
     bool mem_over;              /* ... and whether it was above the limit then */
     mq_str_t mounts[MQ_SERVER_MAX_LISTENERS]; /* by listener: its mount_point (home.mounts) */
     char *mount_buf;                          /* scratch: a topic behind its mount point */
+    /* CONNECTs that take a connected session over, out of the loop until the next turn
+     * (net/connect.c: take_over_later); the first n_due were there before the last wait */
+    client_t **waiting;
+    uint32_t n_waiting, n_due, cap_waiting;
     size_t mount_cap;
 };
 

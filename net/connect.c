@@ -141,6 +141,24 @@ static bool will_allowed(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq
     return false;
 }
 
+/* A CONNECT that would take over a session whose connection is up waits one turn of the loop
+ * first (once), out of the loop as for a hand-off: what the old connection's client sent
+ * before this one connected may have arrived and not been processed yet, and the take-over
+ * would end that connection and drop it (a client's last PUBLISH before it closed and
+ * connected again). Its completion can come later in the very batch this CONNECT came in: a
+ * receive that finds its data when it is submitted (a new connection's first) completes during
+ * the submission, ahead of the kernel's pending work that reads an armed socket whose data
+ * came first. Or the CONNECT came by hand-off (another worker, the verifier) while that work
+ * was still pending. By the next turn the worker has handled the rest of the batch and been
+ * into its ring once more: the old connection has read what had arrived (and has usually seen
+ * its client's close, so that no take-over is left to do). */
+static int take_over_later(mq_proto_t *p, client_t *cl)
+{
+    cl->takeover_waited = true;
+    cl->handoff_to = (uint8_t)p->env.self; /* mq_connect_hand_off() keeps it waiting */
+    return MQ_CONN_GONE;
+}
+
 /* Attaches 'cl' to the session 'id' of this worker, taking over or discarding what is there. */
 static mq_sess_t *take_session(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, const char *id,
                                size_t id_len, uint64_t h, bool *present)
@@ -352,6 +370,10 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
         cl->handoff_to = (uint8_t)owner;
         return MQ_CONN_GONE;
     }
+    const mq_sess_t *held = mq_route_find(p->route, id, id_len, h);
+    if (held && held->out && !cl->takeover_waited &&
+        mq_conn_of_out(held->out)->state == MQ_CONN_ACTIVE)
+        return take_over_later(p, cl);
     int r = authorise(p, cl, cp, cert_user, (mq_str_t){id, id_len}, h);
     if (r != MQ_CONN_OK)
         return r;
@@ -451,6 +473,12 @@ void mq_connect_hand_off(mq_proto_t *p, client_t *cl)
     mq_decoder_init(&cl->dec, MQ_ROLE_SERVER, 0, p->o->max_packet_size);
     if (cl->auth_pending) /* with the verifier, which hands it back to this worker */
         return;
+    if (cl->handoff_to == p->env.self) { /* take_over_later(): until mq_proto_resume_waiting() */
+        if (p->n_waiting == p->cap_waiting)
+            p->waiting = mq_grow(p->waiting, &p->cap_waiting, sizeof(*p->waiting), 16);
+        p->waiting[p->n_waiting++] = cl;
+        return;
+    }
     mq_mail_t e = {.type = MQ_MAIL_HANDOFF, .ptr = cl};
     mq_outbox_send(p->env.outbox, cl->handoff_to, &e);
 }

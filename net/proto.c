@@ -5,6 +5,7 @@
 #include "net/proto.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "core/deadline.h"
 #include "core/log.h"
@@ -178,10 +179,31 @@ void mq_proto_on_handoff(mq_proto_t *p, mq_conn_t *c)
     mq_buf_fini(b);
     mq_free(b);
     /* the owner keeps what it owns; only a password may still go to the verifier (and come
-     * back here): on_bytes() has handed it over already */
-    MQ_ASSERT(r != MQ_CONN_GONE || cl->auth_pending != NULL);
+     * back here), or a take-over wait a turn: on_bytes() has handed it over already */
+    MQ_ASSERT(r != MQ_CONN_GONE || cl->auth_pending != NULL || cl->handoff_to == p->env.self);
     if (r == MQ_CONN_OK)
         mq_conn_arm(c);
+}
+
+bool mq_proto_seal_waiting(mq_proto_t *p)
+{
+    p->n_due = p->n_waiting;
+    return p->n_due > 0;
+}
+
+void mq_proto_resume_waiting(mq_proto_t *p)
+{
+    uint32_t n = p->n_due;
+    if (n == 0)
+        return;
+    p->n_due = 0;
+    for (uint32_t i = 0; i < n; i++) { /* (a CONNECT that waited once does not wait again) */
+        client_t *cl = p->waiting[i];
+        mq_conn_link(p->env.loop, &cl->conn);
+        mq_proto_on_handoff(p, &cl->conn); /* its CONNECT again, from the bytes it kept */
+    }
+    memmove(p->waiting, p->waiting + n, (p->n_waiting - n) * sizeof(*p->waiting));
+    p->n_waiting -= n;
 }
 
 void mq_proto_on_accept(mq_proto_t *p, mq_conn_t *c)
@@ -335,6 +357,13 @@ void mq_proto_free(mq_proto_t *p)
 {
     if (p == NULL)
         return;
+    for (uint32_t i = 0; i < p->n_waiting; i++) { /* as a hand-off never delivered */
+        mq_conn_t *c = &p->waiting[i]->conn;
+        close(c->fd);
+        mq_proto_drop_conn(c);
+        mq_conn_free(c);
+    }
+    mq_free(p->waiting);
     mq_will_free_all(p);
     mq_marks_fini(p);
     mq_route_free(p->route);

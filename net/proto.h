@@ -41,6 +41,14 @@ void mq_proto_on_accept(mq_proto_t *p, mq_conn_t *c);
  * worker's loop. */
 void mq_proto_on_handoff(mq_proto_t *p, mq_conn_t *c);
 
+/* A CONNECT that takes over a connected session waits a turn out of the loop (net/connect.c:
+ * take_over_later). Before the worker enters its ring: marks what waits so far as due for the
+ * next turn; true when something is (the worker must not sleep there then). */
+bool mq_proto_seal_waiting(mq_proto_t *p);
+
+/* At the start of a turn: processes the CONNECTs sealed before the last wait, in order. */
+void mq_proto_resume_waiting(mq_proto_t *p);
+
 /* Releases a connection that will never be processed (shutdown); no will. Any state. */
 void mq_proto_drop_conn(mq_conn_t *c);
 

@@ -321,6 +321,7 @@ static void handle_cqe(mq_worker_t *w, struct io_uring_cqe *cqe)
 /* One turn's work, from the end of the wait to the next wait. */
 static void turn(mq_worker_t *w)
 {
+    mq_proto_resume_waiting(w->proto); /* take-overs that waited for the last completions */
     drain_inbox(w);
     mq_outbox_retry(&w->outbox);
     /* stopping gracefully holds input too: what is queued goes out, nothing new comes in */
@@ -384,7 +385,10 @@ static void run(mq_worker_t *w)
         /* end of a turn: nothing from the shared index is held any more (STYLE.md §6) */
         mq_epoch_quiescent(w->ep);
         mq_epoch_offline(w->ep);
-        int rc = io_uring_submit_and_wait(&w->ring, 1);
+        /* a take-over waiting for this entry (net/connect.c: take_over_later) is due next
+         * turn: into the ring and back without sleeping */
+        int rc = mq_proto_seal_waiting(w->proto) ? io_uring_submit_and_get_events(&w->ring)
+                                                 : io_uring_submit_and_wait(&w->ring, 1);
         mq_epoch_online(w->ep);
         if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY)
             MQ_LOG(MQ_LOG_ERROR, "worker=%u io_uring_submit_and_wait: %s", w->idx, strerror(-rc));

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: MIT
 """Persistent sessions (clean session 0, MQTT 3.1.1 §3.1.2.4, §4.4), as mosquitto 2.0."""
+import threading
 import time
 
 import pytest
 
-from conftest import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_pkt, publish_pkt, unsubscribe_pkt
+from conftest import (PUBACK, PUBCOMP, PUBREC, PUBREL, Raw, ack_pkt, publish_pkt,
+                      unsubscribe_pkt)
 
 
 def offline(raw, port, cid):
@@ -407,3 +409,62 @@ def test_max_queued_bytes_limits_offline_queue(broker, raw, client):
     msgs = c.settle(0.5)
     assert [m.payload[:2] for m in msgs] == [b"%02d" % i for i in range(len(msgs))]
     assert 4 <= len(msgs) <= 6, f"{len(msgs)} x 200 bytes queued for max_queued_bytes 1000"
+
+
+RACERS, ROUNDS = 16, 100  # a second or two; the old code lost some in every run
+
+
+def race_takeovers(port, cid, topic, rounds, lost):
+    """Publishes a retained message, closes, connects again with the same id at once and
+    subscribes: the message must come back, 'rounds' times; what did not goes into 'lost'."""
+    for i in range(rounds):
+        payload = b"v%d" % i
+        old = Raw(port)
+        try:
+            assert old.connect(cid) == (0, 0)
+            old.send(publish_pkt(topic, payload, retain=True))
+        finally:
+            old.close()
+        new = Raw(port)
+        try:
+            assert new.connect(cid) == (0, 0)
+            assert new.subscribe([(topic, 0)]) == [0]
+            try:
+                got = new.recv_publish(timeout=2.0).payload
+            except TimeoutError:
+                got = None
+        finally:
+            new.close()
+        if got != payload:
+            lost.append((cid, i, got))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("acl", [False, True], ids=["plain", "acl_file"])
+def test_publish_before_close_is_not_lost_to_a_quick_takeover(broker, tmp_path, acl):
+    """A client publishes a retained message, closes, and connects again with the same id at
+    once: the PUBLISH had arrived before the new CONNECT, so the take-over must not end the old
+    connection with it unread. It was dropped when the new CONNECT's completion came ahead of
+    the old connection's in the worker's batch, or the CONNECT came by hand-off from another
+    worker before the old socket was read. Two workers, so that connections are handed off;
+    several clients at once, which keeps the workers busy enough for the race to show."""
+    extra = ["log_dest stderr", "log_type all"]  # slower workers: a wider window
+    if acl:
+        (tmp_path / "race.acl").write_text("topic readwrite race/#\n")
+        extra.append(f"acl_file {tmp_path / 'race.acl'}")
+    b = broker("\n".join(extra), workers=2)
+    lost, errors = [], []
+
+    def racer(k):
+        try:
+            race_takeovers(b.port, f"racer{k}", f"race/{k}", ROUNDS, lost)
+        except Exception as e:  # an assertion in the thread: reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=racer, args=(k,)) for k in range(RACERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(50)
+    assert not errors, errors
+    assert lost == [], f"{len(lost)} of {RACERS * ROUNDS} retained PUBLISHes lost: {lost[:5]}"
