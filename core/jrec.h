@@ -90,8 +90,8 @@ typedef struct mq_jrec_msg {
 typedef struct mq_jrec_src {
     bool present; /* else the record ends after the message */
     bool has_username;
-    uint16_t port;      /* the listener it came through (its security domain with
-                         * per_listener_settings); 0: the broker's one domain */
+    uint16_t port;      /* the configured port of the listener it came through (which names
+                         * its security domain with per_listener_settings); 0: none */
     mq_str_t client_id; /* 1..65535 bytes of UTF-8 */
     mq_str_t username;  /* when has_username: UTF-8 */
 } mq_jrec_src_t;

@@ -326,6 +326,8 @@ static bool expired(const mq_sess_t *s, const mq_outmsg_t *o)
  * packet can be (a message near the limit and the parts of a v5 delivery). Counted. */
 static bool undeliverable(mq_sess_t *s, const mq_outmsg_t *o)
 {
+    if (s->peer.mount && !in_mount(s, o->msg))
+        return true; /* queued for a subscription made elsewhere: no name behind the mount */
     if (expired(s, o)) {
         s->home->stats.expired++;
         return true;
@@ -494,8 +496,9 @@ static enum placed place(mq_sess_t *s, mq_outmsg_t *o)
 static bool deliver(mq_sess_t *s, mq_msg_t *msg, uint8_t qos, bool retain, const uint32_t *sub_ids,
                     uint32_t n_sub_ids, bool shared)
 {
-    if (s->peer.mount && !in_mount(s, msg))
-        return false; /* not seen from behind the connection's mount point */
+    if (s->out && s->peer.mount && !in_mount(s, msg))
+        return false; /* not seen from behind the connection's mount point (an offline session
+                       * queues it: the connection it next has decides, at write time) */
     mq_outmsg_t o = {.msg = msg, .qos = qos, .retain = retain, .shared = shared};
     /* A packet id adds 2 bytes: a QoS 0 message of the largest size delivered at QoS 1/2
      * (upgrade_outgoing_qos) would need a 5-byte remaining length [MQTT-1.5.5]; drop it. */
@@ -630,12 +633,19 @@ void mq_sess_attach(mq_sess_t *s, mq_buf_t *out, const mq_sess_peer_t *peer)
         mq_map_init(&a->by_hash);
         a->max = peer->alias_max;
     }
-    for (uint32_t i = 0; i < s->n_inflight; i++) {
+    for (uint32_t i = 0; i < s->n_inflight;) {
         mq_outmsg_t *o = &s->inflight[i];
+        if (o->state != MQ_OUT_PUBREL && s->peer.mount && !in_mount(s, o->msg)) {
+            /* sent through a connection without this mount point: no name for it here */
+            j_del(s, o);
+            remove_inflight(s, o);
+            continue;
+        }
         if (o->state == MQ_OUT_PUBREL)
             write_ack(s, MQ_PUBREL, o->packet_id);
         else
             write_publish(s, o, true);
+        i++;
     }
     pump(s);
 }

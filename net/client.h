@@ -93,6 +93,12 @@ typedef struct mq_marks {
                         * since its last mark (the answer to the next one says so) */
 } mq_marks_t;
 
+/* A CONNECT waiting a turn before its take-over, with its client id's hash. */
+typedef struct mq_waiting {
+    client_t *cl;
+    uint64_t h;
+} mq_waiting_t;
+
 struct mq_proto_state {
     mq_proto_env_t env;
     const mq_server_opts_t *o;
@@ -122,8 +128,9 @@ struct mq_proto_state {
     char *mount_buf;                          /* scratch: a topic behind its mount point */
     /* CONNECTs that take a connected session over, out of the loop until the next turn
      * (net/connect.c: take_over_later); the first n_due were there before the last wait */
-    client_t **waiting;
+    mq_waiting_t *waiting;
     uint32_t n_waiting, n_due, cap_waiting;
+    uint64_t wait_hash; /* the client id hash of the CONNECT take_over_later() just parked */
     size_t mount_cap;
 };
 

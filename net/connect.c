@@ -152,11 +152,22 @@ static bool will_allowed(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq
  * was still pending. By the next turn the worker has handled the rest of the batch and been
  * into its ring once more: the old connection has read what had arrived (and has usually seen
  * its client's close, so that no take-over is left to do). */
-static int take_over_later(mq_proto_t *p, client_t *cl)
+static int take_over_later(mq_proto_t *p, client_t *cl, uint64_t h)
 {
     cl->takeover_waited = true;
     cl->handoff_to = (uint8_t)p->env.self; /* mq_connect_hand_off() keeps it waiting */
+    p->wait_hash = h;
     return MQ_CONN_GONE;
+}
+
+/* Whether a CONNECT for client id hash 'h' waits a turn already: a later one waits behind it,
+ * so that the later CONNECT still takes the session last. */
+static bool waits_already(const mq_proto_t *p, uint64_t h)
+{
+    for (uint32_t i = 0; i < p->n_waiting; i++)
+        if (p->waiting[i].h == h)
+            return true;
+    return false;
 }
 
 /* Attaches 'cl' to the session 'id' of this worker, taking over or discarding what is there. */
@@ -370,10 +381,12 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
         cl->handoff_to = (uint8_t)owner;
         return MQ_CONN_GONE;
     }
+    /* (an answer from the verifier has spanned a ring entry already: it does not wait) */
     const mq_sess_t *held = mq_route_find(p->route, id, id_len, h);
-    if (held && held->out && !cl->takeover_waited &&
-        mq_conn_of_out(held->out)->state == MQ_CONN_ACTIVE)
-        return take_over_later(p, cl);
+    if (!cl->takeover_waited && cl->auth_pending == NULL &&
+        ((held && held->out && mq_conn_of_out(held->out)->state == MQ_CONN_ACTIVE) ||
+         waits_already(p, h)))
+        return take_over_later(p, cl, h);
     int r = authorise(p, cl, cp, cert_user, (mq_str_t){id, id_len}, h);
     if (r != MQ_CONN_OK)
         return r;
@@ -476,7 +489,7 @@ void mq_connect_hand_off(mq_proto_t *p, client_t *cl)
     if (cl->handoff_to == p->env.self) { /* take_over_later(): until mq_proto_resume_waiting() */
         if (p->n_waiting == p->cap_waiting)
             p->waiting = mq_grow(p->waiting, &p->cap_waiting, sizeof(*p->waiting), 16);
-        p->waiting[p->n_waiting++] = cl;
+        p->waiting[p->n_waiting++] = (mq_waiting_t){cl, p->wait_hash};
         return;
     }
     mq_mail_t e = {.type = MQ_MAIL_HANDOFF, .ptr = cl};

@@ -198,7 +198,7 @@ void mq_proto_resume_waiting(mq_proto_t *p)
         return;
     p->n_due = 0;
     for (uint32_t i = 0; i < n; i++) { /* (a CONNECT that waited once does not wait again) */
-        client_t *cl = p->waiting[i];
+        client_t *cl = p->waiting[i].cl;
         mq_conn_link(p->env.loop, &cl->conn);
         mq_proto_on_handoff(p, &cl->conn); /* its CONNECT again, from the bytes it kept */
     }
@@ -358,7 +358,7 @@ void mq_proto_free(mq_proto_t *p)
     if (p == NULL)
         return;
     for (uint32_t i = 0; i < p->n_waiting; i++) { /* as a hand-off never delivered */
-        mq_conn_t *c = &p->waiting[i]->conn;
+        mq_conn_t *c = &p->waiting[i].cl->conn;
         close(c->fd);
         mq_proto_drop_conn(c);
         mq_conn_free(c);

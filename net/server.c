@@ -29,7 +29,8 @@
 #include "net/xport.h"
 
 /* A listener has a socket per address it binds (bind_address "localhost" names two). */
-#define MQ_SERVER_MAX_SOCKETS (MQ_SERVER_MAX_LISTENERS * 4)
+#define MAX_ADDRS 8 /* addresses one listener binds, at most */
+#define MQ_SERVER_MAX_SOCKETS (MQ_SERVER_MAX_LISTENERS * MAX_ADDRS)
 typedef struct {
     int fd;
     uint8_t listener; /* index into opts.listeners */
@@ -127,7 +128,6 @@ static bool same_host(const struct sockaddr_storage *a, const struct sockaddr *b
 }
 
 /* The addresses one listener binds, a socket each. */
-#define MAX_ADDRS 8
 typedef struct {
     struct sockaddr_storage a[MAX_ADDRS];
     unsigned n;
@@ -274,10 +274,11 @@ static int listen_on(mq_server_t *srv, unsigned li, char *err, size_t errlen)
                 fd = r; /* the last failure is the one told if none works */
                 continue;
             }
-            if (r < 0 || srv->n_socks == MQ_SERVER_MAX_SOCKETS) {
-                fd = r < 0 ? r : -EMFILE;
+            if (r < 0) {
+                fd = r;
                 goto fail;
             }
+            MQ_ASSERT(srv->n_socks < MQ_SERVER_MAX_SOCKETS); /* MAX_ADDRS per listener */
             struct sockaddr_storage got;
             socklen_t gl = sizeof(got);
             if (!bound_port && getsockname(r, (struct sockaddr *)&got, &gl) == 0)

@@ -251,11 +251,14 @@ static psk_table_t *psk_read(const char *path, char *err, size_t errlen)
         if (t->n == t->cap)
             t->v = mq_grow(t->v, &t->cap, sizeof(*t->v), 8);
         const char *why = psk_line(line, len, &t->v[t->n]);
-        if (why)
+        if (why) {
+            OPENSSL_cleanse(t->v[t->n].key, sizeof(t->v[t->n].key)); /* a part may be there */
             MQ_LOG(MQ_LOG_WARN, "Warning: %s:%u: %s; line skipped.", path, no, why);
-        else
+        } else {
             t->n++;
+        }
     }
+    OPENSSL_cleanse(line, cap); /* it held keys */
     free(line);
     fclose(f);
     return t;
@@ -407,11 +410,12 @@ void mq_tls_free(mq_tls_t *t)
  * it holds a NUL, or its whole subject in RFC 2253 form; NULL when there is none. */
 static char *cert_user(const mq_tls_t *t)
 {
-    if (t->psk_identity && t->user_mode == USER_IDENTITY) { /* a PSK client: its identity */
-        size_t n = strlen(t->psk_identity);
-        return mq_utf8_is_valid((const uint8_t *)t->psk_identity, n)
-                   ? mq_strndup(t->psk_identity, n)
-                   : NULL;
+    /* a PSK client: its identity, as the callback saw it or, for a resumed session (no
+     * callback), as the session kept it */
+    const char *psk_id = t->psk_identity ? t->psk_identity : SSL_get_psk_identity(t->ssl);
+    if (psk_id && t->user_mode == USER_IDENTITY) {
+        size_t n = strlen(psk_id);
+        return mq_utf8_is_valid((const uint8_t *)psk_id, n) ? mq_strndup(psk_id, n) : NULL;
     }
     X509 *cert = SSL_get0_peer_certificate(t->ssl);
     X509_NAME *name = cert ? X509_get_subject_name(cert) : NULL;

@@ -932,6 +932,33 @@ Test(sess, behind_a_mount_point_topics_go_out_without_it_and_others_not_at_all)
     out.len = 0;
 }
 
+Test(sess, what_waits_for_a_session_is_sent_only_if_its_next_connection_can_name_it)
+{
+    static const mq_str_t mounts[] = {{"m/", 2}};
+    home.mounts = mounts;
+    lim.max_queued = 10;
+    mq_msg_t *in = mq_msg_new("m/in", 4, "i", 1, 1, false);
+    mq_msg_t *out_of = mq_msg_new("x/out", 5, "o", 1, 1, false);
+    msgs[n_msgs++] = in;
+    msgs[n_msgs++] = out_of;
+    /* in flight through a connection without a mount point, then queued while offline */
+    s = mq_sess_new("client-1", 8, 42, false, &home);
+    mq_sess_attach(s, &out, &peer311);
+    cr_assert(mq_sess_deliver(s, out_of, 1, false));
+    out.len = 0;
+    mq_sess_detach(s);
+    cr_assert(mq_sess_deliver(s, in, 1, false));
+    cr_assert(mq_sess_deliver(s, out_of, 1, false));
+    /* the next connection is behind "m/": only what has a name there goes out, without it */
+    mq_sess_peer_t mounted = {.proto = MQ_PROTO_311, .mount = 1};
+    mq_sess_attach(s, &out, &mounted);
+    pkt_t p[4];
+    cr_assert(eq(sz, take(&out, p, 4), 1));
+    cr_assert_str_eq(p[0].topic, "in");
+    cr_assert(eq(u32, s->n_inflight, 1), "the others are not held in flight");
+    cr_assert(eq(u32, mq_sess_queued(s), 0));
+}
+
 Test(sess, behind_a_mount_point_a_topic_alias_names_the_topic_without_it)
 {
     static const mq_str_t mounts[] = {{"m/", 2}};
