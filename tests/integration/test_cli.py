@@ -91,8 +91,8 @@ def test_bad_config_value_names_file_and_line(tmp_path, line):
     assert line.split()[0] in r.stderr
 
 
-@pytest.mark.parametrize("opt", ["auth_plugin /x.so", "psk_file /x", "dhparamfile /x",
-                                 "psk_hint hint", "use_unix_socket true"])
+@pytest.mark.parametrize("opt", ["auth_plugin /x.so", "tls_engine x", "dhparamfile /x",
+                                 "ocsp_stapling true", "use_unix_socket true"])
 def test_unimplemented_mosquitto_option_is_refused_by_name(tmp_path, opt):
     path = conf(tmp_path, f"listener {_free_port()} {HOST}\nallow_anonymous true\n{opt}\n")
     r = run([BROKER, "-c", path])
