@@ -213,7 +213,6 @@ static void write_ack(mq_sess_t *s, uint8_t type, uint16_t packet_id)
     mq_codec_append_ack(s->out, type, packet_id, MQ_PROTO_311, MQ_RC_SUCCESS, NULL);
 }
 
-/* The per-delivery parts of a v5 PUBLISH of 'o' ('o' must not have reached PUBREL). */
 /* The mount point of the connection, if it has one (home->mounts). */
 static mq_str_t mount_of(const mq_sess_t *s)
 {
@@ -235,6 +234,7 @@ static uint16_t skip_of(const mq_sess_t *s, const mq_msg_t *m)
     return s->peer.mount && in_mount(s, m) ? (uint16_t)mount_of(s).len : 0;
 }
 
+/* The per-delivery parts of a v5 PUBLISH of 'o' ('o' must not have reached PUBREL). */
 static mq_msg_v5_t v5_parts(mq_sess_t *s, const mq_outmsg_t *o, bool with_alias)
 {
     mq_msg_v5_t x = {0};
