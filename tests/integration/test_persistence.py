@@ -170,7 +170,7 @@ def test_expiry_counts_the_time_the_broker_was_down(tmp_path):
     time.sleep(2.2)
     b2 = persistent(tmp_path, port=b.port, name="p2").start()
     assert sorted(topics(b2.port)) == ["exp/long"]
-    assert "1 expired while the broker was down" in b2.stderr()
+    assert b2.wait_log("1 expired while the broker was down"), b2.stderr()
     b2.check_clean_exit()
 
 
