@@ -4,11 +4,13 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,6 +113,7 @@ typedef struct cli {
 typedef struct broker {
     mq_config_t cfg;
     sigset_t signals; /* taken synchronously by the control loop */
+    int sigfd;        /* a signalfd of 'signals': the control loop sees them pending; -1 */
     mq_logging_t *logging;
     bool wrote_pid_file;
     double start_s; /* monotonic time the server started */
@@ -193,6 +196,7 @@ static int start_process(broker_t *b, const cli_t *cli)
     sigaddset(&b->signals, SIGUSR1);
     sigaddset(&b->signals, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &b->signals, NULL);
+    b->sigfd = signalfd(-1, &b->signals, SFD_CLOEXEC); /* -1: sigtimedwait alone */
     signal(SIGPIPE, SIG_IGN);
     /* a file over RLIMIT_FSIZE (ulimit -f) fails its write with EFBIG, handled as a full disk
      * is (the snapshot keeps its previous copy), instead of killing the broker */
@@ -242,6 +246,7 @@ static int start_broker(broker_t *b, const cli_t *cli)
     mq_server_opts_t opts;
     mq_config_server_opts(cfg, &opts);
     opts.auth = mq_security_load(cfg, err, sizeof(err)); /* password_file, acl_file */
+    opts.reload_signal = b->sigfd >= 0 ? SIGHUP : 0;     /* see wait_signal */
     if (opts.auth == NULL) {
         MQ_LOG(MQ_LOG_ERROR, "Error: %s", err);
         return -1;
@@ -290,6 +295,7 @@ static void reload_security(broker_t *b)
     char err[512];
     mq_auth_t *a = mq_security_load(&b->cfg, err, sizeof(err));
     if (a == NULL) {
+        mq_server_reload_end(b->srv); /* the CONNECTs that waited meet the rules in force */
         MQ_LOG(MQ_LOG_ERROR,
                "Error: reloading password_file/acl_file: %s; the previous rules "
                "stay in force.",
@@ -301,14 +307,28 @@ static void reload_security(broker_t *b)
                           "re-read; the rest of the configuration is unchanged.");
 }
 
-/* Waits up to 'wait' seconds for one of the broker's signals; returns it, or -1. */
+/* Waits up to 'wait' seconds for one of the broker's signals and takes it; returns it, or -1.
+ * A SIGHUP is announced to the workers (mq_server_reload_begin) while it is still pending, and
+ * only then taken: a CONNECT that comes once kill has returned waits for the reload, as
+ * mosquitto's one loop handles the signal before its next connection (net/auth.h). */
 static int wait_signal(broker_t *b, double wait)
 {
     if (wait < 0)
         wait = 0;
     struct timespec ts = {.tv_sec = (time_t)wait,
                           .tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9)};
-    return sigtimedwait(&b->signals, NULL, &ts);
+    if (b->sigfd < 0)
+        return sigtimedwait(&b->signals, NULL, &ts);
+    struct pollfd pfd = {.fd = b->sigfd, .events = POLLIN};
+    if (ppoll(&pfd, 1, &ts, NULL) <= 0)
+        return -1; /* timeout or EINTR */
+    sigset_t pending, take;
+    if (sigpending(&pending) < 0)
+        return -1;
+    sigandset(&take, &pending, &b->signals); /* no SIGHUP taken that was not announced */
+    if (sigismember(&take, SIGHUP) == 1)
+        mq_server_reload_begin(b->srv);
+    return sigtimedwait(&take, NULL, &(struct timespec){0});
 }
 
 /* The control thread: signals, $SYS every sys_interval and the persistence autosave. Returns
@@ -394,6 +414,8 @@ static int teardown(broker_t *b)
         unlink(b->cfg.pid_file);
     mq_logging_stop(b->logging);
     mq_config_fini(&b->cfg);
+    if (b->sigfd >= 0)
+        close(b->sigfd);
     return rc;
 }
 
@@ -403,7 +425,7 @@ int main(int argc, char **argv)
     int rc = parse_command_line(argc, argv, &cli);
     if (rc >= 0)
         return rc;
-    broker_t b = {0};
+    broker_t b = {.sigfd = -1};
     mq_config_init(&b.cfg);
     rc = 1;
     if (start_process(&b, &cli) == 0 && start_broker(&b, &cli) == 0) {

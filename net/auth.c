@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
@@ -59,6 +60,35 @@ mq_auth_t *mq_auth_publish(mq_auth_slot_t *slot, mq_auth_t *a)
     a->gen = ++slot->last_gen;
     /* release pairs with the acquire in mq_auth_get: a reader sees the tables complete */
     return atomic_exchange_explicit(&slot->cur, a, memory_order_acq_rel);
+}
+
+void mq_auth_reload_begin(mq_auth_slot_t *slot)
+{
+    atomic_store(&slot->due_since_ms, 0); /* this reload's wait counts from now */
+    atomic_store(&slot->reloading, true);
+}
+
+void mq_auth_reload_end(mq_auth_slot_t *slot)
+{
+    atomic_store(&slot->reloading, false);
+    atomic_store(&slot->due_since_ms, 0);
+}
+
+bool mq_auth_reload_due(mq_auth_slot_t *slot, uint64_t now_ms)
+{
+    if (slot->reload_signal == 0)
+        return false;
+    /* the pending set, then the flag: the main thread raises the flag before it takes the
+     * signal, both under the kernel's signal lock, so one of the two shows the reload */
+    sigset_t pending;
+    bool due = (sigpending(&pending) == 0 && sigismember(&pending, slot->reload_signal) == 1) ||
+               atomic_load(&slot->reloading);
+    if (!due)
+        return false;
+    uint64_t since = 0;
+    if (atomic_compare_exchange_strong(&slot->due_since_ms, &since, now_ms ? now_ms : 1))
+        return true; /* the first to find it due: its wait starts */
+    return (int64_t)(now_ms - since) < MQ_AUTH_RELOAD_WAIT_MS;
 }
 
 static void free_retired(mq_epoch_entry_t *e)

@@ -43,6 +43,10 @@ void mq_auth_free(mq_auth_t *a);
 typedef struct mq_auth_slot {
     _Atomic(mq_auth_t *) cur; /* never NULL once the server runs */
     uint64_t last_gen;        /* main thread: generation given to the latest state */
+    /* the reload in the making (mq_auth_reload_due) */
+    int reload_signal;             /* the signal that asks for one; set before workers run */
+    atomic_bool reloading;         /* main thread: from mq_auth_reload_begin to _end */
+    _Atomic uint64_t due_since_ms; /* when a worker first found one due (loop clock; 0: not) */
 } mq_auth_slot_t;
 
 /* Publishes 'a' (ownership passes to the slot) and returns the previous state, which the
@@ -59,6 +63,22 @@ static inline const mq_auth_t *mq_auth_get(mq_auth_slot_t *slot)
     /* acquire pairs with the release in mq_auth_publish: the tables are complete */
     return atomic_load_explicit(&slot->cur, memory_order_acquire);
 }
+
+/* A reload, as mosquitto's single loop makes it: once the reload signal has been sent (kill
+ * has returned), a CONNECT that arrives is decided by the files as they are now, not by the
+ * state before. The main thread raises the flag before it takes the signal from the pending
+ * set (mq_auth_reload_begin) and lowers it once the new state is published or refused
+ * (mq_auth_reload_end); mq_auth_reload_due looks at the pending set first, then at the flag,
+ * so that no moment between the signal and the end of the reload escapes it. A CONNECT waits
+ * for it at most MQ_AUTH_RELOAD_WAIT_MS from the first time a worker found it due, so that a
+ * main thread busy elsewhere (a long snapshot) holds no client longer than that. */
+#define MQ_AUTH_RELOAD_WAIT_MS 1000
+void mq_auth_reload_begin(mq_auth_slot_t *slot);
+void mq_auth_reload_end(mq_auth_slot_t *slot);
+
+/* Whether a CONNECT received now waits for a reload (see above); 'now_ms' is the caller's
+ * loop clock (CLOCK_MONOTONIC, ms). False when slot->reload_signal is 0. Any thread. */
+bool mq_auth_reload_due(mq_auth_slot_t *slot, uint64_t now_ms);
 
 /* A number that changes with every published state (1, 2, ...). */
 uint64_t mq_auth_generation(const mq_auth_t *a);

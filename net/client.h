@@ -93,10 +93,11 @@ typedef struct mq_marks {
                         * since its last mark (the answer to the next one says so) */
 } mq_marks_t;
 
-/* A CONNECT waiting a turn before its take-over, with its client id's hash. */
+/* A CONNECT waiting a turn before its take-over or for a reload, with its client id's hash. */
 typedef struct mq_waiting {
     client_t *cl;
     uint64_t h;
+    bool reload; /* for a reload (net/auth.h: mq_auth_reload_due), not a take-over */
 } mq_waiting_t;
 
 struct mq_proto_state {
@@ -126,11 +127,13 @@ struct mq_proto_state {
     bool mem_over;              /* ... and whether it was above the limit then */
     mq_str_t mounts[MQ_SERVER_MAX_LISTENERS]; /* by listener: its mount_point (home.mounts) */
     char *mount_buf;                          /* scratch: a topic behind its mount point */
-    /* CONNECTs that take a connected session over, out of the loop until the next turn
-     * (net/connect.c: take_over_later); the first n_due were there before the last wait */
+    /* CONNECTs that take a connected session over, or that wait for a reload, out of the
+     * loop until the next turn (net/connect.c: wait_turn); the first n_due were there before
+     * the last wait */
     mq_waiting_t *waiting;
     uint32_t n_waiting, n_due, cap_waiting;
-    uint64_t wait_hash; /* the client id hash of the CONNECT take_over_later() just parked */
+    uint64_t wait_hash; /* the client id hash of the CONNECT wait_turn() just parked */
+    bool wait_reload;   /* ... and whether it waits for a reload */
     size_t mount_cap;
 };
 

@@ -141,6 +141,16 @@ static bool will_allowed(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq
     return false;
 }
 
+/* The CONNECT leaves the loop as for a hand-off, to be decoded again next turn from the bytes
+ * it kept (mq_connect_hand_off parks it, mq_proto_resume_waiting takes it back). */
+static int wait_turn(mq_proto_t *p, client_t *cl, uint64_t h, bool for_reload)
+{
+    cl->handoff_to = (uint8_t)p->env.self; /* mq_connect_hand_off() keeps it waiting */
+    p->wait_hash = h;
+    p->wait_reload = for_reload;
+    return MQ_CONN_GONE;
+}
+
 /* A CONNECT that would take over a session whose connection is up waits one turn of the loop
  * first (once), out of the loop as for a hand-off: what the old connection's client sent
  * before this one connected may have arrived and not been processed yet, and the take-over
@@ -155,9 +165,7 @@ static bool will_allowed(mq_proto_t *p, client_t *cl, const mq_connect_t *cp, mq
 static int take_over_later(mq_proto_t *p, client_t *cl, uint64_t h)
 {
     cl->takeover_waited = true;
-    cl->handoff_to = (uint8_t)p->env.self; /* mq_connect_hand_off() keeps it waiting */
-    p->wait_hash = h;
-    return MQ_CONN_GONE;
+    return wait_turn(p, cl, h, false);
 }
 
 /* Whether a CONNECT for client id hash 'h' waits a turn already: a later one waits behind it,
@@ -381,6 +389,11 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
         cl->handoff_to = (uint8_t)owner;
         return MQ_CONN_GONE;
     }
+    /* a reload signalled before this CONNECT was read decides it, as in mosquitto's one loop
+     * (net/auth.h): it waits here, on its session's owner, while the main thread reads the
+     * files, turn after turn */
+    if (cl->auth_pending == NULL && mq_auth_reload_due(p->env.auth, p->env.loop->now_ms))
+        return wait_turn(p, cl, h, true);
     /* (an answer from the verifier has spanned a ring entry already: it does not wait) */
     const mq_sess_t *held = mq_route_find(p->route, id, id_len, h);
     if (!cl->takeover_waited && cl->auth_pending == NULL &&
@@ -486,10 +499,10 @@ void mq_connect_hand_off(mq_proto_t *p, client_t *cl)
     mq_decoder_init(&cl->dec, MQ_ROLE_SERVER, 0, p->o->max_packet_size);
     if (cl->auth_pending) /* with the verifier, which hands it back to this worker */
         return;
-    if (cl->handoff_to == p->env.self) { /* take_over_later(): until mq_proto_resume_waiting() */
+    if (cl->handoff_to == p->env.self) { /* wait_turn(): until mq_proto_resume_waiting() */
         if (p->n_waiting == p->cap_waiting)
             p->waiting = mq_grow(p->waiting, &p->cap_waiting, sizeof(*p->waiting), 16);
-        p->waiting[p->n_waiting++] = (mq_waiting_t){cl, p->wait_hash};
+        p->waiting[p->n_waiting++] = (mq_waiting_t){cl, p->wait_hash, p->wait_reload};
         return;
     }
     mq_mail_t e = {.type = MQ_MAIL_HANDOFF, .ptr = cl};

@@ -97,6 +97,9 @@ typedef struct mq_server_opts {
     bool session_owner_check; /* a session is taken only by its own user name (net/auth.h) */
     struct mq_auth *auth;     /* the initial security state: mq_server_start() takes it
                                * (NULL = no password file, no ACL, one domain) */
+    int reload_signal;        /* the signal that has it read again (SIGHUP): a CONNECT
+                               * received once it is sent waits for the reload (net/auth.h);
+                               * 0: none */
     uint16_t max_keepalive;   /* 0 = no limit */
     uint32_t persistent_client_expiration; /* seconds a detached persistent session lives
                                               without a v5 Session Expiry; 0 = forever */

@@ -185,10 +185,13 @@ void mq_proto_on_handoff(mq_proto_t *p, mq_conn_t *c)
         mq_conn_arm(c);
 }
 
-bool mq_proto_seal_waiting(mq_proto_t *p)
+enum mq_proto_wait mq_proto_seal_waiting(mq_proto_t *p)
 {
     p->n_due = p->n_waiting;
-    return p->n_due > 0;
+    enum mq_proto_wait w = MQ_PROTO_SLEEP;
+    for (uint32_t i = 0; i < p->n_due && w != MQ_PROTO_NO_SLEEP; i++)
+        w = p->waiting[i].reload ? MQ_PROTO_SLEEP_SHORT : MQ_PROTO_NO_SLEEP;
+    return w;
 }
 
 void mq_proto_resume_waiting(mq_proto_t *p)

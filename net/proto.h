@@ -42,9 +42,16 @@ void mq_proto_on_accept(mq_proto_t *p, mq_conn_t *c);
 void mq_proto_on_handoff(mq_proto_t *p, mq_conn_t *c);
 
 /* A CONNECT that takes over a connected session waits a turn out of the loop (net/connect.c:
- * take_over_later). Before the worker enters its ring: marks what waits so far as due for the
- * next turn; true when something is (the worker must not sleep there then). */
-bool mq_proto_seal_waiting(mq_proto_t *p);
+ * take_over_later), one that comes during a reload waits for its end (net/auth.h). Before the
+ * worker enters its ring: marks what waits so far as due for the next turn, and says how long
+ * the worker may sleep there. */
+enum mq_proto_wait {
+    MQ_PROTO_SLEEP,       /* nothing waits: until a completion */
+    MQ_PROTO_NO_SLEEP,    /* a take-over: into the ring and back */
+    MQ_PROTO_SLEEP_SHORT, /* only reloads: MQ_PROTO_RELOAD_POLL_MS at most */
+};
+#define MQ_PROTO_RELOAD_POLL_MS 1
+enum mq_proto_wait mq_proto_seal_waiting(mq_proto_t *p);
 
 /* At the start of a turn: processes the CONNECTs sealed before the last wait, in order. */
 void mq_proto_resume_waiting(mq_proto_t *p);

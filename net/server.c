@@ -579,6 +579,7 @@ int mq_server_start(mq_server_t **out, const mq_server_opts_t *opts, char *err, 
     srv->opts.auth = NULL; /* owned by the slot from here */
     /* NULL: no password file, no ACL, one domain */
     (void)mq_auth_publish(&srv->auth, opts->auth ? opts->auth : mq_auth_new(1));
+    srv->auth.reload_signal = opts->reload_signal;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     srv->n_workers = opts->workers ? opts->workers : (unsigned)(cpus > 0 ? cpus : 1);
     if (srv->n_workers > MQ_TINDEX_MAX_WORKERS)
@@ -823,10 +824,21 @@ void mq_server_publish(mq_server_t *srv, const char *topic, const void *payload,
     ctl_wake(srv, to, -1);
 }
 
+void mq_server_reload_begin(mq_server_t *srv)
+{
+    mq_auth_reload_begin(&srv->auth);
+}
+
+void mq_server_reload_end(mq_server_t *srv)
+{
+    mq_auth_reload_end(&srv->auth);
+}
+
 void mq_server_set_auth(mq_server_t *srv, mq_auth_t *auth)
 {
     mq_epoch_online(srv->ctl_ep);
     mq_auth_retire(srv->ctl_ep, mq_auth_publish(&srv->auth, auth));
+    mq_auth_reload_end(&srv->auth); /* the CONNECTs that waited for it go on */
     /* the old state is freed once every worker has passed a quiescent point, which a busy or
      * idle worker does within a loop turn: wait for it here (up to a second) rather than keep
      * it until the next reload */

@@ -81,6 +81,13 @@ int mq_server_reload_tls(mq_server_t *srv);
 struct mq_auth;
 void mq_server_set_auth(mq_server_t *srv, struct mq_auth *auth);
 
+/* A reload of the security state is under way (opts.reload_signal has been sent): from
+ * mq_server_reload_begin, called while the signal is still pending, until mq_server_set_auth
+ * publishes the new state or mq_server_reload_end says there is none, a CONNECT waits for it
+ * (net/auth.h: mq_auth_reload_due). Main thread. */
+void mq_server_reload_begin(mq_server_t *srv);
+void mq_server_reload_end(mq_server_t *srv);
+
 /* The port actually bound by listener 'i' (useful with port 0). */
 uint16_t mq_server_port(const mq_server_t *srv, unsigned i);
 

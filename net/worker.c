@@ -318,6 +318,25 @@ static void handle_cqe(mq_worker_t *w, struct io_uring_cqe *cqe)
     }
 }
 
+/* Submits this turn's work and waits for completions: not at all when a take-over waits for
+ * this entry (net/connect.c: take_over_later, due next turn), a moment when CONNECTs wait for
+ * a reload to end (net/auth.h), else until one comes. */
+static int enter_ring(mq_worker_t *w)
+{
+    switch (mq_proto_seal_waiting(w->proto)) {
+    case MQ_PROTO_NO_SLEEP:
+        return io_uring_submit_and_get_events(&w->ring);
+    case MQ_PROTO_SLEEP_SHORT: {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_nsec = MQ_PROTO_RELOAD_POLL_MS * 1000000};
+        return io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+    }
+    case MQ_PROTO_SLEEP:
+        break;
+    }
+    return io_uring_submit_and_wait(&w->ring, 1);
+}
+
 /* One turn's work, from the end of the wait to the next wait. */
 static void turn(mq_worker_t *w)
 {
@@ -385,10 +404,7 @@ static void run(mq_worker_t *w)
         /* end of a turn: nothing from the shared index is held any more (STYLE.md §6) */
         mq_epoch_quiescent(w->ep);
         mq_epoch_offline(w->ep);
-        /* a take-over waiting for this entry (net/connect.c: take_over_later) is due next
-         * turn: into the ring and back without sleeping */
-        int rc = mq_proto_seal_waiting(w->proto) ? io_uring_submit_and_get_events(&w->ring)
-                                                 : io_uring_submit_and_wait(&w->ring, 1);
+        int rc = enter_ring(w);
         mq_epoch_online(w->ep);
         if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY)
             MQ_LOG(MQ_LOG_ERROR, "worker=%u io_uring_submit_and_wait: %s", w->idx, strerror(-rc));

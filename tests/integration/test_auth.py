@@ -228,6 +228,37 @@ def test_sighup_adds_and_removes_users_and_keeps_connections(broker, tmp_path):
     alive(a)  # existing connections stay
 
 
+def padded_pw(path, real, filler_line, n):
+    """A password file with the lines of 'real' (a starling-passwd file) and 'n' more users
+    that reuse 'filler_line''s hash: long enough that a reload takes a while to read it."""
+    name, _, rest = filler_line.partition(":")
+    body = "".join(f"{name}-{i}:{rest}\n" for i in range(n))
+    path.write_text(real.read_text() + body)
+
+
+@needs_tool
+def test_a_connect_right_after_sighup_meets_the_new_rules(broker, tmp_path):
+    """Once kill -HUP has returned, a CONNECT is decided by the files as they are then, as in
+    mosquitto's single loop, which handles the signal before its next connection: the CONNECT
+    waits while the control thread reads them. With 50,000 lines to read, that window is long
+    enough that a CONNECT decided by the old table would get the old answer."""
+    users = {"alice": "secret", "bob": "hunter2"}
+    files = {u: make_pw(tmp_path / u, {u: users[u]}) for u in users}
+    filler = files["alice"].read_text().splitlines()[0]
+    pw = tmp_path / "pw"
+    padded_pw(pw, files["alice"], filler, 50000)
+    b = broker(f"password_file {pw}\nallow_anonymous false\nuser root")
+    assert rc_of(b.port, "a0", "alice", "secret") == 0
+    for i, (new, old) in enumerate([("bob", "alice"), ("alice", "bob")] * 2):
+        padded_pw(pw, files[new], filler, 50000)
+        b.proc.send_signal(signal.SIGHUP)  # returns once the signal is pending
+        t0 = time.monotonic()
+        assert rc_of(b.port, f"n{i}", new, users[new]) == 0, f"round {i}: {new} met the old rules"
+        assert rc_of(b.port, f"o{i}", old, users[old]) == 5, f"round {i}: {old} met the old rules"
+        assert time.monotonic() - t0 < 5
+    assert b.wait_log("password_file and acl_file re-read")
+
+
 @needs_tool
 def test_bad_password_lines_are_reported_and_skipped(broker, tmp_path):
     pw = make_pw(tmp_path / "pw", {"alice": "secret"})

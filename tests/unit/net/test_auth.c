@@ -3,7 +3,10 @@
  * re-classification after a reload, publication and retirement through the epoch. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/epoch.h"
 #include "core/mem.h"
@@ -294,4 +297,37 @@ Test(auth, a_certificate_user_name_needs_no_password_but_still_owns_its_session)
     mq_sess_t *bobs = sess("c2", "bob");
     cr_expect(eq(int, mq_auth_admit(auth, &lo, &c, true, bobs, cache, NULL, false, &why),
                  MQ_RC_CLIENT_ID_NOT_VALID));
+}
+
+/* A reload is due from the moment its signal is pending until the main thread ends it, as long
+ * as MQ_AUTH_RELOAD_WAIT_MS from the first time a worker found it due; never without a reload
+ * signal. (SIGUSR2 stands for SIGHUP: blocked, and raised at this thread, it stays pending.) */
+Test(auth, a_reload_is_due_from_its_signal_until_its_end_for_a_bounded_time)
+{
+    sigset_t usr2, old;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    cr_assert(eq(int, pthread_sigmask(SIG_BLOCK, &usr2, &old), 0));
+    mq_auth_slot_t slot = {0};
+    cr_expect(not(mq_auth_reload_due(&slot, 1000)));
+    raise(SIGUSR2);
+    cr_expect(not(mq_auth_reload_due(&slot, 1000)), "no reload signal: nothing waits");
+    slot.reload_signal = SIGUSR2;
+    cr_expect(mq_auth_reload_due(&slot, 1000), "sent, not taken yet: due");
+    cr_expect(mq_auth_reload_due(&slot, 1000 + MQ_AUTH_RELOAD_WAIT_MS - 1));
+    cr_expect(not(mq_auth_reload_due(&slot, 1000 + MQ_AUTH_RELOAD_WAIT_MS)),
+              "a main thread busy elsewhere holds CONNECTs no longer than the bound");
+
+    mq_auth_reload_begin(&slot); /* as the broker does: announced, then taken */
+    cr_assert(eq(int, sigtimedwait(&usr2, NULL, &(struct timespec){0}), SIGUSR2));
+    cr_expect(mq_auth_reload_due(&slot, 5000), "taken, being reloaded: due, its wait anew");
+    cr_expect(mq_auth_reload_due(&slot, 5000 + MQ_AUTH_RELOAD_WAIT_MS - 1));
+    cr_expect(not(mq_auth_reload_due(&slot, 5000 + MQ_AUTH_RELOAD_WAIT_MS)));
+    mq_auth_reload_end(&slot);
+    cr_expect(not(mq_auth_reload_due(&slot, 5001)), "published: nothing waits");
+    mq_auth_reload_begin(&slot);
+    cr_expect(mq_auth_reload_due(&slot, 9000), "the next reload waits again");
+    mq_auth_reload_end(&slot);
+    cr_expect(not(mq_auth_reload_due(&slot, 9000)));
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
