@@ -64,20 +64,27 @@ mq_auth_t *mq_auth_publish(mq_auth_slot_t *slot, mq_auth_t *a)
 
 void mq_auth_reload_begin(mq_auth_slot_t *slot)
 {
-    atomic_store(&slot->due_since_ms, 0); /* this reload's wait counts from now */
+    /* the wait counts from when the signal was first found pending, not from now */
     atomic_store(&slot->reloading, true);
 }
 
 void mq_auth_reload_end(mq_auth_slot_t *slot)
 {
     atomic_store(&slot->reloading, false);
-    atomic_store(&slot->due_since_ms, 0);
+    atomic_fetch_add(&slot->reloads, 1); /* a wait start recorded for this one is stale now */
 }
+
+/* due_since: the reloads ended when the wait started (high bits), a valid bit, the ms */
+#define SINCE_MS_BITS 40 /* 2^40 ms: 34 years of CLOCK_MONOTONIC */
+#define SINCE_VALID (1ull << SINCE_MS_BITS)
+#define SINCE_MS_MASK (SINCE_VALID - 1)
+#define SINCE_GEN(x) ((x) & ((1ull << (63 - SINCE_MS_BITS)) - 1)) /* the bits that fit */
 
 bool mq_auth_reload_due(mq_auth_slot_t *slot, uint64_t now_ms)
 {
     if (slot->reload_signal == 0)
         return false;
+    uint64_t ended = atomic_load(&slot->reloads); /* before the signal and the flag */
     /* the pending set, then the flag: the main thread raises the flag before it takes the
      * signal, both under the kernel's signal lock, so one of the two shows the reload */
     sigset_t pending;
@@ -85,10 +92,16 @@ bool mq_auth_reload_due(mq_auth_slot_t *slot, uint64_t now_ms)
                atomic_load(&slot->reloading);
     if (!due)
         return false;
-    uint64_t since = 0;
-    if (atomic_compare_exchange_strong(&slot->due_since_ms, &since, now_ms ? now_ms : 1))
-        return true; /* the first to find it due: its wait starts */
-    return (int64_t)(now_ms - since) < MQ_AUTH_RELOAD_WAIT_MS;
+    uint64_t mark =
+        SINCE_GEN(ended) << (SINCE_MS_BITS + 1) | SINCE_VALID | (now_ms & SINCE_MS_MASK);
+    uint64_t cur = atomic_load(&slot->due_since);
+    for (;;) {
+        /* a start recorded before the last reload ended belongs to that one: replaced */
+        if ((cur & SINCE_VALID) && cur >> (SINCE_MS_BITS + 1) == SINCE_GEN(ended))
+            return (int64_t)(now_ms - (cur & SINCE_MS_MASK)) < MQ_AUTH_RELOAD_WAIT_MS;
+        if (atomic_compare_exchange_weak(&slot->due_since, &cur, mark))
+            return true; /* the first to find it due: its wait starts */
+    }
 }
 
 static void free_retired(mq_epoch_entry_t *e)

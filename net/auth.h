@@ -44,9 +44,11 @@ typedef struct mq_auth_slot {
     _Atomic(mq_auth_t *) cur; /* never NULL once the server runs */
     uint64_t last_gen;        /* main thread: generation given to the latest state */
     /* the reload in the making (mq_auth_reload_due) */
-    int reload_signal;             /* the signal that asks for one; set before workers run */
-    atomic_bool reloading;         /* main thread: from mq_auth_reload_begin to _end */
-    _Atomic uint64_t due_since_ms; /* when a worker first found one due (loop clock; 0: not) */
+    int reload_signal;          /* the signal that asks for one; set before workers run */
+    atomic_bool reloading;      /* main thread: from mq_auth_reload_begin to _end */
+    _Atomic uint64_t reloads;   /* main thread: reloads ended (mq_auth_reload_end) */
+    _Atomic uint64_t due_since; /* when a worker first found the next one due: that count,
+                                 * a valid bit and the loop clock's ms (see auth.c) */
 } mq_auth_slot_t;
 
 /* Publishes 'a' (ownership passes to the slot) and returns the previous state, which the
@@ -70,8 +72,9 @@ static inline const mq_auth_t *mq_auth_get(mq_auth_slot_t *slot)
  * set (mq_auth_reload_begin) and lowers it once the new state is published or refused
  * (mq_auth_reload_end); mq_auth_reload_due looks at the pending set first, then at the flag,
  * so that no moment between the signal and the end of the reload escapes it. A CONNECT waits
- * for it at most MQ_AUTH_RELOAD_WAIT_MS from the first time a worker found it due, so that a
- * main thread busy elsewhere (a long snapshot) holds no client longer than that. */
+ * for it at most MQ_AUTH_RELOAD_WAIT_MS from the first time a worker found it due (signal
+ * pending or flag raised), so that a main thread busy elsewhere (a long snapshot) holds no
+ * client longer than that. */
 #define MQ_AUTH_RELOAD_WAIT_MS 1000
 void mq_auth_reload_begin(mq_auth_slot_t *slot);
 void mq_auth_reload_end(mq_auth_slot_t *slot);

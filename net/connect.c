@@ -392,8 +392,10 @@ static int connect_as(mq_proto_t *p, client_t *cl, const mq_packet_t *pkt, const
     /* a reload signalled before this CONNECT was read decides it, as in mosquitto's one loop
      * (net/auth.h): it waits here, on its session's owner, while the main thread reads the
      * files, turn after turn */
-    if (cl->auth_pending == NULL && mq_auth_reload_due(p->env.auth, p->env.loop->now_ms))
+    if (cl->auth_pending == NULL && mq_auth_reload_due(p->env.auth, p->env.loop->now_ms)) {
+        cl->takeover_waited = true; /* it spans ring entries: no take-over wait after it */
         return wait_turn(p, cl, h, true);
+    }
     /* (an answer from the verifier has spanned a ring entry already: it does not wait) */
     const mq_sess_t *held = mq_route_find(p->route, id, id_len, h);
     if (!cl->takeover_waited && cl->auth_pending == NULL &&

@@ -194,19 +194,40 @@ enum mq_proto_wait mq_proto_seal_waiting(mq_proto_t *p)
     return w;
 }
 
+/* Whether one of the first 'n' waiting CONNECTs has client id hash 'h'. */
+static bool waits_in(const mq_waiting_t *w, uint32_t n, uint64_t h)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (w[i].h == h)
+            return true;
+    return false;
+}
+
 void mq_proto_resume_waiting(mq_proto_t *p)
 {
     uint32_t n = p->n_due;
     if (n == 0)
         return;
     p->n_due = 0;
+    /* while the reload lasts, the CONNECTs waiting for it stay where they are, undecoded, and
+     * so does any later one with the same client id: the earlier CONNECT still goes first */
+    bool reload = false;
+    for (uint32_t i = 0; i < n && !reload; i++)
+        reload = p->waiting[i].reload;
+    reload = reload && mq_auth_reload_due(p->env.auth, p->env.loop->now_ms);
+    uint32_t kept = 0;
     for (uint32_t i = 0; i < n; i++) { /* (a CONNECT that waited once does not wait again) */
-        client_t *cl = p->waiting[i].cl;
-        mq_conn_link(p->env.loop, &cl->conn);
-        mq_proto_on_handoff(p, &cl->conn); /* its CONNECT again, from the bytes it kept */
+        mq_waiting_t w = p->waiting[i];
+        if ((reload && w.reload) || waits_in(p->waiting, kept, w.h)) {
+            w.reload = true; /* behind one that waits for the reload, it waits for it too */
+            p->waiting[kept++] = w;
+            continue;
+        }
+        mq_conn_link(p->env.loop, &w.cl->conn);
+        mq_proto_on_handoff(p, &w.cl->conn); /* its CONNECT again, from the bytes it kept */
     }
-    memmove(p->waiting, p->waiting + n, (p->n_waiting - n) * sizeof(*p->waiting));
-    p->n_waiting -= n;
+    memmove(p->waiting + kept, p->waiting + n, (p->n_waiting - n) * sizeof(*p->waiting));
+    p->n_waiting -= n - kept;
 }
 
 void mq_proto_on_accept(mq_proto_t *p, mq_conn_t *c)
