@@ -114,6 +114,7 @@ typedef struct broker {
     mq_config_t cfg;
     sigset_t signals; /* taken synchronously by the control loop */
     int sigfd;        /* a signalfd of 'signals': the control loop sees them pending; -1 */
+    int sigfd_errno;  /* why there is none */
     mq_logging_t *logging;
     bool wrote_pid_file;
     double start_s; /* monotonic time the server started */
@@ -197,6 +198,7 @@ static int start_process(broker_t *b, const cli_t *cli)
     sigaddset(&b->signals, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &b->signals, NULL);
     b->sigfd = signalfd(-1, &b->signals, SFD_CLOEXEC); /* -1: sigtimedwait alone */
+    b->sigfd_errno = b->sigfd < 0 ? errno : 0;
     signal(SIGPIPE, SIG_IGN);
     /* a file over RLIMIT_FSIZE (ulimit -f) fails its write with EFBIG, handled as a full disk
      * is (the snapshot keeps its previous copy), instead of killing the broker */
@@ -247,6 +249,11 @@ static int start_broker(broker_t *b, const cli_t *cli)
     mq_config_server_opts(cfg, &opts);
     opts.auth = mq_security_load(cfg, err, sizeof(err)); /* password_file, acl_file */
     opts.reload_signal = b->sigfd >= 0 ? SIGHUP : 0;     /* see wait_signal */
+    if (b->sigfd < 0)
+        MQ_LOG(MQ_LOG_WARN,
+               "Warning: signalfd: %s; a CONNECT that comes during a SIGHUP "
+               "reload may meet the previous rules.",
+               strerror(b->sigfd_errno));
     if (opts.auth == NULL) {
         MQ_LOG(MQ_LOG_ERROR, "Error: %s", err);
         return -1;
